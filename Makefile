@@ -1,0 +1,37 @@
+# bitrun build, test and demo targets. `make test` and `make demo` install what
+# they need (scripts/setup.sh) and work on a fresh Debian machine.
+GO       ?= go
+BIN      := bin/bitrun
+ORT_LIB  := $(CURDIR)/third_party/onnxruntime/libonnxruntime.so
+export BITRUN_ORT_LIB ?= $(ORT_LIB)
+# Packages whose tests run under the race detector (concurrency lives there).
+RACE_PKGS := ./nn/... ./runtime/... ./zoo/... ./serve/...
+FUZZTIME  ?= 10s
+
+.PHONY: setup build test test-long race fuzz bench demo clean
+
+setup:
+	@scripts/setup.sh
+
+build:
+	$(GO) build -o $(BIN) ./cmd/bitrun
+
+test: setup
+	$(GO) vet ./...
+	CGO_ENABLED=0 $(GO) build ./...
+	BITRUN_REQUIRE_ORT=1 $(GO) test -short -count=1 ./...
+	BITRUN_REQUIRE_ORT=1 $(GO) test -short -count=1 -race $(shell $(GO) list $(RACE_PKGS) 2>/dev/null)
+
+# Long tests: full-size exports and real-data training checks.
+test-long: setup
+	BITRUN_REQUIRE_ORT=1 $(GO) test -count=1 -timeout 60m ./...
+
+fuzz:
+	@for t in $$($(GO) test -list '^Fuzz' ./model/ | grep ^Fuzz); do \
+		$(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) ./model/ || exit 1; done
+
+bench: setup
+	$(GO) test -run '^$$' -bench . -benchtime 3x -count 5 ./nn/ ./model/
+
+clean:
+	rm -rf bin

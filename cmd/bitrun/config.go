@@ -1,0 +1,138 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"github.com/spf13/viper"
+)
+
+// cfg is the process-wide configuration: flags > BITRUN_* env > config file > defaults.
+var cfg = viper.New()
+
+// configKey is one configuration key bound to a flag and an environment variable.
+type configKey struct {
+	key  string // viper key, e.g. "zoo.cache_dir"
+	flag string // flag name on the commands that take it
+	env  string // environment variable
+}
+
+var configKeys = map[string]configKey{}
+
+// bindKey declares that flag (already defined on cmd) sets key. The environment
+// variable is BITRUN_ + the key upper-cased with dots as underscores.
+func bindKey(cmd *cobra.Command, key, flag string) {
+	env := "BITRUN_" + strings.ToUpper(strings.NewReplacer(".", "_", "-", "_").Replace(key))
+	configKeys[key] = configKey{key: key, flag: flag, env: env}
+	f := cmd.Flags().Lookup(flag)
+	if f == nil {
+		f = cmd.PersistentFlags().Lookup(flag)
+	}
+	if f == nil {
+		panic("bindKey: no flag " + flag + " on " + cmd.Name())
+	}
+	cfg.SetDefault(key, f.DefValue)
+	_ = cfg.BindEnv(key, env)
+	// Bind the flag of the command actually run in loadConfig: one key may be
+	// bound to flags of several commands.
+	flagBindings[key] = append(flagBindings[key], flagBinding{cmd: cmd, flag: f})
+}
+
+type flagBinding struct {
+	cmd  *cobra.Command
+	flag *pflag.Flag
+}
+
+var flagBindings = map[string][]flagBinding{}
+
+func loadConfig(cmd *cobra.Command) error {
+	for key, bs := range flagBindings {
+		for _, b := range bs {
+			if b.cmd == cmd {
+				if err := cfg.BindPFlag(key, b.flag); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	path, _ := cmd.Flags().GetString("config")
+	explicit := path != ""
+	if !explicit {
+		path = os.Getenv("BITRUN_CONFIG")
+		explicit = path != ""
+	}
+	if !explicit {
+		if dir, err := os.UserConfigDir(); err == nil {
+			path = filepath.Join(dir, "bitrun", "config.yaml")
+		}
+	}
+	if path == "" {
+		return nil
+	}
+	cfg.SetConfigFile(path)
+	if err := cfg.ReadInConfig(); err != nil {
+		var notFound viper.ConfigFileNotFoundError
+		if !explicit && (errors.As(err, &notFound) || errors.Is(err, os.ErrNotExist) || os.IsNotExist(errors.Unwrap(err))) {
+			return nil
+		}
+		if _, statErr := os.Stat(path); !explicit && os.IsNotExist(statErr) {
+			return nil
+		}
+		return fmt.Errorf("config: reading %s: %w", path, err)
+	}
+	return nil
+}
+
+// configSource tells where the effective value of key came from.
+func configSource(cmd *cobra.Command, key string) string {
+	k := configKeys[key]
+	for _, b := range flagBindings[key] {
+		if b.cmd == cmd && b.flag.Changed {
+			return "flag --" + k.flag
+		}
+	}
+	if _, ok := os.LookupEnv(k.env); ok {
+		return "env " + k.env
+	}
+	if cfg.InConfig(key) {
+		return "config " + cfg.ConfigFileUsed()
+	}
+	return "default"
+}
+
+func init() {
+	register(func() *cobra.Command {
+		c := &cobra.Command{Use: "config", Short: "Show the effective configuration"}
+		c.AddCommand(&cobra.Command{
+			Use:   "show",
+			Short: "Print every configuration key, its value and where it came from",
+			Args:  cobra.NoArgs,
+			RunE: func(cmd *cobra.Command, _ []string) error {
+				keys := make([]string, 0, len(configKeys))
+				for k := range configKeys {
+					keys = append(keys, k)
+				}
+				sort.Strings(keys)
+				out := cmd.OutOrStdout()
+				for _, k := range keys {
+					fmt.Fprintf(out, "%-24s %-40v (%s; env %s)\n", k, cfg.Get(k), configSource(cmd, k), configKeys[k].env)
+				}
+				return nil
+			},
+		})
+		return c
+	})
+}
+
+func isCobraArgError(err error) bool {
+	msg := err.Error()
+	return strings.Contains(msg, "unknown command") || strings.Contains(msg, "accepts ") ||
+		strings.Contains(msg, "requires at least") || strings.Contains(msg, "unknown flag") ||
+		strings.Contains(msg, "required flag")
+}

@@ -1,0 +1,82 @@
+// Command bitrun is the CLI over bitrun: model zoo, export, inference,
+// evaluation, training, fine-tuning and serving of BiT image classifiers.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+)
+
+// Exit codes.
+const (
+	exitOK          = 0
+	exitFailure     = 1
+	exitUsage       = 2
+	exitInterrupted = 130
+)
+
+// usageError marks errors caused by bad flags or arguments: only those print usage.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+func usagef(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
+
+// commands registered by the files of this package (one file per command group).
+var commands []func() *cobra.Command
+
+func register(f func() *cobra.Command) { commands = append(commands, f) }
+
+func newRoot() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "bitrun",
+		Short:         "Fine-tune, export and serve BiT (Big Transfer) image classifiers from Go",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
+			return loadConfig(cmd)
+		},
+	}
+	root.PersistentFlags().String("config", "", "config file (default: $XDG_CONFIG_HOME/bitrun/config.yaml if present)")
+	root.PersistentFlags().String("log-level", "info", "log level: debug, info, warn, error")
+	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error { return usageError{err} })
+	for _, f := range commands {
+		root.AddCommand(f())
+	}
+	return root
+}
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+func run(args []string) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	root := newRoot()
+	root.SetArgs(args)
+	cmd, err := root.ExecuteContextC(ctx)
+	if err == nil {
+		return exitOK
+	}
+	fmt.Fprintln(os.Stderr, "bitrun:", err)
+	var ue usageError
+	switch {
+	case errors.As(err, &ue) || isCobraArgError(err):
+		if cmd != nil {
+			fmt.Fprintln(os.Stderr)
+			fmt.Fprint(os.Stderr, cmd.UsageString())
+		}
+		return exitUsage
+	case errors.Is(err, context.Canceled) || ctx.Err() != nil:
+		return exitInterrupted
+	}
+	return exitFailure
+}

@@ -1,0 +1,50 @@
+package main
+
+import (
+	"fmt"
+	"runtime/debug"
+
+	"github.com/bitrun/bitrun/nn"
+	"github.com/spf13/cobra"
+)
+
+// versionLines are extra "name: value" lines other files add to `bitrun version`
+// (for example the ONNX Runtime version).
+var versionLines []func() (string, string)
+
+func buildVersion() (version, commit string) {
+	version, commit = "(devel)", "unknown"
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return
+	}
+	if info.Main.Version != "" {
+		version = info.Main.Version
+	}
+	for _, s := range info.Settings {
+		if s.Key == "vcs.revision" {
+			commit = s.Value
+		}
+	}
+	return
+}
+
+func init() {
+	register(func() *cobra.Command {
+		return &cobra.Command{
+			Use:   "version",
+			Short: "Print the bitrun version, commit, GEMM backend and ONNX Runtime version",
+			Args:  cobra.NoArgs,
+			RunE: func(cmd *cobra.Command, _ []string) error {
+				v, c := buildVersion()
+				out := cmd.OutOrStdout()
+				fmt.Fprintf(out, "bitrun: %s\ncommit: %s\ngemm: %s\n", v, c, nn.Backend().Name())
+				for _, f := range versionLines {
+					k, val := f()
+					fmt.Fprintf(out, "%s: %s\n", k, val)
+				}
+				return nil
+			},
+		}
+	})
+}

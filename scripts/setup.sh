@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs what bitrun's build, tests and demo need on a Debian machine:
+# OpenBLAS (loaded at run time), the Fashion-MNIST dataset package, npm (for
+# the ONNX Runtime library), Go modules and the ONNX Runtime library itself.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+need=()
+[ -e /usr/lib/x86_64-linux-gnu/libopenblas.so.0 ] || [ -e /usr/lib/aarch64-linux-gnu/libopenblas.so.0 ] || need+=(libopenblas-dev)
+[ -d /usr/share/datasets/fashion-mnist ] || need+=(dataset-fashion-mnist)
+command -v npm >/dev/null || need+=(npm)
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "setup: installing ${need[*]}" >&2
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+  else
+    echo "setup: please install the Debian packages: ${need[*]}" >&2
+    exit 1
+  fi
+fi
+(cd "$root" && go mod download)
+"$root/scripts/install-ort.sh"
