@@ -1,0 +1,37 @@
+// Package data decodes images, turns them into model input tensors the way BiT
+// does, and opens labelled image datasets.
+//
+// # Decoding
+//
+// Decode reads JPEG, PNG, GIF (first frame), BMP and WebP. It is meant for
+// untrusted input: the encoded size is capped (see MaxEncodedBytes), the pixel
+// count is read with the format's DecodeConfig and checked against a cap
+// BEFORE any pixel buffer is allocated, and third-party decoder panics are
+// turned into errors. Every such error wraps ErrBadImage. JPEG EXIF
+// orientation (tags 1-8) is applied; corrupt EXIF data is ignored.
+//
+// Decode returns one of three concrete types so that preprocessing can take
+// fast paths: *image.Gray (grayscale sources, including 16-bit ones, which are
+// reduced to 8 bits), *image.YCbCr (ordinary colour JPEGs without rotation) or
+// *image.RGBA (everything else). Transparent pixels are composited over WHITE,
+// so the *image.RGBA result is always opaque.
+//
+// # Preprocessing
+//
+// EvalTensor and TrainTensor implement BiT's preprocessing: a square bilinear
+// resize that does not keep the aspect ratio (plus, for training, a random
+// crop and a random horizontal flip), then a per-channel affine map (Norm;
+// BiTNorm maps [0,255] to [-1,1]). The resize is plain bilinear without
+// antialiasing, with half-pixel centres, like tf.image.resize(method=bilinear,
+// antialias=False) and PyTorch's align_corners=False: output pixel x samples
+// the source at (x+0.5)*in/out - 0.5, clamped to the image. Output is CHW
+// float32 written into a caller-owned slice; no pixel buffer is allocated per
+// call.
+//
+// # Datasets
+//
+// Open reads a folder of IDX files (MNIST / Fashion-MNIST layout) or a folder
+// of images with one sub-folder per class. Subset, Shuffled and PerClass
+// select examples deterministically; Batch fills a whole batch tensor using
+// all cores.
+package data
