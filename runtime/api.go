@@ -1,11 +1,18 @@
 package runtime
 
-// API contract for running ONNX models through ONNX Runtime (filled in by the
-// runtime work; bodies may move to other files of this package).
+// API for running ONNX models through ONNX Runtime. All native code lives in
+// internal/ort; this package adds option handling, input checks, provider
+// fallback and goroutine safety.
 
 import (
 	"context"
 	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+
+	"github.com/bitrun/bitrun/internal/ort"
 )
 
 // ErrUnavailable is wrapped when the ONNX Runtime library cannot be loaded.
@@ -13,6 +20,20 @@ var ErrUnavailable = errors.New("runtime: ONNX Runtime unavailable")
 
 // ErrBadInput is wrapped when an input tensor does not fit the model.
 var ErrBadInput = errors.New("runtime: bad input")
+
+// ErrUnsupported is wrapped when a model cannot be served by a Predictor
+// (not exactly one float32 tensor input, or non-float32 outputs).
+var ErrUnsupported = errors.New("runtime: unsupported model")
+
+// ErrClosed is returned by Run after Close.
+var ErrClosed = errors.New("runtime: predictor closed")
+
+// Execution providers accepted in Options.Provider.
+const (
+	ProviderCPU  = "cpu"
+	ProviderCUDA = "cuda"
+	ProviderAuto = "auto"
+)
 
 // Options configures a Predictor. The zero value is usable: library path from
 // BITRUN_ORT_LIB or the default install location, provider "cpu", ORT's
@@ -22,7 +43,15 @@ type Options struct {
 	Provider     string // "cpu", "cuda" or "auto"
 	IntraThreads int    // 0 = ORT default
 	InterThreads int
+	// CUDADevice is the GPU ordinal for "cuda" and "auto".
+	CUDADevice int
+	// Logger receives the provider fallback reason and load details; nil
+	// discards them.
+	Logger *slog.Logger
 }
+
+// DefaultOptions returns the zero Options with the provider spelled out.
+func DefaultOptions() Options { return Options{Provider: ProviderCPU} }
 
 // Info describes a model's input, outputs and bitrun metadata.
 type Info struct {
@@ -30,6 +59,10 @@ type Info struct {
 	Shape    []int64           // input shape, -1 for dynamic dims
 	Outputs  []string          // output names
 	Metadata map[string]string // metadata_props (custom metadata map)
+	// Provider is the execution provider the session runs on ("cpu" or "cuda").
+	Provider string
+	// Path is the model file.
+	Path string
 }
 
 // Output is one named output tensor.
@@ -39,21 +72,178 @@ type Output struct {
 }
 
 // Predictor runs one ONNX model; safe for concurrent use.
-type Predictor struct{}
+//
+// One ONNX Runtime session is shared by every goroutine: ORT's Run is
+// thread-safe, and a shared session keeps one copy of the weights and one
+// intra-op thread pool, so concurrent callers divide the cores instead of
+// oversubscribing them (see BenchmarkPredictorParallel).
+type Predictor struct {
+	mu   sync.RWMutex // guards sess against Close during Run
+	sess *ort.Session
+	info Info
+}
+
+// loadLibrary loads ONNX Runtime, wrapping failures with ErrUnavailable.
+func loadLibrary(opts Options) (string, error) {
+	v, err := ort.Load(opts.LibraryPath)
+	if err != nil {
+		return "", fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	return v, nil
+}
 
 // Open loads the model at path.
-func Open(path string, opts Options) (*Predictor, error) { panic("TODO") }
+func Open(path string, opts Options) (*Predictor, error) {
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	provider := strings.ToLower(strings.TrimSpace(opts.Provider))
+	if provider == "" {
+		provider = ProviderCPU
+	}
+	switch provider {
+	case ProviderCPU, ProviderCUDA, ProviderAuto:
+	default:
+		return nil, fmt.Errorf("runtime: unknown execution provider %q (want cpu, cuda or auto)", opts.Provider)
+	}
+	if opts.IntraThreads < 0 || opts.InterThreads < 0 {
+		return nil, fmt.Errorf("runtime: thread counts must be >= 0, got intra %d inter %d", opts.IntraThreads, opts.InterThreads)
+	}
+	version, err := loadLibrary(opts)
+	if err != nil {
+		return nil, err
+	}
+	so := ort.SessionOptions{IntraThreads: opts.IntraThreads, InterThreads: opts.InterThreads, CUDADevice: opts.CUDADevice}
+	var sess *ort.Session
+	used := ProviderCPU
+	switch provider {
+	case ProviderCPU:
+		sess, err = ort.NewSession(path, so)
+	case ProviderCUDA:
+		so.CUDA = true
+		sess, err = ort.NewSession(path, so)
+		used = ProviderCUDA
+	case ProviderAuto:
+		so.CUDA = true
+		sess, err = ort.NewSession(path, so)
+		used = ProviderCUDA
+		if err != nil {
+			log.Warn("runtime: CUDA execution provider unavailable, falling back to CPU", "model", path, "reason", err.Error())
+			so.CUDA = false
+			sess, err = ort.NewSession(path, so)
+			used = ProviderCPU
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("runtime: opening %s: %w", path, err)
+	}
+	p := &Predictor{sess: sess}
+	ins, outs := sess.Inputs(), sess.Outputs()
+	if len(ins) != 1 || !ins[0].IsTensor || !ins[0].Float {
+		desc := make([]string, len(ins))
+		for i, in := range ins {
+			desc[i] = fmt.Sprintf("%s %s%v", in.Name, in.ElemType, in.Shape)
+		}
+		return nil, errors.Join(fmt.Errorf("%w: %s: want one float32 tensor input, model has [%s]", ErrUnsupported, path, strings.Join(desc, ", ")), sess.Close())
+	}
+	for _, o := range outs {
+		if !o.IsTensor || !o.Float {
+			return nil, errors.Join(fmt.Errorf("%w: %s: output %q is %s, want float32 tensors", ErrUnsupported, path, o.Name, o.ElemType), sess.Close())
+		}
+	}
+	p.info = Info{Input: ins[0].Name, Shape: ins[0].Shape, Metadata: sess.Metadata(), Provider: used, Path: path}
+	for _, o := range outs {
+		p.info.Outputs = append(p.info.Outputs, o.Name)
+	}
+	log.Debug("runtime: model opened", "model", path, "provider", used, "ort", version,
+		"input", p.info.Input, "shape", p.info.Shape, "outputs", p.info.Outputs)
+	return p, nil
+}
 
-// Info describes the model.
-func (p *Predictor) Info() Info { panic("TODO") }
+// Info describes the model. The returned value is a copy.
+func (p *Predictor) Info() Info {
+	i := p.info
+	i.Shape = append([]int64(nil), p.info.Shape...)
+	i.Outputs = append([]string(nil), p.info.Outputs...)
+	i.Metadata = make(map[string]string, len(p.info.Metadata))
+	for k, v := range p.info.Metadata {
+		i.Metadata[k] = v
+	}
+	return i
+}
+
+// CheckShape reports (wrapping ErrBadInput) whether shape fits the model's
+// input: same rank, every dim positive, fixed dims equal.
+func (p *Predictor) CheckShape(shape []int64) error {
+	want := p.info.Shape
+	if len(shape) != len(want) {
+		return fmt.Errorf("%w: input %q has rank %d, model wants rank %d %v", ErrBadInput, p.info.Input, len(shape), len(want), want)
+	}
+	for i, d := range shape {
+		if d <= 0 {
+			return fmt.Errorf("%w: input %q dim %d is %d, must be positive", ErrBadInput, p.info.Input, i, d)
+		}
+		if want[i] > 0 && d != want[i] {
+			what := fmt.Sprintf("dim %d", i)
+			if len(want) == 4 {
+				what = [4]string{"batch", "channels", "height", "width"}[i]
+			}
+			return fmt.Errorf("%w: input %q %s is %d, model wants %d (shape %v)", ErrBadInput, p.info.Input, what, d, want[i], want)
+		}
+	}
+	return nil
+}
 
 // Run feeds input (shape, e.g. [N,C,H,W]) and returns every output by name.
+// The input slice is read, not kept. Cancelling ctx terminates the run.
 func (p *Predictor) Run(ctx context.Context, input []float32, shape []int64) (map[string]Output, error) {
-	panic("TODO")
+	if err := p.CheckShape(shape); err != nil {
+		return nil, err
+	}
+	n := int64(1)
+	for _, d := range shape {
+		if n > (1<<62)/d {
+			return nil, fmt.Errorf("%w: input shape %v is too large", ErrBadInput, shape)
+		}
+		n *= d
+	}
+	if int64(len(input)) != n {
+		return nil, fmt.Errorf("%w: input has %d values, shape %v needs %d", ErrBadInput, len(input), shape, n)
+	}
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	if p.sess == nil {
+		return nil, ErrClosed
+	}
+	outs, err := p.sess.Run(ctx, input, shape)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("runtime: run: %w", ctx.Err())
+		}
+		return nil, fmt.Errorf("runtime: run: %w", err)
+	}
+	res := make(map[string]Output, len(outs))
+	for _, o := range outs {
+		res[o.Name] = Output{Shape: o.Shape, Data: o.Data}
+	}
+	return res, nil
 }
 
 // Close releases the session; idempotent.
-func (p *Predictor) Close() error { panic("TODO") }
+func (p *Predictor) Close() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.sess == nil {
+		return nil
+	}
+	err := p.sess.Close()
+	p.sess = nil
+	if err != nil {
+		return fmt.Errorf("runtime: %w", err)
+	}
+	return nil
+}
 
 // Version is the loaded ONNX Runtime version, or an error when it cannot be loaded.
-func Version(opts Options) (string, error) { panic("TODO") }
+func Version(opts Options) (string, error) { return loadLibrary(opts) }

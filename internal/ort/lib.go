@@ -1,0 +1,135 @@
+package ort
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// Errors callers branch on.
+var (
+	// ErrNotFound is wrapped when no ONNX Runtime library file can be found or loaded.
+	ErrNotFound = errors.New("ort: onnx runtime library not found")
+	// ErrVersion is wrapped when the loaded library is not ONNX Runtime 1.24.x.
+	ErrVersion = errors.New("ort: unsupported onnx runtime version")
+	// ErrNoCgo is wrapped by every call in a build without cgo.
+	ErrNoCgo = errors.New("ort: built without cgo; rebuild with CGO_ENABLED=1 to use ONNX Runtime")
+	// ErrClosed is wrapped when a closed session is used.
+	ErrClosed = errors.New("ort: session closed")
+)
+
+// EnvLibrary is the environment variable naming the library file.
+const EnvLibrary = "BITRUN_ORT_LIB"
+
+// WantVersion is the ONNX Runtime version prefix onnxruntime_go v1.27.0 needs.
+const WantVersion = "1.24."
+
+// defaultRel is where `make setup` installs the library, relative to the repository root.
+var defaultRel = filepath.Join("third_party", "onnxruntime", "libonnxruntime.so")
+
+// systemName is the name handed to the system loader when no file is found.
+const systemName = "libonnxruntime.so"
+
+// setupHint tells users how to get the library.
+const setupHint = "run `make setup` (or scripts/install-ort.sh) or set " + EnvLibrary + " to the path of libonnxruntime.so"
+
+// Resolve picks the library file to load: explicit, else $BITRUN_ORT_LIB, else
+// the default install location found by walking up from the executable's
+// folder and from the working directory. It returns the chosen path (empty
+// when only the system loader is left) and every place it looked.
+func Resolve(explicit string) (path string, searched []string) {
+	if explicit != "" {
+		return explicit, []string{explicit}
+	}
+	if env := os.Getenv(EnvLibrary); env != "" {
+		return env, []string{env + " ($" + EnvLibrary + ")"}
+	}
+	var bases []string
+	if exe, err := os.Executable(); err == nil {
+		if real, err := filepath.EvalSymlinks(exe); err == nil {
+			exe = real
+		}
+		bases = append(bases, filepath.Dir(exe))
+	}
+	if wd, err := os.Getwd(); err == nil {
+		bases = append(bases, wd)
+	}
+	seen := map[string]bool{}
+	for _, base := range bases {
+		dir := base
+		for range 8 {
+			cand := filepath.Join(dir, defaultRel)
+			if !seen[cand] {
+				seen[cand] = true
+				searched = append(searched, cand)
+				if st, err := os.Stat(cand); err == nil && !st.IsDir() {
+					return cand, searched
+				}
+			}
+			parent := filepath.Dir(dir)
+			if parent == dir {
+				break
+			}
+			dir = parent
+		}
+	}
+	return "", append(searched, systemName+" (system loader)")
+}
+
+// notFound builds the error for a library that cannot be found.
+func notFound(searched []string, cause error) error {
+	looked := strings.Join(searched, ", ")
+	if len(looked) > 600 {
+		looked = looked[:600] + "..."
+	}
+	if cause != nil {
+		return fmt.Errorf("%w (looked in %s): %s: %w", ErrNotFound, looked, setupHint, cause)
+	}
+	return fmt.Errorf("%w (looked in %s): %s", ErrNotFound, looked, setupHint)
+}
+
+// checkFile reports a missing explicit file before anything is loaded.
+func checkFile(path string, searched []string) error {
+	st, err := os.Stat(path)
+	if err != nil {
+		return notFound(searched, err)
+	}
+	if st.IsDir() {
+		return notFound(searched, fmt.Errorf("%s is a directory", path))
+	}
+	return nil
+}
+
+// checkVersion verifies the loaded version string.
+func checkVersion(v string) error {
+	if !strings.HasPrefix(v, WantVersion) {
+		return fmt.Errorf("%w: loaded %q, need %sx (onnxruntime_go v1.27.0): %s", ErrVersion, v, WantVersion, setupHint)
+	}
+	return nil
+}
+
+// IOInfo describes one model input or output.
+type IOInfo struct {
+	Name     string
+	Shape    []int64 // -1 (or any negative) for dynamic dims
+	Float    bool    // element type is float32
+	ElemType string  // element type name, e.g. "float"
+	IsTensor bool
+}
+
+// SessionOptions configures a session.
+type SessionOptions struct {
+	IntraThreads int  // 0 = ORT default
+	InterThreads int  // 0 = ORT default
+	CUDA         bool // append the CUDA execution provider
+	CUDADevice   int
+}
+
+// Tensor is one float32 output.
+type Tensor struct {
+	Name  string
+	Shape []int64
+	Data  []float32
+}
