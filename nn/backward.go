@@ -1,0 +1,292 @@
+package nn
+
+import "fmt"
+
+// Backward kernels. Each takes the upstream gradient dy of an op's output and
+// writes the gradients of its inputs. Gradient outputs that are nil are not
+// computed (a frozen weight, an input that needs no gradient). Input gradients
+// are overwritten; weight gradients are overwritten, or added to when
+// accumulate is set (gradient accumulation over micro-batches). All kernels
+// are deterministic: reductions run in a fixed order whatever the number of
+// cores.
+
+// convChunkFloats bounds the im2col scratch of the weight gradient: images are
+// processed in chunks whose patch matrix holds at most this many values.
+const convChunkFloats = 1 << 22
+
+// Conv2DBackward is the backward of Conv2DInto(y, x, w, stride, pad): from dy
+// [N,O,OH,OW] it writes dx [N,C,H,W] = conv-transpose(dy, w) and dw [O,C,KH,KW]
+// = sum over images and pixels of dy ⊗ patches(x).
+func Conv2DBackward(x, w, dy *Tensor, stride, pad int, dx, dw *Tensor, accumulate bool, a *Arena) {
+	n, c, h, wd := dims4(x)
+	o, ci, kh, kw := dims4(w)
+	oh, ow := ConvOutSize(h, kh, stride, pad), ConvOutSize(wd, kw, stride, pad)
+	if ci != c || !SameShape(dy.Shape, []int{n, o, oh, ow}) ||
+		(dx != nil && !SameShape(dx.Shape, x.Shape)) || (dw != nil && !SameShape(dw.Shape, w.Shape)) {
+		panic(fmt.Sprintf("nn: Conv2DBackward: x %v, w %v, dy %v, dx %v, dw %v", x.Shape, w.Shape, dy.Shape, dx, dw))
+	}
+	g := Backend()
+	pix, kdim := oh*ow, c*kh*kw
+	pointwise := kh == 1 && kw == 1 && stride == 1 && pad == 0
+	if dx != nil {
+		if pointwise {
+			parallelW(n, Workers(), func(_, b int) {
+				g.Sgemm(true, false, c, pix, o, w.Data, c, dy.Data[b*o*pix:][:o*pix], pix, 0, dx.Data[b*c*pix:][:c*pix], pix)
+			})
+		} else {
+			workers := min(Workers(), n)
+			m := a.Mark()
+			col := a.Get(workers * kdim * pix)
+			parallelW(n, workers, func(wk, b int) {
+				cb := col.Data[wk*kdim*pix:][:kdim*pix]
+				g.Sgemm(true, false, kdim, pix, o, w.Data, kdim, dy.Data[b*o*pix:][:o*pix], pix, 0, cb, pix)
+				xb := dx.Data[b*c*h*wd:][:c*h*wd]
+				clear(xb)
+				col2imAdd(cb, pix, c, h, wd, kh, kw, stride, pad, oh, ow, xb)
+			})
+			a.Release(m)
+		}
+	}
+	if dw == nil {
+		return
+	}
+	chunk := max(1, min(n, convChunkFloats/max(1, kdim*pix)))
+	m := a.Mark()
+	defer a.Release(m)
+	col := a.Get(kdim * chunk * pix)
+	dyc := a.Get(o * chunk * pix)
+	for b0 := 0; b0 < n; b0 += chunk {
+		cn := min(chunk, n-b0)
+		ld := cn * pix
+		parallelW(cn, Workers(), func(_, i int) {
+			b := b0 + i
+			im2colInto(x.Data[b*c*h*wd:][:c*h*wd], c, h, wd, kh, kw, stride, pad, oh, ow, col.Data[i*pix:], ld)
+			src := dy.Data[b*o*pix:][:o*pix]
+			for oc := 0; oc < o; oc++ {
+				copy(dyc.Data[oc*ld+i*pix:][:pix], src[oc*pix:(oc+1)*pix])
+			}
+		})
+		beta := float32(0)
+		if accumulate || b0 > 0 {
+			beta = 1
+		}
+		g.Sgemm(false, true, o, kdim, ld, dyc.Data, ld, col.Data, ld, beta, dw.Data, kdim)
+	}
+}
+
+// StandardizeWeightBackward is the backward of StandardizeWeightInto(ws, w,
+// inv): from gs, the gradient with respect to the standardised kernel ws, it
+// writes the gradient with respect to the raw kernel,
+// dw = inv * (gs - mean(gs) - ws * mean(gs*ws)) per output channel.
+func StandardizeWeightBackward(ws *Tensor, inv []float32, gs, dw *Tensor, accumulate bool) {
+	o := ws.Shape[0]
+	per := ws.Len() / o
+	if !SameShape(gs.Shape, ws.Shape) || !SameShape(dw.Shape, ws.Shape) || len(inv) != o {
+		panic(fmt.Sprintf("nn: StandardizeWeightBackward: ws %v, gs %v, dw %v, inv %d", ws.Shape, gs.Shape, dw.Shape, len(inv)))
+	}
+	parallelW(o, Workers(), func(_, i int) {
+		wr, gr, dr := ws.Data[i*per:(i+1)*per], gs.Data[i*per:(i+1)*per], dw.Data[i*per:(i+1)*per]
+		var sg, sgw float64
+		for j, g := range gr {
+			sg += float64(g)
+			sgw += float64(g) * float64(wr[j])
+		}
+		mg, mgw := sg/float64(per), sgw/float64(per)
+		s := float64(inv[i])
+		for j, g := range gr {
+			v := float32(s * (float64(g) - mg - float64(wr[j])*mgw))
+			if accumulate {
+				dr[j] += v
+			} else {
+				dr[j] = v
+			}
+		}
+	})
+}
+
+// GroupNormBackward is the backward of GroupNormInto(y, x, groups, gamma, beta,
+// mean, inv, relu): y is the op's output when relu was applied (the ReLU mask
+// is y > 0) and nil otherwise. It writes dx and the per-channel dgamma, dbeta.
+func GroupNormBackward(x, y *Tensor, groups int, gamma, mean, inv []float32, dy, dx *Tensor, dgamma, dbeta []float32, accumulate bool, a *Arena) {
+	n, c, h, w := dims4(x)
+	if c%groups != 0 || len(gamma) != c || len(mean) != n*groups || len(inv) != n*groups ||
+		!SameShape(dy.Shape, x.Shape) || (y != nil && !SameShape(y.Shape, x.Shape)) ||
+		(dx != nil && !SameShape(dx.Shape, x.Shape)) || (dgamma != nil && len(dgamma) != c) || (dbeta != nil && len(dbeta) != c) {
+		panic(fmt.Sprintf("nn: GroupNormBackward: x %v, y %v, dy %v, dx %v, %d groups", x.Shape, y, dy.Shape, dx, groups))
+	}
+	cpg, hw := c/groups, h*w
+	size := cpg * hw
+	m := a.Mark()
+	defer a.Release(m)
+	// Per-(image, channel) partial sums of dy*xhat and dy, reduced over the
+	// batch in order afterwards so the result does not depend on scheduling.
+	pg, pb := a.Get(n*c), a.Get(n*c)
+	parallelW(n*groups, Workers(), func(_, ng int) {
+		b, g := ng/groups, ng%groups
+		off := ng * size
+		mu, s := mean[ng], inv[ng]
+		var s1, s2 float64 // sums of dxhat and dxhat*xhat over the group
+		for k := 0; k < cpg; k++ {
+			ch := g*cpg + k
+			xs := x.Data[off+k*hw : off+(k+1)*hw]
+			ds := dy.Data[off+k*hw : off+(k+1)*hw]
+			var ys []float32
+			if y != nil {
+				ys = y.Data[off+k*hw : off+(k+1)*hw]
+			}
+			var sdy, sdyx float64
+			for j, d := range ds {
+				if ys != nil && ys[j] <= 0 {
+					continue
+				}
+				xh := (xs[j] - mu) * s
+				sdy += float64(d)
+				sdyx += float64(d) * float64(xh)
+			}
+			pg.Data[b*c+ch], pb.Data[b*c+ch] = float32(sdyx), float32(sdy)
+			s1 += sdy * float64(gamma[ch])
+			s2 += sdyx * float64(gamma[ch])
+		}
+		if dx == nil {
+			return
+		}
+		m1, m2 := float32(s1/float64(size)), float32(s2/float64(size))
+		for k := 0; k < cpg; k++ {
+			ch := g*cpg + k
+			gm := gamma[ch]
+			xs := x.Data[off+k*hw : off+(k+1)*hw]
+			ds := dy.Data[off+k*hw : off+(k+1)*hw]
+			out := dx.Data[off+k*hw : off+(k+1)*hw]
+			var ys []float32
+			if y != nil {
+				ys = y.Data[off+k*hw : off+(k+1)*hw]
+			}
+			for j, d := range ds {
+				if ys != nil && ys[j] <= 0 {
+					d = 0
+				}
+				xh := (xs[j] - mu) * s
+				out[j] = s * (d*gm - m1 - xh*m2)
+			}
+		}
+	})
+	reduce := func(dst []float32, part *Tensor) {
+		if dst == nil {
+			return
+		}
+		for ch := 0; ch < c; ch++ {
+			var t float64
+			for b := 0; b < n; b++ {
+				t += float64(part.Data[b*c+ch])
+			}
+			if accumulate {
+				dst[ch] += float32(t)
+			} else {
+				dst[ch] = float32(t)
+			}
+		}
+	}
+	reduce(dgamma, pg)
+	reduce(dbeta, pb)
+}
+
+// ReLUBackward writes dx = dy where the ReLU output y is positive, else 0.
+// dx may be dy.
+func ReLUBackward(y, dy, dx *Tensor) {
+	if !SameShape(y.Shape, dy.Shape) || !SameShape(dx.Shape, dy.Shape) {
+		panic(fmt.Sprintf("nn: ReLUBackward: y %v, dy %v, dx %v", y.Shape, dy.Shape, dx.Shape))
+	}
+	for i, v := range y.Data {
+		if v > 0 {
+			dx.Data[i] = dy.Data[i]
+		} else {
+			dx.Data[i] = 0
+		}
+	}
+}
+
+// ZeroPadBackward writes into dx [N,C,H,W] the interior of dy [N,C,H+2p,W+2p].
+func ZeroPadBackward(dy *Tensor, p int, dx *Tensor) {
+	n, c, h, w := dims4(dx)
+	oh, ow := h+2*p, w+2*p
+	if !SameShape(dy.Shape, []int{n, c, oh, ow}) {
+		panic(fmt.Sprintf("nn: ZeroPadBackward: dy %v, pad %d, dx %v", dy.Shape, p, dx.Shape))
+	}
+	for nc := 0; nc < n*c; nc++ {
+		for y := 0; y < h; y++ {
+			copy(dx.Data[(nc*h+y)*w:][:w], dy.Data[(nc*oh+y+p)*ow+p:][:w])
+		}
+	}
+}
+
+// MaxPoolBackward is the backward of MaxPoolInto(y, x, k, stride): each output
+// gradient goes to the first maximum of its window (ties to the first in scan
+// order, as in the forward).
+func MaxPoolBackward(x, dy *Tensor, k, stride int, dx *Tensor) {
+	n, c, h, w := dims4(x)
+	oh, ow := ConvOutSize(h, k, stride, 0), ConvOutSize(w, k, stride, 0)
+	if !SameShape(dy.Shape, []int{n, c, oh, ow}) || !SameShape(dx.Shape, x.Shape) {
+		panic(fmt.Sprintf("nn: MaxPoolBackward: x %v, dy %v, dx %v", x.Shape, dy.Shape, dx.Shape))
+	}
+	parallelW(n*c, Workers(), func(_, nc int) {
+		src := x.Data[nc*h*w : (nc+1)*h*w]
+		out := dx.Data[nc*h*w : (nc+1)*h*w]
+		d := dy.Data[nc*oh*ow : (nc+1)*oh*ow]
+		clear(out)
+		for y := 0; y < oh; y++ {
+			for xo := 0; xo < ow; xo++ {
+				out[maxPoolArg(src, w, k, y*stride, xo*stride)] += d[y*ow+xo]
+			}
+		}
+	})
+}
+
+// GlobalAvgPoolBackward spreads dy [N,C] evenly over dx [N,C,H,W].
+func GlobalAvgPoolBackward(dy, dx *Tensor) {
+	n, c, h, w := dims4(dx)
+	if dy.Len() != n*c {
+		panic(fmt.Sprintf("nn: GlobalAvgPoolBackward: dy %v, dx %v", dy.Shape, dx.Shape))
+	}
+	hw := h * w
+	for i := 0; i < n*c; i++ {
+		v := dy.Data[i] / float32(hw)
+		out := dx.Data[i*hw : (i+1)*hw]
+		for j := range out {
+			out[j] = v
+		}
+	}
+}
+
+// LinearBackward is the backward of LinearInto(y, x, w, b): dx = dy·wᵀ,
+// dw = xᵀ·dy, db = column sums of dy.
+func LinearBackward(x, w, dy, dx, dw *Tensor, db []float32, accumulate bool) {
+	n, c := x.Shape[0], x.Shape[1]
+	k := w.Shape[1]
+	if w.Shape[0] != c || dy.Len() != n*k || (dx != nil && dx.Len() != n*c) || (dw != nil && dw.Len() != c*k) || (db != nil && len(db) != k) {
+		panic(fmt.Sprintf("nn: LinearBackward: x %v, w %v, dy %v", x.Shape, w.Shape, dy.Shape))
+	}
+	g := Backend()
+	if dx != nil {
+		g.Sgemm(false, true, n, c, k, dy.Data, k, w.Data, k, 0, dx.Data, c)
+	}
+	beta := float32(0)
+	if accumulate {
+		beta = 1
+	}
+	if dw != nil {
+		g.Sgemm(true, false, c, k, n, x.Data, c, dy.Data, k, beta, dw.Data, k)
+	}
+	if db != nil {
+		for j := 0; j < k; j++ {
+			var s float64
+			for i := 0; i < n; i++ {
+				s += float64(dy.Data[i*k+j])
+			}
+			if accumulate {
+				db[j] += float32(s)
+			} else {
+				db[j] = float32(s)
+			}
+		}
+	}
+}

@@ -1,0 +1,302 @@
+package nn
+
+import (
+	"fmt"
+	"math"
+)
+
+// Training-time forward kernels. They compute what Conv2D, StandardizeWeight,
+// GroupNorm, ZeroPad, MaxPool, GlobalAvgPool and Linear compute, but write
+// into caller-owned tensors (usually from an Arena) and save the statistics
+// the matching backward kernels need.
+
+// Conv2DInto writes the convolution of x [N,C,H,W] with w [O,C,KH,KW] (no bias)
+// into dst [N,O,OH,OW]. Scratch comes from a (nil allocates).
+func Conv2DInto(dst, x, w *Tensor, stride, pad int, a *Arena) {
+	n, c, h, wd := dims4(x)
+	o, ci, kh, kw := dims4(w)
+	oh, ow := ConvOutSize(h, kh, stride, pad), ConvOutSize(wd, kw, stride, pad)
+	if ci != c || !SameShape(dst.Shape, []int{n, o, oh, ow}) {
+		panic(fmt.Sprintf("nn: Conv2DInto: x %v, w %v, dst %v", x.Shape, w.Shape, dst.Shape))
+	}
+	g := Backend()
+	pix, kdim := oh*ow, c*kh*kw
+	if kh == 1 && kw == 1 && stride == 1 && pad == 0 {
+		parallelW(n, Workers(), func(_, b int) {
+			g.Sgemm(false, false, o, pix, c, w.Data, c, x.Data[b*c*pix:][:c*pix], pix, 0, dst.Data[b*o*pix:][:o*pix], pix)
+		})
+		return
+	}
+	workers := min(Workers(), n)
+	m := a.Mark()
+	defer a.Release(m)
+	col := a.Get(workers * kdim * pix)
+	parallelW(n, workers, func(wk, b int) {
+		cb := col.Data[wk*kdim*pix:][:kdim*pix]
+		im2colInto(x.Data[b*c*h*wd:][:c*h*wd], c, h, wd, kh, kw, stride, pad, oh, ow, cb, pix)
+		g.Sgemm(false, false, o, pix, kdim, w.Data, kdim, cb, pix, 0, dst.Data[b*o*pix:][:o*pix], pix)
+	})
+}
+
+// im2colInto writes the patches of one image x [C,H,W] as the rows of col: row
+// (ch*KH+ky)*KW+kx starts at col[row*ld] and holds OH*OW values.
+func im2colInto(x []float32, c, h, w, kh, kw, stride, pad, oh, ow int, col []float32, ld int) {
+	for ch := 0; ch < c; ch++ {
+		plane := x[ch*h*w : (ch+1)*h*w]
+		for ky := 0; ky < kh; ky++ {
+			for kx := 0; kx < kw; kx++ {
+				row := col[((ch*kh+ky)*kw+kx)*ld:][:oh*ow]
+				for y := 0; y < oh; y++ {
+					iy := y*stride - pad + ky
+					dst := row[y*ow : (y+1)*ow]
+					if iy < 0 || iy >= h {
+						clear(dst)
+						continue
+					}
+					src := plane[iy*w : (iy+1)*w]
+					if stride == 1 {
+						lo, hi := pad-kx, w+pad-kx // xo range with a valid ix
+						lo, hi = max(lo, 0), min(hi, ow)
+						if lo >= hi {
+							clear(dst)
+							continue
+						}
+						clear(dst[:lo])
+						copy(dst[lo:hi], src[lo-pad+kx:hi-pad+kx])
+						clear(dst[hi:])
+						continue
+					}
+					for xo := range dst {
+						ix := xo*stride - pad + kx
+						if ix < 0 || ix >= w {
+							dst[xo] = 0
+						} else {
+							dst[xo] = src[ix]
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+// col2imAdd is the adjoint of im2colInto: it adds every patch value of col
+// back to its pixel of dx [C,H,W].
+func col2imAdd(col []float32, ld, c, h, w, kh, kw, stride, pad, oh, ow int, dx []float32) {
+	for ch := 0; ch < c; ch++ {
+		plane := dx[ch*h*w : (ch+1)*h*w]
+		for ky := 0; ky < kh; ky++ {
+			for kx := 0; kx < kw; kx++ {
+				row := col[((ch*kh+ky)*kw+kx)*ld:][:oh*ow]
+				for y := 0; y < oh; y++ {
+					iy := y*stride - pad + ky
+					if iy < 0 || iy >= h {
+						continue
+					}
+					src := row[y*ow : (y+1)*ow]
+					dst := plane[iy*w : (iy+1)*w]
+					for xo, v := range src {
+						ix := xo*stride - pad + kx
+						if ix >= 0 && ix < w {
+							dst[ix] += v
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+// StandardizeWeightInto writes the weight-standardised OIHW kernel w into dst
+// and 1/sqrt(var+WSEpsilon) of each output channel into inv (len O).
+func StandardizeWeightInto(dst, w *Tensor, inv []float32) {
+	o := w.Shape[0]
+	per := w.Len() / o
+	if !SameShape(dst.Shape, w.Shape) || len(inv) != o {
+		panic(fmt.Sprintf("nn: StandardizeWeightInto: w %v, dst %v, inv %d", w.Shape, dst.Shape, len(inv)))
+	}
+	parallelW(o, Workers(), func(_, i int) {
+		src := w.Data[i*per : (i+1)*per]
+		var mean float64
+		for _, v := range src {
+			mean += float64(v)
+		}
+		mean /= float64(per)
+		var variance float64
+		for _, v := range src {
+			d := float64(v) - mean
+			variance += d * d
+		}
+		variance /= float64(per)
+		s := 1 / math.Sqrt(variance+WSEpsilon)
+		inv[i] = float32(s)
+		out := dst.Data[i*per : (i+1)*per]
+		for j, v := range src {
+			out[j] = float32((float64(v) - mean) * s)
+		}
+	})
+}
+
+// GroupNormInto writes GroupNorm(x) (then ReLU when relu is set) into dst and
+// the mean and 1/sqrt(var+GNEpsilon) of each (image, group) into mean and inv
+// (len N*groups).
+func GroupNormInto(dst, x *Tensor, groups int, gamma, beta, mean, inv []float32, relu bool) {
+	n, c, h, w := dims4(x)
+	if c%groups != 0 || len(gamma) != c || len(beta) != c || len(mean) != n*groups || len(inv) != n*groups || !SameShape(dst.Shape, x.Shape) {
+		panic(fmt.Sprintf("nn: GroupNormInto: x %v, %d groups, gamma %d, beta %d, stats %d/%d, dst %v", x.Shape, groups, len(gamma), len(beta), len(mean), len(inv), dst.Shape))
+	}
+	cpg, hw := c/groups, h*w
+	size := cpg * hw
+	parallelW(n*groups, Workers(), func(_, ng int) {
+		g := ng % groups
+		off := ng * size
+		src := x.Data[off : off+size]
+		var mu float64
+		for _, v := range src {
+			mu += float64(v)
+		}
+		mu /= float64(size)
+		var variance float64
+		for _, v := range src {
+			d := float64(v) - mu
+			variance += d * d
+		}
+		variance /= float64(size)
+		s := 1 / math.Sqrt(variance+GNEpsilon)
+		mean[ng], inv[ng] = float32(mu), float32(s)
+		for k := 0; k < cpg; k++ {
+			ch := g*cpg + k
+			scale := float32(s) * gamma[ch]
+			shift := beta[ch] - float32(mu)*scale
+			sp := src[k*hw : (k+1)*hw]
+			dp := dst.Data[off+k*hw : off+(k+1)*hw]
+			if relu {
+				for j, v := range sp {
+					if y := v*scale + shift; y > 0 {
+						dp[j] = y
+					} else {
+						dp[j] = 0
+					}
+				}
+			} else {
+				for j, v := range sp {
+					dp[j] = v*scale + shift
+				}
+			}
+		}
+	})
+}
+
+// ZeroPadInto writes x [N,C,H,W] padded with p zeros on each spatial side into
+// dst [N,C,H+2p,W+2p].
+func ZeroPadInto(dst, x *Tensor, p int) {
+	n, c, h, w := dims4(x)
+	oh, ow := h+2*p, w+2*p
+	if !SameShape(dst.Shape, []int{n, c, oh, ow}) {
+		panic(fmt.Sprintf("nn: ZeroPadInto: x %v, pad %d, dst %v", x.Shape, p, dst.Shape))
+	}
+	clear(dst.Data)
+	for nc := 0; nc < n*c; nc++ {
+		for y := 0; y < h; y++ {
+			copy(dst.Data[(nc*oh+y+p)*ow+p:][:w], x.Data[(nc*h+y)*w:][:w])
+		}
+	}
+}
+
+// MaxPoolInto writes the k×k, stride, unpadded max pool of x into dst.
+func MaxPoolInto(dst, x *Tensor, k, stride int) {
+	n, c, h, w := dims4(x)
+	oh, ow := ConvOutSize(h, k, stride, 0), ConvOutSize(w, k, stride, 0)
+	if !SameShape(dst.Shape, []int{n, c, oh, ow}) {
+		panic(fmt.Sprintf("nn: MaxPoolInto: x %v, k %d, stride %d, dst %v", x.Shape, k, stride, dst.Shape))
+	}
+	parallelW(n*c, Workers(), func(_, nc int) {
+		src := x.Data[nc*h*w : (nc+1)*h*w]
+		out := dst.Data[nc*oh*ow : (nc+1)*oh*ow]
+		for y := 0; y < oh; y++ {
+			for xo := 0; xo < ow; xo++ {
+				out[y*ow+xo] = src[maxPoolArg(src, w, k, y*stride, xo*stride)]
+			}
+		}
+	})
+}
+
+// maxPoolArg is the index in plane (row length w) of the first maximum of the
+// k×k window at (y0, x0), in row-major scan order.
+func maxPoolArg(plane []float32, w, k, y0, x0 int) int {
+	best := y0*w + x0
+	m := plane[best]
+	for ky := 0; ky < k; ky++ {
+		row := (y0+ky)*w + x0
+		for kx := 0; kx < k; kx++ {
+			if v := plane[row+kx]; v > m {
+				m, best = v, row+kx
+			}
+		}
+	}
+	return best
+}
+
+// GlobalAvgPoolInto writes the spatial mean of x [N,C,H,W] into dst [N,C].
+func GlobalAvgPoolInto(dst, x *Tensor) {
+	n, c, h, w := dims4(x)
+	if dst.Len() != n*c {
+		panic(fmt.Sprintf("nn: GlobalAvgPoolInto: x %v, dst %v", x.Shape, dst.Shape))
+	}
+	hw := h * w
+	for i := 0; i < n*c; i++ {
+		var s float64
+		for _, v := range x.Data[i*hw : (i+1)*hw] {
+			s += float64(v)
+		}
+		dst.Data[i] = float32(s / float64(hw))
+	}
+}
+
+// LinearInto writes x [N,C] · w [C,K] + b [K] into dst [N,K].
+func LinearInto(dst, x, w *Tensor, b []float32) {
+	n, c := x.Shape[0], x.Shape[1]
+	k := w.Shape[1]
+	if w.Shape[0] != c || len(b) != k || dst.Len() != n*k {
+		panic(fmt.Sprintf("nn: LinearInto: x %v, w %v, b %d, dst %v", x.Shape, w.Shape, len(b), dst.Shape))
+	}
+	for i := 0; i < n; i++ {
+		copy(dst.Data[i*k:(i+1)*k], b)
+	}
+	Backend().Sgemm(false, false, n, k, c, x.Data, c, w.Data, k, 1, dst.Data, k)
+}
+
+// HWIOToOIHWInto is HWIOToOIHW writing into dst [O,I,H,W].
+func HWIOToOIHWInto(dst, w *Tensor) {
+	kh, kw, ci, co := dims4(w)
+	if !SameShape(dst.Shape, []int{co, ci, kh, kw}) {
+		panic(fmt.Sprintf("nn: HWIOToOIHWInto: w %v, dst %v", w.Shape, dst.Shape))
+	}
+	for y := 0; y < kh; y++ {
+		for x := 0; x < kw; x++ {
+			for i := 0; i < ci; i++ {
+				src := w.Data[((y*kw+x)*ci+i)*co:][:co]
+				for o, v := range src {
+					dst.Data[((o*ci+i)*kh+y)*kw+x] = v
+				}
+			}
+		}
+	}
+}
+
+// OIHWToHWIOInto is OIHWToHWIO writing into dst [H,W,I,O].
+func OIHWToHWIOInto(dst, w *Tensor) {
+	co, ci, kh, kw := dims4(w)
+	if !SameShape(dst.Shape, []int{kh, kw, ci, co}) {
+		panic(fmt.Sprintf("nn: OIHWToHWIOInto: w %v, dst %v", w.Shape, dst.Shape))
+	}
+	for o := 0; o < co; o++ {
+		for i := 0; i < ci; i++ {
+			for y := 0; y < kh; y++ {
+				for x := 0; x < kw; x++ {
+					dst.Data[((y*kw+x)*ci+i)*co+o] = w.Data[((o*ci+i)*kh+y)*kw+x]
+				}
+			}
+		}
+	}
+}

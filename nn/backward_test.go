@@ -1,0 +1,244 @@
+package nn_test
+
+// Gradient checks. Method: every op's analytic float32 backward is compared
+// with central finite differences (eps 1e-6) of an independent float64
+// reference forward (internal/gradcheck) on the same random inputs, with the
+// scalar loss L = Σ r ⊙ op(inputs) for a random upstream r (so dy = r). The
+// acceptance bound is relative error ‖analytic − numeric‖₂ / max(‖·‖₂) < 1e-3.
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/bitrun/bitrun/internal/gradcheck"
+	"github.com/bitrun/bitrun/nn"
+)
+
+const (
+	fdEps  = 1e-6
+	maxRel = 1e-3
+)
+
+func randT(rng *rand.Rand, scale float32, shape ...int) *nn.Tensor {
+	t := nn.New(shape...)
+	for i := range t.Data {
+		t.Data[i] = scale * float32(rng.NormFloat64())
+	}
+	return t
+}
+
+func f64(t []float32) []float64 {
+	out := make([]float64, len(t))
+	for i, v := range t {
+		out[i] = float64(v)
+	}
+	return out
+}
+
+// numeric differentiates f with respect to every element of vals.
+func numeric(vals []float64, f func() float64) []float64 {
+	out := make([]float64, len(vals))
+	for i := range vals {
+		out[i] = gradcheck.Central(f, &vals[i], fdEps)
+	}
+	return out
+}
+
+func checkGrad(t *testing.T, what string, analytic []float32, num []float64) {
+	t.Helper()
+	if len(analytic) != len(num) {
+		t.Fatalf("%s: %d analytic values, %d numeric", what, len(analytic), len(num))
+	}
+	e := gradcheck.RelErr(analytic, num)
+	if e >= maxRel || math.IsNaN(e) {
+		t.Errorf("%s: relative error %.3g >= %g", what, e, maxRel)
+	}
+	var norm float64
+	for _, v := range num {
+		norm += v * v
+	}
+	if norm == 0 {
+		t.Errorf("%s: numeric gradient is all zero: the check tests nothing", what)
+	}
+}
+
+func checkClose(t *testing.T, what string, got []float32, want []float64, tol float64) {
+	t.Helper()
+	for i := range want {
+		if d := math.Abs(float64(got[i]) - want[i]); d > tol*(1+math.Abs(want[i])) {
+			t.Fatalf("%s[%d] = %g, want %g", what, i, got[i], want[i])
+		}
+	}
+}
+
+func TestConv2DGrad(t *testing.T) {
+	cases := []struct{ n, c, h, w, o, k, stride, pad int }{
+		{2, 3, 7, 6, 4, 3, 1, 1},
+		{2, 3, 8, 8, 4, 3, 2, 1},
+		{2, 5, 5, 5, 3, 1, 1, 0},
+		{2, 5, 6, 6, 3, 1, 2, 0},
+		{1, 3, 11, 11, 2, 7, 2, 3}, // the root conv
+	}
+	for _, tc := range cases {
+		t.Run(fmt.Sprintf("k%ds%dp%d", tc.k, tc.stride, tc.pad), func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(1, uint64(tc.k*10+tc.stride)))
+			x := randT(rng, 1, tc.n, tc.c, tc.h, tc.w)
+			w := randT(rng, 0.5, tc.o, tc.c, tc.k, tc.k)
+			oh, ow := nn.ConvOutSize(tc.h, tc.k, tc.stride, tc.pad), nn.ConvOutSize(tc.w, tc.k, tc.stride, tc.pad)
+			y := nn.New(tc.n, tc.o, oh, ow)
+			var arena nn.Arena
+			nn.Conv2DInto(y, x, w, tc.stride, tc.pad, &arena)
+			ref := nn.Conv2D(x, w, tc.stride, tc.pad)
+			checkClose(t, "Conv2DInto vs Conv2D", y.Data, f64(ref.Data), 1e-5)
+
+			r := randT(rng, 1, y.Shape...)
+			dx, dw := nn.New(x.Shape...), nn.New(w.Shape...)
+			nn.Conv2DBackward(x, w, r, tc.stride, tc.pad, dx, dw, false, &arena)
+
+			x64, w64, r64 := gradcheck.From(x), gradcheck.From(w), f64(r.Data)
+			loss := func() float64 { return gradcheck.Dot(gradcheck.Conv(x64, w64, tc.stride, tc.pad), r64) }
+			checkClose(t, "Conv2DInto vs reference", y.Data, gradcheck.Conv(x64, w64, tc.stride, tc.pad).Data, 1e-4)
+			checkGrad(t, "dx", dx.Data, numeric(x64.Data, loss))
+			checkGrad(t, "dw", dw.Data, numeric(w64.Data, loss))
+
+			// accumulate adds to what is there; dx nil skips the input gradient.
+			acc := dw.Clone()
+			nn.Conv2DBackward(x, w, r, tc.stride, tc.pad, nil, acc, true, &arena)
+			for i := range acc.Data {
+				if math.Abs(float64(acc.Data[i]-2*dw.Data[i])) > 1e-4*(1+math.Abs(float64(dw.Data[i]))) {
+					t.Fatalf("accumulate: dw[%d] = %g, want %g", i, acc.Data[i], 2*dw.Data[i])
+				}
+			}
+		})
+	}
+}
+
+func TestStandardizeWeightGrad(t *testing.T) {
+	rng := rand.New(rand.NewPCG(2, 2))
+	w := randT(rng, 0.3, 4, 3, 3, 3)
+	for i := range w.Data {
+		w.Data[i] += 0.1 // a non-zero mean per channel
+	}
+	ws, inv := nn.New(w.Shape...), make([]float32, 4)
+	nn.StandardizeWeightInto(ws, w, inv)
+	checkClose(t, "StandardizeWeightInto vs StandardizeWeight", ws.Data, f64(nn.StandardizeWeight(w).Data), 1e-6)
+	r := randT(rng, 1, w.Shape...)
+	dw := nn.New(w.Shape...)
+	nn.StandardizeWeightBackward(ws, inv, r, dw, false)
+	w64, r64 := gradcheck.From(w), f64(r.Data)
+	loss := func() float64 { return gradcheck.Dot(gradcheck.Standardize(w64), r64) }
+	checkGrad(t, "dw", dw.Data, numeric(w64.Data, loss))
+}
+
+func TestGroupNormGrad(t *testing.T) {
+	for _, relu := range []bool{false, true} {
+		t.Run(fmt.Sprintf("relu=%v", relu), func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(3, 3))
+			const n, c, h, w, groups = 2, 8, 3, 4, 4
+			x := randT(rng, 2, n, c, h, w)
+			for i := range x.Data {
+				x.Data[i] += 0.5
+			}
+			gamma, beta := randT(rng, 1, c), randT(rng, 0.5, c)
+			y := nn.New(x.Shape...)
+			mean, inv := make([]float32, n*groups), make([]float32, n*groups)
+			var arena nn.Arena
+			nn.GroupNormInto(y, x, groups, gamma.Data, beta.Data, mean, inv, relu)
+			ref := nn.GroupNorm(x, groups, gamma.Data, beta.Data)
+			if relu {
+				nn.ReLUInPlace(ref)
+			}
+			checkClose(t, "GroupNormInto vs GroupNorm", y.Data, f64(ref.Data), 1e-5)
+
+			r := randT(rng, 1, x.Shape...)
+			dx, dg, db := nn.New(x.Shape...), make([]float32, c), make([]float32, c)
+			var yy *nn.Tensor
+			if relu {
+				yy = y
+			}
+			nn.GroupNormBackward(x, yy, groups, gamma.Data, mean, inv, r, dx, dg, db, false, &arena)
+
+			x64, g64, b64, r64 := gradcheck.From(x), f64(gamma.Data), f64(beta.Data), f64(r.Data)
+			loss := func() float64 {
+				o := gradcheck.GroupNorm(x64, groups, g64, b64)
+				if relu {
+					o = gradcheck.ReLU(o)
+				}
+				return gradcheck.Dot(o, r64)
+			}
+			checkGrad(t, "dx", dx.Data, numeric(x64.Data, loss))
+			checkGrad(t, "dgamma", dg, numeric(g64, loss))
+			checkGrad(t, "dbeta", db, numeric(b64, loss))
+		})
+	}
+}
+
+func TestReLUGrad(t *testing.T) {
+	rng := rand.New(rand.NewPCG(4, 4))
+	x := randT(rng, 1, 2, 3, 4, 4)
+	y := nn.ReLUInPlace(x.Clone())
+	r := randT(rng, 1, x.Shape...)
+	dx := nn.New(x.Shape...)
+	nn.ReLUBackward(y, r, dx)
+	x64, r64 := gradcheck.From(x), f64(r.Data)
+	checkGrad(t, "dx", dx.Data, numeric(x64.Data, func() float64 { return gradcheck.Dot(gradcheck.ReLU(x64), r64) }))
+}
+
+// TestRootPadPoolGrad checks zero pad and max pool alone and composed as in
+// the BiT root (pad 1, then 3×3 stride-2 pool; the padding zeros win where the
+// conv output is negative).
+func TestRootPadPoolGrad(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 5))
+	x := randT(rng, 1, 2, 3, 8, 8)
+	var arena nn.Arena
+	p := nn.New(2, 3, 10, 10)
+	nn.ZeroPadInto(p, x, 1)
+	checkClose(t, "ZeroPadInto vs ZeroPad", p.Data, f64(nn.ZeroPad(x, 1).Data), 0)
+	y := nn.New(2, 3, 4, 4)
+	nn.MaxPoolInto(y, p, 3, 2)
+	checkClose(t, "MaxPoolInto vs MaxPool", y.Data, f64(nn.MaxPool(p, 3, 2).Data), 0)
+	r := randT(rng, 1, y.Shape...)
+	dp, dx := nn.New(p.Shape...), nn.New(x.Shape...)
+	nn.MaxPoolBackward(p, r, 3, 2, dp)
+	nn.ZeroPadBackward(dp, 1, dx)
+	x64, r64 := gradcheck.From(x), f64(r.Data)
+	checkGrad(t, "pad+pool dx", dx.Data, numeric(x64.Data, func() float64 {
+		return gradcheck.Dot(gradcheck.MaxPool(gradcheck.ZeroPad(x64, 1), 3, 2), r64)
+	}))
+
+	// Each op alone.
+	rp := randT(rng, 1, p.Shape...)
+	nn.ZeroPadBackward(rp, 1, dx)
+	checkGrad(t, "pad dx", dx.Data, numeric(x64.Data, func() float64 { return gradcheck.Dot(gradcheck.ZeroPad(x64, 1), f64(rp.Data)) }))
+	q := randT(rng, 1, 2, 3, 7, 7)
+	rq := randT(rng, 1, 2, 3, 3, 3)
+	dq := nn.New(q.Shape...)
+	nn.MaxPoolBackward(q, rq, 3, 2, dq)
+	q64 := gradcheck.From(q)
+	checkGrad(t, "pool dx", dq.Data, numeric(q64.Data, func() float64 { return gradcheck.Dot(gradcheck.MaxPool(q64, 3, 2), f64(rq.Data)) }))
+	_ = arena
+}
+
+func TestGlobalAvgPoolLinearGrad(t *testing.T) {
+	rng := rand.New(rand.NewPCG(6, 6))
+	x := randT(rng, 1, 3, 5, 2, 3)
+	f := nn.New(3, 5)
+	nn.GlobalAvgPoolInto(f, x)
+	checkClose(t, "GlobalAvgPoolInto vs GlobalAvgPool", f.Data, f64(nn.GlobalAvgPool(x).Data), 1e-6)
+	w, b := randT(rng, 1, 5, 4), randT(rng, 1, 4)
+	y := nn.New(3, 4)
+	nn.LinearInto(y, f, w, b.Data)
+	checkClose(t, "LinearInto vs Linear", y.Data, f64(nn.Linear(f, w, b.Data).Data), 1e-5)
+	r := randT(rng, 1, 3, 4)
+	df, dw, db := nn.New(3, 5), nn.New(5, 4), make([]float32, 4)
+	nn.LinearBackward(f, w, r, df, dw, db, false)
+	dx := nn.New(x.Shape...)
+	nn.GlobalAvgPoolBackward(df, dx)
+	x64, w64, b64, r64 := gradcheck.From(x), gradcheck.From(w), f64(b.Data), f64(r.Data)
+	loss := func() float64 { return gradcheck.Dot(gradcheck.Linear(gradcheck.GlobalAvgPool(x64), w64, b64), r64) }
+	checkGrad(t, "dx", dx.Data, numeric(x64.Data, loss))
+	checkGrad(t, "dw", dw.Data, numeric(w64.Data, loss))
+	checkGrad(t, "db", db, numeric(b64, loss))
+}
