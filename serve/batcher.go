@@ -1,0 +1,260 @@
+package serve
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/bitrun/bitrun/runtime"
+)
+
+// job is one image (one row of the batch) waiting for the model.
+type job struct {
+	ctx      context.Context
+	x        []float32 // one preprocessed row
+	enqueued time.Time
+	res      chan jobResult // buffered: the worker never blocks on a gone caller
+}
+
+type jobResult struct {
+	out map[string][]float32 // each output's row for this job
+	err error
+}
+
+// batchObserver receives batching events (metrics); nil methods are not called.
+type batchObserver interface {
+	observeQueue(wait time.Duration)
+	observeBatch(size int, run time.Duration, err error)
+	observeDropped()
+}
+
+// runFunc runs one batch: input is n rows of rowSize values, shape its shape.
+type runFunc func(ctx context.Context, input []float32, shape []int64) (map[string]runtime.Output, error)
+
+// batcher groups concurrent jobs into batches: a worker takes the first job,
+// then collects more until maxBatch jobs or until maxDelay after the first
+// job was queued, and runs them in one call. Jobs whose context is done by
+// then are dropped without reaching the model.
+type batcher struct {
+	run      runFunc
+	rowShape []int64 // shape of one row, without the batch dimension
+	rowSize  int
+	maxBatch int
+	fixedN   int // static batch size of the model (rows are zero-padded to it), or 0
+	maxDelay time.Duration
+	obs      func() batchObserver
+
+	queue   chan *job
+	mu      sync.RWMutex // guards closed against sends on a closed queue
+	closed  bool
+	workers sync.WaitGroup
+}
+
+func newBatcher(run runFunc, rowShape []int64, maxBatch, fixedN int, maxDelay time.Duration, maxQueue, workers int, obs func() batchObserver) *batcher {
+	size := 1
+	for _, d := range rowShape {
+		size *= int(d)
+	}
+	b := &batcher{
+		run: run, rowShape: rowShape, rowSize: size, maxBatch: maxBatch, fixedN: fixedN,
+		maxDelay: maxDelay, obs: obs, queue: make(chan *job, maxQueue),
+	}
+	for range workers {
+		b.workers.Add(1)
+		go b.work()
+	}
+	return b
+}
+
+// submit queues one row and waits for its outputs. It fails fast with
+// ErrQueueFull when the queue is full and returns ctx.Err() when ctx ends
+// first (the row is then dropped before it reaches the model, if it has not
+// already).
+func (b *batcher) submit(ctx context.Context, x []float32) (map[string][]float32, error) {
+	if len(x) != b.rowSize {
+		return nil, fmt.Errorf("serve: internal error: row of %d values, want %d", len(x), b.rowSize)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	j := &job{ctx: ctx, x: x, enqueued: time.Now(), res: make(chan jobResult, 1)}
+	b.mu.RLock()
+	if b.closed {
+		b.mu.RUnlock()
+		return nil, ErrClosed
+	}
+	select {
+	case b.queue <- j:
+	default:
+		b.mu.RUnlock()
+		return nil, fmt.Errorf("%w: %d images waiting for this model", ErrQueueFull, cap(b.queue))
+	}
+	b.mu.RUnlock()
+	select {
+	case r := <-j.res:
+		return r.out, r.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// queued is the number of jobs waiting.
+func (b *batcher) queued() int { return len(b.queue) }
+
+// close stops accepting jobs, lets the workers finish every queued job and
+// waits for them. Idempotent.
+func (b *batcher) close() {
+	b.mu.Lock()
+	if !b.closed {
+		b.closed = true
+		close(b.queue)
+	}
+	b.mu.Unlock()
+	b.workers.Wait()
+}
+
+func (b *batcher) work() {
+	defer b.workers.Done()
+	batch := make([]*job, 0, b.maxBatch)
+	var input []float32
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	for {
+		first, ok := <-b.queue
+		if !ok {
+			return
+		}
+		batch = b.admit(batch[:0], first)
+		open := true
+		if wait := time.Until(first.enqueued.Add(b.maxDelay)); wait > 0 {
+			timer.Reset(wait)
+		collect:
+			for len(batch) < b.maxBatch {
+				select {
+				case j, ok := <-b.queue:
+					if !ok {
+						open = false
+						break collect
+					}
+					batch = b.admit(batch, j)
+				case <-timer.C:
+					break collect
+				}
+			}
+			timer.Stop()
+		}
+		// Past the deadline (or none): take whatever is already queued.
+	drain:
+		for open && len(batch) < b.maxBatch {
+			select {
+			case j, ok := <-b.queue:
+				if !ok {
+					break drain
+				}
+				batch = b.admit(batch, j)
+			default:
+				break drain
+			}
+		}
+		if len(batch) > 0 {
+			input = b.runBatch(batch, input)
+		}
+		for i := range batch {
+			batch[i] = nil
+		}
+	}
+}
+
+// admit appends j to batch unless its caller has gone (then j is answered
+// with its context error and never reaches the model).
+func (b *batcher) admit(batch []*job, j *job) []*job {
+	if err := j.ctx.Err(); err != nil {
+		j.res <- jobResult{err: err}
+		if o := b.observer(); o != nil {
+			o.observeDropped()
+		}
+		return batch
+	}
+	if o := b.observer(); o != nil {
+		o.observeQueue(time.Since(j.enqueued))
+	}
+	return append(batch, j)
+}
+
+func (b *batcher) observer() batchObserver {
+	if b.obs == nil {
+		return nil
+	}
+	return b.obs()
+}
+
+// runBatch runs the jobs as one batch and answers each; buf is reused
+// between batches and returned.
+func (b *batcher) runBatch(batch []*job, buf []float32) []float32 {
+	// Callers that left while the batch was forming are dropped here too.
+	live := batch[:0]
+	for _, j := range batch {
+		if err := j.ctx.Err(); err != nil {
+			j.res <- jobResult{err: err}
+			if o := b.observer(); o != nil {
+				o.observeDropped()
+			}
+			continue
+		}
+		live = append(live, j)
+	}
+	batch = live
+	n := len(batch)
+	if n == 0 {
+		return buf
+	}
+	rows := n
+	if b.fixedN > 0 {
+		rows = b.fixedN
+	}
+	if cap(buf) < rows*b.rowSize {
+		buf = make([]float32, rows*b.rowSize)
+	}
+	buf = buf[:rows*b.rowSize]
+	for i, j := range batch {
+		copy(buf[i*b.rowSize:], j.x)
+	}
+	clear(buf[n*b.rowSize:])
+	shape := append([]int64{int64(rows)}, b.rowShape...)
+	start := time.Now()
+	outs, err := b.run(context.Background(), buf, shape)
+	if err == nil {
+		err = checkBatchOutputs(outs, rows)
+	}
+	if o := b.observer(); o != nil {
+		o.observeBatch(n, time.Since(start), err)
+	}
+	for i, j := range batch {
+		if err != nil {
+			j.res <- jobResult{err: err}
+			continue
+		}
+		row := make(map[string][]float32, len(outs))
+		for name, o := range outs {
+			size := len(o.Data) / rows
+			// Copied: the runtime may reuse its output buffers.
+			row[name] = append([]float32(nil), o.Data[i*size:(i+1)*size]...)
+		}
+		j.res <- jobResult{out: row}
+	}
+	return buf
+}
+
+// checkBatchOutputs checks that every output has one row per input row.
+func checkBatchOutputs(outs map[string]runtime.Output, rows int) error {
+	if len(outs) == 0 {
+		return fmt.Errorf("serve: model returned no outputs")
+	}
+	for name, o := range outs {
+		if len(o.Shape) == 0 || o.Shape[0] != int64(rows) || len(o.Data)%rows != 0 {
+			return fmt.Errorf("serve: model output %q has shape %v for a batch of %d", name, o.Shape, rows)
+		}
+	}
+	return nil
+}

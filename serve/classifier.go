@@ -1,0 +1,405 @@
+package serve
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"image"
+	"io"
+	"log/slog"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/bitrun/bitrun/data"
+	"github.com/bitrun/bitrun/runtime"
+)
+
+// Runner runs a model on a batch. *runtime.Predictor is the Runner behind
+// Open; any other implementation (a remote backend, a test double) can be
+// wrapped with New.
+type Runner interface {
+	Info() runtime.Info
+	Run(ctx context.Context, input []float32, shape []int64) (map[string]runtime.Output, error)
+	Close() error
+}
+
+// Options configures a Classifier. The zero value is usable; each zero field
+// takes the default documented beside it.
+type Options struct {
+	Name       string        // model name in URLs; default: file name without extension ("model" for New)
+	MaxBatch   int           // largest batch sent to the model; default 16
+	BatchDelay time.Duration // longest a queued image waits for others to join its batch; default 5ms, negative: no wait
+	MaxQueue   int           // images waiting per model before ErrQueueFull; default 64*MaxBatch (1024)
+	Workers    int           // batches run concurrently; default 1
+	TopK       int           // predictions Classify returns; default 5
+	MaxPixels  int           // pixel cap of ClassifyBytes; default data.DefaultMaxPixels
+	Output     string        // output to score; default "logits" if present, else the first output
+	Runtime    runtime.Options
+	Logger     *slog.Logger // default: discard
+}
+
+// DefaultOptions returns Options with every default filled in.
+func DefaultOptions() Options {
+	return Options{MaxBatch: 16, BatchDelay: 5 * time.Millisecond, MaxQueue: 1024, Workers: 1, TopK: 5, MaxPixels: data.DefaultMaxPixels}
+}
+
+func (o Options) withDefaults() Options {
+	d := DefaultOptions()
+	if o.MaxBatch <= 0 {
+		o.MaxBatch = d.MaxBatch
+	}
+	if o.BatchDelay == 0 {
+		o.BatchDelay = d.BatchDelay
+	}
+	if o.BatchDelay < 0 {
+		o.BatchDelay = 0
+	}
+	if o.MaxQueue <= 0 {
+		o.MaxQueue = 64 * o.MaxBatch
+	}
+	if o.Workers <= 0 {
+		o.Workers = d.Workers
+	}
+	if o.TopK <= 0 {
+		o.TopK = d.TopK
+	}
+	if o.MaxPixels <= 0 {
+		o.MaxPixels = d.MaxPixels
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return o
+}
+
+// Prediction is one class of a top-k answer.
+type Prediction struct {
+	Label string  `json:"label"`
+	Index int     `json:"index"`
+	Score float32 `json:"score"` // softmax probability
+}
+
+// Classifier classifies images with one model, batching concurrent calls
+// dynamically. It is safe for concurrent use. Close releases the model.
+//
+// Resource caveat: every queued image holds its preprocessed tensor
+// (Channels*Resolution² float32s) until its batch runs; MaxQueue bounds that.
+type Classifier struct {
+	name     string
+	path     string
+	sha256   string
+	runner   Runner
+	info     runtime.Info
+	pre      Preprocessing
+	output   string
+	classes  int
+	labels   []string
+	outShape map[string][]int64 // output shapes with the batch dimension as -1
+	opts     Options
+	fixedN   int
+	loadTime time.Duration
+	b        *batcher
+	metrics  atomic.Pointer[modelMetrics]
+	ready    atomic.Bool
+	closeOne sync.Once
+	closeErr error
+}
+
+// Open loads the ONNX model at path with ONNX Runtime, checks its input
+// (NCHW float, square, 1 or 3 channels) and metadata, and warms it with one
+// batch of MaxBatch images before returning. Only local files are loaded.
+func Open(path string, opts Options) (*Classifier, error) {
+	start := time.Now()
+	if strings.Contains(path, "://") {
+		return nil, fmt.Errorf("serve: %s: only local model files are served", path)
+	}
+	sum, err := fileSHA256(path)
+	if err != nil {
+		return nil, err
+	}
+	if opts.Name == "" {
+		opts.Name = ModelName(path)
+	}
+	p, err := runtime.Open(path, opts.Runtime)
+	if err != nil {
+		return nil, fmt.Errorf("serve: opening %s: %w", path, err)
+	}
+	c, err := newClassifier(p, opts, path, sum, start)
+	if err != nil {
+		return nil, errors.Join(err, p.Close())
+	}
+	return c, nil
+}
+
+// New wraps a Runner (already loaded) as a Classifier and warms it with one
+// batch. The Classifier owns r: Close closes it, and so does a failing New.
+func New(r Runner, opts Options) (*Classifier, error) {
+	if opts.Name == "" {
+		opts.Name = "model"
+	}
+	c, err := newClassifier(r, opts, "", "", time.Now())
+	if err != nil {
+		return nil, errors.Join(err, r.Close())
+	}
+	return c, nil
+}
+
+// ModelName derives a model name from a file path: the base name without
+// extension, as used when no name is given.
+func ModelName(path string) string {
+	base := filepath.Base(path)
+	return strings.TrimSuffix(base, filepath.Ext(base))
+}
+
+// ValidName reports whether name may be used as a model name in URLs:
+// 1-128 characters from [A-Za-z0-9._-], not starting with a dot.
+func ValidName(name string) bool {
+	if name == "" || len(name) > 128 || name[0] == '.' {
+		return false
+	}
+	for _, r := range name {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+func newClassifier(r Runner, opts Options, path, sum string, start time.Time) (*Classifier, error) {
+	opts = opts.withDefaults()
+	if !ValidName(opts.Name) {
+		return nil, fmt.Errorf("%w: invalid model name %q (use 1-128 of A-Z a-z 0-9 . _ -)", ErrBadRequest, opts.Name)
+	}
+	info := r.Info()
+	if len(info.Outputs) == 0 {
+		return nil, fmt.Errorf("serve: model has no outputs")
+	}
+	pre, err := modelPreprocessing(info)
+	if err != nil {
+		return nil, err
+	}
+	c := &Classifier{name: opts.Name, path: path, sha256: sum, runner: r, info: info, pre: pre, opts: opts}
+	if n := info.Shape[0]; n > 0 {
+		c.fixedN = int(n)
+		c.opts.MaxBatch = min(c.opts.MaxBatch, c.fixedN)
+	}
+	c.output = opts.Output
+	if c.output == "" {
+		c.output = info.Outputs[0]
+		if slices.Contains(info.Outputs, "logits") {
+			c.output = "logits"
+		}
+	} else if !slices.Contains(info.Outputs, c.output) {
+		return nil, fmt.Errorf("serve: model has no output %q (outputs: %s)", c.output, strings.Join(info.Outputs, ", "))
+	}
+	rowShape := []int64{int64(pre.Channels), int64(pre.Resolution), int64(pre.Resolution)}
+
+	// Warm-up: one full batch of zeros straight through the runner; it also
+	// tells the class count.
+	warm := c.opts.MaxBatch
+	if c.fixedN > 0 {
+		warm = c.fixedN
+	}
+	outs, err := r.Run(context.Background(), make([]float32, warm*pre.Size()), append([]int64{int64(warm)}, rowShape...))
+	if err != nil {
+		return nil, fmt.Errorf("serve: warm-up batch: %w", err)
+	}
+	if err := checkBatchOutputs(outs, warm); err != nil {
+		return nil, fmt.Errorf("serve: warm-up batch: %w", err)
+	}
+	o, ok := outs[c.output]
+	if !ok {
+		return nil, fmt.Errorf("serve: warm-up batch: output %q missing", c.output)
+	}
+	c.outShape = make(map[string][]int64, len(outs))
+	for name, o := range outs {
+		c.outShape[name] = append([]int64{-1}, o.Shape[1:]...)
+	}
+	c.classes = len(o.Data) / warm
+	if c.classes < 1 {
+		return nil, fmt.Errorf("serve: output %q has no classes", c.output)
+	}
+	if c.labels, err = modelLabels(info.Metadata, c.classes); err != nil {
+		return nil, err
+	}
+	c.b = newBatcher(r.Run, rowShape, c.opts.MaxBatch, c.fixedN, c.opts.BatchDelay, c.opts.MaxQueue, c.opts.Workers,
+		func() batchObserver {
+			if m := c.metrics.Load(); m != nil {
+				return m
+			}
+			return nil
+		})
+	c.loadTime = time.Since(start)
+	c.ready.Store(true)
+	opts.Logger.Info("model loaded", "model", c.name, "path", path, "classes", c.classes,
+		"resolution", pre.Resolution, "max_batch", c.opts.MaxBatch, "load_s", c.loadTime.Seconds())
+	return c, nil
+}
+
+func fileSHA256(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", fmt.Errorf("serve: %w", err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", fmt.Errorf("serve: reading %s: %w", path, err)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// Name is the model's name.
+func (c *Classifier) Name() string { return c.name }
+
+// Classes is the number of classes the model scores.
+func (c *Classifier) Classes() int { return c.classes }
+
+// Labels are the class names from the model metadata (nil when absent).
+func (c *Classifier) Labels() []string { return slices.Clone(c.labels) }
+
+// Preprocessing describes how images become model input.
+func (c *Classifier) Preprocessing() Preprocessing { return c.pre }
+
+// Ready reports whether the model is loaded, warmed and not closed.
+func (c *Classifier) Ready() bool { return c.ready.Load() }
+
+// LoadTime is how long loading and warming the model took.
+func (c *Classifier) LoadTime() time.Duration { return c.loadTime }
+
+// Classify returns the top Options.TopK classes of img.
+func (c *Classifier) Classify(ctx context.Context, img image.Image) ([]Prediction, error) {
+	return c.ClassifyTopK(ctx, img, c.opts.TopK)
+}
+
+// ClassifyTopK returns the top k classes of img (all of them when k exceeds
+// the class count), best first; ties go to the lower index.
+func (c *Classifier) ClassifyTopK(ctx context.Context, img image.Image, k int) ([]Prediction, error) {
+	if k <= 0 {
+		return nil, fmt.Errorf("%w: top_k must be positive, got %d", ErrBadRequest, k)
+	}
+	if img == nil {
+		return nil, fmt.Errorf("%w: nil image", ErrBadRequest)
+	}
+	x := make([]float32, c.pre.Size())
+	data.EvalTensor(img, c.pre.Resolution, c.pre.Channels, c.pre.norm, x)
+	out, err := c.infer(ctx, x)
+	if err != nil {
+		return nil, err
+	}
+	return c.topK(out[c.output], k), nil
+}
+
+// ClassifyBytes decodes an encoded image (JPEG, PNG, GIF, BMP, WebP; pixel
+// count capped by Options.MaxPixels before decoding) and classifies it.
+func (c *Classifier) ClassifyBytes(ctx context.Context, b []byte, k int) ([]Prediction, error) {
+	img, err := decodeImage(b, c.opts.MaxPixels)
+	if err != nil {
+		return nil, err
+	}
+	return c.ClassifyTopK(ctx, img, k)
+}
+
+// infer runs one preprocessed row through the batcher.
+func (c *Classifier) infer(ctx context.Context, x []float32) (map[string][]float32, error) {
+	if !c.ready.Load() {
+		return nil, fmt.Errorf("%w: model %s is closed or not loaded", ErrNotReady, c.name)
+	}
+	out, err := c.b.submit(ctx, x)
+	if err != nil {
+		return nil, fmt.Errorf("serve: model %s: %w", c.name, err)
+	}
+	return out, nil
+}
+
+// topK turns one row of logits into the k best predictions (softmax scores).
+func (c *Classifier) topK(logits []float32, k int) []Prediction {
+	scores := Softmax(logits)
+	idx := make([]int, len(scores))
+	for i := range idx {
+		idx[i] = i
+	}
+	slices.SortStableFunc(idx, func(a, b int) int {
+		switch {
+		case scores[a] > scores[b]:
+			return -1
+		case scores[a] < scores[b]:
+			return 1
+		}
+		return 0
+	})
+	k = min(k, len(idx))
+	preds := make([]Prediction, k)
+	for i, j := range idx[:k] {
+		preds[i] = Prediction{Index: j, Score: scores[j], Label: c.label(j)}
+	}
+	return preds
+}
+
+func (c *Classifier) label(i int) string {
+	if i < len(c.labels) {
+		return c.labels[i]
+	}
+	return fmt.Sprintf("class_%d", i)
+}
+
+// Softmax returns exp(x-max)/sum, computed in float64.
+func Softmax(x []float32) []float32 {
+	if len(x) == 0 {
+		return nil
+	}
+	m := math.Inf(-1)
+	for _, v := range x {
+		m = max(m, float64(v))
+	}
+	out := make([]float32, len(x))
+	var sum float64
+	e := make([]float64, len(x))
+	for i, v := range x {
+		e[i] = math.Exp(float64(v) - m)
+		sum += e[i]
+	}
+	for i := range e {
+		out[i] = float32(e[i] / sum)
+	}
+	return out
+}
+
+// Close stops the batcher (queued images are still answered) and releases
+// the model. Idempotent.
+func (c *Classifier) Close() error {
+	c.closeOne.Do(func() {
+		c.ready.Store(false)
+		c.b.close()
+		c.closeErr = c.runner.Close()
+	})
+	return c.closeErr
+}
+
+// decodeImage checks the pixel count with image.DecodeConfig (ErrTooManyPixels
+// when over maxPixels) and decodes with data.DecodeBytes.
+func decodeImage(b []byte, maxPixels int) (image.Image, error) {
+	if len(b) == 0 {
+		return nil, ErrEmptyBody
+	}
+	if cfg, _, err := image.DecodeConfig(bytes.NewReader(b)); err == nil {
+		if px := int64(cfg.Width) * int64(cfg.Height); px > int64(maxPixels) {
+			return nil, fmt.Errorf("%w: image is %dx%d = %d pixels, over the max-pixels limit of %d",
+				ErrTooManyPixels, cfg.Width, cfg.Height, px, maxPixels)
+		}
+	}
+	img, err := data.DecodeBytes(b, maxPixels)
+	if err != nil {
+		return nil, fmt.Errorf("serve: %w", err)
+	}
+	return img, nil
+}

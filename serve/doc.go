@@ -1,0 +1,45 @@
+// Package serve serves BiT (or any NCHW float) ONNX image classifiers over
+// HTTP and embeds them in Go programs.
+//
+// A Classifier wraps one model (Open loads an ONNX file with ONNX Runtime;
+// New wraps any Runner) with the model's own preprocessing (read from its
+// bitrun.* metadata: resolution, mean, std, labels) and a dynamic batcher:
+// concurrent Classify calls are grouped into batches of up to MaxBatch images,
+// waiting at most BatchDelay for company, through a bounded queue
+// (ErrQueueFull when full). A caller whose context ends before its batch runs
+// never reaches the model. Classifier is safe for concurrent use and can be
+// used on its own by a Go program.
+//
+// A Server exposes classifiers over HTTP (Handler for mounting in another
+// mux, Serve/ListenAndServe for a hardened http.Server):
+//
+//	POST /v1/models/{name}/predict   raw image body (image/*) or multipart "file" parts; ?top_k=
+//	GET  /v1/models                  served models
+//	GET  /v2                         KServe v2 server metadata
+//	GET  /v2/health/live, /v2/health/ready, /healthz
+//	GET  /v2/models/{name}           metadata: tensors, labels, preprocessing, SHA-256
+//	GET  /v2/models/{name}/ready
+//	POST /v2/models/{name}/infer     KServe v2 JSON tensors (FP32, [N,C,H,W])
+//	GET  /metrics                    Prometheus
+//
+// Every error is a JSON body {"error": "..."}; the status code comes from one
+// function mapping the package's sentinel errors (ErrQueueFull is 503 with
+// Retry-After, ErrBodyTooLarge 413, an exceeded inference deadline 504, ...).
+// Readiness is reported only once every model is loaded and warmed with one
+// batch, and turns 503 as soon as Shutdown starts; Shutdown then lets
+// requests in flight finish before closing the models.
+//
+// # Resource and security caveats
+//
+// The defaults are meant for untrusted clients on a loopback address: bodies
+// are capped (Config.MaxBody), image headers are checked against
+// Config.MaxPixels before any pixel buffer is allocated (a decoded image costs
+// about 4 bytes per pixel, so the default 40M pixels allows ~160 MiB per image
+// being decoded), at most Config.MaxDecodes images are decoded at once, a
+// request carries at most Config.MaxImages images, each model queues at most
+// Options.MaxQueue preprocessed images, and every http.Server timeout is set.
+// A bearer token (Config.AuthToken) protects every route except the health
+// probes. Models are only loaded from local files given by the operator,
+// never from a request. The package never prints; it logs through the
+// *slog.Logger it is given.
+package serve

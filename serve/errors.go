@@ -1,0 +1,119 @@
+package serve
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+
+	"github.com/bitrun/bitrun/data"
+	"github.com/bitrun/bitrun/runtime"
+)
+
+// Errors a caller (or the HTTP layer) branches on. Every error returned by
+// this package wraps at most one of them; statusFor maps them to HTTP codes.
+var (
+	// ErrBadRequest is wrapped by errors about malformed requests.
+	ErrBadRequest = errors.New("serve: bad request")
+	// ErrEmptyBody is wrapped when a predict request carries no image bytes.
+	ErrEmptyBody = errors.New("serve: empty request body")
+	// ErrUnsupportedMedia is wrapped when the Content-Type is not an image,
+	// multipart/form-data or application/octet-stream (predict) or JSON (infer).
+	ErrUnsupportedMedia = errors.New("serve: unsupported media type")
+	// ErrBodyTooLarge is wrapped when a request body exceeds Config.MaxBody.
+	ErrBodyTooLarge = errors.New("serve: request body too large")
+	// ErrTooManyPixels is wrapped when an image header claims more pixels than
+	// Config.MaxPixels (checked before decoding).
+	ErrTooManyPixels = errors.New("serve: image too large")
+	// ErrTooManyImages is wrapped when a request carries more images than
+	// Config.MaxImages.
+	ErrTooManyImages = errors.New("serve: too many images in one request")
+	// ErrModelNotFound is wrapped when a request names a model the server does not serve.
+	ErrModelNotFound = errors.New("serve: model not found")
+	// ErrNotFound is wrapped for unknown routes.
+	ErrNotFound = errors.New("serve: not found")
+	// ErrMethodNotAllowed is wrapped when a route exists but not for the method.
+	ErrMethodNotAllowed = errors.New("serve: method not allowed")
+	// ErrUnauthorized is wrapped when a bearer token is required and missing or wrong.
+	ErrUnauthorized = errors.New("serve: unauthorized")
+	// ErrQueueFull is wrapped when a model's batching queue is full; retry later.
+	ErrQueueFull = errors.New("serve: queue full")
+	// ErrNotReady is wrapped when a model is not loaded and warmed yet, or the
+	// server is shutting down.
+	ErrNotReady = errors.New("serve: not ready")
+	// ErrClosed is wrapped when a Classifier is used after Close.
+	ErrClosed = errors.New("serve: classifier closed")
+)
+
+// statusClientClosed is logged (never seen by the client) when the client
+// went away before the answer was ready (nginx's convention).
+const statusClientClosed = 499
+
+// retryAfterSeconds is the Retry-After value sent with 503 responses.
+const retryAfterSeconds = 1
+
+// statusFor is the one place where errors become HTTP status codes.
+func statusFor(err error) int {
+	var maxBytes *http.MaxBytesError
+	switch {
+	case err == nil:
+		return http.StatusOK
+	case errors.Is(err, ErrUnauthorized):
+		return http.StatusUnauthorized
+	case errors.Is(err, ErrModelNotFound), errors.Is(err, ErrNotFound):
+		return http.StatusNotFound
+	case errors.Is(err, ErrMethodNotAllowed):
+		return http.StatusMethodNotAllowed
+	case errors.As(err, &maxBytes), errors.Is(err, ErrBodyTooLarge),
+		errors.Is(err, ErrTooManyPixels), errors.Is(err, ErrTooManyImages):
+		return http.StatusRequestEntityTooLarge
+	case errors.Is(err, ErrUnsupportedMedia):
+		return http.StatusUnsupportedMediaType
+	case errors.Is(err, ErrBadRequest), errors.Is(err, ErrEmptyBody),
+		errors.Is(err, data.ErrBadImage), errors.Is(err, runtime.ErrBadInput):
+		return http.StatusBadRequest
+	case errors.Is(err, ErrQueueFull), errors.Is(err, ErrNotReady), errors.Is(err, ErrClosed):
+		return http.StatusServiceUnavailable
+	case errors.Is(err, context.DeadlineExceeded):
+		return http.StatusGatewayTimeout
+	case errors.Is(err, context.Canceled):
+		return statusClientClosed
+	}
+	return http.StatusInternalServerError
+}
+
+// errorBody is the JSON body of every error response.
+type errorBody struct {
+	Error string `json:"error"`
+}
+
+// writeError writes err as a JSON error with the status statusFor gives and
+// returns that status.
+func writeError(w http.ResponseWriter, err error) int {
+	code := statusFor(err)
+	msg := err.Error()
+	switch code {
+	case http.StatusUnauthorized:
+		w.Header().Set("WWW-Authenticate", `Bearer realm="bitrun"`)
+	case http.StatusServiceUnavailable:
+		w.Header().Set("Retry-After", strconv.Itoa(retryAfterSeconds))
+	case http.StatusGatewayTimeout:
+		msg = fmt.Sprintf("serve: inference deadline exceeded: %v", err)
+	case statusClientClosed:
+		// Nobody is listening; the code only reaches logs and metrics.
+		return code
+	}
+	writeJSON(w, code, errorBody{Error: msg})
+	return code
+}
+
+// writeJSON writes v as the JSON response body with the given status.
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	_ = enc.Encode(v) // the client may have gone; nothing to do about it
+}

@@ -1,0 +1,150 @@
+package serve
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/bitrun/bitrun/data"
+	"github.com/bitrun/bitrun/runtime"
+)
+
+// Model metadata keys (ONNX metadata_props) that describe preprocessing and
+// labels; written by bitrun's exporter, optional for other models.
+const (
+	MetaResolution = "bitrun.resolution" // square input size in pixels, e.g. "128"
+	MetaMean       = "bitrun.mean"       // per-channel mean on [0,1], e.g. "[0.5,0.5,0.5]" or "0.5,0.5,0.5"
+	MetaStd        = "bitrun.std"        // per-channel std on [0,1]
+	MetaLabels     = "bitrun.labels"     // class names: JSON array or one per line
+)
+
+// Preprocessing is how an image becomes a model input row: a square bilinear
+// resize to Resolution, then (p/255 - Mean[c]) / Std[c] per channel, written
+// CHW (layout NCHW for the batch).
+type Preprocessing struct {
+	Resolution int       `json:"resolution"`
+	Channels   int       `json:"channels"`
+	Mean       []float32 `json:"mean"`
+	Std        []float32 `json:"std"`
+	Layout     string    `json:"layout"`
+	Resize     string    `json:"resize"`
+	norm       data.Norm
+}
+
+// Size is the number of float32 values of one preprocessed image.
+func (p Preprocessing) Size() int { return p.Channels * p.Resolution * p.Resolution }
+
+// modelPreprocessing works out the preprocessing of a model from its input
+// shape and metadata: resolution from bitrun.resolution or the static input
+// size, channels from the input shape (3 when dynamic), normalisation from
+// bitrun.mean/bitrun.std (BiT's [-1,1] when absent).
+func modelPreprocessing(info runtime.Info) (Preprocessing, error) {
+	p := Preprocessing{Layout: "NCHW", Resize: "bilinear, square, aspect not kept", Channels: 3, norm: data.BiTNorm}
+	if len(info.Shape) != 4 {
+		return p, fmt.Errorf("serve: model input %q has shape %v; want 4-D NCHW", info.Input, info.Shape)
+	}
+	if c := info.Shape[1]; c > 0 {
+		if c != 1 && c != 3 {
+			return p, fmt.Errorf("serve: model input %q has %d channels; want 1 or 3", info.Input, c)
+		}
+		p.Channels = int(c)
+	}
+	h, w := info.Shape[2], info.Shape[3]
+	if h > 0 && w > 0 && h != w {
+		return p, fmt.Errorf("serve: model input %q is %dx%d; only square inputs are supported", info.Input, h, w)
+	}
+	if s, ok := info.Metadata[MetaResolution]; ok {
+		r, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || r <= 0 || r > 8192 {
+			return p, fmt.Errorf("serve: metadata %s=%q is not a valid resolution", MetaResolution, s)
+		}
+		if h > 0 && int64(r) != h {
+			return p, fmt.Errorf("serve: metadata %s=%d disagrees with the input shape %v", MetaResolution, r, info.Shape)
+		}
+		p.Resolution = r
+	} else if h > 0 {
+		p.Resolution = int(h)
+	} else {
+		return p, fmt.Errorf("serve: model input %q has a dynamic size and no %s metadata", info.Input, MetaResolution)
+	}
+	for _, f := range []struct {
+		key string
+		dst *[3]float32
+	}{{MetaMean, &p.norm.Mean}, {MetaStd, &p.norm.Std}} {
+		s, ok := info.Metadata[f.key]
+		if !ok {
+			continue
+		}
+		v, err := parseFloats(s)
+		if err != nil {
+			return p, fmt.Errorf("serve: metadata %s=%q: %w", f.key, s, err)
+		}
+		switch len(v) {
+		case 1:
+			*f.dst = [3]float32{v[0], v[0], v[0]}
+		case 3:
+			*f.dst = [3]float32{v[0], v[1], v[2]}
+		default:
+			return p, fmt.Errorf("serve: metadata %s=%q has %d values; want 1 or 3", f.key, s, len(v))
+		}
+	}
+	for c, s := range p.norm.Std {
+		if !(s > 0) {
+			return p, fmt.Errorf("serve: metadata %s has a non-positive std %g for channel %d", MetaStd, s, c)
+		}
+	}
+	p.Mean = p.norm.Mean[:p.Channels:p.Channels]
+	p.Std = p.norm.Std[:p.Channels:p.Channels]
+	if p.Channels == 1 {
+		// EvalTensor reads channel 0 of the norm for gray output.
+		p.Mean, p.Std = []float32{p.norm.Mean[0]}, []float32{p.norm.Std[0]}
+	}
+	return p, nil
+}
+
+// parseFloats reads a JSON array of numbers or a comma/space separated list.
+func parseFloats(s string) ([]float32, error) {
+	s = strings.TrimSpace(s)
+	if strings.HasPrefix(s, "[") {
+		var v []float32
+		if err := json.Unmarshal([]byte(s), &v); err != nil {
+			return nil, err
+		}
+		return v, nil
+	}
+	var v []float32
+	for _, f := range strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' }) {
+		x, err := strconv.ParseFloat(f, 32)
+		if err != nil {
+			return nil, err
+		}
+		v = append(v, float32(x))
+	}
+	return v, nil
+}
+
+// modelLabels reads bitrun.labels (a JSON array of strings or one label per
+// line). Missing labels give nil; a count that disagrees with the class count
+// is an error.
+func modelLabels(meta map[string]string, classes int) ([]string, error) {
+	s, ok := meta[MetaLabels]
+	if !ok || strings.TrimSpace(s) == "" {
+		return nil, nil
+	}
+	var labels []string
+	if t := strings.TrimSpace(s); strings.HasPrefix(t, "[") {
+		if err := json.Unmarshal([]byte(t), &labels); err != nil {
+			return nil, fmt.Errorf("serve: metadata %s is not a JSON array of strings: %w", MetaLabels, err)
+		}
+	} else {
+		labels = strings.Split(strings.TrimRight(s, "\n"), "\n")
+		for i := range labels {
+			labels[i] = strings.TrimSpace(labels[i])
+		}
+	}
+	if classes > 0 && len(labels) != classes {
+		return nil, fmt.Errorf("serve: metadata %s has %d labels for %d classes", MetaLabels, len(labels), classes)
+	}
+	return labels, nil
+}

@@ -1,0 +1,422 @@
+package serve
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/bitrun/bitrun/data"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Config configures a Server. The zero value is usable; each zero field takes
+// the default documented beside it (DefaultConfig returns them filled in).
+type Config struct {
+	Addr              string        // listen address; default "127.0.0.1:8080" (loopback only)
+	MaxBody           int64         // request body cap in bytes (413 beyond); default 16 MiB
+	MaxPixels         int           // per-image pixel cap, checked before decoding; default data.DefaultMaxPixels
+	MaxImages         int           // images per request (multipart parts or infer batch); default 16
+	AuthToken         string        // when set, every route but the health probes needs "Authorization: Bearer <token>"
+	RequestTimeout    time.Duration // inference deadline per request (504 beyond); default 30s
+	ReadHeaderTimeout time.Duration // default 5s
+	ReadTimeout       time.Duration // whole request read; default 60s
+	WriteTimeout      time.Duration // default RequestTimeout + 30s
+	IdleTimeout       time.Duration // keep-alive idle; default 120s
+	DrainDelay        time.Duration // Shutdown: time readiness reports 503 before the listener closes; default 0
+	MaxDecodes        int           // images decoded at once (bounds decode memory); default 2*GOMAXPROCS
+	Logger            *slog.Logger  // one line per request; default: discard
+	Registry          *prometheus.Registry // metrics registry; default: a new one (served at /metrics)
+	Version, Commit   string        // reported by /v2 and bitrun_build_info
+}
+
+// DefaultConfig returns Config with every default filled in.
+func DefaultConfig() Config {
+	return Config{}.withDefaults()
+}
+
+func (c Config) withDefaults() Config {
+	if c.Addr == "" {
+		c.Addr = "127.0.0.1:8080"
+	}
+	if c.MaxBody <= 0 {
+		c.MaxBody = 16 << 20
+	}
+	if c.MaxPixels <= 0 {
+		c.MaxPixels = data.DefaultMaxPixels
+	}
+	if c.MaxImages <= 0 {
+		c.MaxImages = 16
+	}
+	if c.RequestTimeout <= 0 {
+		c.RequestTimeout = 30 * time.Second
+	}
+	if c.ReadHeaderTimeout <= 0 {
+		c.ReadHeaderTimeout = 5 * time.Second
+	}
+	if c.ReadTimeout <= 0 {
+		c.ReadTimeout = 60 * time.Second
+	}
+	if c.WriteTimeout <= 0 {
+		c.WriteTimeout = c.RequestTimeout + 30*time.Second
+	}
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = 120 * time.Second
+	}
+	if c.MaxDecodes <= 0 {
+		c.MaxDecodes = 2 * runtime.GOMAXPROCS(0)
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Version == "" {
+		c.Version = "(devel)"
+	}
+	if c.Commit == "" {
+		c.Commit = "unknown"
+	}
+	return c
+}
+
+// Server serves classifiers over HTTP: raw-image predict, KServe v2,
+// health, Prometheus metrics. Handler gives the http.Handler to mount in
+// another mux; Serve/ListenAndServe run a hardened http.Server.
+//
+// The Server owns its classifiers: Shutdown and Close close them.
+type Server struct {
+	cfg       Config
+	models    map[string]*Classifier
+	names     []string
+	reg       *prometheus.Registry
+	metrics   *metrics
+	mux       *http.ServeMux
+	decodeSem chan struct{}
+	draining  atomic.Bool
+
+	mu   sync.Mutex
+	http *http.Server
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// NewServer builds a server over one or more classifiers with distinct names.
+func NewServer(cfg Config, models ...*Classifier) (*Server, error) {
+	cfg = cfg.withDefaults()
+	if len(models) == 0 {
+		return nil, errors.New("serve: no models to serve")
+	}
+	s := &Server{cfg: cfg, models: map[string]*Classifier{}, mux: http.NewServeMux(), decodeSem: make(chan struct{}, cfg.MaxDecodes)}
+	for _, c := range models {
+		if c == nil {
+			return nil, errors.New("serve: nil classifier")
+		}
+		if _, dup := s.models[c.name]; dup {
+			return nil, fmt.Errorf("serve: two models named %q; give them distinct names", c.name)
+		}
+		s.models[c.name] = c
+		s.names = append(s.names, c.name)
+	}
+	slices.Sort(s.names)
+	s.reg = cfg.Registry
+	if s.reg == nil {
+		s.reg = prometheus.NewRegistry()
+	}
+	s.metrics = newMetrics(s.reg, cfg.Version, cfg.Commit)
+	for _, name := range s.names {
+		c := s.models[name]
+		c.metrics.Store(s.metrics.forModel(name))
+		s.metrics.loadTime.WithLabelValues(name).Set(c.loadTime.Seconds())
+		s.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "bitrun_queue_length", Help: "Images waiting in the batching queue.",
+			ConstLabels: prometheus.Labels{"model": name},
+		}, func() float64 { return float64(c.b.queued()) }))
+	}
+	s.routes()
+	return s, nil
+}
+
+// Handler is the server's http.Handler, for mounting under another mux
+// (use http.StripPrefix for a sub-path).
+func (s *Server) Handler() http.Handler { return s }
+
+// Ready reports whether every model is loaded and warmed and the server is
+// not shutting down.
+func (s *Server) Ready() bool {
+	if s.draining.Load() {
+		return false
+	}
+	for _, c := range s.models {
+		if !c.Ready() {
+			return false
+		}
+	}
+	return true
+}
+
+// ListenAndServe listens on Config.Addr and serves until Shutdown or Close
+// (then it returns http.ErrServerClosed).
+func (s *Server) ListenAndServe() error {
+	l, err := net.Listen("tcp", s.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	return s.Serve(l)
+}
+
+// Serve serves on l with every http.Server timeout set; it returns
+// http.ErrServerClosed after Shutdown or Close.
+func (s *Server) Serve(l net.Listener) error {
+	hs := &http.Server{
+		Handler:           s,
+		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
+		ReadTimeout:       s.cfg.ReadTimeout,
+		WriteTimeout:      s.cfg.WriteTimeout,
+		IdleTimeout:       s.cfg.IdleTimeout,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(s.cfg.Logger.Handler(), slog.LevelWarn),
+	}
+	s.mu.Lock()
+	if s.http != nil {
+		s.mu.Unlock()
+		return errors.New("serve: Serve called twice")
+	}
+	s.http = hs
+	s.mu.Unlock()
+	if s.draining.Load() {
+		_ = l.Close()
+		return http.ErrServerClosed
+	}
+	return hs.Serve(l)
+}
+
+// Shutdown drains the server: readiness turns 503 at once, after
+// Config.DrainDelay the listener closes, requests in flight finish (their
+// batches run), then the models are closed. When ctx ends first, remaining
+// connections are closed and ctx's error is returned.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.draining.Store(true)
+	s.cfg.Logger.Info("shutting down: readiness now 503", "drain_delay", s.cfg.DrainDelay)
+	if s.cfg.DrainDelay > 0 {
+		t := time.NewTimer(s.cfg.DrainDelay)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+		}
+	}
+	s.mu.Lock()
+	hs := s.http
+	s.mu.Unlock()
+	var err error
+	if hs != nil {
+		if err = hs.Shutdown(ctx); err != nil {
+			err = errors.Join(fmt.Errorf("serve: shutdown: %w", err), hs.Close())
+		}
+	}
+	return errors.Join(err, s.Close())
+}
+
+// Close closes the listener and connections at once (if serving) and the
+// models (queued images are still answered). Idempotent.
+func (s *Server) Close() error {
+	s.closeOnce.Do(func() {
+		s.draining.Store(true)
+		s.mu.Lock()
+		hs := s.http
+		s.mu.Unlock()
+		var errs []error
+		if hs != nil {
+			errs = append(errs, hs.Close())
+		}
+		for _, name := range s.names {
+			errs = append(errs, s.models[name].Close())
+		}
+		s.closeErr = errors.Join(errs...)
+	})
+	return s.closeErr
+}
+
+// reqCtx is the per-request state shared by the middleware and handlers.
+type reqCtx struct {
+	id    string
+	route string
+	model string
+	err   error // what the handler failed with, for the log line
+	w     *statusWriter
+}
+
+type reqCtxKey struct{}
+
+// statusWriter records the status code and body size written.
+type statusWriter struct {
+	http.ResponseWriter
+	code  int
+	bytes int64
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.code == 0 {
+		w.code = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.code == 0 {
+		w.code = http.StatusOK
+	}
+	n, err := w.ResponseWriter.Write(b)
+	w.bytes += int64(n)
+	return n, err
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// ServeHTTP routes the request, then logs one line and records metrics.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	s.metrics.inFlight.Inc()
+	defer s.metrics.inFlight.Dec()
+	rc := &reqCtx{id: requestID(r), route: "unmatched", w: &statusWriter{ResponseWriter: w}}
+	w.Header().Set("X-Request-Id", rc.id)
+	r = r.WithContext(context.WithValue(r.Context(), reqCtxKey{}, rc))
+	var err error
+	func() {
+		defer func() {
+			if p := recover(); p != nil {
+				if p == http.ErrAbortHandler {
+					panic(p)
+				}
+				err = fmt.Errorf("serve: internal error: %v", p)
+				s.cfg.Logger.Error("handler panic", "id", rc.id, "panic", p)
+				if rc.w.code == 0 {
+					writeError(rc.w, err)
+				}
+			}
+		}()
+		s.mux.ServeHTTP(rc.w, r)
+	}()
+	code := rc.w.code
+	if code == 0 {
+		code = http.StatusOK
+	}
+	if err == nil {
+		err = rc.err
+	}
+	d := time.Since(start)
+	s.metrics.request(rc.route, code, d)
+	attrs := []slog.Attr{
+		slog.String("id", rc.id), slog.String("method", r.Method), slog.String("path", r.URL.Path),
+		slog.String("route", rc.route), slog.Int("status", code), slog.Int64("bytes", rc.w.bytes),
+		slog.Float64("ms", float64(d.Microseconds())/1000), slog.String("remote", r.RemoteAddr),
+	}
+	if rc.model != "" {
+		attrs = append(attrs, slog.String("model", rc.model))
+	}
+	level := slog.LevelInfo
+	if err != nil {
+		attrs = append(attrs, slog.String("error", err.Error()))
+		if code >= 500 && code != statusClientClosed {
+			level = slog.LevelError
+		}
+	}
+	s.cfg.Logger.LogAttrs(r.Context(), level, "request", attrs...)
+}
+
+// requestID is the client's X-Request-Id when it is short and plain,
+// otherwise a fresh random one.
+func requestID(r *http.Request) string {
+	if id := r.Header.Get("X-Request-Id"); id != "" && len(id) <= 64 && ValidName(id) {
+		return id
+	}
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// route is one endpoint: its label in metrics and logs, its methods and
+// whether it is reachable without the bearer token.
+type route struct {
+	pattern string
+	name    string
+	methods []string
+	public  bool
+	h       func(rc *reqCtx, w http.ResponseWriter, r *http.Request) error
+}
+
+func (s *Server) routes() {
+	get := []string{http.MethodGet, http.MethodHead}
+	post := []string{http.MethodPost}
+	for _, rt := range []route{
+		{"/healthz", "healthz", get, true, s.healthz},
+		{"/v2", "v2", get, false, s.serverMetadata},
+		{"/v2/health/live", "live", get, true, s.live},
+		{"/v2/health/ready", "ready", get, true, s.ready},
+		{"/v2/models/{name}", "model_metadata", get, false, s.modelMetadata},
+		{"/v2/models/{name}/ready", "model_ready", get, false, s.modelReady},
+		{"/v2/models/{name}/infer", "infer", post, false, s.infer},
+		{"/v1/models", "models", get, false, s.listModels},
+		{"/v1/models/{name}/predict", "predict", post, false, s.predict},
+		{"/metrics", "metrics", get, false, s.metricsHandler()},
+		{"/", "unmatched", nil, true, func(*reqCtx, http.ResponseWriter, *http.Request) error {
+			return fmt.Errorf("%w: no such endpoint (see /v2 and /v1/models)", ErrNotFound)
+		}},
+	} {
+		s.mux.HandleFunc(rt.pattern, s.wrap(rt))
+	}
+}
+
+// wrap applies the method check, authentication and error writing.
+func (s *Server) wrap(rt route) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		rc := r.Context().Value(reqCtxKey{}).(*reqCtx)
+		rc.route = rt.name
+		err := s.check(rt, w, r)
+		if err == nil {
+			err = rt.h(rc, w, r)
+		}
+		if err != nil {
+			if rc.w.code == 0 {
+				code := writeError(w, err)
+				if code == statusClientClosed {
+					rc.w.code = code
+				}
+			}
+			rc.err = err
+		}
+	}
+}
+
+func (s *Server) check(rt route, w http.ResponseWriter, r *http.Request) error {
+	if rt.methods != nil && !slices.Contains(rt.methods, r.Method) {
+		w.Header().Set("Allow", strings.Join(rt.methods, ", "))
+		return fmt.Errorf("%w: %s %s (allowed: %s)", ErrMethodNotAllowed, r.Method, r.URL.Path, strings.Join(rt.methods, ", "))
+	}
+	if rt.public || s.cfg.AuthToken == "" {
+		return nil
+	}
+	auth := r.Header.Get("Authorization")
+	scheme, token, ok := strings.Cut(auth, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return fmt.Errorf("%w: send \"Authorization: Bearer <token>\"", ErrUnauthorized)
+	}
+	// Compare digests: constant time and independent of the token length.
+	got, want := sha256.Sum256([]byte(strings.TrimSpace(token))), sha256.Sum256([]byte(s.cfg.AuthToken))
+	if subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
+		return fmt.Errorf("%w: wrong bearer token", ErrUnauthorized)
+	}
+	return nil
+}
