@@ -1,0 +1,208 @@
+package eval
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/bitrun/bitrun/data"
+)
+
+// Options configures Run. The zero value evaluates every example in
+// batches of DefaultBatch.
+type Options struct {
+	Batch int // examples per batch; 0 = DefaultBatch
+	Limit int // evaluate only the first Limit examples; 0 = all
+	K     int // the k of top-k accuracy; 0 = 5
+	// Progress, when set, is called after each batch with the examples done
+	// and the total. It runs on Run's goroutine.
+	Progress func(done, total int)
+}
+
+// DefaultBatch is the batch size when Options.Batch is 0.
+const DefaultBatch = 32
+
+// Report is the outcome of an evaluation.
+type Report struct {
+	Model      string          `json:"model"`
+	Dataset    string          `json:"dataset,omitempty"`
+	Images     int64           `json:"images"`
+	Classes    int             `json:"classes"`
+	Labels     []string        `json:"labels,omitempty"`
+	Top1       Ratio           `json:"top1"`
+	K          int             `json:"k"`
+	TopK       Ratio           `json:"topk"`
+	PerClass   []ClassAccuracy `json:"per_class"`
+	Confusion  [][]int64       `json:"confusion"` // rows true class, columns predicted
+	Preprocess Preprocess      `json:"preprocess"`
+	Batch      int             `json:"batch"`
+	Timing     Timing          `json:"timing"`
+}
+
+// Timing splits an evaluation's wall time.
+type Timing struct {
+	Seconds      float64 `json:"seconds"` // wall time of Run
+	ImagesPerSec float64 `json:"images_per_sec"`
+	// InferenceSeconds is time spent inside Classifier.Logits.
+	InferenceSeconds float64 `json:"inference_seconds"`
+	// StallSeconds is time the inference loop waited for a preprocessed batch.
+	StallSeconds float64 `json:"stall_seconds"`
+	// PreprocessSeconds is the (overlapped) time spent decoding and preprocessing.
+	PreprocessSeconds float64 `json:"preprocess_seconds"`
+}
+
+// Overhead is the share of wall time not spent in inference (decode, resize,
+// copies and bookkeeping that the pipeline did not hide).
+func (t Timing) Overhead() float64 {
+	if t.Seconds <= 0 {
+		return 0
+	}
+	return max(0, t.Seconds-t.InferenceSeconds) / t.Seconds
+}
+
+type batch struct {
+	buf    []float32
+	labels []int
+	n      int
+	prep   time.Duration
+	err    error
+}
+
+// Run evaluates c on ds. The next batch is decoded and preprocessed (on all
+// cores, by data.Batch) while the current one runs through the classifier.
+// Cancelling ctx stops it with ctx's error.
+func Run(ctx context.Context, c Classifier, ds data.Dataset, opts Options) (*Report, error) {
+	bs := opts.Batch
+	if bs == 0 {
+		bs = DefaultBatch
+	}
+	if bs < 0 || bs > 1<<16 {
+		return nil, fmt.Errorf("eval: batch size %d out of range [1, 65536]", bs)
+	}
+	if opts.Limit < 0 {
+		return nil, fmt.Errorf("eval: negative limit %d", opts.Limit)
+	}
+	k := opts.K
+	if k == 0 {
+		k = 5
+	}
+	total := ds.Len()
+	if opts.Limit > 0 && opts.Limit < total {
+		total = opts.Limit
+	}
+	if total == 0 {
+		return nil, errors.New("eval: the dataset is empty")
+	}
+	if n := len(ds.Classes()); n > MaxClasses {
+		return nil, fmt.Errorf("eval: dataset has %d classes, more than the limit of %d", n, MaxClasses)
+	}
+	pre := c.Preprocess()
+	per := pre.Channels * pre.Size * pre.Size
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	const depth = 2 // batches prepared ahead
+	free := make(chan []float32, depth+1)
+	for range depth + 1 {
+		free <- make([]float32, bs*per)
+	}
+	ready := make(chan batch, depth)
+	go func() {
+		defer close(ready)
+		for start := 0; start < total; start += bs {
+			var buf []float32
+			select {
+			case buf = <-free:
+			case <-ctx.Done():
+				return
+			}
+			end := min(start+bs, total)
+			idx := make([]int, end-start)
+			for i := range idx {
+				idx[i] = start + i
+			}
+			t0 := time.Now()
+			b := batch{buf: buf, n: len(idx), labels: data.Labels(ds, idx)}
+			b.err = data.Batch(ds, idx, pre.Size, pre.Channels, pre.Norm, false, nil, buf[:len(idx)*per])
+			b.prep = time.Since(t0)
+			select {
+			case ready <- b:
+			case <-ctx.Done():
+				return
+			}
+			if b.err != nil {
+				return
+			}
+		}
+	}()
+
+	m := NewMetrics(k)
+	var tm Timing
+	var infer, stall, prep time.Duration
+	start := time.Now()
+	done := 0
+	classes := 0
+	for {
+		t0 := time.Now()
+		b, ok := <-ready
+		stall += time.Since(t0)
+		if !ok {
+			break
+		}
+		if b.err != nil {
+			return nil, fmt.Errorf("eval: %w", b.err)
+		}
+		prep += b.prep
+		t1 := time.Now()
+		logits, kc, err := c.Logits(ctx, b.buf[:b.n*per], b.n)
+		infer += time.Since(t1)
+		if err != nil {
+			return nil, err
+		}
+		if classes != 0 && kc != classes {
+			return nil, fmt.Errorf("eval: classifier returned %d classes, earlier %d", kc, classes)
+		}
+		classes = kc
+		if err := m.Add(logits, kc, b.labels); err != nil {
+			return nil, err
+		}
+		free <- b.buf
+		done += b.n
+		if opts.Progress != nil {
+			opts.Progress(done, total)
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("eval: %w", err)
+	}
+	if done != total {
+		return nil, fmt.Errorf("eval: evaluated %d of %d examples", done, total)
+	}
+	wall := time.Since(start)
+	tm.Seconds = wall.Seconds()
+	tm.ImagesPerSec = float64(done) / tm.Seconds
+	tm.InferenceSeconds = infer.Seconds()
+	tm.StallSeconds = stall.Seconds()
+	tm.PreprocessSeconds = prep.Seconds()
+
+	labels := c.Labels()
+	if labels == nil || len(labels) < len(ds.Classes()) {
+		labels = ds.Classes()
+	}
+	r := &Report{
+		Model:      c.Name(),
+		Images:     m.N(),
+		Classes:    classes,
+		Labels:     labels,
+		Top1:       Ratio(m.Top1()),
+		K:          min(k, classes),
+		TopK:       Ratio(m.TopK()),
+		PerClass:   m.PerClass(labels),
+		Confusion:  m.Confusion(),
+		Preprocess: pre,
+		Batch:      bs,
+		Timing:     tm,
+	}
+	return r, nil
+}
