@@ -47,25 +47,24 @@ func Conv(x, w T, stride, pad int) T {
 	out := New(n, o, oh, ow)
 	for b := 0; b < n; b++ {
 		for oc := 0; oc < o; oc++ {
-			for y := 0; y < oh; y++ {
-				for xo := 0; xo < ow; xo++ {
-					var s float64
-					for ic := 0; ic < c; ic++ {
-						for ky := 0; ky < kh; ky++ {
+			op := out.Data[(b*o+oc)*oh*ow : (b*o+oc+1)*oh*ow]
+			for ic := 0; ic < c; ic++ {
+				xp := x.Data[(b*c+ic)*h*wd : (b*c+ic+1)*h*wd]
+				for ky := 0; ky < kh; ky++ {
+					for kx := 0; kx < kw; kx++ {
+						wv := w.Data[((oc*c+ic)*kh+ky)*kw+kx]
+						for y := 0; y < oh; y++ {
 							iy := y*stride - pad + ky
 							if iy < 0 || iy >= h {
 								continue
 							}
-							for kx := 0; kx < kw; kx++ {
-								ix := xo*stride - pad + kx
-								if ix < 0 || ix >= wd {
-									continue
+							for xo := 0; xo < ow; xo++ {
+								if ix := xo*stride - pad + kx; ix >= 0 && ix < wd {
+									op[y*ow+xo] += wv * xp[iy*wd+ix]
 								}
-								s += x.Data[x.at4(b, ic, iy, ix)] * w.Data[w.at4(oc, ic, ky, kx)]
 							}
 						}
 					}
-					out.Data[out.at4(b, oc, y, xo)] = s
 				}
 			}
 		}

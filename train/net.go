@@ -1,0 +1,412 @@
+package train
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/bitrun/bitrun/model"
+	"github.com/bitrun/bitrun/nn"
+)
+
+// ErrShape is wrapped by errors about inputs or targets of the wrong shape.
+var ErrShape = errors.New("train: bad input shape")
+
+// Trainable selects the parameters (by official checkpoint name) that get
+// gradients and updates; the others are frozen.
+type Trainable func(name string) bool
+
+// Freeze presets accepted by Preset.
+const (
+	PresetAll    = "all"     // every parameter
+	PresetHead   = "head"    // the head's linear layer (kernel and bias)
+	PresetHeadGN = "head+gn" // the pre-head GroupNorm affine and the head
+)
+
+// Preset returns the Trainable for a preset name: "all", "head" or "head+gn".
+func Preset(name string) (Trainable, error) {
+	switch name {
+	case PresetAll, "":
+		return func(string) bool { return true }, nil
+	case PresetHead:
+		return func(n string) bool { return n == model.HeadKernel || n == model.HeadBias }, nil
+	case PresetHeadGN:
+		return func(n string) bool {
+			return n == model.HeadKernel || n == model.HeadBias || n == model.HeadGamma || n == model.HeadBeta
+		}, nil
+	}
+	return nil, fmt.Errorf("train: unknown freeze preset %q (want %s, %s or %s)", name, PresetAll, PresetHead, PresetHeadGN)
+}
+
+// Net runs a BiT network forward and backward for training. It keeps what the
+// backward needs from the last forward in an arena that is reused from call to
+// call, and accumulates gradients (of the trainable parameters only) until
+// ZeroGrad. Params are shared, not copied: an optimiser updates them in place
+// between logical steps. A Net is not safe for concurrent use.
+type Net struct {
+	cfg       model.Config
+	params    model.Params
+	trainable Trainable
+
+	arena nn.Arena
+	pos   map[string]int // position of each parameter in cfg.Spec()
+	first int            // position of the first trainable parameter
+	specs []model.ParamSpec
+
+	// Prepared for the current forward (arena-backed).
+	kern map[string]*nn.Tensor // standardised OIHW kernels
+	kinv map[string][]float32  // their 1/std per output channel
+	head *nn.Tensor            // head kernel viewed as [C, classes]
+	c    cache                 // activations of the last forward
+	gacc map[string]*nn.Tensor // gradient accumulators (conv: w.r.t. the standardised OIHW kernel)
+	grad model.Params          // finalised gradients, checkpoint layout
+	seen bool                  // accumulators hold a micro-batch
+	tmp  map[string]*nn.Tensor // OIHW scratch for Grads
+}
+
+type gnStats struct{ mean, inv []float32 }
+
+type unitCache struct {
+	x, pa, ya, pb, yb, pc, out *nn.Tensor
+	sa, sb, sc                 gnStats
+}
+
+type cache struct {
+	x, r, p, m *nn.Tensor // input, root conv, padded, pooled
+	units      [4][]unitCache
+	h, hr      *nn.Tensor // trunk output, relu(gn(h))
+	sh         gnStats
+	f, logits  *nn.Tensor
+	n          int
+}
+
+// NewNet checks params against cfg and returns a Net training the parameters
+// trainable selects (nil: all of them).
+func NewNet(cfg model.Config, params model.Params, trainable Trainable) (*Net, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("train: %w", err)
+	}
+	if err := model.Check(cfg, params); err != nil {
+		return nil, fmt.Errorf("train: %w", err)
+	}
+	if trainable == nil {
+		trainable = func(string) bool { return true }
+	}
+	n := &Net{cfg: cfg, params: params, trainable: trainable, pos: map[string]int{},
+		kern: map[string]*nn.Tensor{}, kinv: map[string][]float32{}, gacc: map[string]*nn.Tensor{},
+		grad: model.Params{}, tmp: map[string]*nn.Tensor{}}
+	n.specs = cfg.Spec()
+	n.first = len(n.specs)
+	for i, s := range n.specs {
+		n.pos[s.Name] = i
+		if trainable(s.Name) && i < n.first {
+			n.first = i
+		}
+		if !trainable(s.Name) {
+			continue
+		}
+		switch s.Kind {
+		case model.KindConv:
+			n.gacc[s.Name] = nn.New(s.Shape[3], s.Shape[2], s.Shape[0], s.Shape[1])
+			n.tmp[s.Name] = nn.New(s.Shape[3], s.Shape[2], s.Shape[0], s.Shape[1])
+		default:
+			n.gacc[s.Name] = nn.New(s.Shape...)
+		}
+		n.grad[s.Name] = nn.New(s.Shape...)
+	}
+	for b := 0; b < 4; b++ {
+		n.c.units[b] = make([]unitCache, cfg.Units[b])
+	}
+	return n, nil
+}
+
+// Config is the network's architecture.
+func (n *Net) Config() model.Config { return n.cfg }
+
+// Params are the weights the Net reads (shared with the caller).
+func (n *Net) Params() model.Params { return n.params }
+
+// Trainable reports whether the named parameter gets gradients.
+func (n *Net) Trainable(name string) bool { _, ok := n.gacc[name]; return ok }
+
+// ArenaBytes is the activation and scratch memory the Net holds.
+func (n *Net) ArenaBytes() int64 { return n.arena.Bytes() }
+
+func (n *Net) checkInput(x *nn.Tensor) error {
+	if len(x.Shape) != 4 || x.Shape[1] != 3 || x.Shape[0] < 1 || x.Shape[2] < 8 || x.Shape[3] < 8 {
+		return fmt.Errorf("%w: input %v, want [N,3,H,W] with N >= 1 and H, W >= 8", ErrShape, x.Shape)
+	}
+	return nil
+}
+
+// Forward runs x [N,3,H,W] (pixels in [-1,1]) and returns the logits
+// [N,classes], valid until the next call of any Net method. It keeps what a
+// Backward needs.
+func (n *Net) Forward(x *nn.Tensor) (*nn.Tensor, error) {
+	if err := n.checkInput(x); err != nil {
+		return nil, err
+	}
+	n.forward(x)
+	return n.c.logits, nil
+}
+
+func (n *Net) prepare() {
+	a := &n.arena
+	for _, s := range n.specs {
+		switch s.Kind {
+		case model.KindConv:
+			kh, kw, ci, co := s.Shape[0], s.Shape[1], s.Shape[2], s.Shape[3]
+			ws := a.Get(co, ci, kh, kw)
+			inv := a.Get(co)
+			m := a.Mark()
+			raw := a.Get(co, ci, kh, kw)
+			nn.HWIOToOIHWInto(raw, n.params[s.Name])
+			nn.StandardizeWeightInto(ws, raw, inv.Data)
+			a.Release(m)
+			n.kern[s.Name], n.kinv[s.Name] = ws, inv.Data
+		case model.KindHead:
+			k := n.params[s.Name]
+			n.head = k.Reshape(k.Shape[2], k.Shape[3])
+		}
+	}
+}
+
+func (n *Net) stats(batch int) gnStats {
+	g := n.cfg.Groups
+	return gnStats{n.arena.Get(batch * g).Data, n.arena.Get(batch * g).Data}
+}
+
+func (n *Net) forward(x *nn.Tensor) {
+	a, cfg, p := &n.arena, n.cfg, n.params
+	a.Reset()
+	n.prepare()
+	c := &n.c
+	bs := x.Shape[0]
+	c.n, c.x = bs, x
+	oh, ow := nn.ConvOutSize(x.Shape[2], 7, 2, 3), nn.ConvOutSize(x.Shape[3], 7, 2, 3)
+	c.r = a.Get(bs, cfg.RootWidth, oh, ow)
+	nn.Conv2DInto(c.r, x, n.kern[model.RootKernel], 2, 3, a)
+	c.p = a.Get(bs, cfg.RootWidth, oh+2, ow+2)
+	nn.ZeroPadInto(c.p, c.r, 1)
+	c.m = a.Get(bs, cfg.RootWidth, nn.ConvOutSize(oh+2, 3, 2, 0), nn.ConvOutSize(ow+2, 3, 2, 0))
+	nn.MaxPoolInto(c.m, c.p, 3, 2)
+	h := c.m
+	for b := 0; b < 4; b++ {
+		for u := 0; u < cfg.Units[b]; u++ {
+			h = n.unitForward(h, b, u)
+		}
+	}
+	c.h = h
+	c.hr = a.Get(h.Shape...)
+	c.sh = n.stats(bs)
+	nn.GroupNormInto(c.hr, h, cfg.Groups, p[model.HeadGamma].Data, p[model.HeadBeta].Data, c.sh.mean, c.sh.inv, true)
+	c.f = a.Get(bs, h.Shape[1])
+	nn.GlobalAvgPoolInto(c.f, c.hr)
+	c.logits = a.Get(bs, cfg.Classes)
+	nn.LinearInto(c.logits, c.f, n.head, p[model.HeadBias].Data)
+}
+
+func unitStride(b, u int) int {
+	if u == 0 {
+		return model.BlockStride(b)
+	}
+	return 1
+}
+
+func (n *Net) unitForward(x *nn.Tensor, b, u int) *nn.Tensor {
+	a, cfg, p := &n.arena, n.cfg, n.params
+	uc := &n.c.units[b][u]
+	bs, hgt, wid := x.Shape[0], x.Shape[2], x.Shape[3]
+	out, mid := cfg.Widths[b], cfg.Widths[b]/4
+	stride := unitStride(b, u)
+	oh, ow := nn.ConvOutSize(hgt, 3, stride, 1), nn.ConvOutSize(wid, 3, stride, 1)
+	gn := func(dst, src *nn.Tensor, part string, st *gnStats) {
+		*st = n.stats(bs)
+		nn.GroupNormInto(dst, src, cfg.Groups, p[model.GammaKey(b, u, part)].Data, p[model.BetaKey(b, u, part)].Data, st.mean, st.inv, true)
+	}
+	uc.x = x
+	uc.pa = a.Get(x.Shape...)
+	gn(uc.pa, x, "a", &uc.sa)
+	uc.ya = a.Get(bs, mid, hgt, wid)
+	nn.Conv2DInto(uc.ya, uc.pa, n.kern[model.ConvKey(b, u, "a")], 1, 0, a)
+	uc.pb = a.Get(uc.ya.Shape...)
+	gn(uc.pb, uc.ya, "b", &uc.sb)
+	uc.yb = a.Get(bs, mid, oh, ow)
+	nn.Conv2DInto(uc.yb, uc.pb, n.kern[model.ConvKey(b, u, "b")], stride, 1, a)
+	uc.pc = a.Get(uc.yb.Shape...)
+	gn(uc.pc, uc.yb, "c", &uc.sc)
+	uc.out = a.Get(bs, out, oh, ow)
+	nn.Conv2DInto(uc.out, uc.pc, n.kern[model.ConvKey(b, u, "c")], 1, 0, a)
+	if cfg.HasProj(b, u) {
+		m := a.Mark()
+		sc := a.Get(bs, out, oh, ow)
+		nn.Conv2DInto(sc, uc.pa, n.kern[model.ConvKey(b, u, "a/proj")], stride, 0, a)
+		nn.AddInPlace(uc.out, sc)
+		a.Release(m)
+	} else {
+		nn.AddInPlace(uc.out, x)
+	}
+	return uc.out
+}
+
+// ForwardBackward runs one micro-batch: x [N,3,H,W] and soft targets (N×classes
+// values, each row a distribution; see OneHot and MixTargets). It adds the
+// gradient of scale × (summed cross-entropy) to the accumulators and returns
+// the summed loss and the logits (valid until the next call). For a mean loss
+// over a logical batch of B examples split into micro-batches, pass scale 1/B
+// to every call.
+func (n *Net) ForwardBackward(x *nn.Tensor, targets []float32, scale float32) (float64, *nn.Tensor, error) {
+	if err := n.checkInput(x); err != nil {
+		return 0, nil, err
+	}
+	if len(targets) != x.Shape[0]*n.cfg.Classes {
+		return 0, nil, fmt.Errorf("%w: %d target values for %d examples of %d classes", ErrShape, len(targets), x.Shape[0], n.cfg.Classes)
+	}
+	n.forward(x)
+	c := &n.c
+	dl := n.arena.Get(c.logits.Shape...)
+	loss := nn.SoftmaxCrossEntropy(c.logits, targets, dl, scale)
+	n.backward(dl)
+	n.seen = true
+	return loss, c.logits, nil
+}
+
+// needDx reports whether the gradient must flow into the stage whose first
+// parameter sits at position first of the spec.
+func (n *Net) needDx(firstParam string) bool { return n.first < n.pos[firstParam] }
+
+func (n *Net) acc(name string) *nn.Tensor { return n.gacc[name] } // nil when frozen
+
+func (n *Net) accVec(name string) []float32 {
+	if t := n.gacc[name]; t != nil {
+		return t.Data
+	}
+	return nil
+}
+
+func (n *Net) backward(dlogits *nn.Tensor) {
+	a, cfg, p, c := &n.arena, n.cfg, n.params, &n.c
+	var dhw *nn.Tensor
+	if hk := n.acc(model.HeadKernel); hk != nil {
+		dhw = hk.Reshape(hk.Shape[2], hk.Shape[3])
+	}
+	var df *nn.Tensor
+	if n.needDx(model.HeadKernel) {
+		df = a.Get(c.f.Shape...)
+	}
+	nn.LinearBackward(c.f, n.head, dlogits, df, dhw, n.accVec(model.HeadBias), true)
+	if df == nil {
+		return
+	}
+	dhr := a.Get(c.hr.Shape...)
+	nn.GlobalAvgPoolBackward(df, dhr)
+	var dh *nn.Tensor
+	if n.needDx(model.HeadGamma) {
+		dh = a.Get(c.h.Shape...)
+	}
+	nn.GroupNormBackward(c.h, c.hr, cfg.Groups, p[model.HeadGamma].Data, c.sh.mean, c.sh.inv, dhr, dh,
+		n.accVec(model.HeadGamma), n.accVec(model.HeadBeta), true, a)
+	d := dh
+	for b := 3; b >= 0 && d != nil; b-- {
+		for u := cfg.Units[b] - 1; u >= 0 && d != nil; u-- {
+			d = n.unitBackward(d, b, u)
+		}
+	}
+	if d == nil || n.acc(model.RootKernel) == nil {
+		return
+	}
+	dp := a.Get(c.p.Shape...)
+	nn.MaxPoolBackward(c.p, d, 3, 2, dp)
+	dr := a.Get(c.r.Shape...)
+	nn.ZeroPadBackward(dp, 1, dr)
+	nn.Conv2DBackward(c.x, n.kern[model.RootKernel], dr, 2, 3, nil, n.acc(model.RootKernel), true, a)
+}
+
+func (n *Net) unitBackward(dout *nn.Tensor, b, u int) *nn.Tensor {
+	a, cfg, p := &n.arena, n.cfg, n.params
+	uc := &n.c.units[b][u]
+	stride := unitStride(b, u)
+	var dx *nn.Tensor
+	if n.needDx(model.GammaKey(b, u, "a")) {
+		dx = a.Get(uc.x.Shape...)
+	}
+	m := a.Mark()
+	defer a.Release(m)
+	gnBack := func(x, y *nn.Tensor, part string, st gnStats, dy, dxx *nn.Tensor) {
+		nn.GroupNormBackward(x, y, cfg.Groups, p[model.GammaKey(b, u, part)].Data, st.mean, st.inv, dy, dxx,
+			n.accVec(model.GammaKey(b, u, part)), n.accVec(model.BetaKey(b, u, part)), true, a)
+	}
+	conv := func(key string) (*nn.Tensor, *nn.Tensor) { return n.kern[key], n.acc(key) }
+
+	dpc := a.Get(uc.pc.Shape...)
+	w, g := conv(model.ConvKey(b, u, "c"))
+	nn.Conv2DBackward(uc.pc, w, dout, 1, 0, dpc, g, true, a)
+	dyb := a.Get(uc.yb.Shape...)
+	gnBack(uc.yb, uc.pc, "c", uc.sc, dpc, dyb)
+	dpb := a.Get(uc.pb.Shape...)
+	w, g = conv(model.ConvKey(b, u, "b"))
+	nn.Conv2DBackward(uc.pb, w, dyb, stride, 1, dpb, g, true, a)
+	dya := a.Get(uc.ya.Shape...)
+	gnBack(uc.ya, uc.pb, "b", uc.sb, dpb, dya)
+	dpa := a.Get(uc.pa.Shape...)
+	w, g = conv(model.ConvKey(b, u, "a"))
+	nn.Conv2DBackward(uc.pa, w, dya, 1, 0, dpa, g, true, a)
+	proj := cfg.HasProj(b, u)
+	if proj {
+		dps := a.Get(uc.pa.Shape...)
+		w, g = conv(model.ConvKey(b, u, "a/proj"))
+		nn.Conv2DBackward(uc.pa, w, dout, stride, 0, dps, g, true, a)
+		nn.AddInPlace(dpa, dps)
+	}
+	gnBack(uc.x, uc.pa, "a", uc.sa, dpa, dx)
+	if dx != nil && !proj {
+		nn.AddInPlace(dx, dout)
+	}
+	return dx
+}
+
+// ZeroGrad clears the gradient accumulators.
+func (n *Net) ZeroGrad() {
+	for _, t := range n.gacc {
+		clear(t.Data)
+	}
+	n.seen = false
+}
+
+// Grads returns the accumulated gradients of the trainable parameters in the
+// checkpoint layout, keyed by the official names. Call it after the last
+// ForwardBackward of a logical step and before the parameters change (the
+// weight-standardisation backward uses the kernels of the last forward). The
+// returned map and tensors are reused by the next call.
+func (n *Net) Grads() model.Params {
+	for name, gt := range n.grad {
+		src := n.gacc[name]
+		if !n.seen {
+			clear(gt.Data)
+			continue
+		}
+		if _, conv := n.tmp[name]; conv {
+			tmp := n.tmp[name]
+			nn.StandardizeWeightBackward(n.kern[name], n.kinv[name], src, tmp, false)
+			nn.OIHWToHWIOInto(gt, tmp)
+			continue
+		}
+		copy(gt.Data, src.Data)
+	}
+	return n.grad
+}
+
+// OneHot writes one-hot targets for labels into dst (len(labels)×classes).
+// A label outside [0, classes) returns an error wrapping nn.ErrLabel.
+func OneHot(labels []int, classes int, dst []float32) error {
+	if len(dst) != len(labels)*classes {
+		return fmt.Errorf("%w: %d target values for %d labels of %d classes", ErrShape, len(dst), len(labels), classes)
+	}
+	clear(dst)
+	for i, l := range labels {
+		if l < 0 || l >= classes {
+			return fmt.Errorf("train: %w: example %d has label %d, want [0, %d)", nn.ErrLabel, i, l, classes)
+		}
+		dst[i*classes+l] = 1
+	}
+	return nil
+}

@@ -1,0 +1,263 @@
+package train
+
+import (
+	"math"
+	"math/rand/v2"
+	"slices"
+	"testing"
+
+	"github.com/bitrun/bitrun/internal/gradcheck"
+	"github.com/bitrun/bitrun/model"
+	"github.com/bitrun/bitrun/nn"
+)
+
+// randomParams fills every parameter of cfg with random values: He-scaled
+// kernels, gamma around 1, non-zero beta, head and bias.
+func randomParams(cfg model.Config, seed uint64) model.Params {
+	rng := rand.New(rand.NewPCG(seed, 1))
+	p := model.Params{}
+	for _, s := range cfg.Spec() {
+		t := nn.New(s.Shape...)
+		for i := range t.Data {
+			r := float32(rng.NormFloat64())
+			switch s.Kind {
+			case model.KindConv:
+				fan := s.Shape[0] * s.Shape[1] * s.Shape[2]
+				t.Data[i] = r * float32(math.Sqrt(2/float64(fan)))
+			case model.KindGamma:
+				t.Data[i] = 1 + 0.2*r
+			case model.KindBeta, model.KindHeadBias:
+				t.Data[i] = 0.1 * r
+			case model.KindHead:
+				t.Data[i] = 0.1 * r
+			}
+		}
+		p[s.Name] = t
+	}
+	return p
+}
+
+func randomInput(seed uint64, shape ...int) *nn.Tensor {
+	rng := rand.New(rand.NewPCG(seed, 2))
+	x := nn.New(shape...)
+	for i := range x.Data {
+		x.Data[i] = float32(rng.Float64()*2 - 1)
+	}
+	return x
+}
+
+func tinyConfig(t testing.TB, classes int) model.Config {
+	cfg, err := model.Arch("tiny", classes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// TestForwardMatchesModel: the training forward computes what the inference
+// forward (model.Model.Forward) computes.
+func TestForwardMatchesModel(t *testing.T) {
+	cfg := tinyConfig(t, 7)
+	params := randomParams(cfg, 1)
+	x := randomInput(2, 3, 3, 40, 36)
+	m, err := model.New(cfg, params)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := m.Forward(x)
+	net, err := NewNet(cfg, params, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := net.Forward(x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got.Shape, want.Shape) {
+		t.Fatalf("logits %v, want %v", got.Shape, want.Shape)
+	}
+	var scale float64
+	for _, v := range want.Data {
+		scale = math.Max(scale, math.Abs(float64(v)))
+	}
+	for i := range want.Data {
+		if d := math.Abs(float64(got.Data[i] - want.Data[i])); d > 1e-4*scale {
+			t.Fatalf("logit %d: train forward %g, model.Forward %g", i, got.Data[i], want.Data[i])
+		}
+	}
+}
+
+// TestNetGradCheck checks the gradient of every named parameter of a whole
+// tiny BiT network (32×32 input: stride-2 convs in blocks 2-4, the root pad +
+// max pool, projections, non-zero head) against central differences of the
+// float64 reference forward. Coordinates are sampled per tensor.
+func TestNetGradCheck(t *testing.T) {
+	cfg := tinyConfig(t, 5)
+	params := randomParams(cfg, 3)
+	x := randomInput(4, 2, 3, 32, 32)
+	const classes = 5
+	targets := make([]float32, 2*classes)
+	targets[1], targets[3] = 0.7, 0.3 // MixUp-style soft target
+	targets[classes+4] = 1
+	net, err := NewNet(cfg, params, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := net.ForwardBackward(x, targets, 1); err != nil {
+		t.Fatal(err)
+	}
+	grads := net.Grads()
+
+	p64 := gradcheck.FromParams(params)
+	x64 := gradcheck.From(x)
+	t64 := make([]float64, len(targets))
+	for i, v := range targets {
+		t64[i] = float64(v)
+	}
+	loss := func() float64 { return gradcheck.SoftCE(gradcheck.Forward(cfg, p64, x64), t64) }
+	samples := 6
+	if testing.Short() {
+		samples = 2
+	}
+	rng := rand.New(rand.NewPCG(9, 9))
+	var allA []float32
+	var allN []float64
+	for _, s := range cfg.Spec() {
+		g := grads[s.Name]
+		if g == nil {
+			t.Fatalf("no gradient for %s", s.Name)
+		}
+		v := p64[s.Name].Data
+		var a []float32
+		var num []float64
+		for k := 0; k < samples; k++ {
+			i := rng.IntN(len(v))
+			a = append(a, g.Data[i])
+			num = append(num, gradcheck.Central(loss, &v[i], 1e-6))
+		}
+		e := gradcheck.RelErr(a, num)
+		if e >= 1e-3 {
+			t.Errorf("%s: relative error %.3g (analytic %v, numeric %v)", s.Name, e, a, num)
+		}
+		allA, allN = append(allA, a...), append(allN, num...)
+	}
+	if e := gradcheck.RelErr(allA, allN); e >= 1e-3 {
+		t.Errorf("whole network: relative error %.3g", e)
+	} else {
+		t.Logf("whole network: relative error %.3g over %d sampled coordinates", e, len(allN))
+	}
+}
+
+// TestAccumulateAndFreeze: two micro-batches with scale 1/4 give the gradient
+// of one batch of 4; frozen presets give the same head gradients and nothing
+// for frozen names.
+func TestAccumulateAndFreeze(t *testing.T) {
+	cfg := tinyConfig(t, 4)
+	params := randomParams(cfg, 5)
+	x := randomInput(6, 4, 3, 32, 32)
+	labels := []int{0, 3, 1, 2}
+	targets := make([]float32, 4*4)
+	if err := OneHot(labels, 4, targets); err != nil {
+		t.Fatal(err)
+	}
+	full, _ := NewNet(cfg, params, nil)
+	lossFull, _, err := full.ForwardBackward(x, targets, 0.25)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gFull := full.Grads().Clone()
+
+	split, _ := NewNet(cfg, params, nil)
+	var lossSplit float64
+	for h := 0; h < 2; h++ {
+		xs := nn.FromData(x.Data[h*2*3*32*32:(h+1)*2*3*32*32], 2, 3, 32, 32)
+		l, _, err := split.ForwardBackward(xs, targets[h*8:(h+1)*8], 0.25)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lossSplit += l
+	}
+	if math.Abs(lossFull-lossSplit) > 1e-5*lossFull {
+		t.Fatalf("loss: batch %g, split %g", lossFull, lossSplit)
+	}
+	for name, g := range split.Grads() {
+		if e := gradcheck.RelErr(g.Data, gradcheck.From(gFull[name]).Data); e > 1e-4 {
+			t.Errorf("%s: split vs full relative error %.3g", name, e)
+		}
+	}
+
+	for _, preset := range []string{PresetHead, PresetHeadGN} {
+		tr, err := Preset(preset)
+		if err != nil {
+			t.Fatal(err)
+		}
+		net, err := NewNet(cfg, params, tr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := net.ForwardBackward(x, targets, 0.25); err != nil {
+			t.Fatal(err)
+		}
+		g := net.Grads()
+		want := 2
+		if preset == PresetHeadGN {
+			want = 4
+		}
+		if len(g) != want {
+			t.Fatalf("%s: %d gradients (%v), want %d", preset, len(g), g.Names(), want)
+		}
+		for name, v := range g {
+			if e := gradcheck.RelErr(v.Data, gradcheck.From(gFull[name]).Data); e > 1e-5 {
+				t.Errorf("%s: %s differs from the all-trainable gradient (relative error %.3g)", preset, name, e)
+			}
+		}
+	}
+	if _, err := Preset("trunk"); err == nil {
+		t.Error("unknown preset accepted")
+	}
+}
+
+func TestNetBadInput(t *testing.T) {
+	cfg := tinyConfig(t, 3)
+	net, err := NewNet(cfg, randomParams(cfg, 1), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := net.Forward(nn.New(1, 1, 32, 32)); err == nil {
+		t.Error("1-channel input accepted")
+	}
+	if _, _, err := net.ForwardBackward(nn.New(2, 3, 32, 32), make([]float32, 3), 1); err == nil {
+		t.Error("short targets accepted")
+	}
+	if err := OneHot([]int{3}, 3, make([]float32, 3)); err == nil {
+		t.Error("label 3 of 3 classes accepted")
+	}
+	bad := randomParams(cfg, 1)
+	delete(bad, model.HeadBias)
+	if _, err := NewNet(cfg, bad, nil); err == nil {
+		t.Error("missing head bias accepted")
+	}
+}
+
+// TestSteadyStateMemory: after the first step the arena does not grow.
+func TestSteadyStateMemory(t *testing.T) {
+	cfg := tinyConfig(t, 3)
+	net, _ := NewNet(cfg, randomParams(cfg, 1), nil)
+	x := randomInput(1, 4, 3, 32, 32)
+	targets := make([]float32, 12)
+	_ = OneHot([]int{0, 1, 2, 0}, 3, targets)
+	step := func() {
+		if _, _, err := net.ForwardBackward(x, targets, 0.25); err != nil {
+			t.Fatal(err)
+		}
+		net.Grads()
+		net.ZeroGrad()
+	}
+	step()
+	held := net.ArenaBytes()
+	allocs := testing.AllocsPerRun(3, step)
+	if net.ArenaBytes() != held {
+		t.Errorf("arena grew from %d to %d bytes", held, net.ArenaBytes())
+	}
+	t.Logf("arena %d KiB; %.0f small allocations per step (goroutine fan-out, no tensors)", held>>10, allocs)
+}
