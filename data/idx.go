@@ -113,12 +113,15 @@ func readIDX(path string, ndim int) ([]int, []byte, error) {
 		r = zr
 	}
 	hdr := make([]byte, 4+4*ndim)
-	if _, err := io.ReadFull(r, hdr); err != nil {
+	if _, err := io.ReadFull(r, hdr[:4]); err != nil {
 		return nil, nil, fmt.Errorf("%w: %s: truncated header: %w", ErrBadDataset, path, err)
 	}
 	if hdr[0] != 0 || hdr[1] != 0 || hdr[2] != 0x08 || int(hdr[3]) != ndim {
 		return nil, nil, fmt.Errorf("%w: %s: bad magic %02x%02x%02x%02x, want 000008%02x (unsigned bytes, %d dimensions)",
 			ErrBadDataset, path, hdr[0], hdr[1], hdr[2], hdr[3], ndim, ndim)
+	}
+	if _, err := io.ReadFull(r, hdr[4:]); err != nil {
+		return nil, nil, fmt.Errorf("%w: %s: truncated header: %w", ErrBadDataset, path, err)
 	}
 	dims := make([]int, ndim)
 	total := int64(1)
