@@ -1,0 +1,509 @@
+package train
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"image"
+	"io/fs"
+	"log/slog"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/bitrun/bitrun/data"
+	"github.com/bitrun/bitrun/model"
+	"github.com/bitrun/bitrun/nn"
+)
+
+// Options configure Run. DefaultOptions gives the BiT upstream recipe.
+type Options struct {
+	Arch       string  `json:"arch"`        // "tiny", "small", "R50x1", ...
+	Steps      int     `json:"steps"`       // schedule length; 0: from Epochs
+	Epochs     float64 `json:"epochs"`      // used when Steps is 0
+	Batch      int     `json:"batch"`       // logical batch
+	BatchSplit int     `json:"batch_split"` // micro-batches per step (gradient accumulation)
+	Resolution int     `json:"resolution"`  // train crop and eval size
+	PreSize    int     `json:"pre_size"`    // resize before the random crop; 0: data.TrainPreSize
+	Crop       bool    `json:"crop"`        // random crop (else resize straight to Resolution)
+	Flip       bool    `json:"flip"`        // random horizontal flip (wrong for digits)
+	LR         float64 `json:"lr"`          // base lr; 0: 0.03*Batch/256
+	Warmup     int     `json:"warmup"`      // linear warmup steps; <0: Steps/18 (5 of 90 epochs)
+	Momentum   float64 `json:"momentum"`
+	// WeightDecay applies to conv and head kernels.
+	WeightDecay float64 `json:"weight_decay"`
+	MixupAlpha  float64 `json:"mixup_alpha"` // 0: no MixUp
+	Freeze      string  `json:"freeze"`      // Preset name: "all", "head", "head+gn"
+	Seed        uint64  `json:"seed"`
+	// CheckpointEvery saves a checkpoint every N steps (0: only on
+	// cancellation and at the end).
+	CheckpointEvery int    `json:"checkpoint_every"`
+	Resume          bool   `json:"resume"` // continue the run in OutDir
+	EvalBatch       int    `json:"eval_batch"`
+	OutDir          string `json:"out_dir"`
+
+	// Init are the starting weights (nil: model.Init for the seed).
+	Init model.Params `json:"-"`
+	// Logger receives events (nil: discarded).
+	Logger *slog.Logger `json:"-"`
+	// Progress is called after every step and during evaluation.
+	Progress func(Progress) `json:"-"`
+}
+
+// DefaultOptions is the BiT upstream recipe: SGD momentum 0.9, lr 0.03 ×
+// batch/256, weight decay 1e-4, linear warmup, ×0.1 at 1/3, 2/3 and 8/9,
+// random crop and flip.
+func DefaultOptions() Options {
+	return Options{Arch: "small", Epochs: 1, Batch: 128, BatchSplit: 1, Resolution: 32, Crop: true, Flip: true,
+		Warmup: -1, Momentum: 0.9, WeightDecay: 1e-4, Freeze: PresetAll, Seed: 0, EvalBatch: 256}
+}
+
+// Progress reports the state of a run.
+type Progress struct {
+	Phase        string        `json:"phase"` // "train" or "eval"
+	Step         int           `json:"step"`  // completed steps (eval: images done)
+	Steps        int           `json:"steps"` // total (eval: images)
+	Epoch        float64       `json:"epoch"`
+	Loss         float64       `json:"loss"`      // mean over the step's batch
+	BatchAcc     float64       `json:"batch_acc"` // top-1 on the step's (augmented) batch
+	LR           float64       `json:"lr"`
+	ImagesPerSec float64       `json:"images_per_s"`
+	ETA          time.Duration `json:"-"`
+	Elapsed      time.Duration `json:"-"`
+}
+
+// Summary is written to SummaryFile at the end of a run.
+type Summary struct {
+	Arch         string  `json:"arch"`
+	Classes      int     `json:"classes"`
+	Params       int64   `json:"params"`
+	Steps        int     `json:"steps"`
+	ResumedAt    int     `json:"resumed_at"`
+	Examples     int     `json:"examples"`
+	Epochs       float64 `json:"epochs"`
+	FinalLoss    float64 `json:"final_loss"`
+	TrainSeconds float64 `json:"train_seconds"` // this process only
+	ImagesPerSec float64 `json:"images_per_s"`
+	TestExamples int     `json:"test_examples"`
+	TestAccuracy float64 `json:"test_accuracy"`
+	EvalSeconds  float64 `json:"eval_seconds"`
+	Weights      string  `json:"weights"`
+	GEMM         string  `json:"gemm"`
+	Options      Options `json:"options"`
+}
+
+// Run trains a BiT network on trainSet following opts, writing the run folder
+// opts.OutDir: metrics.jsonl, checkpoints (every CheckpointEvery steps and when
+// ctx is cancelled), and at the end weights.npz and summary.json after
+// evaluating on testSet (nil skips evaluation). When ctx is cancelled Run
+// saves a checkpoint and returns an error wrapping ctx.Err(); Run again with
+// Resume continues to the same final weights as an uninterrupted run.
+func Run(ctx context.Context, opts Options, trainSet, testSet data.Dataset) (*Summary, error) {
+	r, err := newRunner(opts, trainSet)
+	if err != nil {
+		return nil, err
+	}
+	return r.run(ctx, testSet)
+}
+
+type runner struct {
+	o      Options
+	cfg    model.Config
+	ds     data.Dataset
+	n      int // examples
+	steps  int
+	sched  Schedule
+	key    runKey
+	log    *slog.Logger
+	permMu sync.Mutex
+	perms  map[int][]int
+}
+
+func newRunner(o Options, ds data.Dataset) (*runner, error) {
+	if ds == nil || ds.Len() == 0 {
+		return nil, errors.New("train: training set is empty")
+	}
+	if o.OutDir == "" {
+		return nil, errors.New("train: no run folder (OutDir)")
+	}
+	if o.Batch <= 0 || o.BatchSplit <= 0 || o.Batch%o.BatchSplit != 0 {
+		return nil, fmt.Errorf("train: batch %d must be a positive multiple of batch split %d", o.Batch, o.BatchSplit)
+	}
+	if o.Resolution < 16 {
+		return nil, fmt.Errorf("train: resolution %d too small (want >= 16)", o.Resolution)
+	}
+	if o.PreSize == 0 {
+		o.PreSize = data.TrainPreSize(o.Resolution)
+	}
+	if !o.Crop {
+		o.PreSize = o.Resolution
+	}
+	if o.PreSize < o.Resolution {
+		return nil, fmt.Errorf("train: resize %d smaller than crop %d", o.PreSize, o.Resolution)
+	}
+	if o.EvalBatch <= 0 {
+		o.EvalBatch = 256
+	}
+	if o.Freeze == "" {
+		o.Freeze = PresetAll
+	}
+	if _, err := Preset(o.Freeze); err != nil {
+		return nil, err
+	}
+	cfg, err := model.Arch(o.Arch, len(ds.Classes()))
+	if err != nil {
+		return nil, fmt.Errorf("train: %w", err)
+	}
+	n := ds.Len()
+	steps := o.Steps
+	if steps <= 0 {
+		if o.Epochs <= 0 {
+			return nil, errors.New("train: give a number of steps or epochs")
+		}
+		steps = int(math.Ceil(o.Epochs * float64(n) / float64(o.Batch)))
+	}
+	o.Steps = steps
+	if o.LR <= 0 {
+		o.LR = UpstreamLR(o.Batch)
+	}
+	if o.Warmup < 0 {
+		o.Warmup = steps / 18
+	}
+	sched, err := UpstreamSchedule(o.LR, steps, o.Warmup)
+	if err != nil {
+		return nil, err
+	}
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	key := runKey{Arch: cfg.Name, Classes: cfg.Classes, Steps: steps, Batch: o.Batch, Resolution: o.Resolution,
+		PreSize: o.PreSize, Crop: o.Crop, Flip: o.Flip, LR: o.LR, Warmup: o.Warmup, Momentum: o.Momentum,
+		WeightDecay: o.WeightDecay, MixupAlpha: o.MixupAlpha, Freeze: o.Freeze, Examples: n}
+	return &runner{o: o, cfg: cfg, ds: ds, n: n, steps: steps, sched: sched, key: key, log: log, perms: map[int][]int{}}, nil
+}
+
+// Seeds of the pure functions of (seed, position) used for data order and
+// augmentation.
+const (
+	saltOrder = 0x6a09e667f3bcc908
+	saltAug   = 0xbb67ae8584caa73b
+	saltMix   = 0x3c6ef372fe94f82b
+)
+
+// example returns the dataset index at global sample position pos: epoch e =
+// pos/N walks a permutation that depends only on (seed, e).
+func (r *runner) example(pos int) int {
+	e := pos / r.n
+	r.permMu.Lock()
+	defer r.permMu.Unlock()
+	p, ok := r.perms[e]
+	if !ok {
+		for k := range r.perms {
+			if k < e-1 {
+				delete(r.perms, k)
+			}
+		}
+		p = data.Shuffled(r.n, r.o.Seed^saltOrder+uint64(e)*0x9e3779b97f4a7c15)
+		r.perms[e] = p
+	}
+	return p[pos%r.n]
+}
+
+// trainBatch fills x [B,3,R,R] and labels for step s: a pure function of
+// (seed, s).
+func (r *runner) trainBatch(s int, x *nn.Tensor, labels []int) error {
+	b, res, pre := r.o.Batch, r.o.Resolution, r.o.PreSize
+	per := 3 * res * res
+	errs := make([]error, b)
+	nn.ParallelFor(b, func(j int) {
+		pos := s*b + j
+		idx := r.example(pos)
+		labels[j] = r.ds.Label(idx)
+		img, err := r.ds.Image(idx)
+		if err != nil {
+			errs[j] = fmt.Errorf("train: example %d: %w", idx, err)
+			return
+		}
+		rng := rand.New(rand.NewPCG(r.o.Seed^saltAug, uint64(pos)))
+		augment(img, pre, res, r.o.Crop, r.o.Flip, rng, x.Data[j*per:(j+1)*per])
+	})
+	return errors.Join(errs...)
+}
+
+// augment is the BiT train preprocessing with switchable parts: resize to
+// pre×pre, random crop to res×res (when crop), random horizontal flip (when
+// flip). It draws the crop's x and y offsets and then the flip from rng, as
+// data.TrainTensor does.
+func augment(img image.Image, pre, res int, crop, flip bool, rng *rand.Rand, dst []float32) {
+	if !crop && !flip {
+		data.EvalTensor(img, res, 3, data.BiTNorm, dst)
+		return
+	}
+	full := make([]float32, 3*pre*pre)
+	data.EvalTensor(img, pre, 3, data.BiTNorm, full)
+	ox, oy := 0, 0
+	if crop {
+		ox, oy = rng.IntN(pre-res+1), rng.IntN(pre-res+1)
+	}
+	mirror := flip && rng.IntN(2) == 1
+	for c := 0; c < 3; c++ {
+		for y := 0; y < res; y++ {
+			src := full[(c*pre+oy+y)*pre+ox:][:res]
+			out := dst[(c*res+y)*res:][:res]
+			if mirror {
+				for i, v := range src {
+					out[res-1-i] = v
+				}
+			} else {
+				copy(out, src)
+			}
+		}
+	}
+}
+
+type metricLine struct {
+	Step         int     `json:"step"`
+	Epoch        float64 `json:"epoch"`
+	Loss         float64 `json:"loss"`
+	BatchAcc     float64 `json:"batch_acc"`
+	LR           float64 `json:"lr"`
+	ImagesPerSec float64 `json:"images_per_s"`
+	Elapsed      float64 `json:"elapsed_s"`
+}
+
+func (r *runner) run(ctx context.Context, testSet data.Dataset) (*Summary, error) {
+	o, dir := r.o, r.o.OutDir
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("train: %w", err)
+	}
+	start := 0
+	var params model.Params
+	sgd := &SGD{Momentum: o.Momentum, WeightDecay: o.WeightDecay}
+	ck, err := readCheckpoint(dir)
+	switch {
+	case err == nil && !o.Resume:
+		return nil, fmt.Errorf("%w: %s", ErrRunExists, dir)
+	case err == nil:
+		if ck.Run != r.key || ck.Seed != o.Seed {
+			return nil, fmt.Errorf("%w: checkpoint %+v seed %d, now %+v seed %d", ErrResumeMismatch, ck.Run, ck.Seed, r.key, o.Seed)
+		}
+		params, sgd.Velocity, err = loadCheckpoint(dir, ck)
+		if err != nil {
+			return nil, err
+		}
+		if err := model.Check(r.cfg, params); err != nil {
+			return nil, fmt.Errorf("train: checkpoint: %w", err)
+		}
+		start = ck.Step
+		if err := trimMetrics(filepath.Join(dir, MetricsFile), start); err != nil {
+			return nil, err
+		}
+		r.log.Info("resuming", "dir", dir, "step", start, "steps", r.steps)
+	case errors.Is(err, fs.ErrNotExist):
+		if o.Init != nil {
+			params = o.Init.Clone()
+		} else {
+			params = model.Init(r.cfg, int64(o.Seed))
+		}
+		if err := os.Remove(filepath.Join(dir, MetricsFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("train: %w", err)
+		}
+	default:
+		return nil, err
+	}
+	if err := writeJSONAtomic(filepath.Join(dir, ConfigFile), struct {
+		Options Options      `json:"options"`
+		Model   model.Config `json:"model"`
+	}{o, r.cfg}); err != nil {
+		return nil, err
+	}
+	trainable, _ := Preset(o.Freeze)
+	net, err := NewNet(r.cfg, params, trainable)
+	if err != nil {
+		return nil, err
+	}
+	mf, err := os.OpenFile(filepath.Join(dir, MetricsFile), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("train: %w", err)
+	}
+	defer mf.Close()
+
+	checkpoint := func(step int) error {
+		err := saveCheckpoint(dir, Checkpoint{Step: step, Seed: o.Seed, Run: r.key}, params, sgd.Velocity)
+		if err == nil {
+			r.log.Info("checkpoint", "step", step)
+		}
+		return err
+	}
+
+	classes := r.cfg.Classes
+	b, res := o.Batch, o.Resolution
+	micro := b / o.BatchSplit
+	x := nn.New(b, 3, res, res)
+	labels := make([]int, b)
+	targets := make([]float32, b*classes)
+	var mixScratch []float32
+	partner := make([]int, b)
+	preds := make([]int, 0, micro)
+	began := time.Now()
+	var loss float64
+	for s := start; s < r.steps; s++ {
+		if err := ctx.Err(); err != nil {
+			if cerr := checkpoint(s); cerr != nil {
+				return nil, errors.Join(fmt.Errorf("train: interrupted at step %d: %w", s, err), cerr)
+			}
+			return nil, fmt.Errorf("train: interrupted at step %d (checkpoint saved; resume to continue): %w", s, err)
+		}
+		if err := r.trainBatch(s, x, labels); err != nil {
+			return nil, err
+		}
+		if err := OneHot(labels, classes, targets); err != nil {
+			return nil, err
+		}
+		if o.MixupAlpha > 0 {
+			rng := rand.New(rand.NewPCG(o.Seed^saltMix, uint64(s)))
+			lam := float32(Beta(rng, o.MixupAlpha))
+			for i, p := range rng.Perm(b) {
+				partner[i] = p
+			}
+			if mixScratch == nil {
+				mixScratch = make([]float32, x.Len())
+			}
+			if err := MixUp(x, labels, partner, classes, lam, targets, mixScratch); err != nil {
+				return nil, err
+			}
+		}
+		loss = 0
+		correct := 0
+		per := 3 * res * res
+		for m := 0; m < o.BatchSplit; m++ {
+			xm := nn.FromData(x.Data[m*micro*per:(m+1)*micro*per], micro, 3, res, res)
+			l, logits, err := net.ForwardBackward(xm, targets[m*micro*classes:(m+1)*micro*classes], 1/float32(b))
+			if err != nil {
+				return nil, err
+			}
+			loss += l
+			preds = nn.Argmax(logits, preds)
+			for i, p := range preds {
+				if p == labels[m*micro+i] {
+					correct++
+				}
+			}
+		}
+		loss /= float64(b)
+		if math.IsNaN(loss) || math.IsInf(loss, 0) {
+			return nil, fmt.Errorf("train: loss diverged (%g) at step %d: lower the learning rate", loss, s)
+		}
+		lr := r.sched(s)
+		if err := sgd.Step(params, net.Grads(), lr); err != nil {
+			return nil, err
+		}
+		net.ZeroGrad()
+		done := s + 1
+		el := time.Since(began)
+		ips := float64((done-start)*b) / el.Seconds()
+		eta := time.Duration(float64(r.steps-done) * float64(b) / ips * float64(time.Second))
+		p := Progress{Phase: "train", Step: done, Steps: r.steps, Epoch: float64(done*b) / float64(r.n), Loss: loss,
+			BatchAcc: float64(correct) / float64(b), LR: lr, ImagesPerSec: ips, ETA: eta, Elapsed: el}
+		line, _ := json.Marshal(metricLine{Step: done, Epoch: p.Epoch, Loss: loss, BatchAcc: p.BatchAcc, LR: lr, ImagesPerSec: ips, Elapsed: el.Seconds()})
+		if _, err := mf.Write(append(line, '\n')); err != nil {
+			return nil, fmt.Errorf("train: metrics: %w", err)
+		}
+		if o.Progress != nil {
+			o.Progress(p)
+		}
+		if o.CheckpointEvery > 0 && done%o.CheckpointEvery == 0 && done < r.steps {
+			if err := checkpoint(done); err != nil {
+				return nil, err
+			}
+		}
+	}
+	trainTime := time.Since(began)
+	if start < r.steps || !HasCheckpoint(dir) {
+		if err := checkpoint(r.steps); err != nil {
+			return nil, err
+		}
+	}
+	if err := model.SaveNPZ(filepath.Join(dir, WeightsFile), params); err != nil {
+		return nil, fmt.Errorf("train: %w", err)
+	}
+	sum := &Summary{Arch: r.cfg.Name, Classes: classes, Params: r.cfg.ParamCount(), Steps: r.steps, ResumedAt: start,
+		Examples: r.n, Epochs: float64(r.steps*b) / float64(r.n), FinalLoss: loss, TrainSeconds: trainTime.Seconds(),
+		Weights: filepath.Join(dir, WeightsFile), GEMM: nn.Backend().Name(), Options: o}
+	if start < r.steps {
+		sum.ImagesPerSec = float64((r.steps-start)*b) / trainTime.Seconds()
+	}
+	if testSet != nil {
+		t0 := time.Now()
+		acc, err := Evaluate(ctx, net, testSet, res, o.EvalBatch, o.Progress)
+		if err != nil {
+			return nil, err
+		}
+		sum.TestExamples, sum.TestAccuracy, sum.EvalSeconds = testSet.Len(), acc, time.Since(t0).Seconds()
+		r.log.Info("evaluated", "examples", testSet.Len(), "top1", acc)
+	}
+	if err := writeJSONAtomic(filepath.Join(dir, SummaryFile), sum); err != nil {
+		return nil, err
+	}
+	return sum, nil
+}
+
+// Evaluate returns the top-1 accuracy of net on ds, preprocessed the BiT eval
+// way (square resize to res). progress, when non-nil, is called per batch.
+func Evaluate(ctx context.Context, net *Net, ds data.Dataset, res, batch int, progress func(Progress)) (float64, error) {
+	n := ds.Len()
+	if n == 0 {
+		return 0, errors.New("train: evaluation set is empty")
+	}
+	if batch <= 0 {
+		batch = 256
+	}
+	per := 3 * res * res
+	buf := make([]float32, batch*per)
+	labels := make([]int, batch)
+	var preds []int
+	correct := 0
+	t0 := time.Now()
+	for i0 := 0; i0 < n; i0 += batch {
+		if err := ctx.Err(); err != nil {
+			return 0, fmt.Errorf("train: evaluation interrupted: %w", err)
+		}
+		bn := min(batch, n-i0)
+		errs := make([]error, bn)
+		nn.ParallelFor(bn, func(j int) {
+			img, err := ds.Image(i0 + j)
+			if err != nil {
+				errs[j] = fmt.Errorf("train: test example %d: %w", i0+j, err)
+				return
+			}
+			labels[j] = ds.Label(i0 + j)
+			data.EvalTensor(img, res, 3, data.BiTNorm, buf[j*per:(j+1)*per])
+		})
+		if err := errors.Join(errs...); err != nil {
+			return 0, err
+		}
+		logits, err := net.Forward(nn.FromData(buf[:bn*per], bn, 3, res, res))
+		if err != nil {
+			return 0, err
+		}
+		preds = nn.Argmax(logits, preds)
+		for j, p := range preds {
+			if p == labels[j] {
+				correct++
+			}
+		}
+		if progress != nil {
+			el := time.Since(t0)
+			done := i0 + bn
+			ips := float64(done) / el.Seconds()
+			progress(Progress{Phase: "eval", Step: done, Steps: n, ImagesPerSec: ips, Elapsed: el,
+				ETA: time.Duration(float64(n-done) / ips * float64(time.Second))})
+		}
+	}
+	return float64(correct) / float64(n), nil
+}

@@ -1,0 +1,78 @@
+package train
+
+import (
+	"fmt"
+	"sort"
+
+	"github.com/bitrun/bitrun/model"
+	"github.com/bitrun/bitrun/nn"
+)
+
+// SGD is stochastic gradient descent with momentum and optional weight decay:
+//
+//	v ← momentum·v + g + weightDecay·w   (decay only where Decay(name))
+//	w ← w − lr·v
+//
+// (the PyTorch/TF momentum form, with weight decay as an L2 term in the
+// gradient). Its state is Velocity, keyed by parameter name; save and restore
+// it to resume exactly. The zero value has no momentum and no decay.
+type SGD struct {
+	Momentum    float64
+	WeightDecay float64
+	// Decay selects the parameters that get weight decay; nil means conv and
+	// head kernels (not GroupNorm parameters or the head bias).
+	Decay func(name string) bool
+	// Velocity holds a momentum buffer per updated parameter, created on the
+	// first Step.
+	Velocity model.Params
+}
+
+// DefaultSGD is the BiT setting: momentum 0.9, no weight decay (the upstream
+// from-scratch recipe adds 1e-4).
+func DefaultSGD() *SGD { return &SGD{Momentum: 0.9} }
+
+// DecayKernels is the default Decay: conv kernels and the head kernel.
+func DecayKernels(name string) bool {
+	return name == model.HeadKernel || (len(name) > 7 && name[len(name)-7:] == "/kernel")
+}
+
+// Step updates params in place from grads (only the names in grads) with
+// learning rate lr. Deterministic: each element is updated independently.
+func (o *SGD) Step(params, grads model.Params, lr float64) error {
+	if o.Velocity == nil {
+		o.Velocity = model.Params{}
+	}
+	decay := o.Decay
+	if decay == nil {
+		decay = DecayKernels
+	}
+	names := make([]string, 0, len(grads))
+	for name := range grads {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		w, g := params[name], grads[name]
+		if w == nil || !nn.SameShape(w.Shape, g.Shape) {
+			return fmt.Errorf("train: sgd: gradient %s %v does not match parameter %v", name, g.Shape, w)
+		}
+		v := o.Velocity[name]
+		if v == nil {
+			v = nn.New(w.Shape...)
+			o.Velocity[name] = v
+		} else if !nn.SameShape(v.Shape, w.Shape) {
+			return fmt.Errorf("train: sgd: momentum buffer %s %v does not match parameter %v", name, v.Shape, w.Shape)
+		}
+		mu, lrf := float32(o.Momentum), float32(lr)
+		wd := float32(0)
+		if o.WeightDecay != 0 && decay(name) {
+			wd = float32(o.WeightDecay)
+		}
+		wv, gv, vv := w.Data, g.Data, v.Data
+		for i := range wv {
+			vv[i] = mu*vv[i] + gv[i] + wd*wv[i]
+			wv[i] -= lrf * vv[i]
+		}
+	}
+	return nil
+}
