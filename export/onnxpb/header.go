@@ -107,9 +107,14 @@ func ReadHeader(r io.Reader) (*Header, error) {
 			if kept > MaxHeaderBytes {
 				return nil, fmt.Errorf("%w: metadata exceeds %d bytes", ErrTooLarge, MaxHeaderBytes)
 			}
-			b := make([]byte, n)
-			if _, err := io.ReadFull(sr.br, b); err != nil {
+			// Grow with the data actually read: a claimed length costs
+			// nothing until the bytes arrive.
+			b, err := io.ReadAll(io.LimitReader(sr.br, int64(n)))
+			if err != nil {
 				return nil, headerErr(err)
+			}
+			if uint64(len(b)) != n {
+				return nil, fmt.Errorf("%w: truncated", ErrInvalid)
 			}
 			f := field{num: num, typ: typ, b: b}
 			switch num {
