@@ -1,0 +1,319 @@
+package model
+
+import (
+	"archive/zip"
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/bitrun/bitrun/nn"
+)
+
+// FormatError reports a malformed .npz archive or one of its arrays. It wraps
+// ErrFormat (errors.Is(err, ErrFormat) holds) and the underlying cause.
+type FormatError struct {
+	Path   string // the file, when known
+	Member string // the archive member, when the fault is inside one
+	Err    error  // what was wrong
+}
+
+func (e *FormatError) Error() string {
+	msg := ErrFormat.Error()
+	if e.Path != "" {
+		msg += ": " + e.Path
+	}
+	if e.Member != "" {
+		msg += fmt.Sprintf(": member %q", e.Member)
+	}
+	return msg + ": " + e.Err.Error()
+}
+
+// Unwrap returns ErrFormat and the cause.
+func (e *FormatError) Unwrap() []error { return []error{ErrFormat, e.Err} }
+
+// maxDeflateRatio bounds how much a deflate stream can expand (the format's
+// limit is about 1032:1); a member declaring more is lying about its size.
+const maxDeflateRatio = 1032
+
+// npzMember is one checked member of an archive.
+type npzMember struct {
+	key string // the member name without ".npy"
+	f   *zip.File
+}
+
+// npzMembers opens an archive and checks every member's name, method and
+// declared sizes before any data is read.
+func npzMembers(r io.ReaderAt, size int64) ([]npzMember, error) {
+	if size < 0 {
+		return nil, &FormatError{Err: fmt.Errorf("negative archive size %d", size)}
+	}
+	zr, err := zip.NewReader(r, size)
+	if err != nil && !errors.Is(err, zip.ErrInsecurePath) {
+		// Member names never become file paths here, so "insecure" names
+		// (absolute, with "..") are only checked like any other key.
+		return nil, &FormatError{Err: err}
+	}
+	members := make([]npzMember, 0, len(zr.File))
+	seen := make(map[string]bool, len(zr.File))
+	for _, f := range zr.File {
+		key, ok := strings.CutSuffix(f.Name, ".npy")
+		if !ok || key == "" {
+			return nil, &FormatError{Member: f.Name, Err: errors.New("not an .npy array (want NAME.npy)")}
+		}
+		if seen[key] {
+			return nil, &FormatError{Member: f.Name, Err: errors.New("duplicate member")}
+		}
+		seen[key] = true
+		if err := checkMemberSizes(f, size); err != nil {
+			return nil, &FormatError{Member: f.Name, Err: err}
+		}
+		members = append(members, npzMember{key: key, f: f})
+	}
+	return members, nil
+}
+
+func checkMemberSizes(f *zip.File, size int64) error {
+	off, err := f.DataOffset()
+	if err != nil {
+		return err
+	}
+	csize, usize := f.CompressedSize64, f.UncompressedSize64
+	if off < 0 || csize > uint64(size) || uint64(off) > uint64(size)-csize {
+		return fmt.Errorf("data (%d bytes at offset %d) runs past the end of the %d-byte archive", csize, off, size)
+	}
+	switch f.Method {
+	case zip.Store:
+		if usize != csize {
+			return fmt.Errorf("stored member declares %d bytes but holds %d", usize, csize)
+		}
+	case zip.Deflate:
+		if usize > csize*maxDeflateRatio+1024 {
+			return fmt.Errorf("deflated member declares %d bytes from %d compressed bytes (impossible ratio)", usize, csize)
+		}
+	default:
+		return fmt.Errorf("unsupported compression method %d (want stored or deflated)", f.Method)
+	}
+	return nil
+}
+
+// openMember opens m and parses its .npy header, checking the declared data
+// size against the member's size. The caller closes rc.
+func openMember(m npzMember) (h NPYHeader, br *bufio.Reader, rc io.ReadCloser, err error) {
+	rc, err = m.f.Open()
+	if err != nil {
+		return h, nil, nil, err
+	}
+	br = bufio.NewReaderSize(rc, 64<<10)
+	if h, err = readNPYHeader(br); err != nil {
+		rc.Close()
+		return h, nil, nil, err
+	}
+	if err = h.checkFloat32(); err != nil {
+		rc.Close()
+		return h, nil, nil, err
+	}
+	usize := m.f.UncompressedSize64
+	if usize < uint64(h.HeaderLen) || int64(usize)-h.HeaderLen != h.DataLen() {
+		rc.Close()
+		return h, nil, nil, fmt.Errorf("shape %v needs %d data bytes after the %d-byte header, the member holds %d bytes in all",
+			h.Shape, h.DataLen(), h.HeaderLen, usize)
+	}
+	return h, br, rc, nil
+}
+
+// ReadNPZ parses an .npz archive (zip of .npy, stored or deflated) of float32
+// arrays into Params keyed by the archive member names without ".npy".
+//
+// Every error about the content is a *FormatError wrapping ErrFormat and
+// naming the member. Before allocating an array, ReadNPZ checks the size its
+// header declares against the member's size and the member's size against the
+// archive, so a hostile archive can make it allocate at most about 1032 times
+// its own size (the deflate limit) and only while that data actually arrives
+// intact; CRCs are verified.
+func ReadNPZ(r io.ReaderAt, size int64) (Params, error) {
+	members, err := npzMembers(r, size)
+	if err != nil {
+		return nil, err
+	}
+	params := make(Params, len(members))
+	for _, m := range members {
+		t, err := readMember(m)
+		if err != nil {
+			return nil, &FormatError{Member: m.f.Name, Err: err}
+		}
+		params[m.key] = t
+	}
+	return params, nil
+}
+
+func readMember(m npzMember) (*nn.Tensor, error) {
+	h, br, rc, err := openMember(m)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	// readNPYData reads to EOF, which makes the zip reader verify the CRC.
+	return readNPYData(br, h, h.DataLen())
+}
+
+// ReadNPZShapes returns the shape of every array in an .npz archive without
+// reading the data: only the headers are parsed (and checked like ReadNPZ
+// does), so it is cheap even for multi-gigabyte checkpoints. Data CRCs are
+// not verified.
+func ReadNPZShapes(r io.ReaderAt, size int64) (map[string][]int, error) {
+	members, err := npzMembers(r, size)
+	if err != nil {
+		return nil, err
+	}
+	shapes := make(map[string][]int, len(members))
+	for _, m := range members {
+		h, _, rc, err := openMember(m)
+		if err != nil {
+			return nil, &FormatError{Member: m.f.Name, Err: err}
+		}
+		rc.Close()
+		shapes[m.key] = append([]int{}, h.Shape...)
+	}
+	return shapes, nil
+}
+
+// LoadNPZ reads the .npz file at path (see ReadNPZ for the checks and limits).
+func LoadNPZ(path string) (Params, error) {
+	var params Params
+	err := withFile(path, func(f *os.File, size int64) (err error) {
+		params, err = ReadNPZ(f, size)
+		return err
+	})
+	return params, err
+}
+
+// LoadNPZShapes is ReadNPZShapes on the file at path.
+func LoadNPZShapes(path string) (map[string][]int, error) {
+	var shapes map[string][]int
+	err := withFile(path, func(f *os.File, size int64) (err error) {
+		shapes, err = ReadNPZShapes(f, size)
+		return err
+	})
+	return shapes, err
+}
+
+func withFile(path string, fn func(f *os.File, size int64) error) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("model: %w", err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("model: %w", err)
+	}
+	if !st.Mode().IsRegular() {
+		return fmt.Errorf("model: %s: not a regular file", path)
+	}
+	err = fn(f, st.Size())
+	if fe, ok := errors.AsType[*FormatError](err); ok && fe.Path == "" {
+		fe.Path = path
+	}
+	return err
+}
+
+// npzTime is the modification time written for every member, so that the
+// same weights always give the same bytes (and the same SHA-256).
+var npzTime = time.Date(1980, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// WriteNPZ writes params as an .npz archive: one stored (uncompressed)
+// version 1.0 .npy member per tensor, in sorted key order, with fixed
+// timestamps, so equal params give identical bytes.
+func WriteNPZ(w io.Writer, params Params) error {
+	for _, name := range params.Names() {
+		if name == "" {
+			return errors.New("model: npz: empty parameter name")
+		}
+		if err := checkTensor(params[name]); err != nil {
+			return fmt.Errorf("model: npz: %s: %w", name, err)
+		}
+	}
+	zw := zip.NewWriter(w)
+	for _, name := range params.Names() {
+		fh := &zip.FileHeader{Name: name + ".npy", Method: zip.Store, Modified: npzTime}
+		fh.SetMode(0o644)
+		mw, err := zw.CreateHeader(fh)
+		if err != nil {
+			return fmt.Errorf("model: npz: %s: %w", name, err)
+		}
+		if err := WriteNPY(mw, params[name]); err != nil {
+			return fmt.Errorf("model: npz: %s: %w", name, err)
+		}
+	}
+	if err := zw.Close(); err != nil {
+		return fmt.Errorf("model: npz: %w", err)
+	}
+	return nil
+}
+
+// SaveNPZ writes params to path atomically: the archive goes to a temporary
+// file in the same folder, which is synced and then renamed over path, so a
+// crash leaves either the old file or the complete new one.
+func SaveNPZ(path string, params Params) error {
+	return writeFileAtomic(path, func(w io.Writer) error { return WriteNPZ(w, params) })
+}
+
+// writeFileAtomic writes a file through write into a temporary file next to
+// path (mode 0644), syncs it and renames it to path. On any error the
+// temporary file is removed and path is untouched.
+func writeFileAtomic(path string, write func(w io.Writer) error) (err error) {
+	dir, base := filepath.Split(path)
+	if dir == "" {
+		dir = "."
+	}
+	tmp, err := os.CreateTemp(dir, "."+base+".*.tmp")
+	if err != nil {
+		return fmt.Errorf("model: save %s: %w", path, err)
+	}
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, ignoreNotExist(os.Remove(tmp.Name())))
+		}
+	}()
+	bw := bufio.NewWriterSize(tmp, 1<<20)
+	if err := write(bw); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := bw.Flush(); err != nil {
+		tmp.Close()
+		return fmt.Errorf("model: save %s: %w", path, err)
+	}
+	if err := tmp.Chmod(0o644); err != nil {
+		tmp.Close()
+		return fmt.Errorf("model: save %s: %w", path, err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return fmt.Errorf("model: save %s: %w", path, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("model: save %s: %w", path, err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("model: save %s: %w", path, err)
+	}
+	// Make the rename durable; not every platform can sync a directory.
+	if d, derr := os.Open(dir); derr == nil {
+		_ = d.Sync()
+		d.Close()
+	}
+	return nil
+}
+
+func ignoreNotExist(err error) error {
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	return err
+}
