@@ -1,29 +1,87 @@
 package nn
 
 import (
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"strings"
 	"sync"
 
+	"github.com/bitrun/bitrun/internal/openblas"
 	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/gonum"
 )
 
 // GEMM computes C = op(A)·op(B) + beta·C on row-major float32 matrices, where
 // op(A) is m×k, op(B) is k×n and C is m×n. transA/transB select the transpose.
-// Implementations must be safe for concurrent use.
+// Implementations must be safe for concurrent use. The backends of this
+// package spread one product over all cores (GOMAXPROCS goroutines) and
+// panic on arguments that reach outside the slices (a programmer error).
 type GEMM interface {
 	Name() string
 	Sgemm(transA, transB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int)
 }
 
-// PureGo is the always-available GEMM backed by gonum's pure-Go BLAS.
+// serialGEMM is implemented by the backends of this package: SgemmSerial
+// runs one product on the calling goroutine only, so that kernels which
+// already spread work across goroutines do not oversubscribe the cores.
+type serialGEMM interface {
+	GEMM
+	sgemmSerial(transA, transB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int)
+}
+
+// Backend keys accepted by SelectBackend and $BITRUN_GEMM.
+const (
+	BackendAuto     = "auto"     // OpenBLAS when it loads, else pure Go
+	BackendGo       = "go"       // PureGo
+	BackendOpenBLAS = "openblas" // OpenBLAS loaded at run time
+	BackendGonum    = "gonum"    // gonum's pure-Go BLAS (reference, slower)
+)
+
+// EnvGEMM names the environment variable read when the backend is first used.
+const EnvGEMM = "BITRUN_GEMM"
+
+// ErrBackend is wrapped by errors about choosing a GEMM backend.
+var ErrBackend = errors.New("nn: gemm backend unavailable")
+
+// PureGo is the always-available GEMM: packed, blocked, with an AVX2+FMA
+// assembly micro-kernel on amd64 CPUs that have it and plain Go elsewhere.
 type PureGo struct{}
 
-// Name implements GEMM.
-func (PureGo) Name() string { return "gonum (pure Go)" }
+// Name implements GEMM: "go (AVX2+FMA)" or "go (generic)".
+func (PureGo) Name() string { return BackendGo + " (" + kernelName() + ")" }
 
 // Sgemm implements GEMM.
-func (PureGo) Sgemm(transA, transB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+func (g PureGo) Sgemm(transA, transB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	mustCheck(transA, transB, m, n, k, a, lda, b, ldb, c, ldc)
+	parallelSgemm(sgemmGo, transA, transB, m, n, k, a, lda, b, ldb, beta, c, ldc)
+}
+
+func (PureGo) sgemmSerial(transA, transB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	mustCheck(transA, transB, m, n, k, a, lda, b, ldb, c, ldc)
+	sgemmGo(transA, transB, m, n, k, a, lda, b, ldb, beta, c, ldc)
+}
+
+// Gonum is the GEMM of gonum's pure-Go BLAS, kept as a reference and
+// baseline; PureGo is several times faster.
+type Gonum struct{}
+
+// Name implements GEMM.
+func (Gonum) Name() string { return BackendGonum }
+
+// Sgemm implements GEMM.
+func (Gonum) Sgemm(transA, transB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	mustCheck(transA, transB, m, n, k, a, lda, b, ldb, c, ldc)
+	sgemmGonum(transA, transB, m, n, k, a, lda, b, ldb, beta, c, ldc)
+}
+
+func sgemmGonum(transA, transB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
 	if m == 0 || n == 0 {
+		return
+	}
+	if k == 0 {
+		scaleC(m, n, beta, c, ldc)
 		return
 	}
 	ta, tb := blas.NoTrans, blas.NoTrans
@@ -36,21 +94,208 @@ func (PureGo) Sgemm(transA, transB bool, m, n, k int, a []float32, lda int, b []
 	gonum.Implementation{}.Sgemm(ta, tb, m, n, k, 1, a, lda, b, ldb, beta, c, ldc)
 }
 
+// OpenBLAS is the GEMM backed by a run-time loaded libopenblas. Its thread
+// pool is set to one thread: products are split across goroutines by this
+// package instead, which measured faster on small machines and keeps Go's
+// scheduler in charge of the cores.
+type OpenBLAS struct {
+	lib *openblas.Lib
+}
+
+// OpenOpenBLAS loads OpenBLAS (see package internal/openblas for the search
+// order and $BITRUN_OPENBLAS_LIB). The error wraps ErrBackend.
+func OpenOpenBLAS() (*OpenBLAS, error) {
+	lib, err := openblas.Open()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBackend, err)
+	}
+	lib.SetThreads(1)
+	return &OpenBLAS{lib: lib}, nil
+}
+
+// Name implements GEMM: "openblas (PATH)".
+func (o *OpenBLAS) Name() string { return BackendOpenBLAS + " (" + o.lib.Path() + ")" }
+
+// Config describes the OpenBLAS build (version, target core).
+func (o *OpenBLAS) Config() string { return o.lib.Config() }
+
+// Sgemm implements GEMM.
+func (o *OpenBLAS) Sgemm(transA, transB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	mustCheck(transA, transB, m, n, k, a, lda, b, ldb, c, ldc)
+	parallelSgemm(o.lib.Sgemm, transA, transB, m, n, k, a, lda, b, ldb, beta, c, ldc)
+}
+
+func (o *OpenBLAS) sgemmSerial(transA, transB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	o.lib.Sgemm(transA, transB, m, n, k, a, lda, b, ldb, beta, c, ldc)
+}
+
+// Close unloads the library; it is idempotent. The shared backend returned
+// by Backend is never closed.
+func (o *OpenBLAS) Close() error { return o.lib.Close() }
+
+func mustCheck(transA, transB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int) {
+	if err := openblas.CheckSgemm(transA, transB, m, n, k, len(a), lda, len(b), ldb, len(c), ldc); err != nil {
+		panic("nn: " + strings.TrimPrefix(err.Error(), "openblas: "))
+	}
+}
+
+type sgemmFunc func(transA, transB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int)
+
+// parallelMinFlops is the smallest product (m·n·k) worth splitting.
+const parallelMinFlops = 1 << 18
+
+// parallelSgemm splits C into column blocks (or row blocks when C is narrow)
+// and runs f on each block in its own goroutine.
+func parallelSgemm(f sgemmFunc, transA, transB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	workers := runtime.GOMAXPROCS(0)
+	if workers <= 1 || m*n*k < parallelMinFlops || m == 0 || n == 0 {
+		f(transA, transB, m, n, k, a, lda, b, ldb, beta, c, ldc)
+		return
+	}
+	switch {
+	case n >= workers*2*nr: // split columns
+		chunk := (n + workers - 1) / workers
+		chunk = (chunk + nr - 1) / nr * nr
+		parts := (n + chunk - 1) / chunk
+		ParallelFor(parts, func(i int) {
+			j0 := i * chunk
+			nb := min(chunk, n-j0)
+			bs := b[j0:]
+			if transB {
+				bs = b[j0*ldb:]
+			}
+			f(transA, transB, m, nb, k, a, lda, bs, ldb, beta, c[j0:], ldc)
+		})
+	case m >= workers*mr: // split rows
+		chunk := (m + workers - 1) / workers
+		chunk = (chunk + mr - 1) / mr * mr
+		parts := (m + chunk - 1) / chunk
+		ParallelFor(parts, func(i int) {
+			i0 := i * chunk
+			mb := min(chunk, m-i0)
+			as := a[i0*lda:]
+			if transA {
+				as = a[i0:]
+			}
+			f(transA, transB, mb, n, k, as, lda, b, ldb, beta, c[i0*ldc:], ldc)
+		})
+	default:
+		f(transA, transB, m, n, k, a, lda, b, ldb, beta, c, ldc)
+	}
+}
+
 var (
 	gemmMu      sync.RWMutex
-	gemmBackend GEMM = PureGo{}
+	gemmBackend GEMM
+	gemmErr     error
+	gemmOnce    sync.Once
+
+	openblasOnce sync.Once
+	openblasG    *OpenBLAS
+	openblasErr  error
 )
 
-// Backend returns the GEMM in use.
+// sharedOpenBLAS loads OpenBLAS once per process.
+func sharedOpenBLAS() (*OpenBLAS, error) {
+	openblasOnce.Do(func() { openblasG, openblasErr = OpenOpenBLAS() })
+	return openblasG, openblasErr
+}
+
+// Backends lists every GEMM usable in this process, preferred first: PureGo,
+// OpenBLAS when its library loads, then Gonum. Tests and benchmarks run
+// against each.
+func Backends() []GEMM {
+	gs := []GEMM{PureGo{}}
+	if o, err := sharedOpenBLAS(); err == nil {
+		gs = append(gs, o)
+	}
+	return append(gs, Gonum{})
+}
+
+// BackendNamed returns the backend for a key: "auto", "go", "openblas" or
+// "gonum" ("" means auto). Auto prefers OpenBLAS and falls back to PureGo.
+func BackendNamed(key string) (GEMM, error) {
+	switch strings.ToLower(strings.TrimSpace(key)) {
+	case "", BackendAuto:
+		if o, err := sharedOpenBLAS(); err == nil {
+			return o, nil
+		}
+		return PureGo{}, nil
+	case BackendGo, "purego", "pure-go":
+		return PureGo{}, nil
+	case BackendOpenBLAS:
+		o, err := sharedOpenBLAS()
+		if err != nil {
+			return nil, err
+		}
+		return o, nil
+	case BackendGonum:
+		return Gonum{}, nil
+	}
+	return nil, fmt.Errorf("%w: unknown gemm backend %q (want %s, %s, %s or %s)", ErrBackend, key, BackendAuto, BackendGo, BackendOpenBLAS, BackendGonum)
+}
+
+// initBackend applies $BITRUN_GEMM the first time a backend is needed. When
+// the requested backend cannot be used, PureGo runs instead and
+// BackendError reports why.
+func initBackend() {
+	gemmOnce.Do(func() {
+		g, err := BackendNamed(os.Getenv(EnvGEMM))
+		if err != nil {
+			g, err = PureGo{}, fmt.Errorf("%w (from %s=%s; using %s instead)", err, EnvGEMM, os.Getenv(EnvGEMM), PureGo{}.Name())
+		}
+		gemmMu.Lock()
+		if gemmBackend == nil {
+			gemmBackend, gemmErr = g, err
+		}
+		gemmMu.Unlock()
+	})
+}
+
+// Backend returns the GEMM in use: the one chosen by SetBackend or
+// SelectBackend, else the one $BITRUN_GEMM asks for (default auto).
 func Backend() GEMM {
+	initBackend()
 	gemmMu.RLock()
 	defer gemmMu.RUnlock()
 	return gemmBackend
 }
 
+// BackendError is the error from honouring $BITRUN_GEMM (nil when the
+// requested backend is in use). Commands call it at start-up so that a
+// forced but unavailable backend fails loudly rather than silently running
+// the fallback.
+func BackendError() error {
+	initBackend()
+	gemmMu.RLock()
+	defer gemmMu.RUnlock()
+	return gemmErr
+}
+
 // SetBackend selects the GEMM used by every kernel. Call it at start-up.
 func SetBackend(g GEMM) {
+	initBackend()
 	gemmMu.Lock()
 	defer gemmMu.Unlock()
-	gemmBackend = g
+	gemmBackend, gemmErr = g, nil
+}
+
+// SelectBackend sets the backend named by key (see BackendNamed) and returns it.
+func SelectBackend(key string) (GEMM, error) {
+	g, err := BackendNamed(key)
+	if err != nil {
+		return nil, err
+	}
+	SetBackend(g)
+	return g, nil
+}
+
+// sgemmOne runs one product on the calling goroutine with g when g supports
+// it (the backends of this package do), else with g's own Sgemm.
+func sgemmOne(g GEMM, transA, transB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	if s, ok := g.(serialGEMM); ok {
+		s.sgemmSerial(transA, transB, m, n, k, a, lda, b, ldb, beta, c, ldc)
+		return
+	}
+	g.Sgemm(transA, transB, m, n, k, a, lda, b, ldb, beta, c, ldc)
 }

@@ -1,0 +1,156 @@
+//go:build cgo
+
+package openblas
+
+/*
+#cgo linux LDFLAGS: -ldl
+#include <stdlib.h>
+#include "bitblas.h"
+*/
+import "C"
+
+import (
+	"fmt"
+	"sync"
+	"unsafe"
+)
+
+// Symbol slots filled by bb_open.
+const (
+	symSgemm = iota
+	symSetThreads
+	symGetThreads
+	symGetConfig
+	symGetCorename
+	numSyms
+)
+
+const cgoEnabled = true
+
+type impl struct {
+	mu     sync.RWMutex // read-held by products, write-held by close
+	handle unsafe.Pointer
+	syms   [numSyms]unsafe.Pointer
+	path   string
+}
+
+func (l *Lib) open(path string) error {
+	cpath := C.CString(path)
+	defer C.free(unsafe.Pointer(cpath))
+	var errBuf [512]C.char
+	syms := (*unsafe.Pointer)(C.calloc(numSyms, C.size_t(unsafe.Sizeof(unsafe.Pointer(nil)))))
+	defer C.free(unsafe.Pointer(syms))
+	h := C.bb_open(cpath, syms, &errBuf[0], C.size_t(len(errBuf)))
+	if h == nil {
+		return fmt.Errorf("%w: dlopen %s: %s", ErrUnavailable, path, C.GoString(&errBuf[0]))
+	}
+	copy(l.syms[:], unsafe.Slice(syms, numSyms))
+	l.handle = h
+	if l.syms[symSgemm] == nil {
+		err := fmt.Errorf("%w: %s has no cblas_sgemm", ErrUnavailable, path)
+		if cerr := C.bb_close(h, &errBuf[0], C.size_t(len(errBuf))); cerr != 0 {
+			err = fmt.Errorf("%w (and dlclose failed: %s)", err, C.GoString(&errBuf[0]))
+		}
+		l.handle = nil
+		return err
+	}
+	l.path = path
+	var where [4096]C.char
+	if C.bb_where(l.syms[symSgemm], &where[0], C.size_t(len(where))) == 0 {
+		l.path = C.GoString(&where[0])
+	}
+	return nil
+}
+
+func (l *Lib) close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.handle == nil {
+		return nil
+	}
+	var errBuf [512]C.char
+	h := l.handle
+	l.handle = nil
+	l.syms = [numSyms]unsafe.Pointer{}
+	if C.bb_close(h, &errBuf[0], C.size_t(len(errBuf))) != 0 {
+		return fmt.Errorf("openblas: dlclose %s: %s", l.path, C.GoString(&errBuf[0]))
+	}
+	return nil
+}
+
+func ptr(s []float32) *C.float {
+	if len(s) == 0 {
+		return nil
+	}
+	return (*C.float)(unsafe.Pointer(&s[0]))
+}
+
+func b2i(b bool) C.int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func (l *Lib) sgemm(transA, transB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	fn := l.syms[symSgemm]
+	if fn == nil {
+		panic("openblas: Sgemm on a closed library")
+	}
+	C.bb_sgemm(fn, b2i(transA), b2i(transB), C.int(m), C.int(n), C.int(k),
+		ptr(a), C.int(lda), ptr(b), C.int(ldb), C.float(beta), ptr(c), C.int(ldc))
+}
+
+// SetThreads sets the size of OpenBLAS's (process-wide) thread pool used by
+// each product. It reports false when the library has no
+// openblas_set_num_threads (or is closed).
+func (l *Lib) SetThreads(n int) bool {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	fn := l.syms[symSetThreads]
+	if fn == nil || n < 1 {
+		return false
+	}
+	C.bb_set_threads(fn, C.int(n))
+	return true
+}
+
+// Threads is the number of threads OpenBLAS uses per product, or 0 when
+// unknown.
+func (l *Lib) Threads() int {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	fn := l.syms[symGetThreads]
+	if fn == nil {
+		return 0
+	}
+	return int(C.bb_get_threads(fn))
+}
+
+// Config is OpenBLAS's build description (openblas_get_config, for example
+// "OpenBLAS 0.3.21 DYNAMIC_ARCH NO_AFFINITY Haswell MAX_THREADS=64") plus
+// the core it selected, or "" when the library does not say.
+func (l *Lib) Config() string {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	str := func(i int) string {
+		if l.syms[i] == nil {
+			return ""
+		}
+		p := C.bb_get_string(l.syms[i])
+		if p == nil {
+			return ""
+		}
+		return C.GoString(p)
+	}
+	cfg, core := str(symGetConfig), str(symGetCorename)
+	switch {
+	case cfg == "":
+		return core
+	case core == "":
+		return cfg
+	}
+	return cfg + " (core " + core + ")"
+}

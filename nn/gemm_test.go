@@ -1,0 +1,215 @@
+package nn
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+	"strings"
+	"testing"
+)
+
+// forEachBackend runs f as a subtest with every available backend installed
+// as the package backend, restoring the previous one afterwards.
+func forEachBackend(t *testing.T, f func(t *testing.T, g GEMM)) {
+	t.Helper()
+	prev := Backend()
+	defer SetBackend(prev)
+	for _, g := range Backends() {
+		t.Run(backendKey(g), func(t *testing.T) {
+			SetBackend(g)
+			f(t, g)
+		})
+	}
+}
+
+func backendKey(g GEMM) string { return strings.Fields(g.Name())[0] }
+
+func randSlice(r *rand.Rand, n int) []float32 {
+	s := make([]float32, n)
+	for i := range s {
+		s[i] = float32(r.NormFloat64())
+	}
+	return s
+}
+
+// refSgemm is the float64 reference; it also returns, per element of C, the
+// sum of |a|·|b| + |beta·c| that bounds the rounding error.
+func refSgemm(transA, transB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) (want, mag []float64) {
+	want = make([]float64, m*n)
+	mag = make([]float64, m*n)
+	for i := 0; i < m; i++ {
+		for j := 0; j < n; j++ {
+			var s, g float64
+			for p := 0; p < k; p++ {
+				var av, bv float32
+				if transA {
+					av = a[p*lda+i]
+				} else {
+					av = a[i*lda+p]
+				}
+				if transB {
+					bv = b[j*ldb+p]
+				} else {
+					bv = b[p*ldb+j]
+				}
+				s += float64(av) * float64(bv)
+				g += math.Abs(float64(av) * float64(bv))
+			}
+			if beta != 0 {
+				s += float64(beta) * float64(c[i*ldc+j])
+				g += math.Abs(float64(beta) * float64(c[i*ldc+j]))
+			}
+			want[i*n+j], mag[i*n+j] = s, g
+		}
+	}
+	return want, mag
+}
+
+// TestSgemm checks every backend against the float64 reference for all
+// transpose combinations, odd sizes, leading dimensions wider than the
+// matrices, beta in {0, 1, -0.5}, and sizes that cross the packing blocks
+// and the parallel split. Tolerance: |got-want| <= (k+2)·1.2e-7·Σ|a·b|+|β·c|
+// (the classic float32 summation bound) + 1e-30.
+func TestSgemm(t *testing.T) {
+	sizes := [][3]int{
+		{1, 1, 1}, {1, 17, 3}, {5, 1, 7}, {6, 16, 8}, {7, 13, 5}, {12, 32, 1},
+		{37, 53, 129}, {64, 80, 257}, {131, 45, 300}, {3, 3110, 9},
+		{130, 200, 64}, {700, 9, 40}, {64, 3136 / 4, 576 / 4},
+	}
+	if testing.Short() {
+		sizes = sizes[:len(sizes)-1]
+	}
+	forEachBackend(t, func(t *testing.T, g GEMM) {
+		r := rand.New(rand.NewPCG(1, 2))
+		for _, sz := range sizes {
+			for _, tr := range [][2]bool{{false, false}, {true, false}, {false, true}, {true, true}} {
+				for _, beta := range []float32{0, 1, -0.5} {
+					m, n, k := sz[0], sz[1], sz[2]
+					ta, tb := tr[0], tr[1]
+					ar, ac := m, k
+					if ta {
+						ar, ac = k, m
+					}
+					br, bc := k, n
+					if tb {
+						br, bc = n, k
+					}
+					lda, ldb, ldc := ac+3, bc+1, n+5
+					a := randSlice(r, (ar-1)*lda+ac)
+					b := randSlice(r, (br-1)*ldb+bc)
+					c := randSlice(r, (m-1)*ldc+n+2)
+					if beta == 0 {
+						for i := range c {
+							c[i] = float32(math.NaN()) // beta = 0 must not read C
+						}
+					}
+					want, mag := refSgemm(ta, tb, m, n, k, a, lda, b, ldb, beta, c, ldc)
+					got := append([]float32(nil), c...)
+					g.Sgemm(ta, tb, m, n, k, a, lda, b, ldb, beta, got, ldc)
+					name := fmt.Sprintf("m=%d n=%d k=%d transA=%v transB=%v beta=%v", m, n, k, ta, tb, beta)
+					bad := 0
+					for i := 0; i < m; i++ {
+						for j := 0; j < ldc && i*ldc+j < len(c); j++ {
+							gv := got[i*ldc+j]
+							if j >= n { // padding between rows must be untouched
+								if !(gv == c[i*ldc+j] || (math.IsNaN(float64(gv)) && math.IsNaN(float64(c[i*ldc+j])))) {
+									t.Fatalf("%s: wrote C[%d,%d] outside the matrix", name, i, j)
+								}
+								continue
+							}
+							w := want[i*n+j]
+							tol := float64(k+2)*1.2e-7*mag[i*n+j] + 1e-30
+							if d := math.Abs(float64(gv) - w); !(d <= tol) {
+								if bad++; bad <= 3 {
+									t.Errorf("%s: C[%d,%d] = %g, want %g (diff %g > tol %g)", name, i, j, gv, w, d, tol)
+								}
+							}
+						}
+					}
+					if bad > 0 {
+						t.Fatalf("%s: %d wrong elements", name, bad)
+					}
+				}
+			}
+		}
+	})
+}
+
+// TestSgemmZeroK checks C = beta·C when k = 0 (nothing to multiply).
+func TestSgemmZeroK(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, g GEMM) {
+		for _, beta := range []float32{0, 2} {
+			c := []float32{1, 2, 3, 4, 5, 6}
+			g.Sgemm(false, false, 2, 3, 0, nil, 1, nil, 3, beta, c, 3)
+			for i, v := range c {
+				if want := beta * float32(i+1); v != want {
+					t.Fatalf("beta=%v: c[%d] = %v, want %v", beta, i, v, want)
+				}
+			}
+		}
+	})
+}
+
+// TestSgemmBadArgs checks that every backend rejects arguments that would
+// read or write outside the slices (with a panic naming the problem) rather
+// than corrupting memory.
+func TestSgemmBadArgs(t *testing.T) {
+	cases := []struct {
+		name         string
+		m, n, k      int
+		la, lb, lc   int
+		lda, ldb, ld int
+		want         string
+	}{
+		{"short a", 4, 4, 4, 15, 16, 16, 4, 4, 4, "a has 15 elements"},
+		{"short c", 4, 4, 4, 16, 16, 12, 4, 4, 4, "c has 12 elements"},
+		{"small ldb", 4, 4, 4, 16, 16, 16, 4, 3, 4, "ldb=3"},
+		{"negative", -1, 4, 4, 16, 16, 16, 4, 4, 4, "negative size"},
+	}
+	forEachBackend(t, func(t *testing.T, g GEMM) {
+		for _, tc := range cases {
+			msg := func() (msg string) {
+				defer func() { msg = fmt.Sprint(recover()) }()
+				g.Sgemm(false, false, tc.m, tc.n, tc.k, make([]float32, tc.la), tc.lda, make([]float32, tc.lb), tc.ldb, 0, make([]float32, tc.lc), tc.ld)
+				return ""
+			}()
+			if !strings.Contains(msg, tc.want) || !strings.HasPrefix(msg, "nn: ") {
+				t.Errorf("%s: panic %q, want one containing %q", tc.name, msg, tc.want)
+			}
+		}
+	})
+}
+
+func TestBackendNamed(t *testing.T) {
+	for _, key := range []string{"go", "GO", "gonum", "auto", ""} {
+		g, err := BackendNamed(key)
+		if err != nil || g == nil {
+			t.Fatalf("BackendNamed(%q) = %v, %v", key, g, err)
+		}
+	}
+	if _, err := BackendNamed("cuda"); !errors.Is(err, ErrBackend) || !strings.Contains(err.Error(), `"cuda"`) {
+		t.Fatalf("BackendNamed(cuda): err = %v, want ErrBackend naming it", err)
+	}
+	g, err := BackendNamed("openblas")
+	if err != nil {
+		if os.Getenv("BITRUN_REQUIRE_OPENBLAS") == "1" {
+			t.Fatalf("BITRUN_REQUIRE_OPENBLAS=1 but: %v", err)
+		}
+		if !errors.Is(err, ErrBackend) {
+			t.Fatalf("openblas error %v does not wrap ErrBackend", err)
+		}
+		if auto, _ := BackendNamed("auto"); backendKey(auto) != "go" {
+			t.Fatalf("auto without OpenBLAS gave %s, want go", auto.Name())
+		}
+		t.Logf("openblas unavailable (checked the fallback): %v", err)
+		return
+	}
+	if !strings.HasPrefix(g.Name(), "openblas (") {
+		t.Fatalf("openblas backend name %q", g.Name())
+	}
+	if auto, _ := BackendNamed("auto"); auto != g {
+		t.Fatalf("auto picked %s although OpenBLAS loads", auto.Name())
+	}
+}

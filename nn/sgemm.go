@@ -1,0 +1,257 @@
+package nn
+
+import (
+	"runtime"
+	"sync"
+)
+
+// The pure-Go GEMM follows the usual BLIS/GotoBLAS structure: op(B) is
+// packed in kc×nc blocks of 16-column panels, op(A) in mc×kc blocks of
+// 6-row panels, and a 6×16 micro-kernel (AVX2+FMA assembly on amd64, plain
+// Go elsewhere) multiplies one A panel by one B panel into a tile of C.
+const (
+	mr    = 6    // micro-tile rows
+	nr    = 16   // micro-tile columns
+	kcMax = 256  // depth of a packed block (A and B panels stay in L1/L2)
+	mcMax = 120  // rows of a packed A block (L2)
+	ncMax = 3072 // columns of a packed B block (L3)
+)
+
+// gemmScratch holds one goroutine's packing buffers.
+type gemmScratch struct {
+	a    []float32 // mcMax × kcMax, rounded up to whole panels
+	b    []float32 // kcMax × ncMax
+	tile [mr * nr]float32
+}
+
+// scratchFree keeps packing buffers between products. A plain free list
+// rather than a sync.Pool: the buffers are megabytes, and a pool dropped at
+// every GC would reallocate (and re-zero) them over and over.
+var scratchFree struct {
+	sync.Mutex
+	list []*gemmScratch
+}
+
+func getScratch() *gemmScratch {
+	scratchFree.Lock()
+	if n := len(scratchFree.list); n > 0 {
+		s := scratchFree.list[n-1]
+		scratchFree.list = scratchFree.list[:n-1]
+		scratchFree.Unlock()
+		return s
+	}
+	scratchFree.Unlock()
+	return &gemmScratch{
+		a: make([]float32, (mcMax+mr)*kcMax),
+		b: make([]float32, kcMax*(ncMax+nr)),
+	}
+}
+
+// putScratch returns s to the free list, which keeps at most two buffers per
+// core (about 3.3 MB each); the rest are left to the GC.
+func putScratch(s *gemmScratch) {
+	scratchFree.Lock()
+	if len(scratchFree.list) < 2*runtime.GOMAXPROCS(0) {
+		scratchFree.list = append(scratchFree.list, s)
+	}
+	scratchFree.Unlock()
+}
+
+// balance splits total into the fewest blocks of at most limit and returns
+// the block size, rounded up to a multiple of unit.
+func balance(total, limit, unit int) int {
+	blocks := (total + limit - 1) / limit
+	size := (total + blocks - 1) / blocks
+	return (size + unit - 1) / unit * unit
+}
+
+// sgemmGo is the single-goroutine pure-Go product. Arguments are checked by
+// the caller.
+func sgemmGo(transA, transB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	if m == 0 || n == 0 {
+		return
+	}
+	if k == 0 || (beta != 0 && beta != 1) {
+		scaleC(m, n, beta, c, ldc)
+		if k == 0 {
+			return
+		}
+		beta = 1
+	}
+	s := getScratch()
+	defer putScratch(s)
+	kcb := balance(k, kcMax, 1)
+	mcb := balance(m, mcMax, mr)
+	ncb := balance(n, ncMax, nr)
+	for jc := 0; jc < n; jc += ncb {
+		nb := min(ncb, n-jc)
+		for pc := 0; pc < k; pc += kcb {
+			kb := min(kcb, k-pc)
+			packB(transB, b, ldb, pc, kb, jc, nb, s.b)
+			acc := pc > 0 || beta != 0
+			for ic := 0; ic < m; ic += mcb {
+				mb := min(mcb, m-ic)
+				packA(transA, a, lda, ic, mb, pc, kb, s.a)
+				macroKernel(mb, nb, kb, s.a, s.b, c[ic*ldc+jc:], ldc, acc, &s.tile)
+			}
+		}
+	}
+}
+
+// scaleC sets C = beta·C (C = 0 when beta is 0, whatever C held).
+func scaleC(m, n int, beta float32, c []float32, ldc int) {
+	for i := 0; i < m; i++ {
+		row := c[i*ldc : i*ldc+n]
+		if beta == 0 {
+			clear(row)
+			continue
+		}
+		for j := range row {
+			row[j] *= beta
+		}
+	}
+}
+
+// macroKernel multiplies a packed mb×kb block of A by a packed kb×nb block of
+// B into C (whose top-left element is c[0]).
+func macroKernel(mb, nb, kb int, pa, pb, c []float32, ldc int, acc bool, tile *[mr * nr]float32) {
+	for jr := 0; jr < nb; jr += nr {
+		nn := min(nr, nb-jr)
+		bp := pb[jr*kb:]
+		for ir := 0; ir < mb; ir += mr {
+			mm := min(mr, mb-ir)
+			ap := pa[ir*kb:]
+			if mm == mr && nn == nr {
+				cc := c[ir*ldc+jr:]
+				_ = cc[(mr-1)*ldc+nr-1] // the kernel writes this far
+				microKernel(kb, ap, bp, cc, ldc, acc)
+				continue
+			}
+			microKernel(kb, ap, bp, tile[:], nr, false)
+			for r := 0; r < mm; r++ {
+				src := tile[r*nr : r*nr+nn]
+				dst := c[(ir+r)*ldc+jr:][:nn]
+				if acc {
+					for j, v := range src {
+						dst[j] += v
+					}
+				} else {
+					copy(dst, src)
+				}
+			}
+		}
+	}
+}
+
+// packA copies op(A)[i0:i0+mb, p0:p0+kb] into dst as ceil(mb/mr) panels, each
+// kb steps of mr values (rows past mb are zero).
+func packA(trans bool, a []float32, lda, i0, mb, p0, kb int, dst []float32) {
+	for ir := 0; ir < mb; ir += mr {
+		mm := min(mr, mb-ir)
+		panel := dst[ir*kb : ir*kb+mr*kb]
+		if trans {
+			// op(A)[i,p] = a[p*lda+i]: each step reads mm contiguous values.
+			for p := 0; p < kb; p++ {
+				src := a[(p0+p)*lda+i0+ir:][:mm]
+				d := panel[p*mr : p*mr+mr]
+				copy(d, src)
+				clear(d[mm:])
+			}
+			continue
+		}
+		if mm == mr {
+			base := (i0+ir)*lda + p0
+			r0 := a[base:][:kb]
+			r1 := a[base+lda:][:kb]
+			r2 := a[base+2*lda:][:kb]
+			r3 := a[base+3*lda:][:kb]
+			r4 := a[base+4*lda:][:kb]
+			r5 := a[base+5*lda:][:kb]
+			for p := 0; p < kb; p++ {
+				d := panel[p*mr : p*mr+mr : p*mr+mr]
+				d[0], d[1], d[2], d[3], d[4], d[5] = r0[p], r1[p], r2[p], r3[p], r4[p], r5[p]
+			}
+			continue
+		}
+		clear(panel)
+		for r := 0; r < mm; r++ {
+			row := a[(i0+ir+r)*lda+p0:][:kb]
+			for p, v := range row {
+				panel[p*mr+r] = v
+			}
+		}
+	}
+}
+
+// packB copies op(B)[p0:p0+kb, j0:j0+nb] into dst as ceil(nb/nr) panels, each
+// kb steps of nr values (columns past nb are zero).
+func packB(trans bool, b []float32, ldb, p0, kb, j0, nb int, dst []float32) {
+	full := nb / nr * nr
+	if !trans {
+		// op(B)[p,j] = b[p*ldb+j]: take packRows rows of B at a time (a few
+		// contiguous read streams) and write each panel's share of them as
+		// one contiguous run.
+		const packRows = 8
+		for pb := 0; pb < kb; pb += packRows {
+			rows := min(packRows, kb-pb)
+			for jr := 0; jr < full; jr += nr {
+				d := dst[jr*kb+pb*nr:]
+				src := b[(p0+pb)*ldb+j0+jr:]
+				for p := 0; p < rows; p++ {
+					*(*[nr]float32)(d[p*nr:]) = *(*[nr]float32)(src[p*ldb:])
+				}
+			}
+			if full < nb {
+				for p := pb; p < pb+rows; p++ {
+					t := dst[full*kb+p*nr : full*kb+p*nr+nr]
+					copy(t, b[(p0+p)*ldb+j0+full:][:nb-full])
+					clear(t[nb-full:])
+				}
+			}
+		}
+		return
+	}
+	// op(B)[p,j] = b[j*ldb+p]: column j of a panel is a contiguous row of b.
+	if full < nb {
+		clear(dst[full*kb : full*kb+nr*kb])
+	}
+	for jr := 0; jr < nb; jr += nr {
+		nn := min(nr, nb-jr)
+		panel := dst[jr*kb : jr*kb+nr*kb]
+		for j := 0; j < nn; j++ {
+			row := b[(j0+jr+j)*ldb+p0:][:kb]
+			for p, v := range row {
+				panel[p*nr+j] = v
+			}
+		}
+	}
+}
+
+// microKernelGo is the portable micro-kernel: C[0:mr,0:nr] (+)= A·B for a
+// packed A panel and B panel of depth k.
+func microKernelGo(k int, a, b, c []float32, ldc int, acc bool) {
+	var t [mr][nr]float32
+	a = a[:k*mr]
+	b = b[:k*nr]
+	for p := 0; p < k; p++ {
+		bp := (*[nr]float32)(b[p*nr:])
+		ap := (*[mr]float32)(a[p*mr:])
+		for r := 0; r < mr; r++ {
+			av := ap[r]
+			row := &t[r]
+			for j := 0; j < nr; j++ {
+				row[j] += av * bp[j]
+			}
+		}
+	}
+	for r := 0; r < mr; r++ {
+		dst := c[r*ldc : r*ldc+nr]
+		if acc {
+			for j := range dst {
+				dst[j] += t[r][j]
+			}
+		} else {
+			copy(dst, t[r][:])
+		}
+	}
+}
