@@ -64,7 +64,7 @@ func FuzzReadNPY(f *testing.F) {
 // never a panic; the arrays never exceed the deflate expansion limit of the
 // input, and ReadNPZShapes agrees with ReadNPZ.
 func FuzzReadNPZ(f *testing.F) {
-	addSeeds(f, filepath.Join("testdata", "npz", "*.npz"))
+	addSeeds(f, filepath.Join("testdata", "*.npz"))
 	var buf bytes.Buffer
 	if err := WriteNPZ(&buf, Params{"a": nn.FromData([]float32{1, 2}, 2), "b/c": nn.New(1, 1, 2, 1)}); err != nil {
 		f.Fatal(err)

@@ -133,7 +133,7 @@ func TestSaveNPZAtomic(t *testing.T) {
 func TestReadNPZFromNumPy(t *testing.T) {
 	for _, name := range []string{"stored.npz", "deflated.npz"} {
 		t.Run(name, func(t *testing.T) {
-			p, err := LoadNPZ(filepath.Join("testdata", "npz", name))
+			p, err := LoadNPZ(filepath.Join("testdata", name))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -193,7 +193,7 @@ func npyBytes(t *testing.T, x *nn.Tensor) []byte {
 
 func TestReadNPZRejects(t *testing.T) {
 	file := func(name string) []byte {
-		b, err := os.ReadFile(filepath.Join("testdata", "npz", name))
+		b, err := os.ReadFile(filepath.Join("testdata", name))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -258,7 +258,7 @@ func flipLastDataByte(t *testing.T, archive []byte, n int) []byte {
 // and flips every byte: no panic, and truncation is always an error.
 func TestReadNPZTruncatedAndCorrupt(t *testing.T) {
 	for _, name := range []string{"stored.npz", "deflated.npz"} {
-		data, err := os.ReadFile(filepath.Join("testdata", "npz", name))
+		data, err := os.ReadFile(filepath.Join("testdata", name))
 		if err != nil {
 			t.Fatal(err)
 		}

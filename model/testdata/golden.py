@@ -10,8 +10,8 @@ It writes, next to this script:
                            numpy.savez_compressed (deflated members)
   x32.npy, x40.npy         inputs [2,3,32,32] and [1,3,40,40] in [-1, 1]
   logits32.npy, ...        expected logits [N,10] and features [N,256]
-  npy/*.npy, npz/*.npz     small files written by NumPy for the format tests
-                           and the fuzz seeds
+  npy/*.npy, stored.npz,    small files written by NumPy for the format tests
+  deflated.npz, ...        and the fuzz seeds
 
 Run it from anywhere with Debian's python3-numpy: /usr/bin/python3 golden.py
 The output is deterministic for a given NumPy version (1.24 made these).
@@ -159,7 +159,6 @@ def save(name, arr):
 
 def small_files(rng):
     os.makedirs(os.path.join(HERE, "npy"), exist_ok=True)
-    os.makedirs(os.path.join(HERE, "npz"), exist_ok=True)
     a = rng.standard_normal((2, 3)).astype(np.float32)
     save("npy/f4_2x3.npy", a)
     save("npy/f4_scalar.npy", np.float32(1.5))
@@ -171,14 +170,14 @@ def small_files(rng):
     with open(os.path.join(HERE, "npy/f4_v2.npy"), "wb") as f:
         np.lib.format.write_array(f, a, version=(2, 0))
     members = {"w": a, "b": np.array([1, -2, 3], np.float32)}
-    np.savez(os.path.join(HERE, "npz/stored.npz"), **members)
-    np.savez_compressed(os.path.join(HERE, "npz/deflated.npz"), **members)
-    np.savez(os.path.join(HERE, "npz/mixed_dtype.npz"), w=a, steps=np.arange(3, dtype=np.int64))
+    np.savez(os.path.join(HERE, "stored.npz"), **members)
+    np.savez_compressed(os.path.join(HERE, "deflated.npz"), **members)
+    np.savez(os.path.join(HERE, "mixed_dtype.npz"), w=a, steps=np.arange(3, dtype=np.int64))
     # A member whose header claims far more data than the member holds.
     buf = io.BytesIO()
     np.save(buf, a)
     raw = buf.getvalue().replace(b"(2, 3)", b"(7, 9)", 1)
-    with zipfile.ZipFile(os.path.join(HERE, "npz/lying_header.npz"), "w") as z:
+    with zipfile.ZipFile(os.path.join(HERE, "lying_header.npz"), "w") as z:
         z.writestr("w.npy", raw)
 
 
