@@ -217,13 +217,31 @@ func (p *plan) weightBytes() int64 {
 	return n
 }
 
+// external decides whether the weights go to a data file.
+func (p *plan) external() (bool, error) {
+	fits := p.inlineSize() <= onnxpb.MaxMessageSize
+	switch p.opts.External {
+	case ExternalAlways:
+		return true, nil
+	case ExternalNever:
+		if !fits {
+			return false, fmt.Errorf("%w: %s needs about %d bytes inline; use external data", ErrTooLarge, p.m.Metadata()[MetaArch], p.inlineSize())
+		}
+		return false, nil
+	}
+	return !fits, nil
+}
+
 // Build returns the ONNX model for cfg and params with every weight inline,
 // for callers that want the message itself (tests, tools). Use Export to
-// write files.
+// write files. Models over the 2 GB protobuf limit fail with ErrTooLarge.
 func Build(cfg model.Config, params model.Params, opts Options) (*onnxpb.Model, error) {
 	p, err := newPlan(cfg, params, opts)
 	if err != nil {
 		return nil, err
+	}
+	if p.inlineSize() > onnxpb.MaxMessageSize {
+		return nil, fmt.Errorf("%w: %s needs about %d bytes inline; use Export with external data", ErrTooLarge, cfg.Name, p.inlineSize())
 	}
 	for _, w := range p.weights {
 		w.t.RawData = onnxpb.Float32Bytes(w.fill())
@@ -264,12 +282,9 @@ func Export(ctx context.Context, path string, cfg model.Config, params model.Par
 		return nil, err
 	}
 	opts = p.opts
-	external := opts.External == ExternalAlways
-	if opts.External == ExternalAuto && p.inlineSize() > onnxpb.MaxMessageSize {
-		external = true
-	}
-	if !external && p.inlineSize() > onnxpb.MaxMessageSize {
-		return nil, fmt.Errorf("%w: %s needs about %d bytes; use external data", ErrTooLarge, cfg.Name, p.inlineSize())
+	external, err := p.external()
+	if err != nil {
+		return nil, err
 	}
 	res := &Result{Path: path, Opset: opts.Opset, Nodes: len(p.m.Graph.Nodes),
 		Initializers: len(p.m.Graph.Initializers), Params: params.Count()}

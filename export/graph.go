@@ -141,7 +141,7 @@ func (b *builder) conv(base, x, key string, stride, pad int64) string {
 // affine gamma/beta of the checkpoint keys.
 func (b *builder) groupNorm(base, x, gammaKey, betaKey string) string {
 	gamma, beta := b.params[gammaKey], b.params[betaKey]
-	c := int64(gamma.Len())
+	c := int64(gamma.Shape[0])
 	groups := int64(b.cfg.Groups)
 	if b.opset >= 21 {
 		// GroupNormalization-21: per-channel scale and bias.
