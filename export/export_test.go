@@ -526,4 +526,3 @@ func TestExternalDecision(t *testing.T) {
 		t.Errorf("R152x4 never: %v", err)
 	}
 }
-
