@@ -1,0 +1,202 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/bitrun/bitrun/model"
+	"github.com/bitrun/bitrun/nn"
+	"github.com/bitrun/bitrun/runtime"
+	"github.com/spf13/cobra"
+)
+
+// benchResult is what bench prints (also as JSON).
+type benchResult struct {
+	Engine     string  `json:"engine"` // "onnx" or "native"
+	Detail     string  `json:"detail"` // provider / GEMM backend
+	Model      string  `json:"model"`
+	Batch      int     `json:"batch"`
+	Channels   int     `json:"channels"`
+	Resolution int     `json:"resolution"`
+	Runs       int     `json:"runs"`
+	Warmup     int     `json:"warmup"`
+	BatchMs    pctls   `json:"batch_ms"`
+	ImageMs    pctls   `json:"image_ms"`
+	ImagesPerS pctls   `json:"images_per_sec"` // p10/p90 from the p90/p10 latencies
+	Seconds    float64 `json:"seconds"`
+}
+
+type pctls struct {
+	Median float64 `json:"median"`
+	P10    float64 `json:"p10"`
+	P90    float64 `json:"p90"`
+}
+
+// percentile is the nearest-rank q-quantile of sorted xs.
+func percentile(sorted []float64, q float64) float64 {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(q*float64(len(sorted)-1) + 0.5)
+	return sorted[min(max(i, 0), len(sorted)-1)]
+}
+
+func newBenchCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "bench (--onnx FILE | --weights FILE | --model NAME)",
+		Short: "Time inference: ms/image and images/s (median, p10, p90 of repeated runs)",
+		Long: `Time batched inference of one model on random input, with ONNX Runtime
+(--onnx) or bitrun's native engine (--weights/--model). Each run is one batch;
+the first --warmup runs are not counted. Prints the median, p10 and p90 of
+the batch latency, the per-image latency and the throughput.`,
+		Args: cobra.NoArgs,
+		RunE: runBench,
+	}
+	cmd.Flags().String("onnx", "", "ONNX model file")
+	addWeightsFlags(cmd)
+	cmd.Flags().Int("resolution", 128, "input side in pixels (a model with a fixed input size uses that)")
+	cmd.Flags().Int("channels", 0, "input channels (default: the model's input shape, else 3)")
+	cmd.Flags().Int("batch", 8, "images per run")
+	cmd.Flags().Int("runs", 20, "timed runs")
+	cmd.Flags().Int("warmup", 3, "untimed runs first")
+	cmd.Flags().Bool("json", false, "print JSON")
+	addORTFlags(cmd)
+	return cmd
+}
+
+func runBench(cmd *cobra.Command, _ []string) error {
+	onnxPath, _ := cmd.Flags().GetString("onnx")
+	res, _ := cmd.Flags().GetInt("resolution")
+	channels, _ := cmd.Flags().GetInt("channels")
+	batch, _ := cmd.Flags().GetInt("batch")
+	runs, _ := cmd.Flags().GetInt("runs")
+	warmup, _ := cmd.Flags().GetInt("warmup")
+	asJSON, _ := cmd.Flags().GetBool("json")
+	weights, err := weightsPath(cmd)
+	if err != nil {
+		return err
+	}
+	switch {
+	case onnxPath != "" && weights != "":
+		return usagef("--onnx and --weights/--model are exclusive")
+	case onnxPath == "" && weights == "":
+		return usagef("give a model: --onnx FILE, or --weights FILE / --model NAME")
+	case res <= 0 || res > 8192:
+		return usagef("--resolution %d: want 1..8192", res)
+	case batch <= 0 || runs <= 0 || warmup < 0:
+		return usagef("--batch and --runs must be positive and --warmup >= 0")
+	case channels < 0:
+		return usagef("--channels %d: must be >= 0", channels)
+	}
+	r := benchResult{Batch: batch, Runs: runs, Warmup: warmup}
+	var step func(ctx context.Context, x []float32) error
+
+	if weights != "" {
+		m, err := model.Load(weights)
+		if err != nil {
+			return err
+		}
+		if channels != 0 && channels != 3 {
+			return usagef("--channels %d: BiT models take 3", channels)
+		}
+		r.Engine, r.Detail, r.Model = "native", nn.Backend().Name(), weights
+		r.Channels, r.Resolution = 3, res
+		step = func(ctx context.Context, x []float32) error {
+			m.Forward(nn.FromData(x, batch, 3, res, res))
+			return ctx.Err()
+		}
+	} else {
+		opts, err := ortOptions(cmd)
+		if err != nil {
+			return err
+		}
+		p, err := runtime.Open(onnxPath, opts)
+		if err != nil {
+			return err
+		}
+		defer p.Close()
+		info := p.Info()
+		if len(info.Shape) != 4 {
+			return fmt.Errorf("bench: model input %q has shape %v, want NCHW", info.Input, info.Shape)
+		}
+		r.Channels = 3
+		if info.Shape[1] > 0 {
+			r.Channels = int(info.Shape[1])
+		}
+		if channels != 0 {
+			r.Channels = channels
+		}
+		r.Resolution = res
+		if info.Shape[2] > 0 && !cmd.Flags().Changed("resolution") {
+			r.Resolution = int(info.Shape[2])
+		}
+		shape := []int64{int64(batch), int64(r.Channels), int64(r.Resolution), int64(r.Resolution)}
+		if err := p.CheckShape(shape); err != nil {
+			return usageError{err}
+		}
+		v, _ := runtime.Version(opts)
+		threads := "default threads"
+		if opts.IntraThreads > 0 {
+			threads = fmt.Sprintf("%d threads", opts.IntraThreads)
+		}
+		r.Engine, r.Detail, r.Model = "onnx", fmt.Sprintf("onnxruntime %s, %s, %s", v, info.Provider, threads), onnxPath
+		step = func(ctx context.Context, x []float32) error {
+			_, err := p.Run(ctx, x, shape)
+			return err
+		}
+	}
+
+	rng := rand.New(rand.NewPCG(1, 2))
+	x := make([]float32, batch*r.Channels*r.Resolution*r.Resolution)
+	for i := range x {
+		x[i] = float32(rng.NormFloat64())
+	}
+	ctx := cmd.Context()
+	fmt.Fprintf(cmd.ErrOrStderr(), "bench: %s %s, input %d×%d×%d×%d, %d warmup + %d runs\n",
+		r.Engine, r.Model, batch, r.Channels, r.Resolution, r.Resolution, warmup, runs)
+	for range warmup {
+		if err := step(ctx, x); err != nil {
+			return err
+		}
+	}
+	lat := make([]float64, runs)
+	start := time.Now()
+	for i := range runs {
+		t0 := time.Now()
+		if err := step(ctx, x); err != nil {
+			return err
+		}
+		lat[i] = float64(time.Since(t0).Nanoseconds()) / 1e6
+	}
+	r.Seconds = time.Since(start).Seconds()
+	sort.Float64s(lat)
+	r.BatchMs = pctls{percentile(lat, 0.5), percentile(lat, 0.1), percentile(lat, 0.9)}
+	b := float64(batch)
+	r.ImageMs = pctls{r.BatchMs.Median / b, r.BatchMs.P10 / b, r.BatchMs.P90 / b}
+	ips := func(ms float64) float64 { return 1000 * b / ms }
+	r.ImagesPerS = pctls{ips(r.BatchMs.Median), ips(r.BatchMs.P90), ips(r.BatchMs.P10)}
+
+	out := cmd.OutOrStdout()
+	if asJSON {
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(r)
+	}
+	var s strings.Builder
+	fmt.Fprintf(&s, "engine:      %s (%s)\n", r.Engine, r.Detail)
+	fmt.Fprintf(&s, "model:       %s\n", r.Model)
+	fmt.Fprintf(&s, "input:       %d×%d×%d×%d\n", batch, r.Channels, r.Resolution, r.Resolution)
+	fmt.Fprintf(&s, "runs:        %d (after %d warmup), %.2fs\n", runs, warmup, r.Seconds)
+	fmt.Fprintf(&s, "batch:       %.2f ms median (p10 %.2f, p90 %.2f)\n", r.BatchMs.Median, r.BatchMs.P10, r.BatchMs.P90)
+	fmt.Fprintf(&s, "per image:   %.2f ms median (p10 %.2f, p90 %.2f)\n", r.ImageMs.Median, r.ImageMs.P10, r.ImageMs.P90)
+	fmt.Fprintf(&s, "throughput:  %.1f images/s median (p10 %.1f, p90 %.1f)\n", r.ImagesPerS.Median, r.ImagesPerS.P10, r.ImagesPerS.P90)
+	_, err = fmt.Fprint(out, s.String())
+	return err
+}
+
+func init() { register(newBenchCmd) }

@@ -1,0 +1,217 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/bitrun/bitrun/data"
+	"github.com/bitrun/bitrun/eval"
+	"github.com/bitrun/bitrun/model"
+	"github.com/bitrun/bitrun/runtime"
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+)
+
+// addPreprocessFlags adds the preprocessing overrides shared by predict and eval.
+func addPreprocessFlags(cmd *cobra.Command) {
+	cmd.Flags().Int("resolution", 0, "input side in pixels (default: the model's fixed input size or its bitrun.resolution metadata; required for --weights)")
+	cmd.Flags().Int("channels", 0, "input channels, 1 or 3 (default: the model's input shape)")
+	cmd.Flags().String("mean", "", "per-channel mean on [0,1] pixels, \"r,g,b\" or one value (default: the model's bitrun.mean metadata; BiT: 0.5)")
+	cmd.Flags().String("std", "", "per-channel std on [0,1] pixels, \"r,g,b\" or one value (default: the model's bitrun.std metadata; BiT: 0.5)")
+}
+
+func preprocessOverrides(cmd *cobra.Command) (eval.Overrides, error) {
+	var o eval.Overrides
+	o.Size, _ = cmd.Flags().GetInt("resolution")
+	o.Channels, _ = cmd.Flags().GetInt("channels")
+	if o.Size < 0 {
+		return o, usagef("--resolution %d: must be positive", o.Size)
+	}
+	if o.Channels != 0 && o.Channels != 1 && o.Channels != 3 {
+		return o, usagef("--channels %d: want 1 or 3", o.Channels)
+	}
+	for _, name := range []string{"mean", "std"} {
+		s, _ := cmd.Flags().GetString(name)
+		if s == "" {
+			continue
+		}
+		v, err := eval.ParseFloats(s)
+		if err != nil || (len(v) != 1 && len(v) != 3) {
+			return o, usagef("--%s %q: want one or three comma-separated numbers", name, s)
+		}
+		if name == "mean" {
+			o.Mean = v
+		} else {
+			o.Std = v
+		}
+	}
+	return o, nil
+}
+
+// openClassifier opens the model named by --onnx or --weights/--model. The
+// returned close function releases it.
+func openClassifier(cmd *cobra.Command, labels []string) (eval.Classifier, func() error, error) {
+	onnxPath, _ := cmd.Flags().GetString("onnx")
+	weights, err := weightsPath(cmd)
+	if err != nil {
+		return nil, nil, err
+	}
+	switch {
+	case onnxPath != "" && weights != "":
+		return nil, nil, usagef("--onnx and --weights/--model are exclusive")
+	case onnxPath == "" && weights == "":
+		return nil, nil, usagef("give a model: --onnx FILE, or --weights FILE / --model NAME for the native engine")
+	}
+	o, err := preprocessOverrides(cmd)
+	if err != nil {
+		return nil, nil, err
+	}
+	if weights != "" {
+		m, err := model.Load(weights)
+		if err != nil {
+			return nil, nil, err
+		}
+		c, err := eval.NewNative(m, o, labels)
+		if err != nil {
+			return nil, nil, preprocessUsage(err)
+		}
+		return c, func() error { return nil }, nil
+	}
+	opts, err := ortOptions(cmd)
+	if err != nil {
+		return nil, nil, err
+	}
+	p, err := runtime.Open(onnxPath, opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err := eval.NewONNX(p, o)
+	if err != nil {
+		return nil, nil, errors.Join(preprocessUsage(err), p.Close())
+	}
+	return c, p.Close, nil
+}
+
+// preprocessUsage turns "preprocessing unknown" into a usage error: the fix
+// is a flag.
+func preprocessUsage(err error) error {
+	if errors.Is(err, eval.ErrPreprocess) {
+		return usageError{err}
+	}
+	return err
+}
+
+// progressPrinter reports progress on stderr: one updating line on a
+// terminal, a line per 10% otherwise.
+func progressPrinter(w io.Writer, what string) func(done, total int) {
+	tty := false
+	if f, ok := w.(*os.File); ok {
+		tty = term.IsTerminal(int(f.Fd()))
+	}
+	last := -1
+	return func(done, total int) {
+		pct := 100 * done / total
+		if tty {
+			fmt.Fprintf(w, "\r%s %d/%d (%d%%)", what, done, total, pct)
+			if done == total {
+				fmt.Fprintln(w)
+			}
+			return
+		}
+		if pct/10 != last/10 || done == total {
+			last = pct
+			fmt.Fprintf(w, "%s %d/%d (%d%%)\n", what, done, total, pct)
+		}
+	}
+}
+
+func newEvalCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "eval (--onnx FILE | --weights FILE | --model NAME) --data PATH",
+		Short: "Measure a classifier on a labelled dataset: top-1/top-5, per-class accuracy, confusion matrix, images/s",
+		Long: `Evaluate an image classifier on a labelled dataset (IDX files such as
+Fashion-MNIST, or a folder with one sub-folder per class).
+
+--onnx runs any ONNX classifier with one float32 NCHW input through ONNX
+Runtime (needs a cgo build and the library: make setup). Preprocessing comes
+from the model's fixed input shape and its bitrun.* metadata; --resolution,
+--channels, --mean and --std override or complete it. --weights/--model run
+bitrun's native engine on a .npz checkpoint (give --resolution).
+
+The report goes to stdout as a table, or JSON with --json; --plot writes the
+confusion matrix as a PNG heat map. Progress goes to stderr.`,
+		Args: cobra.NoArgs,
+		RunE: runEval,
+	}
+	cmd.Flags().String("onnx", "", "ONNX model file")
+	addWeightsFlags(cmd)
+	cmd.Flags().String("data", "", "dataset: IDX folder or image folder (required)")
+	cmd.Flags().String("split", "test", "dataset split: train or test")
+	cmd.Flags().Int("batch", eval.DefaultBatch, "images per batch")
+	cmd.Flags().Int("limit", 0, "evaluate only the first N images (0 = all)")
+	cmd.Flags().Int("top-k", 5, "k of the top-k accuracy")
+	cmd.Flags().Bool("json", false, "print the report as JSON")
+	cmd.Flags().String("plot", "", "write the confusion matrix as a PNG to this file")
+	addPreprocessFlags(cmd)
+	addORTFlags(cmd)
+	return cmd
+}
+
+func runEval(cmd *cobra.Command, _ []string) error {
+	dataPath, _ := cmd.Flags().GetString("data")
+	if dataPath == "" {
+		return usagef("--data is required")
+	}
+	split, _ := cmd.Flags().GetString("split")
+	batch, _ := cmd.Flags().GetInt("batch")
+	limit, _ := cmd.Flags().GetInt("limit")
+	k, _ := cmd.Flags().GetInt("top-k")
+	asJSON, _ := cmd.Flags().GetBool("json")
+	plot, _ := cmd.Flags().GetString("plot")
+	if batch <= 0 {
+		return usagef("--batch %d: must be positive", batch)
+	}
+	if limit < 0 {
+		return usagef("--limit %d: must be >= 0", limit)
+	}
+	if k <= 0 {
+		return usagef("--top-k %d: must be positive", k)
+	}
+	ds, err := data.Open(dataPath, split)
+	if err != nil {
+		return err
+	}
+	clf, closeFn, err := openClassifier(cmd, ds.Classes())
+	if err != nil {
+		return err
+	}
+	defer closeFn()
+	total := ds.Len()
+	if limit > 0 {
+		total = min(total, limit)
+	}
+	fmt.Fprintf(cmd.ErrOrStderr(), "evaluating %s on %s (%s, %d images)\n", clf.Name(), dataPath, split, total)
+	rep, err := eval.Run(cmd.Context(), clf, ds, eval.Options{
+		Batch: batch, Limit: limit, K: k,
+		Progress: progressPrinter(cmd.ErrOrStderr(), "eval"),
+	})
+	if err != nil {
+		return err
+	}
+	rep.Dataset = fmt.Sprintf("%s (%s)", dataPath, split)
+	if plot != "" {
+		if err := eval.WriteConfusionPNG(plot, rep); err != nil {
+			return err
+		}
+		fmt.Fprintf(cmd.ErrOrStderr(), "confusion matrix written to %s\n", plot)
+	}
+	if asJSON {
+		return eval.WriteJSON(cmd.OutOrStdout(), rep)
+	}
+	return eval.WriteText(cmd.OutOrStdout(), rep)
+}
+
+func init() { register(newEvalCmd) }
+

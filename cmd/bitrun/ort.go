@@ -1,0 +1,61 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/bitrun/bitrun/runtime"
+	"github.com/spf13/cobra"
+)
+
+// Shared ONNX Runtime flags. addORTFlags puts them on a command that runs
+// ONNX models; ortOptions reads their effective values (flag > BITRUN_ORT_*
+// env > config file > default).
+func addORTFlags(cmd *cobra.Command) {
+	cmd.Flags().String("ort-lib", "", "path to libonnxruntime.so (default: $BITRUN_ORT_LIB, then third_party/onnxruntime/ next to the binary or above the working directory, then the system loader)")
+	cmd.Flags().String("provider", "cpu", "ONNX Runtime execution provider: cpu, cuda or auto (CUDA when it works, else CPU)")
+	cmd.Flags().Int("threads", 0, "ONNX Runtime intra-op threads (0 = one per core)")
+	bindKey(cmd, "ort.lib", "ort-lib")
+	bindKey(cmd, "ort.provider", "provider")
+	bindKey(cmd, "ort.threads", "threads")
+}
+
+// ortOptions returns the runtime options of the ORT flags.
+func ortOptions(cmd *cobra.Command) (runtime.Options, error) {
+	o := runtime.Options{
+		LibraryPath:  cfg.GetString("ort.lib"),
+		Provider:     strings.ToLower(cfg.GetString("ort.provider")),
+		IntraThreads: cfg.GetInt("ort.threads"),
+		Logger:       cliLogger(cmd),
+	}
+	switch o.Provider {
+	case runtime.ProviderCPU, runtime.ProviderCUDA, runtime.ProviderAuto:
+	default:
+		return o, usagef("--provider %q: want cpu, cuda or auto", o.Provider)
+	}
+	if o.IntraThreads < 0 {
+		return o, usagef("--threads %d: must be >= 0", o.IntraThreads)
+	}
+	return o, nil
+}
+
+// cliLogger is a text logger on stderr at the --log-level of the root command.
+func cliLogger(cmd *cobra.Command) *slog.Logger {
+	lvl := slog.LevelInfo
+	if f := cmd.Flag("log-level"); f != nil {
+		_ = lvl.UnmarshalText([]byte(f.Value.String()))
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
+}
+
+func init() {
+	versionLines = append(versionLines, func() (string, string) {
+		v, err := runtime.Version(runtime.Options{LibraryPath: cfg.GetString("ort.lib")})
+		if err != nil {
+			return "onnxruntime", fmt.Sprintf("unavailable: %v", err)
+		}
+		return "onnxruntime", v
+	})
+}

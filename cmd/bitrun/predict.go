@@ -1,0 +1,163 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"image"
+	"math"
+	"os"
+	"strings"
+
+	"github.com/bitrun/bitrun/data"
+	"github.com/bitrun/bitrun/eval"
+	"github.com/spf13/cobra"
+)
+
+// prediction is one image's top-k, as printed by predict --json.
+type prediction struct {
+	Image string       `json:"image"`
+	Top   []classScore `json:"top"`
+}
+
+type classScore struct {
+	Index int     `json:"index"`
+	Label string  `json:"label,omitempty"`
+	Score float64 `json:"score"` // softmax probability of the logits
+}
+
+func newPredictCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "predict (--onnx FILE | --weights FILE | --model NAME) IMAGE...",
+		Short: "Classify images and print the top-k classes with their probabilities",
+		Long: `Classify JPEG, PNG, GIF, BMP or WebP images. Labels and preprocessing come
+from the ONNX model's metadata (or --resolution/--mean/--std/--channels).
+Results go to stdout: one block per image, or a JSON array with --json.`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: runPredict,
+	}
+	cmd.Flags().String("onnx", "", "ONNX model file")
+	addWeightsFlags(cmd)
+	cmd.Flags().Int("top-k", 5, "classes to show per image")
+	cmd.Flags().Bool("json", false, "print JSON")
+	cmd.Flags().Int("batch", 8, "images per inference batch")
+	cmd.Flags().String("labels", "", "labels file (one per line or a JSON array); default: the model's bitrun.labels metadata")
+	addPreprocessFlags(cmd)
+	addORTFlags(cmd)
+	return cmd
+}
+
+func runPredict(cmd *cobra.Command, images []string) error {
+	k, _ := cmd.Flags().GetInt("top-k")
+	batch, _ := cmd.Flags().GetInt("batch")
+	asJSON, _ := cmd.Flags().GetBool("json")
+	labelsFile, _ := cmd.Flags().GetString("labels")
+	if k <= 0 {
+		return usagef("--top-k %d: must be positive", k)
+	}
+	if batch <= 0 {
+		return usagef("--batch %d: must be positive", batch)
+	}
+	var fileLabels []string
+	if labelsFile != "" {
+		b, err := os.ReadFile(labelsFile)
+		if err != nil {
+			return fmt.Errorf("predict: labels: %w", err)
+		}
+		if fileLabels, err = eval.ParseLabels(string(b)); err != nil {
+			return err
+		}
+	}
+	clf, closeFn, err := openClassifier(cmd, fileLabels)
+	if err != nil {
+		return err
+	}
+	defer closeFn()
+	labels := clf.Labels()
+	if fileLabels != nil {
+		labels = fileLabels
+	}
+	pre := clf.Preprocess()
+	per := pre.Channels * pre.Size * pre.Size
+	var results []prediction
+	for start := 0; start < len(images); start += batch {
+		names := images[start:min(start+batch, len(images))]
+		x := make([]float32, len(names)*per)
+		for i, name := range names {
+			img, err := decodeFile(name)
+			if err != nil {
+				return err
+			}
+			data.EvalTensor(img, pre.Size, pre.Channels, pre.Norm, x[i*per:(i+1)*per])
+		}
+		logits, classes, err := clf.Logits(cmd.Context(), x, len(names))
+		if err != nil {
+			return err
+		}
+		for i, name := range names {
+			row := logits[i*classes : (i+1)*classes]
+			probs := softmax(row)
+			p := prediction{Image: name}
+			for _, c := range eval.TopK(row, k) {
+				cs := classScore{Index: c, Score: probs[c]}
+				if c < len(labels) {
+					cs.Label = labels[c]
+				}
+				p.Top = append(p.Top, cs)
+			}
+			results = append(results, p)
+		}
+	}
+	out := cmd.OutOrStdout()
+	if asJSON {
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(results)
+	}
+	var b strings.Builder
+	for _, r := range results {
+		fmt.Fprintf(&b, "%s\n", r.Image)
+		for rank, c := range r.Top {
+			label := c.Label
+			if label == "" {
+				label = fmt.Sprintf("class %d", c.Index)
+			}
+			fmt.Fprintf(&b, "  %d. %7.3f%%  %s (%d)\n", rank+1, 100*c.Score, label, c.Index)
+		}
+	}
+	_, err = fmt.Fprint(out, b.String())
+	return err
+}
+
+// decodeFile decodes one image file (pixel count capped before decoding).
+func decodeFile(name string) (image.Image, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, fmt.Errorf("predict: %w", err)
+	}
+	defer f.Close()
+	img, err := data.Decode(f, data.DefaultMaxPixels)
+	if err != nil {
+		return nil, fmt.Errorf("predict: %s: %w", name, err)
+	}
+	return img, nil
+}
+
+// softmax returns the probabilities of logits (computed in float64).
+func softmax(logits []float32) []float64 {
+	m := math.Inf(-1)
+	for _, v := range logits {
+		m = max(m, float64(v))
+	}
+	out := make([]float64, len(logits))
+	var sum float64
+	for i, v := range logits {
+		out[i] = math.Exp(float64(v) - m)
+		sum += out[i]
+	}
+	for i := range out {
+		out[i] /= sum
+	}
+	return out
+}
+
+func init() { register(newPredictCmd) }
