@@ -45,6 +45,8 @@ type batcher struct {
 	maxDelay time.Duration
 	obs      func() batchObserver
 
+	ctx     context.Context // parent of every run; cancelled by abort
+	cancel  context.CancelFunc
 	queue   chan *job
 	mu      sync.RWMutex // guards closed against sends on a closed queue
 	closed  bool
@@ -60,6 +62,7 @@ func newBatcher(run runFunc, rowShape []int64, maxBatch, fixedN int, maxDelay ti
 		run: run, rowShape: rowShape, rowSize: size, maxBatch: maxBatch, fixedN: fixedN,
 		maxDelay: maxDelay, obs: obs, queue: make(chan *job, maxQueue),
 	}
+	b.ctx, b.cancel = context.WithCancel(context.Background())
 	for range workers {
 		b.workers.Add(1)
 		go b.work()
@@ -112,6 +115,14 @@ func (b *batcher) close() {
 	}
 	b.mu.Unlock()
 	b.workers.Wait()
+	b.cancel()
+}
+
+// abort cancels the batches running now and fails every queued job with
+// ErrClosed instead of running it; then it closes the batcher.
+func (b *batcher) abort() {
+	b.cancel()
+	b.close()
 }
 
 func (b *batcher) work() {
@@ -222,8 +233,29 @@ func (b *batcher) runBatch(batch []*job, buf []float32) []float32 {
 	}
 	clear(buf[n*b.rowSize:])
 	shape := append([]int64{int64(rows)}, b.rowShape...)
+	if b.ctx.Err() != nil {
+		for _, j := range batch {
+			j.res <- jobResult{err: fmt.Errorf("%w: aborted", ErrClosed)}
+		}
+		return buf
+	}
+	// The run is cancelled when every caller of the batch has gone.
+	ctx, cancel := context.WithCancel(b.ctx)
+	var left sync.WaitGroup
+	left.Add(n)
+	stops := make([]func() bool, n)
+	for i, j := range batch {
+		stops[i] = context.AfterFunc(j.ctx, left.Done)
+	}
+	go func() { left.Wait(); cancel() }()
 	start := time.Now()
-	outs, err := b.run(context.Background(), buf, shape)
+	outs, err := b.run(ctx, buf, shape)
+	for _, stop := range stops {
+		if stop() {
+			left.Done() // the caller is still there: count it out now
+		}
+	}
+	cancel()
 	if err == nil {
 		err = checkBatchOutputs(outs, rows)
 	}

@@ -385,6 +385,14 @@ func (c *Classifier) Close() error {
 	return c.closeErr
 }
 
+// abort cancels the model's running batches and fails queued images, then
+// closes the classifier (used when a shutdown grace period runs out).
+func (c *Classifier) abort() error {
+	c.ready.Store(false)
+	c.b.abort()
+	return c.Close()
+}
+
 // decodeImage checks the pixel count with image.DecodeConfig (ErrTooManyPixels
 // when over maxPixels) and decodes with data.DecodeBytes.
 func decodeImage(b []byte, maxPixels int) (image.Image, error) {

@@ -25,21 +25,21 @@ import (
 // Config configures a Server. The zero value is usable; each zero field takes
 // the default documented beside it (DefaultConfig returns them filled in).
 type Config struct {
-	Addr              string        // listen address; default "127.0.0.1:8080" (loopback only)
-	MaxBody           int64         // request body cap in bytes (413 beyond); default 16 MiB
-	MaxPixels         int           // per-image pixel cap, checked before decoding; default data.DefaultMaxPixels
-	MaxImages         int           // images per request (multipart parts or infer batch); default 16
-	AuthToken         string        // when set, every route but the health probes needs "Authorization: Bearer <token>"
-	RequestTimeout    time.Duration // inference deadline per request (504 beyond); default 30s
-	ReadHeaderTimeout time.Duration // default 5s
-	ReadTimeout       time.Duration // whole request read; default 60s
-	WriteTimeout      time.Duration // default RequestTimeout + 30s
-	IdleTimeout       time.Duration // keep-alive idle; default 120s
-	DrainDelay        time.Duration // Shutdown: time readiness reports 503 before the listener closes; default 0
-	MaxDecodes        int           // images decoded at once (bounds decode memory); default 2*GOMAXPROCS
-	Logger            *slog.Logger  // one line per request; default: discard
+	Addr              string               // listen address; default "127.0.0.1:8080" (loopback only)
+	MaxBody           int64                // request body cap in bytes (413 beyond); default 16 MiB
+	MaxPixels         int                  // per-image pixel cap, checked before decoding; default data.DefaultMaxPixels
+	MaxImages         int                  // images per request (multipart parts or infer batch); default 16
+	AuthToken         string               // when set, every route but the health probes needs "Authorization: Bearer <token>"
+	RequestTimeout    time.Duration        // inference deadline per request (504 beyond); default 30s
+	ReadHeaderTimeout time.Duration        // default 5s
+	ReadTimeout       time.Duration        // whole request read; default 60s
+	WriteTimeout      time.Duration        // default RequestTimeout + 30s
+	IdleTimeout       time.Duration        // keep-alive idle; default 120s
+	DrainDelay        time.Duration        // Shutdown: time readiness reports 503 before the listener closes; default 0
+	MaxDecodes        int                  // images decoded at once (bounds decode memory); default 2*GOMAXPROCS
+	Logger            *slog.Logger         // one line per request; default: discard
 	Registry          *prometheus.Registry // metrics registry; default: a new one (served at /metrics)
-	Version, Commit   string        // reported by /v2 and bitrun_build_info
+	Version, Commit   string               // reported by /v2 and bitrun_build_info
 }
 
 // DefaultConfig returns Config with every default filled in.
@@ -224,6 +224,12 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if hs != nil {
 		if err = hs.Shutdown(ctx); err != nil {
 			err = errors.Join(fmt.Errorf("serve: shutdown: %w", err), hs.Close())
+		}
+	}
+	if ctx.Err() != nil {
+		// Out of time: stop the runs still going instead of waiting for them.
+		for _, name := range s.names {
+			err = errors.Join(err, s.models[name].abort())
 		}
 	}
 	return errors.Join(err, s.Close())
