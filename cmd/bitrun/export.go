@@ -1,0 +1,203 @@
+package main
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"time"
+
+	"github.com/bitrun/bitrun/export"
+	"github.com/bitrun/bitrun/model"
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+)
+
+func newExportCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "export (--weights FILE | --model NAME) --out FILE",
+		Short: "Export a BiT checkpoint to ONNX (WS folded, GroupNorm as plain ops, dynamic batch and size)",
+		Long: `Export a BiT checkpoint (.npz) to an ONNX model with bitrun's own writer.
+
+The graph takes "image" float32 [N,3,H,W] (N, H and W dynamic; pixels scaled
+to [-1,1]) and returns "logits" [N,classes], "features" [N,C] (pre-logits) and
+"probabilities" (softmax). Weight Standardization is folded into the kernels;
+GroupNorm is written as plain ops at --opset 17 (runs everywhere) or as
+GroupNormalization-21 at --opset 21. --trainable keeps the raw kernels and
+computes WS in the graph instead, for fine-tuning in another framework.
+
+Metadata (bitrun.resolution, bitrun.mean, bitrun.std, bitrun.labels, ...)
+lets predict, eval and serve preprocess images without flags.
+
+Models over the 2 GB protobuf limit (R152x4) keep their weights in FILE.data
+next to FILE (--external-data auto); keep the two files together. Files are
+written atomically.`,
+		Example: `  bitrun export --weights BiT-M-R50x1-CIFAR10.npz --out r50x1.onnx --labels cifar10.txt
+  bitrun export --model BiT-M-R50x1 --out r50x1.onnx --resolution 224 --opset 21
+  bitrun export --weights R152x4.npz --out r152x4.onnx   # writes r152x4.onnx.data too`,
+		Args: cobra.NoArgs,
+		RunE: runExport,
+	}
+	addWeightsFlags(cmd)
+	f := cmd.Flags()
+	f.String("out", "", "output ONNX file")
+	f.Int("resolution", export.DefaultResolution, "image side recorded in the metadata (the graph accepts any size)")
+	f.String("labels", "", "class names: one per line, or a JSON array; count must equal the checkpoint's classes")
+	f.Int("opset", export.DefaultOpset, fmt.Sprintf("ONNX opset, %d to %d (21 and up: GroupNormalization-21)", export.MinOpset, export.MaxOpset))
+	f.Bool("trainable", false, "raw kernels as initializers and Weight Standardization in the graph")
+	f.String("external-data", "auto", "weights in FILE.data: auto (only over 2 GB), always, never")
+	f.Bool("force", false, "overwrite an existing output file")
+	bindKey(cmd, "export.opset", "opset")
+	bindKey(cmd, "export.external_data", "external-data")
+	return cmd
+}
+
+func init() { register(newExportCmd) }
+
+func runExport(cmd *cobra.Command, _ []string) error {
+	f := cmd.Flags()
+	out, _ := f.GetString("out")
+	resolution, _ := f.GetInt("resolution")
+	labelsFile, _ := f.GetString("labels")
+	trainable, _ := f.GetBool("trainable")
+	force, _ := f.GetBool("force")
+	opset := cfg.GetInt("export.opset")
+	weights, err := weightsPath(cmd)
+	if err != nil {
+		return err
+	}
+	switch {
+	case weights == "":
+		return usagef("give the weights: --weights FILE or --model NAME")
+	case out == "":
+		return usagef("--out is required")
+	case resolution <= 0:
+		return usagef("--resolution %d: must be positive", resolution)
+	}
+	ext, err := export.ParseExternalMode(cfg.GetString("export.external_data"))
+	if err != nil {
+		return usagef("--external-data: %v", err)
+	}
+	if opset < export.MinOpset || opset > export.MaxOpset {
+		return usagef("--opset %d is not supported: use %d to %d (17: GroupNorm as plain ops; 21: GroupNormalization-21)",
+			opset, export.MinOpset, export.MaxOpset)
+	}
+	if !force {
+		if _, err := os.Stat(out); err == nil {
+			return fmt.Errorf("export: %s already exists (use --force to overwrite)", out)
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("export: %w", err)
+		}
+	}
+	var labels []string
+	if labelsFile != "" {
+		b, err := os.ReadFile(labelsFile)
+		if err != nil {
+			return fmt.Errorf("export: labels: %w", err)
+		}
+		if labels, err = export.ParseLabels(string(b)); err != nil {
+			return usagef("--labels %s: %v", labelsFile, err)
+		}
+	}
+	ctx := cmd.Context()
+	digest, err := fileSHA256(weights)
+	if err != nil {
+		return err
+	}
+	m, err := model.Load(weights)
+	if err != nil {
+		return err
+	}
+	if labels != nil && len(labels) != m.Config.Classes {
+		return usagef("--labels %s has %d labels but %s has %d classes", labelsFile, len(labels), weights, m.Config.Classes)
+	}
+	version, _ := buildVersion()
+	stderr := cmd.ErrOrStderr()
+	res, err := export.Export(ctx, out, m.Config, m.Params, export.Options{
+		Opset: opset, Trainable: trainable, Resolution: resolution, Labels: labels,
+		SourceSHA: digest, Version: version, External: ext,
+		Progress: byteProgress(stderr, "export", m.Params.Count()*4),
+	})
+	if err != nil {
+		if errors.Is(err, export.ErrLabels) || errors.Is(err, export.ErrOpset) || errors.Is(err, export.ErrOptions) {
+			return usageError{err}
+		}
+		if errors.Is(err, export.ErrTooLarge) {
+			return fmt.Errorf("%w (use --external-data auto or always)", err)
+		}
+		return err
+	}
+	variant := "inference"
+	if trainable {
+		variant = "trainable"
+	}
+	fmt.Fprintf(stderr, "exported %s: %s, %d classes, opset %d, %s graph, %s", res.Path, m.Config.Name,
+		m.Config.Classes, res.Opset, variant, byteSize(res.Bytes))
+	if res.DataPath != "" {
+		fmt.Fprintf(stderr, " + %s external data in %s", byteSize(res.DataBytes), res.DataPath)
+	}
+	fmt.Fprintf(stderr, ", %d nodes, %v\n", res.Nodes, res.Duration.Round(time.Millisecond))
+	return nil
+}
+
+// fileSHA256 is the hex SHA-256 of the file at path.
+func fileSHA256(path string) (string, error) {
+	fh, err := os.Open(path)
+	if err != nil {
+		return "", fmt.Errorf("export: %w", err)
+	}
+	defer fh.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, fh); err != nil {
+		return "", fmt.Errorf("export: hashing %s: %w", path, err)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// byteProgress reports bytes written on w when the total is large enough to
+// take a while (64 MB): an updating line on a terminal, a line per 10%
+// otherwise.
+func byteProgress(w io.Writer, what string, total int64) func(done, total int64) {
+	if total < 64<<20 {
+		return nil
+	}
+	tty := false
+	if f, ok := w.(*os.File); ok {
+		tty = term.IsTerminal(int(f.Fd()))
+	}
+	start := time.Now()
+	last := int64(-1)
+	return func(done, total int64) {
+		pct := 100 * done / max(total, 1)
+		rate := float64(done) / max(time.Since(start).Seconds(), 1e-3)
+		line := fmt.Sprintf("%s %s / %s (%d%%, %s/s)", what, byteSize(done), byteSize(total), pct, byteSize(int64(rate)))
+		if tty {
+			fmt.Fprintf(w, "\r%s\x1b[K", line)
+			if done == total {
+				fmt.Fprintln(w)
+			}
+			return
+		}
+		if pct/10 != last/10 || done == total {
+			last = pct
+			fmt.Fprintln(w, line)
+		}
+	}
+}
+
+// byteSize formats n with a binary unit: 1536 -> "1.5 KiB".
+func byteSize(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}

@@ -1,0 +1,167 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/bitrun/bitrun/export"
+	"github.com/bitrun/bitrun/export/onnxpb"
+	"github.com/bitrun/bitrun/model"
+	"github.com/bitrun/bitrun/nn"
+	"github.com/bitrun/bitrun/runtime"
+	"github.com/spf13/viper"
+)
+
+// runExportCLI runs `bitrun export ARGS` in-process with fresh configuration.
+func runExportCLI(t *testing.T, args ...string) (stderr string, err error) {
+	t.Helper()
+	cfg = viper.New()
+	root := newRoot()
+	var out, errb bytes.Buffer
+	root.SetOut(&out)
+	root.SetErr(&errb)
+	root.SetArgs(append([]string{"export"}, args...))
+	err = root.ExecuteContext(context.Background())
+	if out.Len() != 0 {
+		t.Errorf("export wrote to stdout: %q", out.String())
+	}
+	return errb.String(), err
+}
+
+// tinyCheckpoint writes a tiny checkpoint with a non-zero head and returns
+// its path, config and params.
+func tinyCheckpoint(t *testing.T, classes int) (string, model.Config, model.Params) {
+	t.Helper()
+	c, err := model.Arch("tiny", classes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	params := model.Init(c, 3)
+	for i := range params[model.HeadKernel].Data {
+		params[model.HeadKernel].Data[i] = float32(math.Sin(float64(i)))
+	}
+	for i := range params[model.HeadBias].Data {
+		params[model.HeadBias].Data[i] = float32(i) * 0.1
+	}
+	path := filepath.Join(t.TempDir(), "tiny.npz")
+	if err := model.SaveNPZ(path, params); err != nil {
+		t.Fatal(err)
+	}
+	return path, c, params
+}
+
+func TestExportCommand(t *testing.T) {
+	npz, c, params := tinyCheckpoint(t, 3)
+	dir := t.TempDir()
+	labels := filepath.Join(dir, "labels.txt")
+	if err := os.WriteFile(labels, []byte("cat\ndog\r\nbird, small\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "tiny.onnx")
+	stderr, err := runExportCLI(t, "--weights", npz, "--out", out, "--labels", labels, "--resolution", "64")
+	if err != nil {
+		t.Fatalf("export: %v\n%s", err, stderr)
+	}
+	if !strings.Contains(stderr, "exported "+out) || !strings.Contains(stderr, "opset 17") {
+		t.Errorf("summary: %q", stderr)
+	}
+	fh, err := os.Open(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := onnxpb.ReadHeader(fh)
+	fh.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := os.ReadFile(npz)
+	sum := sha256.Sum256(raw)
+	meta, err := export.ParseMeta(h.Metadata())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if meta.SourceSHA != hex.EncodeToString(sum[:]) || meta.Resolution != 64 || meta.Arch != "tiny" ||
+		strings.Join(meta.Labels, "|") != "cat|dog|bird, small" || meta.Version == "" {
+		t.Errorf("metadata %+v", meta)
+	}
+
+	// Refuses to overwrite without --force; --force with external data and opset 21.
+	if _, err := runExportCLI(t, "--weights", npz, "--out", out); err == nil || !strings.Contains(err.Error(), "--force") {
+		t.Errorf("overwrite without --force: %v", err)
+	}
+	if stderr, err := runExportCLI(t, "--weights", npz, "--out", out, "--force", "--external-data", "always", "--opset", "21", "--trainable"); err != nil {
+		t.Fatalf("export --force: %v\n%s", err, stderr)
+	}
+	if _, err := os.Stat(out + ".data"); err != nil {
+		t.Errorf("external data file: %v", err)
+	}
+
+	// The exported file runs and matches the native engine.
+	if _, err := runtime.Version(runtime.Options{}); err != nil {
+		if os.Getenv("BITRUN_REQUIRE_ORT") == "1" {
+			t.Fatalf("ONNX Runtime required (BITRUN_REQUIRE_ORT=1): %v", err)
+		}
+		t.Skipf("ONNX Runtime not available for the parity part: %v", err)
+	}
+	p, err := runtime.Open(out, runtime.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	x := nn.New(2, 3, 48, 48)
+	for i := range x.Data {
+		x.Data[i] = float32(math.Cos(float64(i) * 0.37))
+	}
+	res, err := p.Run(context.Background(), x.Data, []int64{2, 3, 48, 48})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, _ := model.New(c, params)
+	want, _ := m.Forward(x)
+	for i, v := range want.Data {
+		if d := math.Abs(float64(res["logits"].Data[i] - v)); d > 1e-3 {
+			t.Fatalf("logit %d: ORT %g native %g", i, res["logits"].Data[i], v)
+		}
+	}
+}
+
+func TestExportCommandErrors(t *testing.T) {
+	npz, _, _ := tinyCheckpoint(t, 3)
+	dir := t.TempDir()
+	two := filepath.Join(dir, "two.txt")
+	os.WriteFile(two, []byte("a\nb\n"), 0o644)
+	out := filepath.Join(dir, "m.onnx")
+	cases := []struct {
+		name  string
+		args  []string
+		usage bool
+		msg   string
+	}{
+		{"no weights", []string{"--out", out}, true, "--weights"},
+		{"no out", []string{"--weights", npz}, true, "--out"},
+		{"labels count", []string{"--weights", npz, "--out", out, "--labels", two}, true, "2 labels but"},
+		{"opset", []string{"--weights", npz, "--out", out, "--opset", "13"}, true, "--opset 13"},
+		{"external mode", []string{"--weights", npz, "--out", out, "--external-data", "maybe"}, true, "--external-data"},
+		{"resolution", []string{"--weights", npz, "--out", out, "--resolution", "0"}, true, "--resolution"},
+		{"missing weights", []string{"--weights", filepath.Join(dir, "nope.npz"), "--out", out}, false, "nope.npz"},
+		{"missing labels", []string{"--weights", npz, "--out", out, "--labels", filepath.Join(dir, "nope.txt")}, false, "nope.txt"},
+	}
+	for _, c := range cases {
+		_, err := runExportCLI(t, c.args...)
+		var ue usageError
+		if err == nil || errors.As(err, &ue) != c.usage || !strings.Contains(err.Error(), c.msg) {
+			t.Errorf("%s: error %v (usage %v), want usage=%v containing %q", c.name, err, errors.As(err, &ue), c.usage, c.msg)
+		}
+		if _, statErr := os.Stat(out); statErr == nil {
+			t.Fatalf("%s: wrote %s despite the error", c.name, out)
+		}
+	}
+}
