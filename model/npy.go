@@ -272,8 +272,16 @@ func WriteNPY(w io.Writer, t *nn.Tensor) error {
 	if err := checkTensor(t); err != nil {
 		return err
 	}
-	if _, err := w.Write(npyHeaderBytes(t.Shape)); err != nil {
+	if err := writeNPY(w, t); err != nil {
 		return fmt.Errorf("model: npy: %w", err)
+	}
+	return nil
+}
+
+// writeNPY writes a checked tensor and returns the writer's errors as they are.
+func writeNPY(w io.Writer, t *nn.Tensor) error {
+	if _, err := w.Write(npyHeaderBytes(t.Shape)); err != nil {
+		return err
 	}
 	buf := make([]byte, min(4*len(t.Data), readChunk))
 	for done := 0; done < len(t.Data); {
@@ -282,7 +290,7 @@ func WriteNPY(w io.Writer, t *nn.Tensor) error {
 			binary.LittleEndian.PutUint32(buf[4*i:], math.Float32bits(v))
 		}
 		if _, err := w.Write(buf[:4*k]); err != nil {
-			return fmt.Errorf("model: npy: %w", err)
+			return err
 		}
 		done += k
 	}

@@ -3,6 +3,7 @@ package model
 import (
 	"archive/zip"
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -246,7 +247,7 @@ func WriteNPZ(w io.Writer, params Params) error {
 		if err != nil {
 			return fmt.Errorf("model: npz: %s: %w", name, err)
 		}
-		if err := WriteNPY(mw, params[name]); err != nil {
+		if err := writeNPY(mw, params[name]); err != nil {
 			return fmt.Errorf("model: npz: %s: %w", name, err)
 		}
 	}
@@ -260,7 +261,29 @@ func WriteNPZ(w io.Writer, params Params) error {
 // file in the same folder, which is synced and then renamed over path, so a
 // crash leaves either the old file or the complete new one.
 func SaveNPZ(path string, params Params) error {
-	return writeFileAtomic(path, func(w io.Writer) error { return WriteNPZ(w, params) })
+	return SaveNPZContext(context.Background(), path, params)
+}
+
+// SaveNPZContext is SaveNPZ that gives up when ctx is done (checked between
+// writes of at most 1 MiB), removing the temporary file and returning an
+// error wrapping ctx.Err(); path is then untouched.
+func SaveNPZContext(ctx context.Context, path string, params Params) error {
+	return writeFileAtomic(path, func(w io.Writer) error {
+		return WriteNPZ(ctxWriter{ctx, w}, params)
+	})
+}
+
+// ctxWriter fails writes once its context is done.
+type ctxWriter struct {
+	ctx context.Context
+	w   io.Writer
+}
+
+func (c ctxWriter) Write(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.w.Write(p)
 }
 
 // writeFileAtomic writes a file through write into a temporary file next to

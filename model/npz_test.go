@@ -3,6 +3,7 @@ package model
 import (
 	"archive/zip"
 	"bytes"
+	"context"
 	"errors"
 	"hash/crc32"
 	"math"
@@ -125,6 +126,21 @@ func TestSaveNPZAtomic(t *testing.T) {
 	}
 	if st, _ := os.Stat(path); st.Mode().Perm() != 0o644 {
 		t.Errorf("mode %v, want 0644", st.Mode().Perm())
+	}
+	assertNoTemp(t, dir)
+}
+
+func TestSaveNPZContextCanceled(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "m.npz")
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	err := SaveNPZContext(ctx, path, Params{"a": nn.New(4)})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("SaveNPZContext after cancel: %v, want context.Canceled", err)
+	}
+	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("canceled save left %s: %v", path, err)
 	}
 	assertNoTemp(t, dir)
 }

@@ -1,0 +1,184 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"text/tabwriter"
+
+	"github.com/bitrun/bitrun/model"
+	"github.com/spf13/cobra"
+)
+
+// inspectReport is what `bitrun inspect` prints (as text or --json).
+type inspectReport struct {
+	File       string        `json:"file"`
+	Size       int64         `json:"size"`
+	SHA256     string        `json:"sha256"`
+	Arch       string        `json:"arch"`
+	Classes    int           `json:"classes"`
+	Parameters int64         `json:"parameters"`
+	Arrays     int           `json:"arrays"`
+	Config     model.Config  `json:"config"`
+	Resolution int           `json:"resolution"`
+	FLOPs      int64         `json:"flops"` // multiply-adds x2 for one image at Resolution
+	Stages     []model.Stage `json:"stages"`
+}
+
+func newInspectCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "inspect [FILE]",
+		Short: "Show the architecture, parameter count and per-block shapes of a checkpoint",
+		Long: `Show what a BiT checkpoint (.npz) holds: the architecture inferred from its
+keys and shapes, the class count, the parameter count, the channels, stride
+and output size of every stage at an input resolution, the file size and its
+SHA-256. Only the array headers are parsed, so large checkpoints inspect
+quickly; the file is read once in full for the digest.`,
+		Example: `  bitrun inspect r50x1.npz
+  bitrun inspect --resolution 128 --json r50x1.npz`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: runInspect,
+	}
+	cmd.Flags().Bool("json", false, "print JSON instead of text")
+	cmd.Flags().Int("resolution", 224, "input resolution for the output sizes and FLOPs")
+	addWeightsFlags(cmd)
+	return cmd
+}
+
+func runInspect(cmd *cobra.Command, args []string) error {
+	asJSON, _ := cmd.Flags().GetBool("json")
+	res, _ := cmd.Flags().GetInt("resolution")
+	if res < 1 {
+		return usagef("--resolution must be positive, got %d", res)
+	}
+	path, err := weightsPath(cmd)
+	if err != nil {
+		return err
+	}
+	switch {
+	case len(args) == 1 && path != "":
+		return usagef("give the checkpoint as an argument or with --weights/--model, not both")
+	case len(args) == 1:
+		path = args[0]
+	case path == "":
+		return usagef("no checkpoint: give FILE, --weights FILE or --model NAME")
+	}
+	rep, err := inspectFile(cmd.Context(), path, res)
+	if err != nil {
+		return err
+	}
+	out := cmd.OutOrStdout()
+	if asJSON {
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rep)
+	}
+	return printInspect(out, rep)
+}
+
+func inspectFile(ctx context.Context, path string, res int) (*inspectReport, error) {
+	shapes, err := model.LoadNPZShapes(path)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := model.InferShapes(shapes)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if err := model.CheckShapes(cfg, shapes); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	stages, err := cfg.Stages(res)
+	if err != nil {
+		return nil, err
+	}
+	rep := &inspectReport{File: path, Arch: cfg.Name, Classes: cfg.Classes, Arrays: len(shapes),
+		Config: cfg, Resolution: res, Stages: stages}
+	for _, s := range shapes {
+		n := int64(1)
+		for _, d := range s {
+			n *= int64(d)
+		}
+		rep.Parameters += n
+	}
+	for _, s := range stages {
+		rep.FLOPs += s.FLOPs
+	}
+	rep.Size, rep.SHA256, err = fileDigest(ctx, path)
+	if err != nil {
+		return nil, err
+	}
+	return rep, nil
+}
+
+// fileDigest returns the size and hex SHA-256 of a file, giving up when ctx is done.
+func fileDigest(ctx context.Context, path string) (int64, string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	buf := make([]byte, 1<<20)
+	var n int64
+	for {
+		if err := ctx.Err(); err != nil {
+			return 0, "", err
+		}
+		k, err := f.Read(buf)
+		h.Write(buf[:k])
+		n += int64(k)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return 0, "", err
+		}
+	}
+	return n, hex.EncodeToString(h.Sum(nil)), nil
+}
+
+func printInspect(w io.Writer, r *inspectReport) error {
+	c := r.Config
+	fmt.Fprintf(w, "file:        %s\n", r.File)
+	fmt.Fprintf(w, "size:        %s bytes (%s)\n", groupDigits(r.Size), humanBytes(r.Size))
+	fmt.Fprintf(w, "sha256:      %s\n", r.SHA256)
+	fmt.Fprintf(w, "arch:        %s\n", r.Arch)
+	fmt.Fprintf(w, "classes:     %d\n", r.Classes)
+	fmt.Fprintf(w, "parameters:  %s (%d arrays)\n", groupDigits(r.Parameters), r.Arrays)
+	fmt.Fprintf(w, "groupnorm:   %d groups\n", c.Groups)
+	fmt.Fprintf(w, "resolution:  %d (%.2f GFLOPs per image)\n\n", r.Resolution, float64(r.FLOPs)/1e9)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "stage\tunits\tin\tmid\tout\tstride\toutput\tparams\tGFLOPs\t")
+	for _, s := range r.Stages {
+		units, mid := "-", "-"
+		if s.Units > 0 {
+			units = fmt.Sprint(s.Units)
+		}
+		if s.Mid > 0 {
+			mid = fmt.Sprint(s.Mid)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%d\t%dx%d\t%s\t%.3f\t\n", s.Name, units, s.In, mid, s.Out,
+			s.Stride, s.Size, s.Size, groupDigits(s.Params), float64(s.FLOPs)/1e9)
+	}
+	return tw.Flush()
+}
+
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	v, i := float64(n), 0
+	for v >= unit && i < 4 {
+		v /= unit
+		i++
+	}
+	return fmt.Sprintf("%.1f %ciB", v, "KMGT"[i-1])
+}
+
+func init() { register(newInspectCmd) }

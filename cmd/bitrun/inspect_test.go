@@ -1,0 +1,229 @@
+package main
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/bitrun/bitrun/model"
+)
+
+// runCaptured runs the CLI in-process through run (so exit codes are the
+// real ones) with os.Stdout and os.Stderr captured.
+func runCaptured(t *testing.T, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	dir := t.TempDir()
+	outF, err := os.Create(filepath.Join(dir, "stdout"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	errF, err := os.Create(filepath.Join(dir, "stderr"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldOut, oldErr := os.Stdout, os.Stderr
+	os.Stdout, os.Stderr = outF, errF
+	func() {
+		defer func() { os.Stdout, os.Stderr = oldOut, oldErr }()
+		code = run(args)
+	}()
+	outF.Close()
+	errF.Close()
+	o, _ := os.ReadFile(outF.Name())
+	e, _ := os.ReadFile(errF.Name())
+	return string(o), string(e), code
+}
+
+// TestInitInspectRoundTrip writes every architecture with `bitrun init` and
+// reads it back with `bitrun inspect --json`. Under -short: the small configs
+// and R50x1; otherwise every released size (R152x4 alone writes 3.7 GB).
+func TestInitInspectRoundTrip(t *testing.T) {
+	archs := []string{"tiny", "small", "R50x1"}
+	if !testing.Short() {
+		archs = append(archs, model.Released[1:]...)
+	}
+	dir := t.TempDir()
+	for _, arch := range archs {
+		t.Run(arch, func(t *testing.T) {
+			classes := 1000
+			if arch == "tiny" || arch == "small" {
+				classes = 10
+			}
+			cfg, err := model.Arch(arch, classes)
+			if err != nil {
+				t.Fatal(err)
+			}
+			path := filepath.Join(dir, arch+".npz")
+			defer os.Remove(path)
+			stdout, stderr, code := runCaptured(t, "init", "--arch", arch, "--classes", strconv.Itoa(classes), "--out", path, "--seed", "3")
+			if code != 0 || stdout != "" || !strings.Contains(stderr, "wrote "+path) {
+				t.Fatalf("init: exit %d, stdout %q, stderr %q", code, stdout, stderr)
+			}
+			stdout, stderr, code = runCaptured(t, "inspect", "--json", path)
+			if code != 0 || stderr != "" {
+				t.Fatalf("inspect: exit %d, stderr %q", code, stderr)
+			}
+			var rep inspectReport
+			if err := json.Unmarshal([]byte(stdout), &rep); err != nil {
+				t.Fatalf("inspect --json: %v\n%s", err, stdout)
+			}
+			if rep.Arch != cfg.Name || rep.Config != cfg || rep.Classes != classes {
+				t.Errorf("inspect says %s %+v, want %+v", rep.Arch, rep.Config, cfg)
+			}
+			if rep.Parameters != cfg.ParamCount() || rep.Arrays != len(cfg.Spec()) {
+				t.Errorf("inspect: %d parameters in %d arrays, want %d in %d", rep.Parameters, rep.Arrays, cfg.ParamCount(), len(cfg.Spec()))
+			}
+			if len(rep.Stages) != 7 || rep.Resolution != 224 || rep.Stages[5].Size != 7 {
+				t.Errorf("stages at %d px: %+v", rep.Resolution, rep.Stages)
+			}
+			size, sum := digestOf(t, path)
+			if rep.Size != size || rep.SHA256 != sum {
+				t.Errorf("inspect: size %d sha256 %s, want %d %s", rep.Size, rep.SHA256, size, sum)
+			}
+			if arch == "R50x1" && (rep.Parameters < 25_500_000 || rep.Parameters >= 25_600_000) {
+				t.Errorf("R50x1 with 1000 classes: %d parameters, want 25,5xx,xxx", rep.Parameters)
+			}
+			if testing.Short() {
+				// What bitrun wrote loads back bit-identical to a fresh Init.
+				got, err := model.LoadNPZ(path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				want := model.Init(cfg, 3)
+				for _, k := range want.Names() {
+					g, w := got[k], want[k]
+					if g == nil || len(g.Data) != len(w.Data) {
+						t.Fatalf("%s missing or resized", k)
+					}
+					for i := range w.Data {
+						if g.Data[i] != w.Data[i] {
+							t.Fatalf("%s[%d] = %v, want %v", k, i, g.Data[i], w.Data[i])
+						}
+					}
+				}
+			}
+		})
+	}
+}
+
+
+func digestOf(t *testing.T, path string) (int64, string) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := sha256.Sum256(b)
+	return int64(len(b)), hex.EncodeToString(s[:])
+}
+
+func TestInspectText(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "r50.npz")
+	if _, stderr, code := runCaptured(t, "init", "--arch", "R50x1", "--out", path); code != 0 {
+		t.Fatalf("init: %d %s", code, stderr)
+	}
+	stdout, stderr, code := runCaptured(t, "inspect", "--resolution", "128", path)
+	if code != 0 {
+		t.Fatalf("inspect: %d %s", code, stderr)
+	}
+	for _, want := range []string{
+		"arch:        R50x1", "classes:     1000", "parameters:  25,549,352 (",
+		"resolution:  128 (2.67 GFLOPs", "sha256:      ",
+	} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("output lacks %q:\n%s", want, stdout)
+		}
+	}
+	// Per-block rows: name, units, in, mid, out, stride, output size.
+	rows := map[string][]string{
+		"root":   {"-", "3", "-", "64", "2", "64x64"},
+		"block1": {"3", "64", "64", "256", "1", "32x32"},
+		"block2": {"4", "256", "128", "512", "2", "16x16"},
+		"block3": {"6", "512", "256", "1024", "2", "8x8"},
+		"block4": {"3", "1024", "512", "2048", "2", "4x4"},
+		"head":   {"-", "2048", "-", "1000", "1", "1x1"},
+	}
+	for _, line := range strings.Split(stdout, "\n") {
+		f := strings.Fields(line)
+		if len(f) < 7 {
+			continue
+		}
+		if want, ok := rows[f[0]]; ok {
+			if strings.Join(f[1:7], " ") != strings.Join(want, " ") {
+				t.Errorf("%s row %v, want %v", f[0], f[1:7], want)
+			}
+			delete(rows, f[0])
+		}
+	}
+	if len(rows) != 0 {
+		t.Errorf("rows missing: %v\n%s", rows, stdout)
+	}
+}
+
+func TestInitInspectErrors(t *testing.T) {
+	dir := t.TempDir()
+	exists := filepath.Join(dir, "exists.npz")
+	os.WriteFile(exists, []byte("x"), 0o644)
+	junk := filepath.Join(dir, "junk.npz")
+	os.WriteFile(junk, []byte("not a zip"), 0o644)
+	out := filepath.Join(dir, "new.npz")
+	tests := []struct {
+		args []string
+		code int
+		want string // in stderr
+	}{
+		{[]string{"init"}, 2, "--arch is required"},
+		{[]string{"init", "--arch", "tiny"}, 2, "--out is required"},
+		{[]string{"init", "--arch", "R51x1", "--out", out}, 2, "unknown architecture"},
+		{[]string{"init", "--arch", "tiny", "--classes", "0", "--out", out}, 2, "--classes must be positive"},
+		{[]string{"init", "--arch", "tiny", "--classes", "ten", "--out", out}, 2, "invalid argument"},
+		{[]string{"init", "--arch", "tiny", "--out", exists}, 1, "already exists"},
+		{[]string{"init", "--arch", "tiny", "--out", filepath.Join(dir, "no", "such", "dir.npz")}, 1, "no such file"},
+		{[]string{"inspect"}, 2, "no checkpoint"},
+		{[]string{"inspect", "a.npz", "b.npz"}, 2, "accepts at most 1 arg"},
+		{[]string{"inspect", "--weights", junk, junk}, 2, "not both"},
+		{[]string{"inspect", "--resolution", "0", junk}, 2, "--resolution must be positive"},
+		{[]string{"inspect", filepath.Join(dir, "missing.npz")}, 1, "no such file"},
+		{[]string{"inspect", junk}, 1, "malformed checkpoint"},
+		{[]string{"inspect", "--bogus", junk}, 2, "unknown flag"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.args[0]+"/"+tc.want, func(t *testing.T) {
+			stdout, stderr, code := runCaptured(t, tc.args...)
+			if code != tc.code || !strings.Contains(stderr, tc.want) || stdout != "" {
+				t.Errorf("%v: exit %d (want %d), stdout %q, stderr %q (want %q)", tc.args, code, tc.code, stdout, stderr, tc.want)
+			}
+			if _, err := os.Stat(out); err == nil {
+				t.Errorf("%s was written", out)
+			}
+		})
+	}
+	// --force overwrites; the result is a valid checkpoint.
+	if _, stderr, code := runCaptured(t, "init", "--arch", "tiny", "--out", exists, "--force"); code != 0 {
+		t.Fatalf("init --force: %d %s", code, stderr)
+	}
+	if _, err := model.Load(exists); err != nil {
+		t.Error(err)
+	}
+}
+
+// TestInspectMismatch: a checkpoint with a transposed kernel fails naming it.
+func TestInspectMismatch(t *testing.T) {
+	cfg, _ := model.Arch("tiny", 10)
+	p := model.Init(cfg, 1)
+	key := model.ConvKey(2, 0, "a")
+	k := p[key]
+	k.Shape = []int{k.Shape[3], k.Shape[2], k.Shape[0], k.Shape[1]}
+	path := filepath.Join(t.TempDir(), "bad.npz")
+	if err := model.SaveNPZ(path, p); err != nil {
+		t.Fatal(err)
+	}
+	_, stderr, code := runCaptured(t, "inspect", path)
+	if code != 1 || !strings.Contains(stderr, key) {
+		t.Errorf("exit %d, stderr %q, want 1 naming %s", code, stderr, key)
+	}
+}
