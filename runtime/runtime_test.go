@@ -106,8 +106,16 @@ func TestRunKnownGraph(t *testing.T) {
 }
 
 func TestConcurrentRun(t *testing.T) {
+	for _, sessions := range []int{1, 3} {
+		t.Run(fmt.Sprintf("sessions=%d", sessions), func(t *testing.T) {
+			testConcurrentRun(t, Options{Sessions: sessions})
+		})
+	}
+}
+
+func testConcurrentRun(t *testing.T, opts Options) {
 	c := testClassifier(3, nil)
-	p := openClassifier(t, c, Options{})
+	p := openClassifier(t, c, opts)
 	const workers, runs = 12, 15
 	var wg sync.WaitGroup
 	errs := make(chan error, workers)
