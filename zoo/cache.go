@@ -1,0 +1,222 @@
+package zoo
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/gofrs/flock"
+)
+
+// LockFileName is the file in the cache directory that records the SHA-256 of
+// every file the first time it was downloaded (or imported), so that later
+// reads and downloads are verified against it.
+const LockFileName = "bitrun.lock.json"
+
+// lockDirName holds the cross-process lock files (never removed: deleting a
+// lock file another process waits on would break mutual exclusion).
+const lockDirName = ".locks"
+
+// cache is the on-disk layout below one directory.
+type cache struct{ dir string }
+
+func (c cache) path(file string) string { return filepath.Join(c.dir, filepath.FromSlash(file)) }
+func (c cache) part(file string) string { return c.path(file) + ".part" }
+func (c cache) meta(file string) string { return c.path(file) + ".part.json" }
+func (c cache) lockPath(file string) string {
+	return filepath.Join(c.dir, lockDirName, strings.ReplaceAll(file, "/", "__")+".lock")
+}
+
+// lock takes the cross-process lock of file, calling onWait once if another
+// holder makes it wait. The returned function releases it.
+func (c cache) lock(ctx context.Context, file string, onWait func()) (func(), error) {
+	p := c.lockPath(file)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return nil, fmt.Errorf("zoo: creating lock directory: %w", err)
+	}
+	fl := flock.New(p)
+	ok, err := fl.TryLock()
+	if err != nil {
+		return nil, fmt.Errorf("zoo: locking %s: %w", p, err)
+	}
+	if !ok {
+		if onWait != nil {
+			onWait()
+		}
+		ok, err = fl.TryLockContext(ctx, 50*time.Millisecond)
+		if err != nil || !ok {
+			_ = fl.Close()
+			if ctx.Err() != nil {
+				return nil, fmt.Errorf("zoo: waiting for the lock on %s: %w", file, ctx.Err())
+			}
+			return nil, fmt.Errorf("zoo: locking %s: %w", p, err)
+		}
+	}
+	return func() { _ = fl.Close() }, nil
+}
+
+// record is what the lock file remembers about one cached file.
+type record struct {
+	Name     string    `json:"name"`
+	SHA256   string    `json:"sha256"`
+	Size     int64     `json:"size"`
+	URL      string    `json:"url,omitempty"`
+	Recorded time.Time `json:"recorded"`
+}
+
+type lockFile struct {
+	Version int               `json:"version"`
+	Files   map[string]record `json:"files"`
+}
+
+// records reads the lock file; a missing file is empty, a malformed one an
+// error (silently dropping pins would defeat them).
+func (c cache) records() (map[string]record, error) {
+	b, err := os.ReadFile(filepath.Join(c.dir, LockFileName))
+	if errors.Is(err, fs.ErrNotExist) {
+		return map[string]record{}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("zoo: reading lock file: %w", err)
+	}
+	var lf lockFile
+	if err := json.Unmarshal(b, &lf); err != nil {
+		return nil, fmt.Errorf("zoo: lock file %s is malformed (fix or delete it): %w", filepath.Join(c.dir, LockFileName), err)
+	}
+	if lf.Files == nil {
+		lf.Files = map[string]record{}
+	}
+	return lf.Files, nil
+}
+
+func (c cache) record(file string) (record, bool, error) {
+	rs, err := c.records()
+	if err != nil {
+		return record{}, false, err
+	}
+	r, ok := rs[file]
+	return r, ok, nil
+}
+
+// setRecord writes (r != nil) or deletes (r == nil) the record of file,
+// read-modify-writing the lock file under its own cross-process lock.
+func (c cache) setRecord(ctx context.Context, file string, r *record) error {
+	unlock, err := c.lock(ctx, LockFileName, nil)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	rs, err := c.records()
+	if err != nil {
+		return err
+	}
+	if r == nil {
+		if _, ok := rs[file]; !ok {
+			return nil
+		}
+		delete(rs, file)
+	} else {
+		rs[file] = *r
+	}
+	b, err := json.MarshalIndent(lockFile{Version: 1, Files: rs}, "", "  ")
+	if err != nil {
+		return fmt.Errorf("zoo: encoding lock file: %w", err)
+	}
+	return writeFileAtomic(filepath.Join(c.dir, LockFileName), append(b, '\n'))
+}
+
+// writeFileAtomic writes data to a temporary file in path's directory, syncs
+// it and renames it over path.
+func writeFileAtomic(path string, data []byte) (err error) {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("zoo: %w", err)
+	}
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return fmt.Errorf("zoo: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			_ = f.Close()
+			_ = os.Remove(f.Name())
+		}
+	}()
+	if _, err = f.Write(data); err != nil {
+		return fmt.Errorf("zoo: writing %s: %w", path, err)
+	}
+	if err = f.Chmod(0o644); err != nil {
+		return fmt.Errorf("zoo: %w", err)
+	}
+	if err = f.Sync(); err != nil {
+		return fmt.Errorf("zoo: syncing %s: %w", path, err)
+	}
+	if err = f.Close(); err != nil {
+		return fmt.Errorf("zoo: closing %s: %w", path, err)
+	}
+	if err = os.Rename(f.Name(), path); err != nil {
+		return fmt.Errorf("zoo: %w", err)
+	}
+	syncDir(dir)
+	return nil
+}
+
+// syncDir makes a rename durable; errors are ignored (not all systems allow it).
+func syncDir(dir string) {
+	if d, err := os.Open(dir); err == nil {
+		_ = d.Sync()
+		_ = d.Close()
+	}
+}
+
+// hashFile returns the hex SHA-256 and size of the file at path, reporting
+// progress through report (may be nil).
+func hashFile(ctx context.Context, path string, report func(done, total int64)) (string, int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", 0, fmt.Errorf("zoo: %w", err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return "", 0, fmt.Errorf("zoo: %w", err)
+	}
+	h := sha256.New()
+	buf := make([]byte, 1<<20)
+	var done int64
+	for {
+		if err := ctx.Err(); err != nil {
+			return "", 0, fmt.Errorf("zoo: hashing %s: %w", path, err)
+		}
+		n, err := f.Read(buf)
+		h.Write(buf[:n])
+		done += int64(n)
+		if report != nil && n > 0 {
+			report(done, st.Size())
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return "", 0, fmt.Errorf("zoo: reading %s: %w", path, err)
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil)), done, nil
+}
+
+func fileSize(path string) (int64, bool) {
+	st, err := os.Stat(path)
+	if err != nil || !st.Mode().IsRegular() {
+		return 0, false
+	}
+	return st.Size(), true
+}

@@ -1,0 +1,542 @@
+package zoo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/bitrun/bitrun/model"
+)
+
+// Result describes a model file in the cache after Pull, Verify or Import.
+type Result struct {
+	Entry      Entry
+	Path       string // the checkpoint in the cache
+	Labels     string // its label file in the cache, "" when none
+	SHA256     string // verified digest of Path
+	Size       int64
+	Cached     bool  // it was already in the cache (nothing downloaded)
+	Downloaded int64 // bytes fetched over the network by this call
+	Recorded   bool  // the digest was recorded in the lock file by this call
+}
+
+// puller carries one operation's options, cache and entry.
+type puller struct {
+	o        Options
+	c        cache
+	e        Entry
+	lastTick time.Time
+}
+
+func newPuller(name string, opts Options) (*puller, Ref, error) {
+	o := opts.withDefaults()
+	ref, err := ParseName(name)
+	if err != nil {
+		return nil, Ref{}, err
+	}
+	e, err := o.Catalog.Lookup(ref.Name)
+	if err != nil {
+		return nil, Ref{}, err
+	}
+	dir, err := o.cacheDir()
+	if err != nil {
+		return nil, Ref{}, err
+	}
+	return &puller{o: o, c: cache{dir: dir}, e: e}, ref, nil
+}
+
+// report sends a progress report, throttled unless force.
+func (p *puller) report(pr Progress, force bool) {
+	if p.o.Progress == nil {
+		return
+	}
+	now := time.Now()
+	if !force && now.Sub(p.lastTick) < p.o.ProgressInterval {
+		return
+	}
+	p.lastTick = now
+	pr.Name = p.e.Name
+	p.o.Progress(pr)
+}
+
+// want is the digest a file must have, and where that requirement comes from.
+type want struct {
+	digest string
+	source string
+	pinned bool // from the catalog or the caller, not from the lock file
+}
+
+// modelWant combines the caller's pin, the reference's digest, the catalog's
+// and the lock file's record, in that order of precedence.
+func (p *puller) modelWant(ref Ref) (want, error) {
+	var w want
+	if p.o.SHA256 != "" {
+		d, err := ParseDigest(p.o.SHA256)
+		if err != nil {
+			return w, err
+		}
+		w = want{d, "--sha256", true}
+	}
+	if ref.Digest != "" {
+		if w.digest != "" && w.digest != ref.Digest {
+			return w, fmt.Errorf("zoo: %s: the reference pins sha256 %s but the option pins %s", p.e.Name, ref.Digest, w.digest)
+		}
+		w = want{ref.Digest, "reference " + ref.String(), true}
+	}
+	if w.digest == "" && p.e.SHA256 != "" {
+		w = want{p.e.SHA256, "catalog", true}
+	}
+	if w.digest == "" {
+		r, ok, err := p.c.record(p.e.File)
+		if err != nil {
+			return w, err
+		}
+		if ok {
+			w = want{r.SHA256, LockFileName, false}
+		}
+	}
+	return w, nil
+}
+
+func (p *puller) auxWant(file string) (want, error) {
+	r, ok, err := p.c.record(file)
+	if err != nil || !ok {
+		return want{}, err
+	}
+	return want{r.SHA256, LockFileName, false}, nil
+}
+
+// Pull makes sure the named checkpoint is in the cache, downloading it when
+// missing (resuming a .part file left by an earlier attempt), and returns its
+// path. The file is verified against the pinned digest (opts.SHA256, a
+// "NAME@sha256:HEX" reference, or the catalog) or, when none is pinned, the
+// digest recorded in the cache's lock file at the first download; a newly
+// downloaded file must also open as a BiT checkpoint of the catalog's
+// architecture and class count before it is moved to its final path.
+// Concurrent pulls of one file (goroutines or processes) download it once.
+//
+// Resource use: a cached file is hashed on every Pull (about a second per GB);
+// a new one is also loaded into memory once (its float32 size, up to ~4.5 GB
+// for BiT-M-R152x4). Downloads larger than the architecture allows are refused.
+func Pull(ctx context.Context, name string, opts Options) (Result, error) {
+	p, ref, err := newPuller(name, opts)
+	if err != nil {
+		return Result{}, err
+	}
+	w, err := p.modelWant(ref)
+	if err != nil {
+		return Result{}, err
+	}
+	res, err := p.ensure(ctx, p.e.File, p.e.URLFor(p.o.BaseURL), p.e.maxDownload(), w, true)
+	if err != nil {
+		return Result{}, err
+	}
+	if p.e.Labels != "" && !p.o.SkipLabels {
+		lw, err := p.auxWant(p.e.Labels)
+		if err != nil {
+			return Result{}, err
+		}
+		lres, err := p.ensure(ctx, p.e.Labels, joinURL(p.o.BaseURL, p.e.Labels), 64<<20, lw, false)
+		switch {
+		case err == nil:
+			res.Labels = lres.Path
+			res.Downloaded += lres.Downloaded
+		case errors.Is(err, ErrOffline):
+			p.o.Logger.Warn("zoo: label file not cached; continuing without labels (offline)", "model", p.e.Name, "labels", p.e.Labels)
+		default:
+			return Result{}, fmt.Errorf("zoo: %s: fetching label file: %w", p.e.Name, err)
+		}
+	}
+	p.report(Progress{Phase: PhaseDone, File: p.e.File, Done: res.Size, Total: res.Size}, true)
+	return res, nil
+}
+
+// ensure makes file present and verified in the cache.
+func (p *puller) ensure(ctx context.Context, file, url string, maxSize int64, w want, isModel bool) (Result, error) {
+	final := p.c.path(file)
+	replace := false
+	if _, ok := fileSize(final); ok {
+		res, err := p.verifyFinal(ctx, file, w, isModel)
+		if err == nil {
+			return res, nil
+		}
+		if !(errors.Is(err, ErrChecksum) || errors.Is(err, ErrCheckpoint)) || p.o.Offline {
+			return Result{}, err
+		}
+		p.o.Logger.Warn("zoo: cached file is corrupt; downloading it again", "model", p.e.Name, "file", file, "err", err)
+		replace = true
+	}
+	if p.o.Offline {
+		return Result{}, fmt.Errorf("%w: %s (%s) is not in the cache %s", ErrOffline, p.e.Name, file, p.c.dir)
+	}
+	unlock, err := p.c.lock(ctx, file, func() {
+		p.o.Logger.Info("zoo: another process is pulling this file; waiting", "model", p.e.Name, "file", file)
+		p.report(Progress{Phase: PhaseWait, File: file, Total: -1}, true)
+	})
+	if err != nil {
+		return Result{}, err
+	}
+	defer unlock()
+	if replace {
+		if err := os.Remove(final); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return Result{}, fmt.Errorf("zoo: removing corrupt %s: %w", final, err)
+		}
+	} else if _, ok := fileSize(final); ok {
+		// Another puller finished while we waited for the lock.
+		return p.verifyFinal(ctx, file, w, isModel)
+	}
+	if err := os.MkdirAll(filepath.Dir(final), 0o755); err != nil {
+		return Result{}, fmt.Errorf("zoo: creating cache directory: %w", err)
+	}
+	n, err := p.download(ctx, job{name: p.e.Name, file: file, url: url, maxSize: maxSize})
+	if err != nil {
+		return Result{}, err
+	}
+	part := p.c.part(file)
+	digest, size, err := p.hash(ctx, file, part)
+	if err != nil {
+		return Result{}, err
+	}
+	discard := func() {
+		_ = os.Remove(part)
+		_ = os.Remove(p.c.meta(file))
+	}
+	if w.digest != "" && digest != w.digest {
+		discard()
+		return Result{}, &ChecksumError{Name: p.e.Name, File: file, Want: w.digest, Got: digest, Source: w.source}
+	}
+	if isModel {
+		if err := p.check(part); err != nil {
+			discard()
+			return Result{}, err
+		}
+	}
+	if err := os.Rename(part, final); err != nil {
+		return Result{}, fmt.Errorf("zoo: %w", err)
+	}
+	syncDir(filepath.Dir(final))
+	_ = os.Remove(p.c.meta(file))
+	if err := p.c.setRecord(ctx, file, &record{Name: p.e.Name, SHA256: digest, Size: size, URL: url, Recorded: time.Now().UTC()}); err != nil {
+		return Result{}, err
+	}
+	p.o.Logger.Info("zoo: pulled", "model", p.e.Name, "file", file, "sha256", digest, "bytes", size)
+	return Result{Entry: p.e, Path: final, SHA256: digest, Size: size, Downloaded: n, Recorded: true}, nil
+}
+
+func (p *puller) hash(ctx context.Context, file, path string) (string, int64, error) {
+	p.report(Progress{Phase: PhaseVerify, File: file, Total: -1}, true)
+	return hashFile(ctx, path, func(done, total int64) {
+		p.report(Progress{Phase: PhaseVerify, File: file, Done: done, Total: total}, false)
+	})
+}
+
+// verifyFinal checks the file at its final path against w. A file without a
+// record in the lock file (copied in by hand, or the lock file was lost) must
+// also open as the catalog's checkpoint, and is then recorded.
+func (p *puller) verifyFinal(ctx context.Context, file string, w want, isModel bool) (Result, error) {
+	final := p.c.path(file)
+	digest, size, err := p.hash(ctx, file, final)
+	if err != nil {
+		return Result{}, err
+	}
+	if w.digest != "" && digest != w.digest {
+		return Result{}, &ChecksumError{Name: p.e.Name, File: file, Want: w.digest, Got: digest, Source: w.source}
+	}
+	res := Result{Entry: p.e, Path: final, SHA256: digest, Size: size, Cached: true}
+	r, ok, err := p.c.record(file)
+	if err != nil {
+		return Result{}, err
+	}
+	if !ok || r.SHA256 != digest {
+		if isModel {
+			if err := p.check(final); err != nil {
+				return Result{}, err
+			}
+		}
+		if err := p.c.setRecord(ctx, file, &record{Name: p.e.Name, SHA256: digest, Size: size, URL: p.e.URLFor(p.o.BaseURL), Recorded: time.Now().UTC()}); err != nil {
+			return Result{}, err
+		}
+		res.Recorded = true
+	}
+	return res, nil
+}
+
+// check opens path as a BiT checkpoint and compares its structure with the
+// catalog's architecture and class count.
+func (p *puller) check(path string) error {
+	p.report(Progress{Phase: PhaseCheck, File: p.e.File, Total: -1}, true)
+	return checkCheckpoint(path, p.e)
+}
+
+func checkCheckpoint(path string, e Entry) error {
+	params, err := model.LoadNPZ(path)
+	if err != nil {
+		return fmt.Errorf("%w: %s: %w", ErrCheckpoint, e.Name, err)
+	}
+	got, err := model.Infer(params)
+	if err != nil {
+		return fmt.Errorf("%w: %s: %w", ErrCheckpoint, e.Name, err)
+	}
+	wantCfg, err := model.Arch(e.Arch, e.Classes)
+	if err != nil {
+		return fmt.Errorf("zoo: %s: %w", e.Name, err)
+	}
+	if got.Units != wantCfg.Units || got.RootWidth != wantCfg.RootWidth || got.Widths != wantCfg.Widths || got.Classes != wantCfg.Classes {
+		return fmt.Errorf("%w: %s: the file holds %s with %d classes (units %v, widths %v), the catalog says %s with %d classes",
+			ErrCheckpoint, e.Name, got.Name, got.Classes, got.Units, got.Widths, e.Arch, e.Classes)
+	}
+	if err := model.Check(got, params); err != nil { // every key present, nothing extra, shapes right
+		return fmt.Errorf("%w: %s: %w", ErrCheckpoint, e.Name, err)
+	}
+	return nil
+}
+
+// Verify re-hashes a cached checkpoint (and its label file), compares it with
+// the pinned or recorded digest and opens it as the catalog's checkpoint. A
+// file without a record is recorded once it passes.
+func Verify(ctx context.Context, name string, opts Options) (Result, error) {
+	p, ref, err := newPuller(name, opts)
+	if err != nil {
+		return Result{}, err
+	}
+	final := p.c.path(p.e.File)
+	if _, ok := fileSize(final); !ok {
+		return Result{}, fmt.Errorf("%w: %s (%s)", ErrNotCached, p.e.Name, final)
+	}
+	w, err := p.modelWant(ref)
+	if err != nil {
+		return Result{}, err
+	}
+	res, err := p.verifyFinal(ctx, p.e.File, w, true)
+	if err != nil {
+		return Result{}, err
+	}
+	if !res.Recorded { // verifyFinal skipped the structural check for a recorded file
+		if err := p.check(final); err != nil {
+			return Result{}, err
+		}
+	}
+	if p.e.Labels != "" {
+		if _, ok := fileSize(p.c.path(p.e.Labels)); ok {
+			lw, err := p.auxWant(p.e.Labels)
+			if err != nil {
+				return Result{}, err
+			}
+			lres, err := p.verifyFinal(ctx, p.e.Labels, lw, false)
+			if err != nil {
+				return Result{}, err
+			}
+			res.Labels = lres.Path
+		}
+	}
+	return res, nil
+}
+
+// Import registers a checkpoint obtained by other means (copied by hand into
+// an air-gapped site) as the named catalog entry: it is copied into the cache,
+// verified against the pinned digest if any (or the lock file's record), opened
+// as the catalog's architecture, and its digest recorded.
+func Import(ctx context.Context, src, name string, opts Options) (Result, error) {
+	p, ref, err := newPuller(name, opts)
+	if err != nil {
+		return Result{}, err
+	}
+	w, err := p.modelWant(ref)
+	if err != nil {
+		return Result{}, err
+	}
+	if _, ok := fileSize(src); !ok {
+		return Result{}, fmt.Errorf("zoo: import %s: not a regular file", src)
+	}
+	unlock, err := p.c.lock(ctx, p.e.File, nil)
+	if err != nil {
+		return Result{}, err
+	}
+	defer unlock()
+	final := p.c.path(p.e.File)
+	if err := os.MkdirAll(filepath.Dir(final), 0o755); err != nil {
+		return Result{}, fmt.Errorf("zoo: creating cache directory: %w", err)
+	}
+	tmp, err := copyToTemp(ctx, src, filepath.Dir(final))
+	if err != nil {
+		return Result{}, err
+	}
+	defer os.Remove(tmp)
+	digest, size, err := p.hash(ctx, p.e.File, tmp)
+	if err != nil {
+		return Result{}, err
+	}
+	if w.digest != "" && digest != w.digest {
+		msg := &ChecksumError{Name: p.e.Name, File: src, Want: w.digest, Got: digest, Source: w.source}
+		if !w.pinned {
+			return Result{}, fmt.Errorf("%w (another file was recorded for this model; `bitrun zoo rm %s` first to replace it)", msg, p.e.Name)
+		}
+		return Result{}, msg
+	}
+	if err := p.check(tmp); err != nil { // the copy, so what is checked is what lands in the cache
+		return Result{}, err
+	}
+	if err := os.Rename(tmp, final); err != nil {
+		return Result{}, fmt.Errorf("zoo: %w", err)
+	}
+	syncDir(filepath.Dir(final))
+	_ = os.Remove(p.c.part(p.e.File))
+	_ = os.Remove(p.c.meta(p.e.File))
+	if err := p.c.setRecord(ctx, p.e.File, &record{Name: p.e.Name, SHA256: digest, Size: size, URL: "file://" + src, Recorded: time.Now().UTC()}); err != nil {
+		return Result{}, err
+	}
+	return Result{Entry: p.e, Path: final, SHA256: digest, Size: size, Recorded: true}, nil
+}
+
+func copyToTemp(ctx context.Context, src, dir string) (string, error) {
+	in, err := os.Open(src)
+	if err != nil {
+		return "", fmt.Errorf("zoo: %w", err)
+	}
+	defer in.Close()
+	out, err := os.CreateTemp(dir, ".import-*.tmp")
+	if err != nil {
+		return "", fmt.Errorf("zoo: %w", err)
+	}
+	fail := func(err error) (string, error) {
+		_ = out.Close()
+		_ = os.Remove(out.Name())
+		return "", err
+	}
+	if _, err := io.Copy(out, ctxReader{ctx, in}); err != nil {
+		return fail(fmt.Errorf("zoo: copying %s into the cache: %w", src, err))
+	}
+	if err := out.Chmod(0o644); err != nil {
+		return fail(fmt.Errorf("zoo: %w", err))
+	}
+	if err := out.Sync(); err != nil {
+		return fail(fmt.Errorf("zoo: %w", err))
+	}
+	if err := out.Close(); err != nil {
+		_ = os.Remove(out.Name())
+		return "", fmt.Errorf("zoo: %w", err)
+	}
+	return out.Name(), nil
+}
+
+// ctxReader stops a copy when ctx is done.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(b []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(b)
+}
+
+// Remove deletes a model's file, any partial download and its lock-file
+// record. Shared label files are kept. Removing an uncached model gives
+// ErrNotCached.
+func Remove(ctx context.Context, name string, opts Options) error {
+	p, _, err := newPuller(name, opts)
+	if err != nil {
+		return err
+	}
+	unlock, err := p.c.lock(ctx, p.e.File, nil)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	found := false
+	for _, path := range []string{p.c.path(p.e.File), p.c.part(p.e.File), p.c.meta(p.e.File)} {
+		err := os.Remove(path)
+		if err == nil {
+			found = true
+		} else if !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("zoo: %w", err)
+		}
+	}
+	_, recorded, err := p.c.record(p.e.File)
+	if err != nil {
+		return err
+	}
+	if recorded {
+		found = true
+		if err := p.c.setRecord(ctx, p.e.File, nil); err != nil {
+			return err
+		}
+	}
+	if !found {
+		return fmt.Errorf("%w: %s", ErrNotCached, p.e.Name)
+	}
+	return nil
+}
+
+// Item is a catalog entry with its state in the cache.
+type Item struct {
+	Entry
+	Path     string `json:"path"`               // where the file lives (or would)
+	Cached   bool   `json:"cached"`             // the file is at Path
+	Bytes    int64  `json:"bytes,omitempty"`    // its size on disk
+	Partial  int64  `json:"partial,omitempty"`  // bytes of an unfinished download
+	Recorded string `json:"recorded,omitempty"` // digest in the lock file
+}
+
+// List reports every catalog entry with its cache state (file system metadata
+// only: nothing is hashed).
+func List(opts Options) ([]Item, error) {
+	o := opts.withDefaults()
+	dir, err := o.cacheDir()
+	if err != nil {
+		return nil, err
+	}
+	c := cache{dir: dir}
+	rs, err := c.records()
+	if err != nil {
+		return nil, err
+	}
+	entries := o.Catalog.Entries()
+	items := make([]Item, len(entries))
+	for i, e := range entries {
+		it := Item{Entry: e, Path: c.path(e.File)}
+		if n, ok := fileSize(it.Path); ok {
+			it.Cached, it.Bytes = true, n
+		}
+		if n, ok := fileSize(c.part(e.File)); ok {
+			it.Partial = n
+		}
+		if r, ok := rs[e.File]; ok {
+			it.Recorded = r.SHA256
+		}
+		items[i] = it
+	}
+	return items, nil
+}
+
+// Locate reports one entry's cache state without touching the network.
+func Locate(name string, opts Options) (Item, error) {
+	p, _, err := newPuller(name, opts)
+	if err != nil {
+		return Item{}, err
+	}
+	it := Item{Entry: p.e, Path: p.c.path(p.e.File)}
+	if n, ok := fileSize(it.Path); ok {
+		it.Cached, it.Bytes = true, n
+	}
+	if n, ok := fileSize(p.c.part(p.e.File)); ok {
+		it.Partial = n
+	}
+	r, ok, err := p.c.record(p.e.File)
+	if err != nil {
+		return Item{}, err
+	}
+	if ok {
+		it.Recorded = r.SHA256
+	}
+	return it, nil
+}
+
+// CacheDir returns the directory opts resolve to.
+func CacheDir(opts Options) (string, error) { return opts.cacheDir() }
