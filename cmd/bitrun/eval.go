@@ -214,4 +214,3 @@ func runEval(cmd *cobra.Command, _ []string) error {
 }
 
 func init() { register(newEvalCmd) }
-
