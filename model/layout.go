@@ -43,7 +43,9 @@ func (c Config) Stages(resolution int) ([]Stage, error) {
 		}
 		params[stage] += n
 	}
-	conv := func(size, k, in, out int) int64 { return 2 * int64(size) * int64(size) * int64(k*k) * int64(in) * int64(out) }
+	conv := func(size, k, in, out int) int64 {
+		return 2 * int64(size) * int64(size) * int64(k*k) * int64(in) * int64(out)
+	}
 
 	size := nn.ConvOutSize(resolution, 7, 2, 3)
 	stages := []Stage{{Name: "root", In: 3, Out: c.RootWidth, Stride: 2, Size: size,
@@ -53,8 +55,8 @@ func (c Config) Stages(resolution int) ([]Stage, error) {
 	in := c.RootWidth
 	for b := 0; b < 4; b++ {
 		out, mid, stride := c.Widths[b], c.Widths[b]/4, BlockStride(b)
-		st := Stage{Name: fmt.Sprintf("block%d", b+1), Units: c.Units[b], In: in, Mid: mid, Out: out,
-			Stride: stride, Params: params[st0(b)]}
+		name := fmt.Sprintf("block%d", b+1)
+		st := Stage{Name: name, Units: c.Units[b], In: in, Mid: mid, Out: out, Stride: stride, Params: params[name]}
 		for u := 0; u < c.Units[b]; u++ {
 			s := 1
 			if u == 0 {
@@ -74,5 +76,3 @@ func (c Config) Stages(resolution int) ([]Stage, error) {
 		Params: params["head"], FLOPs: conv(1, 1, in, c.Classes)})
 	return stages, nil
 }
-
-func st0(b int) string { return fmt.Sprintf("block%d", b+1) }

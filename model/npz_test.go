@@ -340,4 +340,3 @@ func TestReadNPZShapes(t *testing.T) {
 		t.Error(err)
 	}
 }
-

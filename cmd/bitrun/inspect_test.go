@@ -111,7 +111,6 @@ func TestInitInspectRoundTrip(t *testing.T) {
 	}
 }
 
-
 func digestOf(t *testing.T, path string) (int64, string) {
 	b, err := os.ReadFile(path)
 	if err != nil {
