@@ -144,44 +144,48 @@ type sgemmFunc func(transA, transB bool, m, n, k int, a []float32, lda int, b []
 // parallelMinFlops is the smallest product (m·n·k) worth splitting.
 const parallelMinFlops = 1 << 18
 
-// parallelSgemm splits C into column blocks (or row blocks when C is narrow)
-// and runs f on each block in its own goroutine.
+// parallelSgemm splits C into GOMAXPROCS column blocks (or row blocks,
+// whichever duplicates less packing) and runs f on each block, on the calling
+// goroutine plus the helpers it can get (see ParallelFor). The split depends
+// only on the shape and GOMAXPROCS, never on how busy the cores are, so a
+// product gives the same bits whether it runs nested, concurrently or alone.
 func parallelSgemm(f sgemmFunc, transA, transB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
-	workers := runtime.GOMAXPROCS(0)
-	if workers <= 1 || m*n*k < parallelMinFlops || m == 0 || n == 0 {
+	parts := runtime.GOMAXPROCS(0)
+	if parts <= 1 || m == 0 || n == 0 || m*n*k < parallelMinFlops {
 		f(transA, transB, m, n, k, a, lda, b, ldb, beta, c, ldc)
 		return
 	}
-	switch {
-	case n >= workers*2*nr: // split columns
-		chunk := (n + workers - 1) / workers
-		chunk = (chunk + nr - 1) / nr * nr
-		parts := (n + chunk - 1) / chunk
-		ParallelFor(parts, func(i int) {
-			j0 := i * chunk
-			nb := min(chunk, n-j0)
-			bs := b[j0:]
-			if transB {
-				bs = b[j0*ldb:]
-			}
-			f(transA, transB, m, nb, k, a, lda, bs, ldb, beta, c[j0:], ldc)
-		})
-	case m >= workers*mr: // split rows
-		chunk := (m + workers - 1) / workers
-		chunk = (chunk + mr - 1) / mr * mr
-		parts := (m + chunk - 1) / chunk
-		ParallelFor(parts, func(i int) {
-			i0 := i * chunk
-			mb := min(chunk, m-i0)
-			as := a[i0*lda:]
-			if transA {
-				as = a[i0:]
-			}
-			f(transA, transB, mb, n, k, as, lda, b, ldb, beta, c[i0*ldc:], ldc)
-		})
-	default:
+	// Splitting columns makes every part pack all of A (m·k); splitting rows
+	// makes every part pack all of B (k·n).
+	byCols := n >= 2*nr && (m <= n || m < 2*mr)
+	if !byCols && m < 2*mr {
 		f(transA, transB, m, n, k, a, lda, b, ldb, beta, c, ldc)
+		return
 	}
+	unit, total := mr, m
+	if byCols {
+		unit, total = nr, n
+	}
+	chunk := ((total+parts-1)/parts + unit - 1) / unit * unit
+	parts = (total + chunk - 1) / chunk
+	run := func(i int) {
+		lo := i * chunk
+		size := min(chunk, total-lo)
+		if byCols {
+			bs := b[lo:]
+			if transB {
+				bs = b[lo*ldb:]
+			}
+			f(transA, transB, m, size, k, a, lda, bs, ldb, beta, c[lo:], ldc)
+			return
+		}
+		as := a[lo*lda:]
+		if transA {
+			as = a[lo:]
+		}
+		f(transA, transB, size, n, k, as, lda, b, ldb, beta, c[lo*ldc:], ldc)
+	}
+	parallelRun(parts, func(_, i int) { run(i) })
 }
 
 var (

@@ -81,57 +81,72 @@ func TestSgemm(t *testing.T) {
 	if testing.Short() {
 		sizes = sizes[:len(sizes)-1]
 	}
-	forEachBackend(t, func(t *testing.T, g GEMM) {
-		r := rand.New(rand.NewPCG(1, 2))
-		for _, sz := range sizes {
-			for _, tr := range [][2]bool{{false, false}, {true, false}, {false, true}, {true, true}} {
-				for _, beta := range []float32{0, 1, -0.5} {
-					m, n, k := sz[0], sz[1], sz[2]
-					ta, tb := tr[0], tr[1]
-					ar, ac := m, k
-					if ta {
-						ar, ac = k, m
-					}
-					br, bc := k, n
-					if tb {
-						br, bc = n, k
-					}
-					lda, ldb, ldc := ac+3, bc+1, n+5
-					a := randSlice(r, (ar-1)*lda+ac)
-					b := randSlice(r, (br-1)*ldb+bc)
-					c := randSlice(r, (m-1)*ldc+n+2)
-					if beta == 0 {
-						for i := range c {
-							c[i] = float32(math.NaN()) // beta = 0 must not read C
-						}
-					}
-					want, mag := refSgemm(ta, tb, m, n, k, a, lda, b, ldb, beta, c, ldc)
-					got := append([]float32(nil), c...)
-					g.Sgemm(ta, tb, m, n, k, a, lda, b, ldb, beta, got, ldc)
-					name := fmt.Sprintf("m=%d n=%d k=%d transA=%v transB=%v beta=%v", m, n, k, ta, tb, beta)
-					bad := 0
-					for i := 0; i < m; i++ {
-						for j := 0; j < ldc && i*ldc+j < len(c); j++ {
-							gv := got[i*ldc+j]
-							if j >= n { // padding between rows must be untouched
-								if !(gv == c[i*ldc+j] || (math.IsNaN(float64(gv)) && math.IsNaN(float64(c[i*ldc+j])))) {
-									t.Fatalf("%s: wrote C[%d,%d] outside the matrix", name, i, j)
-								}
-								continue
-							}
-							w := want[i*n+j]
-							tol := float64(k+2)*1.2e-7*mag[i*n+j] + 1e-30
-							if d := math.Abs(float64(gv) - w); !(d <= tol) {
-								if bad++; bad <= 3 {
-									t.Errorf("%s: C[%d,%d] = %g, want %g (diff %g > tol %g)", name, i, j, gv, w, d, tol)
-								}
-							}
-						}
-					}
-					if bad > 0 {
-						t.Fatalf("%s: %d wrong elements", name, bad)
+	// The float64 reference is the slow part: compute it once per case and
+	// check every backend against it.
+	type sgemmCase struct {
+		name          string
+		m, n, k       int
+		ta, tb        bool
+		beta          float32
+		a, b, c       []float32
+		lda, ldb, ldc int
+		want, mag     []float64
+	}
+	var cases []sgemmCase
+	r := rand.New(rand.NewPCG(1, 2))
+	for _, sz := range sizes {
+		for _, tr := range [][2]bool{{false, false}, {true, false}, {false, true}, {true, true}} {
+			for _, beta := range []float32{0, 1, -0.5} {
+				cs := sgemmCase{m: sz[0], n: sz[1], k: sz[2], ta: tr[0], tb: tr[1], beta: beta}
+				ar, ac := cs.m, cs.k
+				if cs.ta {
+					ar, ac = cs.k, cs.m
+				}
+				br, bc := cs.k, cs.n
+				if cs.tb {
+					br, bc = cs.n, cs.k
+				}
+				cs.lda, cs.ldb, cs.ldc = ac+3, bc+1, cs.n+5
+				cs.a = randSlice(r, (ar-1)*cs.lda+ac)
+				cs.b = randSlice(r, (br-1)*cs.ldb+bc)
+				cs.c = randSlice(r, (cs.m-1)*cs.ldc+cs.n+2)
+				if beta == 0 {
+					for i := range cs.c {
+						cs.c[i] = float32(math.NaN()) // beta = 0 must not read C
 					}
 				}
+				cs.want, cs.mag = refSgemm(cs.ta, cs.tb, cs.m, cs.n, cs.k, cs.a, cs.lda, cs.b, cs.ldb, beta, cs.c, cs.ldc)
+				cs.name = fmt.Sprintf("m=%d n=%d k=%d transA=%v transB=%v beta=%v", cs.m, cs.n, cs.k, cs.ta, cs.tb, beta)
+				cases = append(cases, cs)
+			}
+		}
+	}
+	forEachBackend(t, func(t *testing.T, g GEMM) {
+		for _, cs := range cases {
+			m, n, k, c, ldc := cs.m, cs.n, cs.k, cs.c, cs.ldc
+			got := append([]float32(nil), c...)
+			g.Sgemm(cs.ta, cs.tb, m, n, k, cs.a, cs.lda, cs.b, cs.ldb, cs.beta, got, ldc)
+			bad := 0
+			for i := 0; i < m; i++ {
+				for j := 0; j < ldc && i*ldc+j < len(c); j++ {
+					gv := got[i*ldc+j]
+					if j >= n { // padding between rows must be untouched
+						if !(gv == c[i*ldc+j] || (math.IsNaN(float64(gv)) && math.IsNaN(float64(c[i*ldc+j])))) {
+							t.Fatalf("%s: wrote C[%d,%d] outside the matrix", cs.name, i, j)
+						}
+						continue
+					}
+					w := cs.want[i*n+j]
+					tol := float64(k+2)*1.2e-7*cs.mag[i*n+j] + 1e-30
+					if d := math.Abs(float64(gv) - w); !(d <= tol) {
+						if bad++; bad <= 3 {
+							t.Errorf("%s: C[%d,%d] = %g, want %g (diff %g > tol %g)", cs.name, i, j, gv, w, d, tol)
+						}
+					}
+				}
+			}
+			if bad > 0 {
+				t.Fatalf("%s: %d wrong elements", cs.name, bad)
 			}
 		}
 	})

@@ -14,56 +14,158 @@ const (
 // ConvOutSize is the spatial output size of a convolution or pooling window.
 func ConvOutSize(in, k, stride, pad int) int { return (in+2*pad-k)/stride + 1 }
 
-// Conv2D convolves x [N,C,H,W] with w [O,C,KH,KW] (no bias).
+// convMinCols is the product width Conv2D aims for: images whose outputs are
+// smaller than this are grouped into one GEMM (columns side by side) so that
+// the packed kernel is reused across them.
+const convMinCols = 256
+
+// Conv2D convolves x [N,C,H,W] with w [O,C,KH,KW] (no bias). It is spread
+// over all cores: across images when the batch allows it, else inside the
+// GEMM and im2col of each image.
 func Conv2D(x, w *Tensor, stride, pad int) *Tensor {
-	n, c, h, wd := dims4(x)
-	o, ci, kh, kw := dims4(w)
-	if ci != c {
-		panic(fmt.Sprintf("nn: Conv2D: input has %d channels, kernel expects %d", c, ci))
-	}
-	oh, ow := ConvOutSize(h, kh, stride, pad), ConvOutSize(wd, kw, stride, pad)
-	out := New(n, o, oh, ow)
-	g := Backend()
-	kdim := c * kh * kw
-	pix := oh * ow
-	ParallelFor(n, func(b int) {
-		xb := x.Data[b*c*h*wd : (b+1)*c*h*wd]
-		ob := out.Data[b*o*pix : (b+1)*o*pix]
-		if kh == 1 && kw == 1 && stride == 1 && pad == 0 {
-			g.Sgemm(false, false, o, pix, c, w.Data, c, xb, pix, 0, ob, pix)
-			return
-		}
-		col := make([]float32, kdim*pix)
-		Im2Col(xb, c, h, wd, kh, kw, stride, pad, oh, ow, col)
-		g.Sgemm(false, false, o, pix, kdim, w.Data, kdim, col, pix, 0, ob, pix)
-	})
+	n, _, oh, ow := convShape("Conv2D", x, w, stride, pad)
+	out := New(n, w.Shape[0], oh, ow)
+	conv2d(out, x, w, stride, pad)
 	return out
 }
 
-// Im2Col lays out the patches of one image x [C,H,W] as col [C*KH*KW, OH*OW].
-func Im2Col(x []float32, c, h, w, kh, kw, stride, pad, oh, ow int, col []float32) {
-	pix := oh * ow
-	for ch := 0; ch < c; ch++ {
-		for ky := 0; ky < kh; ky++ {
-			for kx := 0; kx < kw; kx++ {
-				row := col[((ch*kh+ky)*kw+kx)*pix:][:pix]
-				for y := 0; y < oh; y++ {
-					iy := y*stride - pad + ky
-					dst := row[y*ow : (y+1)*ow]
-					if iy < 0 || iy >= h {
-						clear(dst)
-						continue
+// convShape checks a convolution's operands and returns the output shape
+// (N, O, OH, OW); it panics on a mismatch (a programmer error).
+func convShape(op string, x, w *Tensor, stride, pad int) (n, o, oh, ow int) {
+	n, c, h, wd := dims4(x)
+	o, ci, kh, kw := dims4(w)
+	if ci != c {
+		panic(fmt.Sprintf("nn: %s: input has %d channels, kernel expects %d", op, c, ci))
+	}
+	if stride < 1 || pad < 0 || kh < 1 || kw < 1 {
+		panic(fmt.Sprintf("nn: %s: stride %d, pad %d, kernel %dx%d", op, stride, pad, kh, kw))
+	}
+	oh, ow = ConvOutSize(h, kh, stride, pad), ConvOutSize(wd, kw, stride, pad)
+	if h+2*pad < kh || wd+2*pad < kw {
+		panic(fmt.Sprintf("nn: %s: %dx%d kernel larger than the %dx%d input padded by %d", op, kh, kw, h, wd, pad))
+	}
+	return n, o, oh, ow
+}
+
+// conv2d writes the convolution of x with w into dst [N,O,OH,OW], reusing
+// pooled scratch. It is the implementation behind Conv2D, for kernels that
+// manage their own output tensors.
+func conv2d(dst, x, w *Tensor, stride, pad int) {
+	n, o, oh, ow := convShape("Conv2D", x, w, stride, pad)
+	_, c, h, wd := dims4(x)
+	_, _, kh, kw := dims4(w)
+	if !SameShape(dst.Shape, []int{n, o, oh, ow}) {
+		panic(fmt.Sprintf("nn: Conv2D: output %v, want [%d %d %d %d]", dst.Shape, n, o, oh, ow))
+	}
+	if n == 0 || o == 0 {
+		return
+	}
+	g := Backend()
+	pix, kdim, chw := oh*ow, c*kh*kw, c*h*wd
+	direct := kh == 1 && kw == 1 && stride == 1 && pad == 0
+	group := min(n, (convMinCols+pix-1)/pix)
+	if group <= 1 {
+		// One product per image; images run in parallel and each product
+		// splits across the cores left over (all of them at batch 1).
+		ParallelFor(n, func(b int) {
+			xb := x.Data[b*chw : (b+1)*chw]
+			ob := dst.Data[b*o*pix : (b+1)*o*pix]
+			if direct {
+				g.Sgemm(false, false, o, pix, c, w.Data, c, xb, pix, 0, ob, pix)
+				return
+			}
+			col := getFloats(kdim * pix)
+			im2col(xb, c, h, wd, kh, kw, stride, pad, oh, ow, *col, pix)
+			g.Sgemm(false, false, o, pix, kdim, w.Data, kdim, *col, pix, 0, ob, pix)
+			putFloats(col)
+		})
+		return
+	}
+	// Small outputs: lay the columns of `group` images side by side,
+	// B = [kdim, group·pix], compute W·B once, and scatter the result.
+	groups := (n + group - 1) / group
+	ParallelFor(groups, func(gi int) {
+		b0 := gi * group
+		gb := min(group, n-b0)
+		cols := gb * pix
+		bp, cp := getFloats(kdim*cols), getFloats(o*cols)
+		bm, cm := *bp, *cp
+		for i := 0; i < gb; i++ {
+			xb := x.Data[(b0+i)*chw : (b0+i+1)*chw]
+			if direct {
+				parallelChunks(c, 64, func(lo, hi int) {
+					for ch := lo; ch < hi; ch++ {
+						copy(bm[ch*cols+i*pix:][:pix], xb[ch*pix:][:pix])
 					}
-					src := x[(ch*h+iy)*w:][:w]
-					for xo := 0; xo < ow; xo++ {
-						ix := xo*stride - pad + kx
-						if ix < 0 || ix >= w {
-							dst[xo] = 0
-						} else {
-							dst[xo] = src[ix]
-						}
-					}
+				})
+				continue
+			}
+			im2col(xb, c, h, wd, kh, kw, stride, pad, oh, ow, bm[i*pix:], cols)
+		}
+		g.Sgemm(false, false, o, cols, kdim, w.Data, kdim, bm, cols, 0, cm, cols)
+		parallelChunks(o, 64, func(lo, hi int) {
+			for oc := lo; oc < hi; oc++ {
+				for i := 0; i < gb; i++ {
+					copy(dst.Data[((b0+i)*o+oc)*pix:][:pix], cm[oc*cols+i*pix:][:pix])
 				}
+			}
+		})
+		putFloats(bp)
+		putFloats(cp)
+	})
+}
+
+// Im2Col lays out the patches of one image x [C,H,W] as col [C*KH*KW, OH*OW]:
+// row (ch*KH+ky)*KW+kx holds, for every output pixel, the input value under
+// that kernel tap (0 in the padding).
+func Im2Col(x []float32, c, h, w, kh, kw, stride, pad, oh, ow int, col []float32) {
+	im2col(x, c, h, w, kh, kw, stride, pad, oh, ow, col, oh*ow)
+}
+
+// im2col is Im2Col with rows ld apart in col, spread over the cores.
+func im2col(x []float32, c, h, w, kh, kw, stride, pad, oh, ow int, col []float32, ld int) {
+	rows := c * kh * kw
+	parallelChunks(rows, 16, func(lo, hi int) {
+		im2colRows(x, h, w, kh, kw, stride, pad, oh, ow, col, ld, lo, hi)
+	})
+}
+
+// im2colRows fills rows [r0, r1) of the im2col matrix.
+func im2colRows(x []float32, h, w, kh, kw, stride, pad, oh, ow int, col []float32, ld, r0, r1 int) {
+	for r := r0; r < r1; r++ {
+		ch, ky, kx := r/(kh*kw), (r/kw)%kh, r%kw
+		plane := x[ch*h*w : (ch+1)*h*w]
+		row := col[r*ld : r*ld+oh*ow]
+		// Output columns whose input column is inside the image:
+		// 0 <= xo*stride - pad + kx < w.
+		lo := 0
+		if d := pad - kx; d > 0 {
+			lo = (d + stride - 1) / stride
+		}
+		hi := 0
+		if d := w - 1 + pad - kx; d >= 0 {
+			hi = min(ow, d/stride+1)
+		}
+		lo = min(lo, hi)
+		for y := 0; y < oh; y++ {
+			dst := row[y*ow : (y+1)*ow]
+			iy := y*stride - pad + ky
+			if iy < 0 || iy >= h || lo == hi {
+				clear(dst)
+				continue
+			}
+			src := plane[iy*w : (iy+1)*w]
+			clear(dst[:lo])
+			clear(dst[hi:])
+			ix := lo*stride - pad + kx
+			if stride == 1 {
+				copy(dst[lo:hi], src[ix:])
+				continue
+			}
+			seg := dst[lo:hi]
+			for j := range seg {
+				seg[j] = src[ix]
+				ix += stride
 			}
 		}
 	}
@@ -73,21 +175,14 @@ func Im2Col(x []float32, c, h, w, kh, kw, stride, pad, oh, ow int, col []float32
 // of an OIHW kernel, with the biased variance over (in, kh, kw).
 func StandardizeWeight(w *Tensor) *Tensor {
 	o := w.Shape[0]
-	per := w.Len() / o
 	out := New(w.Shape...)
+	if o == 0 {
+		return out
+	}
+	per := w.Len() / o
 	ParallelFor(o, func(i int) {
 		src := w.Data[i*per : (i+1)*per]
-		var mean float64
-		for _, v := range src {
-			mean += float64(v)
-		}
-		mean /= float64(per)
-		var variance float64
-		for _, v := range src {
-			d := float64(v) - mean
-			variance += d * d
-		}
-		variance /= float64(per)
+		mean, variance := meanVar(src)
 		inv := 1 / math.Sqrt(variance+WSEpsilon)
 		dst := out.Data[i*per : (i+1)*per]
 		for j, v := range src {
@@ -97,89 +192,157 @@ func StandardizeWeight(w *Tensor) *Tensor {
 	return out
 }
 
+// meanVar returns the mean and the biased variance of s, accumulated in
+// float64 over two passes (exact enough for any activation range).
+func meanVar(s []float32) (mean, variance float64) {
+	if len(s) == 0 {
+		return 0, 0
+	}
+	var a0, a1, a2, a3 float64
+	i := 0
+	for ; i+4 <= len(s); i += 4 {
+		q := (*[4]float32)(s[i:])
+		a0 += float64(q[0])
+		a1 += float64(q[1])
+		a2 += float64(q[2])
+		a3 += float64(q[3])
+	}
+	for ; i < len(s); i++ {
+		a0 += float64(s[i])
+	}
+	mean = (a0 + a1 + a2 + a3) / float64(len(s))
+	a0, a1, a2, a3 = 0, 0, 0, 0
+	i = 0
+	for ; i+4 <= len(s); i += 4 {
+		q := (*[4]float32)(s[i:])
+		d0, d1, d2, d3 := float64(q[0])-mean, float64(q[1])-mean, float64(q[2])-mean, float64(q[3])-mean
+		a0 += d0 * d0
+		a1 += d1 * d1
+		a2 += d2 * d2
+		a3 += d3 * d3
+	}
+	for ; i < len(s); i++ {
+		d := float64(s[i]) - mean
+		a0 += d * d
+	}
+	return mean, (a0 + a1 + a2 + a3) / float64(len(s))
+}
+
 // GroupNorm normalises x [N,C,H,W] over groups of C/groups channels (and all
 // pixels), then applies the per-channel affine gamma, beta.
 func GroupNorm(x *Tensor, groups int, gamma, beta []float32) *Tensor {
-	n, c, h, w := dims4(x)
-	if c%groups != 0 || len(gamma) != c || len(beta) != c {
-		panic(fmt.Sprintf("nn: GroupNorm: %d channels, %d groups, %d gamma, %d beta", c, groups, len(gamma), len(beta)))
-	}
 	out := New(x.Shape...)
-	cpg := c / groups
-	size := cpg * h * w
+	groupNorm(out, x, groups, gamma, beta, false)
+	return out
+}
+
+// GroupNormReLU is ReLU(GroupNorm(x)) in one pass over the data: the
+// pre-activation of every BiT unit and of the head.
+func GroupNormReLU(x *Tensor, groups int, gamma, beta []float32) *Tensor {
+	out := New(x.Shape...)
+	groupNorm(out, x, groups, gamma, beta, true)
+	return out
+}
+
+// groupNorm writes GroupNorm(x) (then ReLU when relu is set) into dst, which
+// may be x itself.
+func groupNorm(dst, x *Tensor, groups int, gamma, beta []float32, relu bool) {
+	n, c, h, w := dims4(x)
+	if groups <= 0 || c%groups != 0 || len(gamma) != c || len(beta) != c || !SameShape(dst.Shape, x.Shape) {
+		panic(fmt.Sprintf("nn: GroupNorm: x %v, %d groups, %d gamma, %d beta, dst %v", x.Shape, groups, len(gamma), len(beta), dst.Shape))
+	}
+	cpg, hw := c/groups, h*w
+	size := cpg * hw
 	ParallelFor(n*groups, func(ng int) {
-		b, g := ng/groups, ng%groups
-		off := (b*c + g*cpg) * h * w
+		g := ng % groups
+		off := ng * size
 		src := x.Data[off : off+size]
-		var mean float64
-		for _, v := range src {
-			mean += float64(v)
-		}
-		mean /= float64(size)
-		var variance float64
-		for _, v := range src {
-			d := float64(v) - mean
-			variance += d * d
-		}
-		variance /= float64(size)
+		mean, variance := meanVar(src)
 		inv := 1 / math.Sqrt(variance+GNEpsilon)
 		for k := 0; k < cpg; k++ {
 			ch := g*cpg + k
 			scale := float32(inv) * gamma[ch]
 			shift := beta[ch] - float32(mean)*scale
-			s := src[k*h*w : (k+1)*h*w]
-			d := out.Data[off+k*h*w : off+(k+1)*h*w]
+			s := src[k*hw : (k+1)*hw]
+			d := dst.Data[off+k*hw : off+(k+1)*hw]
+			if relu {
+				for j, v := range s {
+					d[j] = max(v*scale+shift, 0)
+				}
+				continue
+			}
 			for j, v := range s {
 				d[j] = v*scale + shift
 			}
 		}
 	})
-	return out
 }
+
+// elementwiseChunk is the smallest slice worth handing to another core.
+const elementwiseChunk = 1 << 15
 
 // ReLUInPlace sets negative values of x to zero and returns x.
 func ReLUInPlace(x *Tensor) *Tensor {
-	for i, v := range x.Data {
-		if v < 0 {
-			x.Data[i] = 0
+	parallelChunks(len(x.Data), elementwiseChunk, func(lo, hi int) {
+		s := x.Data[lo:hi]
+		for i, v := range s {
+			s[i] = max(v, 0)
 		}
-	}
+	})
 	return x
 }
 
 // ZeroPad pads the two spatial dimensions of x [N,C,H,W] with p zeros per side.
 func ZeroPad(x *Tensor, p int) *Tensor {
 	n, c, h, w := dims4(x)
+	if p < 0 {
+		panic(fmt.Sprintf("nn: ZeroPad: negative pad %d", p))
+	}
 	oh, ow := h+2*p, w+2*p
 	out := New(n, c, oh, ow)
-	for nc := 0; nc < n*c; nc++ {
-		for y := 0; y < h; y++ {
-			copy(out.Data[(nc*oh+y+p)*ow+p:][:w], x.Data[(nc*h+y)*w:][:w])
+	parallelChunks(n*c, 16, func(lo, hi int) {
+		for nc := lo; nc < hi; nc++ {
+			for y := 0; y < h; y++ {
+				copy(out.Data[(nc*oh+y+p)*ow+p:][:w], x.Data[(nc*h+y)*w:][:w])
+			}
 		}
-	}
+	})
 	return out
 }
 
 // MaxPool applies a k×k max pool with the given stride and no padding.
 func MaxPool(x *Tensor, k, stride int) *Tensor {
 	n, c, h, w := dims4(x)
+	if k < 1 || stride < 1 || h < k || w < k {
+		panic(fmt.Sprintf("nn: MaxPool: x %v, window %d, stride %d", x.Shape, k, stride))
+	}
 	oh, ow := ConvOutSize(h, k, stride, 0), ConvOutSize(w, k, stride, 0)
 	out := New(n, c, oh, ow)
-	ParallelFor(n*c, func(nc int) {
-		src := x.Data[nc*h*w : (nc+1)*h*w]
-		dst := out.Data[nc*oh*ow : (nc+1)*oh*ow]
-		for y := 0; y < oh; y++ {
-			for xo := 0; xo < ow; xo++ {
-				m := float32(math.Inf(-1))
-				for ky := 0; ky < k; ky++ {
+	parallelChunks(n*c, 4, func(lo, hi int) {
+		for nc := lo; nc < hi; nc++ {
+			src := x.Data[nc*h*w : (nc+1)*h*w]
+			dst := out.Data[nc*oh*ow : (nc+1)*oh*ow]
+			for y := 0; y < oh; y++ {
+				d := dst[y*ow : (y+1)*ow]
+				// Start from the first window row, then fold in the others.
+				row := src[y*stride*w:]
+				for xo := range d {
+					m := row[xo*stride]
+					for _, v := range row[xo*stride+1 : xo*stride+k] {
+						m = max(m, v)
+					}
+					d[xo] = m
+				}
+				for ky := 1; ky < k; ky++ {
 					row := src[(y*stride+ky)*w:]
-					for kx := 0; kx < k; kx++ {
-						if v := row[xo*stride+kx]; v > m {
-							m = v
+					for xo := range d {
+						m := d[xo]
+						for _, v := range row[xo*stride : xo*stride+k] {
+							m = max(m, v)
 						}
+						d[xo] = m
 					}
 				}
-				dst[y*ow+xo] = m
 			}
 		}
 	})
@@ -191,23 +354,30 @@ func GlobalAvgPool(x *Tensor) *Tensor {
 	n, c, h, w := dims4(x)
 	out := New(n, c)
 	hw := h * w
-	for i := 0; i < n*c; i++ {
-		var s float64
-		for _, v := range x.Data[i*hw : (i+1)*hw] {
-			s += float64(v)
+	parallelChunks(n*c, max(1, elementwiseChunk/max(hw, 1)), func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			var s0, s1 float64
+			src := x.Data[i*hw : (i+1)*hw]
+			j := 0
+			for ; j+2 <= len(src); j += 2 {
+				s0 += float64(src[j])
+				s1 += float64(src[j+1])
+			}
+			if j < len(src) {
+				s0 += float64(src[j])
+			}
+			out.Data[i] = float32((s0 + s1) / float64(hw))
 		}
-		out.Data[i] = float32(s / float64(hw))
-	}
+	})
 	return out
 }
 
 // Linear computes x [N,C] · w [C,K] + b [K], giving [N,K].
 func Linear(x, w *Tensor, b []float32) *Tensor {
-	n, c := x.Shape[0], x.Shape[1]
-	if w.Shape[0] != c || len(b) != w.Shape[1] {
+	if len(x.Shape) != 2 || len(w.Shape) != 2 || w.Shape[0] != x.Shape[1] || len(b) != w.Shape[1] {
 		panic(fmt.Sprintf("nn: Linear: x %v, w %v, b %d", x.Shape, w.Shape, len(b)))
 	}
-	k := w.Shape[1]
+	n, c, k := x.Shape[0], x.Shape[1], w.Shape[1]
 	out := New(n, k)
 	for i := 0; i < n; i++ {
 		copy(out.Data[i*k:(i+1)*k], b)
@@ -221,9 +391,12 @@ func AddInPlace(dst, src *Tensor) *Tensor {
 	if !SameShape(dst.Shape, src.Shape) {
 		panic(fmt.Sprintf("nn: AddInPlace: %v vs %v", dst.Shape, src.Shape))
 	}
-	for i, v := range src.Data {
-		dst.Data[i] += v
-	}
+	parallelChunks(len(dst.Data), elementwiseChunk, func(lo, hi int) {
+		d, s := dst.Data[lo:hi], src.Data[lo:hi]
+		for i, v := range s {
+			d[i] += v
+		}
+	})
 	return dst
 }
 
