@@ -554,3 +554,31 @@ func folderOf(t *testing.T, n int) Dataset {
 	}
 	return ds
 }
+
+func benchmarkBatch(b *testing.B, batch, size int, train bool) {
+	const n, side = 1024, 28
+	r := rand.New(rand.NewPCG(1, 1))
+	ds := &idxSet{pix: make([]byte, n*side*side), n: n, rows: side, cols: side, labels: make([]uint8, n), classes: FashionMNISTClasses}
+	for i := range ds.pix {
+		ds.pix[i] = uint8(r.IntN(256))
+	}
+	idx := Shuffled(n, 1)[:batch]
+	dst := make([]float32, batch*3*size*size)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		if err := Batch(ds, idx, size, 3, BiTNorm, train, r, dst); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(batch)*float64(b.N)/b.Elapsed().Seconds(), "images/s")
+}
+
+func BenchmarkBatch(b *testing.B) {
+	for _, c := range []struct {
+		batch, size int
+		train       bool
+	}{{64, 128, true}, {64, 128, false}, {256, 32, true}} {
+		b.Run("b"+strconv.Itoa(c.batch)+"_s"+strconv.Itoa(c.size)+"_train"+strconv.FormatBool(c.train), func(b *testing.B) { benchmarkBatch(b, c.batch, c.size, c.train) })
+	}
+}

@@ -86,6 +86,8 @@ func checkArgs(preSize, crop, channels int, dst []float32) {
 type scratch struct {
 	x0, x1 []int
 	fx     []float32
+	cx0    []int // chroma column offsets of x0/x1 for *image.YCbCr
+	cx1    []int
 	y0, y1 []int
 	fy     []float32
 	rows   [2][]float32
@@ -157,6 +159,13 @@ func render(img image.Image, pre, crop, ox, oy int, flip bool, channels int, nor
 	s.y0, s.y1, s.fy = grow(s.y0, crop), grow(s.y1, crop), grow(s.fy, crop)
 	axis(w, pre, ox, crop, flip, s.x0, s.x1, s.fx)
 	axis(h, pre, oy, crop, false, s.y0, s.y1, s.fy)
+	if m, ok := img.(*image.YCbCr); ok {
+		s.cx0, s.cx1 = grow(s.cx0, crop), grow(s.cx1, crop)
+		for i := 0; i < crop; i++ {
+			s.cx0[i] = chromaCol(m, b.Min.X+s.x0[i])
+			s.cx1[i] = chromaCol(m, b.Min.X+s.x1[i])
+		}
+	}
 	for k := range s.rows {
 		s.rows[k] = grow(s.rows[k], srcCh*crop)
 		s.rowY[k] = -1
@@ -174,7 +183,7 @@ func render(img image.Image, pre, crop, ox, oy int, flip bool, channels int, nor
 		if s.rowY[0] == keep {
 			k = 1
 		}
-		hrow(img, b, y, s.x0, s.x1, s.fx, s.rows[k])
+		hrow(img, b, y, s, s.rows[k])
 		s.rowY[k] = y
 		return s.rows[k]
 	}
@@ -224,7 +233,8 @@ func render(img image.Image, pre, crop, ox, oy int, flip bool, channels int, nor
 // column taps into out: one plane of len(x0) values for *image.Gray, three
 // (R, G, B) for every other type. Common types are read from their pixel
 // slices directly.
-func hrow(img image.Image, b image.Rectangle, y int, x0, x1 []int, fx []float32, out []float32) {
+func hrow(img image.Image, b image.Rectangle, y int, s *scratch, out []float32) {
+	x0, x1, fx := s.x0, s.x1, s.fx
 	n := len(x0)
 	switch m := img.(type) {
 	case *image.Gray:
@@ -261,16 +271,17 @@ func hrow(img image.Image, b image.Rectangle, y int, x0, x1 []int, fx []float32,
 		}
 	case *image.YCbCr:
 		sy := b.Min.Y + y
+		yrow := m.Y[m.YOffset(b.Min.X, sy):]
+		crow := m.COffset(b.Min.X, sy) - chromaCol(m, b.Min.X)
+		cb, cr := m.Cb[crow:], m.Cr[crow:]
 		for i := 0; i < n; i++ {
-			xa, xb := b.Min.X+x0[i], b.Min.X+x1[i]
-			ya, ca := m.YOffset(xa, sy), m.COffset(xa, sy)
-			yb, cb := m.YOffset(xb, sy), m.COffset(xb, sy)
-			r0, g0, b0 := color.YCbCrToRGB(m.Y[ya], m.Cb[ca], m.Cr[ca])
-			r1, g1, b1 := color.YCbCrToRGB(m.Y[yb], m.Cb[cb], m.Cr[cb])
+			ca, cc := s.cx0[i], s.cx1[i]
+			r0, g0, b0 := yccToRGB(yrow[x0[i]], cb[ca], cr[ca])
+			r1, g1, b1 := yccToRGB(yrow[x1[i]], cb[cc], cr[cc])
 			f := fx[i]
-			out[i] = float32(r0) + (float32(r1)-float32(r0))*f
-			out[n+i] = float32(g0) + (float32(g1)-float32(g0))*f
-			out[2*n+i] = float32(b0) + (float32(b1)-float32(b0))*f
+			out[i] = r0 + (r1-r0)*f
+			out[n+i] = g0 + (g1-g0)*f
+			out[2*n+i] = b0 + (b1-b0)*f
 		}
 	default:
 		sy := b.Min.Y + y
@@ -292,4 +303,30 @@ func overWhite16(c color.Color) [3]float32 {
 	bg := 0xffff - a
 	const k = 255.0 / 65535.0
 	return [3]float32{float32(r+bg) * k, float32(g+bg) * k, float32(b+bg) * k}
+}
+
+// chromaCol is the column part of m.COffset(x, y): COffset(x, y) =
+// COffset(m.Rect.Min.X, y) - chromaCol(m, m.Rect.Min.X) + chromaCol(m, x).
+func chromaCol(m *image.YCbCr, x int) int {
+	switch m.SubsampleRatio {
+	case image.YCbCrSubsampleRatio422, image.YCbCrSubsampleRatio420:
+		return x/2 - m.Rect.Min.X/2
+	case image.YCbCrSubsampleRatio411, image.YCbCrSubsampleRatio410:
+		return x/4 - m.Rect.Min.X/4
+	}
+	return x - m.Rect.Min.X
+}
+
+// yccToRGB is the JFIF YCbCr to RGB conversion in float32, clamped to
+// [0, 255]; it agrees with color.YCbCrToRGB to within one level.
+func yccToRGB(y, cb, cr uint8) (r, g, b float32) {
+	fy, fb, fr := float32(y), float32(cb)-128, float32(cr)-128
+	r = clamp255(fy + 1.402*fr)
+	g = clamp255(fy - 0.344136*fb - 0.714136*fr)
+	b = clamp255(fy + 1.772*fb)
+	return
+}
+
+func clamp255(v float32) float32 {
+	return min(max(v, 0), 255)
 }
