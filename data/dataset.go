@@ -50,6 +50,10 @@ func Open(path, split string) (Dataset, error) {
 	default:
 		prefix = ""
 	}
+	hasIDX := idxFile(path, "train", "images-idx3") != "" || idxFile(path, "t10k", "images-idx3") != ""
+	if hasIDX && prefix == "" {
+		return nil, fmt.Errorf("%w: %q: an IDX folder has the splits train and test", ErrSplit, split)
+	}
 	if prefix != "" {
 		img, lab := idxFile(path, prefix, "images-idx3"), idxFile(path, prefix, "labels-idx1")
 		if img != "" || lab != "" {
@@ -62,7 +66,7 @@ func Open(path, split string) (Dataset, error) {
 			}
 			return OpenIDX(img, lab, classes)
 		}
-		if idxFile(path, "train", "images-idx3") != "" || idxFile(path, "t10k", "images-idx3") != "" {
+		if hasIDX {
 			return nil, fmt.Errorf("%w: %s has IDX files but none for split %q", ErrSplit, path, split)
 		}
 	}

@@ -210,6 +210,12 @@ func TestIDXSynthetic(t *testing.T) {
 		if _, err := Open(dir, "train"); !errors.Is(err, ErrSplit) {
 			t.Errorf("missing train split: err = %v, want ErrSplit", err)
 		}
+		if _, err := Open(dir, "val"); !errors.Is(err, ErrSplit) {
+			t.Errorf("val split on IDX: err = %v, want ErrSplit", err)
+		}
+		if ds, err := Open(dir, "t10k"); err != nil || ds.Len() != n {
+			t.Errorf("t10k alias: %v", err)
+		}
 	}
 
 	im, lb := good()

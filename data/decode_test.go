@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"image"
 	"image/color"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -304,6 +305,71 @@ func TestEXIFOrientation(t *testing.T) {
 	}
 }
 
+func TestEXIFAfterOtherSegments(t *testing.T) {
+	jpg := encJPEG(t, quadrants(16, 8, [4]color.RGBA{red, green, blue, white}), 90)
+	app0 := []byte{0xFF, 0xE0, 0, 16, 'J', 'F', 'I', 'F', 0, 1, 1, 0, 0, 1, 0, 1, 0, 0}
+	xmp := app1([]byte("http://ns.adobe.com/xap/1.0/\x00<x/>"))
+	seg := append(append(append([]byte{}, app0...), xmp...), exifSegment(8, binary.LittleEndian)...)
+	m, err := DecodeBytes(withSegment(jpg, seg), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Bounds() != image.Rect(0, 0, 8, 16) {
+		t.Fatalf("bounds %v, want 8x16 (rotated)", m.Bounds())
+	}
+	// Orientation 8 puts the source's top-right (green) at the top-left.
+	if got := rgbAt(m, 2, 2); got[1] < 200 || got[0] > 60 {
+		t.Errorf("top-left = %v, want green", got)
+	}
+}
+
+func TestNormalizeColourModels(t *testing.T) {
+	r := image.Rect(0, 0, 5, 4)
+	cmyk := image.NewCMYK(r)
+	n64 := image.NewNRGBA64(r)
+	a16 := image.NewAlpha16(r)
+	nycc := image.NewNYCbCrA(r, image.YCbCrSubsampleRatio420)
+	for i := range cmyk.Pix {
+		cmyk.Pix[i] = uint8(i * 13)
+	}
+	for i := range n64.Pix {
+		n64.Pix[i] = uint8(i * 29)
+	}
+	for i := range a16.Pix {
+		a16.Pix[i] = uint8(i * 31)
+	}
+	for i := range nycc.Y {
+		nycc.Y[i], nycc.A[i] = uint8(i*11), uint8(i*17)
+	}
+	for i := range nycc.Cb {
+		nycc.Cb[i], nycc.Cr[i] = uint8(100+i), uint8(200-i)
+	}
+	for _, m := range []image.Image{cmyk, n64, a16, nycc} {
+		out, ok := normalize(m).(*image.RGBA)
+		if !ok {
+			t.Fatalf("%T: normalized to %T", m, normalize(m))
+		}
+		for y := 0; y < 4; y++ {
+			for x := 0; x < 5; x++ {
+				// Reference: straight alpha over white in float.
+				c := color.NRGBA64Model.Convert(m.At(x, y)).(color.NRGBA64)
+				a := float64(c.A) / 0xffff
+				want := [3]float64{float64(c.R), float64(c.G), float64(c.B)}
+				got := out.RGBAAt(x, y)
+				for k, g := range []uint8{got.R, got.G, got.B} {
+					w := (want[k]/0xffff*a + 1 - a) * 255
+					if math.Abs(float64(g)-w) > 1.01 {
+						t.Fatalf("%T (%d,%d) channel %d = %d, want %.1f", m, x, y, k, g, w)
+					}
+				}
+				if got.A != 255 {
+					t.Fatalf("%T: not opaque", m)
+				}
+			}
+		}
+	}
+}
+
 func TestEXIFCorruptIgnored(t *testing.T) {
 	jpg := encJPEG(t, quadrants(16, 8, [4]color.RGBA{red, green, blue, white}), 90)
 	good := exifSegment(6, binary.BigEndian)
@@ -372,6 +438,18 @@ func FuzzDecode(f *testing.F) {
 			if v < -1.0001 || v > 1.0001 {
 				t.Fatalf("value %v outside [-1, 1]", v)
 			}
+		}
+	})
+}
+
+// FuzzJPEGOrientation checks that the EXIF reader never panics and only
+// returns valid orientations.
+func FuzzJPEGOrientation(f *testing.F) {
+	f.Add(withSegment([]byte{0xFF, 0xD8, 0xFF, 0xD9}, exifSegment(6, binary.BigEndian)))
+	f.Add(withSegment([]byte{0xFF, 0xD8, 0xFF, 0xD9}, exifSegment(3, binary.LittleEndian)))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if o := jpegOrientation(b); o < 1 || o > 8 {
+			t.Fatalf("orientation %d", o)
 		}
 	})
 }
