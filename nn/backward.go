@@ -25,52 +25,52 @@ func Conv2DBackward(x, w, dy *Tensor, stride, pad int, dx, dw *Tensor, accumulat
 		(dx != nil && !SameShape(dx.Shape, x.Shape)) || (dw != nil && !SameShape(dw.Shape, w.Shape)) {
 		panic(fmt.Sprintf("nn: Conv2DBackward: x %v, w %v, dy %v, dx %v, dw %v", x.Shape, w.Shape, dy.Shape, dx, dw))
 	}
-	g := Backend()
-	pix, kdim := oh*ow, c*kh*kw
-	pointwise := kh == 1 && kw == 1 && stride == 1 && pad == 0
-	if dx != nil {
-		if pointwise {
-			parallelW(n, Workers(), func(_, b int) {
-				g.Sgemm(true, false, c, pix, o, w.Data, c, dy.Data[b*o*pix:][:o*pix], pix, 0, dx.Data[b*c*pix:][:c*pix], pix)
-			})
-		} else {
-			workers := min(Workers(), n)
-			m := a.Mark()
-			col := a.Get(workers * kdim * pix)
-			parallelW(n, workers, func(wk, b int) {
-				cb := col.Data[wk*kdim*pix:][:kdim*pix]
-				g.Sgemm(true, false, kdim, pix, o, w.Data, kdim, dy.Data[b*o*pix:][:o*pix], pix, 0, cb, pix)
-				xb := dx.Data[b*c*h*wd:][:c*h*wd]
-				clear(xb)
-				col2imAdd(cb, pix, c, h, wd, kh, kw, stride, pad, oh, ow, xb)
-			})
-			a.Release(m)
-		}
-	}
-	if dw == nil {
+	if dx == nil && dw == nil {
 		return
 	}
-	chunk := max(1, min(n, convChunkFloats/max(1, kdim*pix)))
+	g := Backend()
+	pix, kdim := oh*ow, c*kh*kw
+	chunk := convChunk(n, kdim, o, pix)
 	m := a.Mark()
 	defer a.Release(m)
-	col := a.Get(kdim * chunk * pix)
+	col := a.Get(kdim * chunk * pix) // patches for dw, then their gradient for dx
 	dyc := a.Get(o * chunk * pix)
+	var wt *Tensor
+	if dx != nil {
+		// wᵀ is materialised so that every product is NoTrans·NoTrans.
+		wt = a.Get(kdim, o)
+		transposeInto(wt.Data, w.Data, o, kdim)
+	}
 	for b0 := 0; b0 < n; b0 += chunk {
 		cn := min(chunk, n-b0)
 		ld := cn * pix
 		parallelW(cn, Workers(), func(_, i int) {
 			b := b0 + i
-			im2colInto(x.Data[b*c*h*wd:][:c*h*wd], c, h, wd, kh, kw, stride, pad, oh, ow, col.Data[i*pix:], ld)
+			if dw != nil {
+				im2colInto(x.Data[b*c*h*wd:][:c*h*wd], c, h, wd, kh, kw, stride, pad, oh, ow, col.Data[i*pix:], ld)
+			}
 			src := dy.Data[b*o*pix:][:o*pix]
 			for oc := 0; oc < o; oc++ {
 				copy(dyc.Data[oc*ld+i*pix:][:pix], src[oc*pix:(oc+1)*pix])
 			}
 		})
-		beta := float32(0)
-		if accumulate || b0 > 0 {
-			beta = 1
+		if dw != nil {
+			beta := float32(0)
+			if accumulate || b0 > 0 {
+				beta = 1
+			}
+			g.Sgemm(false, true, o, kdim, ld, dyc.Data, ld, col.Data, ld, beta, dw.Data, kdim)
 		}
-		g.Sgemm(false, true, o, kdim, ld, dyc.Data, ld, col.Data, ld, beta, dw.Data, kdim)
+		if dx == nil {
+			continue
+		}
+		g.Sgemm(false, false, kdim, ld, o, wt.Data, o, dyc.Data, ld, 0, col.Data, ld)
+		parallelW(cn, Workers(), func(_, i int) {
+			b := b0 + i
+			xb := dx.Data[b*c*h*wd:][:c*h*wd]
+			clear(xb)
+			col2imAdd(col.Data[i*pix:], ld, c, h, wd, kh, kw, stride, pad, oh, ow, xb)
+		})
 	}
 }
 
@@ -274,7 +274,9 @@ func LinearBackward(x, w, dy, dx, dw *Tensor, db []float32, accumulate bool) {
 		beta = 1
 	}
 	if dw != nil {
-		g.Sgemm(true, false, c, k, n, x.Data, c, dy.Data, k, beta, dw.Data, k)
+		xt := make([]float32, c*n)
+		transposeInto(xt, x.Data, n, c)
+		g.Sgemm(false, false, c, k, n, xt, n, dy.Data, k, beta, dw.Data, k)
 	}
 	if db != nil {
 		for j := 0; j < k; j++ {
@@ -286,6 +288,20 @@ func LinearBackward(x, w, dy, dx, dw *Tensor, db []float32, accumulate bool) {
 				db[j] += float32(s)
 			} else {
 				db[j] = float32(s)
+			}
+		}
+	}
+}
+
+// transposeInto writes the cols×rows transpose of the rows×cols matrix src.
+func transposeInto(dst, src []float32, rows, cols int) {
+	const blk = 32
+	for i0 := 0; i0 < rows; i0 += blk {
+		for j0 := 0; j0 < cols; j0 += blk {
+			for i := i0; i < min(i0+blk, rows); i++ {
+				for j := j0; j < min(j0+blk, cols); j++ {
+					dst[j*rows+i] = src[i*cols+j]
+				}
 			}
 		}
 	}

@@ -11,7 +11,10 @@ import (
 // the matching backward kernels need.
 
 // Conv2DInto writes the convolution of x [N,C,H,W] with w [O,C,KH,KW] (no bias)
-// into dst [N,O,OH,OW]. Scratch comes from a (nil allocates).
+// into dst [N,O,OH,OW]. Images are processed in chunks as one product
+// w · [patches of every image in the chunk], so the kernel is packed once per
+// chunk rather than once per image (deep layers have few pixels per image).
+// Scratch comes from a (nil allocates).
 func Conv2DInto(dst, x, w *Tensor, stride, pad int, a *Arena) {
 	n, c, h, wd := dims4(x)
 	o, ci, kh, kw := dims4(w)
@@ -21,26 +24,43 @@ func Conv2DInto(dst, x, w *Tensor, stride, pad int, a *Arena) {
 	}
 	g := Backend()
 	pix, kdim := oh*ow, c*kh*kw
-	if kh == 1 && kw == 1 && stride == 1 && pad == 0 {
-		parallelW(n, Workers(), func(_, b int) {
-			g.Sgemm(false, false, o, pix, c, w.Data, c, x.Data[b*c*pix:][:c*pix], pix, 0, dst.Data[b*o*pix:][:o*pix], pix)
-		})
-		return
-	}
-	workers := min(Workers(), n)
+	chunk := convChunk(n, kdim, o, pix)
 	m := a.Mark()
 	defer a.Release(m)
-	col := a.Get(workers * kdim * pix)
-	parallelW(n, workers, func(wk, b int) {
-		cb := col.Data[wk*kdim*pix:][:kdim*pix]
-		im2colInto(x.Data[b*c*h*wd:][:c*h*wd], c, h, wd, kh, kw, stride, pad, oh, ow, cb, pix)
-		g.Sgemm(false, false, o, pix, kdim, w.Data, kdim, cb, pix, 0, dst.Data[b*o*pix:][:o*pix], pix)
-	})
+	col := a.Get(kdim * chunk * pix)
+	ycat := a.Get(o * chunk * pix)
+	for b0 := 0; b0 < n; b0 += chunk {
+		cn := min(chunk, n-b0)
+		ld := cn * pix
+		parallelW(cn, Workers(), func(_, i int) {
+			b := b0 + i
+			im2colInto(x.Data[b*c*h*wd:][:c*h*wd], c, h, wd, kh, kw, stride, pad, oh, ow, col.Data[i*pix:], ld)
+		})
+		g.Sgemm(false, false, o, ld, kdim, w.Data, kdim, col.Data, ld, 0, ycat.Data, ld)
+		parallelW(cn, Workers(), func(_, i int) {
+			out := dst.Data[(b0+i)*o*pix:][:o*pix]
+			for oc := 0; oc < o; oc++ {
+				copy(out[oc*pix:(oc+1)*pix], ycat.Data[oc*ld+i*pix:][:pix])
+			}
+		})
+	}
+}
+
+// convChunk is the number of images whose patch matrix and output fit in
+// about convChunkFloats values.
+func convChunk(n, kdim, o, pix int) int {
+	return max(1, min(n, convChunkFloats/max(1, (kdim+o)*pix)))
 }
 
 // im2colInto writes the patches of one image x [C,H,W] as the rows of col: row
 // (ch*KH+ky)*KW+kx starts at col[row*ld] and holds OH*OW values.
 func im2colInto(x []float32, c, h, w, kh, kw, stride, pad, oh, ow int, col []float32, ld int) {
+	if kh == 1 && kw == 1 && stride == 1 && pad == 0 {
+		for ch := 0; ch < c; ch++ {
+			copy(col[ch*ld:][:h*w], x[ch*h*w:(ch+1)*h*w])
+		}
+		return
+	}
 	for ch := 0; ch < c; ch++ {
 		plane := x[ch*h*w : (ch+1)*h*w]
 		for ky := 0; ky < kh; ky++ {
