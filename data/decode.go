@@ -2,7 +2,6 @@ package data
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"image"
 	"image/color"
@@ -15,9 +14,17 @@ import (
 	"golang.org/x/image/webp"
 )
 
-// ErrUnknownFormat is wrapped (together with ErrBadImage) when the bytes are
-// not one of the supported formats.
-var ErrUnknownFormat = errors.New("data: unknown image format (supported: jpeg, png, gif, bmp, webp)")
+// ErrUnknownFormat is returned when the bytes are not one of the supported
+// formats; errors.Is(ErrUnknownFormat, ErrBadImage) holds too.
+var ErrUnknownFormat error = unknownFormat{}
+
+type unknownFormat struct{}
+
+func (unknownFormat) Error() string {
+	return "data: bad image: unknown format (supported: jpeg, png, gif, bmp, webp)"
+}
+
+func (unknownFormat) Is(target error) bool { return target == ErrBadImage }
 
 // SupportedFormats lists the formats Decode accepts.
 var SupportedFormats = []string{"jpeg", "png", "gif", "bmp", "webp"}
@@ -96,7 +103,7 @@ func DecodeBytes(b []byte, maxPixels int) (img image.Image, err error) {
 	}
 	f, ok := sniff(b)
 	if !ok {
-		return nil, fmt.Errorf("%w: %w", ErrBadImage, ErrUnknownFormat)
+		return nil, ErrUnknownFormat
 	}
 	// Third-party decoders should not panic, but the input is untrusted.
 	defer func() {

@@ -39,7 +39,7 @@ func (d *folderSet) Image(i int) (image.Image, error) {
 	defer f.Close()
 	m, err := Decode(f, d.maxPixels)
 	if err != nil {
-		return nil, fmt.Errorf("data: %s: %w", d.files[i], err)
+		return nil, fmt.Errorf("%w (file %s)", err, d.files[i])
 	}
 	return m, nil
 }
