@@ -482,6 +482,7 @@ type Item struct {
 	Bytes    int64  `json:"bytes,omitempty"`    // its size on disk
 	Partial  int64  `json:"partial,omitempty"`  // bytes of an unfinished download
 	Recorded string `json:"recorded,omitempty"` // digest in the lock file
+	Estimate int64  `json:"size_estimate"`      // EstimatedSize of the entry
 }
 
 // List reports every catalog entry with its cache state (file system metadata
@@ -500,7 +501,7 @@ func List(opts Options) ([]Item, error) {
 	entries := o.Catalog.Entries()
 	items := make([]Item, len(entries))
 	for i, e := range entries {
-		it := Item{Entry: e, Path: c.path(e.File)}
+		it := Item{Entry: e, Path: c.path(e.File), Estimate: e.EstimatedSize()}
 		if n, ok := fileSize(it.Path); ok {
 			it.Cached, it.Bytes = true, n
 		}
@@ -521,7 +522,7 @@ func Locate(name string, opts Options) (Item, error) {
 	if err != nil {
 		return Item{}, err
 	}
-	it := Item{Entry: p.e, Path: p.c.path(p.e.File)}
+	it := Item{Entry: p.e, Path: p.c.path(p.e.File), Estimate: p.e.EstimatedSize()}
 	if n, ok := fileSize(it.Path); ok {
 		it.Cached, it.Bytes = true, n
 	}

@@ -1,27 +1,50 @@
 package main
 
 import (
+	"context"
+	"fmt"
+
+	"github.com/bitrun/bitrun/zoo"
 	"github.com/spf13/cobra"
 )
 
 // addWeightsFlags adds --weights FILE and --model NAME (a zoo name, resolved
-// from the cache and pulled when allowed) to a command that reads a checkpoint.
+// from the cache and pulled when allowed) to a command that reads a checkpoint,
+// with the zoo's cache, mirror and --offline flags.
 func addWeightsFlags(cmd *cobra.Command) {
 	cmd.Flags().String("weights", "", "checkpoint file (.npz)")
 	cmd.Flags().String("model", "", "zoo model name (e.g. BiT-M-R50x1), resolved from the cache; pulled unless --offline")
+	addZooFlagSet(cmd, false)
 }
 
 // weightsPath returns the checkpoint path named by --weights or --model.
-// An empty result with nil error means neither flag was given.
+// An empty result with nil error means neither flag was given. A --model name
+// is looked up in the cache (verified against its recorded digest) and pulled
+// when missing, unless offline; progress goes to stderr.
 func weightsPath(cmd *cobra.Command) (string, error) {
 	w, _ := cmd.Flags().GetString("weights")
 	m, _ := cmd.Flags().GetString("model")
 	if w != "" && m != "" {
 		return "", usagef("--weights and --model are exclusive")
 	}
-	if m != "" {
-		// Filled in by the zoo work: resolve NAME from the cache, pulling when allowed.
-		return "", usagef("--model %s: the model zoo is not available in this build", m)
+	if m == "" {
+		return w, nil
 	}
-	return w, nil
+	if _, err := zoo.ParseName(m); err != nil {
+		return "", usagef("--model: %v", err)
+	}
+	o, err := zooOptions(cmd)
+	if err != nil {
+		return "", err
+	}
+	o.SkipLabels = true
+	ctx := cmd.Context()
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	res, err := zoo.Pull(ctx, m, o)
+	if err != nil {
+		return "", fmt.Errorf("--model %s: %w", m, err)
+	}
+	return res.Path, nil
 }

@@ -1,0 +1,558 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/bitrun/bitrun/export"
+	"github.com/bitrun/bitrun/model"
+	"github.com/bitrun/bitrun/zoo"
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+)
+
+// zooCatalog is the catalog the zoo commands and --model resolve names in;
+// nil means zoo.Default(). Tests replace it.
+var zooCatalog *zoo.Catalog
+
+func init() { register(newZooCmd) }
+
+func newZooCmd() *cobra.Command {
+	c := &cobra.Command{
+		Use:   "zoo",
+		Short: "List, pull, verify and remove released BiT checkpoints in the local cache",
+		Long: `The model zoo: every checkpoint the BiT authors released (BiT-S, BiT-M, the
+ILSVRC-2012 and CIFAR-10 fine-tunes, the distilled R50x1 models and the VTAB-1k
+fine-tunes), downloaded into a local cache with resumable, verified transfers.
+
+Cache: --cache-dir, BITRUN_ZOO_CACHE_DIR, zoo.cache_dir in the config file, or
+os.UserCacheDir()/bitrun. Mirror: --base-url, BITRUN_ZOO_BASE_URL, zoo.base_url.
+--offline (BITRUN_ZOO_OFFLINE) never opens a connection. Proxies are taken from
+HTTPS_PROXY / HTTP_PROXY / NO_PROXY.
+
+No digests are published upstream: the SHA-256 of the first complete download
+is recorded in bitrun.lock.json in the cache and every later read is verified
+against it; --sha256 pins one explicitly.`,
+	}
+	c.AddCommand(newZooListCmd(), newZooPullCmd(), newZooPathCmd(), newZooVerifyCmd(), newZooRmCmd(), newZooImportCmd())
+	return c
+}
+
+// addZooFlags adds the cache, mirror, offline and retry flags to a zoo
+// command and binds them to their configuration keys.
+func addZooFlags(cmd *cobra.Command) { addZooFlagSet(cmd, true) }
+
+// addZooFlagSet adds --cache-dir and --offline, and with all also --base-url,
+// --stall-timeout and --max-attempts (the rest stay reachable through the
+// environment and the config file). Flags the command already has are left
+// alone. BITRUN_CACHE_DIR is accepted as well as BITRUN_ZOO_CACHE_DIR.
+func addZooFlagSet(cmd *cobra.Command, all bool) {
+	f := cmd.Flags()
+	defer func() { _ = cfg.BindEnv("zoo.cache_dir", "BITRUN_ZOO_CACHE_DIR", "BITRUN_CACHE_DIR") }()
+	for _, d := range []struct {
+		key, flag string
+		core      bool // also on commands that take --model
+		define    func()
+	}{
+		{"zoo.cache_dir", "cache-dir", true, func() { f.String("cache-dir", "", "model cache directory (default: os.UserCacheDir()/bitrun)") }},
+		{"zoo.base_url", "base-url", false, func() {
+			f.String("base-url", zoo.DefaultBaseURL, "where checkpoints are downloaded from (a mirror with the same layout)")
+		}},
+		{"zoo.offline", "offline", true, func() { f.Bool("offline", false, "never touch the network: use the cache only") }},
+		{"zoo.stall_timeout", "stall-timeout", false, func() {
+			f.Duration("stall-timeout", 30*time.Second, "abandon and retry a download that receives nothing for this long")
+		}},
+		{"zoo.max_attempts", "max-attempts", false, func() { f.Int("max-attempts", 5, "download attempts per file before giving up") }},
+	} {
+		if !d.core && !all {
+			continue
+		}
+		if f.Lookup(d.flag) == nil {
+			d.define()
+		}
+		bindKey(cmd, d.key, d.flag)
+	}
+}
+
+// zooCacheSource says where the effective cache directory came from.
+func zooCacheSource(cmd *cobra.Command) string {
+	src := configSource(cmd, "zoo.cache_dir")
+	if strings.HasPrefix(src, "env ") || strings.HasPrefix(src, "flag ") {
+		return src
+	}
+	if _, ok := os.LookupEnv("BITRUN_CACHE_DIR"); ok {
+		return "env BITRUN_CACHE_DIR"
+	}
+	if src == "default" {
+		return "default (os.UserCacheDir()/bitrun)"
+	}
+	return src
+}
+
+// zooOptions builds the library options from the configuration, with progress
+// and logs on the command's stderr.
+func zooOptions(cmd *cobra.Command) (zoo.Options, error) {
+	o := zoo.Options{
+		Catalog:      zooCatalog,
+		CacheDir:     cfg.GetString("zoo.cache_dir"),
+		BaseURL:      cfg.GetString("zoo.base_url"),
+		Offline:      cfg.GetBool("zoo.offline"),
+		StallTimeout: cfg.GetDuration("zoo.stall_timeout"),
+		MaxAttempts:  cfg.GetInt("zoo.max_attempts"),
+		Logger:       zooLogger(cmd),
+		Progress:     zooProgress(cmd.ErrOrStderr()),
+	}
+	if o.StallTimeout < 0 || o.MaxAttempts < 0 {
+		return o, usagef("--stall-timeout and --max-attempts must not be negative")
+	}
+	if o.BaseURL != "" && !strings.HasPrefix(o.BaseURL, "http://") && !strings.HasPrefix(o.BaseURL, "https://") {
+		return o, usagef("--base-url %q: want an http:// or https:// URL", o.BaseURL)
+	}
+	return o, nil
+}
+
+// zooLogger logs warnings and errors (info and below with --log-level) on the
+// command's stderr.
+func zooLogger(cmd *cobra.Command) *slog.Logger {
+	lvl := slog.LevelWarn
+	if f := cmd.Flag("log-level"); f != nil && f.Changed {
+		_ = lvl.UnmarshalText([]byte(f.Value.String()))
+	}
+	return slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: lvl}))
+}
+
+func newZooListCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "list [FILTER...]",
+		Short: "List the catalog: name, architecture, classes, resolution, size and whether it is cached",
+		Long: `List every catalog entry, or those whose name contains one of the FILTER words
+(case-insensitive). Sizes prefixed with ~ are estimates from the architecture
+(no sizes are published); cached files show their size on disk.`,
+		Example: `  bitrun zoo list
+  bitrun zoo list --cached
+  bitrun zoo list R50x1 --json | jq '.[].name'`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o, err := zooOptions(cmd)
+			if err != nil {
+				return err
+			}
+			asJSON, _ := cmd.Flags().GetBool("json")
+			onlyCached, _ := cmd.Flags().GetBool("cached")
+			group, _ := cmd.Flags().GetString("group")
+			items, err := zoo.List(o)
+			if err != nil {
+				return err
+			}
+			sel := items[:0]
+			for _, it := range items {
+				if onlyCached && !it.Cached {
+					continue
+				}
+				if group != "" && !strings.EqualFold(group, it.Group) {
+					continue
+				}
+				if len(args) > 0 && !containsAny(it.Name, args) {
+					continue
+				}
+				sel = append(sel, it)
+			}
+			out := cmd.OutOrStdout()
+			if asJSON {
+				enc := json.NewEncoder(out)
+				enc.SetIndent("", "  ")
+				if sel == nil {
+					sel = []zoo.Item{}
+				}
+				return enc.Encode(sel)
+			}
+			tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+			fmt.Fprintln(tw, "NAME\tARCH\tCLASSES\tRES\tSIZE\tCACHED")
+			for _, it := range sel {
+				size := "~" + byteSize(it.Estimate)
+				if it.Size > 0 {
+					size = byteSize(it.Size)
+				}
+				state := "-"
+				switch {
+				case it.Cached:
+					state, size = "yes", byteSize(it.Bytes)
+				case it.Partial > 0:
+					state = "partial " + byteSize(it.Partial)
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%s\n", it.Name, it.Arch, it.Classes, it.Resolution, size, state)
+			}
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			if len(sel) == 0 && !asJSON {
+				fmt.Fprintln(cmd.ErrOrStderr(), "no matching models")
+			}
+			return nil
+		},
+	}
+	cmd.Flags().Bool("json", false, "print JSON (an array of entries with their cache state)")
+	cmd.Flags().Bool("cached", false, "only models present in the cache")
+	cmd.Flags().String("group", "", "only one group: upstream, ilsvrc2012, cifar10, distilled, vtab")
+	addZooFlags(cmd)
+	return cmd
+}
+
+func containsAny(name string, words []string) bool {
+	l := strings.ToLower(name)
+	for _, w := range words {
+		if strings.Contains(l, strings.ToLower(w)) {
+			return true
+		}
+	}
+	return false
+}
+
+func newZooPullCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "pull NAME...",
+		Short: "Download checkpoints into the cache (resumable, verified), optionally exporting ONNX",
+		Long: `Download each named checkpoint into the cache and print its path.
+
+Downloads resume from NAME.part after an interruption (Ctrl-C, a dropped
+connection, a restart), stalled transfers are retried with backoff, and the
+file is verified (SHA-256, then opened as a BiT checkpoint of the catalog's
+architecture) before it is moved into place. Concurrent pulls of one model
+download it once. A NAME may carry a digest: BiT-M-R50x1@sha256:HEX.
+
+--onnx also exports NAME.onnx next to the checkpoint (at the catalog's
+resolution, with its labels).`,
+		Example: `  bitrun zoo pull BiT-M-R50x1
+  bitrun zoo pull BiT-M-R50x1-CIFAR10 --onnx
+  bitrun zoo pull BiT-S-R50x1 --sha256 3f...   # pin a digest`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o, err := zooOptions(cmd)
+			if err != nil {
+				return err
+			}
+			if pin, _ := cmd.Flags().GetString("sha256"); pin != "" {
+				if len(args) != 1 {
+					return usagef("--sha256 pins one file: give exactly one NAME")
+				}
+				if _, err := zoo.ParseDigest(pin); err != nil {
+					return usagef("--sha256: %v", err)
+				}
+				o.SHA256 = pin
+			}
+			withONNX, _ := cmd.Flags().GetBool("onnx")
+			for _, name := range args {
+				res, err := zoo.Pull(cmd.Context(), name, o)
+				if err != nil {
+					return err
+				}
+				stderr := cmd.ErrOrStderr()
+				if res.Cached {
+					fmt.Fprintf(stderr, "%s: cached, sha256 %s\n", res.Entry.Name, res.SHA256)
+				} else {
+					fmt.Fprintf(stderr, "%s: pulled %s, sha256 %s\n", res.Entry.Name, byteSize(res.Size), res.SHA256)
+				}
+				fmt.Fprintln(cmd.OutOrStdout(), res.Path)
+				if withONNX {
+					path, err := zooExportONNX(cmd, res)
+					if err != nil {
+						return err
+					}
+					fmt.Fprintln(cmd.OutOrStdout(), path)
+				}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().Bool("onnx", false, "also export NAME.onnx next to the checkpoint")
+	cmd.Flags().String("sha256", "", "expected SHA-256 of the file (overrides the catalog and the lock file)")
+	addZooFlags(cmd)
+	return cmd
+}
+
+// zooExportONNX writes the ONNX export of a pulled checkpoint next to it,
+// unless an export newer than the checkpoint is already there.
+func zooExportONNX(cmd *cobra.Command, res zoo.Result) (string, error) {
+	out := strings.TrimSuffix(res.Path, ".npz") + ".onnx"
+	if st, err := os.Stat(out); err == nil {
+		if src, err := os.Stat(res.Path); err == nil && st.ModTime().After(src.ModTime()) && !res.Recorded {
+			fmt.Fprintf(cmd.ErrOrStderr(), "%s: ONNX export already present\n", res.Entry.Name)
+			return out, nil
+		}
+	}
+	m, err := model.Load(res.Path)
+	if err != nil {
+		return "", err
+	}
+	var labels []string
+	if res.Labels != "" {
+		b, err := os.ReadFile(res.Labels)
+		if err != nil {
+			return "", fmt.Errorf("zoo: reading labels: %w", err)
+		}
+		if labels, err = export.ParseLabels(string(b)); err != nil || len(labels) != m.Config.Classes {
+			zooLogger(cmd).Warn("label file does not fit the model; exporting without labels",
+				"labels", res.Labels, "count", len(labels), "classes", m.Config.Classes)
+			labels = nil
+		}
+	}
+	version, _ := buildVersion()
+	r, err := export.Export(cmd.Context(), out, m.Config, m.Params, export.Options{
+		Resolution: res.Entry.Resolution, Labels: labels, SourceSHA: res.SHA256, Version: version,
+		Progress: byteProgress(cmd.ErrOrStderr(), "export", m.Params.Count()*4),
+	})
+	if err != nil {
+		return "", err
+	}
+	fmt.Fprintf(cmd.ErrOrStderr(), "%s: exported %s (%s)\n", res.Entry.Name, r.Path, byteSize(r.Bytes+r.DataBytes))
+	return r.Path, nil
+}
+
+func newZooPathCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "path [NAME]",
+		Short: "Print the cache directory (and where that setting came from), or a cached model's file",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o, err := zooOptions(cmd)
+			if err != nil {
+				return err
+			}
+			if len(args) == 0 {
+				dir, err := zoo.CacheDir(o)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintln(cmd.OutOrStdout(), dir)
+				fmt.Fprintf(cmd.ErrOrStderr(), "cache dir from %s\n", zooCacheSource(cmd))
+				return nil
+			}
+			it, err := zoo.Locate(args[0], o)
+			if err != nil {
+				return err
+			}
+			if !it.Cached {
+				return fmt.Errorf("%w: %s (it would be at %s; run `bitrun zoo pull %s`)", zoo.ErrNotCached, it.Name, it.Path, it.Name)
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), it.Path)
+			return nil
+		},
+	}
+	addZooFlags(cmd)
+	return cmd
+}
+
+func newZooVerifyCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "verify [NAME...]",
+		Short: "Re-hash cached checkpoints, compare with the recorded or pinned digests and open them",
+		Long: `Verify the named models, or every cached model when no NAME is given: the
+SHA-256 must match the pinned (--sha256, catalog) or recorded digest and the
+file must open as the catalog's architecture. Prints "ok NAME SHA256" per good
+file; fails if any file is bad.`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o, err := zooOptions(cmd)
+			if err != nil {
+				return err
+			}
+			if pin, _ := cmd.Flags().GetString("sha256"); pin != "" {
+				if len(args) != 1 {
+					return usagef("--sha256 pins one file: give exactly one NAME")
+				}
+				o.SHA256 = pin
+			}
+			names := args
+			if len(names) == 0 {
+				items, err := zoo.List(o)
+				if err != nil {
+					return err
+				}
+				for _, it := range items {
+					if it.Cached {
+						names = append(names, it.Name)
+					}
+				}
+				if len(names) == 0 {
+					fmt.Fprintln(cmd.ErrOrStderr(), "no models in the cache")
+					return nil
+				}
+			}
+			var failed []string
+			for _, name := range names {
+				res, err := zoo.Verify(cmd.Context(), name, o)
+				if err != nil {
+					if cmd.Context().Err() != nil {
+						return err
+					}
+					fmt.Fprintf(cmd.ErrOrStderr(), "FAILED %s: %v\n", name, err)
+					failed = append(failed, name)
+					continue
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "ok %s %s\n", res.Entry.Name, res.SHA256)
+			}
+			if len(failed) > 0 {
+				return fmt.Errorf("zoo: verification failed for %s", strings.Join(failed, ", "))
+			}
+			return nil
+		},
+	}
+	cmd.Flags().String("sha256", "", "expected SHA-256 (one NAME only)")
+	addZooFlags(cmd)
+	return cmd
+}
+
+func newZooRmCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "rm NAME...",
+		Short: "Remove cached checkpoints, partial downloads and their recorded digests",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o, err := zooOptions(cmd)
+			if err != nil {
+				return err
+			}
+			var errs []error
+			for _, name := range args {
+				if err := zoo.Remove(cmd.Context(), name, o); err != nil {
+					errs = append(errs, err)
+					continue
+				}
+				fmt.Fprintf(cmd.ErrOrStderr(), "removed %s\n", name)
+			}
+			return errors.Join(errs...)
+		},
+	}
+	addZooFlags(cmd)
+	return cmd
+}
+
+func newZooImportCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "import FILE --name NAME",
+		Short: "Register a checkpoint copied in by hand (air-gapped sites) as a catalog model",
+		Long: `Copy FILE into the cache as catalog model NAME after checking that it opens as
+NAME's architecture and class count (and matches --sha256 or a pinned digest),
+and record its digest so later uses verify against it.`,
+		Example: `  bitrun zoo import /media/usb/BiT-M-R50x1.npz --name BiT-M-R50x1`,
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o, err := zooOptions(cmd)
+			if err != nil {
+				return err
+			}
+			name, _ := cmd.Flags().GetString("name")
+			if name == "" {
+				return usagef("--name NAME is required (the catalog model this file is)")
+			}
+			if pin, _ := cmd.Flags().GetString("sha256"); pin != "" {
+				if _, err := zoo.ParseDigest(pin); err != nil {
+					return usagef("--sha256: %v", err)
+				}
+				o.SHA256 = pin
+			}
+			res, err := zoo.Import(cmd.Context(), args[0], name, o)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "%s: imported %s, sha256 %s\n", res.Entry.Name, byteSize(res.Size), res.SHA256)
+			fmt.Fprintln(cmd.OutOrStdout(), res.Path)
+			return nil
+		},
+	}
+	cmd.Flags().String("name", "", "catalog name of the model (required)")
+	cmd.Flags().String("sha256", "", "expected SHA-256 of FILE")
+	addZooFlags(cmd)
+	return cmd
+}
+
+// zooProgress renders pull progress on w: a redrawn bar on a terminal, plain
+// lines (every 10% and at phase changes) otherwise.
+func zooProgress(w io.Writer) func(zoo.Progress) {
+	tty := false
+	if f, ok := w.(*os.File); ok {
+		tty = term.IsTerminal(int(f.Fd()))
+	}
+	var (
+		phase     zoo.Phase
+		file      string
+		start     time.Time
+		startDone int64
+		lastPct   = int64(-1)
+		lastLine  time.Time
+		open      bool // a bar line is waiting for its newline
+	)
+	endLine := func() {
+		if open {
+			fmt.Fprintln(w)
+			open = false
+		}
+	}
+	return func(p zoo.Progress) {
+		if p.Phase != phase || p.File != file {
+			endLine()
+			phase, file, start, startDone, lastPct = p.Phase, p.File, time.Now(), p.Done, -1
+			switch p.Phase {
+			case zoo.PhaseWait:
+				fmt.Fprintf(w, "%s: waiting for another bitrun pulling %s\n", p.Name, p.File)
+			case zoo.PhaseCheck:
+				fmt.Fprintf(w, "%s: checking the checkpoint\n", p.Name)
+			case zoo.PhaseRetry:
+				fmt.Fprintf(w, "%s: attempt %d failed (%v); retrying in %v\n", p.Name, p.Attempt, p.Err, p.Wait.Round(time.Millisecond))
+			}
+		}
+		if p.Phase == zoo.PhaseRetry {
+			phase = "" // a new download attempt starts a fresh line
+			return
+		}
+		if p.Phase != zoo.PhaseDownload && p.Phase != zoo.PhaseVerify {
+			return
+		}
+		if p.Phase == zoo.PhaseDownload && p.Resumed > 0 && p.Done == p.Resumed && lastPct < 0 {
+			fmt.Fprintf(w, "%s: resuming %s at %s\n", p.Name, p.File, byteSize(p.Resumed))
+		}
+		verb := "downloading"
+		if p.Phase == zoo.PhaseVerify {
+			verb = "verifying"
+		}
+		elapsed := time.Since(start).Seconds()
+		rate := float64(p.Done-startDone) / max(elapsed, 1e-3)
+		line := fmt.Sprintf("%s: %s %s", p.Name, verb, byteSize(p.Done))
+		pct := int64(-1)
+		if p.Total > 0 {
+			pct = 100 * p.Done / p.Total
+			line = fmt.Sprintf("%s: %s %s %3d%% %s / %s", p.Name, verb, zooBar(pct, 24), pct, byteSize(p.Done), byteSize(p.Total))
+		}
+		if elapsed > 0.2 && rate > 0 {
+			line += fmt.Sprintf("  %s/s", byteSize(int64(rate)))
+			if p.Total > 0 && p.Done < p.Total {
+				eta := time.Duration(float64(p.Total-p.Done) / rate * float64(time.Second))
+				line += "  ETA " + eta.Round(time.Second).String()
+			}
+		}
+		if tty {
+			fmt.Fprintf(w, "\r%s\x1b[K", line)
+			open = true
+			if p.Total > 0 && p.Done >= p.Total {
+				endLine()
+			}
+			return
+		}
+		unknownDue := pct < 0 && time.Since(lastLine) >= 5*time.Second
+		if unknownDue || (pct >= 0 && pct/10 != lastPct/10) || (p.Total > 0 && p.Done >= p.Total && lastPct != 100) {
+			lastPct, lastLine = pct, time.Now()
+			fmt.Fprintln(w, line)
+		}
+	}
+}
+
+func zooBar(pct int64, width int) string {
+	n := int(pct) * width / 100
+	n = min(max(n, 0), width)
+	return "[" + strings.Repeat("=", n) + strings.Repeat(" ", width-n) + "]"
+}
