@@ -160,6 +160,8 @@ func PerClass(d Dataset, k int, seed uint64) []int {
 // so the batch equals calling TrainTensor on each example in order with the
 // same rng. Without train it applies EvalTensor and rng may be nil. The
 // first failing example's error is returned (dst is then partly written).
+// ds.Image is called from several goroutines at once; the datasets of this
+// package allow that.
 func Batch(ds Dataset, idx []int, size, channels int, norm Norm, train bool, rng *rand.Rand, dst []float32) error {
 	if channels != 1 && channels != 3 {
 		return fmt.Errorf("data: batch: channels must be 1 or 3, got %d", channels)

@@ -22,7 +22,8 @@ const (
 // are replicated to 3 channels, colour converted to luma for 1) into dst,
 // which must hold channels*size*size values.
 //
-// Transparent pixels are composited over white. A wrong channel count, a
+// Luma is 0.299 R + 0.587 G + 0.114 B (BT.601, as PIL's "L" mode), computed
+// on the interpolated values. Transparent pixels are composited over white. A wrong channel count, a
 // non-positive size or a dst of the wrong length is a programmer error and
 // panics. An empty image produces the normalised value of black.
 func EvalTensor(img image.Image, size, channels int, norm Norm, dst []float32) {
