@@ -1,0 +1,97 @@
+package main
+
+import (
+	"encoding/json"
+	"image"
+	"image/color"
+	"image/png"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/bitrun/bitrun/train"
+)
+
+// writeShapesFolder writes a tiny image-folder dataset: split/class/*.png,
+// the class being which half of the image is bright.
+func writeShapesFolder(t *testing.T) string {
+	t.Helper()
+	root := t.TempDir()
+	for _, split := range []string{"train", "test"} {
+		for c, class := range []string{"left", "right"} {
+			dir := filepath.Join(root, split, class)
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			for i := 0; i < 4; i++ {
+				img := image.NewGray(image.Rect(0, 0, 20, 20))
+				for y := 0; y < 20; y++ {
+					for x := 0; x < 20; x++ {
+						if (x < 10) == (c == 0) {
+							img.SetGray(x, y, color.Gray{Y: uint8(200 + i*10)})
+						}
+					}
+				}
+				f, err := os.Create(filepath.Join(dir, string(rune('a'+i))+".png"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := png.Encode(f, img); err != nil {
+					t.Fatal(err)
+				}
+				f.Close()
+			}
+		}
+	}
+	return root
+}
+
+func TestTrainCommand(t *testing.T) {
+	ds := writeShapesFolder(t)
+	out := filepath.Join(t.TempDir(), "run")
+	args := []string{"train", "--data", ds, "--arch", "tiny", "--steps", "3", "--batch", "4", "--batch-split", "2",
+		"--resolution", "16", "--pre-size", "20", "--flip=false", "--out", out, "--json"}
+	stdout, stderr, code := runCaptured(t, args...)
+	if code != exitOK {
+		t.Fatalf("exit %d\nstderr: %s", code, stderr)
+	}
+	var sum train.Summary
+	if err := json.Unmarshal([]byte(stdout), &sum); err != nil {
+		t.Fatalf("stdout is not the summary JSON: %v\n%s", err, stdout)
+	}
+	if sum.Steps != 3 || sum.TestExamples != 8 || sum.Classes != 2 {
+		t.Errorf("summary: %d steps, %d test examples, %d classes; want 3, 8, 2", sum.Steps, sum.TestExamples, sum.Classes)
+	}
+	if !strings.Contains(stderr, "step 3/3") {
+		t.Errorf("stderr shows no progress line for the last step:\n%s", stderr)
+	}
+	for _, f := range []string{train.WeightsFile, train.SummaryFile, train.MetricsFile, train.CheckpointFile, train.ConfigFile} {
+		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
+			t.Errorf("run folder lacks %s: %v", f, err)
+		}
+	}
+	// The same folder again without --resume is a usage error.
+	if _, stderr, code := runCaptured(t, args...); code != exitUsage || !strings.Contains(stderr, "--resume") {
+		t.Errorf("rerun without --resume: exit %d, stderr %q; want %d naming --resume", code, stderr, exitUsage)
+	}
+	// With --resume a finished run just re-evaluates.
+	if _, stderr, code := runCaptured(t, append(args, "--resume")...); code != exitOK {
+		t.Errorf("resume of a finished run: exit %d, stderr %s", code, stderr)
+	}
+}
+
+func TestTrainUsageErrors(t *testing.T) {
+	cases := [][]string{
+		{"train", "--out", "x"},
+		{"train", "--data", "d"},
+		{"train", "--data", "d", "--out", "x", "--batch", "10", "--batch-split", "3"},
+		{"train", "--data", "d", "--out", "x", "--freeze", "trunk"},
+		{"train", "--data", "d", "--out", "x", "--resolution", "8"},
+	}
+	for _, args := range cases {
+		if _, stderr, code := runCaptured(t, args...); code != exitUsage {
+			t.Errorf("%v: exit %d, want %d (stderr %s)", args, code, exitUsage, stderr)
+		}
+	}
+}
