@@ -104,7 +104,7 @@ func StatusCode(err error) int {
 type Prediction struct {
 	Label string  `json:"label"`
 	Index int     `json:"index"`
-	Score float32 `json:"score"`
+	Score float64 `json:"score"`
 }
 
 // Result is the answer for one image.

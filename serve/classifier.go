@@ -85,7 +85,7 @@ func (o Options) withDefaults() Options {
 type Prediction struct {
 	Label string  `json:"label"`
 	Index int     `json:"index"`
-	Score float32 `json:"score"` // softmax probability
+	Score float64 `json:"score"` // softmax probability of the logits
 }
 
 // Classifier classifies images with one model, batching concurrent calls
@@ -296,7 +296,7 @@ func (c *Classifier) ClassifyTopK(ctx context.Context, img image.Image, k int) (
 	if err != nil {
 		return nil, err
 	}
-	return c.topK(out[c.output], k), nil
+	return c.topK(out[c.output], k)
 }
 
 // ClassifyBytes decodes an encoded image (JPEG, PNG, GIF, BMP, WebP; pixel
@@ -321,28 +321,35 @@ func (c *Classifier) infer(ctx context.Context, x []float32) (map[string][]float
 	return out, nil
 }
 
-// topK turns one row of logits into the k best predictions (softmax scores).
-func (c *Classifier) topK(logits []float32, k int) []Prediction {
+// topK turns one row of logits into the k best predictions: ranked by logit
+// (ties to the lower index), scored with the softmax, exactly as
+// `bitrun predict` ranks and scores.
+func (c *Classifier) topK(logits []float32, k int) ([]Prediction, error) {
+	for i, v := range logits {
+		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+			return nil, fmt.Errorf("serve: model %s produced a non-finite logit %v for class %d", c.name, v, i)
+		}
+	}
 	scores := Softmax(logits)
-	idx := make([]int, len(scores))
+	idx := make([]int, len(logits))
 	for i := range idx {
 		idx[i] = i
 	}
 	slices.SortStableFunc(idx, func(a, b int) int {
 		switch {
-		case scores[a] > scores[b]:
+		case logits[a] > logits[b]:
 			return -1
-		case scores[a] < scores[b]:
+		case logits[a] < logits[b]:
 			return 1
 		}
-		return 0
+		return a - b
 	})
 	k = min(k, len(idx))
 	preds := make([]Prediction, k)
 	for i, j := range idx[:k] {
 		preds[i] = Prediction{Index: j, Score: scores[j], Label: c.label(j)}
 	}
-	return preds
+	return preds, nil
 }
 
 func (c *Classifier) label(i int) string {
@@ -352,24 +359,20 @@ func (c *Classifier) label(i int) string {
 	return fmt.Sprintf("class_%d", i)
 }
 
-// Softmax returns exp(x-max)/sum, computed in float64.
-func Softmax(x []float32) []float32 {
-	if len(x) == 0 {
-		return nil
-	}
+// Softmax returns exp(x-max)/sum(exp(x-max)), computed in float64.
+func Softmax(x []float32) []float64 {
 	m := math.Inf(-1)
 	for _, v := range x {
 		m = max(m, float64(v))
 	}
-	out := make([]float32, len(x))
+	out := make([]float64, len(x))
 	var sum float64
-	e := make([]float64, len(x))
 	for i, v := range x {
-		e[i] = math.Exp(float64(v) - m)
-		sum += e[i]
+		out[i] = math.Exp(float64(v) - m)
+		sum += out[i]
 	}
-	for i := range e {
-		out[i] = float32(e[i] / sum)
+	for i := range out {
+		out[i] /= sum
 	}
 	return out
 }

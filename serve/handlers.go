@@ -222,7 +222,11 @@ func (s *Server) predict(rc *reqCtx, w http.ResponseWriter, r *http.Request) err
 	}
 	resp := PredictResponse{Model: c.name, ID: rc.id, Results: make([]PredictResult, len(ups))}
 	for i, u := range ups {
-		resp.Results[i] = PredictResult{File: u.name, Predictions: c.topK(outs[i][c.output], k)}
+		preds, err := c.topK(outs[i][c.output], k)
+		if err != nil {
+			return err
+		}
+		resp.Results[i] = PredictResult{File: u.name, Predictions: preds}
 	}
 	resp.Predictions = resp.Results[0].Predictions
 	writeJSON(w, http.StatusOK, resp)
