@@ -49,6 +49,10 @@ type Options struct {
 	// session). With more, each Run borrows an idle session (waiting for
 	// one when all are busy); see Predictor for when that pays.
 	Sessions int
+	// SessionConfig holds ONNX Runtime session configuration entries, e.g.
+	// {"session.intra_op.allow_spinning": "0"} to stop idle intra-op threads
+	// from spinning on a shared machine.
+	SessionConfig map[string]string
 	// Logger receives the provider fallback reason and load details; nil
 	// discards them.
 	Logger *slog.Logger
@@ -124,7 +128,7 @@ func Open(path string, opts Options) (*Predictor, error) {
 	if err != nil {
 		return nil, err
 	}
-	so := ort.SessionOptions{IntraThreads: opts.IntraThreads, InterThreads: opts.InterThreads, CUDADevice: opts.CUDADevice}
+	so := ort.SessionOptions{IntraThreads: opts.IntraThreads, InterThreads: opts.InterThreads, CUDADevice: opts.CUDADevice, Config: opts.SessionConfig}
 	if opts.Sessions < 0 || opts.Sessions > 256 {
 		return nil, fmt.Errorf("runtime: sessions %d out of range [0, 256]", opts.Sessions)
 	}

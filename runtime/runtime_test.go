@@ -285,3 +285,12 @@ func TestCloseAndCancel(t *testing.T) {
 		t.Errorf("run after close: err = %v, want ErrClosed", err)
 	}
 }
+
+func TestSessionConfig(t *testing.T) {
+	c := testClassifier(8, nil)
+	p := openClassifier(t, c, Options{SessionConfig: map[string]string{"session.intra_op.allow_spinning": "0"}})
+	x := make([]float32, 3*2*2)
+	if _, err := p.Run(context.Background(), x, []int64{1, 3, 2, 2}); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -125,6 +125,9 @@ type SessionOptions struct {
 	InterThreads int  // 0 = ORT default
 	CUDA         bool // append the CUDA execution provider
 	CUDADevice   int
+	// Config holds ONNX Runtime session configuration entries, e.g.
+	// "session.intra_op.allow_spinning": "0".
+	Config map[string]string
 }
 
 // Tensor is one float32 output.

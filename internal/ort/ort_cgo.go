@@ -106,6 +106,11 @@ func NewSession(modelPath string, opts SessionOptions) (s *Session, err error) {
 			return nil, fmt.Errorf("ort: inter-op threads %d: %w", opts.InterThreads, err)
 		}
 	}
+	for k, v := range opts.Config {
+		if err := so.AddSessionConfigEntry(k, v); err != nil {
+			return nil, fmt.Errorf("ort: session config %s=%s: %w", k, v, err)
+		}
+	}
 	if opts.CUDA {
 		if err := appendCUDA(so, opts.CUDADevice); err != nil {
 			return nil, err
