@@ -432,6 +432,9 @@ func (r *runner) run(ctx context.Context, testSet data.Dataset) (*Summary, error
 	if err := model.SaveNPZ(filepath.Join(dir, WeightsFile), params); err != nil {
 		return nil, fmt.Errorf("train: %w", err)
 	}
+	if err := PlotMetrics(filepath.Join(dir, MetricsFile), filepath.Join(dir, CurveFile)); err != nil {
+		r.log.Warn("no training curve", "err", err)
+	}
 	sum := &Summary{Arch: r.cfg.Name, Classes: classes, Params: r.cfg.ParamCount(), Steps: r.steps, ResumedAt: start,
 		Examples: r.n, Epochs: float64(r.steps*b) / float64(r.n), FinalLoss: loss, TrainSeconds: trainTime.Seconds(),
 		Weights: filepath.Join(dir, WeightsFile), GEMM: nn.Backend().Name(), Options: o}

@@ -3,8 +3,10 @@ package train
 import (
 	"context"
 	"errors"
+	"fmt"
 	"image"
 	"image/color"
+	"image/png"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -127,6 +129,9 @@ func TestKillAndResume(t *testing.T) {
 	if sumRes.FinalLoss != sumFull.FinalLoss || sumRes.TestAccuracy != sumFull.TestAccuracy {
 		t.Errorf("final loss/accuracy: resumed %g/%g, uninterrupted %g/%g", sumRes.FinalLoss, sumRes.TestAccuracy, sumFull.FinalLoss, sumFull.TestAccuracy)
 	}
+	if err := checkPNG(filepath.Join(killed.OutDir, CurveFile)); err != nil {
+		t.Errorf("training curve: %v", err)
+	}
 	// metrics.jsonl holds each step once.
 	b, err := os.ReadFile(filepath.Join(killed.OutDir, MetricsFile))
 	if err != nil {
@@ -140,6 +145,22 @@ func TestKillAndResume(t *testing.T) {
 	if len(entries) != 2 {
 		t.Errorf("checkpoint folder holds %d files, want 2 (weights + optimizer)", len(entries))
 	}
+}
+
+func checkPNG(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	cfg, err := png.DecodeConfig(f)
+	if err != nil {
+		return err
+	}
+	if cfg.Width < 100 || cfg.Height < 100 {
+		return fmt.Errorf("%dx%d picture", cfg.Width, cfg.Height)
+	}
+	return nil
 }
 
 func splitLines(b []byte) []string {
