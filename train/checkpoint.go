@@ -81,6 +81,9 @@ func writeAtomic(path string, b []byte) (err error) {
 		}
 	}()
 	if _, err = tmp.Write(b); err == nil {
+		err = tmp.Chmod(0o644)
+	}
+	if err == nil {
 		err = tmp.Sync()
 	}
 	if cerr := tmp.Close(); err == nil {
