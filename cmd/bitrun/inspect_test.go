@@ -4,8 +4,10 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"io"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"testing"
@@ -60,6 +62,7 @@ func TestInitInspectRoundTrip(t *testing.T) {
 			}
 			path := filepath.Join(dir, arch+".npz")
 			defer os.Remove(path)
+			defer debug.FreeOSMemory() // the large sizes hold gigabytes
 			stdout, stderr, code := runCaptured(t, "init", "--arch", arch, "--classes", strconv.Itoa(classes), "--out", path, "--seed", "3")
 			if code != 0 || stdout != "" || !strings.Contains(stderr, "wrote "+path) {
 				t.Fatalf("init: exit %d, stdout %q, stderr %q", code, stdout, stderr)
@@ -112,12 +115,18 @@ func TestInitInspectRoundTrip(t *testing.T) {
 }
 
 func digestOf(t *testing.T, path string) (int64, string) {
-	b, err := os.ReadFile(path)
+	t.Helper()
+	f, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := sha256.Sum256(b)
-	return int64(len(b)), hex.EncodeToString(s[:])
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n, hex.EncodeToString(h.Sum(nil))
 }
 
 func TestInspectText(t *testing.T) {
