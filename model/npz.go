@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"time"
 
@@ -61,6 +62,7 @@ func npzMembers(r io.ReaderAt, size int64) ([]npzMember, error) {
 	}
 	members := make([]npzMember, 0, len(zr.File))
 	seen := make(map[string]bool, len(zr.File))
+	var spans []span
 	for _, f := range zr.File {
 		key, ok := strings.CutSuffix(f.Name, ".npy")
 		if !ok || key == "" {
@@ -73,9 +75,25 @@ func npzMembers(r io.ReaderAt, size int64) ([]npzMember, error) {
 		if err := checkMemberSizes(f, size); err != nil {
 			return nil, &FormatError{Member: f.Name, Err: err}
 		}
+		off, _ := f.DataOffset() // checked by checkMemberSizes
+		spans = append(spans, span{off, off + int64(f.CompressedSize64), f.Name})
 		members = append(members, npzMember{key: key, f: f})
 	}
+	// Members sharing data (an "overlapping" zip bomb) would multiply what
+	// a small archive can make ReadNPZ allocate.
+	sort.Slice(spans, func(i, j int) bool { return spans[i].start < spans[j].start })
+	for i := 1; i < len(spans); i++ {
+		if spans[i].start < spans[i-1].end {
+			return nil, &FormatError{Member: spans[i].name, Err: fmt.Errorf("data overlaps member %q", spans[i-1].name)}
+		}
+	}
 	return members, nil
+}
+
+// span is the byte range of a member's stored data.
+type span struct {
+	start, end int64
+	name       string
 }
 
 func checkMemberSizes(f *zip.File, size int64) error {
@@ -132,10 +150,10 @@ func openMember(m npzMember) (h NPYHeader, br *bufio.Reader, rc io.ReadCloser, e
 //
 // Every error about the content is a *FormatError wrapping ErrFormat and
 // naming the member. Before allocating an array, ReadNPZ checks the size its
-// header declares against the member's size and the member's size against the
-// archive, so a hostile archive can make it allocate at most about 1032 times
-// its own size (the deflate limit) and only while that data actually arrives
-// intact; CRCs are verified.
+// header declares against the member's size, the member's size against the
+// archive, and that no two members share data, so a hostile archive can make
+// it allocate at most about 1032 times its own size (the deflate limit); CRCs
+// are verified.
 func ReadNPZ(r io.ReaderAt, size int64) (Params, error) {
 	members, err := npzMembers(r, size)
 	if err != nil {

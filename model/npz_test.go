@@ -4,6 +4,7 @@ import (
 	"archive/zip"
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"hash/crc32"
 	"math"
@@ -232,6 +233,7 @@ func TestReadNPZRejects(t *testing.T) {
 		{"past the end", zipOf(t, rawMember{"w.npy", good, zip.Store, 1 << 20, 1 << 20}), "w.npy", "past the end"},
 		{"bzip2", zipOf(t, rawMember{"w.npy", good, 12, -1, -1}), "w.npy", "compression method 12"},
 		{"bad crc", flipLastDataByte(t, zipOf(t, rawMember{"w.npy", good, zip.Store, -1, -1}), len(good)), "w.npy", "checksum"},
+		{"overlapping members", overlappingZip(t, good), "b.npy", "overlaps"},
 		{"not npy data", zipOf(t, rawMember{"w.npy", []byte("PK not an array at all"), zip.Store, -1, -1}), "w.npy", "bad magic"},
 	}
 	for _, tc := range tests {
@@ -252,6 +254,58 @@ func TestReadNPZRejects(t *testing.T) {
 			}
 		})
 	}
+}
+
+// overlappingZip builds by hand a stored archive whose central directory lists
+// two members, a.npy and b.npy, that point at the same local entry and data.
+func overlappingZip(t *testing.T, data []byte) []byte {
+	le := binary.LittleEndian
+	crc := crc32.ChecksumIEEE(data)
+	var b []byte
+	b = le.AppendUint32(b, 0x04034b50)
+	b = le.AppendUint16(b, 20)
+	b = le.AppendUint16(b, 0) // flags
+	b = le.AppendUint16(b, 0) // stored
+	b = le.AppendUint32(b, 0) // time, date
+	b = le.AppendUint32(b, crc)
+	b = le.AppendUint32(b, uint32(len(data)))
+	b = le.AppendUint32(b, uint32(len(data)))
+	b = le.AppendUint16(b, 5)
+	b = le.AppendUint16(b, 0)
+	b = append(b, "a.npy"...)
+	b = append(b, data...)
+	cdStart := len(b)
+	for _, name := range []string{"a.npy", "b.npy"} {
+		b = le.AppendUint32(b, 0x02014b50)
+		b = le.AppendUint16(b, 20)
+		b = le.AppendUint16(b, 20)
+		b = le.AppendUint16(b, 0)
+		b = le.AppendUint16(b, 0)
+		b = le.AppendUint32(b, 0)
+		b = le.AppendUint32(b, crc)
+		b = le.AppendUint32(b, uint32(len(data)))
+		b = le.AppendUint32(b, uint32(len(data)))
+		b = le.AppendUint16(b, uint16(len(name)))
+		b = le.AppendUint16(b, 0) // extra
+		b = le.AppendUint16(b, 0) // comment
+		b = le.AppendUint16(b, 0) // disk
+		b = le.AppendUint16(b, 0) // internal attributes
+		b = le.AppendUint32(b, 0) // external attributes
+		b = le.AppendUint32(b, 0) // local header offset: both at 0
+		b = append(b, name...)
+	}
+	cdEnd := len(b)
+	b = le.AppendUint32(b, 0x06054b50)
+	b = le.AppendUint32(b, 0)
+	b = le.AppendUint16(b, 2)
+	b = le.AppendUint16(b, 2)
+	b = le.AppendUint32(b, uint32(cdEnd-cdStart))
+	b = le.AppendUint32(b, uint32(cdStart))
+	b = le.AppendUint16(b, 0)
+	if _, err := zip.NewReader(bytes.NewReader(b), int64(len(b))); err != nil {
+		t.Fatalf("hand-made archive: %v", err)
+	}
+	return b
 }
 
 // flipLastDataByte corrupts the last data byte of the single stored member of
