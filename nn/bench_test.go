@@ -53,7 +53,10 @@ func benchSgemm(b *testing.B, g GEMM, s gemmShape, serial bool) {
 }
 
 // BenchmarkSgemm runs every shape on every backend, spread over all cores
-// ("par") and on one goroutine ("one").
+// ("par") and on one goroutine ("one"). For OpenBLAS it also measures the
+// alternative threading ("obthreads": OpenBLAS's own pool at GOMAXPROCS
+// threads, one call, no Go split) against the default (pool of one thread,
+// blocks split over goroutines).
 func BenchmarkSgemm(b *testing.B) {
 	for _, g := range Backends() {
 		for _, s := range benchShapes {
@@ -64,8 +67,23 @@ func BenchmarkSgemm(b *testing.B) {
 				}
 				b.Run(fmt.Sprintf("%s/%s/%s", backendKey(g), s.name, mode), func(b *testing.B) { benchSgemm(b, g, s, serial) })
 			}
+			if o, ok := g.(*OpenBLAS); ok {
+				b.Run(fmt.Sprintf("%s/%s/obthreads", backendKey(g), s.name), func(b *testing.B) {
+					o.lib.SetThreads(runtime.GOMAXPROCS(0))
+					defer o.lib.SetThreads(1)
+					benchSgemm(b, libOnly{o}, s, false)
+				})
+			}
 		}
 	}
+}
+
+// libOnly calls OpenBLAS directly, without this package's split.
+type libOnly struct{ o *OpenBLAS }
+
+func (l libOnly) Name() string { return l.o.Name() }
+func (l libOnly) Sgemm(transA, transB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	l.o.lib.Sgemm(transA, transB, m, n, k, a, lda, b, ldb, beta, c, ldc)
 }
 
 // cgoSafeCPU reports whether thread CPU time covers all of g's work when it

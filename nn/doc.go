@@ -1,6 +1,42 @@
 // Package nn is bitrun's native float32 tensor engine: the kernels BiT needs
 // (convolution, weight standardisation, GroupNorm, ReLU, padding, pooling,
-// linear) on NCHW tensors, parallel across cores, with matrix products routed
-// through a pluggable GEMM backend (pure Go always; OpenBLAS when its shared
-// library is present).
+// linear) on NCHW tensors, plus the training kernels (backward*.go, loss*.go,
+// optim*.go).
+//
+// # GEMM backends
+//
+// Convolutions run as im2col + matrix product (a 1x1, stride-1 convolution
+// multiplies the image directly), and every product goes through a GEMM
+// backend:
+//
+//   - PureGo ("go"): always available; a packed, cache-blocked product with an
+//     AVX2+FMA assembly micro-kernel on amd64 CPUs that have it (plain Go
+//     elsewhere or with the purego build tag).
+//   - OpenBLAS ("openblas"): libopenblas loaded at run time through
+//     internal/openblas (needs cgo; $BITRUN_OPENBLAS_LIB names the file).
+//   - Gonum ("gonum"): gonum's BLAS, a slower reference.
+//
+// $BITRUN_GEMM (auto, go, openblas, gonum; default auto = OpenBLAS when it
+// loads, else PureGo) picks the backend the first time one is needed;
+// Backend reports it, BackendError says why a requested one could not be
+// used, SetBackend / SelectBackend override it, and Backends lists all that
+// load (the test suite runs against each).
+//
+// # Parallelism
+//
+// Kernels spread work over GOMAXPROCS goroutines, also at batch 1: a product
+// is split into column (or row) blocks, im2col and GroupNorm into chunks.
+// Parallel regions share a budget of GOMAXPROCS-1 helper goroutines, so
+// nested regions (a product inside a loop over images) and concurrent callers
+// (a server running two batches) fall back to running inline instead of
+// oversubscribing the cores. OpenBLAS's own thread pool is set to one thread
+// for the same reason. A product is split by shape and GOMAXPROCS only, so
+// PureGo results are bit-for-bit reproducible for a given GOMAXPROCS.
+//
+// # Memory
+//
+// im2col matrices, packed operands and grouped-product buffers are pooled
+// and reused across calls; the functions that return a new tensor allocate
+// only that tensor. Kernels panic on shape mismatches (programmer errors);
+// they never see untrusted input directly.
 package nn

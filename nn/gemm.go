@@ -144,22 +144,19 @@ type sgemmFunc func(transA, transB bool, m, n, k int, a []float32, lda int, b []
 // parallelMinFlops is the smallest product (m·n·k) worth splitting.
 const parallelMinFlops = 1 << 18
 
-// parallelSgemm splits C into GOMAXPROCS column blocks (or row blocks,
-// whichever duplicates less packing) and runs f on each block, on the calling
-// goroutine plus the helpers it can get (see ParallelFor). The split depends
-// only on the shape and GOMAXPROCS, never on how busy the cores are, so a
-// product gives the same bits whether it runs nested, concurrently or alone.
-func parallelSgemm(f sgemmFunc, transA, transB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+// splitProduct runs part(i0, mb, j0, nb) over blocks of an m×n product
+// that together cover it: GOMAXPROCS column blocks (or row blocks, whichever
+// duplicates less packing), on the calling goroutine plus the helpers it can
+// get (see ParallelFor). The split depends only on the shape and GOMAXPROCS,
+// never on how busy the cores are, so a product gives the same bits whether
+// it runs nested, concurrently or alone.
+func splitProduct(m, n, k int, part func(i0, mb, j0, nb int)) {
 	parts := runtime.GOMAXPROCS(0)
-	if parts <= 1 || m == 0 || n == 0 || m*n*k < parallelMinFlops {
-		f(transA, transB, m, n, k, a, lda, b, ldb, beta, c, ldc)
-		return
-	}
 	// Splitting columns makes every part pack all of A (m·k); splitting rows
 	// makes every part pack all of B (k·n).
 	byCols := n >= 2*nr && (m <= n || m < 2*mr)
-	if !byCols && m < 2*mr {
-		f(transA, transB, m, n, k, a, lda, b, ldb, beta, c, ldc)
+	if parts <= 1 || m == 0 || n == 0 || m*n*k < parallelMinFlops || (!byCols && m < 2*mr) {
+		part(0, m, 0, n)
 		return
 	}
 	unit, total := mr, m
@@ -168,24 +165,37 @@ func parallelSgemm(f sgemmFunc, transA, transB bool, m, n, k int, a []float32, l
 	}
 	chunk := ((total+parts-1)/parts + unit - 1) / unit * unit
 	parts = (total + chunk - 1) / chunk
-	run := func(i int) {
+	parallelRun(parts, func(_, i int) {
 		lo := i * chunk
 		size := min(chunk, total-lo)
 		if byCols {
-			bs := b[lo:]
-			if transB {
-				bs = b[lo*ldb:]
+			part(0, m, lo, size)
+		} else {
+			part(lo, size, 0, n)
+		}
+	})
+}
+
+// parallelSgemm runs f over the blocks of splitProduct.
+func parallelSgemm(f sgemmFunc, transA, transB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	splitProduct(m, n, k, func(i0, mb, j0, nb int) {
+		as, bs := a, b
+		if i0 > 0 {
+			if transA {
+				as = a[i0:]
+			} else {
+				as = a[i0*lda:]
 			}
-			f(transA, transB, m, size, k, a, lda, bs, ldb, beta, c[lo:], ldc)
-			return
 		}
-		as := a[lo*lda:]
-		if transA {
-			as = a[lo:]
+		if j0 > 0 {
+			if transB {
+				bs = b[j0*ldb:]
+			} else {
+				bs = b[j0:]
+			}
 		}
-		f(transA, transB, size, n, k, as, lda, b, ldb, beta, c[lo*ldc:], ldc)
-	}
-	parallelRun(parts, func(_, i int) { run(i) })
+		f(transA, transB, mb, nb, k, as, lda, bs, ldb, beta, c[i0*ldc+j0:], ldc)
+	})
 }
 
 var (

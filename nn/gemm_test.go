@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 )
@@ -226,5 +227,53 @@ func TestBackendNamed(t *testing.T) {
 	}
 	if auto, _ := BackendNamed("auto"); auto != g {
 		t.Fatalf("auto picked %s although OpenBLAS loads", auto.Name())
+	}
+}
+
+// TestBackendEnv runs this test binary as a child process with different
+// $BITRUN_GEMM / $BITRUN_OPENBLAS_LIB values (the backend is chosen once per
+// process) and checks which backend it picked and what BackendError says.
+func TestBackendEnv(t *testing.T) {
+	if os.Getenv("NN_BACKEND_CHILD") == "1" {
+		fmt.Printf("backend=%s\nerr=%v\nisErrBackend=%v\n", Backend().Name(), BackendError(), errors.Is(BackendError(), ErrBackend))
+		return
+	}
+	_, obErr := BackendNamed("openblas")
+	cases := []struct {
+		name, gemm, lib string
+		wantName        string // prefix of Backend().Name()
+		wantErr         string // substring of BackendError ("" = nil)
+	}{
+		{"forced go", "go", "", "go (", ""},
+		{"gonum", "gonum", "", "gonum", ""},
+		{"unknown", "cuda", "", "go (", `unknown gemm backend "cuda"`},
+		{"forced openblas missing", "openblas", "/nonexistent/libopenblas.so", "go (", "/nonexistent/libopenblas.so"},
+		{"auto without openblas", "", "/nonexistent/libopenblas.so", "go (", ""},
+	}
+	if obErr == nil {
+		cases = append(cases,
+			struct{ name, gemm, lib, wantName, wantErr string }{"auto", "auto", "", "openblas (", ""},
+			struct{ name, gemm, lib, wantName, wantErr string }{"forced openblas", "openblas", "", "openblas (", ""})
+	}
+	for _, tc := range cases {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestBackendEnv$", "-test.count=1")
+		cmd.Env = append(os.Environ(), "NN_BACKEND_CHILD=1", "BITRUN_GEMM="+tc.gemm)
+		if tc.lib != "" {
+			cmd.Env = append(cmd.Env, "BITRUN_OPENBLAS_LIB="+tc.lib)
+		}
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s: child failed: %v\n%s", tc.name, err, out)
+		}
+		got := string(out)
+		if !strings.Contains(got, "backend="+tc.wantName) {
+			t.Errorf("%s: want backend %q..., child said:\n%s", tc.name, tc.wantName, got)
+		}
+		switch {
+		case tc.wantErr == "" && !strings.Contains(got, "err=<nil>"):
+			t.Errorf("%s: want no error, child said:\n%s", tc.name, got)
+		case tc.wantErr != "" && (!strings.Contains(got, tc.wantErr) || !strings.Contains(got, "isErrBackend=true") || !strings.Contains(got, "BITRUN_GEMM=")):
+			t.Errorf("%s: want an ErrBackend error naming %q and BITRUN_GEMM, child said:\n%s", tc.name, tc.wantErr, got)
+		}
 	}
 }

@@ -60,8 +60,9 @@ func conv2d(dst, x, w *Tensor, stride, pad int) {
 	if n == 0 || o == 0 {
 		return
 	}
-	g := Backend()
 	pix, kdim, chw := oh*ow, c*kh*kw, c*h*wd
+	mul, done := kernelProduct(Backend(), w.Data, o, kdim)
+	defer done()
 	direct := kh == 1 && kw == 1 && stride == 1 && pad == 0
 	group := min(n, (convMinCols+pix-1)/pix)
 	if group <= 1 {
@@ -71,12 +72,12 @@ func conv2d(dst, x, w *Tensor, stride, pad int) {
 			xb := x.Data[b*chw : (b+1)*chw]
 			ob := dst.Data[b*o*pix : (b+1)*o*pix]
 			if direct {
-				g.Sgemm(false, false, o, pix, c, w.Data, c, xb, pix, 0, ob, pix)
+				mul(xb, pix, pix, ob, pix)
 				return
 			}
 			col := getFloats(kdim * pix)
 			im2col(xb, c, h, wd, kh, kw, stride, pad, oh, ow, *col, pix)
-			g.Sgemm(false, false, o, pix, kdim, w.Data, kdim, *col, pix, 0, ob, pix)
+			mul(*col, pix, pix, ob, pix)
 			putFloats(col)
 		})
 		return
@@ -102,7 +103,7 @@ func conv2d(dst, x, w *Tensor, stride, pad int) {
 			}
 			im2col(xb, c, h, wd, kh, kw, stride, pad, oh, ow, bm[i*pix:], cols)
 		}
-		g.Sgemm(false, false, o, cols, kdim, w.Data, kdim, bm, cols, 0, cm, cols)
+		mul(bm, cols, cols, cm, cols)
 		parallelChunks(o, 64, func(lo, hi int) {
 			for oc := lo; oc < hi; oc++ {
 				for i := 0; i < gb; i++ {
@@ -113,6 +114,25 @@ func conv2d(dst, x, w *Tensor, stride, pad int) {
 		putFloats(bp)
 		putFloats(cp)
 	})
+}
+
+// kernelProduct returns mul, which sets C [o×n] = W·B for the o×kdim
+// matrix w and a kdim×n matrix B (row strides ldb and ldc), spread over the
+// cores. With the pure-Go backend W is packed once here and shared by every
+// call and goroutine; done releases it.
+func kernelProduct(g GEMM, w []float32, o, kdim int) (mul func(b []float32, ldb, n int, c []float32, ldc int), done func()) {
+	if _, ok := g.(PureGo); !ok {
+		return func(b []float32, ldb, n int, c []float32, ldc int) {
+			g.Sgemm(false, false, o, n, kdim, w, kdim, b, ldb, 0, c, ldc)
+		}, func() {}
+	}
+	pa := packAll(false, w, kdim, o, kdim)
+	return func(b []float32, ldb, n int, c []float32, ldc int) {
+		mustCheck(false, false, o, n, kdim, w, kdim, b, ldb, c, ldc)
+		splitProduct(o, n, kdim, func(i0, mb, j0, nb int) {
+			sgemmCore(false, nil, 0, pa, i0, false, mb, nb, kdim, b[j0:], ldb, 0, c[i0*ldc+j0:], ldc)
+		})
+	}, pa.free
 }
 
 // Im2Col lays out the patches of one image x [C,H,W] as col [C*KH*KW, OH*OW]:

@@ -68,6 +68,38 @@ func balance(total, limit, unit int) int {
 // sgemmGo is the single-goroutine pure-Go product. Arguments are checked by
 // the caller.
 func sgemmGo(transA, transB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	sgemmCore(transA, a, lda, nil, 0, transB, m, n, k, b, ldb, beta, c, ldc)
+}
+
+// packedA is op(A) packed once, as ceil(m/mr) panels of k steps × mr values
+// (rows past m are zero), so that a left operand used by many products (a
+// convolution kernel applied to every image of a batch, every column block
+// of a split product) is packed only once. Any kc block of a panel is a
+// contiguous run, so the same packing serves every blocking.
+type packedA struct {
+	buf  *[]float32
+	data []float32
+	m, k int
+}
+
+// packAll packs op(A) (m×k) in parallel. Release the result with free.
+func packAll(trans bool, a []float32, lda, m, k int) *packedA {
+	panels := (m + mr - 1) / mr
+	buf := getFloats(panels * mr * k)
+	data := *buf
+	parallelChunks(panels, max(1, 4096/max(k, 1)), func(lo, hi int) {
+		i0, i1 := lo*mr, min(m, hi*mr)
+		packA(trans, a, lda, i0, i1-i0, 0, k, data[lo*mr*k:])
+	})
+	return &packedA{buf: buf, data: data, m: m, k: k}
+}
+
+func (p *packedA) free() { putFloats(p.buf) }
+
+// sgemmCore computes C (+)= op(A)·op(B) on one goroutine. op(A) comes either
+// from a (packed block by block) or, when pa is set, from rows row0.. of a
+// pre-packed A (row0 a multiple of mr).
+func sgemmCore(transA bool, a []float32, lda int, pa *packedA, row0 int, transB bool, m, n, k int, b []float32, ldb int, beta float32, c []float32, ldc int) {
 	if m == 0 || n == 0 {
 		return
 	}
@@ -91,8 +123,15 @@ func sgemmGo(transA, transB bool, m, n, k int, a []float32, lda int, b []float32
 			acc := pc > 0 || beta != 0
 			for ic := 0; ic < m; ic += mcb {
 				mb := min(mcb, m-ic)
-				packA(transA, a, lda, ic, mb, pc, kb, s.a)
-				macroKernel(mb, nb, kb, s.a, s.b, c[ic*ldc+jc:], ldc, acc, &s.tile)
+				var ap []float32
+				var stride int
+				if pa != nil {
+					ap, stride = pa.data[(row0+ic)/mr*mr*k+pc*mr:], mr*k
+				} else {
+					packA(transA, a, lda, ic, mb, pc, kb, s.a)
+					ap, stride = s.a, mr*kb
+				}
+				macroKernel(mb, nb, kb, ap, stride, s.b, c[ic*ldc+jc:], ldc, acc, &s.tile)
 			}
 		}
 	}
@@ -112,15 +151,15 @@ func scaleC(m, n int, beta float32, c []float32, ldc int) {
 	}
 }
 
-// macroKernel multiplies a packed mb×kb block of A by a packed kb×nb block of
-// B into C (whose top-left element is c[0]).
-func macroKernel(mb, nb, kb int, pa, pb, c []float32, ldc int, acc bool, tile *[mr * nr]float32) {
+// macroKernel multiplies a packed mb×kb block of A (panels aStride apart)
+// by a packed kb×nb block of B into C (whose top-left element is c[0]).
+func macroKernel(mb, nb, kb int, pa []float32, aStride int, pb, c []float32, ldc int, acc bool, tile *[mr * nr]float32) {
 	for jr := 0; jr < nb; jr += nr {
 		nn := min(nr, nb-jr)
 		bp := pb[jr*kb:]
 		for ir := 0; ir < mb; ir += mr {
 			mm := min(mr, mb-ir)
-			ap := pa[ir*kb:]
+			ap := pa[ir/mr*aStride:]
 			if mm == mr && nn == nr {
 				cc := c[ir*ldc+jr:]
 				_ = cc[(mr-1)*ldc+nr-1] // the kernel writes this far

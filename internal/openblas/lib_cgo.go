@@ -42,7 +42,7 @@ func (l *Lib) open(path string) error {
 	defer C.free(unsafe.Pointer(syms))
 	h := C.bb_open(cpath, syms, &errBuf[0], C.size_t(len(errBuf)))
 	if h == nil {
-		return fmt.Errorf("%w: dlopen %s: %s", ErrUnavailable, path, C.GoString(&errBuf[0]))
+		return fmt.Errorf("%w: %s", ErrUnavailable, C.GoString(&errBuf[0]))
 	}
 	copy(l.syms[:], unsafe.Slice(syms, numSyms))
 	l.handle = h

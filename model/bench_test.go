@@ -1,0 +1,104 @@
+//go:build unix
+
+package model_test
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/bitrun/bitrun/model"
+	"github.com/bitrun/bitrun/nn"
+)
+
+// randomParams fills every tensor of cfg.Spec() from a fixed seed: He-normal
+// conv kernels, GroupNorm gamma near 1 and beta near 0, a small random head.
+// (Forward speed does not depend on the values; they only need to be finite.)
+func randomParams(cfg model.Config, seed uint64) model.Params {
+	r := rand.New(rand.NewPCG(seed, 0x5eed))
+	p := model.Params{}
+	for _, s := range cfg.Spec() {
+		t := nn.New(s.Shape...)
+		switch s.Kind {
+		case model.KindConv:
+			fanIn := s.Shape[0] * s.Shape[1] * s.Shape[2]
+			std := math.Sqrt(2 / float64(fanIn))
+			for i := range t.Data {
+				t.Data[i] = float32(std * r.NormFloat64())
+			}
+		case model.KindGamma:
+			for i := range t.Data {
+				t.Data[i] = float32(1 + 0.1*r.NormFloat64())
+			}
+		default:
+			for i := range t.Data {
+				t.Data[i] = float32(0.01 * r.NormFloat64())
+			}
+		}
+		p[s.Name] = t
+	}
+	return p
+}
+
+// benchForward measures Model.Forward of arch at size×size pixels on batches
+// of batch images with GEMM backend g, and reports images/s.
+func benchForward(b *testing.B, arch string, size, batch int, g nn.GEMM) {
+	cfg, err := model.Arch(arch, 1000)
+	if err != nil {
+		b.Fatal(err)
+	}
+	m, err := model.New(cfg, randomParams(cfg, 1))
+	if err != nil {
+		b.Fatal(err)
+	}
+	prev := nn.Backend()
+	nn.SetBackend(g)
+	defer nn.SetBackend(prev)
+	r := rand.New(rand.NewPCG(2, 3))
+	x := nn.New(batch, 3, size, size)
+	for i := range x.Data {
+		x.Data[i] = float32(2*r.Float64() - 1)
+	}
+	logits, _ := m.Forward(x) // prepares the standardised kernels
+	for _, v := range logits.Data {
+		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+			b.Fatalf("non-finite logit %v", v)
+		}
+	}
+	b.ReportAllocs()
+	cpu0 := processCPU()
+	b.ResetTimer()
+	for b.Loop() {
+		m.Forward(x)
+	}
+	b.ReportMetric(float64(batch*b.N)/b.Elapsed().Seconds(), "images/s")
+	// CPU seconds (all threads, GC included) per image: on a shared machine
+	// this shows the work done even when the wall clock is inflated.
+	b.ReportMetric((processCPU() - cpu0).Seconds()/float64(batch*b.N), "cpu-s/image")
+}
+
+// processCPU is the user+system CPU time of the whole process.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkForward: R50x1 at 128×128, batch 8 (and batch 1), per GEMM
+// backend. Run with -benchtime 3x: one batch-8 forward is about 22 GFLOP.
+func BenchmarkForward(b *testing.B) {
+	for _, g := range nn.Backends() {
+		key := strings.Fields(g.Name())[0]
+		for _, batch := range []int{8, 1} {
+			b.Run(fmt.Sprintf("R50x1/128px/batch%d/%s", batch, key), func(b *testing.B) {
+				benchForward(b, "R50x1", 128, batch, g)
+			})
+		}
+	}
+}
