@@ -2,8 +2,8 @@ package nn
 
 import (
 	"fmt"
-	"runtime"
 	"math/rand/v2"
+	"runtime"
 	"testing"
 )
 
