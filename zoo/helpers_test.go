@@ -69,7 +69,7 @@ type server struct {
 	hook        func(w http.ResponseWriter, r *http.Request, n int64) bool
 	delay       time.Duration // before the headers of every request
 	chunk       int           // write the body in chunks of this size...
-	chunkDelay  time.Duration // ...sleeping this long between them
+	chunkDelay  atomic.Int64  // ...sleeping this many nanoseconds between them
 
 	requests atomic.Int64
 	served   atomic.Int64
@@ -82,6 +82,17 @@ func newServer(t testing.TB, files map[string][]byte) *server {
 	s.srv = httptest.NewServer(s)
 	t.Cleanup(s.srv.Close)
 	return s
+}
+
+// set changes the server's behaviour under its lock.
+func (s *server) set(f func(s *server)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f(s)
+}
+
+func (s *server) setHook(h func(w http.ResponseWriter, r *http.Request, n int64) bool) {
+	s.set(func(s *server) { s.hook = h })
 }
 
 func (s *server) base() string { return s.srv.URL + "/" }
@@ -97,10 +108,10 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	s.ranges = append(s.ranges, r.Header.Get("Range"))
 	data, ok := s.files[strings.TrimPrefix(r.URL.Path, "/")]
-	hook := s.hook
+	hook, delay := s.hook, s.delay
 	s.mu.Unlock()
-	if s.delay > 0 {
-		time.Sleep(s.delay)
+	if delay > 0 {
+		time.Sleep(delay)
 	}
 	if hook != nil && hook(w, r, n) {
 		return
@@ -115,12 +126,15 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // serve writes data honouring Range; when cut >= 0 the connection is dropped
 // after byte cut (absolute offset) of the body.
 func (s *server) serve(w http.ResponseWriter, r *http.Request, data []byte, cut int) {
+	s.mu.Lock()
+	ignoreRange, chunk := s.ignoreRange, s.chunk
+	s.mu.Unlock()
 	start := 0
 	h := w.Header()
 	h.Set("ETag", `"`+sha(data)[:16]+`"`)
 	h.Set("Accept-Ranges", "bytes")
 	status := http.StatusOK
-	if rg := r.Header.Get("Range"); rg != "" && !s.ignoreRange {
+	if rg := r.Header.Get("Range"); rg != "" && !ignoreRange {
 		v, err := strconv.Atoi(strings.TrimSuffix(strings.TrimPrefix(rg, "bytes="), "-"))
 		if err != nil || v < 0 {
 			http.Error(w, "bad range", http.StatusBadRequest)
@@ -145,7 +159,6 @@ func (s *server) serve(w http.ResponseWriter, r *http.Request, data []byte, cut 
 	if cut >= 0 && cut < end {
 		end = max(cut, start)
 	}
-	chunk := s.chunk
 	if chunk <= 0 {
 		chunk = len(data)
 	}
@@ -155,11 +168,11 @@ func (s *server) serve(w http.ResponseWriter, r *http.Request, data []byte, cut 
 		if f, ok := w.(http.Flusher); ok {
 			f.Flush()
 		}
-		if s.chunkDelay > 0 {
+		if d := time.Duration(s.chunkDelay.Load()); d > 0 {
 			select {
 			case <-r.Context().Done():
 				return
-			case <-time.After(s.chunkDelay):
+			case <-time.After(d):
 			}
 		}
 	}

@@ -29,7 +29,7 @@ func TestHelperProcessPull(t *testing.T) {
 func TestConcurrentPullsAcrossProcesses(t *testing.T) {
 	data := tinyBytes(t)
 	s := newServer(t, map[string][]byte{testFile: data})
-	s.delay = 300 * time.Millisecond
+	s.set(func(s *server) { s.delay = 300 * time.Millisecond })
 	dir := t.TempDir()
 	const n = 2
 	cmds := make([]*exec.Cmd, n)

@@ -77,13 +77,13 @@ func TestResumeAfterConnectionCut(t *testing.T) {
 	}{{"rerun", 1}, {"retry", 3}} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := newServer(t, map[string][]byte{testFile: data})
-			s.hook = func(w http.ResponseWriter, r *http.Request, n int64) bool {
+			s.setHook(func(w http.ResponseWriter, r *http.Request, n int64) bool {
 				if n == 1 {
 					s.serve(w, r, data, cut)
 					return true
 				}
 				return false
-			}
+			})
 			dir := t.TempDir()
 			o := s.opts(t, dir)
 			o.MaxAttempts = tc.attempts
@@ -123,7 +123,7 @@ func itoa(n int) string { return strconv.Itoa(n) }
 func TestRestartFromZeroWhenServerIgnoresRange(t *testing.T) {
 	data := tinyBytes(t)
 	s := newServer(t, map[string][]byte{testFile: data})
-	s.ignoreRange = true
+	s.set(func(s *server) { s.ignoreRange = true })
 	dir := t.TempDir()
 	if err := os.MkdirAll(filepath.Join(dir, "test"), 0o755); err != nil {
 		t.Fatal(err)
@@ -163,13 +163,13 @@ func TestStallIsRetried(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := newServer(t, map[string][]byte{testFile: data})
-			s.hook = func(w http.ResponseWriter, r *http.Request, n int64) bool {
+			s.setHook(func(w http.ResponseWriter, r *http.Request, n int64) bool {
 				if n == 1 {
 					tc.stall(w, r)
 					return true
 				}
 				return false
-			}
+			})
 			o := s.opts(t, t.TempDir())
 			o.StallTimeout = 150 * time.Millisecond
 			var retries []error
@@ -198,10 +198,10 @@ func TestStallIsRetried(t *testing.T) {
 
 func TestStallGivesUpAfterMaxAttempts(t *testing.T) {
 	s := newServer(t, nil)
-	s.hook = func(w http.ResponseWriter, r *http.Request, n int64) bool {
+	s.setHook(func(w http.ResponseWriter, r *http.Request, n int64) bool {
 		<-r.Context().Done()
 		return true
-	}
+	})
 	o := s.opts(t, t.TempDir())
 	o.StallTimeout = 50 * time.Millisecond
 	o.MaxAttempts = 2
@@ -297,10 +297,10 @@ func TestHTTPErrors(t *testing.T) {
 	} {
 		t.Run(http.StatusText(tc.code), func(t *testing.T) {
 			s := newServer(t, nil)
-			s.hook = func(w http.ResponseWriter, r *http.Request, n int64) bool {
+			s.setHook(func(w http.ResponseWriter, r *http.Request, n int64) bool {
 				http.Error(w, "nope", tc.code)
 				return true
-			}
+			})
 			dir := t.TempDir()
 			_, err := Pull(context.Background(), "test-tiny", s.opts(t, dir))
 			var he *HTTPError
@@ -328,7 +328,7 @@ func TestHTTPErrors(t *testing.T) {
 func TestConcurrentPullsDownloadOnce(t *testing.T) {
 	data := tinyBytes(t)
 	s := newServer(t, map[string][]byte{testFile: data})
-	s.delay = 100 * time.Millisecond // keep the first download in flight while the second arrives
+	s.set(func(s *server) { s.delay = 100 * time.Millisecond }) // keep the first download in flight while the second arrives
 	dir := t.TempDir()
 	o := s.opts(t, dir)
 	var mu sync.Mutex
@@ -374,10 +374,10 @@ func TestConcurrentPullsDownloadOnce(t *testing.T) {
 
 func TestOfflineNeverConnects(t *testing.T) {
 	hit := newServer(t, nil)
-	hit.hook = func(w http.ResponseWriter, r *http.Request, n int64) bool {
+	hit.setHook(func(w http.ResponseWriter, r *http.Request, n int64) bool {
 		t.Errorf("offline pull made a request: %s", r.URL)
 		return true
-	}
+	})
 	dir := t.TempDir()
 	o := hit.opts(t, dir)
 	o.Offline = true
@@ -414,8 +414,8 @@ func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { retu
 func TestCancelLeavesResumablePart(t *testing.T) {
 	data := tinyBytes(t)
 	s := newServer(t, map[string][]byte{testFile: data})
-	s.chunk = 16 << 10
-	s.chunkDelay = 20 * time.Millisecond
+	s.set(func(s *server) { s.chunk = 16 << 10 })
+	s.chunkDelay.Store(int64(20 * time.Millisecond))
 	dir := t.TempDir()
 	o := s.opts(t, dir)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -437,7 +437,7 @@ func TestCancelLeavesResumablePart(t *testing.T) {
 		t.Fatal("interrupted download reached the final path")
 	}
 
-	s.chunkDelay = 0
+	s.chunkDelay.Store(0)
 	o.Progress = nil
 	res, err := Pull(context.Background(), "test-tiny", o)
 	if err != nil {
