@@ -60,6 +60,8 @@ type runKey struct {
 	MixupAlpha  float64 `json:"mixup_alpha"`
 	Freeze      string  `json:"freeze"`
 	Examples    int     `json:"examples"`
+	Decays      string  `json:"decays,omitempty"` // explicit decay steps, "200,300,400" (comparable)
+	Replacement bool    `json:"replacement,omitempty"`
 }
 
 func writeJSONAtomic(path string, v any) error {

@@ -12,6 +12,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -33,7 +34,16 @@ type Options struct {
 	Flip       bool    `json:"flip"`        // random horizontal flip (wrong for digits)
 	LR         float64 `json:"lr"`          // base lr; 0: 0.03*Batch/256
 	Warmup     int     `json:"warmup"`      // linear warmup steps; <0: Steps/18 (5 of 90 epochs)
-	Momentum   float64 `json:"momentum"`
+	// Decays are the steps where the lr is multiplied by 0.1 (sorted); nil:
+	// the upstream 1/3, 2/3 and 8/9 of the schedule. The fine-tuning
+	// HyperRule sets its own (200, 300, 400 of 500).
+	Decays []int `json:"decays,omitempty"`
+	// Replacement draws every example of a batch uniformly with replacement
+	// (a pure function of seed and position) instead of walking seeded
+	// epoch permutations: BiT's few-shot sampler when the batch exceeds the
+	// data.
+	Replacement bool    `json:"replacement,omitempty"`
+	Momentum    float64 `json:"momentum"`
 	// WeightDecay applies to conv and head kernels.
 	WeightDecay float64 `json:"weight_decay"`
 	MixupAlpha  float64 `json:"mixup_alpha"` // 0: no MixUp
@@ -177,14 +187,34 @@ func newRunner(o Options, ds data.Dataset) (*runner, error) {
 	if err != nil {
 		return nil, err
 	}
+	if o.Decays != nil {
+		for i, d := range o.Decays {
+			if d <= 0 || d > steps || (i > 0 && d < o.Decays[i-1]) {
+				return nil, fmt.Errorf("train: bad decay steps %v for %d steps (want sorted, in 1..%d)", o.Decays, steps, steps)
+			}
+		}
+		sched = StepSchedule(o.LR, o.Warmup, o.Decays, 0.1)
+	}
 	log := o.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	key := runKey{Arch: cfg.Name, Classes: cfg.Classes, Steps: steps, Batch: o.Batch, Resolution: o.Resolution,
 		PreSize: o.PreSize, Crop: o.Crop, Flip: o.Flip, LR: o.LR, Warmup: o.Warmup, Momentum: o.Momentum,
-		WeightDecay: o.WeightDecay, MixupAlpha: o.MixupAlpha, Freeze: o.Freeze, Examples: n}
+		WeightDecay: o.WeightDecay, MixupAlpha: o.MixupAlpha, Freeze: o.Freeze, Examples: n,
+		Decays: decayKey(o.Decays), Replacement: o.Replacement}
 	return &runner{o: o, cfg: cfg, ds: ds, n: n, steps: steps, sched: sched, key: key, log: log, perms: map[int][]int{}}, nil
+}
+
+// decayKey renders explicit decay steps for the checkpoint's run key.
+func decayKey(d []int) string {
+	if d == nil {
+		return ""
+	}
+	if len(d) == 0 {
+		return "none"
+	}
+	return strings.Trim(strings.Join(strings.Fields(fmt.Sprint(d)), ","), "[]")
 }
 
 // Seeds of the pure functions of (seed, position) used for data order and
@@ -193,11 +223,15 @@ const (
 	saltOrder = 0x6a09e667f3bcc908
 	saltAug   = 0xbb67ae8584caa73b
 	saltMix   = 0x3c6ef372fe94f82b
+	saltDraw  = 0xa54ff53a5f1d36f1
 )
 
 // example returns the dataset index at global sample position pos: epoch e =
 // pos/N walks a permutation that depends only on (seed, e).
 func (r *runner) example(pos int) int {
+	if r.o.Replacement {
+		return rand.New(rand.NewPCG(r.o.Seed^saltDraw, uint64(pos))).IntN(r.n)
+	}
 	e := pos / r.n
 	r.permMu.Lock()
 	defer r.permMu.Unlock()
