@@ -57,7 +57,7 @@ the batch latency, the per-image latency and the throughput.`,
 		Args: cobra.NoArgs,
 		RunE: runBench,
 	}
-	cmd.Flags().String("onnx", "", "ONNX model file")
+	cmd.Flags().String("onnx", "", "ONNX model file (runs on ONNX Runtime: needs a cgo build and make setup)")
 	addWeightsFlags(cmd)
 	cmd.Flags().Int("resolution", 128, "input side in pixels (a model with a fixed input size uses that)")
 	cmd.Flags().Int("channels", 0, "input channels (default: the model's input shape, else 3)")

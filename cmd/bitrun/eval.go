@@ -145,7 +145,7 @@ confusion matrix as a PNG heat map. Progress goes to stderr.`,
 		Args: cobra.NoArgs,
 		RunE: runEval,
 	}
-	cmd.Flags().String("onnx", "", "ONNX model file")
+	cmd.Flags().String("onnx", "", "ONNX model file (runs on ONNX Runtime: needs a cgo build and make setup)")
 	addWeightsFlags(cmd)
 	cmd.Flags().String("data", "", "dataset: IDX folder or image folder (required)")
 	cmd.Flags().String("split", "test", "dataset split: train or test")

@@ -35,7 +35,7 @@ Results go to stdout: one block per image, or a JSON array with --json.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: runPredict,
 	}
-	cmd.Flags().String("onnx", "", "ONNX model file")
+	cmd.Flags().String("onnx", "", "ONNX model file (runs on ONNX Runtime: needs a cgo build and make setup)")
 	addWeightsFlags(cmd)
 	cmd.Flags().Int("top-k", 5, "classes to show per image")
 	cmd.Flags().Bool("json", false, "print JSON")
