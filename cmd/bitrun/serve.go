@@ -1,0 +1,401 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/bitrun/bitrun/export"
+	"github.com/bitrun/bitrun/model"
+	"github.com/bitrun/bitrun/serve"
+	"github.com/spf13/cobra"
+)
+
+func newServeCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "serve (--onnx FILE ... | --weights FILE | --model NAME) [flags]",
+		Short: "Serve image classifiers over HTTP: raw-image predict, KServe v2, Prometheus metrics",
+		Long: `Serve one or more ONNX image classifiers over HTTP with dynamic batching.
+
+Endpoints (see package serve):
+  POST /v1/models/NAME/predict   image body (image/*) or multipart "file" parts; ?top_k=K
+  GET  /v1/models                served models
+  GET  /v2, /v2/health/live, /v2/health/ready, /healthz
+  GET  /v2/models/NAME           inputs/outputs, labels, preprocessing, file SHA-256
+  GET  /v2/models/NAME/ready
+  POST /v2/models/NAME/infer     KServe v2 JSON tensors
+  GET  /metrics                  Prometheus
+
+--onnx may be repeated; each model is named by the matching --name (in
+order) or its file name. --weights/--model serve a checkpoint (or a zoo
+model) exported to ONNX at start-up. The server listens at once (live), and
+reports ready after every model is loaded and warmed with one batch.
+SIGTERM or Ctrl-C drains: readiness turns 503, requests in flight finish
+within --grace, then the process exits 0.
+
+Defaults are safe for untrusted clients on this machine: loopback address,
+capped bodies and pixels, every timeout set. Binding another address
+without --auth-token-file logs a warning.`,
+		Example: `  bitrun serve --onnx tiny.onnx
+  curl --data-binary @cat.jpg -H 'Content-Type: image/jpeg' 'http://127.0.0.1:8080/v1/models/tiny/predict?top_k=3'
+  bitrun serve --onnx a.onnx --name cats --onnx b.onnx --name dogs --max-batch 32 --log-format json`,
+		Args: cobra.NoArgs,
+		RunE: runServe,
+	}
+	f := cmd.Flags()
+	f.StringArray("onnx", nil, "ONNX model file (repeatable)")
+	f.StringArray("name", nil, "model name in URLs, one per model in order (default: file name without extension)")
+	addWeightsFlags(cmd)
+	f.Int("resolution", export.DefaultResolution, "with --weights/--model: image side the checkpoint is exported at")
+	f.String("labels", "", "with --weights/--model: class names file (one per line or a JSON array)")
+	f.String("addr", "127.0.0.1:8080", "listen address (host:port); port 0 picks a free one")
+	f.Int("max-batch", 16, "largest batch sent to a model")
+	f.Duration("batch-delay", 5*time.Millisecond, "longest an image waits for others to share its batch (0: no wait)")
+	f.Int("max-queue", 0, "images waiting per model before 503 (default 64 × max-batch)")
+	f.Int("workers", 1, "batches run concurrently per model")
+	f.Int("top-k", 5, "predictions returned when the request has no top_k")
+	f.String("max-body", "16MiB", "request body cap (413 beyond), e.g. 16MiB, 512KiB")
+	f.String("max-pixels", "40M", "per-image pixel cap checked before decoding (413 beyond), e.g. 40M")
+	f.Int("max-images", 16, "images per request (multipart parts or infer batch)")
+	f.Duration("timeout", 30*time.Second, "inference deadline per request (504 beyond)")
+	f.Duration("grace", 30*time.Second, "shutdown: how long requests in flight may take to finish")
+	f.Duration("drain-delay", 0, "shutdown: how long readiness reports 503 before the listener closes")
+	f.String("auth-token-file", "", "file holding a bearer token every route but the health probes requires")
+	f.String("log-format", "text", "log format on stderr: text or json")
+	addORTFlags(cmd)
+	for key, flag := range map[string]string{
+		"serve.addr": "addr", "serve.max_batch": "max-batch", "serve.batch_delay": "batch-delay",
+		"serve.max_queue": "max-queue", "serve.workers": "workers", "serve.top_k": "top-k",
+		"serve.max_body": "max-body", "serve.max_pixels": "max-pixels", "serve.max_images": "max-images",
+		"serve.timeout": "timeout", "serve.grace": "grace", "serve.drain_delay": "drain-delay",
+		"serve.auth_token_file": "auth-token-file", "serve.log_format": "log-format",
+	} {
+		bindKey(cmd, key, flag)
+	}
+	return cmd
+}
+
+func init() { register(newServeCmd) }
+
+// serveModel is one model to load: an ONNX file, or a checkpoint to export.
+type serveModel struct {
+	name    string
+	onnx    string
+	weights string
+}
+
+func runServe(cmd *cobra.Command, _ []string) error {
+	f := cmd.Flags()
+	onnxFiles, _ := f.GetStringArray("onnx")
+	names, _ := f.GetStringArray("name")
+	logFormat := strings.ToLower(cfg.GetString("serve.log_format"))
+	if logFormat != "text" && logFormat != "json" {
+		return usagef("--log-format %q: want text or json", logFormat)
+	}
+	log := serveLogger(cmd, logFormat, cmd.ErrOrStderr())
+
+	maxBody, err := parseByteSize(cfg.GetString("serve.max_body"))
+	if err != nil {
+		return usagef("--max-body: %v", err)
+	}
+	maxPixels, err := parseCount(cfg.GetString("serve.max_pixels"))
+	if err != nil {
+		return usagef("--max-pixels: %v", err)
+	}
+	scfg := serve.Config{
+		Addr:           cfg.GetString("serve.addr"),
+		MaxBody:        maxBody,
+		MaxPixels:      int(maxPixels),
+		MaxImages:      cfg.GetInt("serve.max_images"),
+		RequestTimeout: cfg.GetDuration("serve.timeout"),
+		DrainDelay:     cfg.GetDuration("serve.drain_delay"),
+		Logger:         log,
+	}
+	scfg.Version, scfg.Commit = buildVersion()
+	opts := serve.Options{
+		MaxBatch:   cfg.GetInt("serve.max_batch"),
+		BatchDelay: cfg.GetDuration("serve.batch_delay"),
+		MaxQueue:   cfg.GetInt("serve.max_queue"),
+		Workers:    cfg.GetInt("serve.workers"),
+		TopK:       cfg.GetInt("serve.top_k"),
+		MaxPixels:  int(maxPixels),
+		Logger:     log,
+	}
+	grace := cfg.GetDuration("serve.grace")
+	for _, c := range []struct {
+		flag string
+		ok   bool
+	}{
+		{"--max-batch", opts.MaxBatch >= 1 && opts.MaxBatch <= 4096},
+		{"--batch-delay", opts.BatchDelay >= 0 && opts.BatchDelay <= time.Minute},
+		{"--max-queue", opts.MaxQueue >= 0},
+		{"--workers", opts.Workers >= 1 && opts.Workers <= 64},
+		{"--top-k", opts.TopK >= 1},
+		{"--max-body", maxBody >= 1},
+		{"--max-pixels", maxPixels >= 1 && maxPixels <= 1<<31},
+		{"--max-images", scfg.MaxImages >= 1 && scfg.MaxImages <= 1024},
+		{"--timeout", scfg.RequestTimeout > 0},
+		{"--grace", grace > 0},
+		{"--drain-delay", scfg.DrainDelay >= 0},
+	} {
+		if !c.ok {
+			return usagef("%s %s: out of range", c.flag, f.Lookup(strings.TrimPrefix(c.flag, "--")).Value)
+		}
+	}
+	if opts.BatchDelay == 0 {
+		opts.BatchDelay = -1 // serve.Options: negative means no wait, zero the default
+	}
+	if tf := cfg.GetString("serve.auth_token_file"); tf != "" {
+		if scfg.AuthToken, err = readToken(tf, log); err != nil {
+			return err
+		}
+	}
+	if host, _, err := net.SplitHostPort(scfg.Addr); err != nil {
+		return usagef("--addr %q: %v", scfg.Addr, err)
+	} else if !isLoopbackHost(host) && scfg.AuthToken == "" {
+		log.Warn("listening beyond this machine without --auth-token-file: anyone who can reach it can use the models", "addr", scfg.Addr)
+	}
+
+	// The models to serve, named in order.
+	var models []serveModel
+	for _, p := range onnxFiles {
+		models = append(models, serveModel{onnx: p, name: serve.ModelName(p)})
+	}
+	weightsFlag, _ := f.GetString("weights")
+	zooName, _ := f.GetString("model")
+	if weightsFlag != "" || zooName != "" {
+		name := zooName
+		if name == "" {
+			name = serve.ModelName(weightsFlag)
+		}
+		models = append(models, serveModel{name: name, weights: "?"})
+	}
+	if len(models) == 0 {
+		return usagef("give a model: --onnx FILE (repeatable), --weights FILE or --model NAME")
+	}
+	if len(names) > len(models) {
+		return usagef("%d --name values for %d models", len(names), len(models))
+	}
+	seen := map[string]bool{}
+	for i := range models {
+		if i < len(names) {
+			models[i].name = names[i]
+		}
+		if !serve.ValidName(models[i].name) {
+			return usagef("model name %q: use 1-128 of A-Z a-z 0-9 . _ - (set it with --name)", models[i].name)
+		}
+		if seen[models[i].name] {
+			return usagef("two models named %q: give distinct --name values", models[i].name)
+		}
+		seen[models[i].name] = true
+		if models[i].onnx != "" {
+			if _, err := os.Stat(models[i].onnx); err != nil {
+				return fmt.Errorf("serve: %w", err)
+			}
+		}
+	}
+	ortOpts, err := ortOptions(cmd)
+	if err != nil {
+		return err
+	}
+	ortOpts.Logger = log
+	opts.Runtime = ortOpts
+
+	srv, err := serve.NewServer(scfg)
+	if err != nil {
+		return err
+	}
+	l, err := net.Listen("tcp", scfg.Addr)
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	log.Info("listening", "url", "http://"+l.Addr().String(), "models", len(models))
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(l) }()
+
+	ctx := cmd.Context()
+	loadCtx, cancelLoad := context.WithCancel(ctx)
+	defer cancelLoad()
+	loaded := make(chan error, 1)
+	go func() { loaded <- loadServeModels(loadCtx, cmd, srv, models, opts, log) }()
+
+	for {
+		select {
+		case err := <-loaded:
+			loaded = nil
+			if err != nil {
+				return errors.Join(err, srv.Close())
+			}
+			log.Info("ready", "models", len(models))
+		case err := <-served:
+			return errors.Join(fmt.Errorf("serve: %w", err), srv.Close())
+		case <-ctx.Done():
+			cancelLoad()
+			log.Info("signal received: draining", "grace", grace)
+			sctx, cancel := context.WithTimeout(context.Background(), grace)
+			err := srv.Shutdown(sctx)
+			cancel()
+			if err != nil {
+				return fmt.Errorf("serve: requests still running after the %v grace period were cut off: %w", grace, err)
+			}
+			log.Info("stopped")
+			return nil
+		}
+	}
+}
+
+// loadServeModels opens (or exports then opens) each model and publishes
+// them all at once, so that readiness covers every model.
+func loadServeModels(ctx context.Context, cmd *cobra.Command, srv *serve.Server, models []serveModel, opts serve.Options, log *slog.Logger) error {
+	var opened []*serve.Classifier
+	fail := func(err error) error {
+		for _, c := range opened {
+			err = errors.Join(err, c.Close())
+		}
+		return err
+	}
+	for _, m := range models {
+		if err := ctx.Err(); err != nil {
+			return fail(err)
+		}
+		path := m.onnx
+		if m.weights != "" {
+			p, cleanup, err := exportForServe(ctx, cmd, log)
+			if err != nil {
+				return fail(err)
+			}
+			defer cleanup()
+			path = p
+		}
+		o := opts
+		o.Name = m.name
+		c, err := serve.Open(path, o)
+		if err != nil {
+			return fail(err)
+		}
+		opened = append(opened, c)
+	}
+	return srv.Add(opened...)
+}
+
+// exportForServe exports the --weights/--model checkpoint to a temporary
+// ONNX file; cleanup removes it (ONNX Runtime has read it by then).
+func exportForServe(ctx context.Context, cmd *cobra.Command, log *slog.Logger) (string, func(), error) {
+	weights, err := weightsPath(cmd)
+	if err != nil {
+		return "", nil, err
+	}
+	resolution, _ := cmd.Flags().GetInt("resolution")
+	labelsFile, _ := cmd.Flags().GetString("labels")
+	var labels []string
+	if labelsFile != "" {
+		b, err := os.ReadFile(labelsFile)
+		if err != nil {
+			return "", nil, fmt.Errorf("serve: labels: %w", err)
+		}
+		if labels, err = export.ParseLabels(string(b)); err != nil {
+			return "", nil, err
+		}
+	}
+	m, err := model.Load(weights)
+	if err != nil {
+		return "", nil, err
+	}
+	dir, err := os.MkdirTemp("", "bitrun-serve-")
+	if err != nil {
+		return "", nil, fmt.Errorf("serve: %w", err)
+	}
+	cleanup := func() { _ = os.RemoveAll(dir) }
+	out := filepath.Join(dir, serve.ModelName(weights)+".onnx")
+	if _, err := export.Export(ctx, out, m.Config, m.Params, export.Options{Resolution: resolution, Labels: labels, Logger: log}); err != nil {
+		cleanup()
+		return "", nil, err
+	}
+	return out, cleanup, nil
+}
+
+// serveLogger logs to w in text or JSON at the --log-level of the root command.
+func serveLogger(cmd *cobra.Command, format string, w io.Writer) *slog.Logger {
+	lvl := slog.LevelInfo
+	if f := cmd.Flag("log-level"); f != nil {
+		_ = lvl.UnmarshalText([]byte(f.Value.String()))
+	}
+	ho := &slog.HandlerOptions{Level: lvl}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, ho))
+	}
+	return slog.New(slog.NewTextHandler(w, ho))
+}
+
+// readToken reads a bearer token file (surrounding whitespace trimmed).
+func readToken(path string, log *slog.Logger) (string, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return "", fmt.Errorf("serve: auth token: %w", err)
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		log.Warn("auth token file is readable by other users; chmod 600 it", "file", path, "mode", fi.Mode().Perm().String())
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("serve: auth token: %w", err)
+	}
+	tok := strings.TrimSpace(string(b))
+	if tok == "" || strings.ContainsAny(tok, " \t\r\n") {
+		return "", usagef("--auth-token-file %s: want one non-empty token without spaces", path)
+	}
+	return tok, nil
+}
+
+// isLoopbackHost reports whether a listen host stays on this machine.
+func isLoopbackHost(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// parseByteSize reads a byte count: a number with an optional unit B, KiB,
+// MiB, GiB (or K, M, G, same), KB, MB, GB (powers of 1000).
+func parseByteSize(s string) (int64, error) {
+	return parseWithUnits(s, map[string]int64{
+		"": 1, "b": 1, "k": 1 << 10, "kib": 1 << 10, "m": 1 << 20, "mib": 1 << 20, "g": 1 << 30, "gib": 1 << 30,
+		"kb": 1e3, "mb": 1e6, "gb": 1e9,
+	})
+}
+
+// parseCount reads a count with an optional decimal suffix K, M, G.
+func parseCount(s string) (int64, error) {
+	return parseWithUnits(s, map[string]int64{"": 1, "k": 1e3, "m": 1e6, "g": 1e9})
+}
+
+func parseWithUnits(s string, units map[string]int64) (int64, error) {
+	t := strings.TrimSpace(s)
+	i := 0
+	for i < len(t) && (t[i] >= '0' && t[i] <= '9' || t[i] == '.') {
+		i++
+	}
+	num, unit := t[:i], strings.ToLower(strings.TrimSpace(t[i:]))
+	mult, ok := units[unit]
+	if num == "" || !ok {
+		return 0, fmt.Errorf("%q: want a number with an optional unit", s)
+	}
+	v, err := strconv.ParseFloat(num, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%q: %w", s, err)
+	}
+	n := v * float64(mult)
+	if n < 1 || n > 1<<53 {
+		return 0, fmt.Errorf("%q: out of range", s)
+	}
+	return int64(n), nil
+}
