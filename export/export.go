@@ -303,23 +303,33 @@ func Export(ctx context.Context, path string, cfg model.Config, params model.Par
 			return nil, err
 		}
 	} else {
+		// Inline: each weight is folded and encoded while the model streams
+		// out, so only one tensor's copy exists at a time.
 		for _, w := range p.weights {
-			if err := ctx.Err(); err != nil {
-				return nil, fmt.Errorf("export: %w", err)
+			w := w
+			w.t.DeferredLen = int(4 * w.n)
+			w.t.Deferred = func() ([]byte, error) {
+				if err := ctx.Err(); err != nil {
+					return nil, err
+				}
+				raw := onnxpb.Float32Bytes(w.fill())
+				progress(4 * w.n)
+				return raw, nil
 			}
-			w.t.RawData = onnxpb.Float32Bytes(w.fill())
-			progress(4 * w.n)
 		}
 	}
-	b, err := p.m.Marshal()
+	tmp, err := writeTemp(path, func(w io.Writer) error {
+		bw := bufio.NewWriterSize(w, 1<<20)
+		n, err := p.m.WriteTo(bw)
+		if err != nil {
+			return err
+		}
+		res.Bytes = n
+		return bw.Flush()
+	})
 	for _, w := range p.weights {
-		w.t.RawData = nil // drop the copies as soon as possible
+		w.t.Deferred, w.t.RawData = nil, nil
 	}
-	if err != nil {
-		removeTemp(dataTmp)
-		return nil, fmt.Errorf("export: %w", err)
-	}
-	tmp, err := writeTemp(path, func(w io.Writer) error { _, err := w.Write(b); return err })
 	if err != nil {
 		removeTemp(dataTmp)
 		return nil, err
@@ -340,7 +350,6 @@ func Export(ctx context.Context, path string, cfg model.Config, params model.Par
 		removeTemp(tmp)
 		return nil, fmt.Errorf("export: %w", err)
 	}
-	res.Bytes = int64(len(b))
 	res.Duration = time.Since(start)
 	if opts.Logger != nil {
 		opts.Logger.Info("exported ONNX model", "path", path, "arch", cfg.Name, "opset", opts.Opset,

@@ -96,17 +96,67 @@ func (m *Model) Marshal() ([]byte, error) {
 	if n > MaxMessageSize {
 		return nil, fmt.Errorf("%w: model is %d bytes", ErrTooLarge, n)
 	}
-	return m.appendTo(make([]byte, 0, n)), nil
+	e := &encoder{buf: make([]byte, 0, n)}
+	m.encode(e)
+	if e.err != nil {
+		return nil, e.err
+	}
+	return e.buf, nil
 }
 
-// WriteTo writes the serialized model to w.
+// WriteTo streams the serialized model to w: large byte fields go straight
+// to w and deferred tensors are produced one at a time, so writing needs
+// little memory beyond the model itself. It fails with ErrTooLarge when the
+// result would exceed MaxMessageSize.
 func (m *Model) WriteTo(w io.Writer) (int64, error) {
-	b, err := m.Marshal()
-	if err != nil {
-		return 0, err
+	if n := m.Size(); n > MaxMessageSize {
+		return 0, fmt.Errorf("%w: model is %d bytes", ErrTooLarge, n)
 	}
-	n, err := w.Write(b)
-	return int64(n), err
+	e := &encoder{w: w, buf: make([]byte, 0, flushSize)}
+	m.encode(e)
+	e.flush()
+	return e.n, e.err
+}
+
+// flushSize is the buffer size of a streaming encoder; byte fields at least
+// this large bypass the buffer.
+const flushSize = 1 << 16
+
+// encoder appends to buf, or streams to w when w is set.
+type encoder struct {
+	buf []byte
+	w   io.Writer
+	n   int64 // bytes written to w
+	err error
+}
+
+func (e *encoder) flush() {
+	if e.w == nil || len(e.buf) == 0 {
+		return
+	}
+	if e.err == nil {
+		var n int
+		n, e.err = e.w.Write(e.buf)
+		e.n += int64(n)
+	}
+	e.buf = e.buf[:0]
+}
+
+// bytes writes a length-delimited field's payload.
+func (e *encoder) bytes(b []byte) {
+	if e.w == nil || len(b) < flushSize {
+		e.buf = append(e.buf, b...)
+		if len(e.buf) >= flushSize {
+			e.flush()
+		}
+		return
+	}
+	e.flush()
+	if e.err == nil {
+		var n int
+		n, e.err = e.w.Write(b)
+		e.n += int64(n)
+	}
 }
 
 // Size is the serialized size in bytes.
@@ -131,46 +181,45 @@ func (m *Model) Size() int {
 	return n
 }
 
-func (m *Model) appendTo(b []byte) []byte {
-	b = appendVarintField(b, fModelIRVersion, uint64(m.IRVersion))
-	b = appendStringField(b, fModelProducerName, m.ProducerName)
-	b = appendStringField(b, fModelProducerVersion, m.ProducerVersion)
-	b = appendStringField(b, fModelDomain, m.Domain)
+func (m *Model) encode(e *encoder) {
+	e.buf = appendVarintField(e.buf, fModelIRVersion, uint64(m.IRVersion))
+	e.buf = appendStringField(e.buf, fModelProducerName, m.ProducerName)
+	e.buf = appendStringField(e.buf, fModelProducerVersion, m.ProducerVersion)
+	e.buf = appendStringField(e.buf, fModelDomain, m.Domain)
 	if m.ModelVersion != 0 {
-		b = appendVarintField(b, fModelModelVersion, uint64(m.ModelVersion))
+		e.buf = appendVarintField(e.buf, fModelModelVersion, uint64(m.ModelVersion))
 	}
-	b = appendStringField(b, fModelDocString, m.DocString)
+	e.buf = appendStringField(e.buf, fModelDocString, m.DocString)
 	if m.Graph != nil {
-		b = appendMessageHeader(b, fModelGraph, m.Graph.size())
-		b = m.Graph.appendTo(b)
+		e.buf = appendMessageHeader(e.buf, fModelGraph, m.Graph.size())
+		m.Graph.encode(e)
 	}
 	for _, o := range m.OpsetImport {
-		b = appendMessageHeader(b, fModelOpsetImport, o.size())
-		b = o.appendTo(b)
+		e.buf = appendMessageHeader(e.buf, fModelOpsetImport, o.size())
+		o.encode(e)
 	}
-	for _, e := range m.MetadataProps {
-		b = appendMessageHeader(b, fModelMetadataProps, e.size())
-		b = e.appendTo(b)
+	for _, kv := range m.MetadataProps {
+		e.buf = appendMessageHeader(e.buf, fModelMetadataProps, kv.size())
+		kv.encode(e)
 	}
-	return b
 }
 
 func (o OpsetID) size() int {
 	return sizeStringField(fOpsetDomain, o.Domain) + sizeVarintField(fOpsetVersion, uint64(o.Version))
 }
 
-func (o OpsetID) appendTo(b []byte) []byte {
-	b = appendStringField(b, fOpsetDomain, o.Domain)
-	return appendVarintField(b, fOpsetVersion, uint64(o.Version))
+func (o OpsetID) encode(e *encoder) {
+	e.buf = appendStringField(e.buf, fOpsetDomain, o.Domain)
+	e.buf = appendVarintField(e.buf, fOpsetVersion, uint64(o.Version))
 }
 
 func (e StringStringEntry) size() int {
 	return sizeStringField(fEntryKey, e.Key) + sizeStringField(fEntryValue, e.Value)
 }
 
-func (e StringStringEntry) appendTo(b []byte) []byte {
-	b = appendStringField(b, fEntryKey, e.Key)
-	return appendStringField(b, fEntryValue, e.Value)
+func (kv StringStringEntry) encode(e *encoder) {
+	e.buf = appendStringField(e.buf, fEntryKey, kv.Key)
+	e.buf = appendStringField(e.buf, fEntryValue, kv.Value)
 }
 
 func (g *Graph) size() int {
@@ -195,30 +244,29 @@ func (g *Graph) size() int {
 	return n
 }
 
-func (g *Graph) appendTo(b []byte) []byte {
+func (g *Graph) encode(e *encoder) {
 	for _, nd := range g.Nodes {
-		b = appendMessageHeader(b, fGraphNode, nd.size())
-		b = nd.appendTo(b)
+		e.buf = appendMessageHeader(e.buf, fGraphNode, nd.size())
+		nd.encode(e)
 	}
-	b = appendStringField(b, fGraphName, g.Name)
+	e.buf = appendStringField(e.buf, fGraphName, g.Name)
 	for _, t := range g.Initializers {
-		b = appendMessageHeader(b, fGraphInitializer, t.size())
-		b = t.appendTo(b)
+		e.buf = appendMessageHeader(e.buf, fGraphInitializer, t.size())
+		t.encode(e)
 	}
-	b = appendStringField(b, fGraphDocString, g.DocString)
+	e.buf = appendStringField(e.buf, fGraphDocString, g.DocString)
 	for _, v := range g.Inputs {
-		b = appendMessageHeader(b, fGraphInput, v.size())
-		b = v.appendTo(b)
+		e.buf = appendMessageHeader(e.buf, fGraphInput, v.size())
+		v.encode(e)
 	}
 	for _, v := range g.Outputs {
-		b = appendMessageHeader(b, fGraphOutput, v.size())
-		b = v.appendTo(b)
+		e.buf = appendMessageHeader(e.buf, fGraphOutput, v.size())
+		v.encode(e)
 	}
 	for _, v := range g.ValueInfo {
-		b = appendMessageHeader(b, fGraphValueInfo, v.size())
-		b = v.appendTo(b)
+		e.buf = appendMessageHeader(e.buf, fGraphValueInfo, v.size())
+		v.encode(e)
 	}
-	return b
 }
 
 func (nd *Node) size() int {
@@ -239,25 +287,24 @@ func (nd *Node) size() int {
 	return n
 }
 
-func (nd *Node) appendTo(b []byte) []byte {
+func (nd *Node) encode(e *encoder) {
 	// Inputs may be empty strings (an omitted optional input): always written.
 	for _, s := range nd.Inputs {
-		b = protowire.AppendTag(b, fNodeInput, protowire.BytesType)
-		b = protowire.AppendString(b, s)
+		e.buf = protowire.AppendTag(e.buf, fNodeInput, protowire.BytesType)
+		e.buf = protowire.AppendString(e.buf, s)
 	}
 	for _, s := range nd.Outputs {
-		b = protowire.AppendTag(b, fNodeOutput, protowire.BytesType)
-		b = protowire.AppendString(b, s)
+		e.buf = protowire.AppendTag(e.buf, fNodeOutput, protowire.BytesType)
+		e.buf = protowire.AppendString(e.buf, s)
 	}
-	b = appendStringField(b, fNodeName, nd.Name)
-	b = appendStringField(b, fNodeOpType, nd.OpType)
+	e.buf = appendStringField(e.buf, fNodeName, nd.Name)
+	e.buf = appendStringField(e.buf, fNodeOpType, nd.OpType)
 	for _, a := range nd.Attributes {
-		b = appendMessageHeader(b, fNodeAttribute, a.size())
-		b = a.appendTo(b)
+		e.buf = appendMessageHeader(e.buf, fNodeAttribute, a.size())
+		a.encode(e)
 	}
-	b = appendStringField(b, fNodeDocString, nd.DocString)
-	b = appendStringField(b, fNodeDomain, nd.Domain)
-	return b
+	e.buf = appendStringField(e.buf, fNodeDocString, nd.DocString)
+	e.buf = appendStringField(e.buf, fNodeDomain, nd.Domain)
 }
 
 // The value field matching Type is always written, even when zero.
@@ -295,45 +342,45 @@ func (a *Attribute) size() int {
 	return n
 }
 
-func (a *Attribute) appendTo(b []byte) []byte {
-	b = appendStringField(b, fAttrName, a.Name)
+func (a *Attribute) encode(e *encoder) {
+	e.buf = appendStringField(e.buf, fAttrName, a.Name)
 	switch a.Type {
 	case AttrFloat:
-		b = protowire.AppendTag(b, fAttrF, protowire.Fixed32Type)
-		b = protowire.AppendFixed32(b, math.Float32bits(a.F))
+		e.buf = protowire.AppendTag(e.buf, fAttrF, protowire.Fixed32Type)
+		e.buf = protowire.AppendFixed32(e.buf, math.Float32bits(a.F))
 	case AttrInt:
-		b = appendVarintField(b, fAttrI, uint64(a.I))
+		e.buf = appendVarintField(e.buf, fAttrI, uint64(a.I))
 	case AttrString:
-		b = protowire.AppendTag(b, fAttrS, protowire.BytesType)
-		b = protowire.AppendBytes(b, a.S)
+		e.buf = protowire.AppendTag(e.buf, fAttrS, protowire.BytesType)
+		e.buf = protowire.AppendBytes(e.buf, a.S)
 	case AttrTensor:
 		if a.T != nil {
-			b = appendMessageHeader(b, fAttrT, a.T.size())
-			b = a.T.appendTo(b)
+			e.buf = appendMessageHeader(e.buf, fAttrT, a.T.size())
+			a.T.encode(e)
 		}
 	case AttrGraph:
 		if a.G != nil {
-			b = appendMessageHeader(b, fAttrG, a.G.size())
-			b = a.G.appendTo(b)
+			e.buf = appendMessageHeader(e.buf, fAttrG, a.G.size())
+			a.G.encode(e)
 		}
 	case AttrFloats:
 		if len(a.Floats) > 0 {
-			b = appendMessageHeader(b, fAttrFloats, 4*len(a.Floats))
+			e.buf = appendMessageHeader(e.buf, fAttrFloats, 4*len(a.Floats))
 			for _, f := range a.Floats {
-				b = protowire.AppendFixed32(b, math.Float32bits(f))
+				e.buf = protowire.AppendFixed32(e.buf, math.Float32bits(f))
 			}
 		}
 	case AttrInts:
 		if len(a.Ints) > 0 {
-			b = appendPackedVarints(b, fAttrInts, a.Ints)
+			e.buf = appendPackedVarints(e.buf, fAttrInts, a.Ints)
 		}
 	case AttrStrings:
 		for _, s := range a.Strings {
-			b = protowire.AppendTag(b, fAttrStrings, protowire.BytesType)
-			b = protowire.AppendBytes(b, s)
+			e.buf = protowire.AppendTag(e.buf, fAttrStrings, protowire.BytesType)
+			e.buf = protowire.AppendBytes(e.buf, s)
 		}
 	}
-	return appendVarintField(b, fAttrType, uint64(a.Type))
+	e.buf = appendVarintField(e.buf, fAttrType, uint64(a.Type))
 }
 
 func (t *Tensor) size() int {
@@ -354,6 +401,8 @@ func (t *Tensor) size() int {
 	n += sizeStringField(fTensorName, t.Name)
 	if t.RawData != nil {
 		n += sizeBytesField(fTensorRawData, len(t.RawData))
+	} else if t.Deferred != nil {
+		n += sizeBytesField(fTensorRawData, t.DeferredLen)
 	}
 	n += sizeStringField(fTensorDocString, t.DocString)
 	for _, e := range t.ExternalData {
@@ -365,40 +414,55 @@ func (t *Tensor) size() int {
 	return n
 }
 
-func (t *Tensor) appendTo(b []byte) []byte {
+func (t *Tensor) encode(e *encoder) {
 	if len(t.Dims) > 0 {
-		b = appendPackedVarints(b, fTensorDims, t.Dims)
+		e.buf = appendPackedVarints(e.buf, fTensorDims, t.Dims)
 	}
-	b = appendVarintField(b, fTensorDataType, uint64(t.DataType))
+	e.buf = appendVarintField(e.buf, fTensorDataType, uint64(t.DataType))
 	if len(t.FloatData) > 0 {
-		b = appendMessageHeader(b, fTensorFloatData, 4*len(t.FloatData))
+		e.buf = appendMessageHeader(e.buf, fTensorFloatData, 4*len(t.FloatData))
 		for _, f := range t.FloatData {
-			b = protowire.AppendFixed32(b, math.Float32bits(f))
+			e.buf = protowire.AppendFixed32(e.buf, math.Float32bits(f))
 		}
 	}
 	if len(t.Int32Data) > 0 {
-		b = appendMessageHeader(b, fTensorInt32Data, sizePackedInt32s(t.Int32Data))
+		e.buf = appendMessageHeader(e.buf, fTensorInt32Data, sizePackedInt32s(t.Int32Data))
 		for _, v := range t.Int32Data {
-			b = protowire.AppendVarint(b, uint64(int64(v)))
+			e.buf = protowire.AppendVarint(e.buf, uint64(int64(v)))
 		}
 	}
 	if len(t.Int64Data) > 0 {
-		b = appendPackedVarints(b, fTensorInt64Data, t.Int64Data)
+		e.buf = appendPackedVarints(e.buf, fTensorInt64Data, t.Int64Data)
 	}
-	b = appendStringField(b, fTensorName, t.Name)
+	e.buf = appendStringField(e.buf, fTensorName, t.Name)
 	if t.RawData != nil {
-		b = protowire.AppendTag(b, fTensorRawData, protowire.BytesType)
-		b = protowire.AppendBytes(b, t.RawData)
+		e.buf = protowire.AppendTag(e.buf, fTensorRawData, protowire.BytesType)
+		e.buf = protowire.AppendVarint(e.buf, uint64(len(t.RawData)))
+		e.bytes(t.RawData)
+	} else if t.Deferred != nil {
+		e.buf = protowire.AppendTag(e.buf, fTensorRawData, protowire.BytesType)
+		e.buf = protowire.AppendVarint(e.buf, uint64(t.DeferredLen))
+		if e.err != nil {
+			return
+		}
+		raw, err := t.Deferred()
+		switch {
+		case err != nil:
+			e.err = err
+		case len(raw) != t.DeferredLen:
+			e.err = fmt.Errorf("onnxpb: tensor %q: deferred data has %d bytes, declared %d", t.Name, len(raw), t.DeferredLen)
+		default:
+			e.bytes(raw)
+		}
 	}
-	b = appendStringField(b, fTensorDocString, t.DocString)
-	for _, e := range t.ExternalData {
-		b = appendMessageHeader(b, fTensorExternalData, e.size())
-		b = e.appendTo(b)
+	e.buf = appendStringField(e.buf, fTensorDocString, t.DocString)
+	for _, kv := range t.ExternalData {
+		e.buf = appendMessageHeader(e.buf, fTensorExternalData, kv.size())
+		kv.encode(e)
 	}
 	if t.DataLocation != LocationDefault {
-		b = appendVarintField(b, fTensorDataLocation, uint64(t.DataLocation))
+		e.buf = appendVarintField(e.buf, fTensorDataLocation, uint64(t.DataLocation))
 	}
-	return b
 }
 
 // ValueInfo nests TypeProto { tensor_type { elem_type, shape { dim... } } }.
@@ -432,25 +496,25 @@ func (v *ValueInfo) size() int {
 	return n
 }
 
-func (v *ValueInfo) appendTo(b []byte) []byte {
-	b = appendStringField(b, fValueName, v.Name)
+func (v *ValueInfo) encode(e *encoder) {
+	e.buf = appendStringField(e.buf, fValueName, v.Name)
 	tt := v.tensorTypeSize()
-	b = appendMessageHeader(b, fValueType, sizeMessageField(fTypeTensorType, tt))
-	b = appendMessageHeader(b, fTypeTensorType, tt)
-	b = appendVarintField(b, fTensorElemType, uint64(v.ElemType))
+	e.buf = appendMessageHeader(e.buf, fValueType, sizeMessageField(fTypeTensorType, tt))
+	e.buf = appendMessageHeader(e.buf, fTypeTensorType, tt)
+	e.buf = appendVarintField(e.buf, fTensorElemType, uint64(v.ElemType))
 	if v.HasShape {
-		b = appendMessageHeader(b, fTensorShape, v.shapeSize())
+		e.buf = appendMessageHeader(e.buf, fTensorShape, v.shapeSize())
 		for _, d := range v.Shape {
-			b = appendMessageHeader(b, fShapeDim, d.size())
+			e.buf = appendMessageHeader(e.buf, fShapeDim, d.size())
 			if d.Param != "" {
-				b = protowire.AppendTag(b, fDimParam, protowire.BytesType)
-				b = protowire.AppendString(b, d.Param)
+				e.buf = protowire.AppendTag(e.buf, fDimParam, protowire.BytesType)
+				e.buf = protowire.AppendString(e.buf, d.Param)
 			} else {
-				b = appendVarintField(b, fDimValue, uint64(d.Value))
+				e.buf = appendVarintField(e.buf, fDimValue, uint64(d.Value))
 			}
 		}
 	}
-	return appendStringField(b, fValueDocString, v.DocString)
+	e.buf = appendStringField(e.buf, fValueDocString, v.DocString)
 }
 
 // Wire helpers. Empty strings are omitted (proto2 optional semantics: absent

@@ -336,3 +336,58 @@ func TestSampleFile(t *testing.T) {
 		t.Fatal("testdata/sample.onnx is stale: run go test -run TestSampleFile -update")
 	}
 }
+
+// TestWriteTo: streaming gives the bytes Marshal gives, with large raw data
+// bypassing the buffer and deferred tensors produced at write time.
+func TestWriteTo(t *testing.T) {
+	big := make([]float32, 50000)
+	for i := range big {
+		big[i] = float32(i) * 0.5
+	}
+	m := sample()
+	m.Graph.Initializers = append(m.Graph.Initializers, FloatTensor("big", []int64{50000}, big))
+	calls := 0
+	deferred := &Tensor{Name: "lazy", DataType: Float, Dims: []int64{50000}, DeferredLen: 200000,
+		Deferred: func() ([]byte, error) { calls++; return Float32Bytes(big), nil }}
+	m.Graph.Initializers = append(m.Graph.Initializers, deferred)
+	want, err := m.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	n, err := m.WriteTo(&buf)
+	if err != nil || n != int64(len(want)) || !bytes.Equal(buf.Bytes(), want) {
+		t.Fatalf("WriteTo: %d bytes, %v; differs from Marshal (%d bytes)", n, err, len(want))
+	}
+	if calls != 2 {
+		t.Errorf("deferred producer called %d times, want once per write", calls)
+	}
+	got, err := Unmarshal(want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lazy, err := got.Graph.Initializers[len(got.Graph.Initializers)-1].Floats()
+	if err != nil || !reflect.DeepEqual(lazy, big) {
+		t.Fatalf("deferred tensor read back wrong: %v", err)
+	}
+
+	// A producer error aborts the write; a wrong length is caught.
+	boom := errors.New("boom")
+	deferred.Deferred = func() ([]byte, error) { return nil, boom }
+	if _, err := m.WriteTo(io.Discard); !errors.Is(err, boom) {
+		t.Errorf("producer error: %v", err)
+	}
+	deferred.Deferred = func() ([]byte, error) { return make([]byte, 3), nil }
+	if _, err := m.Marshal(); err == nil {
+		t.Error("short deferred data accepted")
+	}
+	// A failing writer is reported.
+	deferred.Deferred = func() ([]byte, error) { return Float32Bytes(big), nil }
+	if _, err := m.WriteTo(failWriter{}); err == nil {
+		t.Error("writer error lost")
+	}
+}
+
+type failWriter struct{}
+
+func (failWriter) Write([]byte) (int, error) { return 0, errors.New("disk full") }

@@ -140,6 +140,13 @@ type Tensor struct {
 	RawData      []byte
 	ExternalData []StringStringEntry
 	DataLocation DataLocation
+
+	// Deferred, when set and RawData is nil, produces raw_data at write
+	// time; it must return exactly DeferredLen bytes. Writers use it to
+	// stream weights computed on the fly without holding them all. Its error
+	// aborts the write. Readers never set it.
+	Deferred    func() ([]byte, error)
+	DeferredLen int
 }
 
 // ValueInfo is ValueInfoProto restricted to tensor types: a named value with
