@@ -18,6 +18,13 @@
 // bottleneck units whose projection shortcut reads the pre-activated input;
 // head GroupNorm, ReLU, GlobalAveragePool, Flatten, Gemm.
 //
+// The root MaxPool declares its (unused) Indices output. Without it, ONNX
+// Runtime's PadFusion folds the zero Pad into the pool's own padding (for
+// Pad-13/18/19 before MaxPool-12, i.e. opsets 17 to 20), and pool padding is
+// -inf, not zero: border outputs change wherever the root conv output is
+// negative (logits off by about 1e-2 on random weights). No optimiser may
+// fold padding into a pool whose indices are requested.
+//
 // Weight Standardization is folded into the kernels at export
 // (nn.StandardizeWeight of the OIHW kernel, exactly what the native engine
 // runs); with Options.Trainable the raw kernels are the initializers and WS
