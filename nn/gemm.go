@@ -165,7 +165,7 @@ func splitProduct(m, n, k int, part func(i0, mb, j0, nb int)) {
 	}
 	chunk := ((total+parts-1)/parts + unit - 1) / unit * unit
 	parts = (total + chunk - 1) / chunk
-	parallelRun(parts, func(_, i int) {
+	ParallelFor(parts, func(i int) {
 		lo := i * chunk
 		size := min(chunk, total-lo)
 		if byCols {

@@ -44,48 +44,79 @@ func releaseHelpers(n int) {
 // already working for another ParallelFor (nested or concurrent calls) it
 // runs the loop inline. fn must be safe to call concurrently.
 func ParallelFor(n int, fn func(i int)) {
-	parallelRun(n, func(_, i int) { fn(i) })
-}
-
-// parallelRun is ParallelFor passing fn the index of the goroutine (0 for
-// the caller, 1.. for helpers) for per-goroutine scratch; it returns the
-// number of goroutines used.
-func parallelRun(n int, fn func(worker, i int)) int {
 	helpers := 0
 	if n > 1 {
 		helpers = acquireHelpers(min(n, runtime.GOMAXPROCS(0)) - 1)
 	}
 	if helpers == 0 {
 		for i := 0; i < n; i++ {
-			fn(0, i)
+			fn(i)
 		}
-		return 1
+		return
 	}
-	var next atomic.Int64
-	loop := func(w int) {
-		for {
-			i := int(next.Add(1) - 1)
-			if i >= n {
-				return
-			}
-			fn(w, i)
+	t := taskPool.Get().(*task)
+	t.fn, t.n = fn, n
+	t.next.Store(0)
+	t.wg.Add(helpers)
+	startWorkers(int(helpersBusy.Load())) // one worker per busy helper slot
+	for h := 0; h < helpers; h++ {
+		workCh <- t
+	}
+	t.loop()
+	t.wg.Wait()
+	t.fn = nil
+	taskPool.Put(t)
+}
+
+// task is one ParallelFor region, shared by the caller and its helpers.
+type task struct {
+	fn   func(i int)
+	n    int
+	next atomic.Int64
+	wg   sync.WaitGroup
+}
+
+func (t *task) loop() {
+	for {
+		i := int(t.next.Add(1) - 1)
+		if i >= t.n {
+			return
 		}
+		t.fn(i)
 	}
-	var wg sync.WaitGroup
-	wg.Add(helpers)
-	for w := 1; w <= helpers; w++ {
+}
+
+var (
+	taskPool = sync.Pool{New: func() any { return new(task) }}
+	// workCh feeds the helper goroutines. They live for the life of the
+	// process (like the runtime's own workers), idle on this channel, and
+	// save each parallel region the cost of starting goroutines.
+	workCh      = make(chan *task, 256)
+	workersMu      sync.Mutex
+	workersLive    int
+	workersStarted atomic.Int32
+)
+
+// startWorkers makes sure at least n helper goroutines exist.
+func startWorkers(n int) {
+	if workersStarted.Load() >= int32(n) {
+		return
+	}
+	workersMu.Lock()
+	defer workersMu.Unlock()
+	for ; workersLive < n; workersLive++ {
+		workersStarted.Add(1)
 		go func() {
-			defer wg.Done()
-			loop(w)
-			// Hand the core back as soon as this helper runs out of work, so
-			// the goroutines still busy (say, with the last image of a batch)
-			// can split their own work again.
-			releaseHelpers(1)
+			for t := range workCh {
+				t.loop()
+				// Hand the core back as soon as this helper runs out of work,
+				// so the goroutines still busy (say, with the last image of a
+				// batch) can split their own work again.
+				releaseHelpers(1)
+				t.wg.Done()
+			}
 		}()
 	}
-	loop(0)
-	wg.Wait()
-	return helpers + 1
 }
 
 // parallelChunks splits [0, n) into about one chunk per available goroutine
