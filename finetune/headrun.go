@@ -1,0 +1,336 @@
+package finetune
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/bitrun/bitrun/model"
+	"github.com/bitrun/bitrun/train"
+)
+
+// headCheckpoint is checkpoint.json of a head-mode run.
+type headCheckpoint struct {
+	Step      int    `json:"step"` // completed steps
+	Mode      string `json:"mode"`
+	Weights   string `json:"weights"`   // head parameters (.npz), relative to the run folder
+	Optimizer string `json:"optimizer"` // momentum buffers (.npz), relative
+	RNG       string `json:"rng"`
+}
+
+// metricLine is one line of metrics.jsonl, in train's format (train.PlotMetrics
+// draws it).
+type metricLine struct {
+	Step         int     `json:"step"`
+	Epoch        float64 `json:"epoch"`
+	Loss         float64 `json:"loss"`
+	BatchAcc     float64 `json:"batch_acc"`
+	LR           float64 `json:"lr"`
+	ImagesPerSec float64 `json:"images_per_s"`
+	Elapsed      float64 `json:"elapsed_s"`
+}
+
+func (r *runner) cacheProgress(phase string) func(done, total int) {
+	if r.o.Progress == nil {
+		return nil
+	}
+	t0 := time.Now()
+	return func(done, total int) {
+		el := time.Since(t0)
+		ips := float64(done) / el.Seconds()
+		r.o.Progress(train.Progress{Phase: phase, Step: done, Steps: total, ImagesPerSec: ips, Elapsed: el,
+			ETA: time.Duration(float64(total-done) / ips * float64(time.Second))})
+	}
+}
+
+// trainHead trains the pre-head GroupNorm affine and the head on cached trunk
+// activations of Views augmented views per training image.
+func (r *runner) trainHead(ctx context.Context, params model.Params, sum *Summary) (model.Params, error) {
+	o, h, dir := r.o, r.rec.Rule, r.o.OutDir
+	tr, err := newTrunk(r.cfg, params, o.Engine, dir, o.Runtime, r.log)
+	if err != nil {
+		return nil, err
+	}
+	defer tr.Close()
+	sum.Engine = tr.Name()
+	r.log.Info("caching trunk activations", "engine", tr.Name(), "images", r.ds.Len(), "views", o.Views, "resolution", h.Crop)
+	t0 := time.Now()
+	cache, err := buildCache(ctx, tr, r.ds, cacheSpec{views: o.Views, resize: h.Resize, res: h.Crop, flip: !o.NoFlip,
+		seed: o.Seed, maxBytes: o.MaxCacheBytes, progress: r.cacheProgress("cache")})
+	if err != nil {
+		return nil, err
+	}
+	sum.CacheSeconds = time.Since(t0).Seconds()
+	r.log.Info("cached", "rows", len(cache.labels), "shape", cache.shape, "MiB", len(cache.data)*4>>20, "seconds", sum.CacheSeconds)
+	for _, name := range headNames {
+		sum.Trainable += int64(params[name].Len())
+	}
+	t := newHeadTrainer(r.cfg, params, cache, o.Batch, h.MixupAlpha, r.rec.Replacement, o.Seed, r.schedule(h), h.Momentum)
+
+	start := 0
+	ck, err := readHeadCheckpoint(dir)
+	switch {
+	case err == nil && !o.Resume:
+		return nil, fmt.Errorf("%w: %s", ErrRunExists, dir)
+	case err == nil:
+		if ck.Mode != ModeHead {
+			return nil, fmt.Errorf("%w: checkpoint of a %q run", ErrResumeMismatch, ck.Mode)
+		}
+		w, err := model.LoadNPZ(filepath.Join(dir, ck.Weights))
+		if err != nil {
+			return nil, fmt.Errorf("finetune: checkpoint: %w", err)
+		}
+		v, err := model.LoadNPZ(filepath.Join(dir, ck.Optimizer))
+		if err != nil {
+			return nil, fmt.Errorf("finetune: checkpoint: %w", err)
+		}
+		for _, name := range headNames {
+			if w[name] == nil || !sameShape(w[name].Shape, params[name].Shape) {
+				return nil, fmt.Errorf("%w: checkpoint lacks %s or has another shape", ErrResumeMismatch, name)
+			}
+			params[name] = w[name]
+		}
+		t.sgd.Velocity = v
+		start = ck.Step
+		if err := trimMetrics(filepath.Join(dir, train.MetricsFile), start); err != nil {
+			return nil, err
+		}
+		r.log.Info("resuming", "dir", dir, "step", start, "steps", h.Steps)
+	case errors.Is(err, fs.ErrNotExist):
+		if err := os.Remove(filepath.Join(dir, train.MetricsFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("finetune: %w", err)
+		}
+	default:
+		return nil, err
+	}
+	mf, err := os.OpenFile(filepath.Join(dir, train.MetricsFile), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("finetune: %w", err)
+	}
+	defer mf.Close()
+	checkpoint := func(step int) error {
+		err := saveHeadCheckpoint(dir, step, params, t.sgd.Velocity)
+		if err == nil {
+			r.log.Info("checkpoint", "step", step)
+		}
+		return err
+	}
+	began := time.Now()
+	b := o.Batch
+	var loss float64
+	for s := start; s < h.Steps; s++ {
+		if err := ctx.Err(); err != nil {
+			if cerr := checkpoint(s); cerr != nil {
+				return nil, errors.Join(fmt.Errorf("finetune: interrupted at step %d: %w", s, err), cerr)
+			}
+			return nil, fmt.Errorf("finetune: interrupted at step %d (checkpoint saved; resume to continue): %w", s, err)
+		}
+		l, acc, lr, err := t.step(s)
+		if err != nil {
+			return nil, err
+		}
+		loss = l
+		done := s + 1
+		el := time.Since(began)
+		ips := float64((done-start)*b) / el.Seconds()
+		p := train.Progress{Phase: "train", Step: done, Steps: h.Steps, Epoch: float64(done*b) / float64(r.ds.Len()),
+			Loss: l, BatchAcc: acc, LR: lr, ImagesPerSec: ips, Elapsed: el,
+			ETA: time.Duration(float64(h.Steps-done) * float64(b) / ips * float64(time.Second))}
+		line, _ := json.Marshal(metricLine{Step: done, Epoch: p.Epoch, Loss: l, BatchAcc: acc, LR: lr, ImagesPerSec: ips, Elapsed: el.Seconds()})
+		if _, err := mf.Write(append(line, '\n')); err != nil {
+			return nil, fmt.Errorf("finetune: metrics: %w", err)
+		}
+		if o.Progress != nil {
+			o.Progress(p)
+		}
+		if o.CheckpointEvery > 0 && done%o.CheckpointEvery == 0 && done < h.Steps {
+			if err := checkpoint(done); err != nil {
+				return nil, err
+			}
+		}
+	}
+	el := time.Since(began)
+	if start < h.Steps {
+		if err := checkpoint(h.Steps); err != nil {
+			return nil, err
+		}
+		sum.ImagesPerSec = float64((h.Steps-start)*b) / el.Seconds()
+	}
+	sum.ResumedAt, sum.FinalLoss, sum.TrainSeconds = start, loss, el.Seconds()
+	return params, nil
+}
+
+// adapt is the train-to-test resolution adaptation (FixRes for BiT): with the
+// trunk frozen it fine-tunes the pre-head GroupNorm affine and the head on
+// training images preprocessed the test way (square resize) at the target
+// resolution, with the HyperRule's schedule shape scaled to AdaptSteps and no
+// MixUp (the step exists to match test-time statistics, not to regularise).
+func (r *runner) adapt(ctx context.Context, params model.Params) (*AdaptSummary, error) {
+	o, res := r.o, r.o.AdaptResolution
+	t0 := time.Now()
+	tr, err := newTrunk(r.cfg, params, o.Engine, o.OutDir, o.Runtime, r.log)
+	if err != nil {
+		return nil, err
+	}
+	defer tr.Close()
+	r.log.Info("adapting to the test resolution", "resolution", res, "steps", o.AdaptSteps, "engine", tr.Name())
+	cache, err := buildCache(ctx, tr, r.ds, cacheSpec{views: 1, res: res, evalWay: true, maxBytes: o.MaxCacheBytes,
+		progress: r.cacheProgress("adapt-cache")})
+	if err != nil {
+		return nil, err
+	}
+	h := r.rec.Rule.Scale(o.AdaptSteps)
+	t := newHeadTrainer(r.cfg, params, cache, o.Batch, 0, o.Batch > r.ds.Len(), o.Seed+1, r.schedule(h), h.Momentum)
+	a := &AdaptSummary{Resolution: res, Steps: h.Steps}
+	began := time.Now()
+	for s := 0; s < h.Steps; s++ {
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("finetune: adaptation interrupted (resume to redo it): %w", err)
+		}
+		l, acc, lr, err := t.step(s)
+		if err != nil {
+			return nil, err
+		}
+		a.FinalLoss = l
+		if o.Progress != nil {
+			done := s + 1
+			el := time.Since(began)
+			ips := float64(done*o.Batch) / el.Seconds()
+			o.Progress(train.Progress{Phase: "adapt", Step: done, Steps: h.Steps, Loss: l, BatchAcc: acc, LR: lr,
+				ImagesPerSec: ips, Elapsed: el, ETA: time.Duration(float64(h.Steps-done) * float64(o.Batch) / ips * float64(time.Second))})
+		}
+	}
+	a.Seconds = time.Since(t0).Seconds()
+	return a, nil
+}
+
+func sameShape(a, b []int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func readHeadCheckpoint(dir string) (*headCheckpoint, error) {
+	b, err := os.ReadFile(filepath.Join(dir, train.CheckpointFile))
+	if err != nil {
+		return nil, fmt.Errorf("finetune: %w", err)
+	}
+	var ck headCheckpoint
+	if err := json.Unmarshal(b, &ck); err != nil {
+		return nil, fmt.Errorf("finetune: %s: %w", train.CheckpointFile, err)
+	}
+	return &ck, nil
+}
+
+// saveHeadCheckpoint writes the head parameters and momentum buffers under
+// new names, then the record pointing to them (atomically), then removes the
+// previous files: a crash at any point leaves a complete checkpoint.
+func saveHeadCheckpoint(dir string, step int, params, velocity model.Params) error {
+	if err := os.MkdirAll(filepath.Join(dir, train.CheckpointDir), 0o755); err != nil {
+		return fmt.Errorf("finetune: %w", err)
+	}
+	old, _ := readHeadCheckpoint(dir)
+	ck := headCheckpoint{Step: step, Mode: ModeHead,
+		Weights:   filepath.Join(train.CheckpointDir, fmt.Sprintf("head-%08d.npz", step)),
+		Optimizer: filepath.Join(train.CheckpointDir, fmt.Sprintf("head-optimizer-%08d.npz", step)),
+		RNG:       "derived: views, row order and MixUp are pure functions of (seed, position)"}
+	head := model.Params{}
+	for _, name := range headNames {
+		head[name] = params[name]
+	}
+	if err := model.SaveNPZ(filepath.Join(dir, ck.Weights), head); err != nil {
+		return fmt.Errorf("finetune: checkpoint: %w", err)
+	}
+	if velocity == nil {
+		velocity = model.Params{}
+	}
+	if err := model.SaveNPZ(filepath.Join(dir, ck.Optimizer), velocity); err != nil {
+		return fmt.Errorf("finetune: checkpoint: %w", err)
+	}
+	if err := writeJSONAtomic(filepath.Join(dir, train.CheckpointFile), ck); err != nil {
+		return err
+	}
+	if old != nil {
+		for _, f := range []string{old.Weights, old.Optimizer} {
+			if f != "" && f != ck.Weights && f != ck.Optimizer {
+				os.Remove(filepath.Join(dir, f))
+			}
+		}
+	}
+	return nil
+}
+
+// trimMetrics drops the lines of steps after step (written after the
+// checkpoint a resumed run restarts from).
+func trimMetrics(path string, step int) error {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("finetune: %w", err)
+	}
+	var out bytes.Buffer
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	sc.Buffer(make([]byte, 1<<16), 1<<24)
+	for sc.Scan() {
+		var m metricLine
+		if json.Unmarshal(sc.Bytes(), &m) != nil || m.Step > step {
+			continue
+		}
+		out.Write(sc.Bytes())
+		out.WriteByte('\n')
+	}
+	return writeAtomic(path, out.Bytes())
+}
+
+func writeJSONAtomic(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return fmt.Errorf("finetune: %w", err)
+	}
+	return writeAtomic(path, append(b, '\n'))
+}
+
+// writeAtomic writes b to a temporary file in path's folder, syncs it and
+// renames it into place.
+func writeAtomic(path string, b []byte) (err error) {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
+	if err != nil {
+		return fmt.Errorf("finetune: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			os.Remove(tmp.Name())
+		}
+	}()
+	if _, err = tmp.Write(b); err == nil {
+		err = tmp.Chmod(0o644)
+	}
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	if err != nil {
+		return fmt.Errorf("finetune: write %s: %w", path, err)
+	}
+	return nil
+}
