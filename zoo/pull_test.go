@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -171,7 +172,8 @@ func TestStallIsRetried(t *testing.T) {
 				return false
 			})
 			o := s.opts(t, t.TempDir())
-			o.StallTimeout = 150 * time.Millisecond
+			o.StallTimeout = 300 * time.Millisecond
+			o.MaxAttempts = 5
 			var retries []error
 			o.Progress = func(p Progress) {
 				if p.Phase == PhaseRetry {
@@ -186,10 +188,11 @@ func TestStallIsRetried(t *testing.T) {
 			if res.SHA256 != sha(data) {
 				t.Fatal("wrong digest after retry")
 			}
-			if s.requests.Load() != 2 || len(retries) != 1 || !errors.Is(retries[0], ErrStalled) {
+			// Under heavy machine load a retry may stall too: at least one, caused by the stall.
+			if s.requests.Load() < 2 || len(retries) < 1 || !errors.Is(retries[0], ErrStalled) {
 				t.Fatalf("requests %d, retries %v", s.requests.Load(), retries)
 			}
-			if time.Since(start) > 4*time.Second {
+			if time.Since(start) > 8*time.Second {
 				t.Fatalf("stall detection took %v", time.Since(start))
 			}
 		})
@@ -328,19 +331,26 @@ func TestHTTPErrors(t *testing.T) {
 func TestConcurrentPullsDownloadOnce(t *testing.T) {
 	data := tinyBytes(t)
 	s := newServer(t, map[string][]byte{testFile: data})
-	s.set(func(s *server) { s.delay = 100 * time.Millisecond }) // keep the first download in flight while the second arrives
+	const n = 4
+	// The one download is held until every other puller waits on the lock.
+	release := make(chan struct{})
+	s.setHook(func(w http.ResponseWriter, r *http.Request, k int64) bool {
+		if k == 1 {
+			select {
+			case <-release:
+			case <-time.After(10 * time.Second):
+			}
+		}
+		return false
+	})
 	dir := t.TempDir()
 	o := s.opts(t, dir)
-	var mu sync.Mutex
-	waited := 0
+	var waiting atomic.Int64
 	o.Progress = func(p Progress) {
-		if p.Phase == PhaseWait {
-			mu.Lock()
-			waited++
-			mu.Unlock()
+		if p.Phase == PhaseWait && waiting.Add(1) == n-1 {
+			close(release)
 		}
 	}
-	const n = 4
 	var wg sync.WaitGroup
 	results := make([]Result, n)
 	errs := make([]error, n)
@@ -367,8 +377,8 @@ func TestConcurrentPullsDownloadOnce(t *testing.T) {
 	if s.requests.Load() != 1 || downloads != 1 || s.served.Load() != int64(len(data)) {
 		t.Fatalf("%d requests, %d downloads, %d bytes served; want one download", s.requests.Load(), downloads, s.served.Load())
 	}
-	if waited == 0 {
-		t.Fatal("no puller waited for the lock")
+	if got := waiting.Load(); got != n-1 {
+		t.Fatalf("%d pullers waited for the lock, want %d", got, n-1)
 	}
 }
 
