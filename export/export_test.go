@@ -526,3 +526,30 @@ func TestExternalDecision(t *testing.T) {
 		t.Errorf("R152x4 never: %v", err)
 	}
 }
+
+func FuzzParseMeta(f *testing.F) {
+	f.Add("3", `["a","b","c"]`, "0.5,0.5,0.5", "128")
+	f.Add("2", "a\nb\n", "[0.1, 0.2, 0.3]", "x")
+	f.Add("", "[", ",,", "-1")
+	f.Fuzz(func(t *testing.T, classes, labels, mean, res string) {
+		md := map[string]string{MetaClasses: classes, MetaLabels: labels, MetaMean: mean, MetaStd: mean, MetaResolution: res}
+		m, err := ParseMeta(md)
+		if err != nil {
+			if !errors.Is(err, ErrMetadata) {
+				t.Fatalf("error outside ErrMetadata: %v", err)
+			}
+			return
+		}
+		if m.Classes < 0 || m.Resolution < 0 || (m.Classes > 0 && m.Labels != nil && len(m.Labels) != m.Classes) {
+			t.Fatalf("accepted inconsistent metadata %+v", m)
+		}
+		// What parses survives a round trip through Map.
+		m2, err := ParseMeta(m.Map())
+		if err != nil {
+			t.Fatalf("re-parse of %v: %v", m.Map(), err)
+		}
+		if m2.Classes != m.Classes || m2.Resolution != m.Resolution || len(m2.Labels) != len(m.Labels) {
+			t.Fatalf("round trip %+v -> %+v", m, m2)
+		}
+	})
+}

@@ -46,7 +46,7 @@ written atomically.`,
 	f.String("out", "", "output ONNX file")
 	f.Int("resolution", export.DefaultResolution, "image side recorded in the metadata (the graph accepts any size)")
 	f.String("labels", "", "class names: one per line, or a JSON array; count must equal the checkpoint's classes")
-	f.Int("opset", export.DefaultOpset, fmt.Sprintf("ONNX opset, %d to %d (21 and up: GroupNormalization-21)", export.MinOpset, export.MaxOpset))
+	f.Int("opset", export.DefaultOpset, fmt.Sprintf("ONNX opset, %d to %d (17-20: GroupNorm as plain ops; 21: GroupNormalization-21)", export.MinOpset, export.MaxOpset))
 	f.Bool("trainable", false, "raw kernels as initializers and Weight Standardization in the graph")
 	f.String("external-data", "auto", "weights in FILE.data: auto (only over 2 GB), always, never")
 	f.Bool("force", false, "overwrite an existing output file")
