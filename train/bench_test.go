@@ -78,6 +78,7 @@ func benchTrainStep(b *testing.B, arch string, res, batch int) {
 			}
 			step() // warm the arena
 			b.ReportAllocs()
+			cpu0 := processCPU()
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				step()
@@ -85,6 +86,11 @@ func benchTrainStep(b *testing.B, arch string, res, batch int) {
 			sec := b.Elapsed().Seconds() / float64(b.N)
 			b.ReportMetric(float64(batch)/sec, "images/s")
 			b.ReportMetric(flops/sec/1e9, "GFLOP/s")
+			if cpu := processCPU() - cpu0; cpu0 > 0 && cpu > 0 {
+				// Work per CPU-second: steadier than the wall clock when other
+				// processes share the cores (GOMAXPROCS cores busy = GOMAXPROCS× the wall rate).
+				b.ReportMetric(flops*float64(b.N)/cpu.Seconds()/1e9, "GFLOP/cpu-s")
+			}
 		})
 	}
 }
