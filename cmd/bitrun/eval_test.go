@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/bitrun/bitrun/data"
 	"github.com/bitrun/bitrun/eval"
@@ -277,6 +278,7 @@ func TestBench(t *testing.T) {
 	m := tinyModel(t)
 	for _, args := range [][]string{
 		{"--onnx", m.onnx, "--threads", "1"},
+		{"--onnx", m.onnx, "--ort-spin=false"},
 		{"--weights", m.npz},
 	} {
 		out, _, err := execCLI(t, append([]string{"bench", "--resolution", "32", "--batch", "2", "--runs", "5", "--warmup", "1", "--json"}, args...)...)
@@ -294,6 +296,9 @@ func TestBench(t *testing.T) {
 		if !(b.P10 > 0 && b.P10 <= b.Median && b.Median <= b.P90) {
 			t.Errorf("bench %v: batch ms not ordered: %+v", args, b)
 		}
+		if r.CPUMsPerImage < 0 {
+			t.Errorf("bench %v: negative CPU time: %+v", args, r)
+		}
 		if math.Abs(r.ImagesPerS.Median-2000/b.Median) > 1e-6*r.ImagesPerS.Median || math.Abs(r.ImageMs.Median-b.Median/2) > 1e-9 {
 			t.Errorf("bench %v: derived figures inconsistent: %+v", args, r)
 		}
@@ -302,6 +307,29 @@ func TestBench(t *testing.T) {
 	if err != nil || !strings.Contains(text, "images/s") || !strings.Contains(text, "ms median") {
 		t.Errorf("text bench: %v\n%s", err, text)
 	}
+}
+
+func TestProcessCPU(t *testing.T) {
+	c0, ok := processCPU()
+	if !ok {
+		if _, err := os.Stat("/proc/self/stat"); err == nil {
+			t.Fatal("processCPU failed although /proc/self/stat exists")
+		}
+		t.Skip("no /proc/self/stat on this OS")
+	}
+	// Burn CPU until the 10 ms clock has seen 30 ms of it (however busy the
+	// machine); it must within 20 s of wall time.
+	deadline := time.Now().Add(20 * time.Second)
+	x := 0.0
+	for time.Now().Before(deadline) {
+		for range 100000 {
+			x += math.Sqrt(x + 1)
+		}
+		if c1, _ := processCPU(); c1-c0 >= 30*time.Millisecond {
+			return
+		}
+	}
+	t.Errorf("CPU time did not grow by 30 ms in 20 s of busy loop (x=%v)", x)
 }
 
 func TestORTCLIErrors(t *testing.T) {

@@ -17,7 +17,9 @@ func addORTFlags(cmd *cobra.Command) {
 	cmd.Flags().String("ort-lib", "", "path to libonnxruntime.so (default: $BITRUN_ORT_LIB, then third_party/onnxruntime/ next to the binary or above the working directory, then the system loader)")
 	cmd.Flags().String("provider", "cpu", "ONNX Runtime execution provider: cpu, cuda or auto (CUDA when it works, else CPU)")
 	cmd.Flags().Int("threads", 0, "ONNX Runtime intra-op threads (0 = one per core)")
+	cmd.Flags().Bool("ort-spin", true, "let idle ONNX Runtime threads spin (lower latency on an idle machine; turn off on a shared, busy one)")
 	bindKey(cmd, "ort.lib", "ort-lib")
+	bindKey(cmd, "ort.spin", "ort-spin")
 	bindKey(cmd, "ort.provider", "provider")
 	bindKey(cmd, "ort.threads", "threads")
 }
@@ -29,6 +31,9 @@ func ortOptions(cmd *cobra.Command) (runtime.Options, error) {
 		Provider:     strings.ToLower(cfg.GetString("ort.provider")),
 		IntraThreads: cfg.GetInt("ort.threads"),
 		Logger:       cliLogger(cmd),
+	}
+	if !cfg.GetBool("ort.spin") {
+		o.SessionConfig = map[string]string{"session.intra_op.allow_spinning": "0", "session.inter_op.allow_spinning": "0"}
 	}
 	switch o.Provider {
 	case runtime.ProviderCPU, runtime.ProviderCUDA, runtime.ProviderAuto:
