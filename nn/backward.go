@@ -258,8 +258,8 @@ func GlobalAvgPoolBackward(dy, dx *Tensor) {
 }
 
 // LinearBackward is the backward of LinearInto(y, x, w, b): dx = dy·wᵀ,
-// dw = xᵀ·dy, db = column sums of dy.
-func LinearBackward(x, w, dy, dx, dw *Tensor, db []float32, accumulate bool) {
+// dw = xᵀ·dy, db = column sums of dy. Scratch comes from a (nil allocates).
+func LinearBackward(x, w, dy, dx, dw *Tensor, db []float32, accumulate bool, a *Arena) {
 	n, c := x.Shape[0], x.Shape[1]
 	k := w.Shape[1]
 	if w.Shape[0] != c || dy.Len() != n*k || (dx != nil && dx.Len() != n*c) || (dw != nil && dw.Len() != c*k) || (db != nil && len(db) != k) {
@@ -274,9 +274,11 @@ func LinearBackward(x, w, dy, dx, dw *Tensor, db []float32, accumulate bool) {
 		beta = 1
 	}
 	if dw != nil {
-		xt := make([]float32, c*n)
-		transposeInto(xt, x.Data, n, c)
-		g.Sgemm(false, false, c, k, n, xt, n, dy.Data, k, beta, dw.Data, k)
+		m := a.Mark()
+		xt := a.Get(c, n)
+		transposeInto(xt.Data, x.Data, n, c)
+		g.Sgemm(false, false, c, k, n, xt.Data, n, dy.Data, k, beta, dw.Data, k)
+		a.Release(m)
 	}
 	if db != nil {
 		for j := 0; j < k; j++ {

@@ -233,7 +233,7 @@ func TestGlobalAvgPoolLinearGrad(t *testing.T) {
 	checkClose(t, "LinearInto vs Linear", y.Data, f64(nn.Linear(f, w, b.Data).Data), 1e-5)
 	r := randT(rng, 1, 3, 4)
 	df, dw, db := nn.New(3, 5), nn.New(5, 4), make([]float32, 4)
-	nn.LinearBackward(f, w, r, df, dw, db, false)
+	nn.LinearBackward(f, w, r, df, dw, db, false, nil)
 	dx := nn.New(x.Shape...)
 	nn.GlobalAvgPoolBackward(df, dx)
 	x64, w64, b64, r64 := gradcheck.From(x), gradcheck.From(w), f64(b.Data), f64(r.Data)

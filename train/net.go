@@ -293,7 +293,7 @@ func (n *Net) backward(dlogits *nn.Tensor) {
 	if n.needDx(model.HeadKernel) {
 		df = a.Get(c.f.Shape...)
 	}
-	nn.LinearBackward(c.f, n.head, dlogits, df, dhw, n.accVec(model.HeadBias), true)
+	nn.LinearBackward(c.f, n.head, dlogits, df, dhw, n.accVec(model.HeadBias), true, a)
 	if df == nil {
 		return
 	}
