@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"os"
 	"strconv"
@@ -179,6 +180,10 @@ func (p *puller) attempt(ctx context.Context, j job, attempt int) (received int6
 	}
 	resp, err := p.o.Client.Do(req)
 	if err != nil {
+		var dns *net.DNSError
+		if errors.As(err, &dns) && dns.IsNotFound {
+			return 0, permanent{fmt.Errorf("zoo: GET %s: %w", j.url, err)} // a wrong host name does not heal
+		}
 		return 0, stalled(fmt.Errorf("zoo: GET %s: %w", j.url, err))
 	}
 	defer resp.Body.Close()

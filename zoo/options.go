@@ -127,6 +127,7 @@ const (
 	PhaseVerify   Phase = "verify"   // computing the SHA-256
 	PhaseCheck    Phase = "check"    // opening the file as a BiT checkpoint
 	PhaseDone     Phase = "done"
+	PhaseFailed   Phase = "failed" // Pull is returning an error (Err); the last report of a failed Pull
 )
 
 // Progress is one progress report.
@@ -138,6 +139,6 @@ type Progress struct {
 	Total   int64 // expected bytes, -1 when unknown
 	Resumed int64 // bytes that were already on disk when this attempt started
 	Attempt int   // 1-based attempt number (download and retry phases)
-	Err     error // during PhaseRetry: why the last attempt failed
+	Err     error // PhaseRetry: why the last attempt failed; PhaseFailed: the error Pull returns
 	Wait    time.Duration
 }

@@ -3,6 +3,7 @@ package zoo
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"strings"
@@ -65,4 +66,38 @@ func TestConcurrentPullsAcrossProcesses(t *testing.T) {
 	if downloads != 1 || s.requests.Load() != 1 {
 		t.Fatalf("%d downloads, %d requests across processes; want 1", downloads, s.requests.Load())
 	}
+}
+
+// TestPullHonoursProxyFromEnvironment pulls from an unresolvable host through
+// HTTP_PROXY in a child process (the standard library reads the proxy
+// variables once per process).
+func TestPullHonoursProxyFromEnvironment(t *testing.T) {
+	data := tinyBytes(t)
+	proxy := newServer(t, map[string][]byte{testFile: data})
+	var host string
+	proxy.setHook(func(w http.ResponseWriter, r *http.Request, n int64) bool {
+		proxy.set(func(s *server) { host = r.Host })
+		return false // serve the file: this test server plays the proxy
+	})
+	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcessPull$", "-test.count=1")
+	var env []string
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		switch strings.ToUpper(k) {
+		case "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "REQUEST_METHOD":
+			continue
+		}
+		env = append(env, kv)
+	}
+	cmd.Env = append(env, "ZOO_HELPER_BASE=http://bit-mirror.invalid/", "ZOO_HELPER_DIR="+t.TempDir(),
+		"HTTP_PROXY="+proxy.srv.URL)
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "RESULT "+sha(data)) {
+		t.Fatalf("pull through the proxy: %v\n%s", err, out)
+	}
+	proxy.set(func(s *server) {
+		if host != "bit-mirror.invalid" {
+			t.Fatalf("proxy saw host %q", host)
+		}
+	})
 }

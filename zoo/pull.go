@@ -122,16 +122,21 @@ func (p *puller) auxWant(file string) (want, error) {
 // Resource use: a cached file is hashed on every Pull (about a second per GB);
 // a new one is also loaded into memory once (its float32 size, up to ~4.5 GB
 // for BiT-M-R152x4). Downloads larger than the architecture allows are refused.
-func Pull(ctx context.Context, name string, opts Options) (Result, error) {
+func Pull(ctx context.Context, name string, opts Options) (res Result, err error) {
 	p, ref, err := newPuller(name, opts)
 	if err != nil {
 		return Result{}, err
 	}
+	defer func() {
+		if err != nil {
+			p.report(Progress{Phase: PhaseFailed, File: p.e.File, Total: -1, Err: err}, true)
+		}
+	}()
 	w, err := p.modelWant(ref)
 	if err != nil {
 		return Result{}, err
 	}
-	res, err := p.ensure(ctx, p.e.File, p.e.URLFor(p.o.BaseURL), p.e.maxDownload(), w, true)
+	res, err = p.ensure(ctx, p.e.File, p.e.URLFor(p.o.BaseURL), p.e.maxDownload(), w, true)
 	if err != nil {
 		return Result{}, err
 	}

@@ -305,7 +305,13 @@ func TestHTTPErrors(t *testing.T) {
 				return true
 			})
 			dir := t.TempDir()
-			_, err := Pull(context.Background(), "test-tiny", s.opts(t, dir))
+			o := s.opts(t, dir)
+			var last Progress
+			o.Progress = func(p Progress) { last = p }
+			_, err := Pull(context.Background(), "test-tiny", o)
+			if last.Phase != PhaseFailed || last.Err != err {
+				t.Errorf("last progress %+v, want PhaseFailed with the error", last)
+			}
 			var he *HTTPError
 			if !errors.As(err, &he) || he.StatusCode != tc.code {
 				t.Fatalf("err = %v, want an HTTPError %d", err, tc.code)
