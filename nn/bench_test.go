@@ -34,7 +34,7 @@ func benchSgemm(b *testing.B, g GEMM, s gemmShape, serial bool) {
 		runtime.LockOSThread()
 		defer runtime.UnlockOSThread()
 	}
-	cpu0 := threadCPU()
+	cpu0, proc0 := threadCPU(), processCPU()
 	b.ResetTimer()
 	for b.Loop() {
 		if serial {
@@ -45,9 +45,14 @@ func benchSgemm(b *testing.B, g GEMM, s gemmShape, serial bool) {
 	}
 	flop := 2 * float64(s.m) * float64(s.n) * float64(s.k) * float64(b.N)
 	b.ReportMetric(flop/b.Elapsed().Seconds()/1e9, "GFLOP/s")
-	if cpu := threadCPU() - cpu0; serial && cpu0 > 0 && cpu > 0 && cgoSafeCPU(g) {
-		// GFLOP per second of this thread's CPU time: steadier than the wall
-		// clock rate when other processes share the cores.
+	// GFLOP per second of CPU time (this thread's when serial, the whole
+	// process's otherwise): steadier than the wall-clock rate when other
+	// processes share the cores.
+	cpu := processCPU() - proc0
+	if serial {
+		cpu = threadCPU() - cpu0
+	}
+	if cpu0 > 0 && cpu > 0 && cgoSafeCPU(g) {
 		b.ReportMetric(flop/cpu.Seconds()/1e9, "GFLOP/cpu-s")
 	}
 }
@@ -92,4 +97,50 @@ func (l libOnly) Sgemm(transA, transB bool, m, n, k int, a []float32, lda int, b
 func cgoSafeCPU(g GEMM) bool {
 	_, ok := g.(serialGEMM)
 	return ok && backendKey(g) != BackendGonum
+}
+
+// convShapeBench is one benchmarked convolution from R50x1 at 128 px.
+type convShapeBench struct {
+	name                       string
+	n, c, h, o, k, stride, pad int
+}
+
+var convBenchShapes = []convShapeBench{
+	{"root7x7_b8", 8, 3, 128, 64, 7, 2, 3},
+	{"b1_3x3_b8", 8, 64, 32, 64, 3, 1, 1},
+	{"b1_3x3_b1", 1, 64, 32, 64, 3, 1, 1},
+	{"b4_1x1_b8", 8, 512, 4, 2048, 1, 1, 0},
+}
+
+// benchConv measures Conv2D with backend g and reports GFLOP/s.
+func benchConv(b *testing.B, g GEMM, s convShapeBench) {
+	prev := Backend()
+	SetBackend(g)
+	defer SetBackend(prev)
+	r := rand.New(rand.NewPCG(11, uint64(s.c*s.o)))
+	x := randTensor(r, s.n, s.c, s.h, s.h)
+	w := randTensor(r, s.o, s.c, s.k, s.k)
+	oh := ConvOutSize(s.h, s.k, s.stride, s.pad)
+	flop := 2 * float64(s.n*s.o*oh*oh) * float64(s.c*s.k*s.k)
+	b.ReportAllocs()
+	cpu0 := processCPU()
+	b.ResetTimer()
+	for b.Loop() {
+		Conv2D(x, w, s.stride, s.pad)
+	}
+	b.ReportMetric(flop*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+	if cpu := processCPU() - cpu0; cpu0 > 0 && cpu > 0 && cgoSafeCPU(g) {
+		// Per CPU-second over all threads: the work the cores did, whatever
+		// else shares them.
+		b.ReportMetric(flop*float64(b.N)/cpu.Seconds()/1e9, "GFLOP/cpu-s")
+	}
+}
+
+// BenchmarkConv2D runs R50x1 convolutions (batch 8 and 1) on every backend.
+func BenchmarkConv2D(b *testing.B) {
+	for _, g := range Backends() {
+		for _, s := range convBenchShapes {
+			b.Run(backendKey(g)+"/"+s.name, func(b *testing.B) { benchConv(b, g, s) })
+		}
+	}
 }

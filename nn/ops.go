@@ -61,10 +61,17 @@ func conv2d(dst, x, w *Tensor, stride, pad int) {
 		return
 	}
 	pix, kdim, chw := oh*ow, c*kh*kw, c*h*wd
-	mul, done := kernelProduct(Backend(), w.Data, o, kdim)
-	defer done()
-	direct := kh == 1 && kw == 1 && stride == 1 && pad == 0
 	group := min(n, (convMinCols+pix-1)/pix)
+	groups := (n + group - 1) / group
+	g := Backend()
+	if _, ok := g.(PureGo); ok {
+		convGo(dst, x, w, stride, pad, group)
+		return
+	}
+	direct := kh == 1 && kw == 1 && stride == 1 && pad == 0
+	mul := func(b []float32, ldb, cols int, c []float32, ldc int) {
+		g.Sgemm(false, false, o, cols, kdim, w.Data, kdim, b, ldb, 0, c, ldc)
+	}
 	if group <= 1 {
 		// One product per image; images run in parallel and each product
 		// splits across the cores left over (all of them at batch 1).
@@ -84,7 +91,6 @@ func conv2d(dst, x, w *Tensor, stride, pad int) {
 	}
 	// Small outputs: lay the columns of `group` images side by side,
 	// B = [kdim, group·pix], compute W·B once, and scatter the result.
-	groups := (n + group - 1) / group
 	ParallelFor(groups, func(gi int) {
 		b0 := gi * group
 		gb := min(group, n-b0)
@@ -104,35 +110,57 @@ func conv2d(dst, x, w *Tensor, stride, pad int) {
 			im2col(xb, c, h, wd, kh, kw, stride, pad, oh, ow, bm[i*pix:], cols)
 		}
 		mul(bm, cols, cols, cm, cols)
-		parallelChunks(o, 64, func(lo, hi int) {
-			for oc := lo; oc < hi; oc++ {
-				for i := 0; i < gb; i++ {
-					copy(dst.Data[((b0+i)*o+oc)*pix:][:pix], cm[oc*cols+i*pix:][:pix])
-				}
-			}
-		})
+		scatterGroup(dst.Data, cm, b0, gb, o, pix)
 		putFloats(bp)
 		putFloats(cp)
 	})
 }
 
-// kernelProduct returns mul, which sets C [o×n] = W·B for the o×kdim
-// matrix w and a kdim×n matrix B (row strides ldb and ldc), spread over the
-// cores. With the pure-Go backend W is packed once here and shared by every
-// call and goroutine; done releases it.
-func kernelProduct(g GEMM, w []float32, o, kdim int) (mul func(b []float32, ldb, n int, c []float32, ldc int), done func()) {
-	if _, ok := g.(PureGo); !ok {
-		return func(b []float32, ldb, n int, c []float32, ldc int) {
-			g.Sgemm(false, false, o, n, kdim, w, kdim, b, ldb, 0, c, ldc)
-		}, func() {}
-	}
-	pa := packAll(false, w, kdim, o, kdim)
-	return func(b []float32, ldb, n int, c []float32, ldc int) {
-		mustCheck(false, false, o, n, kdim, w, kdim, b, ldb, c, ldc)
-		splitProduct(o, n, kdim, func(i0, mb, j0, nb int) {
-			sgemmCore(false, nil, 0, pa, i0, false, mb, nb, kdim, b[j0:], ldb, 0, c[i0*ldc+j0:], ldc)
+// scatterGroup copies the product of a group of gb images, cm [o, gb·pix],
+// into their NCHW outputs starting at image b0.
+func scatterGroup(dst, cm []float32, b0, gb, o, pix int) {
+	cols := gb * pix
+	parallelChunks(o, 64, func(lo, hi int) {
+		for oc := lo; oc < hi; oc++ {
+			for i := 0; i < gb; i++ {
+				copy(dst[((b0+i)*o+oc)*pix:][:pix], cm[oc*cols+i*pix:][:pix])
+			}
+		}
+	})
+}
+
+// convGo is conv2d on the pure-Go GEMM: the kernel is packed once and the
+// im2col matrix is never built, its panels are packed straight from the
+// images (convPacker). Images are grouped as in conv2d.
+func convGo(dst, x, w *Tensor, stride, pad, group int) {
+	n, c, h, wd := dims4(x)
+	o, _, kh, kw := dims4(w)
+	oh, ow := ConvOutSize(h, kh, stride, pad), ConvOutSize(wd, kw, stride, pad)
+	pix, kdim, chw := oh*ow, c*kh*kw, c*h*wd
+	pa := packAll(false, w.Data, kdim, o, kdim)
+	defer pa.free()
+	groups := (n + group - 1) / group
+	ParallelFor(groups, func(gi int) {
+		b0 := gi * group
+		gb := min(group, n-b0)
+		cols := gb * pix
+		out, ldc := dst.Data[b0*o*pix:(b0+gb)*o*pix], pix
+		var cp *[]float32
+		if gb > 1 {
+			cp = getFloats(o * cols)
+			out, ldc = *cp, cols
+		}
+		packer := newConvPacker(x.Data[b0*chw:(b0+gb)*chw], c, h, wd, kh, kw, stride, pad, oh, ow)
+		splitProduct(o, cols, kdim, func(i0, mb, j0, nb int) {
+			pk := packer
+			pk.col0 = j0
+			sgemmCore(false, nil, 0, pa, i0, false, mb, nb, kdim, nil, 0, &pk, 0, out[i0*ldc+j0:], ldc)
 		})
-	}, pa.free
+		if cp != nil {
+			scatterGroup(dst.Data, out, b0, gb, o, pix)
+			putFloats(cp)
+		}
+	})
 }
 
 // Im2Col lays out the patches of one image x [C,H,W] as col [C*KH*KW, OH*OW]:
@@ -175,11 +203,24 @@ func im2colRows(x []float32, h, w, kh, kw, stride, pad, oh, ow int, col []float3
 				continue
 			}
 			src := plane[iy*w : (iy+1)*w]
-			clear(dst[:lo])
-			clear(dst[hi:])
+			// Rows are short in the late blocks (4-16 pixels): plain loops
+			// beat memclr/memmove calls there.
+			for j := 0; j < lo; j++ {
+				dst[j] = 0
+			}
+			for j := hi; j < ow; j++ {
+				dst[j] = 0
+			}
 			ix := lo*stride - pad + kx
 			if stride == 1 {
-				copy(dst[lo:hi], src[ix:])
+				seg, s := dst[lo:hi], src[ix:ix+hi-lo]
+				if len(seg) > 32 {
+					copy(seg, s)
+					continue
+				}
+				for j := range seg {
+					seg[j] = s[j]
+				}
 				continue
 			}
 			seg := dst[lo:hi]

@@ -71,6 +71,10 @@ func TestConv2D(t *testing.T) {
 		{5, 4, 12, 12, 6, 3, 1, 1},   // grouped im2col (144 px), groups of 2 plus a remainder
 		{2, 32, 18, 18, 64, 3, 1, 1}, // big enough to split the GEMM across cores
 		{1, 2, 1, 1, 3, 7, 1, 3},     // 1x1 image, 7x7 kernel: only the centre tap is real
+		{1, 4, 32, 32, 8, 3, 1, 1},   // output rows of 32: whole-row panels, stride 1
+		{2, 3, 32, 32, 8, 7, 2, 3},   // root at 32 px: 16-wide rows, stride 2, border taps
+		{1, 8, 31, 33, 6, 3, 2, 1},   // odd sizes, strided
+		{1, 16, 16, 16, 8, 1, 2, 0},  // strided 1x1, rows of 8 (panels span rows)
 	}
 	type ref struct {
 		x, w      *Tensor

@@ -68,7 +68,7 @@ func balance(total, limit, unit int) int {
 // sgemmGo is the single-goroutine pure-Go product. Arguments are checked by
 // the caller.
 func sgemmGo(transA, transB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
-	sgemmCore(transA, a, lda, nil, 0, transB, m, n, k, b, ldb, beta, c, ldc)
+	sgemmCore(transA, a, lda, nil, 0, transB, m, n, k, b, ldb, nil, beta, c, ldc)
 }
 
 // packedA is op(A) packed once, as ceil(m/mr) panels of k steps × mr values
@@ -98,8 +98,9 @@ func (p *packedA) free() { putFloats(p.buf) }
 
 // sgemmCore computes C (+)= op(A)·op(B) on one goroutine. op(A) comes either
 // from a (packed block by block) or, when pa is set, from rows row0.. of a
-// pre-packed A (row0 a multiple of mr).
-func sgemmCore(transA bool, a []float32, lda int, pa *packedA, row0 int, transB bool, m, n, k int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+// pre-packed A (row0 a multiple of mr). op(B) comes from b, or when cp is set
+// from the images cp describes (an implicit im2col matrix).
+func sgemmCore(transA bool, a []float32, lda int, pa *packedA, row0 int, transB bool, m, n, k int, b []float32, ldb int, cp *convPacker, beta float32, c []float32, ldc int) {
 	if m == 0 || n == 0 {
 		return
 	}
@@ -119,7 +120,11 @@ func sgemmCore(transA bool, a []float32, lda int, pa *packedA, row0 int, transB 
 		nb := min(ncb, n-jc)
 		for pc := 0; pc < k; pc += kcb {
 			kb := min(kcb, k-pc)
-			packB(transB, b, ldb, pc, kb, jc, nb, s.b)
+			if cp != nil {
+				cp.pack(pc, kb, jc, nb, s.b)
+			} else {
+				packB(transB, b, ldb, pc, kb, jc, nb, s.b)
+			}
 			acc := pc > 0 || beta != 0
 			for ic := 0; ic < m; ic += mcb {
 				mb := min(mcb, m-ic)

@@ -1,0 +1,126 @@
+package nn
+
+// convPacker packs blocks of the im2col matrix of a group of images straight
+// into GEMM panels, without materialising the matrix: row r = (ch·KH+ky)·KW+kx
+// and column q = image·OH·OW + y·OW + x hold x[image, ch, y·stride-pad+ky,
+// x·stride-pad+kx] (0 in the padding). It produces exactly the values
+// Im2Col + packB would, so results do not depend on the path.
+type convPacker struct {
+	x                   []float32 // the group's images [G,C,H,W]
+	chw, h, w, kh, kw   int
+	stride, pad, oh, ow int
+	pix                 int // oh*ow
+	col0                int // matrix column of the packer's column 0
+	pointwise           bool
+}
+
+func newConvPacker(x []float32, c, h, w, kh, kw, stride, pad, oh, ow int) convPacker {
+	return convPacker{
+		x: x, chw: c * h * w, h: h, w: w, kh: kh, kw: kw,
+		stride: stride, pad: pad, oh: oh, ow: ow, pix: oh * ow,
+		pointwise: kh == 1 && kw == 1 && stride == 1 && pad == 0,
+	}
+}
+
+// pack writes rows [p0, p0+kb) × columns [j0, j0+nb) as packB does.
+func (cp *convPacker) pack(p0, kb, j0, nb int, dst []float32) {
+	for jr := 0; jr < nb; jr += nr {
+		nn := min(nr, nb-jr)
+		panel := dst[jr*kb : jr*kb+nr*kb]
+		q0 := cp.col0 + j0 + jr
+		img, q := q0/cp.pix, q0%cp.pix
+		switch {
+		case nn == nr && cp.pointwise && q+nr <= cp.pix:
+			// 1x1: row ch is the image plane itself.
+			src := cp.x[img*cp.chw+q:]
+			hw := cp.h * cp.w
+			for p := 0; p < kb; p++ {
+				*(*[nr]float32)(panel[p*nr:]) = *(*[nr]float32)(src[(p0+p)*hw:])
+			}
+		case nn == nr && q%cp.ow+nr <= cp.ow:
+			cp.packRow(panel, p0, kb, img, q/cp.ow, q%cp.ow)
+		default:
+			cp.packAny(panel, p0, kb, q0, nn)
+		}
+	}
+}
+
+// packRow packs a panel whose nr columns are pixels x0.. of output row y of
+// one image.
+func (cp *convPacker) packRow(panel []float32, p0, kb, img, y, x0 int) {
+	hw := cp.h * cp.w
+	base := img * cp.chw
+	ch, ky, kx := p0/(cp.kh*cp.kw), (p0/cp.kw)%cp.kh, p0%cp.kw
+	iy0 := y*cp.stride - cp.pad
+	ix00 := x0*cp.stride - cp.pad
+	span := (nr-1)*cp.stride + 1 // input columns one panel row covers
+	for p := 0; p < kb; p++ {
+		d := (*[nr]float32)(panel[p*nr:])
+		iy, ix0 := iy0+ky, ix00+kx
+		switch {
+		case iy < 0 || iy >= cp.h:
+			*d = [nr]float32{}
+		case ix0 >= 0 && ix0+span <= cp.w:
+			row := cp.x[base+ch*hw+iy*cp.w+ix0:]
+			if cp.stride == 1 {
+				*d = *(*[nr]float32)(row)
+			} else {
+				_ = row[span-1]
+				for j := range d {
+					d[j] = row[j*cp.stride]
+				}
+			}
+		default:
+			row := cp.x[base+ch*hw+iy*cp.w : base+ch*hw+(iy+1)*cp.w]
+			for j := range d {
+				if ix := ix0 + j*cp.stride; ix >= 0 && ix < cp.w {
+					d[j] = row[ix]
+				} else {
+					d[j] = 0
+				}
+			}
+		}
+		if kx++; kx == cp.kw {
+			kx = 0
+			if ky++; ky == cp.kh {
+				ky = 0
+				ch++
+			}
+		}
+	}
+}
+
+// packAny packs a panel of nn columns starting at column q0 that may span
+// output rows and images (and pads columns past nn with zeros).
+func (cp *convPacker) packAny(panel []float32, p0, kb, q0, nn int) {
+	var base, oy, ox [nr]int
+	for j := 0; j < nn; j++ {
+		img, q := (q0+j)/cp.pix, (q0+j)%cp.pix
+		base[j] = img * cp.chw
+		oy[j] = (q/cp.ow)*cp.stride - cp.pad
+		ox[j] = (q%cp.ow)*cp.stride - cp.pad
+	}
+	hw := cp.h * cp.w
+	ch, ky, kx := p0/(cp.kh*cp.kw), (p0/cp.kw)%cp.kh, p0%cp.kw
+	for p := 0; p < kb; p++ {
+		d := (*[nr]float32)(panel[p*nr:])
+		for j := 0; j < nn; j++ {
+			iy, ix := oy[j]+ky, ox[j]+kx
+			if iy >= 0 && iy < cp.h && ix >= 0 && ix < cp.w {
+				d[j] = cp.x[base[j]+ch*hw+iy*cp.w+ix]
+			} else {
+				d[j] = 0
+			}
+		}
+		for j := nn; j < nr; j++ {
+			d[j] = 0
+		}
+		if kx++; kx == cp.kw {
+			kx = 0
+			if ky++; ky == cp.kh {
+				ky = 0
+				ch++
+			}
+		}
+	}
+}
