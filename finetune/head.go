@@ -252,7 +252,7 @@ func (t *headTrainer) gradients(x *nn.Tensor, targets []float32, labels []int) (
 		}
 	}
 	df := a.Get(b, C)
-	nn.LinearBackward(f, w, dlog, df, t.grads[model.HeadKernel].Reshape(C, k), t.grads[model.HeadBias].Data, false)
+	nn.LinearBackward(f, w, dlog, df, t.grads[model.HeadKernel].Reshape(C, k), t.grads[model.HeadBias].Data, false, a)
 	dy := a.Get(x.Shape...)
 	nn.GlobalAvgPoolBackward(df, dy)
 	dx := a.Get(x.Shape...)

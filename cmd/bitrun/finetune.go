@@ -1,0 +1,467 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/bitrun/bitrun/data"
+	"github.com/bitrun/bitrun/finetune"
+	"github.com/bitrun/bitrun/model"
+	"github.com/bitrun/bitrun/nn"
+	"github.com/bitrun/bitrun/train"
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+)
+
+func init() { register(newFinetuneCmd) }
+
+func newFinetuneCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "finetune --data PATH (--model NAME | --weights FILE) --out RUNDIR [flags]",
+		Short: "Transfer a pretrained BiT network to a dataset with the BiT-HyperRule",
+		Long: `Fine-tune a pretrained BiT network on a labelled dataset with the BiT-HyperRule,
+computed from the training set: resolution (images under 96x96: resize 160,
+crop 128; else 448 -> 384, or 512 -> 480 with --resolution-rule code),
+schedule (under 20k examples: 500 steps, warmup 100, lr x0.1 at 200/300/400;
+under 500k: 10k steps, warmup 500, decays 3k/6k/9k; else 20k steps, warmup
+500, decays 6k/12k/18k), MixUp alpha 0.1 from 20k examples, SGD momentum 0.9,
+lr 0.003 at batch 512 (the run uses lr x batch/512), no weight decay, and a
+zero-initialised head. The rule is printed on stderr and stored in
+RUNDIR/hyperrule.json with every value changed by a flag. --steps rescales
+the warmup and decays proportionally unless --warmup/--decays are given.
+
+--train full   fine-tunes every weight with the native engine.
+--train head   freezes the trunk and trains the pre-head GroupNorm affine and
+               the linear head. The trunk's output (the tensor entering the
+               pre-head GroupNorm) is computed once by ONNX Runtime (native
+               engine when ONNX Runtime is unavailable, logged) for --views
+               augmented views of every training image (HyperRule random crop
+               + flip, a different draw per view) and cached; training then
+               samples cached views. The augmentation is thus limited to V
+               draws per image. MixUp (when the rule asks for it) is applied to
+               the cached activations, i.e. feature-level MixUp at the input of
+               the pre-head GroupNorm: because GroupNorm and ReLU are
+               non-linear this is NOT equivalent to pixel MixUp; it is the
+               honest cheap analogue, recorded as mixup_on in hyperrule.json.
+               Use --mixup-alpha 0 to switch it off.
+
+--examples-per-class K trains on K seeded examples of each class (few-shot);
+when the batch exceeds the selected examples they are sampled with
+replacement, as the BiT reference does. The rule is computed on the K-shot
+set.
+
+--adapt-resolution R (or auto: the dataset's native image side) adds the
+train-to-test resolution adaptation step (FixRes): after training, freeze the
+trunk and fine-tune the pre-head GroupNorm affine and the head on training
+images preprocessed the test way (square resize to R), without augmentation
+or MixUp, for --adapt-steps steps (default: a fifth of the schedule, the
+HyperRule's shape scaled). Test top-1 at R is reported before and after, and
+the exported model's resolution is R.
+
+The run folder gets hyperrule.json, metrics.jsonl, curve.png, checkpoints,
+weights.npz, model.onnx (labels and preprocessing metadata, resolution = the
+test resolution; ready for eval and serve), confusion.png and summary.json.
+Ctrl-C saves a checkpoint; --resume continues to the same result.
+
+"bitrun finetune table RUNDIR..." prints a results table of finished runs.`,
+		Example: `  bitrun finetune --data /usr/share/datasets/fashion-mnist --weights /work/runs/mnist-small/weights.npz \
+      --train head --out runs/fmnist-head
+  bitrun finetune --data ./flowers --model BiT-M-R50x1 --train full --batch 64 --batch-split 4 --out runs/flowers
+  bitrun finetune table runs/fmnist-head runs/flowers`,
+		Args: cobra.NoArgs,
+		RunE: runFinetune,
+	}
+	f := cmd.Flags()
+	f.String("data", "", `dataset folder (IDX files or one sub-folder per class), or "mnist" (GoMNIST module data)`)
+	addWeightsFlags(cmd)
+	f.String("out", "", "run folder (created)")
+	f.String("train", finetune.ModeFull, "what to train: full (every weight) or head (pre-head GroupNorm + head on cached trunk activations)")
+	f.String("resolution-rule", string(finetune.RulePaper), "large-image tier: paper (448 -> 384) or code (512 -> 480)")
+	f.Int("steps", 0, "schedule length (0: the HyperRule's); rescales warmup and decays")
+	f.Int("warmup", -1, "linear warmup steps (-1: the HyperRule's, rescaled with --steps)")
+	f.String("decays", "", "lr x0.1 steps, comma-separated (default: the HyperRule's, rescaled with --steps)")
+	f.Int("batch", 512, "logical batch size (lr scales with batch/512)")
+	f.Int("batch-split", 1, "micro-batches per step for --train full (gradient accumulation; must divide --batch)")
+	f.Float64("lr", 0, "base learning rate at batch 512 (0: the HyperRule's 0.003)")
+	f.Int("resolution", 0, "train crop = test resolution (0: the HyperRule's)")
+	f.Int("resize", 0, "resize before the random crop (0: the HyperRule's, or 5/4 of --resolution when that is given)")
+	f.Float64("mixup-alpha", -1, "MixUp alpha (-1: the HyperRule's; 0 disables)")
+	f.Float64("momentum", 0.9, "SGD momentum")
+	f.Float64("weight-decay", 0, "weight decay (the HyperRule has none)")
+	f.Bool("flip", true, "random horizontal flip (use --flip=false for digits or text)")
+	f.Int("views", finetune.DefaultViews, "--train head: augmented views cached per training image")
+	f.Int("examples-per-class", 0, "few-shot: train on K seeded examples per class (0: all)")
+	f.Uint64("seed", 0, "seed of the few-shot selection, data order, augmentation and MixUp")
+	f.String("adapt-resolution", "", `train-to-test resolution adaptation at R pixels, or "auto" (the dataset's image side); off when empty`)
+	f.Int("adapt-steps", 0, "adaptation schedule length (0: a fifth of the schedule, at least 10)")
+	f.Int("checkpoint-every", 0, "save a checkpoint every N steps (0: only on Ctrl-C and at the end)")
+	f.Bool("resume", false, "continue the run in --out from its checkpoint")
+	f.Int("eval-batch", 128, "batch size of the test evaluations")
+	f.String("engine", finetune.EngineAuto, "trunk activations for --train head and adaptation: auto, ort or native")
+	f.Int("max-cache-mb", int(finetune.DefaultMaxCacheBytes>>20), "limit of the cached trunk activations (MiB)")
+	f.String("note", "", "why the recipe was changed, recorded in hyperrule.json")
+	f.String("gemm", "", "GEMM backend: auto, go, openblas, gonum (default $BITRUN_GEMM or auto)")
+	f.Bool("json", false, "print the summary as JSON")
+	addORTFlags(cmd)
+	for _, name := range []string{"data", "train", "batch", "batch-split", "seed", "checkpoint-every", "engine", "gemm", "views"} {
+		bindKey(cmd, "finetune."+strings.ReplaceAll(name, "-", "_"), name)
+	}
+	cmd.AddCommand(newFinetuneTableCmd())
+	return cmd
+}
+
+func newFinetuneTableCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "table RUNDIR...",
+		Short: "Print a results table of finished fine-tuning runs",
+		Long: `Print one row per run folder from its summary.json: mode, source, shots,
+steps, batch, train resolution, test top-1 there, the adaptation's
+resolution with top-1 before and after, the final top-1 of the exported
+weights (native engine), the exported model's top-1 under ONNX Runtime when
+the folder holds eval-onnx.json (bitrun eval --onnx RUNDIR/model.onnx --json),
+and the training time.`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			rows := make([]finetune.Row, 0, len(args))
+			for _, dir := range args {
+				r, err := finetune.LoadRow(dir)
+				if err != nil {
+					return err
+				}
+				rows = append(rows, r)
+			}
+			return finetune.WriteTable(cmd.OutOrStdout(), rows)
+		},
+	}
+}
+
+func runFinetune(cmd *cobra.Command, _ []string) error {
+	f := cmd.Flags()
+	out, _ := f.GetString("out")
+	dataPath := cfg.GetString("finetune.data")
+	mode := cfg.GetString("finetune.train")
+	switch {
+	case dataPath == "":
+		return usagef("--data is required")
+	case out == "":
+		return usagef("--out is required")
+	case mode != finetune.ModeFull && mode != finetune.ModeHead:
+		return usagef("--train %q: want full or head", mode)
+	}
+	o := finetune.Options{Mode: mode, OutDir: out, Batch: cfg.GetInt("finetune.batch"),
+		BatchSplit: cfg.GetInt("finetune.batch_split"), Seed: cfg.GetUint64("finetune.seed"),
+		CheckpointEvery: cfg.GetInt("finetune.checkpoint_every"), Engine: cfg.GetString("finetune.engine"),
+		Views: cfg.GetInt("finetune.views")}
+	o.ExamplesPerClass, _ = f.GetInt("examples-per-class")
+	o.AdaptSteps, _ = f.GetInt("adapt-steps")
+	o.Resume, _ = f.GetBool("resume")
+	o.EvalBatch, _ = f.GetInt("eval-batch")
+	flip, _ := f.GetBool("flip")
+	o.NoFlip = !flip
+	cacheMB, _ := f.GetInt("max-cache-mb")
+	o.MaxCacheBytes = int64(cacheMB) << 20
+	asJSON, _ := f.GetBool("json")
+	switch {
+	case o.Batch <= 0 || o.BatchSplit <= 0 || o.Batch%o.BatchSplit != 0:
+		return usagef("--batch %d must be a positive multiple of --batch-split %d", o.Batch, o.BatchSplit)
+	case o.ExamplesPerClass < 0:
+		return usagef("--examples-per-class %d: must be >= 0", o.ExamplesPerClass)
+	case o.Views < 1:
+		return usagef("--views %d: must be >= 1", o.Views)
+	case cacheMB <= 0:
+		return usagef("--max-cache-mb %d: must be positive", cacheMB)
+	case o.Engine != finetune.EngineAuto && o.Engine != finetune.EngineORT && o.Engine != finetune.EngineNative:
+		return usagef("--engine %q: want auto, ort or native", o.Engine)
+	}
+	if key := cfg.GetString("finetune.gemm"); key != "" {
+		if _, err := nn.SelectBackend(key); err != nil {
+			return usageError{err}
+		}
+	} else if err := nn.BackendError(); err != nil {
+		return err
+	}
+	ro, err := ortOptions(cmd)
+	if err != nil {
+		return err
+	}
+	ro.Logger = nil // the trunk session's load details are noise here
+	o.Runtime = ro
+
+	weights, err := weightsPath(cmd)
+	if err != nil {
+		return err
+	}
+	if weights == "" {
+		return usagef("give the source model: --model NAME (zoo) or --weights FILE")
+	}
+	if strings.EqualFold(dataPath, "mnist") {
+		if dataPath, err = data.MNISTDir(); err != nil {
+			return err
+		}
+	}
+	trainSet, err := data.Open(dataPath, "train")
+	if err != nil {
+		return err
+	}
+	testSet, err := data.Open(dataPath, "test")
+	if err != nil {
+		return err
+	}
+	sel := finetune.Select(trainSet, o.ExamplesPerClass, o.Seed)
+	area, bounds, err := finetune.ImageArea(sel)
+	if err != nil {
+		return err
+	}
+	ruleName, _ := f.GetString("resolution-rule")
+	rule, err := finetune.HyperRuleFor(sel.Len(), area, finetune.ResolutionRule(ruleName))
+	if err != nil {
+		return usageError{err}
+	}
+	rule, o.Changes, err = applyRuleFlags(cmd, rule)
+	if err != nil {
+		return err
+	}
+	if o.Batch != rule.BatchSize {
+		o.Changes = append(o.Changes, fmt.Sprintf("batch: %d -> %d (lr %.4g x %d/%d = %.4g)", rule.BatchSize, o.Batch,
+			rule.BaseLR, o.Batch, rule.BatchSize, rule.BaseLR*float64(o.Batch)/float64(rule.BatchSize)))
+	}
+	if note, _ := f.GetString("note"); note != "" {
+		o.Changes = append(o.Changes, "why: "+note)
+	}
+	if s, _ := f.GetString("adapt-resolution"); s != "" {
+		if strings.EqualFold(s, "auto") {
+			o.AdaptResolution = max(bounds.Dx(), bounds.Dy())
+		} else if o.AdaptResolution, err = strconv.Atoi(s); err != nil || o.AdaptResolution < 16 {
+			return usagef("--adapt-resolution %q: want a side of at least 16 pixels, or auto", s)
+		}
+	}
+	if o.Resume && !train.HasCheckpoint(out) {
+		return usagef("--resume: %s holds no checkpoint", out)
+	}
+	src, err := model.LoadNPZ(weights)
+	if err != nil {
+		return err
+	}
+	o.Source, o.SourcePath = src, weights
+	if o.SourceSHA, err = fileSHA256(weights); err != nil {
+		return err
+	}
+	o.Version, _ = buildVersion()
+	o.Logger = cliLogger(cmd)
+	stderr := cmd.ErrOrStderr()
+	printRule(stderr, o, rule, sel.Len(), bounds.Dx(), bounds.Dy())
+	o.Rule = rule
+	o.Progress = finetuneProgress(stderr)
+	o.Logger.Info("fine-tuning", "mode", mode, "source", weights, "data", dataPath, "train", sel.Len(), "test", testSet.Len(),
+		"classes", len(trainSet.Classes()), "gemm", nn.Backend().Name(), "out", out)
+	sum, err := finetune.Run(cmd.Context(), o, trainSet, testSet)
+	if err != nil {
+		if errors.Is(err, finetune.ErrRunExists) || errors.Is(err, finetune.ErrResumeMismatch) || errors.Is(err, finetune.ErrOptions) ||
+			errors.Is(err, train.ErrRunExists) || errors.Is(err, train.ErrResumeMismatch) {
+			return usageError{err}
+		}
+		return err
+	}
+	w := cmd.OutOrStdout()
+	if asJSON {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(sum)
+	}
+	return printFinetuneSummary(w, sum)
+}
+
+// applyRuleFlags applies the recipe flags to the computed rule and lists
+// what changed.
+func applyRuleFlags(cmd *cobra.Command, h finetune.HyperRule) (finetune.HyperRule, []string, error) {
+	f := cmd.Flags()
+	orig := h
+	var changes []string
+	note := func(format string, args ...any) { changes = append(changes, fmt.Sprintf(format, args...)) }
+	if f.Changed("steps") {
+		steps, _ := f.GetInt("steps")
+		if steps <= 0 {
+			return h, nil, usagef("--steps %d: must be positive", steps)
+		}
+		h = h.Scale(steps)
+		note("steps: %d -> %d (warmup and decays rescaled: %d, %v)", orig.Steps, h.Steps, h.Warmup, h.Decays)
+	}
+	if f.Changed("warmup") {
+		w, _ := f.GetInt("warmup")
+		if w < 0 || w >= h.Steps {
+			return h, nil, usagef("--warmup %d: want 0..%d", w, h.Steps-1)
+		}
+		note("warmup: %d -> %d", h.Warmup, w)
+		h.Warmup = w
+	}
+	if f.Changed("decays") {
+		s, _ := f.GetString("decays")
+		d := []int{}
+		for _, p := range strings.Split(s, ",") {
+			if p = strings.TrimSpace(p); p == "" {
+				continue
+			}
+			v, err := strconv.Atoi(p)
+			if err != nil || v <= 0 || v > h.Steps || (len(d) > 0 && v < d[len(d)-1]) {
+				return h, nil, usagef("--decays %q: want increasing steps within 1..%d", s, h.Steps)
+			}
+			d = append(d, v)
+		}
+		note("decays: %v -> %v", h.Decays, d)
+		h.Decays = d
+	}
+	if f.Changed("lr") {
+		lr, _ := f.GetFloat64("lr")
+		if lr <= 0 {
+			return h, nil, usagef("--lr %g: must be positive", lr)
+		}
+		note("base lr at batch %d: %g -> %g", h.BatchSize, h.BaseLR, lr)
+		h.BaseLR = lr
+	}
+	if f.Changed("resolution") || f.Changed("resize") {
+		res, _ := f.GetInt("resolution")
+		resize, _ := f.GetInt("resize")
+		if res == 0 {
+			res = h.Crop
+		}
+		if resize == 0 {
+			resize = h.Resize
+			if f.Changed("resolution") {
+				resize = data.TrainPreSize(res)
+			}
+		}
+		if res < 16 || resize < res {
+			return h, nil, usagef("--resolution %d / --resize %d: want a crop of at least 16 and resize >= crop", res, resize)
+		}
+		note("resolution: resize %d, crop %d -> resize %d, crop %d", h.Resize, h.Crop, resize, res)
+		h.Resize, h.Crop = resize, res
+	}
+	if f.Changed("mixup-alpha") {
+		a, _ := f.GetFloat64("mixup-alpha")
+		if a < 0 {
+			return h, nil, usagef("--mixup-alpha %g: must be >= 0", a)
+		}
+		note("mixup alpha: %g -> %g", h.MixupAlpha, a)
+		h.MixupAlpha = a
+	}
+	if f.Changed("momentum") {
+		m, _ := f.GetFloat64("momentum")
+		note("momentum: %g -> %g", h.Momentum, m)
+		h.Momentum = m
+	}
+	if f.Changed("weight-decay") {
+		wd, _ := f.GetFloat64("weight-decay")
+		note("weight decay: %g -> %g", h.WeightDecay, wd)
+		h.WeightDecay = wd
+	}
+	return h, changes, nil
+}
+
+// printRule shows the recipe on stderr before training.
+func printRule(w io.Writer, o finetune.Options, h finetune.HyperRule, n, iw, ih int) {
+	fmt.Fprintf(w, "BiT-HyperRule for %d training examples of %dx%d pixels", n, iw, ih)
+	if o.ExamplesPerClass > 0 {
+		fmt.Fprintf(w, " (%d per class)", o.ExamplesPerClass)
+	}
+	fmt.Fprintln(w, ":")
+	fmt.Fprintf(w, "  resolution   resize %d, random crop %d%s; test at %d\n", h.Resize, h.Crop, map[bool]string{true: " + flip", false: ""}[!o.NoFlip], h.Crop)
+	fmt.Fprintf(w, "  schedule     %d steps, warmup %d, lr x0.1 at %v\n", h.Steps, h.Warmup, h.Decays)
+	fmt.Fprintf(w, "  optimiser    SGD momentum %g, weight decay %g, lr %g at batch %d -> %.4g at batch %d\n",
+		h.Momentum, h.WeightDecay, h.BaseLR, h.BatchSize, h.BaseLR*float64(o.Batch)/float64(h.BatchSize), o.Batch)
+	mix := "none"
+	if h.MixupAlpha > 0 {
+		mix = fmt.Sprintf("alpha %g", h.MixupAlpha)
+		if o.Mode == finetune.ModeHead {
+			mix += " (on cached trunk activations, not pixels)"
+		}
+	}
+	fmt.Fprintf(w, "  mixup        %s\n", mix)
+	fmt.Fprintf(w, "  head         zero-initialised; training: %s", o.Mode)
+	if o.Mode == finetune.ModeHead {
+		fmt.Fprintf(w, " (%d cached augmented views per image)", o.Views)
+	}
+	fmt.Fprintln(w)
+	if n < o.Batch {
+		fmt.Fprintf(w, "  sampling     with replacement (batch %d > %d examples)\n", o.Batch, n)
+	}
+	if o.AdaptResolution > 0 {
+		fmt.Fprintf(w, "  adaptation   head + pre-head GN at %d (test preprocessing)\n", o.AdaptResolution)
+	}
+	if len(o.Changes) == 0 {
+		fmt.Fprintln(w, "  changes      none (the rule as computed)")
+	}
+	for i, c := range o.Changes {
+		label := ""
+		if i == 0 {
+			label = "changes"
+		}
+		fmt.Fprintf(w, "  %-12s %s\n", label, c)
+	}
+}
+
+func printFinetuneSummary(w io.Writer, s *finetune.Summary) error {
+	r := s.Run
+	fmt.Fprintf(w, "mode           %s (%s, %d params, %d trainable, %d classes)\n", r.Mode, r.Arch, s.Params, s.Trainable, r.Classes)
+	if s.Engine != "" {
+		fmt.Fprintf(w, "trunk engine   %s", s.Engine)
+		if s.CacheSeconds > 0 {
+			fmt.Fprintf(w, " (cache %s)", time.Duration(s.CacheSeconds*float64(time.Second)).Round(time.Second))
+		}
+		fmt.Fprintln(w)
+	}
+	fmt.Fprintf(w, "steps          %d of batch %d on %d examples (resumed at %d)\n", s.Steps, r.Batch, r.TrainExamples, s.ResumedAt)
+	fmt.Fprintf(w, "final loss     %.4f\n", s.FinalLoss)
+	fmt.Fprintf(w, "train time     %s (%.1f examples/s, %s)\n", time.Duration(s.TrainSeconds*float64(time.Second)).Round(time.Second), s.ImagesPerSec, s.GEMM)
+	fmt.Fprintf(w, "test top-1     %.2f%% of %d at %d px\n", 100*s.Top1, s.TestExamples, s.TrainRes)
+	if a := s.Adapt; a != nil {
+		fmt.Fprintf(w, "adaptation     at %d px: %.2f%% -> %.2f%% (%d steps, %s)\n", a.Resolution, 100*a.Top1Before, 100*a.Top1After,
+			a.Steps, time.Duration(a.Seconds*float64(time.Second)).Round(time.Second))
+	}
+	fmt.Fprintf(w, "final top-1    %.2f%% (top-5 %.2f%%) at %d px\n", 100*s.FinalTop1, 100*s.FinalTop5, s.TestRes)
+	fmt.Fprintf(w, "wall time      %s\n", time.Duration(s.WallSeconds*float64(time.Second)).Round(time.Second))
+	fmt.Fprintf(w, "weights        %s\n", s.Weights)
+	fmt.Fprintf(w, "onnx           %s\n", s.ONNX)
+	return nil
+}
+
+// finetuneProgress prints progress on stderr: an updating line on a
+// terminal, a line every 10 s otherwise.
+func finetuneProgress(w io.Writer) func(train.Progress) {
+	tty := false
+	if f, ok := w.(*os.File); ok {
+		tty = term.IsTerminal(int(f.Fd()))
+	}
+	var last time.Time
+	var lastPhase string
+	return func(p train.Progress) {
+		final := p.Step == p.Steps
+		first := p.Phase != lastPhase
+		lastPhase = p.Phase
+		if !first && !final && (time.Since(last) < 250*time.Millisecond || (!tty && time.Since(last) < 10*time.Second)) {
+			return
+		}
+		last = time.Now()
+		var line string
+		switch p.Phase {
+		case "train", "adapt":
+			line = fmt.Sprintf("%s step %d/%d  loss %.4f  acc %.3f  lr %.4g  %.1f ex/s  ETA %s", p.Phase,
+				p.Step, p.Steps, p.Loss, p.BatchAcc, p.LR, p.ImagesPerSec, p.ETA.Round(time.Second))
+		default:
+			line = fmt.Sprintf("%s %d/%d  %.0f img/s  ETA %s", p.Phase, p.Step, p.Steps, p.ImagesPerSec, p.ETA.Round(time.Second))
+		}
+		if tty {
+			fmt.Fprintf(w, "\r\033[K%s", line)
+			if final {
+				fmt.Fprintln(w)
+			}
+			return
+		}
+		fmt.Fprintln(w, line)
+	}
+}
