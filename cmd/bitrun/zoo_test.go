@@ -305,3 +305,29 @@ func TestZooPullONNXAndImport(t *testing.T) {
 		t.Fatalf("bad --sha256: %v", err)
 	}
 }
+
+func TestZooProgressPlainLines(t *testing.T) {
+	var b bytes.Buffer
+	report := zooProgress(&b) // not a terminal: plain lines
+	const total = 1000
+	report(zoo.Progress{Name: "m", File: "m.npz", Phase: zoo.PhaseDownload, Done: 200, Resumed: 200, Total: total, Attempt: 1})
+	for done := int64(210); done <= total; done += 10 {
+		report(zoo.Progress{Name: "m", File: "m.npz", Phase: zoo.PhaseDownload, Done: done, Resumed: 200, Total: total, Attempt: 1})
+	}
+	report(zoo.Progress{Name: "m", File: "m.npz", Phase: zoo.PhaseRetry, Attempt: 1, Err: errors.New("boom"), Wait: time.Second})
+	report(zoo.Progress{Name: "m", File: "m.npz", Phase: zoo.PhaseCheck, Total: -1})
+	out := b.String()
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	// resuming + one line per 10% from 20% to 100% + retry + check
+	if len(lines) != 1+9+2 {
+		t.Fatalf("%d lines:\n%s", len(lines), out)
+	}
+	for _, want := range []string{"resuming m.npz at 200 B", " 20% 200 B / 1000 B", "100% 1000 B / 1000 B", "attempt 1 failed (boom); retrying in 1s", "checking"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "\r") {
+		t.Error("carriage returns in non-terminal output")
+	}
+}
