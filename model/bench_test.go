@@ -91,10 +91,14 @@ func processCPU() time.Duration {
 }
 
 // BenchmarkForward: R50x1 at 128×128, batch 8 (and batch 1), per GEMM
-// backend. Run with -benchtime 3x: one batch-8 forward is about 22 GFLOP.
+// backend (gonum, a reference several times slower, is left out). Run with
+// -benchtime 3x: one batch-8 forward is about 22 GFLOP.
 func BenchmarkForward(b *testing.B) {
 	for _, g := range nn.Backends() {
 		key := strings.Fields(g.Name())[0]
+		if key == nn.BackendGonum {
+			continue
+		}
 		for _, batch := range []int{8, 1} {
 			b.Run(fmt.Sprintf("R50x1/128px/batch%d/%s", batch, key), func(b *testing.B) {
 				benchForward(b, "R50x1", 128, batch, g)

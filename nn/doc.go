@@ -37,6 +37,7 @@
 //
 // im2col matrices, packed operands and grouped-product buffers are pooled
 // and reused across calls; the functions that return a new tensor allocate
-// only that tensor. Kernels panic on shape mismatches (programmer errors);
+// only that tensor. The pure-Go GEMM keeps up to one set of packing buffers
+// (about 3.3 MB) per core for the life of the process. Kernels panic on shape mismatches (programmer errors);
 // they never see untrusted input directly.
 package nn

@@ -47,11 +47,11 @@ func getScratch() *gemmScratch {
 	}
 }
 
-// putScratch returns s to the free list, which keeps at most two buffers per
-// core (about 3.3 MB each); the rest are left to the GC.
+// putScratch returns s to the free list, which keeps at most one buffer set
+// per core (about 3.3 MB each); the rest are left to the GC.
 func putScratch(s *gemmScratch) {
 	scratchFree.Lock()
-	if len(scratchFree.list) < 2*runtime.GOMAXPROCS(0) {
+	if len(scratchFree.list) < runtime.GOMAXPROCS(0) {
 		scratchFree.list = append(scratchFree.list, s)
 	}
 	scratchFree.Unlock()
