@@ -259,34 +259,8 @@ func meanVar(s []float32) (mean, variance float64) {
 	if len(s) == 0 {
 		return 0, 0
 	}
-	var a0, a1, a2, a3 float64
-	i := 0
-	for ; i+4 <= len(s); i += 4 {
-		q := (*[4]float32)(s[i:])
-		a0 += float64(q[0])
-		a1 += float64(q[1])
-		a2 += float64(q[2])
-		a3 += float64(q[3])
-	}
-	for ; i < len(s); i++ {
-		a0 += float64(s[i])
-	}
-	mean = (a0 + a1 + a2 + a3) / float64(len(s))
-	a0, a1, a2, a3 = 0, 0, 0, 0
-	i = 0
-	for ; i+4 <= len(s); i += 4 {
-		q := (*[4]float32)(s[i:])
-		d0, d1, d2, d3 := float64(q[0])-mean, float64(q[1])-mean, float64(q[2])-mean, float64(q[3])-mean
-		a0 += d0 * d0
-		a1 += d1 * d1
-		a2 += d2 * d2
-		a3 += d3 * d3
-	}
-	for ; i < len(s); i++ {
-		d := float64(s[i]) - mean
-		a0 += d * d
-	}
-	return mean, (a0 + a1 + a2 + a3) / float64(len(s))
+	mean = sumF64(s) / float64(len(s))
+	return mean, sumSqDev(s, mean) / float64(len(s))
 }
 
 // GroupNorm normalises x [N,C,H,W] over groups of C/groups channels (and all
@@ -324,17 +298,7 @@ func groupNorm(dst, x *Tensor, groups int, gamma, beta []float32, relu bool) {
 			ch := g*cpg + k
 			scale := float32(inv) * gamma[ch]
 			shift := beta[ch] - float32(mean)*scale
-			s := src[k*hw : (k+1)*hw]
-			d := dst.Data[off+k*hw : off+(k+1)*hw]
-			if relu {
-				for j, v := range s {
-					d[j] = max(v*scale+shift, 0)
-				}
-				continue
-			}
-			for j, v := range s {
-				d[j] = v*scale + shift
-			}
+			scaleShift(dst.Data[off+k*hw:off+(k+1)*hw], src[k*hw:(k+1)*hw], scale, shift, relu)
 		}
 	})
 }
@@ -345,10 +309,7 @@ const elementwiseChunk = 1 << 15
 // ReLUInPlace sets negative values of x to zero and returns x.
 func ReLUInPlace(x *Tensor) *Tensor {
 	parallelChunks(len(x.Data), elementwiseChunk, func(lo, hi int) {
-		s := x.Data[lo:hi]
-		for i, v := range s {
-			s[i] = max(v, 0)
-		}
+		reluSlice(x.Data[lo:hi])
 	})
 	return x
 }
@@ -417,17 +378,7 @@ func GlobalAvgPool(x *Tensor) *Tensor {
 	hw := h * w
 	parallelChunks(n*c, max(1, elementwiseChunk/max(hw, 1)), func(lo, hi int) {
 		for i := lo; i < hi; i++ {
-			var s0, s1 float64
-			src := x.Data[i*hw : (i+1)*hw]
-			j := 0
-			for ; j+2 <= len(src); j += 2 {
-				s0 += float64(src[j])
-				s1 += float64(src[j+1])
-			}
-			if j < len(src) {
-				s0 += float64(src[j])
-			}
-			out.Data[i] = float32((s0 + s1) / float64(hw))
+			out.Data[i] = float32(sumF64(x.Data[i*hw:(i+1)*hw]) / float64(hw))
 		}
 	})
 	return out
@@ -453,10 +404,7 @@ func AddInPlace(dst, src *Tensor) *Tensor {
 		panic(fmt.Sprintf("nn: AddInPlace: %v vs %v", dst.Shape, src.Shape))
 	}
 	parallelChunks(len(dst.Data), elementwiseChunk, func(lo, hi int) {
-		d, s := dst.Data[lo:hi], src.Data[lo:hi]
-		for i, v := range s {
-			d[i] += v
-		}
+		addSlice(dst.Data[lo:hi], src.Data[lo:hi])
 	})
 	return dst
 }

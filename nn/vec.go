@@ -1,0 +1,64 @@
+package nn
+
+// Portable versions of the element-wise loops (vec_amd64.s has the AVX2
+// ones); the amd64 code also uses them for the last len%16 elements.
+
+func sumF64Go(s []float32) float64 {
+	var a0, a1, a2, a3 float64
+	i := 0
+	for ; i+4 <= len(s); i += 4 {
+		q := (*[4]float32)(s[i:])
+		a0 += float64(q[0])
+		a1 += float64(q[1])
+		a2 += float64(q[2])
+		a3 += float64(q[3])
+	}
+	for ; i < len(s); i++ {
+		a0 += float64(s[i])
+	}
+	return (a0 + a1) + (a2 + a3)
+}
+
+func sumSqDevGo(s []float32, mean float64) float64 {
+	var a0, a1, a2, a3 float64
+	i := 0
+	for ; i+4 <= len(s); i += 4 {
+		q := (*[4]float32)(s[i:])
+		d0, d1, d2, d3 := float64(q[0])-mean, float64(q[1])-mean, float64(q[2])-mean, float64(q[3])-mean
+		a0 += d0 * d0
+		a1 += d1 * d1
+		a2 += d2 * d2
+		a3 += d3 * d3
+	}
+	for ; i < len(s); i++ {
+		d := float64(s[i]) - mean
+		a0 += d * d
+	}
+	return (a0 + a1) + (a2 + a3)
+}
+
+func scaleShiftGo(dst, src []float32, scale, shift float32, relu bool) {
+	dst = dst[:len(src)]
+	if relu {
+		for i, v := range src {
+			dst[i] = max(v*scale+shift, 0)
+		}
+		return
+	}
+	for i, v := range src {
+		dst[i] = v*scale + shift
+	}
+}
+
+func reluGo(s []float32) {
+	for i, v := range s {
+		s[i] = max(v, 0)
+	}
+}
+
+func addGo(dst, src []float32) {
+	dst = dst[:len(src)]
+	for i, v := range src {
+		dst[i] += v
+	}
+}
