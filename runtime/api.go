@@ -90,6 +90,12 @@ type Output struct {
 // 2 busy cores with the tiny BiT at 64×64 and 4 concurrent callers
 // (BenchmarkPredictorParallel, medians of 3): shared session 258 images/s at
 // batch 1 and 434 at batch 8; two 1-thread sessions 318 and 730.
+//
+// ONNX Runtime's idle intra-op threads spin-wait by default. On a shared,
+// busy host that wastes the cores: R50x1 at 128×128, batch 1, 2 threads on 2
+// cores at load ~15 took 805 ms/image wall and 143 ms/image CPU with
+// spinning, 168 ms and 78 ms with SessionConfig
+// {"session.intra_op.allow_spinning": "0"} (medians of 3 rounds of 6 runs).
 type Predictor struct {
 	mu       sync.RWMutex // guards sessions against Close during Run
 	sessions []*ort.Session

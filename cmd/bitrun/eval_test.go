@@ -278,7 +278,7 @@ func TestBench(t *testing.T) {
 	m := tinyModel(t)
 	for _, args := range [][]string{
 		{"--onnx", m.onnx, "--threads", "1"},
-		{"--onnx", m.onnx, "--ort-spin=false"},
+		{"--onnx", m.onnx, "--ort-spin"},
 		{"--weights", m.npz},
 	} {
 		out, _, err := execCLI(t, append([]string{"bench", "--resolution", "32", "--batch", "2", "--runs", "5", "--warmup", "1", "--json"}, args...)...)

@@ -17,7 +17,10 @@ func addORTFlags(cmd *cobra.Command) {
 	cmd.Flags().String("ort-lib", "", "path to libonnxruntime.so (default: $BITRUN_ORT_LIB, then third_party/onnxruntime/ next to the binary or above the working directory, then the system loader)")
 	cmd.Flags().String("provider", "cpu", "ONNX Runtime execution provider: cpu, cuda or auto (CUDA when it works, else CPU)")
 	cmd.Flags().Int("threads", 0, "ONNX Runtime intra-op threads (0 = one per core)")
-	cmd.Flags().Bool("ort-spin", true, "let idle ONNX Runtime threads spin (lower latency on an idle machine; turn off on a shared, busy one)")
+	// Spinning is off by default: on a busy 2-core host it doubled the CPU
+	// time per image of R50x1 and tripled its latency (see the bench figures
+	// in runtime's Predictor docs); turn it on for a dedicated machine.
+	cmd.Flags().Bool("ort-spin", false, "let idle ONNX Runtime threads spin-wait (can lower latency on a dedicated machine; wastes CPU on a shared one)")
 	bindKey(cmd, "ort.lib", "ort-lib")
 	bindKey(cmd, "ort.spin", "ort-spin")
 	bindKey(cmd, "ort.provider", "provider")
