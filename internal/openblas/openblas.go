@@ -50,7 +50,7 @@ type Lib struct {
 // The error wraps ErrUnavailable and lists what was tried.
 func Open() (*Lib, error) {
 	if !cgoEnabled {
-		return OpenPath("libopenblas.so.0")
+		return OpenPath(candidates()[0])
 	}
 	var msgs []string
 	for _, p := range candidates() {
