@@ -5,9 +5,12 @@
 //
 // # GEMM backends
 //
-// Convolutions run as im2col + matrix product (a 1x1, stride-1 convolution
-// multiplies the image directly), and every product goes through a GEMM
-// backend:
+// Convolutions run as matrix products of the kernel [O, C·KH·KW] with the
+// im2col matrix of each image (images with small outputs are grouped into
+// one product). With PureGo the kernel is packed once per call and the
+// im2col panels are packed straight from the images, never materialised;
+// other backends get an explicit im2col matrix. Every product goes through a
+// GEMM backend:
 //
 //   - PureGo ("go"): always available; a packed, cache-blocked product with an
 //     AVX2+FMA assembly micro-kernel on amd64 CPUs that have it (plain Go
