@@ -1,6 +1,3 @@
-// Package onnxtest hand-encodes small ONNX models (protobuf wire format, no
-// generated code) for tests of the runtime, eval and serving packages: a
-// model can be written without the exporter and its outputs computed by hand.
 package onnxtest
 
 import (

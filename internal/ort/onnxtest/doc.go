@@ -1,0 +1,6 @@
+// Package onnxtest hand-encodes small ONNX models (protobuf wire format via
+// protowire, no generated code) for tests of the runtime, eval and serving
+// packages: a model can be written without the exporter, and the outputs of
+// Classifier computed in Go to compare with ONNX Runtime's. It is for tests
+// only; the graphs it writes are not checked beyond what ONNX Runtime does.
+package onnxtest
