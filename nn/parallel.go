@@ -59,6 +59,7 @@ func ParallelFor(n int, fn func(i int)) {
 	t.next.Store(0)
 	t.wg.Add(helpers)
 	startWorkers(int(helpersBusy.Load())) // one worker per busy helper slot
+	helpersDispatched.Add(int64(helpers))
 	for h := 0; h < helpers; h++ {
 		workCh <- t
 	}
@@ -95,6 +96,10 @@ var (
 	workersMu      sync.Mutex
 	workersLive    int
 	workersStarted atomic.Int32
+
+	// helpersDispatched counts helper hand-offs, for tests that check a
+	// kernel really spreads its work.
+	helpersDispatched atomic.Int64
 )
 
 // startWorkers makes sure at least n helper goroutines exist.

@@ -1,6 +1,8 @@
 package nn
 
 import (
+	"math/rand/v2"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -40,4 +42,45 @@ func TestParallelFor(t *testing.T) {
 	if b := helpersBusy.Load(); b != 0 {
 		t.Fatalf("%d helper slots still held after all regions finished", b)
 	}
+}
+
+// TestBatchOneParallel checks that the forward kernels hand work to other
+// cores at batch 1 (a single image has no batch loop to split).
+func TestBatchOneParallel(t *testing.T) {
+	prev := runtime.GOMAXPROCS(2)
+	defer runtime.GOMAXPROCS(prev)
+	r := rand.New(rand.NewPCG(23, 24))
+	x := randTensor(r, 1, 64, 32, 32)
+	w := randTensor(r, 64, 64, 3, 3)
+	gamma, beta := make([]float32, 64), make([]float32, 64)
+	for i := range gamma {
+		gamma[i] = 1
+	}
+	forEachBackend(t, func(t *testing.T, g GEMM) {
+		for _, k := range []struct {
+			name string
+			run  func()
+		}{
+			{"Conv2D 3x3", func() { Conv2D(x, w, 1, 1) }},
+			{"GroupNormReLU", func() { GroupNormReLU(x, 32, gamma, beta) }},
+			{"ReLUInPlace", func() { ReLUInPlace(x.Clone()) }},
+		} {
+			before := helpersDispatched.Load()
+			k.run()
+			if helpersDispatched.Load() == before {
+				t.Errorf("%s at batch 1 ran on one goroutine", k.name)
+			}
+		}
+		// 1x1 conv on the same image (the direct path: the product is the
+		// only work, and gonum parallelises that with its own goroutines).
+		if _, ok := g.(Gonum); ok {
+			return
+		}
+		w1 := randTensor(r, 128, 64, 1, 1)
+		before := helpersDispatched.Load()
+		Conv2D(x, w1, 1, 0)
+		if helpersDispatched.Load() == before {
+			t.Errorf("1x1 Conv2D at batch 1 ran on one goroutine")
+		}
+	})
 }
