@@ -474,6 +474,12 @@ func (r *runner) run(ctx context.Context, testSet data.Dataset) (*Summary, error
 		Weights: filepath.Join(dir, WeightsFile), GEMM: nn.Backend().Name(), Options: o}
 	if start < r.steps {
 		sum.ImagesPerSec = float64((r.steps-start)*b) / trainTime.Seconds()
+	} else if prev, err := os.ReadFile(filepath.Join(dir, SummaryFile)); err == nil {
+		// A finished run re-evaluated: keep the training figures it had.
+		var p Summary
+		if json.Unmarshal(prev, &p) == nil {
+			sum.ResumedAt, sum.FinalLoss, sum.TrainSeconds, sum.ImagesPerSec, sum.GEMM = p.ResumedAt, p.FinalLoss, p.TrainSeconds, p.ImagesPerSec, p.GEMM
+		}
 	}
 	if testSet != nil {
 		t0 := time.Now()

@@ -75,9 +75,18 @@ func TestTrainCommand(t *testing.T) {
 	if _, stderr, code := runCaptured(t, args...); code != exitUsage || !strings.Contains(stderr, "--resume") {
 		t.Errorf("rerun without --resume: exit %d, stderr %q; want %d naming --resume", code, stderr, exitUsage)
 	}
-	// With --resume a finished run just re-evaluates.
-	if _, stderr, code := runCaptured(t, append(args, "--resume")...); code != exitOK {
-		t.Errorf("resume of a finished run: exit %d, stderr %s", code, stderr)
+	// With --resume a finished run just re-evaluates, keeping its training figures.
+	stdout, stderr, code = runCaptured(t, append(args, "--resume")...)
+	if code != exitOK {
+		t.Fatalf("resume of a finished run: exit %d, stderr %s", code, stderr)
+	}
+	var again train.Summary
+	if err := json.Unmarshal([]byte(stdout), &again); err != nil {
+		t.Fatal(err)
+	}
+	if again.FinalLoss != sum.FinalLoss || again.TrainSeconds != sum.TrainSeconds || again.TestAccuracy != sum.TestAccuracy {
+		t.Errorf("re-evaluated summary: loss %g, train %gs, acc %g; want %g, %gs, %g",
+			again.FinalLoss, again.TrainSeconds, again.TestAccuracy, sum.FinalLoss, sum.TrainSeconds, sum.TestAccuracy)
 	}
 }
 
