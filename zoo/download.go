@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -48,8 +49,13 @@ const progressMinReset = 1 << 20
 
 // download brings the .part file of j to completion, resuming what is on disk,
 // and returns the number of bytes fetched over the network.
-func (p *puller) download(ctx context.Context, j job) (int64, error) {
-	var fetched int64
+func (p *puller) download(ctx context.Context, j job) (fetched int64, err error) {
+	defer func() {
+		if n, ok := fileSize(p.c.part(j.file)); err != nil && ok && n == 0 {
+			_ = os.Remove(p.c.part(j.file)) // nothing to resume
+			_ = os.Remove(p.c.meta(j.file))
+		}
+	}()
 	attempt, counted := 0, 0
 	for {
 		attempt++
@@ -60,7 +66,7 @@ func (p *puller) download(ctx context.Context, j job) (int64, error) {
 			return fetched, nil
 		}
 		if ctx.Err() != nil {
-			return fetched, fmt.Errorf("zoo: pulling %s interrupted (the .part file is kept for resuming): %w", j.name, context.Cause(ctx))
+			return fetched, interrupted(ctx, j)
 		}
 		var perm permanent
 		if errors.As(err, &perm) {
@@ -85,10 +91,20 @@ func (p *puller) download(ctx context.Context, j job) (int64, error) {
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return fetched, fmt.Errorf("zoo: pulling %s interrupted (the .part file is kept for resuming): %w", j.name, context.Cause(ctx))
+			return fetched, interrupted(ctx, j)
 		case <-t.C:
 		}
 	}
+}
+
+// interrupted wraps ctx.Err() (so errors.Is(err, context.Canceled) holds) and
+// names the cause when it says more.
+func interrupted(ctx context.Context, j job) error {
+	err := ctx.Err()
+	if c := context.Cause(ctx); c != nil && c != err {
+		return fmt.Errorf("zoo: pulling %s interrupted (%v; the .part file is kept for resuming): %w", j.name, c, err)
+	}
+	return fmt.Errorf("zoo: pulling %s interrupted (the .part file is kept for resuming): %w", j.name, err)
 }
 
 // backoff is the wait before retry number k (1-based): Backoff*2^(k-1) capped
@@ -180,6 +196,10 @@ func (p *puller) attempt(ctx context.Context, j job, attempt int) (received int6
 	}
 	resp, err := p.o.Client.Do(req)
 	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // it would repeat the method and URL
+		}
 		var dns *net.DNSError
 		if errors.As(err, &dns) && dns.IsNotFound {
 			return 0, permanent{fmt.Errorf("zoo: GET %s: %w", j.url, err)} // a wrong host name does not heal

@@ -233,10 +233,18 @@ func (p *puller) ensure(ctx context.Context, file, url string, maxSize int64, w 
 }
 
 func (p *puller) hash(ctx context.Context, file, path string) (string, int64, error) {
-	p.report(Progress{Phase: PhaseVerify, File: file, Total: -1}, true)
-	return hashFile(ctx, path, func(done, total int64) {
+	total := int64(-1)
+	if n, ok := fileSize(path); ok {
+		total = n
+	}
+	p.report(Progress{Phase: PhaseVerify, File: file, Total: total}, true)
+	digest, size, err := hashFile(ctx, path, func(done, total int64) {
 		p.report(Progress{Phase: PhaseVerify, File: file, Done: done, Total: total}, false)
 	})
+	if err == nil {
+		p.report(Progress{Phase: PhaseVerify, File: file, Done: size, Total: size}, true)
+	}
+	return digest, size, err
 }
 
 // verifyFinal checks the file at its final path against w. A file without a

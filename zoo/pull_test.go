@@ -434,15 +434,15 @@ func TestCancelLeavesResumablePart(t *testing.T) {
 	s.chunkDelay.Store(int64(20 * time.Millisecond))
 	dir := t.TempDir()
 	o := s.opts(t, dir)
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancelCause(context.Background())
 	o.Progress = func(p Progress) {
 		if p.Phase == PhaseDownload && p.Done >= int64(len(data))/4 {
-			cancel()
+			cancel(errors.New("interrupt signal received"))
 		}
 	}
 	_, err := Pull(ctx, "test-tiny", o)
-	if !errors.Is(err, context.Canceled) {
-		t.Fatalf("err = %v, want context.Canceled", err)
+	if !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "interrupt signal received") {
+		t.Fatalf("err = %v, want context.Canceled naming the cause", err)
 	}
 	part := filepath.Join(dir, "test", "tiny.npz.part")
 	have, ok := fileSize(part)

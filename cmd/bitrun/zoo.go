@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -520,13 +521,17 @@ func zooProgress(w io.Writer) func(zoo.Progress) {
 		if p.Phase == zoo.PhaseVerify {
 			verb = "verifying"
 		}
+		what := p.Name
+		if !strings.HasSuffix(p.File, ".npz") {
+			what += " " + path.Base(p.File) // the label file
+		}
 		elapsed := time.Since(start).Seconds()
 		rate := float64(p.Done-startDone) / max(elapsed, 1e-3)
-		line := fmt.Sprintf("%s: %s %s", p.Name, verb, byteSize(p.Done))
+		line := fmt.Sprintf("%s: %s %s", what, verb, byteSize(p.Done))
 		pct := int64(-1)
 		if p.Total > 0 {
 			pct = 100 * p.Done / p.Total
-			line = fmt.Sprintf("%s: %s %s %3d%% %s / %s", p.Name, verb, zooBar(pct, 24), pct, byteSize(p.Done), byteSize(p.Total))
+			line = fmt.Sprintf("%s: %s %s %3d%% %s / %s", what, verb, zooBar(pct, 24), pct, byteSize(p.Done), byteSize(p.Total))
 		}
 		if elapsed > 0.2 && rate > 0 {
 			line += fmt.Sprintf("  %s/s", byteSize(int64(rate)))
