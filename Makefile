@@ -36,5 +36,11 @@ fuzz:
 bench: setup
 	$(GO) test -run '^$$' -bench . -benchtime 3x -count 5 ./nn/ ./model/
 
+# The offline transfer demo (README command 1): MNIST upstream -> Fashion-MNIST
+# fine-tuning (head, full, 10-shot pretrained vs random init), ONNX eval and a
+# results table, under demo/. Re-runnable; DEMO_CLEAN=1 starts over.
+demo: setup build
+	scripts/demo.sh
+
 clean:
 	rm -rf bin

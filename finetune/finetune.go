@@ -160,6 +160,7 @@ type RunRecord struct {
 type AdaptSummary struct {
 	Resolution int     `json:"resolution"`
 	Steps      int     `json:"steps"`
+	Examples   int     `json:"examples"`    // training images used (at most steps × batch)
 	Top1Before float64 `json:"top1_before"` // test top-1 at Resolution before adaptation
 	Top1After  float64 `json:"top1_after"`
 	FinalLoss  float64 `json:"final_loss"`

@@ -20,6 +20,7 @@ const (
 	saltOrder = 0x9b05688c2b3e6c1f // row order
 	saltDraw  = 0x1f83d9abfb41bd6b // draws with replacement
 	saltMix   = 0x5be0cd19137e2179 // MixUp lambda and partners
+	saltAdapt = 0x428a2f98d728ae22 // adaptation subset
 )
 
 // headNames are the parameters head training updates: the pre-head

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/bitrun/bitrun/data"
 	"github.com/bitrun/bitrun/model"
 	"github.com/bitrun/bitrun/train"
 )
@@ -170,7 +171,8 @@ func (r *runner) trainHead(ctx context.Context, params model.Params, sum *Summar
 // adapt is the train-to-test resolution adaptation (FixRes for BiT): with the
 // trunk frozen it fine-tunes the pre-head GroupNorm affine and the head on
 // training images preprocessed the test way (square resize) at the target
-// resolution, with the HyperRule's schedule shape scaled to AdaptSteps and no
+// resolution (at most AdaptSteps×Batch of them, a seeded subset), with the
+// HyperRule's schedule shape scaled to AdaptSteps and no
 // MixUp (the step exists to match test-time statistics, not to regularise).
 func (r *runner) adapt(ctx context.Context, params model.Params) (*AdaptSummary, error) {
 	o, res := r.o, r.o.AdaptResolution
@@ -180,15 +182,21 @@ func (r *runner) adapt(ctx context.Context, params model.Params) (*AdaptSummary,
 		return nil, err
 	}
 	defer tr.Close()
-	r.log.Info("adapting to the test resolution", "resolution", res, "steps", o.AdaptSteps, "engine", tr.Name())
-	cache, err := buildCache(ctx, tr, r.ds, cacheSpec{views: 1, res: res, evalWay: true, maxBytes: o.MaxCacheBytes,
+	// The schedule sees AdaptSteps×Batch examples: never cache more images
+	// than that (a seeded subset; each is then seen about once).
+	ds := r.ds
+	if limit := o.AdaptSteps * o.Batch; limit < ds.Len() {
+		ds = data.Subset(ds, data.Shuffled(ds.Len(), o.Seed^saltAdapt)[:limit])
+	}
+	r.log.Info("adapting to the test resolution", "resolution", res, "steps", o.AdaptSteps, "examples", ds.Len(), "engine", tr.Name())
+	cache, err := buildCache(ctx, tr, ds, cacheSpec{views: 1, res: res, evalWay: true, maxBytes: o.MaxCacheBytes,
 		progress: r.cacheProgress("adapt-cache")})
 	if err != nil {
 		return nil, err
 	}
 	h := r.rec.Rule.Scale(o.AdaptSteps)
-	t := newHeadTrainer(r.cfg, params, cache, o.Batch, 0, o.Batch > r.ds.Len(), o.Seed+1, r.schedule(h), h.Momentum)
-	a := &AdaptSummary{Resolution: res, Steps: h.Steps}
+	t := newHeadTrainer(r.cfg, params, cache, o.Batch, 0, o.Batch > ds.Len(), o.Seed+1, r.schedule(h), h.Momentum)
+	a := &AdaptSummary{Resolution: res, Steps: h.Steps, Examples: ds.Len()}
 	began := time.Now()
 	for s := 0; s < h.Steps; s++ {
 		if err := ctx.Err(); err != nil {

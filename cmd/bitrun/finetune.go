@@ -59,8 +59,9 @@ set.
 --adapt-resolution R (or auto: the dataset's native image side) adds the
 train-to-test resolution adaptation step (FixRes): after training, freeze the
 trunk and fine-tune the pre-head GroupNorm affine and the head on training
-images preprocessed the test way (square resize to R), without augmentation
-or MixUp, for --adapt-steps steps (default: a fifth of the schedule, the
+images preprocessed the test way (square resize to R; at most adapt-steps x
+batch of them, a seeded subset), without augmentation or MixUp, for
+--adapt-steps steps (default: a fifth of the schedule, the
 HyperRule's shape scaled). Test top-1 at R is reported before and after, and
 the exported model's resolution is R.
 
