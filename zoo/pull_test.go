@@ -694,3 +694,26 @@ func TestParseContentRange(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParseContentRange: the header comes from the server; accepted values
+// must describe a sane range.
+func FuzzParseContentRange(f *testing.F) {
+	for _, s := range []string{"bytes 0-99/100", "bytes 10-99/*", "bytes */100", "bytes 5-4/10", "bytes 0-0/0", "bytes 9223372036854775807-9223372036854775807/*"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		start, end, size, ok := parseContentRange(s)
+		if !ok {
+			return
+		}
+		if start == -1 {
+			if end != -1 || size < 0 {
+				t.Fatalf("%q: unsatisfied-range form gave %d-%d/%d", s, start, end, size)
+			}
+			return
+		}
+		if start < 0 || end < start || (size >= 0 && end >= size) || size < -1 {
+			t.Fatalf("%q: accepted %d-%d/%d", s, start, end, size)
+		}
+	})
+}

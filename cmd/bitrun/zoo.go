@@ -366,6 +366,9 @@ file; fails if any file is bad.`,
 				if len(args) != 1 {
 					return usagef("--sha256 pins one file: give exactly one NAME")
 				}
+				if _, err := zoo.ParseDigest(pin); err != nil {
+					return usagef("--sha256: %v", err)
+				}
 				o.SHA256 = pin
 			}
 			names := args
