@@ -1,0 +1,84 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/bitrun/bitrun/finetune"
+	"github.com/bitrun/bitrun/train"
+)
+
+// TestFinetuneCommand runs head-only fine-tuning with adaptation on a tiny
+// image folder from an initialised tiny BiT, then the table.
+func TestFinetuneCommand(t *testing.T) {
+	ds := writeShapesFolder(t)
+	tmp := t.TempDir()
+	src := filepath.Join(tmp, "tiny.npz")
+	if _, stderr, code := runCaptured(t, "init", "--arch", "tiny", "--classes", "5", "--out", src); code != exitOK {
+		t.Fatalf("init: exit %d: %s", code, stderr)
+	}
+	out := filepath.Join(tmp, "run")
+	args := []string{"finetune", "--data", ds, "--weights", src, "--train", "head", "--engine", "native",
+		"--steps", "10", "--batch", "16", "--resolution", "16", "--views", "2", "--adapt-resolution", "auto",
+		"--lr", "0.5", "--out", out, "--json", "--note", "test"}
+	stdout, stderr, code := runCaptured(t, args...)
+	if code != exitOK {
+		t.Fatalf("exit %d\nstderr: %s", code, stderr)
+	}
+	var sum finetune.Summary
+	if err := json.Unmarshal([]byte(stdout), &sum); err != nil {
+		t.Fatalf("stdout is not the summary JSON: %v\n%s", err, stdout)
+	}
+	// The rule for 8 images of 20x20: 160->128, 500 steps; flags changed it.
+	h := sum.Run.Rule
+	if h.Steps != 10 || h.Warmup != 2 || len(h.Decays) != 3 || h.Decays[0] != 4 || h.Crop != 16 || h.Resize != 20 || h.BaseLR != 0.5 {
+		t.Errorf("rule as used: %+v", h)
+	}
+	if sum.Run.LR != 0.5*16/512 || sum.Run.Classes != 2 || sum.Adapt == nil || sum.Adapt.Resolution != 20 || sum.TestRes != 20 {
+		t.Errorf("summary: lr %g, %d classes, adapt %+v, test res %d", sum.Run.LR, sum.Run.Classes, sum.Adapt, sum.TestRes)
+	}
+	joined := strings.Join(sum.Run.Changes, "\n")
+	for _, want := range []string{"steps: 500 -> 10", "resolution: resize 160, crop 128 -> resize 20, crop 16", "base lr", "batch: 512 -> 16", "why: test"} {
+		if !strings.Contains(joined, want) {
+			t.Errorf("changes lack %q:\n%s", want, joined)
+		}
+	}
+	for _, want := range []string{"BiT-HyperRule for 8 training examples of 20x20", "schedule     10 steps, warmup 2", "with replacement", "train step 10/10"} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, stderr)
+		}
+	}
+	for _, f := range []string{finetune.RuleFile, finetune.ModelFile, finetune.ConfusionFile, train.CurveFile, train.WeightsFile} {
+		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
+			t.Errorf("run folder lacks %s: %v", f, err)
+		}
+	}
+	if _, stderr, code := runCaptured(t, args...); code != exitUsage || !strings.Contains(stderr, "resume") {
+		t.Errorf("rerun without --resume: exit %d, stderr %q", code, stderr)
+	}
+	stdout, stderr, code = runCaptured(t, "finetune", "table", out)
+	if code != exitOK || !strings.Contains(stdout, "run ") || !strings.Contains(stdout, "head (native)") {
+		t.Errorf("table: exit %d\n%s%s", code, stdout, stderr)
+	}
+}
+
+func TestFinetuneUsageErrors(t *testing.T) {
+	ds := writeShapesFolder(t)
+	out := filepath.Join(t.TempDir(), "run")
+	cases := [][]string{
+		{"finetune", "--weights", "x.npz", "--out", out},
+		{"finetune", "--data", ds, "--weights", "x.npz"},
+		{"finetune", "--data", ds, "--out", out},
+		{"finetune", "--data", ds, "--weights", "x.npz", "--out", out, "--train", "trunk"},
+		{"finetune", "--data", ds, "--weights", "x.npz", "--out", out, "--batch", "6", "--batch-split", "4"},
+		{"finetune", "--data", ds, "--weights", "x.npz", "--out", out, "--engine", "gpu"},
+	}
+	for _, args := range cases {
+		if _, stderr, code := runCaptured(t, args...); code != exitUsage {
+			t.Errorf("%v: exit %d, want %d (stderr %q)", args[1:], code, exitUsage, stderr)
+		}
+	}
+}
