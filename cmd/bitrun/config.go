@@ -18,9 +18,15 @@ var cfg = viper.New()
 
 // configKey is one configuration key bound to a flag and an environment variable.
 type configKey struct {
-	key  string // viper key, e.g. "zoo.cache_dir"
-	flag string // flag name on the commands that take it
-	env  string // environment variable
+	key  string   // viper key, e.g. "zoo.cache_dir"
+	flag string   // flag name on the commands that take it
+	env  []string // environment variables, the first one winning
+}
+
+// envAliases are extra environment variables accepted for a key, after the
+// one derived from its name.
+var envAliases = map[string][]string{
+	"zoo.cache_dir": {"BITRUN_CACHE_DIR"},
 }
 
 var configKeys = map[string]configKey{}
@@ -29,7 +35,8 @@ var configKeys = map[string]configKey{}
 // variable is BITRUN_ + the key upper-cased with dots as underscores.
 func bindKey(cmd *cobra.Command, key, flag string) {
 	env := "BITRUN_" + strings.ToUpper(strings.NewReplacer(".", "_", "-", "_").Replace(key))
-	configKeys[key] = configKey{key: key, flag: flag, env: env}
+	envs := append([]string{env}, envAliases[key]...)
+	configKeys[key] = configKey{key: key, flag: flag, env: envs}
 	f := cmd.Flags().Lookup(flag)
 	if f == nil {
 		f = cmd.PersistentFlags().Lookup(flag)
@@ -38,7 +45,7 @@ func bindKey(cmd *cobra.Command, key, flag string) {
 		panic("bindKey: no flag " + flag + " on " + cmd.Name())
 	}
 	cfg.SetDefault(key, f.DefValue)
-	_ = cfg.BindEnv(key, env)
+	_ = cfg.BindEnv(append([]string{key}, envs...)...)
 	// Bind the flag of the command actually run in loadConfig: one key may be
 	// bound to flags of several commands.
 	flagBindings[key] = append(flagBindings[key], flagBinding{cmd: cmd, flag: f})
@@ -97,8 +104,10 @@ func configSource(cmd *cobra.Command, key string) string {
 			return "flag --" + k.flag
 		}
 	}
-	if _, ok := os.LookupEnv(k.env); ok {
-		return "env " + k.env
+	for _, env := range k.env {
+		if _, ok := os.LookupEnv(env); ok {
+			return "env " + env
+		}
 	}
 	if cfg.InConfig(key) {
 		return "config " + cfg.ConfigFileUsed()
@@ -121,7 +130,7 @@ func init() {
 				sort.Strings(keys)
 				out := cmd.OutOrStdout()
 				for _, k := range keys {
-					fmt.Fprintf(out, "%-24s %-40v (%s; env %s)\n", k, cfg.Get(k), configSource(cmd, k), configKeys[k].env)
+					fmt.Fprintf(out, "%-24s %-40v (%s; env %s)\n", k, cfg.Get(k), configSource(cmd, k), strings.Join(configKeys[k].env, ", "))
 				}
 				return nil
 			},

@@ -53,10 +53,9 @@ func addZooFlags(cmd *cobra.Command) { addZooFlagSet(cmd, true) }
 // addZooFlagSet adds --cache-dir and --offline, and with all also --base-url,
 // --stall-timeout and --max-attempts (the rest stay reachable through the
 // environment and the config file). Flags the command already has are left
-// alone. BITRUN_CACHE_DIR is accepted as well as BITRUN_ZOO_CACHE_DIR.
+// alone. BITRUN_CACHE_DIR is accepted as well as BITRUN_ZOO_CACHE_DIR (see envAliases).
 func addZooFlagSet(cmd *cobra.Command, all bool) {
 	f := cmd.Flags()
-	defer func() { _ = cfg.BindEnv("zoo.cache_dir", "BITRUN_ZOO_CACHE_DIR", "BITRUN_CACHE_DIR") }()
 	for _, d := range []struct {
 		key, flag string
 		core      bool // also on commands that take --model
@@ -87,9 +86,6 @@ func zooCacheSource(cmd *cobra.Command) string {
 	src := configSource(cmd, "zoo.cache_dir")
 	if strings.HasPrefix(src, "env ") || strings.HasPrefix(src, "flag ") {
 		return src
-	}
-	if _, ok := os.LookupEnv("BITRUN_CACHE_DIR"); ok {
-		return "env BITRUN_CACHE_DIR"
 	}
 	if src == "default" {
 		return "default (os.UserCacheDir()/bitrun)"
