@@ -4,12 +4,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"image"
-	"math"
 	"os"
 	"strings"
 
 	"github.com/bitrun/bitrun/data"
 	"github.com/bitrun/bitrun/eval"
+	"github.com/bitrun/bitrun/serve"
 	"github.com/spf13/cobra"
 )
 
@@ -95,7 +95,7 @@ func runPredict(cmd *cobra.Command, images []string) error {
 		}
 		for i, name := range names {
 			row := logits[i*classes : (i+1)*classes]
-			probs := softmax(row)
+			probs := serve.Softmax(row) // the scores serve returns for the same image
 			p := prediction{Image: name}
 			for _, c := range eval.TopK(row, k) {
 				cs := classScore{Index: c, Score: probs[c]}
@@ -140,24 +140,6 @@ func decodeFile(name string) (image.Image, error) {
 		return nil, fmt.Errorf("predict: %s: %w", name, err)
 	}
 	return img, nil
-}
-
-// softmax returns the probabilities of logits (computed in float64).
-func softmax(logits []float32) []float64 {
-	m := math.Inf(-1)
-	for _, v := range logits {
-		m = max(m, float64(v))
-	}
-	out := make([]float64, len(logits))
-	var sum float64
-	for i, v := range logits {
-		out[i] = math.Exp(float64(v) - m)
-		sum += out[i]
-	}
-	for i := range out {
-		out[i] /= sum
-	}
-	return out
 }
 
 func init() { register(newPredictCmd) }
