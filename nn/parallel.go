@@ -92,7 +92,7 @@ var (
 	// workCh feeds the helper goroutines. They live for the life of the
 	// process (like the runtime's own workers), idle on this channel, and
 	// save each parallel region the cost of starting goroutines.
-	workCh      = make(chan *task, 256)
+	workCh         = make(chan *task, 256)
 	workersMu      sync.Mutex
 	workersLive    int
 	workersStarted atomic.Int32
