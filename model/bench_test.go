@@ -78,7 +78,7 @@ func benchForward(b *testing.B, arch string, size, batch int, g nn.GEMM) {
 	b.ReportMetric(float64(batch*b.N)/b.Elapsed().Seconds(), "images/s")
 	// CPU seconds (all threads, GC included) per image: on a shared machine
 	// this shows the work done even when the wall clock is inflated.
-	b.ReportMetric((processCPU() - cpu0).Seconds()/float64(batch*b.N), "cpu-s/image")
+	b.ReportMetric((processCPU()-cpu0).Seconds()/float64(batch*b.N), "cpu-s/image")
 }
 
 // processCPU is the user+system CPU time of the whole process.
