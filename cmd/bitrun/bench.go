@@ -100,22 +100,17 @@ the batch latency, the per-image latency and the throughput.`,
 }
 
 func runBench(cmd *cobra.Command, _ []string) error {
-	onnxPath, _ := cmd.Flags().GetString("onnx")
 	res, _ := cmd.Flags().GetInt("resolution")
 	channels, _ := cmd.Flags().GetInt("channels")
 	batch, _ := cmd.Flags().GetInt("batch")
 	runs, _ := cmd.Flags().GetInt("runs")
 	warmup, _ := cmd.Flags().GetInt("warmup")
 	asJSON, _ := cmd.Flags().GetBool("json")
-	weights, err := weightsPath(cmd)
+	onnxPath, weights, err := modelSource(cmd)
 	if err != nil {
 		return err
 	}
 	switch {
-	case onnxPath != "" && weights != "":
-		return usagef("--onnx and --weights/--model are exclusive")
-	case onnxPath == "" && weights == "":
-		return usagef("give a model: --onnx FILE, or --weights FILE / --model NAME")
 	case res <= 0 || res > 8192:
 		return usagef("--resolution %d: want 1..8192", res)
 	case batch <= 0 || runs <= 0 || warmup < 0:

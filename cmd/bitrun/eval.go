@@ -53,16 +53,9 @@ func preprocessOverrides(cmd *cobra.Command) (eval.Overrides, error) {
 // openClassifier opens the model named by --onnx or --weights/--model. The
 // returned close function releases it.
 func openClassifier(cmd *cobra.Command, labels []string) (eval.Classifier, func() error, error) {
-	onnxPath, _ := cmd.Flags().GetString("onnx")
-	weights, err := weightsPath(cmd)
+	onnxPath, weights, err := modelSource(cmd)
 	if err != nil {
 		return nil, nil, err
-	}
-	switch {
-	case onnxPath != "" && weights != "":
-		return nil, nil, usagef("--onnx and --weights/--model are exclusive")
-	case onnxPath == "" && weights == "":
-		return nil, nil, usagef("give a model: --onnx FILE, or --weights FILE / --model NAME for the native engine")
 	}
 	o, err := preprocessOverrides(cmd)
 	if err != nil {

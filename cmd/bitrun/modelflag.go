@@ -48,3 +48,23 @@ func weightsPath(cmd *cobra.Command) (string, error) {
 	}
 	return res.Path, nil
 }
+
+// modelSource returns the model of a command that takes --onnx FILE or
+// --weights FILE / --model NAME: exactly one of onnxPath and weights is set.
+// The flags are checked before a --model name is resolved, so a usage error
+// never waits for a download.
+func modelSource(cmd *cobra.Command) (onnxPath, weights string, err error) {
+	onnxPath, _ = cmd.Flags().GetString("onnx")
+	w, _ := cmd.Flags().GetString("weights")
+	m, _ := cmd.Flags().GetString("model")
+	switch {
+	case onnxPath != "" && (w != "" || m != ""):
+		return "", "", usagef("--onnx and --weights/--model are exclusive")
+	case onnxPath == "" && w == "" && m == "":
+		return "", "", usagef("give a model: --onnx FILE, or --weights FILE / --model NAME for the native engine")
+	case onnxPath != "":
+		return onnxPath, "", nil
+	}
+	weights, err = weightsPath(cmd)
+	return "", weights, err
+}
