@@ -414,3 +414,68 @@ func TestElementwise(t *testing.T) {
 		}
 	}
 }
+
+// TestConvPackerMatchesIm2Col checks, on random shapes, that the pure-Go
+// convolution (im2col panels packed straight from the images, images grouped)
+// gives exactly the bits of Im2Col followed by PureGo.Sgemm per image: the
+// packer must produce the same matrix, whatever the panel layout.
+func TestConvPackerMatchesIm2Col(t *testing.T) {
+	prev := Backend()
+	defer SetBackend(prev)
+	SetBackend(PureGo{})
+	r := rand.New(rand.NewPCG(25, 26))
+	iters := 60
+	if testing.Short() {
+		iters = 25
+	}
+	for it := 0; it < iters; it++ {
+		k := []int{1, 1, 3, 3, 7}[r.IntN(5)]
+		stride, pad := 1+r.IntN(2), r.IntN(k/2+2)
+		n, c, o := 1+r.IntN(4), 1+r.IntN(9), 1+r.IntN(20)
+		h, w := k+r.IntN(20), k+r.IntN(20)
+		x, wt := randTensor(r, n, c, h, w), randTensor(r, o, c, k, k)
+		got := Conv2D(x, wt, stride, pad)
+		oh, ow := ConvOutSize(h, k, stride, pad), ConvOutSize(w, k, stride, pad)
+		pix, kdim := oh*ow, c*k*k
+		col := make([]float32, kdim*pix)
+		want := make([]float32, o*pix)
+		for b := 0; b < n; b++ {
+			Im2Col(x.Data[b*c*h*w:(b+1)*c*h*w], c, h, w, k, k, stride, pad, oh, ow, col)
+			PureGo{}.Sgemm(false, false, o, pix, kdim, wt.Data, kdim, col, pix, 0, want, pix)
+			for i, v := range want {
+				if g := got.Data[b*o*pix+i]; g != v {
+					t.Fatalf("n%d c%d %dx%d o%d k%d s%d p%d: image %d out[%d] = %g, im2col path %g", n, c, h, w, o, k, stride, pad, b, i, g, v)
+				}
+			}
+		}
+	}
+}
+
+// TestConv2DLarge checks BiT-sized layers (block 1 at 224 px, block 4 at
+// 128 px with batch 8) against the float64 reference, with TestConv2D's
+// tolerance. Skipped under -short: the reference takes a few seconds.
+func TestConv2DLarge(t *testing.T) {
+	if testing.Short() {
+		t.Skip("float64 reference for BiT-sized layers takes seconds; run without -short")
+	}
+	cases := []struct{ n, c, h, o, k, stride, pad int }{
+		{1, 64, 56, 64, 3, 1, 1},
+		{8, 512, 4, 2048, 1, 1, 0},
+		{2, 3, 96, 64, 7, 2, 3},
+	}
+	r := rand.New(rand.NewPCG(27, 28))
+	for _, tc := range cases {
+		x := randTensor(r, tc.n, tc.c, tc.h, tc.h)
+		w := randTensor(r, tc.o, tc.c, tc.k, tc.k)
+		want, mag, _ := refConv(x, w, tc.stride, tc.pad)
+		kterms := float64(tc.c * tc.k * tc.k)
+		forEachBackend(t, func(t *testing.T, _ GEMM) {
+			got := Conv2D(x, w, tc.stride, tc.pad)
+			for i, v := range got.Data {
+				if d := math.Abs(float64(v) - want[i]); !(d <= (kterms+2)*1.2e-7*mag[i]) {
+					t.Fatalf("%v: out[%d] = %g, want %g", tc, i, v, want[i])
+				}
+			}
+		})
+	}
+}
