@@ -234,14 +234,8 @@ resolution, with its labels).`,
 			if err != nil {
 				return err
 			}
-			if pin, _ := cmd.Flags().GetString("sha256"); pin != "" {
-				if len(args) != 1 {
-					return usagef("--sha256 pins one file: give exactly one NAME")
-				}
-				if _, err := zoo.ParseDigest(pin); err != nil {
-					return usagef("--sha256: %v", err)
-				}
-				o.SHA256 = pin
+			if err := pinSHA256(cmd, &o, len(args)); err != nil {
+				return err
 			}
 			withONNX, _ := cmd.Flags().GetBool("onnx")
 			for _, name := range args {
@@ -311,6 +305,23 @@ func zooExportONNX(cmd *cobra.Command, res zoo.Result) (string, error) {
 	return r.Path, nil
 }
 
+// pinSHA256 sets o.SHA256 from --sha256 when it is given: a valid digest
+// for a command that names exactly one file (files is how many it names).
+func pinSHA256(cmd *cobra.Command, o *zoo.Options, files int) error {
+	pin, _ := cmd.Flags().GetString("sha256")
+	if pin == "" {
+		return nil
+	}
+	if files != 1 {
+		return usagef("--sha256 pins one file: give exactly one NAME")
+	}
+	if _, err := zoo.ParseDigest(pin); err != nil {
+		return usagef("--sha256: %v", err)
+	}
+	o.SHA256 = pin
+	return nil
+}
+
 func newZooPathCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "path [NAME]",
@@ -358,14 +369,8 @@ file; fails if any file is bad.`,
 			if err != nil {
 				return err
 			}
-			if pin, _ := cmd.Flags().GetString("sha256"); pin != "" {
-				if len(args) != 1 {
-					return usagef("--sha256 pins one file: give exactly one NAME")
-				}
-				if _, err := zoo.ParseDigest(pin); err != nil {
-					return usagef("--sha256: %v", err)
-				}
-				o.SHA256 = pin
+			if err := pinSHA256(cmd, &o, len(args)); err != nil {
+				return err
 			}
 			names := args
 			if len(names) == 0 {
@@ -450,11 +455,8 @@ and record its digest so later uses verify against it.`,
 			if name == "" {
 				return usagef("--name NAME is required (the catalog model this file is)")
 			}
-			if pin, _ := cmd.Flags().GetString("sha256"); pin != "" {
-				if _, err := zoo.ParseDigest(pin); err != nil {
-					return usagef("--sha256: %v", err)
-				}
-				o.SHA256 = pin
+			if err := pinSHA256(cmd, &o, 1); err != nil {
+				return err
 			}
 			res, err := zoo.Import(cmd.Context(), args[0], name, o)
 			if err != nil {
