@@ -215,6 +215,14 @@ func (t *headTrainer) step(s int) (loss, acc, lr float64, err error) {
 		if err := train.MixUp(x, labels, partner, k, lam, targets, a.Get(x.Shape...).Data); err != nil {
 			return 0, 0, 0, err
 		}
+		// Batch accuracy against each mixed example's dominant label.
+		if lam < 0.5 {
+			mixed := make([]int, b)
+			for j, pj := range partner {
+				mixed[j] = labels[pj]
+			}
+			labels = mixed
+		}
 	}
 	loss, correct, err := t.gradients(x, targets, labels)
 	if err != nil {
