@@ -84,9 +84,6 @@ func addZooFlagSet(cmd *cobra.Command, all bool) {
 // zooCacheSource says where the effective cache directory came from.
 func zooCacheSource(cmd *cobra.Command) string {
 	src := configSource(cmd, "zoo.cache_dir")
-	if strings.HasPrefix(src, "env ") || strings.HasPrefix(src, "flag ") {
-		return src
-	}
 	if src == "default" {
 		return "default (os.UserCacheDir()/bitrun)"
 	}
