@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/bitrun/bitrun/data"
+	"github.com/bitrun/bitrun/export"
 	"github.com/bitrun/bitrun/model"
 	"github.com/bitrun/bitrun/nn"
 	"github.com/bitrun/bitrun/runtime"
@@ -18,12 +19,12 @@ import (
 // worked out (neither the model nor the overrides say) or is invalid.
 var ErrPreprocess = errors.New("eval: unknown preprocessing")
 
-// Metadata keys of bitrun-exported models (see package export).
+// Metadata keys of bitrun-exported models, as package export writes them.
 const (
-	MetaResolution = "bitrun.resolution"
-	MetaMean       = "bitrun.mean"
-	MetaStd        = "bitrun.std"
-	MetaLabels     = "bitrun.labels"
+	MetaResolution = export.MetaResolution
+	MetaMean       = export.MetaMean
+	MetaStd        = export.MetaStd
+	MetaLabels     = export.MetaLabels
 )
 
 // Preprocess is how images are turned into a classifier's input: square
