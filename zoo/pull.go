@@ -220,16 +220,24 @@ func (p *puller) ensure(ctx context.Context, file, url string, maxSize int64, w 
 			return Result{}, err
 		}
 	}
-	if err := os.Rename(part, final); err != nil {
-		return Result{}, fmt.Errorf("zoo: %w", err)
-	}
-	syncDir(filepath.Dir(final))
-	_ = os.Remove(p.c.meta(file))
-	if err := p.c.setRecord(ctx, file, &record{Name: p.e.Name, SHA256: digest, Size: size, URL: url, Recorded: time.Now().UTC()}); err != nil {
+	if err := p.install(ctx, file, part, &record{Name: p.e.Name, SHA256: digest, Size: size, URL: url, Recorded: time.Now().UTC()}); err != nil {
 		return Result{}, err
 	}
 	p.o.Logger.Info("zoo: pulled", "model", p.e.Name, "file", file, "sha256", digest, "bytes", size)
 	return Result{Entry: p.e, Path: final, SHA256: digest, Size: size, Downloaded: n, Recorded: true}, nil
+}
+
+// install moves the verified file from into file's final path, drops any
+// partial download of file and records r in the lock file.
+func (p *puller) install(ctx context.Context, file, from string, r *record) error {
+	final := p.c.path(file)
+	if err := os.Rename(from, final); err != nil {
+		return fmt.Errorf("zoo: %w", err)
+	}
+	syncDir(filepath.Dir(final))
+	_ = os.Remove(p.c.part(file))
+	_ = os.Remove(p.c.meta(file))
+	return p.c.setRecord(ctx, file, r)
 }
 
 func (p *puller) hash(ctx context.Context, file, path string) (string, int64, error) {
@@ -393,13 +401,7 @@ func Import(ctx context.Context, src, name string, opts Options) (Result, error)
 	if err := p.check(tmp); err != nil { // the copy, so what is checked is what lands in the cache
 		return Result{}, err
 	}
-	if err := os.Rename(tmp, final); err != nil {
-		return Result{}, fmt.Errorf("zoo: %w", err)
-	}
-	syncDir(filepath.Dir(final))
-	_ = os.Remove(p.c.part(p.e.File))
-	_ = os.Remove(p.c.meta(p.e.File))
-	if err := p.c.setRecord(ctx, p.e.File, &record{Name: p.e.Name, SHA256: digest, Size: size, URL: "file://" + src, Recorded: time.Now().UTC()}); err != nil {
+	if err := p.install(ctx, p.e.File, tmp, &record{Name: p.e.Name, SHA256: digest, Size: size, URL: "file://" + src, Recorded: time.Now().UTC()}); err != nil {
 		return Result{}, err
 	}
 	return Result{Entry: p.e, Path: final, SHA256: digest, Size: size, Recorded: true}, nil
