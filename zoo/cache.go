@@ -136,14 +136,35 @@ func (c cache) setRecord(ctx context.Context, file string, r *record) error {
 
 // writeFileAtomic writes data to a temporary file in path's directory, syncs
 // it and renames it over path.
-func writeFileAtomic(path string, data []byte) (err error) {
+func writeFileAtomic(path string, data []byte) error {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("zoo: %w", err)
 	}
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
+	tmp, err := writeTemp(dir, "."+filepath.Base(path)+".tmp*", func(w io.Writer) error {
+		if _, err := w.Write(data); err != nil {
+			return fmt.Errorf("zoo: writing %s: %w", path, err)
+		}
+		return nil
+	})
 	if err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		_ = os.Remove(tmp)
 		return fmt.Errorf("zoo: %w", err)
+	}
+	syncDir(dir)
+	return nil
+}
+
+// writeTemp creates a temporary file in dir (pattern as for os.CreateTemp),
+// writes it through fill, makes it mode 0644, syncs and closes it and returns
+// its name. On any error the file is removed.
+func writeTemp(dir, pattern string, fill func(io.Writer) error) (name string, err error) {
+	f, err := os.CreateTemp(dir, pattern)
+	if err != nil {
+		return "", fmt.Errorf("zoo: %w", err)
 	}
 	defer func() {
 		if err != nil {
@@ -151,23 +172,19 @@ func writeFileAtomic(path string, data []byte) (err error) {
 			_ = os.Remove(f.Name())
 		}
 	}()
-	if _, err = f.Write(data); err != nil {
-		return fmt.Errorf("zoo: writing %s: %w", path, err)
+	if err = fill(f); err != nil {
+		return "", err
 	}
 	if err = f.Chmod(0o644); err != nil {
-		return fmt.Errorf("zoo: %w", err)
+		return "", fmt.Errorf("zoo: %w", err)
 	}
 	if err = f.Sync(); err != nil {
-		return fmt.Errorf("zoo: syncing %s: %w", path, err)
+		return "", fmt.Errorf("zoo: %w", err)
 	}
 	if err = f.Close(); err != nil {
-		return fmt.Errorf("zoo: closing %s: %w", path, err)
+		return "", fmt.Errorf("zoo: %w", err)
 	}
-	if err = os.Rename(f.Name(), path); err != nil {
-		return fmt.Errorf("zoo: %w", err)
-	}
-	syncDir(dir)
-	return nil
+	return f.Name(), nil
 }
 
 // syncDir makes a rename durable; errors are ignored (not all systems allow it).

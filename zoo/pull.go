@@ -413,29 +413,12 @@ func copyToTemp(ctx context.Context, src, dir string) (string, error) {
 		return "", fmt.Errorf("zoo: %w", err)
 	}
 	defer in.Close()
-	out, err := os.CreateTemp(dir, ".import-*.tmp")
-	if err != nil {
-		return "", fmt.Errorf("zoo: %w", err)
-	}
-	fail := func(err error) (string, error) {
-		_ = out.Close()
-		_ = os.Remove(out.Name())
-		return "", err
-	}
-	if _, err := io.Copy(out, ctxReader{ctx, in}); err != nil {
-		return fail(fmt.Errorf("zoo: copying %s into the cache: %w", src, err))
-	}
-	if err := out.Chmod(0o644); err != nil {
-		return fail(fmt.Errorf("zoo: %w", err))
-	}
-	if err := out.Sync(); err != nil {
-		return fail(fmt.Errorf("zoo: %w", err))
-	}
-	if err := out.Close(); err != nil {
-		_ = os.Remove(out.Name())
-		return "", fmt.Errorf("zoo: %w", err)
-	}
-	return out.Name(), nil
+	return writeTemp(dir, ".import-*.tmp", func(w io.Writer) error {
+		if _, err := io.Copy(w, ctxReader{ctx, in}); err != nil {
+			return fmt.Errorf("zoo: copying %s into the cache: %w", src, err)
+		}
+		return nil
+	})
 }
 
 // ctxReader stops a copy when ctx is done.
