@@ -243,7 +243,7 @@ func NewONNX(p *runtime.Predictor, o Overrides) (*ONNX, error) {
 	}
 	c := &ONNX{p: p, pre: pre, output: info.Outputs[0]}
 	for _, name := range info.Outputs {
-		if name == "logits" {
+		if name == export.OutputLogits {
 			c.output = name
 		}
 	}
