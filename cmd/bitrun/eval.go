@@ -99,25 +99,38 @@ func preprocessUsage(err error) error {
 // progressPrinter reports progress on stderr: one updating line on a
 // terminal, a line per 10% otherwise.
 func progressPrinter(w io.Writer, what string) func(done, total int) {
-	tty := false
-	if f, ok := w.(*os.File); ok {
-		tty = term.IsTerminal(int(f.Fd()))
-	}
-	last := -1
+	show := progressLines(w)
 	return func(done, total int) {
 		pct := 100 * done / total
+		show(fmt.Sprintf("%s %d/%d (%d%%)", what, done, total, pct), int64(pct), done == total)
+	}
+}
+
+// progressLines prints progress lines on w: on a terminal one line redrawn in
+// place (ended by the final one), otherwise a line each time the percentage
+// reaches a new tenth, and the final one.
+func progressLines(w io.Writer) func(line string, pct int64, final bool) {
+	tty := isTerminal(w)
+	last := int64(-1)
+	return func(line string, pct int64, final bool) {
 		if tty {
-			fmt.Fprintf(w, "\r%s %d/%d (%d%%)", what, done, total, pct)
-			if done == total {
+			fmt.Fprintf(w, "\r%s\x1b[K", line)
+			if final {
 				fmt.Fprintln(w)
 			}
 			return
 		}
-		if pct/10 != last/10 || done == total {
+		if pct/10 != last/10 || final {
 			last = pct
-			fmt.Fprintf(w, "%s %d/%d (%d%%)\n", what, done, total, pct)
+			fmt.Fprintln(w, line)
 		}
 	}
+}
+
+// isTerminal reports whether w is a terminal.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
 }
 
 func newEvalCmd() *cobra.Command {

@@ -13,7 +13,6 @@ import (
 	"github.com/bitrun/bitrun/export"
 	"github.com/bitrun/bitrun/model"
 	"github.com/spf13/cobra"
-	"golang.org/x/term"
 )
 
 func newExportCmd() *cobra.Command {
@@ -164,27 +163,12 @@ func byteProgress(w io.Writer, what string, total int64) func(done, total int64)
 	if total < 64<<20 {
 		return nil
 	}
-	tty := false
-	if f, ok := w.(*os.File); ok {
-		tty = term.IsTerminal(int(f.Fd()))
-	}
+	show := progressLines(w)
 	start := time.Now()
-	last := int64(-1)
 	return func(done, total int64) {
 		pct := 100 * done / max(total, 1)
 		rate := float64(done) / max(time.Since(start).Seconds(), 1e-3)
-		line := fmt.Sprintf("%s %s / %s (%d%%, %s/s)", what, byteSize(done), byteSize(total), pct, byteSize(int64(rate)))
-		if tty {
-			fmt.Fprintf(w, "\r%s\x1b[K", line)
-			if done == total {
-				fmt.Fprintln(w)
-			}
-			return
-		}
-		if pct/10 != last/10 || done == total {
-			last = pct
-			fmt.Fprintln(w, line)
-		}
+		show(fmt.Sprintf("%s %s / %s (%d%%, %s/s)", what, byteSize(done), byteSize(total), pct, byteSize(int64(rate))), pct, done == total)
 	}
 }
 

@@ -16,7 +16,6 @@ import (
 	"github.com/bitrun/bitrun/model"
 	"github.com/bitrun/bitrun/zoo"
 	"github.com/spf13/cobra"
-	"golang.org/x/term"
 )
 
 // zooCatalog is the catalog the zoo commands and --model resolve names in;
@@ -473,10 +472,7 @@ and record its digest so later uses verify against it.`,
 // zooProgress renders pull progress on w: a redrawn bar on a terminal, plain
 // lines (every 10% and at phase changes) otherwise.
 func zooProgress(w io.Writer) func(zoo.Progress) {
-	tty := false
-	if f, ok := w.(*os.File); ok {
-		tty = term.IsTerminal(int(f.Fd()))
-	}
+	tty := isTerminal(w)
 	var (
 		phase     zoo.Phase
 		file      string
