@@ -64,12 +64,11 @@ func runExport(cmd *cobra.Command, _ []string) error {
 	trainable, _ := f.GetBool("trainable")
 	force, _ := f.GetBool("force")
 	opset := cfg.GetInt("export.opset")
-	weights, err := weightsPath(cmd)
-	if err != nil {
-		return err
-	}
+	// Every flag is checked before weightsPath, which may download --model.
+	w, _ := f.GetString("weights")
+	name, _ := f.GetString("model")
 	switch {
-	case weights == "":
+	case w == "" && name == "":
 		return usagef("give the weights: --weights FILE or --model NAME")
 	case out == "":
 		return usagef("--out is required")
@@ -100,6 +99,10 @@ func runExport(cmd *cobra.Command, _ []string) error {
 		if labels, err = export.ParseLabels(string(b)); err != nil {
 			return usagef("--labels %s: %v", labelsFile, err)
 		}
+	}
+	weights, err := weightsPath(cmd)
+	if err != nil {
+		return err
 	}
 	ctx := cmd.Context()
 	digest, err := fileSHA256(weights)
