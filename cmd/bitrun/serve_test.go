@@ -375,3 +375,52 @@ func TestServeSIGTERM(t *testing.T) {
 		}
 	}
 }
+
+// TestServeWeightsAndToken serves a checkpoint (exported at start-up) behind
+// a bearer token.
+func TestServeWeightsAndToken(t *testing.T) {
+	requireORTCLI(t)
+	m := tinyModel(t)
+	tok := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(tok, []byte("hunter2\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	base, _, stop := startServeCLI(t, "--weights", m.npz, "--resolution", "48", "--name", "w", "--auth-token-file", tok)
+	defer stop()
+	img, _ := os.ReadFile(writeTestJPEGs(t, 1)[0])
+	for _, tc := range []struct {
+		token string
+		want  int
+	}{{"", 401}, {"wrong", 401}, {"hunter2", 200}} {
+		req, _ := http.NewRequest("POST", base+"/v1/models/w/predict", bytes.NewReader(img))
+		req.Header.Set("Content-Type", "image/jpeg")
+		if tc.token != "" {
+			req.Header.Set("Authorization", "Bearer "+tc.token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tc.want || !json.Valid(body) {
+			t.Errorf("token %q: %d %s, want %d", tc.token, resp.StatusCode, body, tc.want)
+		}
+	}
+	req, _ := http.NewRequest("GET", base+"/v2/models/w", nil)
+	req.Header.Set("Authorization", "Bearer hunter2")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var md struct {
+		Preprocessing struct {
+			Resolution int `json:"resolution"`
+		} `json:"preprocessing"`
+		Classes int `json:"classes"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&md); err != nil || md.Preprocessing.Resolution != 48 || md.Classes != 10 {
+		t.Errorf("metadata %+v %v", md, err)
+	}
+}
