@@ -214,9 +214,15 @@ func TestResume(t *testing.T) {
 			if got.FinalTop1 != want.FinalTop1 || got.FinalLoss != want.FinalLoss {
 				t.Errorf("resumed top1 %g loss %g, uninterrupted %g %g", got.FinalTop1, got.FinalLoss, want.FinalTop1, want.FinalLoss)
 			}
-			lines := metricSteps(t, filepath.Join(o.OutDir, train.MetricsFile))
+			lines, lrs := metricSteps(t, filepath.Join(o.OutDir, train.MetricsFile))
 			if len(lines) != 6 || lines[0] != 1 || lines[5] != 6 {
 				t.Errorf("metrics steps %v, want 1..6 once each", lines)
+			}
+			// Both modes follow the rule's lr (warmup, each decay) at the batch.
+			for i, lr := range lrs {
+				if want := o.Rule.LR(lines[i]-1, o.Batch); math.Abs(lr-want) > 1e-9*want+1e-15 {
+					t.Errorf("step %d lr %g, want %g", lines[i], lr, want)
+				}
 			}
 			// A changed recipe is not the same run.
 			o.Rule.Steps = 7
@@ -227,22 +233,21 @@ func TestResume(t *testing.T) {
 	}
 }
 
-func metricSteps(t *testing.T, path string) []int {
+func metricSteps(t *testing.T, path string) (steps []int, lrs []float64) {
 	t.Helper()
 	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var steps []int
 	dec := json.NewDecoder(bytesReader(b))
 	for dec.More() {
 		var m metricLine
 		if err := dec.Decode(&m); err != nil {
 			t.Fatal(err)
 		}
-		steps = append(steps, m.Step)
+		steps, lrs = append(steps, m.Step), append(lrs, m.LR)
 	}
-	return steps
+	return steps, lrs
 }
 
 // TestRunFolder runs head mode with adaptation and checks the run folder,
