@@ -145,8 +145,8 @@ type sgemmFunc func(transA, transB bool, m, n, k int, a []float32, lda int, b []
 const parallelMinFlops = 1 << 18
 
 // splitProduct runs part(i0, mb, j0, nb) over blocks of an m×n product
-// that together cover it: GOMAXPROCS column blocks (or row blocks, whichever
-// duplicates less packing), on the calling goroutine plus the helpers it can
+// that together cover it: one to three column blocks (or row blocks,
+// whichever duplicates less packing) per GOMAXPROCS, on the calling goroutine plus the helpers it can
 // get (see ParallelFor). The split depends only on the shape and GOMAXPROCS,
 // never on how busy the cores are, so a product gives the same bits whether
 // it runs nested, concurrently or alone.
@@ -163,6 +163,10 @@ func splitProduct(m, n, k int, part func(i0, mb, j0, nb int)) {
 	if byCols {
 		unit, total = nr, n
 	}
+	// A few blocks per core (each at least 4 micro-tiles wide) so that a
+	// core that gets descheduled on a busy machine does not hold the others
+	// up: whoever is running takes the next block.
+	parts = min(3*parts, max(parts, total/(4*unit)))
 	chunk := ((total+parts-1)/parts + unit - 1) / unit * unit
 	parts = (total + chunk - 1) / chunk
 	ParallelFor(parts, func(i int) {
