@@ -145,7 +145,7 @@ func fileDigest(ctx context.Context, path string) (int64, string, error) {
 func printInspect(w io.Writer, r *inspectReport) error {
 	c := r.Config
 	fmt.Fprintf(w, "file:        %s\n", r.File)
-	fmt.Fprintf(w, "size:        %s bytes (%s)\n", groupDigits(r.Size), humanBytes(r.Size))
+	fmt.Fprintf(w, "size:        %s bytes (%s)\n", groupDigits(r.Size), byteSize(r.Size))
 	fmt.Fprintf(w, "sha256:      %s\n", r.SHA256)
 	fmt.Fprintf(w, "arch:        %s\n", r.Arch)
 	fmt.Fprintf(w, "classes:     %d\n", r.Classes)
@@ -166,19 +166,6 @@ func printInspect(w io.Writer, r *inspectReport) error {
 			s.Stride, s.Size, s.Size, groupDigits(s.Params), float64(s.FLOPs)/1e9)
 	}
 	return tw.Flush()
-}
-
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	v, i := float64(n), 0
-	for v >= unit && i < 4 {
-		v /= unit
-		i++
-	}
-	return fmt.Sprintf("%.1f %ciB", v, "KMGT"[i-1])
 }
 
 func init() { register(newInspectCmd) }
