@@ -88,4 +88,3 @@ func BenchmarkServe(b *testing.B) {
 		})
 	}
 }
-

@@ -35,7 +35,9 @@
 // are capped (Config.MaxBody), image headers are checked against
 // Config.MaxPixels before any pixel buffer is allocated (a decoded image costs
 // about 4 bytes per pixel, so the default 40M pixels allows ~160 MiB per image
-// being decoded), at most Config.MaxDecodes images are decoded at once, a
+// being decoded), at most Config.MaxDecodes images are decoded at once and
+// Config.MaxInFlight predict/infer requests are handled at once (so bodies
+// held in memory stay under MaxInFlight × MaxBody; 503 beyond), a
 // request carries at most Config.MaxImages images, each model queues at most
 // Options.MaxQueue preprocessed images, and every http.Server timeout is set.
 // A bearer token (Config.AuthToken) protects every route except the health

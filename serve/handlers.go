@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"strconv"
+	"strings"
 
 	"github.com/bitrun/bitrun/data"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -17,7 +18,7 @@ func (s *Server) healthz(_ *reqCtx, w http.ResponseWriter, _ *http.Request) erro
 	if !s.Ready() {
 		return s.notReady()
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "models": s.names})
+	writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "models": s.table.Load().names})
 	return nil
 }
 
@@ -25,7 +26,10 @@ func (s *Server) notReady() error {
 	if s.draining.Load() {
 		return fmt.Errorf("%w: shutting down", ErrNotReady)
 	}
-	return fmt.Errorf("%w: models loading", ErrNotReady)
+	if s.table.Load() == nil {
+		return fmt.Errorf("%w: models loading", ErrNotReady)
+	}
+	return fmt.Errorf("%w: a model is not ready", ErrNotReady)
 }
 
 func (s *Server) live(_ *reqCtx, w http.ResponseWriter, _ *http.Request) error {
@@ -52,9 +56,9 @@ type modelEntry struct {
 }
 
 func (s *Server) listModels(_ *reqCtx, w http.ResponseWriter, _ *http.Request) error {
-	list := make([]modelEntry, len(s.names))
-	for i, name := range s.names {
-		list[i] = modelEntry{Name: name, Ready: !s.draining.Load() && s.models[name].Ready()}
+	list := []modelEntry{}
+	for _, c := range s.Models() {
+		list = append(list, modelEntry{Name: c.name, Ready: !s.draining.Load() && c.Ready()})
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"models": list})
 	return nil
@@ -63,12 +67,16 @@ func (s *Server) listModels(_ *reqCtx, w http.ResponseWriter, _ *http.Request) e
 // model looks up the {name} of the request and records it for the log line.
 func (s *Server) model(rc *reqCtx, r *http.Request) (*Classifier, error) {
 	name := r.PathValue("name")
-	c, ok := s.models[name]
+	t := s.table.Load()
+	if t == nil {
+		return nil, s.notReady()
+	}
+	c, ok := t.models[name]
 	if !ok {
 		if ValidName(name) {
 			rc.model = name
 		}
-		return nil, fmt.Errorf("%w: %q (serving: %v)", ErrModelNotFound, name, s.names)
+		return nil, fmt.Errorf("%w: %q (serving: %s)", ErrModelNotFound, name, strings.Join(t.names, ", "))
 	}
 	rc.model = name
 	return c, nil
@@ -177,6 +185,17 @@ type PredictResponse struct {
 	Results     []PredictResult `json:"results"`
 }
 
+// admit takes one of the Config.MaxInFlight request slots; release it
+// when done.
+func (s *Server) admit() (release func(), err error) {
+	select {
+	case s.inFlight <- struct{}{}:
+		return func() { <-s.inFlight }, nil
+	default:
+		return nil, fmt.Errorf("%w: %d requests in flight (the max-in-flight limit)", ErrQueueFull, cap(s.inFlight))
+	}
+}
+
 func (s *Server) predict(rc *reqCtx, w http.ResponseWriter, r *http.Request) error {
 	c, err := s.model(rc, r)
 	if err != nil {
@@ -185,6 +204,11 @@ func (s *Server) predict(rc *reqCtx, w http.ResponseWriter, r *http.Request) err
 	if s.draining.Load() || !c.Ready() {
 		return s.notReady()
 	}
+	release, err := s.admit()
+	if err != nil {
+		return err
+	}
+	defer release()
 	k := c.opts.TopK
 	if q := r.URL.Query().Get("top_k"); q != "" {
 		if k, err = strconv.Atoi(q); err != nil || k < 1 {
@@ -249,6 +273,11 @@ func (s *Server) infer(rc *reqCtx, w http.ResponseWriter, r *http.Request) error
 	if r.ContentLength > s.cfg.MaxBody {
 		return tooLarge(s.cfg.MaxBody)
 	}
+	release, err := s.admit()
+	if err != nil {
+		return err
+	}
+	defer release()
 	req, err := parseInfer(http.MaxBytesReader(w, r.Body, s.cfg.MaxBody), c, s.cfg.MaxImages)
 	if err != nil {
 		return err

@@ -632,3 +632,70 @@ func TestNewRejects(t *testing.T) {
 		t.Errorf("remote model: %v", err)
 	}
 }
+
+// TestLoading: a server built without models is live but not ready, and
+// answers 503 on model routes until Add publishes the models.
+func TestLoading(t *testing.T) {
+	srv, err := serve.NewServer(serve.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(srv.Handler())
+	defer ts.Close()
+	defer srv.Close()
+	for path, want := range map[string]int{"/v2/health/live": 200, "/v2/health/ready": 503, "/healthz": 503, "/v2/models/colors": 503, "/v1/models": 200} {
+		if resp, b := do(t, "GET", ts.URL+path, "", nil, nil); resp.StatusCode != want {
+			t.Errorf("loading: GET %s = %d %s, want %d", path, resp.StatusCode, b, want)
+		}
+	}
+	resp, b := do(t, "POST", ts.URL+"/v1/models/colors/predict", "image/png", pngBytes(solid(4, 4, color.White)), nil)
+	if resp.StatusCode != 503 || !strings.Contains(string(b), "loading") || resp.Header.Get("Retry-After") == "" {
+		t.Errorf("predict while loading: %d %s", resp.StatusCode, b)
+	}
+	c, err := serve.New(newColorRunner(8), serve.Options{Name: "colors"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Add(c); err != nil {
+		t.Fatal(err)
+	}
+	if resp, b := do(t, "GET", ts.URL+"/v2/health/ready", "", nil, nil); resp.StatusCode != 200 {
+		t.Errorf("after Add: %d %s", resp.StatusCode, b)
+	}
+	c2, _ := serve.New(newColorRunner(8), serve.Options{Name: "colors"})
+	if err := srv.Add(c2); err == nil {
+		t.Error("duplicate name accepted by Add")
+	}
+	c2.Close()
+	srv.Close()
+	c3, _ := serve.New(newColorRunner(8), serve.Options{Name: "other"})
+	if err := srv.Add(c3); err == nil || c3.Ready() {
+		t.Errorf("Add after Close: %v, ready %v", err, c3.Ready())
+	}
+}
+
+// TestMaxInFlight: requests beyond Config.MaxInFlight get 503 at once.
+func TestMaxInFlight(t *testing.T) {
+	_, r, ts := newTestServer(t, serve.Config{MaxInFlight: 1}, serve.Options{BatchDelay: -1})
+	r.hold()
+	img := pngBytes(solid(8, 8, color.White))
+	first := make(chan int, 1)
+	go func() {
+		resp, err := http.Post(ts.URL+"/v1/models/colors/predict", "image/png", bytes.NewReader(img))
+		if err != nil {
+			first <- -1
+			return
+		}
+		resp.Body.Close()
+		first <- resp.StatusCode
+	}()
+	<-r.started
+	resp, body := do(t, "POST", ts.URL+"/v1/models/colors/predict", "image/png", img, nil)
+	if resp.StatusCode != 503 || !strings.Contains(string(body), "max-in-flight") {
+		t.Errorf("second request: %d %s", resp.StatusCode, body)
+	}
+	r.release()
+	if code := <-first; code != 200 {
+		t.Errorf("first request: %d", code)
+	}
+}

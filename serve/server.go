@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"runtime"
@@ -37,6 +38,7 @@ type Config struct {
 	IdleTimeout       time.Duration        // keep-alive idle; default 120s
 	DrainDelay        time.Duration        // Shutdown: time readiness reports 503 before the listener closes; default 0
 	MaxDecodes        int                  // images decoded at once (bounds decode memory); default 2*GOMAXPROCS
+	MaxInFlight       int                  // predict/infer requests handled at once (503 beyond); bounds body memory to MaxInFlight*MaxBody; default 256
 	Logger            *slog.Logger         // one line per request; default: discard
 	Registry          *prometheus.Registry // metrics registry; default: a new one (served at /metrics)
 	Version, Commit   string               // reported by /v2 and bitrun_build_info
@@ -75,6 +77,9 @@ func (c Config) withDefaults() Config {
 	if c.IdleTimeout <= 0 {
 		c.IdleTimeout = 120 * time.Second
 	}
+	if c.MaxInFlight <= 0 {
+		c.MaxInFlight = 256
+	}
 	if c.MaxDecodes <= 0 {
 		c.MaxDecodes = 2 * runtime.GOMAXPROCS(0)
 	}
@@ -97,12 +102,14 @@ func (c Config) withDefaults() Config {
 // The Server owns its classifiers: Shutdown and Close close them.
 type Server struct {
 	cfg       Config
-	models    map[string]*Classifier
-	names     []string
+	table     atomic.Pointer[modelTable] // nil while the models load
+	addMu     sync.Mutex                 // serialises Add and Close
+	closed    bool                       // guarded by addMu
 	reg       *prometheus.Registry
 	metrics   *metrics
 	mux       *http.ServeMux
 	decodeSem chan struct{}
+	inFlight  chan struct{} // slots of predict/infer requests
 	draining  atomic.Bool
 
 	mu   sync.Mutex
@@ -112,31 +119,78 @@ type Server struct {
 	closeErr  error
 }
 
-// NewServer builds a server over one or more classifiers with distinct names.
+// modelTable is the immutable set of served models, replaced as a whole by Add.
+type modelTable struct {
+	models map[string]*Classifier
+	names  []string // sorted
+}
+
+func (t *modelTable) list() []*Classifier {
+	if t == nil {
+		return nil
+	}
+	out := make([]*Classifier, len(t.names))
+	for i, name := range t.names {
+		out[i] = t.models[name]
+	}
+	return out
+}
+
+// NewServer builds a server over classifiers with distinct names. With no
+// classifiers the server starts "loading": live, but not ready (every model
+// route answers 503) until Add publishes the models. That lets a process
+// listen, and pass liveness probes, while big models load and warm up.
 func NewServer(cfg Config, models ...*Classifier) (*Server, error) {
 	cfg = cfg.withDefaults()
-	if len(models) == 0 {
-		return nil, errors.New("serve: no models to serve")
-	}
-	s := &Server{cfg: cfg, models: map[string]*Classifier{}, mux: http.NewServeMux(), decodeSem: make(chan struct{}, cfg.MaxDecodes)}
-	for _, c := range models {
-		if c == nil {
-			return nil, errors.New("serve: nil classifier")
-		}
-		if _, dup := s.models[c.name]; dup {
-			return nil, fmt.Errorf("serve: two models named %q; give them distinct names", c.name)
-		}
-		s.models[c.name] = c
-		s.names = append(s.names, c.name)
-	}
-	slices.Sort(s.names)
+	s := &Server{cfg: cfg, mux: http.NewServeMux(), decodeSem: make(chan struct{}, cfg.MaxDecodes),
+		inFlight: make(chan struct{}, cfg.MaxInFlight)}
 	s.reg = cfg.Registry
 	if s.reg == nil {
 		s.reg = prometheus.NewRegistry()
 	}
 	s.metrics = newMetrics(s.reg, cfg.Version, cfg.Commit)
-	for _, name := range s.names {
-		c := s.models[name]
+	s.routes()
+	if len(models) > 0 {
+		if err := s.Add(models...); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// Add publishes classifiers (names distinct from each other and from those
+// already served); the server takes ownership of them. The server is ready
+// once Add has been called and every model is ready. Add after Close closes
+// the classifiers and fails.
+func (s *Server) Add(models ...*Classifier) error {
+	s.addMu.Lock()
+	defer s.addMu.Unlock()
+	if s.closed {
+		var errs []error
+		for _, c := range models {
+			if c != nil {
+				errs = append(errs, c.Close())
+			}
+		}
+		return errors.Join(append(errs, fmt.Errorf("%w: server closed", ErrNotReady))...)
+	}
+	old := s.table.Load()
+	t := &modelTable{models: map[string]*Classifier{}}
+	if old != nil {
+		maps.Copy(t.models, old.models)
+	}
+	for _, c := range models {
+		if c == nil {
+			return errors.New("serve: nil classifier")
+		}
+		if _, dup := t.models[c.name]; dup {
+			return fmt.Errorf("serve: two models named %q; give them distinct names", c.name)
+		}
+		t.models[c.name] = c
+	}
+	for _, c := range models {
+		name := c.name
+		t.names = append(t.names, name)
 		c.metrics.Store(s.metrics.forModel(name))
 		s.metrics.loadTime.WithLabelValues(name).Set(c.loadTime.Seconds())
 		s.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -144,9 +198,16 @@ func NewServer(cfg Config, models ...*Classifier) (*Server, error) {
 			ConstLabels: prometheus.Labels{"model": name},
 		}, func() float64 { return float64(c.b.queued()) }))
 	}
-	s.routes()
-	return s, nil
+	if old != nil {
+		t.names = append(t.names, old.names...)
+	}
+	slices.Sort(t.names)
+	s.table.Store(t)
+	return nil
 }
+
+// Models returns the served classifiers, sorted by name.
+func (s *Server) Models() []*Classifier { return s.table.Load().list() }
 
 // Handler is the server's http.Handler, for mounting under another mux
 // (use http.StripPrefix for a sub-path).
@@ -155,10 +216,11 @@ func (s *Server) Handler() http.Handler { return s }
 // Ready reports whether every model is loaded and warmed and the server is
 // not shutting down.
 func (s *Server) Ready() bool {
-	if s.draining.Load() {
+	t := s.table.Load()
+	if s.draining.Load() || t == nil {
 		return false
 	}
-	for _, c := range s.models {
+	for _, c := range t.models {
 		if !c.Ready() {
 			return false
 		}
@@ -228,8 +290,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	if ctx.Err() != nil {
 		// Out of time: stop the runs still going instead of waiting for them.
-		for _, name := range s.names {
-			err = errors.Join(err, s.models[name].abort())
+		for _, c := range s.Models() {
+			err = errors.Join(err, c.abort())
 		}
 	}
 	return errors.Join(err, s.Close())
@@ -247,8 +309,11 @@ func (s *Server) Close() error {
 		if hs != nil {
 			errs = append(errs, hs.Close())
 		}
-		for _, name := range s.names {
-			errs = append(errs, s.models[name].Close())
+		s.addMu.Lock()
+		s.closed = true
+		s.addMu.Unlock()
+		for _, c := range s.Models() {
+			errs = append(errs, c.Close())
 		}
 		s.closeErr = errors.Join(errs...)
 	})

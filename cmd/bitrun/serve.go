@@ -65,6 +65,7 @@ without --auth-token-file logs a warning.`,
 	f.String("max-body", "16MiB", "request body cap (413 beyond), e.g. 16MiB, 512KiB")
 	f.String("max-pixels", "40M", "per-image pixel cap checked before decoding (413 beyond), e.g. 40M")
 	f.Int("max-images", 16, "images per request (multipart parts or infer batch)")
+	f.Int("max-in-flight", 256, "predict/infer requests handled at once (503 beyond; body memory <= this × max-body)")
 	f.Duration("timeout", 30*time.Second, "inference deadline per request (504 beyond)")
 	f.Duration("grace", 30*time.Second, "shutdown: how long requests in flight may take to finish")
 	f.Duration("drain-delay", 0, "shutdown: how long readiness reports 503 before the listener closes")
@@ -75,6 +76,7 @@ without --auth-token-file logs a warning.`,
 		"serve.addr": "addr", "serve.max_batch": "max-batch", "serve.batch_delay": "batch-delay",
 		"serve.max_queue": "max-queue", "serve.workers": "workers", "serve.top_k": "top-k",
 		"serve.max_body": "max-body", "serve.max_pixels": "max-pixels", "serve.max_images": "max-images",
+		"serve.max_in_flight": "max-in-flight",
 		"serve.timeout": "timeout", "serve.grace": "grace", "serve.drain_delay": "drain-delay",
 		"serve.auth_token_file": "auth-token-file", "serve.log_format": "log-format",
 	} {
@@ -115,6 +117,7 @@ func runServe(cmd *cobra.Command, _ []string) error {
 		MaxBody:        maxBody,
 		MaxPixels:      int(maxPixels),
 		MaxImages:      cfg.GetInt("serve.max_images"),
+		MaxInFlight:    cfg.GetInt("serve.max_in_flight"),
 		RequestTimeout: cfg.GetDuration("serve.timeout"),
 		DrainDelay:     cfg.GetDuration("serve.drain_delay"),
 		Logger:         log,
@@ -142,6 +145,7 @@ func runServe(cmd *cobra.Command, _ []string) error {
 		{"--max-body", maxBody >= 1},
 		{"--max-pixels", maxPixels >= 1 && maxPixels <= 1<<31},
 		{"--max-images", scfg.MaxImages >= 1 && scfg.MaxImages <= 1024},
+		{"--max-in-flight", scfg.MaxInFlight >= 1},
 		{"--timeout", scfg.RequestTimeout > 0},
 		{"--grace", grace > 0},
 		{"--drain-delay", scfg.DrainDelay >= 0},
