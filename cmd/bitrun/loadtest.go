@@ -391,4 +391,3 @@ func writeLoadReport(w io.Writer, r loadReport) error {
 	_, err := io.WriteString(w, b.String())
 	return err
 }
-

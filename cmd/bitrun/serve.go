@@ -77,7 +77,7 @@ without --auth-token-file logs a warning.`,
 		"serve.max_queue": "max-queue", "serve.workers": "workers", "serve.top_k": "top-k",
 		"serve.max_body": "max-body", "serve.max_pixels": "max-pixels", "serve.max_images": "max-images",
 		"serve.max_in_flight": "max-in-flight",
-		"serve.timeout": "timeout", "serve.grace": "grace", "serve.drain_delay": "drain-delay",
+		"serve.timeout":       "timeout", "serve.grace": "grace", "serve.drain_delay": "drain-delay",
 		"serve.auth_token_file": "auth-token-file", "serve.log_format": "log-format",
 	} {
 		bindKey(cmd, key, flag)
