@@ -73,12 +73,21 @@ without --auth-token-file logs a warning.`,
 	f.String("log-format", "text", "log format on stderr: text or json")
 	addORTFlags(cmd)
 	for key, flag := range map[string]string{
-		"serve.addr": "addr", "serve.max_batch": "max-batch", "serve.batch_delay": "batch-delay",
-		"serve.max_queue": "max-queue", "serve.workers": "workers", "serve.top_k": "top-k",
-		"serve.max_body": "max-body", "serve.max_pixels": "max-pixels", "serve.max_images": "max-images",
-		"serve.max_in_flight": "max-in-flight",
-		"serve.timeout":       "timeout", "serve.grace": "grace", "serve.drain_delay": "drain-delay",
-		"serve.auth_token_file": "auth-token-file", "serve.log_format": "log-format",
+		"serve.addr":            "addr",
+		"serve.max_batch":       "max-batch",
+		"serve.batch_delay":     "batch-delay",
+		"serve.max_queue":       "max-queue",
+		"serve.workers":         "workers",
+		"serve.top_k":           "top-k",
+		"serve.max_body":        "max-body",
+		"serve.max_pixels":      "max-pixels",
+		"serve.max_images":      "max-images",
+		"serve.max_in_flight":   "max-in-flight",
+		"serve.timeout":         "timeout",
+		"serve.grace":           "grace",
+		"serve.drain_delay":     "drain-delay",
+		"serve.auth_token_file": "auth-token-file",
+		"serve.log_format":      "log-format",
 	} {
 		bindKey(cmd, key, flag)
 	}
