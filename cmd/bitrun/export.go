@@ -1,8 +1,7 @@
 package main
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -105,9 +104,9 @@ func runExport(cmd *cobra.Command, _ []string) error {
 		return err
 	}
 	ctx := cmd.Context()
-	digest, err := fileSHA256(weights)
+	_, digest, err := fileDigest(ctx, weights)
 	if err != nil {
-		return err
+		return fmt.Errorf("export: %w", err)
 	}
 	m, err := model.Load(weights)
 	if err != nil {
@@ -147,16 +146,11 @@ func runExport(cmd *cobra.Command, _ []string) error {
 
 // fileSHA256 is the hex SHA-256 of the file at path.
 func fileSHA256(path string) (string, error) {
-	fh, err := os.Open(path)
+	_, digest, err := fileDigest(context.Background(), path)
 	if err != nil {
 		return "", fmt.Errorf("export: %w", err)
 	}
-	defer fh.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, fh); err != nil {
-		return "", fmt.Errorf("export: hashing %s: %w", path, err)
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
+	return digest, nil
 }
 
 // byteProgress reports bytes written on w when the total is large enough to
