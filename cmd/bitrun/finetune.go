@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -242,8 +243,8 @@ func runFinetune(cmd *cobra.Command, _ []string) error {
 			return usagef("--adapt-resolution %q: want a side of at least 16 pixels, or auto", s)
 		}
 	}
-	if o.Resume && !train.HasCheckpoint(out) {
-		return usagef("--resume: %s holds no checkpoint", out)
+	if _, err := os.Stat(filepath.Join(out, finetune.RuleFile)); o.Resume && err != nil && !train.HasCheckpoint(out) {
+		return usagef("--resume: %s holds no fine-tuning run", out)
 	}
 	src, err := model.LoadNPZ(weights)
 	if err != nil {
