@@ -22,14 +22,24 @@ type inferRequest struct {
 }
 
 type inferInput struct {
-	Name     string          `json:"name"`
-	Shape    []int64         `json:"shape"`
-	Datatype string          `json:"datatype"`
-	Data     json.RawMessage `json:"data"`
+	Name       string          `json:"name"`
+	Shape      []int64         `json:"shape"`
+	Datatype   string          `json:"datatype"`
+	Parameters map[string]any  `json:"parameters,omitempty"`
+	Data       json.RawMessage `json:"data"`
 }
 
 type inferRequestOutput struct {
-	Name string `json:"name"`
+	Name       string         `json:"name"`
+	Parameters map[string]any `json:"parameters,omitempty"`
+}
+
+// binaryData reports whether KServe parameters ask for the binary tensor
+// extension, which bitrun does not implement.
+func binaryData(params map[string]any) bool {
+	_, size := params["binary_data_size"]
+	b, _ := params["binary_data"].(bool)
+	return size || b
 }
 
 type inferResponse struct {
@@ -71,6 +81,9 @@ func parseInfer(r io.Reader, c *Classifier, maxImages int) (*parsedInfer, error)
 		return nil, fmt.Errorf("%w: want exactly 1 input tensor (%q), got %d", ErrBadRequest, c.info.Input, len(req.Inputs))
 	}
 	in := req.Inputs[0]
+	if binaryData(in.Parameters) || binaryData(req.Parameters) {
+		return nil, fmt.Errorf("%w: the binary tensor extension is not supported; send JSON data", ErrBadRequest)
+	}
 	if in.Name != c.info.Input {
 		return nil, fmt.Errorf("%w: unknown input %q; the model's input is %q", ErrBadRequest, in.Name, c.info.Input)
 	}
@@ -91,6 +104,9 @@ func parseInfer(r io.Reader, c *Classifier, maxImages int) (*parsedInfer, error)
 	}
 	p := &parsedInfer{id: req.ID, rows: rows, input: x}
 	for _, o := range req.Outputs {
+		if binaryData(o.Parameters) {
+			return nil, fmt.Errorf("%w: output %q: binary_data is not supported", ErrBadRequest, o.Name)
+		}
 		found := false
 		for _, name := range c.info.Outputs {
 			found = found || name == o.Name

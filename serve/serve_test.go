@@ -166,6 +166,7 @@ func TestBadInputs(t *testing.T) {
 		{"infer malformed JSON", "POST", infer, "application/json", []byte(`{"inputs": [`), auth, 400, "JSON"},
 		{"infer unknown field", "POST", infer, "application/json", []byte(`{"inputz": []}`), auth, 400, "inputz"},
 		{"infer unknown output", "POST", infer, "application/json", []byte(`{"inputs":[{"name":"image","shape":[1,3,8,8],"datatype":"FP32","data":` + mustJSON(row) + `}],"outputs":[{"name":"nope"}]}`), auth, 400, `"nope"`},
+		{"infer binary data", "POST", infer, "application/json", []byte(`{"inputs":[{"name":"image","shape":[1,3,8,8],"datatype":"FP32","parameters":{"binary_data_size":768}}]}`), auth, 400, "binary"},
 		{"infer as text", "POST", infer, "text/plain", []byte("{}"), auth, 415, "application/json"},
 		{"infer body over the cap", "POST", infer, "application/json", inferBody([]int64{1, 3, 8, 8}, "FP32", make([]float32, 40000)), auth, 413, "max-body"},
 	} {
