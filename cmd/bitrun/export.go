@@ -64,10 +64,8 @@ func runExport(cmd *cobra.Command, _ []string) error {
 	force, _ := f.GetBool("force")
 	opset := cfg.GetInt("export.opset")
 	// Every flag is checked before weightsPath, which may download --model.
-	w, _ := f.GetString("weights")
-	name, _ := f.GetString("model")
 	switch {
-	case w == "" && name == "":
+	case !weightsGiven(cmd):
 		return usagef("give the weights: --weights FILE or --model NAME")
 	case out == "":
 		return usagef("--out is required")

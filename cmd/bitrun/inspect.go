@@ -55,17 +55,19 @@ func runInspect(cmd *cobra.Command, args []string) error {
 	if res < 1 {
 		return usagef("--resolution must be positive, got %d", res)
 	}
-	path, err := weightsPath(cmd)
-	if err != nil {
-		return err
-	}
+	var path string
 	switch {
-	case len(args) == 1 && path != "":
+	case len(args) == 1 && weightsGiven(cmd):
 		return usagef("give the checkpoint as an argument or with --weights/--model, not both")
 	case len(args) == 1:
 		path = args[0]
-	case path == "":
+	case !weightsGiven(cmd):
 		return usagef("no checkpoint: give FILE, --weights FILE or --model NAME")
+	default:
+		var err error
+		if path, err = weightsPath(cmd); err != nil {
+			return err
+		}
 	}
 	rep, err := inspectFile(cmd.Context(), path, res)
 	if err != nil {

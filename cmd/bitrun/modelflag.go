@@ -17,6 +17,14 @@ func addWeightsFlags(cmd *cobra.Command) {
 	addZooFlagSet(cmd, false)
 }
 
+// weightsGiven reports whether --weights or --model is set: what a command
+// checks its other flags against before weightsPath, which may download.
+func weightsGiven(cmd *cobra.Command) bool {
+	w, _ := cmd.Flags().GetString("weights")
+	m, _ := cmd.Flags().GetString("model")
+	return w != "" || m != ""
+}
+
 // weightsPath returns the checkpoint path named by --weights or --model.
 // An empty result with nil error means neither flag was given. A --model name
 // is looked up in the cache (verified against its recorded digest) and pulled
@@ -55,15 +63,13 @@ func weightsPath(cmd *cobra.Command) (string, error) {
 // never waits for a download.
 func modelSource(cmd *cobra.Command) (onnxPath, weights string, err error) {
 	onnxPath, _ = cmd.Flags().GetString("onnx")
-	w, _ := cmd.Flags().GetString("weights")
-	m, _ := cmd.Flags().GetString("model")
 	switch {
-	case onnxPath != "" && (w != "" || m != ""):
+	case onnxPath != "" && weightsGiven(cmd):
 		return "", "", usagef("--onnx and --weights/--model are exclusive")
-	case onnxPath == "" && w == "" && m == "":
-		return "", "", usagef("give a model: --onnx FILE, or --weights FILE / --model NAME for the native engine")
 	case onnxPath != "":
 		return onnxPath, "", nil
+	case !weightsGiven(cmd):
+		return "", "", usagef("give a model: --onnx FILE, or --weights FILE / --model NAME for the native engine")
 	}
 	weights, err = weightsPath(cmd)
 	return "", weights, err
