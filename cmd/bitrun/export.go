@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"time"
 
@@ -80,12 +79,8 @@ func runExport(cmd *cobra.Command, _ []string) error {
 		return usagef("--opset %d is not supported: use %d to %d (17: GroupNorm as plain ops; 21: GroupNormalization-21)",
 			opset, export.MinOpset, export.MaxOpset)
 	}
-	if !force {
-		if _, err := os.Stat(out); err == nil {
-			return fmt.Errorf("export: %s already exists (use --force to overwrite)", out)
-		} else if !errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("export: %w", err)
-		}
+	if err := checkOverwrite(out, force); err != nil {
+		return fmt.Errorf("export: %w", err)
 	}
 	var labels []string
 	if labelsFile != "" {

@@ -66,12 +66,8 @@ func runInit(cmd *cobra.Command, _ []string) error {
 	if err != nil {
 		return usagef("--arch: %v", err)
 	}
-	if !force {
-		if _, err := os.Stat(out); err == nil {
-			return fmt.Errorf("%s already exists (use --force to overwrite)", out)
-		} else if !errors.Is(err, fs.ErrNotExist) {
-			return err
-		}
+	if err := checkOverwrite(out, force); err != nil {
+		return err
 	}
 	ctx := cmd.Context()
 	params := model.Init(cfg, seed)
@@ -87,6 +83,21 @@ func runInit(cmd *cobra.Command, _ []string) error {
 	fmt.Fprintf(cmd.ErrOrStderr(), "wrote %s: %s, %d classes, %s parameters, seed %d\n",
 		out, cfg.Name, cfg.Classes, groupDigits(cfg.ParamCount()), seed)
 	return nil
+}
+
+// checkOverwrite refuses an output path that exists unless force is set.
+func checkOverwrite(path string, force bool) error {
+	if force {
+		return nil
+	}
+	_, err := os.Stat(path)
+	switch {
+	case err == nil:
+		return fmt.Errorf("%s already exists (use --force to overwrite)", path)
+	case errors.Is(err, fs.ErrNotExist):
+		return nil
+	}
+	return err
 }
 
 // groupDigits writes n with thousands separators: 25549352 -> "25,549,352".
