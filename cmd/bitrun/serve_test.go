@@ -81,9 +81,12 @@ func TestServeLoadtestUsageErrors(t *testing.T) {
 			t.Errorf("%v: got %v, want a usage error", args, err)
 		}
 	}
-	// A missing model file is a plain failure, not a usage error.
-	if _, _, err := execCLI(t, "serve", "--onnx", filepath.Join(dir, "missing.onnx")); err == nil || errors.As(err, new(usageError)) {
-		t.Errorf("missing model: %v", err)
+	// A missing or corrupt model file is a plain failure, not a usage error
+	// (the corrupt one fails after the server started listening).
+	for _, p := range []string{filepath.Join(dir, "missing.onnx"), model} {
+		if _, _, err := execCLI(t, "serve", "--onnx", p, "--addr", "127.0.0.1:0"); err == nil || errors.As(err, new(usageError)) {
+			t.Errorf("model %s: %v", p, err)
+		}
 	}
 }
 
