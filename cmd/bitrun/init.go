@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"strings"
 
 	"github.com/bitrun/bitrun/model"
 	"github.com/spf13/cobra"
@@ -35,16 +36,7 @@ Weights take 4 bytes per parameter (R152x4: 3.7 GB) in memory and on disk.`,
 	return cmd
 }
 
-func archList() string {
-	s := ""
-	for i, n := range model.ArchNames() {
-		if i > 0 {
-			s += ", "
-		}
-		s += n
-	}
-	return s
-}
+func archList() string { return strings.Join(model.ArchNames(), ", ") }
 
 func runInit(cmd *cobra.Command, _ []string) error {
 	f := cmd.Flags()
