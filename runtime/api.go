@@ -130,14 +130,14 @@ func Open(path string, opts Options) (*Predictor, error) {
 	if opts.IntraThreads < 0 || opts.InterThreads < 0 {
 		return nil, fmt.Errorf("runtime: thread counts must be >= 0, got intra %d inter %d", opts.IntraThreads, opts.InterThreads)
 	}
+	if opts.Sessions < 0 || opts.Sessions > 256 {
+		return nil, fmt.Errorf("runtime: sessions %d out of range [0, 256]", opts.Sessions)
+	}
 	version, err := loadLibrary(opts)
 	if err != nil {
 		return nil, err
 	}
 	so := ort.SessionOptions{IntraThreads: opts.IntraThreads, InterThreads: opts.InterThreads, CUDADevice: opts.CUDADevice, Config: opts.SessionConfig}
-	if opts.Sessions < 0 || opts.Sessions > 256 {
-		return nil, fmt.Errorf("runtime: sessions %d out of range [0, 256]", opts.Sessions)
-	}
 	var sess *ort.Session
 	used := ProviderCPU
 	switch provider {
