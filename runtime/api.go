@@ -138,28 +138,20 @@ func Open(path string, opts Options) (*Predictor, error) {
 		return nil, err
 	}
 	so := ort.SessionOptions{IntraThreads: opts.IntraThreads, InterThreads: opts.InterThreads, CUDADevice: opts.CUDADevice, Config: opts.SessionConfig}
-	var sess *ort.Session
-	used := ProviderCPU
-	switch provider {
-	case ProviderCPU:
+	// "cuda" and "auto" ask for CUDA; "auto" falls back to the CPU.
+	so.CUDA = provider != ProviderCPU
+	sess, err := ort.NewSession(path, so)
+	if err != nil && provider == ProviderAuto {
+		log.Warn("runtime: CUDA execution provider unavailable, falling back to CPU", "model", path, "reason", err.Error())
+		so.CUDA = false
 		sess, err = ort.NewSession(path, so)
-	case ProviderCUDA:
-		so.CUDA = true
-		sess, err = ort.NewSession(path, so)
-		used = ProviderCUDA
-	case ProviderAuto:
-		so.CUDA = true
-		sess, err = ort.NewSession(path, so)
-		used = ProviderCUDA
-		if err != nil {
-			log.Warn("runtime: CUDA execution provider unavailable, falling back to CPU", "model", path, "reason", err.Error())
-			so.CUDA = false
-			sess, err = ort.NewSession(path, so)
-			used = ProviderCPU
-		}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("runtime: opening %s: %w", path, err)
+	}
+	used := ProviderCPU
+	if so.CUDA {
+		used = ProviderCUDA
 	}
 	p := &Predictor{sessions: []*ort.Session{sess}}
 	for len(p.sessions) < opts.Sessions {
