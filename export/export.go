@@ -306,7 +306,6 @@ func Export(ctx context.Context, path string, cfg model.Config, params model.Par
 		// Inline: each weight is folded and encoded while the model streams
 		// out, so only one tensor's copy exists at a time.
 		for _, w := range p.weights {
-			w := w
 			w.t.DeferredLen = int(4 * w.n)
 			w.t.Deferred = func() ([]byte, error) {
 				if err := ctx.Err(); err != nil {
