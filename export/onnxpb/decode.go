@@ -131,6 +131,13 @@ func (f field) wantVarint(msg string) (uint64, error) {
 	return f.v, nil
 }
 
+// varint decodes a varint field as T (int64, or an int32 enum: the low 32
+// bits, as protobuf does).
+func varint[T ~int32 | ~int64](f field, msg string) (T, error) {
+	v, err := f.wantVarint(msg)
+	return T(v), err
+}
+
 // appendInt64s decodes a repeated int64 field, packed or not.
 func (f field) appendInt64s(dst []int64, msg string) ([]int64, error) {
 	switch f.typ {
@@ -176,9 +183,7 @@ func (m *Model) unmarshal(b []byte) error {
 		var err error
 		switch f.num {
 		case fModelIRVersion:
-			var v uint64
-			v, err = f.wantVarint("ModelProto")
-			m.IRVersion = int64(v)
+			m.IRVersion, err = varint[int64](f, "ModelProto")
 		case fModelProducerName:
 			m.ProducerName, err = f.str("ModelProto")
 		case fModelProducerVersion:
@@ -186,9 +191,7 @@ func (m *Model) unmarshal(b []byte) error {
 		case fModelDomain:
 			m.Domain, err = f.str("ModelProto")
 		case fModelModelVersion:
-			var v uint64
-			v, err = f.wantVarint("ModelProto")
-			m.ModelVersion = int64(v)
+			m.ModelVersion, err = varint[int64](f, "ModelProto")
 		case fModelDocString:
 			m.DocString, err = f.str("ModelProto")
 		case fModelGraph:
@@ -232,9 +235,7 @@ func unmarshalOpset(f field) (OpsetID, error) {
 		case fOpsetDomain:
 			o.Domain, err = it.f.str("OperatorSetIdProto")
 		case fOpsetVersion:
-			var v uint64
-			v, err = it.f.wantVarint("OperatorSetIdProto")
-			o.Version = int64(v)
+			o.Version, err = varint[int64](it.f, "OperatorSetIdProto")
 		}
 		if err != nil {
 			return o, err
@@ -359,18 +360,14 @@ func (a *Attribute) unmarshal(b []byte, depth int) error {
 		case fAttrName:
 			a.Name, err = f.str("AttributeProto")
 		case fAttrType:
-			var v uint64
-			v, err = f.wantVarint("AttributeProto")
-			a.Type = AttributeType(int32(v))
+			a.Type, err = varint[AttributeType](f, "AttributeProto")
 		case fAttrF:
 			if f.typ != protowire.Fixed32Type {
 				err = wireErr("AttributeProto", f)
 			}
 			a.F = math.Float32frombits(uint32(f.v))
 		case fAttrI:
-			var v uint64
-			v, err = f.wantVarint("AttributeProto")
-			a.I = int64(v)
+			a.I, err = varint[int64](f, "AttributeProto")
 		case fAttrS:
 			a.S, err = f.wantBytes("AttributeProto")
 		case fAttrT:
@@ -408,9 +405,7 @@ func (t *Tensor) unmarshal(b []byte) error {
 		case fTensorDims:
 			t.Dims, err = f.appendInt64s(t.Dims, "TensorProto")
 		case fTensorDataType:
-			var v uint64
-			v, err = f.wantVarint("TensorProto")
-			t.DataType = DataType(int32(v))
+			t.DataType, err = varint[DataType](f, "TensorProto")
 		case fTensorFloatData:
 			t.FloatData, err = f.appendFloats(t.FloatData, "TensorProto")
 		case fTensorInt32Data:
@@ -434,9 +429,7 @@ func (t *Tensor) unmarshal(b []byte) error {
 				t.ExternalData = append(t.ExternalData, e)
 			}
 		case fTensorDataLocation:
-			var v uint64
-			v, err = f.wantVarint("TensorProto")
-			t.DataLocation = DataLocation(int32(v))
+			t.DataLocation, err = varint[DataLocation](f, "TensorProto")
 		}
 		if err != nil {
 			return err
