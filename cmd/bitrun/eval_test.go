@@ -22,6 +22,7 @@ import (
 	"github.com/bitrun/bitrun/export"
 	"github.com/bitrun/bitrun/model"
 	"github.com/bitrun/bitrun/runtime"
+	"github.com/spf13/cobra"
 	"github.com/spf13/viper"
 )
 
@@ -31,10 +32,19 @@ const fashionDir = "/usr/share/datasets/fashion-mnist"
 // stderr and error.
 func execCLI(t *testing.T, args ...string) (string, string, error) {
 	t.Helper()
+	return execCLIWith(t, nil, args...)
+}
+
+// execCLIWith is execCLI with extra commands added to the root.
+func execCLIWith(t *testing.T, extra []*cobra.Command, args ...string) (string, string, error) {
+	t.Helper()
 	// Each run gets fresh configuration, as a new process would: flag
 	// bindings of earlier runs must not leak into this one.
 	cfg = viper.New()
 	root := newRoot()
+	for _, c := range extra {
+		root.AddCommand(c)
+	}
 	var out, errb bytes.Buffer
 	root.SetOut(&out)
 	root.SetErr(&errb)

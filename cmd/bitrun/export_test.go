@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -17,23 +16,13 @@ import (
 	"github.com/bitrun/bitrun/model"
 	"github.com/bitrun/bitrun/nn"
 	"github.com/bitrun/bitrun/runtime"
-	"github.com/spf13/viper"
 )
 
 // runExportCLI runs `bitrun export ARGS` in-process with fresh configuration.
 func runExportCLI(t *testing.T, args ...string) (stderr string, err error) {
 	t.Helper()
-	cfg = viper.New()
-	root := newRoot()
-	var out, errb bytes.Buffer
-	root.SetOut(&out)
-	root.SetErr(&errb)
-	root.SetArgs(append([]string{"export"}, args...))
-	err = root.ExecuteContext(context.Background())
-	if out.Len() != 0 {
-		t.Errorf("export wrote to stdout: %q", out.String())
-	}
-	return errb.String(), err
+	_, stderr, err = execCLI(t, append([]string{"export"}, args...)...)
+	return stderr, err
 }
 
 // tinyCheckpoint writes a tiny checkpoint with a non-zero head and returns

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -19,26 +18,7 @@ import (
 	"github.com/bitrun/bitrun/model"
 	"github.com/bitrun/bitrun/zoo"
 	"github.com/spf13/cobra"
-	"github.com/spf13/viper"
 )
-
-// zooCLI runs the command line in-process with a fresh configuration (as a
-// new process would) and returns stdout, stderr and the error. extra commands
-// are added to the root.
-func zooCLI(t *testing.T, extra []*cobra.Command, args ...string) (string, string, error) {
-	t.Helper()
-	cfg = viper.New()
-	root := newRoot()
-	for _, c := range extra {
-		root.AddCommand(c)
-	}
-	var out, errb bytes.Buffer
-	root.SetOut(&out)
-	root.SetErr(&errb)
-	root.SetArgs(args)
-	err := root.ExecuteContext(context.Background())
-	return out.String(), errb.String(), err
-}
 
 // zooTestServer serves a tiny checkpoint (HTTP Range via http.ServeContent)
 // at test/tiny.npz and registers the catalog entry test-tiny for it.
@@ -89,7 +69,7 @@ func (s *zooTestServer) sha() string {
 
 func TestZooListShowsTheCatalog(t *testing.T) {
 	dir := t.TempDir()
-	out, _, err := zooCLI(t, nil, "zoo", "list", "--cache-dir", dir)
+	out, _, err := execCLIWith(t, nil, "zoo", "list", "--cache-dir", dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,7 +88,7 @@ func TestZooListShowsTheCatalog(t *testing.T) {
 		t.Errorf("header %q", lines[0])
 	}
 
-	out, _, err = zooCLI(t, nil, "zoo", "list", "--json", "--cache-dir", dir)
+	out, _, err = execCLIWith(t, nil, "zoo", "list", "--json", "--cache-dir", dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,11 +105,11 @@ func TestZooListShowsTheCatalog(t *testing.T) {
 		}
 	}
 
-	out, _, err = zooCLI(t, nil, "zoo", "list", "--json", "--cached", "--cache-dir", dir)
+	out, _, err = execCLIWith(t, nil, "zoo", "list", "--json", "--cached", "--cache-dir", dir)
 	if err != nil || strings.TrimSpace(out) != "[]" {
 		t.Fatalf("empty cache --cached --json: %q %v", out, err)
 	}
-	out, _, err = zooCLI(t, nil, "zoo", "list", "--group", "distilled", "--cache-dir", dir)
+	out, _, err = execCLIWith(t, nil, "zoo", "list", "--group", "distilled", "--cache-dir", dir)
 	if err != nil || strings.Count(strings.TrimSpace(out), "\n") != 4 {
 		t.Fatalf("--group distilled: %q %v", out, err)
 	}
@@ -139,7 +119,7 @@ func TestZooPullPathVerifyRm(t *testing.T) {
 	s := newZooTestServer(t)
 	dir := t.TempDir()
 	flags := []string{"--cache-dir", dir, "--base-url", s.url}
-	out, errOut, err := zooCLI(t, nil, append([]string{"zoo", "pull", "test-tiny"}, flags...)...)
+	out, errOut, err := execCLIWith(t, nil, append([]string{"zoo", "pull", "test-tiny"}, flags...)...)
 	if err != nil {
 		t.Fatalf("%v\n%s", err, errOut)
 	}
@@ -151,28 +131,28 @@ func TestZooPullPathVerifyRm(t *testing.T) {
 		t.Errorf("stderr %q", errOut)
 	}
 
-	out, _, err = zooCLI(t, nil, append([]string{"zoo", "list", "--cached", "--json"}, flags...)...)
+	out, _, err = execCLIWith(t, nil, append([]string{"zoo", "list", "--cached", "--json"}, flags...)...)
 	var items []zoo.Item
 	if err != nil || json.Unmarshal([]byte(out), &items) != nil || len(items) != 1 || items[0].Name != "test-tiny" || !items[0].Cached {
 		t.Fatalf("list --cached: %q %v", out, err)
 	}
-	out, _, err = zooCLI(t, nil, append([]string{"zoo", "path", "TEST-TINY"}, flags...)...)
+	out, _, err = execCLIWith(t, nil, append([]string{"zoo", "path", "TEST-TINY"}, flags...)...)
 	if err != nil || out != want+"\n" {
 		t.Fatalf("path: %q %v", out, err)
 	}
-	out, _, err = zooCLI(t, nil, append([]string{"zoo", "verify"}, flags...)...)
+	out, _, err = execCLIWith(t, nil, append([]string{"zoo", "verify"}, flags...)...)
 	if err != nil || out != "ok test-tiny "+s.sha()+"\n" {
 		t.Fatalf("verify: %q %v", out, err)
 	}
-	_, errOut, err = zooCLI(t, nil, append([]string{"zoo", "rm", "test-tiny"}, flags...)...)
+	_, errOut, err = execCLIWith(t, nil, append([]string{"zoo", "rm", "test-tiny"}, flags...)...)
 	if err != nil || !strings.Contains(errOut, "removed test-tiny") {
 		t.Fatalf("rm: %q %v", errOut, err)
 	}
-	_, _, err = zooCLI(t, nil, append([]string{"zoo", "path", "test-tiny"}, flags...)...)
+	_, _, err = execCLIWith(t, nil, append([]string{"zoo", "path", "test-tiny"}, flags...)...)
 	if !errors.Is(err, zoo.ErrNotCached) || !strings.Contains(err.Error(), "zoo pull test-tiny") {
 		t.Fatalf("path after rm: %v", err)
 	}
-	if _, _, err := zooCLI(t, nil, append([]string{"zoo", "rm", "test-tiny"}, flags...)...); !errors.Is(err, zoo.ErrNotCached) {
+	if _, _, err := execCLIWith(t, nil, append([]string{"zoo", "rm", "test-tiny"}, flags...)...); !errors.Is(err, zoo.ErrNotCached) {
 		t.Fatalf("second rm: %v", err)
 	}
 }
@@ -198,7 +178,7 @@ func TestZooPathReportsSource(t *testing.T) {
 			for k, v := range tc.env {
 				t.Setenv(k, v)
 			}
-			out, errOut, err := zooCLI(t, nil, append([]string{"zoo", "path"}, tc.args...)...)
+			out, errOut, err := execCLIWith(t, nil, append([]string{"zoo", "path"}, tc.args...)...)
 			if err != nil || out != tc.want+"\n" || !strings.Contains(errOut, tc.source) {
 				t.Fatalf("out %q err %q %v", out, errOut, err)
 			}
@@ -209,7 +189,7 @@ func TestZooPathReportsSource(t *testing.T) {
 	if err := os.WriteFile(conf, []byte("zoo:\n  cache_dir: "+dir+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	out, errOut, err := zooCLI(t, nil, "zoo", "path", "--config", conf)
+	out, errOut, err := execCLIWith(t, nil, "zoo", "path", "--config", conf)
 	if err != nil || out != dir+"\n" || !strings.Contains(errOut, "config "+conf) {
 		t.Fatalf("config file: out %q err %q %v", out, errOut, err)
 	}
@@ -218,12 +198,12 @@ func TestZooPathReportsSource(t *testing.T) {
 func TestZooOfflineCLINeverConnects(t *testing.T) {
 	s := newZooTestServer(t)
 	dir := t.TempDir()
-	_, _, err := zooCLI(t, nil, "zoo", "pull", "test-tiny", "--offline", "--cache-dir", dir, "--base-url", s.url)
+	_, _, err := execCLIWith(t, nil, "zoo", "pull", "test-tiny", "--offline", "--cache-dir", dir, "--base-url", s.url)
 	if !errors.Is(err, zoo.ErrOffline) {
 		t.Fatalf("--offline: %v", err)
 	}
 	t.Setenv("BITRUN_ZOO_OFFLINE", "true")
-	_, _, err = zooCLI(t, nil, "zoo", "pull", "test-tiny", "--cache-dir", dir, "--base-url", s.url)
+	_, _, err = execCLIWith(t, nil, "zoo", "pull", "test-tiny", "--cache-dir", dir, "--base-url", s.url)
 	if !errors.Is(err, zoo.ErrOffline) {
 		t.Fatalf("BITRUN_ZOO_OFFLINE: %v", err)
 	}
@@ -247,26 +227,26 @@ func TestZooModelFlagResolvesAndPulls(t *testing.T) {
 	}
 	t.Setenv("BITRUN_ZOO_BASE_URL", s.url)
 	// Offline and not cached: a clear error, no request.
-	_, _, err := zooCLI(t, []*cobra.Command{probe()}, "probe", "--model", "test-tiny", "--offline", "--cache-dir", dir)
+	_, _, err := execCLIWith(t, []*cobra.Command{probe()}, "probe", "--model", "test-tiny", "--offline", "--cache-dir", dir)
 	if !errors.Is(err, zoo.ErrOffline) || s.requests.Load() != 0 {
 		t.Fatalf("offline --model: %v (%d requests)", err, s.requests.Load())
 	}
 	// Online: pulled, progress on stderr, nothing on stdout.
-	out, _, err := zooCLI(t, []*cobra.Command{probe()}, "probe", "--model", "test-tiny", "--cache-dir", dir)
+	out, _, err := execCLIWith(t, []*cobra.Command{probe()}, "probe", "--model", "test-tiny", "--cache-dir", dir)
 	if err != nil || got != filepath.Join(dir, "test", "tiny.npz") || out != "" {
 		t.Fatalf("--model: %q %q %v", got, out, err)
 	}
 	// Then offline from the cache.
 	n := s.requests.Load()
-	_, _, err = zooCLI(t, []*cobra.Command{probe()}, "probe", "--model", "test-tiny", "--offline", "--cache-dir", dir)
+	_, _, err = execCLIWith(t, []*cobra.Command{probe()}, "probe", "--model", "test-tiny", "--offline", "--cache-dir", dir)
 	if err != nil || s.requests.Load() != n {
 		t.Fatalf("cached offline --model: %v", err)
 	}
-	if _, _, err := zooCLI(t, []*cobra.Command{probe()}, "probe", "--model", "BiT-M-R50x2", "--offline", "--cache-dir", dir); !errors.Is(err, zoo.ErrNotFound) || !strings.Contains(err.Error(), "BiT-M-R50x1") {
+	if _, _, err := execCLIWith(t, []*cobra.Command{probe()}, "probe", "--model", "BiT-M-R50x2", "--offline", "--cache-dir", dir); !errors.Is(err, zoo.ErrNotFound) || !strings.Contains(err.Error(), "BiT-M-R50x1") {
 		t.Fatalf("unknown --model: %v", err)
 	}
 	var ue usageError
-	if _, _, err := zooCLI(t, []*cobra.Command{probe()}, "probe", "--model", "x", "--weights", "y"); !errors.As(err, &ue) {
+	if _, _, err := execCLIWith(t, []*cobra.Command{probe()}, "probe", "--model", "x", "--weights", "y"); !errors.As(err, &ue) {
 		t.Fatalf("--model with --weights: %v", err)
 	}
 }
@@ -274,7 +254,7 @@ func TestZooModelFlagResolvesAndPulls(t *testing.T) {
 func TestZooPullONNXAndImport(t *testing.T) {
 	s := newZooTestServer(t)
 	dir := t.TempDir()
-	out, errOut, err := zooCLI(t, nil, "zoo", "pull", "test-tiny", "--onnx", "--cache-dir", dir, "--base-url", s.url)
+	out, errOut, err := execCLIWith(t, nil, "zoo", "pull", "test-tiny", "--onnx", "--cache-dir", dir, "--base-url", s.url)
 	if err != nil {
 		t.Fatalf("%v\n%s", err, errOut)
 	}
@@ -290,18 +270,18 @@ func TestZooPullONNXAndImport(t *testing.T) {
 	// Import into another cache, air-gapped.
 	other := t.TempDir()
 	npz := filepath.Join(dir, "test", "tiny.npz")
-	if _, _, err := zooCLI(t, nil, "zoo", "import", npz, "--cache-dir", other); !errors.As(err, new(usageError)) {
+	if _, _, err := execCLIWith(t, nil, "zoo", "import", npz, "--cache-dir", other); !errors.As(err, new(usageError)) {
 		t.Fatalf("import without --name: %v", err)
 	}
-	out, _, err = zooCLI(t, nil, "zoo", "import", npz, "--name", "test-tiny", "--cache-dir", other, "--sha256", s.sha())
+	out, _, err = execCLIWith(t, nil, "zoo", "import", npz, "--name", "test-tiny", "--cache-dir", other, "--sha256", s.sha())
 	if err != nil || out != filepath.Join(other, "test", "tiny.npz")+"\n" {
 		t.Fatalf("import: %q %v", out, err)
 	}
-	out, _, err = zooCLI(t, nil, "zoo", "pull", "test-tiny", "--offline", "--cache-dir", other)
+	out, _, err = execCLIWith(t, nil, "zoo", "pull", "test-tiny", "--offline", "--cache-dir", other)
 	if err != nil || strings.TrimSpace(out) != filepath.Join(other, "test", "tiny.npz") {
 		t.Fatalf("offline pull after import: %q %v", out, err)
 	}
-	if _, _, err := zooCLI(t, nil, "zoo", "pull", "test-tiny", "--sha256", "nothex", "--cache-dir", other); !errors.As(err, new(usageError)) {
+	if _, _, err := execCLIWith(t, nil, "zoo", "pull", "test-tiny", "--sha256", "nothex", "--cache-dir", other); !errors.As(err, new(usageError)) {
 		t.Fatalf("bad --sha256: %v", err)
 	}
 }
