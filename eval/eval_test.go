@@ -368,12 +368,8 @@ func TestConfusionImageLarge(t *testing.T) {
 // requireORT skips (or fails under BITRUN_REQUIRE_ORT=1) without ONNX Runtime.
 func requireORT(t testing.TB) {
 	t.Helper()
-	if _, err := runtime.Version(runtime.Options{}); err != nil {
-		if os.Getenv("BITRUN_REQUIRE_ORT") == "1" {
-			t.Fatalf("ONNX Runtime required (BITRUN_REQUIRE_ORT=1): %v", err)
-		}
-		t.Skipf("ONNX Runtime not available: %v", err)
-	}
+	_, err := runtime.Version(runtime.Options{})
+	onnxtest.Require(t, err)
 }
 
 func TestONNXClassifier(t *testing.T) {

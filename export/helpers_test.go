@@ -4,10 +4,10 @@ import (
 	"context"
 	"math"
 	"math/rand/v2"
-	"os"
 	"path/filepath"
 	"testing"
 
+	"github.com/bitrun/bitrun/internal/ort/onnxtest"
 	"github.com/bitrun/bitrun/model"
 	"github.com/bitrun/bitrun/nn"
 	"github.com/bitrun/bitrun/runtime"
@@ -17,12 +17,8 @@ import (
 // when BITRUN_REQUIRE_ORT=1 (make test sets it).
 func requireORT(t testing.TB) {
 	t.Helper()
-	if _, err := runtime.Version(runtime.Options{}); err != nil {
-		if os.Getenv("BITRUN_REQUIRE_ORT") == "1" {
-			t.Fatalf("ONNX Runtime required (BITRUN_REQUIRE_ORT=1) but unavailable: %v", err)
-		}
-		t.Skipf("ONNX Runtime unavailable (set BITRUN_ORT_LIB or run make setup): %v", err)
-	}
+	_, err := runtime.Version(runtime.Options{})
+	onnxtest.Require(t, err)
 }
 
 // randomParams fills every parameter of cfg with random values: kernels

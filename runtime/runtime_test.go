@@ -21,12 +21,8 @@ import (
 // cannot be loaded.
 func requireORT(t testing.TB) {
 	t.Helper()
-	if _, err := Version(Options{}); err != nil {
-		if os.Getenv("BITRUN_REQUIRE_ORT") == "1" {
-			t.Fatalf("ONNX Runtime required (BITRUN_REQUIRE_ORT=1): %v", err)
-		}
-		t.Skipf("ONNX Runtime not available: %v", err)
-	}
+	_, err := Version(Options{})
+	onnxtest.Require(t, err)
 }
 
 func randSlice(rng *rand.Rand, n int) []float32 {

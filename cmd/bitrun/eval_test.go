@@ -20,6 +20,7 @@ import (
 	"github.com/bitrun/bitrun/data"
 	"github.com/bitrun/bitrun/eval"
 	"github.com/bitrun/bitrun/export"
+	"github.com/bitrun/bitrun/internal/ort/onnxtest"
 	"github.com/bitrun/bitrun/model"
 	"github.com/bitrun/bitrun/runtime"
 	"github.com/spf13/cobra"
@@ -56,12 +57,8 @@ func execCLIWith(t *testing.T, extra []*cobra.Command, args ...string) (string, 
 // requireORTCLI skips (fails under BITRUN_REQUIRE_ORT=1) without ONNX Runtime.
 func requireORTCLI(t *testing.T) {
 	t.Helper()
-	if _, err := runtime.Version(runtime.Options{}); err != nil {
-		if os.Getenv("BITRUN_REQUIRE_ORT") == "1" {
-			t.Fatalf("ONNX Runtime required (BITRUN_REQUIRE_ORT=1): %v", err)
-		}
-		t.Skipf("ONNX Runtime not available: %v", err)
-	}
+	_, err := runtime.Version(runtime.Options{})
+	onnxtest.Require(t, err)
 }
 
 type tinyFiles struct{ npz, onnx string }

@@ -94,12 +94,7 @@ func TestExportCommand(t *testing.T) {
 	}
 
 	// The exported file runs and matches the native engine.
-	if _, err := runtime.Version(runtime.Options{}); err != nil {
-		if os.Getenv("BITRUN_REQUIRE_ORT") == "1" {
-			t.Fatalf("ONNX Runtime required (BITRUN_REQUIRE_ORT=1): %v", err)
-		}
-		t.Skipf("ONNX Runtime not available for the parity part: %v", err)
-	}
+	requireORTCLI(t)
 	p, err := runtime.Open(out, runtime.Options{})
 	if err != nil {
 		t.Fatal(err)

@@ -15,12 +15,7 @@ import (
 func loadOrSkip(t *testing.T) string {
 	t.Helper()
 	v, err := Load("")
-	if err != nil {
-		if os.Getenv("BITRUN_REQUIRE_ORT") == "1" {
-			t.Fatalf("ONNX Runtime required (BITRUN_REQUIRE_ORT=1): %v", err)
-		}
-		t.Skipf("ONNX Runtime not available: %v", err)
-	}
+	onnxtest.Require(t, err)
 	return v
 }
 
