@@ -14,7 +14,7 @@ setup:
 	@scripts/setup.sh
 
 build:
-	$(GO) build -o $(BIN) ./cmd/bitrun
+	$(GO) build -buildvcs=auto -o $(BIN) ./cmd/bitrun
 
 test: setup
 	$(GO) vet ./...

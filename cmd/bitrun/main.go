@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/bitrun/bitrun/nn"
 	"github.com/spf13/cobra"
 )
 
@@ -41,6 +42,11 @@ func newRoot() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
+			// A GEMM backend forced by BITRUN_GEMM but unavailable fails every
+			// command except version, which reports it.
+			if err := nn.BackendError(); err != nil && cmd.Name() != "version" {
+				return err
+			}
 			return loadConfig(cmd)
 		},
 	}

@@ -39,6 +39,9 @@ func init() {
 				v, c := buildVersion()
 				out := cmd.OutOrStdout()
 				fmt.Fprintf(out, "bitrun: %s\ncommit: %s\ngemm: %s\n", v, c, nn.Backend().Name())
+				if err := nn.BackendError(); err != nil {
+					fmt.Fprintf(out, "gemm error: %v\n", err)
+				}
 				for _, f := range versionLines {
 					k, val := f()
 					fmt.Fprintf(out, "%s: %s\n", k, val)
