@@ -127,7 +127,7 @@ func (m *Model) Forward(x *nn.Tensor) (logits, features *nn.Tensor) {
 			h = m.unit(h, b, u)
 		}
 	}
-	h = nn.ReLUInPlace(nn.GroupNorm(h, cfg.Groups, p[HeadGamma].Data, p[HeadBeta].Data))
+	h = nn.GroupNormReLU(h, cfg.Groups, p[HeadGamma].Data, p[HeadBeta].Data)
 	features = nn.GlobalAvgPool(h)
 	logits = nn.Linear(features, m.head, p[HeadBias].Data)
 	return logits, features
@@ -140,7 +140,7 @@ func (m *Model) unit(x *nn.Tensor, b, u int) *nn.Tensor {
 		stride = BlockStride(b)
 	}
 	gn := func(t *nn.Tensor, part string) *nn.Tensor {
-		return nn.ReLUInPlace(nn.GroupNorm(t, cfg.Groups, p[GammaKey(b, u, part)].Data, p[BetaKey(b, u, part)].Data))
+		return nn.GroupNormReLU(t, cfg.Groups, p[GammaKey(b, u, part)].Data, p[BetaKey(b, u, part)].Data)
 	}
 	pre := gn(x, "a")
 	shortcut := x
