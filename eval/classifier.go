@@ -90,21 +90,18 @@ func ParseFloats(s string) ([]float32, error) {
 	return out, nil
 }
 
-// ParseLabels reads a JSON array of strings or one label per line.
+// ParseLabels reads a JSON array of strings or one label per line, exactly as
+// the exporter writes and reads them (export.ParseLabels), so label indices
+// agree across predict, eval, export and serve.
 func ParseLabels(s string) ([]string, error) {
-	t := strings.TrimSpace(s)
-	if t == "" {
+	labels, err := export.ParseLabels(s)
+	if err != nil {
+		return nil, fmt.Errorf("eval: %w", err)
+	}
+	if len(labels) == 0 {
 		return nil, nil
 	}
-	if strings.HasPrefix(t, "[") {
-		var out []string
-		if err := json.Unmarshal([]byte(t), &out); err != nil {
-			return nil, fmt.Errorf("eval: labels: %w", err)
-		}
-		return out, nil
-	}
-	lines := strings.Split(strings.ReplaceAll(t, "\r\n", "\n"), "\n")
-	return lines, nil
+	return labels, nil
 }
 
 // norm builds a data.Norm from 1 or 3 values each.
