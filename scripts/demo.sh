@@ -86,8 +86,8 @@ for src in pretrained random; do
 	w=$PRE
 	[ $src = random ] && w="$OUT/random-small.npz"
 	stage fmnist-10shot-$src "$BIN" finetune "${COMMON[@]}" --weights "$w" --train full --examples-per-class 10 --seed 1 \
-		--steps "$SHOT_STEPS" --batch 128 --lr 0.1 \
-		--note "$WHY; batch 128 (> 100 examples: sampled with replacement), base lr 0.1 (0.025 at batch 128)"
+		--steps "$SHOT_STEPS" --batch 128 \
+		--note "$WHY; batch 128 (> 100 examples: sampled with replacement) at the rule's lr (0.003 x 128/512)"
 done
 
 RUNS=(fmnist-head fmnist-full fmnist-10shot-pretrained fmnist-10shot-random)
