@@ -5,9 +5,9 @@ import (
 	"image"
 	"image/color"
 	"math/rand/v2"
-	"os"
 	"testing"
 
+	"github.com/bitrun/bitrun/internal/ort/onnxtest"
 	"github.com/bitrun/bitrun/model"
 	"github.com/bitrun/bitrun/nn"
 	"github.com/bitrun/bitrun/runtime"
@@ -73,12 +73,8 @@ func testRule() HyperRule {
 // cannot be loaded.
 func requireORT(t testing.TB) {
 	t.Helper()
-	if _, err := runtime.Version(runtime.Options{}); err != nil {
-		if os.Getenv("BITRUN_REQUIRE_ORT") == "1" {
-			t.Fatalf("ONNX Runtime required (BITRUN_REQUIRE_ORT=1) but unavailable: %v", err)
-		}
-		t.Skipf("ONNX Runtime unavailable (set BITRUN_ORT_LIB or run make setup): %v", err)
-	}
+	_, err := runtime.Version(runtime.Options{})
+	onnxtest.Require(t, err)
 }
 
 func maxAbsDiff(a, b []float32) float64 {
