@@ -216,13 +216,7 @@ func (t *headTrainer) step(s int) (loss, acc, lr float64, err error) {
 			return 0, 0, 0, err
 		}
 		// Batch accuracy against each mixed example's dominant label.
-		if lam < 0.5 {
-			mixed := make([]int, b)
-			for j, pj := range partner {
-				mixed[j] = labels[pj]
-			}
-			labels = mixed
-		}
+		labels = train.DominantLabels(labels, partner, lam, make([]int, b))
 	}
 	loss, correct, err := t.gradients(x, targets, labels)
 	if err != nil {

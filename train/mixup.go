@@ -79,3 +79,20 @@ func MixUp(x *nn.Tensor, labels, partner []int, classes int, lambda float32, tar
 	}
 	return nil
 }
+
+// DominantLabels writes into dst (len(labels) values) the label that carries
+// the larger weight of each example mixed by MixUp with partner and lambda:
+// labels[i] when lambda >= 0.5, else labels[partner[i]]. Batch accuracy on a
+// mixed batch is scored against these; scoring against labels[i] counts a
+// correct prediction of an image that is mostly its partner as wrong, which
+// puts the accuracy near chance on every step with lambda < 0.5 (half the
+// steps for a symmetric Beta). It returns dst.
+func DominantLabels(labels, partner []int, lambda float32, dst []int) []int {
+	for i, l := range labels {
+		if lambda < 0.5 {
+			l = labels[partner[i]]
+		}
+		dst[i] = l
+	}
+	return dst
+}

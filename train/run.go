@@ -383,6 +383,8 @@ func (r *runner) run(ctx context.Context, testSet data.Dataset) (*Summary, error
 	targets := make([]float32, b*classes)
 	var mixScratch []float32
 	partner := make([]int, b)
+	scored := labels // the labels BatchAcc compares with
+	var dominant []int
 	preds := make([]int, 0, micro)
 	began := time.Now()
 	var loss float64
@@ -411,6 +413,12 @@ func (r *runner) run(ctx context.Context, testSet data.Dataset) (*Summary, error
 			if err := MixUp(x, labels, partner, classes, lam, targets, mixScratch); err != nil {
 				return nil, err
 			}
+			if dominant == nil {
+				dominant = make([]int, b)
+			}
+			scored = DominantLabels(labels, partner, lam, dominant)
+		} else {
+			scored = labels
 		}
 		loss = 0
 		correct := 0
@@ -424,7 +432,7 @@ func (r *runner) run(ctx context.Context, testSet data.Dataset) (*Summary, error
 			loss += l
 			preds = nn.Argmax(logits, preds)
 			for i, p := range preds {
-				if p == labels[m*micro+i] {
+				if p == scored[m*micro+i] {
 					correct++
 				}
 			}

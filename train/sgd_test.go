@@ -3,6 +3,7 @@ package train
 import (
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/bitrun/bitrun/model"
@@ -112,5 +113,20 @@ func TestBetaAndMixUp(t *testing.T) {
 	}
 	if err := MixUp(x, []int{0, 1}, []int{2, 0}, 2, 0.5, targets, nil); err == nil {
 		t.Error("partner out of range accepted")
+	}
+}
+
+// TestDominantLabels: a mixed example is scored against the label with the
+// larger MixUp weight (its own for lambda >= 0.5, its partner's below).
+func TestDominantLabels(t *testing.T) {
+	labels, partner := []int{0, 1, 2}, []int{2, 0, 1}
+	for _, c := range []struct {
+		lam  float32
+		want []int
+	}{{1, []int{0, 1, 2}}, {0.5, []int{0, 1, 2}}, {0.49, []int{2, 0, 1}}, {0, []int{2, 0, 1}}} {
+		got := DominantLabels(labels, partner, c.lam, make([]int, 3))
+		if !slices.Equal(got, c.want) {
+			t.Errorf("lambda %g: %v, want %v", c.lam, got, c.want)
+		}
 	}
 }
