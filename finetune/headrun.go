@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/bitrun/bitrun/data"
+	"github.com/bitrun/bitrun/internal/atomicfile"
 	"github.com/bitrun/bitrun/model"
 	"github.com/bitrun/bitrun/train"
 )
@@ -306,39 +307,16 @@ func trimMetrics(path string, step int) error {
 }
 
 func writeJSONAtomic(path string, v any) error {
-	b, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
+	if err := atomicfile.WriteJSON(path, v); err != nil {
 		return fmt.Errorf("finetune: %w", err)
 	}
-	return writeAtomic(path, append(b, '\n'))
+	return nil
 }
 
-// writeAtomic writes b to a temporary file in path's folder, syncs it and
-// renames it into place.
-func writeAtomic(path string, b []byte) (err error) {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
-	if err != nil {
+// writeAtomic replaces path with b atomically (temp file, sync, rename).
+func writeAtomic(path string, b []byte) error {
+	if err := atomicfile.Write(path, b); err != nil {
 		return fmt.Errorf("finetune: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			os.Remove(tmp.Name())
-		}
-	}()
-	if _, err = tmp.Write(b); err == nil {
-		err = tmp.Chmod(0o644)
-	}
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
-	if err != nil {
-		return fmt.Errorf("finetune: write %s: %w", path, err)
 	}
 	return nil
 }
