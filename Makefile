@@ -27,11 +27,7 @@ test-long: setup
 	BITRUN_REQUIRE_ORT=1 $(GO) test -count=1 -timeout 60m ./...
 
 fuzz:
-	@for pkg in $$(grep -rl --include='*_test.go' '^func Fuzz' . | xargs -n1 dirname | sort -u); do \
-		for t in $$(grep -h '^func Fuzz' $$pkg/*_test.go | sed 's/^func \(Fuzz[A-Za-z0-9_]*\).*/\1/'); do \
-			echo "fuzz $$pkg $$t"; \
-			$(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
-		done; done
+	FUZZTIME=$(FUZZTIME) GO=$(GO) scripts/fuzz.sh
 
 bench: setup
 	$(GO) test -run '^$$' -bench . -benchtime 3x -count 5 ./nn/ ./model/
