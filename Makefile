@@ -7,6 +7,8 @@ export BITRUN_ORT_LIB ?= $(ORT_LIB)
 # Packages whose tests run under the race detector (concurrency lives there).
 RACE_PKGS := ./nn/... ./runtime/... ./zoo/... ./serve/...
 FUZZTIME  ?= 10s
+# make setup installs these; their tests fail instead of skipping when missing.
+REQUIRE   := BITRUN_REQUIRE_ORT=1 BITRUN_REQUIRE_OPENBLAS=1 BITRUN_REQUIRE_TURBOJPEG=1
 
 .PHONY: setup build test test-long race fuzz bench demo clean
 
@@ -19,12 +21,12 @@ build:
 test: setup
 	$(GO) vet ./...
 	CGO_ENABLED=0 $(GO) build ./...
-	BITRUN_REQUIRE_ORT=1 $(GO) test -short -count=1 ./...
-	BITRUN_REQUIRE_ORT=1 $(GO) test -short -count=1 -race $(shell $(GO) list $(RACE_PKGS) 2>/dev/null)
+	$(REQUIRE) $(GO) test -short -count=1 ./...
+	$(REQUIRE) $(GO) test -short -count=1 -race $(shell $(GO) list $(RACE_PKGS) 2>/dev/null)
 
 # Long tests: full-size exports and real-data training checks.
 test-long: setup
-	BITRUN_REQUIRE_ORT=1 $(GO) test -count=1 -timeout 60m ./...
+	$(REQUIRE) $(GO) test -count=1 -timeout 60m ./...
 
 fuzz:
 	FUZZTIME=$(FUZZTIME) GO=$(GO) scripts/fuzz.sh

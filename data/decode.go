@@ -122,14 +122,34 @@ func DecodeBytes(b []byte, maxPixels int) (img image.Image, err error) {
 		return nil, fmt.Errorf("%w: %s image is %dx%d = %d pixels, over the limit of %d",
 			ErrBadImage, f.name, cfg.Width, cfg.Height, int64(cfg.Width)*int64(cfg.Height), maxPixels)
 	}
-	m, err := f.decode(bytes.NewReader(b))
+	var m image.Image
+	normalized := false
+	if f.name == "jpeg" {
+		lib, err := jpegDecoder()
+		if err != nil {
+			return nil, err
+		}
+		if lib != nil {
+			// Declined streams go to image/jpeg, which decodes them or says
+			// why they are bad. Accepted ones are already normalised.
+			if m, err = decodeTurbo(lib, b, cfg); err != nil {
+				m = nil
+			}
+			normalized = m != nil
+		}
+	}
+	if m == nil {
+		m, err = f.decode(bytes.NewReader(b))
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %w", ErrBadImage, f.name, err)
 	}
 	if bd := m.Bounds(); int64(bd.Dx())*int64(bd.Dy()) > int64(maxPixels) || bd.Empty() {
 		return nil, fmt.Errorf("%w: %s decoded to %dx%d, inconsistent with its header", ErrBadImage, f.name, bd.Dx(), bd.Dy())
 	}
-	m = normalize(m)
+	if !normalized {
+		m = normalize(m)
+	}
 	if f.name == "jpeg" {
 		if o := jpegOrientation(b); o > 1 {
 			m = orient(m, o)

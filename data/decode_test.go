@@ -49,14 +49,22 @@ func TestDecodeFormats(t *testing.T) {
 		{"png gray", encPNG(t, gray), "*image.Gray", grayWant, 0},
 		{"png gray16", encPNG(t, gray16), "*image.Gray", grayWant, 0},
 		{"png rgba64", encPNG(t, rgba64), "*image.RGBA", rgbWant, 0},
-		{"jpeg colour", encJPEG(t, smooth, 100), "*image.YCbCr", smoothWant, 24},
-		{"jpeg gray", encJPEG(t, gray, 100), "*image.Gray", grayWant, 6},
+		{"jpeg colour (image/jpeg)", encJPEG(t, smooth, 100), "*image.YCbCr", smoothWant, 24},
+		{"jpeg gray (image/jpeg)", encJPEG(t, gray, 100), "*image.Gray", grayWant, 6},
+		{"jpeg colour (libjpeg-turbo)", encJPEG(t, smooth, 100), "*image.RGBA", smoothWant, 24},
+		{"jpeg gray (libjpeg-turbo)", encJPEG(t, gray, 100), "*image.Gray", grayWant, 6},
 		{"bmp", encBMP(t, src), "*image.RGBA", rgbWant, 0},
 		{"bmp gray", encBMP(t, gray), "*image.RGBA", grayWant, 0},
 		{"gif", encGIF(t, src), "*image.RGBA", rgbWant, 60}, // palette quantisation
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
+			switch {
+			case strings.Contains(tc.name, "libjpeg-turbo"):
+				useJPEG(t, JPEGTurbo)
+			case strings.Contains(tc.name, "image/jpeg"):
+				useJPEG(t, JPEGGo)
+			}
 			m, err := Decode(bytes.NewReader(tc.enc), 0)
 			if err != nil {
 				t.Fatal(err)

@@ -12,8 +12,19 @@
 //
 // Decode returns one of three concrete types so that preprocessing can take
 // fast paths: *image.Gray (grayscale sources, including 16-bit ones, which are
-// reduced to 8 bits), *image.YCbCr (ordinary colour JPEGs without rotation) or
-// *image.RGBA (everything else). Transparent pixels are composited over WHITE,
+// reduced to 8 bits), *image.YCbCr (ordinary colour JPEGs without rotation,
+// when image/jpeg decodes them) or *image.RGBA (everything else).
+//
+// JPEGs are decoded with libjpeg-turbo when it can be loaded at run time
+// (package internal/turbojpeg; Debian's libturbojpeg0), about four times
+// faster than image/jpeg, else with image/jpeg. $BITRUN_JPEG (or SelectJPEG)
+// picks one: auto (default), turbo (fail when missing) or go. Streams
+// libjpeg-turbo declines (CMYK, corrupt data, warnings such as a truncated
+// scan) go to image/jpeg, whose error is the one reported when both fail.
+// The two decoders' pixels differ by a level or two (IDCT rounding) and more
+// along sharp colour edges (libjpeg-turbo interpolates subsampled chroma,
+// image/jpeg replicates it), so scores can move in the last digits between
+// machines with and without the library; one process uses one decoder. Transparent pixels are composited over WHITE,
 // so the *image.RGBA result is always opaque.
 //
 // # Preprocessing

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Installs what bitrun's build, tests and demo need on a Debian machine:
-# OpenBLAS (loaded at run time), the Fashion-MNIST dataset package, npm (for
-# the ONNX Runtime library), Go modules and the ONNX Runtime library itself.
+# OpenBLAS and libjpeg-turbo's TurboJPEG (both loaded at run time), the
+# Fashion-MNIST dataset package, npm (for the ONNX Runtime library), Go
+# modules and the ONNX Runtime library itself.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 need=()
 [ -e /usr/lib/x86_64-linux-gnu/libopenblas.so.0 ] || [ -e /usr/lib/aarch64-linux-gnu/libopenblas.so.0 ] || need+=(libopenblas-dev)
+[ -e /usr/lib/x86_64-linux-gnu/libturbojpeg.so.0 ] || [ -e /usr/lib/aarch64-linux-gnu/libturbojpeg.so.0 ] || need+=(libturbojpeg0)
 [ -d /usr/share/datasets/fashion-mnist ] || need+=(dataset-fashion-mnist)
 command -v npm >/dev/null || need+=(npm)
 if [ ${#need[@]} -gt 0 ]; then

@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/bitrun/bitrun/data"
 	"github.com/bitrun/bitrun/nn"
 	"github.com/spf13/cobra"
 )
@@ -45,6 +46,10 @@ func newRoot() *cobra.Command {
 			// A GEMM backend forced by BITRUN_GEMM but unavailable fails every
 			// command except version, which reports it.
 			if err := nn.BackendError(); err != nil && cmd.Name() != "version" {
+				return err
+			}
+			// So does a JPEG decoder forced by BITRUN_JPEG.
+			if _, err := data.JPEGDecoder(); err != nil && cmd.Name() != "version" {
 				return err
 			}
 			return loadConfig(cmd)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"runtime/debug"
 
+	"github.com/bitrun/bitrun/data"
 	"github.com/bitrun/bitrun/nn"
 	"github.com/spf13/cobra"
 )
@@ -33,7 +34,7 @@ func init() {
 	register(func() *cobra.Command {
 		return &cobra.Command{
 			Use:   "version",
-			Short: "Print the bitrun version, commit, GEMM backend and ONNX Runtime version",
+			Short: "Print the bitrun version, commit, GEMM backend, JPEG decoder and ONNX Runtime version",
 			Args:  cobra.NoArgs,
 			RunE: func(cmd *cobra.Command, _ []string) error {
 				v, c := buildVersion()
@@ -41,6 +42,11 @@ func init() {
 				fmt.Fprintf(out, "bitrun: %s\ncommit: %s\ngemm: %s\n", v, c, nn.Backend().Name())
 				if err := nn.BackendError(); err != nil {
 					fmt.Fprintf(out, "gemm error: %v\n", err)
+				}
+				jpegDec, err := data.JPEGDecoder()
+				fmt.Fprintf(out, "jpeg: %s\n", jpegDec)
+				if err != nil {
+					fmt.Fprintf(out, "jpeg error: %v\n", err)
 				}
 				for _, f := range versionLines {
 					k, val := f()

@@ -1,0 +1,161 @@
+//go:build cgo
+
+package turbojpeg
+
+/*
+#cgo linux LDFLAGS: -ldl
+#include <stdlib.h>
+#include "bittj.h"
+*/
+import "C"
+
+import (
+	"fmt"
+	"sync"
+	"unsafe"
+)
+
+// Symbol slots filled by tj_open.
+const (
+	symInit = iota
+	symHeader
+	symDecompress
+	symDestroy
+	symErrStr
+	symErrCode
+	numSyms
+)
+
+const cgoEnabled = true
+
+// TurboJPEG flags: stop on warnings (a truncated stream would decode with
+// its missing part grey) and limit progressive scans (a denial-of-service
+// guard).
+const decodeFlags = 8192 | 32768
+
+type impl struct {
+	mu     sync.RWMutex // read-held by calls, write-held by close
+	handle unsafe.Pointer
+	syms   [numSyms]unsafe.Pointer
+	path   string
+	idle   chan unsafe.Pointer
+}
+
+func (l *Lib) open(path string) error {
+	cpath := C.CString(path)
+	defer C.free(unsafe.Pointer(cpath))
+	var errBuf [512]C.char
+	syms := (*unsafe.Pointer)(C.calloc(numSyms, C.size_t(unsafe.Sizeof(unsafe.Pointer(nil)))))
+	defer C.free(unsafe.Pointer(syms))
+	h := C.tj_open(cpath, syms, &errBuf[0], C.size_t(len(errBuf)))
+	if h == nil {
+		return fmt.Errorf("%w: %s", ErrUnavailable, C.GoString(&errBuf[0]))
+	}
+	copy(l.syms[:], unsafe.Slice(syms, numSyms))
+	for i, name := range []string{"tjInitDecompress", "tjDecompressHeader3", "tjDecompress2", "tjDestroy", "tjGetErrorStr2"} {
+		if l.syms[i] == nil {
+			err := fmt.Errorf("%w: %s has no %s (TurboJPEG 2.0 or newer is needed)", ErrUnavailable, path, name)
+			if C.tj_close(h, &errBuf[0], C.size_t(len(errBuf))) != 0 {
+				err = fmt.Errorf("%w (and dlclose failed: %s)", err, C.GoString(&errBuf[0]))
+			}
+			return err
+		}
+	}
+	l.handle = h
+	l.idle = make(chan unsafe.Pointer, idleHandles)
+	l.path = path
+	var where [4096]C.char
+	if C.tj_where(l.syms[symInit], &where[0], C.size_t(len(where))) == 0 {
+		l.path = C.GoString(&where[0])
+	}
+	return nil
+}
+
+func (l *Lib) close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.handle == nil {
+		return nil
+	}
+	for {
+		select {
+		case h := <-l.idle:
+			C.tj_destroy(l.syms[symDestroy], h)
+			continue
+		default:
+		}
+		break
+	}
+	var errBuf [512]C.char
+	h := l.handle
+	l.handle = nil
+	l.syms = [numSyms]unsafe.Pointer{}
+	if C.tj_close(h, &errBuf[0], C.size_t(len(errBuf))) != 0 {
+		return fmt.Errorf("turbojpeg: dlclose %s: %s", l.path, C.GoString(&errBuf[0]))
+	}
+	return nil
+}
+
+// get borrows a decompressor handle; the caller holds l.mu for reading.
+func (l *Lib) get() (unsafe.Pointer, error) {
+	if l.handle == nil {
+		return nil, fmt.Errorf("turbojpeg: library used after Close")
+	}
+	select {
+	case h := <-l.idle:
+		return h, nil
+	default:
+	}
+	h := C.tj_init(l.syms[symInit])
+	if h == nil {
+		return nil, fmt.Errorf("turbojpeg: tjInitDecompress failed (out of memory?)")
+	}
+	return h, nil
+}
+
+// put returns a handle to the pool, or destroys it when the pool is full.
+func (l *Lib) put(h unsafe.Pointer) {
+	select {
+	case l.idle <- h:
+	default:
+		C.tj_destroy(l.syms[symDestroy], h)
+	}
+}
+
+// lastError is the handle's last error as a *DecodeError.
+func (l *Lib) lastError(h unsafe.Pointer) error {
+	var msg [512]C.char
+	code := C.tj_error(l.syms[symErrStr], l.syms[symErrCode], h, &msg[0], C.size_t(len(msg)))
+	return &DecodeError{Msg: C.GoString(&msg[0]), Warning: code == 0}
+}
+
+func (l *Lib) header(b []byte) (Header, error) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	h, err := l.get()
+	if err != nil {
+		return Header{}, err
+	}
+	defer l.put(h)
+	var w, ht, sub, cs C.int
+	if C.tj_header(l.syms[symHeader], h, (*C.uchar)(unsafe.Pointer(&b[0])), C.size_t(len(b)), &w, &ht, &sub, &cs) != 0 {
+		return Header{}, l.lastError(h)
+	}
+	return Header{Width: int(w), Height: int(ht), Colorspace: Colorspace(cs)}, nil
+}
+
+func (l *Lib) decode(b []byte, f Format, dst []byte, w, ht int) error {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	h, err := l.get()
+	if err != nil {
+		return err
+	}
+	defer l.put(h)
+	pitch := w * f.BytesPerPixel()
+	if C.tj_decompress(l.syms[symDecompress], h, (*C.uchar)(unsafe.Pointer(&b[0])), C.size_t(len(b)),
+		(*C.uchar)(unsafe.Pointer(&dst[0])), C.int(w), C.int(pitch), C.int(ht), C.int(f), decodeFlags) != 0 {
+		return l.lastError(h)
+	}
+	return nil
+}
