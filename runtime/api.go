@@ -61,6 +61,34 @@ type Options struct {
 // DefaultOptions returns the zero Options with the provider spelled out.
 func DefaultOptions() Options { return Options{Provider: ProviderCPU} }
 
+// ForConcurrentRuns returns o set up for n Runs at once on the CPU: when
+// IntraThreads is 0 each Run gets cores/n intra-op threads (at least 1), and
+// when that is more than one thread and Sessions is 0, each Run gets its own
+// session so the thread pools do not contend (one-thread Runs execute on the
+// calling goroutine's thread and can share one session and its weights).
+// Other providers are returned unchanged. n <= 1 returns o.
+//
+// Several narrow Runs beat one wide Run when there is always work queued:
+// ONNX Runtime's intra-op parallelism leaves cores idle between operators
+// on small models. Measured with the small BiT at 64×64, batch 16 on 2
+// cores: one 2-thread Run 1.92 ms CPU per image at 81% core use; 1-thread
+// Runs 1.61 ms per image.
+func (o Options) ForConcurrentRuns(n, cores int) Options {
+	if n <= 1 {
+		return o
+	}
+	if p := strings.ToLower(strings.TrimSpace(o.Provider)); p != "" && p != ProviderCPU {
+		return o
+	}
+	if o.IntraThreads == 0 {
+		o.IntraThreads = max(1, cores/n)
+	}
+	if o.IntraThreads > 1 && o.Sessions == 0 {
+		o.Sessions = n
+	}
+	return o
+}
+
 // Info describes a model's input, outputs and bitrun metadata.
 type Info struct {
 	Input    string            // input name

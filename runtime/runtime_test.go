@@ -294,3 +294,25 @@ func TestSessionConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestForConcurrentRuns(t *testing.T) {
+	for _, tc := range []struct {
+		name         string
+		in           Options
+		n, cores     int
+		threads, ses int
+	}{
+		{"one run unchanged", Options{}, 1, 16, 0, 0},
+		{"2 runs on 2 cores share a 1-thread session", Options{}, 2, 2, 1, 0},
+		{"2 runs on 16 cores: 8 threads, own sessions", Options{}, 2, 16, 8, 2},
+		{"more runs than cores: 1 thread", Options{}, 4, 2, 1, 0},
+		{"explicit threads kept", Options{IntraThreads: 3}, 2, 16, 3, 2},
+		{"explicit sessions kept", Options{Sessions: 1}, 2, 16, 8, 1},
+		{"cuda unchanged", Options{Provider: ProviderCUDA}, 2, 16, 0, 0},
+	} {
+		got := tc.in.ForConcurrentRuns(tc.n, tc.cores)
+		if got.IntraThreads != tc.threads || got.Sessions != tc.ses {
+			t.Errorf("%s: threads %d sessions %d, want %d and %d", tc.name, got.IntraThreads, got.Sessions, tc.threads, tc.ses)
+		}
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	goruntime "runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -39,7 +40,7 @@ type Options struct {
 	MaxBatch   int           // largest batch sent to the model; default 16
 	BatchDelay time.Duration // longest a queued image waits for others to join its batch; default 5ms, negative: no wait
 	MaxQueue   int           // images waiting per model before ErrQueueFull; default 64*MaxBatch (1024)
-	Workers    int           // batches run concurrently; default 1
+	Workers    int           // batches run concurrently; 0: auto (see Open), 1 for New
 	TopK       int           // predictions Classify returns; default 5
 	MaxPixels  int           // pixel cap of ClassifyBytes; default data.DefaultMaxPixels
 	Output     string        // output to score; default "logits" if present, else the first output
@@ -49,7 +50,7 @@ type Options struct {
 
 // DefaultOptions returns Options with every default filled in.
 func DefaultOptions() Options {
-	return Options{MaxBatch: 16, BatchDelay: 5 * time.Millisecond, MaxQueue: 1024, Workers: 1, TopK: 5, MaxPixels: data.DefaultMaxPixels}
+	return Options{MaxBatch: 16, BatchDelay: 5 * time.Millisecond, MaxQueue: 1024, TopK: 5, MaxPixels: data.DefaultMaxPixels}
 }
 
 func (o Options) withDefaults() Options {
@@ -67,7 +68,7 @@ func (o Options) withDefaults() Options {
 		o.MaxQueue = 64 * o.MaxBatch
 	}
 	if o.Workers <= 0 {
-		o.Workers = d.Workers
+		o.Workers = 1
 	}
 	if o.TopK <= 0 {
 		o.TopK = d.TopK
@@ -117,7 +118,17 @@ type Classifier struct {
 // Open loads the ONNX model at path with ONNX Runtime, checks its input
 // (NCHW float, square, 1 or 3 channels) and metadata, and warms it with one
 // batch of MaxBatch images before returning. Only local files are loaded.
+//
+// Workers 0 picks the CPU layout: with the CPU provider and
+// Runtime.IntraThreads unset, min(2, cores) workers with cores/workers
+// intra-op threads each, so one batch is preprocessed and answered while
+// another runs; otherwise 1. With several workers and IntraThreads unset,
+// the threads are split the same way (runtime.Options.ForConcurrentRuns).
+// Measured on 2 cores, the small BiT at 64×64 under 32 concurrent clients
+// sending 224×224 JPEGs: 1 worker × 2 threads 494 images/s, 2 workers × 1
+// thread 591.
 func Open(path string, opts Options) (*Classifier, error) {
+	opts.Workers, opts.Runtime = autoWorkers(opts.Workers, opts.Runtime, goruntime.NumCPU())
 	start := time.Now()
 	if strings.Contains(path, "://") {
 		return nil, fmt.Errorf("serve: %s: only local model files are served", path)
@@ -138,6 +149,19 @@ func Open(path string, opts Options) (*Classifier, error) {
 		return nil, errors.Join(err, p.Close())
 	}
 	return c, nil
+}
+
+// autoWorkers resolves Options.Workers 0 and splits the intra-op threads
+// between workers (see Open).
+func autoWorkers(workers int, ro runtime.Options, cores int) (int, runtime.Options) {
+	cpu := strings.TrimSpace(ro.Provider) == "" || strings.EqualFold(strings.TrimSpace(ro.Provider), runtime.ProviderCPU)
+	if workers <= 0 {
+		workers = 1
+		if cpu && ro.IntraThreads == 0 {
+			workers = min(2, max(cores, 1))
+		}
+	}
+	return workers, ro.ForConcurrentRuns(workers, cores)
 }
 
 // New wraps a Runner (already loaded) as a Classifier and warms it with one
@@ -241,7 +265,8 @@ func newClassifier(r Runner, opts Options, path, sum string, start time.Time) (*
 	c.loadTime = time.Since(start)
 	c.ready.Store(true)
 	opts.Logger.Info("model loaded", "model", c.name, "path", path, "classes", c.classes,
-		"resolution", pre.Resolution, "max_batch", c.opts.MaxBatch, "load_s", c.loadTime.Seconds())
+		"resolution", pre.Resolution, "max_batch", c.opts.MaxBatch, "workers", c.opts.Workers,
+		"intra_op_threads", c.opts.Runtime.IntraThreads, "sessions", max(c.opts.Runtime.Sessions, 1), "load_s", c.loadTime.Seconds())
 	return c, nil
 }
 

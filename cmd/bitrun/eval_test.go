@@ -310,6 +310,21 @@ func TestBench(t *testing.T) {
 			t.Errorf("bench %v: derived figures inconsistent: %+v", args, r)
 		}
 	}
+	// --streams: every stream's runs are timed and counted.
+	out, _, err := execCLI(t, "bench", "--onnx", m.onnx, "--resolution", "32", "--batch", "2", "--runs", "4", "--warmup", "1", "--streams", "3", "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r benchResult
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatal(err)
+	}
+	if r.Streams != 3 || r.Seconds <= 0 || math.Abs(r.Throughput-3*4*2/r.Seconds) > 1e-6*r.Throughput {
+		t.Errorf("bench --streams 3: %+v", r)
+	}
+	if !strings.Contains(r.Detail, "3 streams") {
+		t.Errorf("bench --streams 3: detail %q does not say so", r.Detail)
+	}
 	text, _, err := execCLI(t, "bench", "--onnx", m.onnx, "--resolution", "32", "--batch", "1", "--runs", "2", "--warmup", "0")
 	if err != nil || !strings.Contains(text, "images/s") || !strings.Contains(text, "ms median") {
 		t.Errorf("text bench: %v\n%s", err, text)
@@ -350,6 +365,8 @@ func TestORTCLIErrors(t *testing.T) {
 		{[]string{"eval", "--onnx", "m.onnx", "--weights", "w.npz", "--data", fashionDir}, exitUsage, "exclusive"},
 		{[]string{"bench", "--onnx", "m.onnx", "--provider", "tpu"}, exitUsage, "tpu"},
 		{[]string{"bench", "--onnx", "m.onnx", "--runs", "0"}, exitUsage, "--runs"},
+		{[]string{"bench", "--onnx", "m.onnx", "--streams", "0"}, exitUsage, "--streams"},
+		{[]string{"bench", "--weights", "w.npz", "--streams", "2"}, exitUsage, "--streams applies to --onnx"},
 		{[]string{"predict", "--onnx", "m.onnx"}, exitUsage, "requires at least 1 arg"},
 		{[]string{"predict", "--onnx", "m.onnx", "--top-k", "0", "x.png"}, exitUsage, "--top-k"},
 	}

@@ -60,7 +60,7 @@ without --auth-token-file logs a warning.`,
 	f.Int("max-batch", 16, "largest batch sent to a model")
 	f.Duration("batch-delay", 5*time.Millisecond, "longest an image waits for others to share its batch (0: no wait)")
 	f.Int("max-queue", 0, "images waiting per model before 503 (default 64 × max-batch)")
-	f.Int("workers", 1, "batches run concurrently per model")
+	f.Int("workers", 0, "batches run concurrently per model (0 = auto: on the CPU with --threads 0, min(2, cores) workers splitting the cores)")
 	f.Int("top-k", 5, "predictions returned when the request has no top_k")
 	f.String("max-body", "16MiB", "request body cap (413 beyond), e.g. 16MiB, 512KiB")
 	f.String("max-pixels", "40M", "per-image pixel cap checked before decoding (413 beyond), e.g. 40M")
@@ -149,7 +149,7 @@ func runServe(cmd *cobra.Command, _ []string) error {
 		{"--max-batch", opts.MaxBatch >= 1 && opts.MaxBatch <= 4096},
 		{"--batch-delay", opts.BatchDelay >= 0 && opts.BatchDelay <= time.Minute},
 		{"--max-queue", opts.MaxQueue >= 0},
-		{"--workers", opts.Workers >= 1 && opts.Workers <= 64},
+		{"--workers", opts.Workers >= 0 && opts.Workers <= 64},
 		{"--top-k", opts.TopK >= 1},
 		{"--max-body", maxBody >= 1},
 		{"--max-pixels", maxPixels >= 1 && maxPixels <= 1<<31},
