@@ -9,6 +9,7 @@ import (
 	"image/jpeg"
 	"image/png"
 	"io"
+	"sync"
 
 	"golang.org/x/image/bmp"
 	"golang.org/x/image/webp"
@@ -97,7 +98,62 @@ func Decode(r io.Reader, maxPixels int) (image.Image, error) {
 
 // DecodeBytes is Decode for an in-memory encoded image (no byte cap beyond
 // len(b) itself).
-func DecodeBytes(b []byte, maxPixels int) (img image.Image, err error) {
+func DecodeBytes(b []byte, maxPixels int) (image.Image, error) {
+	return decodeBytes(b, maxPixels, nil)
+}
+
+// DecodeEvalTensor decodes b like DecodeBytes and writes its evaluation
+// tensor (EvalTensor with size, channels and norm) into dst. The result is
+// exactly that of DecodeBytes followed by EvalTensor, but the decoded pixels
+// live in a reused buffer (libjpeg-turbo decodes into it) and never escape,
+// which saves a server the allocation, zeroing and garbage collection of
+// every upload's pixels.
+func DecodeEvalTensor(b []byte, maxPixels, size, channels int, norm Norm, dst []float32) error {
+	checkArgs(size, size, channels, dst)
+	var held []*[]byte
+	defer func() {
+		for _, p := range held {
+			putPix(p)
+		}
+	}()
+	m, err := decodeBytes(b, maxPixels, func(n int) []byte {
+		p := getPix(n)
+		held = append(held, p)
+		return *p
+	})
+	if err != nil {
+		return err
+	}
+	EvalTensor(m, size, channels, norm, dst)
+	return nil
+}
+
+// pixPool holds pixel buffers of DecodeEvalTensor up to maxPooledPix bytes;
+// larger images get a buffer of their own.
+var pixPool sync.Pool
+
+const maxPooledPix = 16 << 20
+
+func getPix(n int) *[]byte {
+	if n <= maxPooledPix {
+		if p, _ := pixPool.Get().(*[]byte); p != nil && cap(*p) >= n {
+			*p = (*p)[:n]
+			return p
+		}
+	}
+	b := make([]byte, n)
+	return &b
+}
+
+func putPix(p *[]byte) {
+	if cap(*p) <= maxPooledPix {
+		pixPool.Put(p)
+	}
+}
+
+// decodeBytes is DecodeBytes; alloc, when not nil, provides the pixel
+// buffer of a libjpeg-turbo decode (its contents need not be zero).
+func decodeBytes(b []byte, maxPixels int, alloc func(n int) []byte) (img image.Image, err error) {
 	if maxPixels <= 0 {
 		maxPixels = DefaultMaxPixels
 	}
@@ -132,7 +188,7 @@ func DecodeBytes(b []byte, maxPixels int) (img image.Image, err error) {
 		if lib != nil {
 			// Declined streams go to image/jpeg, which decodes them or says
 			// why they are bad. Accepted ones are already normalised.
-			if m, err = decodeTurbo(lib, b, cfg); err != nil {
+			if m, err = decodeTurbo(lib, b, cfg, alloc); err != nil {
 				m = nil
 			}
 			normalized = m != nil

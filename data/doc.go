@@ -20,7 +20,8 @@
 // faster than image/jpeg, else with image/jpeg. $BITRUN_JPEG (or SelectJPEG)
 // picks one: auto (default), turbo (fail when missing) or go. Streams
 // libjpeg-turbo declines (CMYK, corrupt data, warnings such as a truncated
-// scan) go to image/jpeg, whose error is the one reported when both fail.
+// scan) go to image/jpeg, whose error is the one reported when both fail;
+// so do RGB-coded streams, which libjpeg-turbo 2.1 may take for YCbCr.
 // The two decoders' pixels differ by a level or two (IDCT rounding) and more
 // along sharp colour edges (libjpeg-turbo interpolates subsampled chroma,
 // image/jpeg replicates it), so scores can move in the last digits between

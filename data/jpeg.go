@@ -105,23 +105,31 @@ var errTurboDeclined = errors.New("data: libjpeg-turbo declined the stream")
 
 // decodeTurbo decodes a JPEG whose header image/jpeg already checked against
 // the pixel cap (cfg) with libjpeg-turbo: gray streams to *image.Gray,
-// RGB/YCbCr ones to an opaque *image.RGBA. CMYK/YCCK streams, a header that
-// disagrees with cfg and any library error return errTurboDeclined.
-func decodeTurbo(lib *turbojpeg.Lib, b []byte, cfg image.Config) (image.Image, error) {
+// YCbCr ones to an opaque *image.RGBA. RGB, CMYK and YCCK streams, a header
+// that disagrees with cfg and any library error return errTurboDeclined.
+//
+// alloc, when not nil, provides the pixel buffer (else it is allocated).
+func decodeTurbo(lib *turbojpeg.Lib, b []byte, cfg image.Config, alloc func(int) []byte) (image.Image, error) {
 	h, err := lib.Header(b)
 	if err != nil || h.Width != cfg.Width || h.Height != cfg.Height {
 		return nil, errTurboDeclined
 	}
+	if alloc == nil {
+		alloc = func(n int) []byte { return make([]byte, n) }
+	}
 	r := image.Rect(0, 0, h.Width, h.Height)
 	switch {
 	case h.Colorspace == turbojpeg.Gray && cfg.ColorModel == color.GrayModel:
-		m := image.NewGray(r)
+		m := &image.Gray{Pix: alloc(h.Width * h.Height), Stride: h.Width, Rect: r}
 		if lib.Decode(b, turbojpeg.FormatGray, m.Pix, h.Width, h.Height) != nil {
 			return nil, errTurboDeclined
 		}
 		return m, nil
-	case h.Colorspace == turbojpeg.YCbCr || h.Colorspace == turbojpeg.RGB:
-		m := image.NewRGBA(r)
+	case h.Colorspace == turbojpeg.YCbCr && cfg.ColorModel == color.YCbCrModel:
+		// Only when image/jpeg agrees the stream is YCbCr: libjpeg-turbo
+		// 2.1 takes some RGB streams (Go's testdata/video-001.rgb.jpeg) for
+		// YCbCr and would convert them wrongly.
+		m := &image.RGBA{Pix: alloc(4 * h.Width * h.Height), Stride: 4 * h.Width, Rect: r}
 		if lib.Decode(b, turbojpeg.FormatRGBA, m.Pix, h.Width, h.Height) != nil {
 			return nil, errTurboDeclined
 		}

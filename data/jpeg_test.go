@@ -9,6 +9,8 @@ import (
 	"image/jpeg"
 	"math"
 	"os"
+	"path/filepath"
+	goruntime "runtime"
 	"strings"
 	"testing"
 )
@@ -199,6 +201,101 @@ func BenchmarkDecodeJPEG(b *testing.B) {
 					}
 				}
 			})
+		}
+	}
+}
+
+// TestDecodeEvalTensorMatches: the pooled decode-to-tensor path gives
+// exactly DecodeBytes + EvalTensor, for both JPEG decoders, an EXIF-rotated
+// JPEG, gray and PNG input, with buffers reused across sizes in between.
+func TestDecodeEvalTensorMatches(t *testing.T) {
+	exif, err := os.ReadFile("testdata/seed-exif6.jpg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gray := image.NewGray(image.Rect(0, 0, 40, 30))
+	for i := range gray.Pix {
+		gray.Pix[i] = uint8(i)
+	}
+	inputs := map[string][]byte{
+		"jpeg big":   encJPEG(t, photoLike(300, 200), 90),
+		"jpeg small": encJPEG(t, photoLike(33, 21), 80),
+		"jpeg gray":  encJPEG(t, gray, 90),
+		"jpeg exif":  exif,
+		"png":        encPNG(t, photoLike(20, 10)),
+	}
+	for _, dec := range []string{JPEGGo, JPEGTurbo} {
+		t.Run(dec, func(t *testing.T) {
+			useJPEG(t, dec)
+			for round := range 2 {
+				for _, name := range []string{"jpeg big", "jpeg small", "jpeg gray", "jpeg exif", "png"} {
+					for _, ch := range []int{3, 1} {
+						m, err := DecodeBytes(inputs[name], 0)
+						if err != nil {
+							t.Fatal(err)
+						}
+						want := make([]float32, ch*24*24)
+						EvalTensor(m, 24, ch, BiTNorm, want)
+						got := make([]float32, len(want))
+						if err := DecodeEvalTensor(inputs[name], 0, 24, ch, BiTNorm, got); err != nil {
+							t.Fatal(err)
+						}
+						for i := range got {
+							if got[i] != want[i] {
+								t.Fatalf("round %d %s, %d channels: value %d = %v, DecodeBytes+EvalTensor %v", round, name, ch, i, got[i], want[i])
+							}
+						}
+					}
+				}
+			}
+			if err := DecodeEvalTensor(inputs["jpeg big"][:500], 0, 24, 3, BiTNorm, make([]float32, 3*24*24)); !errors.Is(err, ErrBadImage) {
+				t.Fatalf("truncated: err = %v", err)
+			}
+		})
+	}
+}
+
+// TestJPEGGoTestdata decodes every JPEG of Go's own image/testdata (real
+// video frames: baseline, progressive, 4:1:0 to 4:4:4 subsampling, restart
+// markers, CMYK, RGB, gray, a truncated progressive stream) with both
+// decoders: they must agree on success and, on the pixels, to within a few
+// levels on average.
+func TestJPEGGoTestdata(t *testing.T) {
+	files, _ := filepath.Glob(filepath.Join(goruntime.GOROOT(), "src", "image", "testdata", "*.jpeg"))
+	if len(files) < 10 {
+		t.Skipf("Go's image/testdata JPEGs not found under GOROOT %q", goruntime.GOROOT())
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		useJPEG(t, JPEGGo)
+		ref, refErr := DecodeBytes(b, 0)
+		useJPEG(t, JPEGTurbo)
+		got, err := DecodeBytes(b, 0)
+		if (err == nil) != (refErr == nil) {
+			t.Errorf("%s: libjpeg-turbo error %v, image/jpeg error %v", filepath.Base(f), err, refErr)
+			continue
+		}
+		if err != nil {
+			continue
+		}
+		if got.Bounds() != ref.Bounds() {
+			t.Errorf("%s: bounds %v vs %v", filepath.Base(f), got.Bounds(), ref.Bounds())
+			continue
+		}
+		bd := got.Bounds()
+		sum := 0
+		for y := 0; y < bd.Dy(); y++ {
+			for x := 0; x < bd.Dx(); x++ {
+				a, c := rgbAt(got, x, y), rgbAt(ref, x, y)
+				sum += absi(a[0]-c[0]) + absi(a[1]-c[1]) + absi(a[2]-c[2])
+			}
+		}
+		mean := float64(sum) / float64(3*bd.Dx()*bd.Dy())
+		if mean > 3 {
+			t.Errorf("%s: mean |diff| %.2f levels between the decoders", filepath.Base(f), mean)
 		}
 	}
 }

@@ -327,11 +327,18 @@ func (c *Classifier) ClassifyTopK(ctx context.Context, img image.Image, k int) (
 // ClassifyBytes decodes an encoded image (JPEG, PNG, GIF, BMP, WebP; pixel
 // count capped by Options.MaxPixels before decoding) and classifies it.
 func (c *Classifier) ClassifyBytes(ctx context.Context, b []byte, k int) ([]Prediction, error) {
-	img, err := decodeImage(b, c.opts.MaxPixels)
+	if k <= 0 {
+		return nil, fmt.Errorf("%w: top_k must be positive, got %d", ErrBadRequest, k)
+	}
+	x, err := decodeRow(b, c.opts.MaxPixels, c.pre)
 	if err != nil {
 		return nil, err
 	}
-	return c.ClassifyTopK(ctx, img, k)
+	out, err := c.infer(ctx, x)
+	if err != nil {
+		return nil, err
+	}
+	return c.topK(out[c.output], k)
 }
 
 // infer runs one preprocessed row through the batcher.
@@ -421,21 +428,45 @@ func (c *Classifier) abort() error {
 	return c.Close()
 }
 
-// decodeImage checks the pixel count with image.DecodeConfig (ErrTooManyPixels
-// when over maxPixels) and decodes with data.DecodeBytes.
-func decodeImage(b []byte, maxPixels int) (image.Image, error) {
+// checkPixels reads the image header with image.DecodeConfig and returns
+// ErrTooManyPixels when it is over maxPixels (413, where data's own cap
+// check is a 400 bad image).
+func checkPixels(b []byte, maxPixels int) error {
 	if len(b) == 0 {
-		return nil, ErrEmptyBody
+		return ErrEmptyBody
 	}
 	if cfg, _, err := image.DecodeConfig(bytes.NewReader(b)); err == nil {
 		if px := int64(cfg.Width) * int64(cfg.Height); px > int64(maxPixels) {
-			return nil, fmt.Errorf("%w: image is %dx%d = %d pixels, over the max-pixels limit of %d",
+			return fmt.Errorf("%w: image is %dx%d = %d pixels, over the max-pixels limit of %d",
 				ErrTooManyPixels, cfg.Width, cfg.Height, px, maxPixels)
 		}
+	}
+	return nil
+}
+
+// decodeImage checks the pixel count (checkPixels) and decodes b with
+// data.DecodeBytes.
+func decodeImage(b []byte, maxPixels int) (image.Image, error) {
+	if err := checkPixels(b, maxPixels); err != nil {
+		return nil, err
 	}
 	img, err := data.DecodeBytes(b, maxPixels)
 	if err != nil {
 		return nil, fmt.Errorf("serve: %w", err)
 	}
 	return img, nil
+}
+
+// decodeRow checks the pixel count (checkPixels) and decodes b straight into
+// a new model input row with data.DecodeEvalTensor (the same values as
+// decodeImage then EvalTensor, without keeping the pixels).
+func decodeRow(b []byte, maxPixels int, pre Preprocessing) ([]float32, error) {
+	if err := checkPixels(b, maxPixels); err != nil {
+		return nil, err
+	}
+	x := make([]float32, pre.Size())
+	if err := data.DecodeEvalTensor(b, maxPixels, pre.Resolution, pre.Channels, pre.norm, x); err != nil {
+		return nil, fmt.Errorf("serve: %w", err)
+	}
+	return x, nil
 }

@@ -56,7 +56,7 @@ func seedImages(t testing.TB) map[string][]byte {
 }
 
 // checkUpload asserts the properties every decodeUpload result must have.
-func checkUpload(t *testing.T, ups []upload, err error) {
+func checkUpload(t *testing.T, ups []upload[image.Image], err error) {
 	if err != nil {
 		code := statusFor(err)
 		if code < 400 || code >= 500 {
@@ -71,7 +71,7 @@ func checkUpload(t *testing.T, ups []upload, err error) {
 		t.Fatalf("%d images, limits 1..%d", len(ups), fuzzLimits.maxImages)
 	}
 	for _, u := range ups {
-		b := u.img.Bounds()
+		b := u.val.Bounds()
 		if b.Empty() || int64(b.Dx())*int64(b.Dy()) > int64(fuzzLimits.maxPixels) {
 			t.Fatalf("decoded %v, pixel cap %d", b, fuzzLimits.maxPixels)
 		}
@@ -102,7 +102,7 @@ func FuzzDecodeUpload(f *testing.F) {
 	f.Add("", []byte{})
 	f.Add("multipart/form-data; boundary=x", []byte("--x\r\nContent-Disposition: form-data; name=\"file\"\r\n\r\nGIF89a\r\n--x--\r\n"))
 	f.Fuzz(func(t *testing.T, contentType string, body []byte) {
-		ups, err := decodeUpload(contentType, bytes.NewReader(body), fuzzLimits, decodeForFuzz)
+		ups, err := decodeUpload(contentType, bytes.NewReader(body), int64(len(body)), fuzzLimits, decodeForFuzz)
 		checkUpload(t, ups, err)
 		// The same through http.MaxBytesReader with a cap below the body.
 		if len(body) > 1 {
@@ -110,7 +110,7 @@ func FuzzDecodeUpload(f *testing.F) {
 			capped := http.MaxBytesReader(rec, readCloser{bytes.NewReader(body)}, int64(len(body)/2))
 			lim := fuzzLimits
 			lim.maxBody = int64(len(body) / 2)
-			ups, err := decodeUpload(contentType, capped, lim, decodeForFuzz)
+			ups, err := decodeUpload(contentType, capped, -1, lim, decodeForFuzz)
 			checkUpload(t, ups, err)
 		}
 	})
@@ -251,7 +251,7 @@ func TestFuzzSeeds(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ups, err := decodeUpload("", bytes.NewReader(b), fuzzLimits, decodeForFuzz)
+		ups, err := decodeUpload("", bytes.NewReader(b), -1, fuzzLimits, decodeForFuzz)
 		if err != nil {
 			t.Errorf("%s: %v", f, err)
 			continue

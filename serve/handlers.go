@@ -3,14 +3,12 @@ package serve
 import (
 	"context"
 	"fmt"
-	"image"
 	"mime"
 	"net/http"
 	"path/filepath"
 	"strconv"
 	"strings"
 
-	"github.com/bitrun/bitrun/data"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
@@ -222,23 +220,26 @@ func (s *Server) predict(rc *reqCtx, w http.ResponseWriter, r *http.Request) err
 	lim := uploadLimits{maxBody: s.cfg.MaxBody, maxPixels: s.cfg.MaxPixels, maxImages: s.cfg.MaxImages}
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
 	defer cancel()
-	ups, err := decodeUpload(r.Header.Get("Content-Type"), body, lim, func(b []byte) (img image.Image, err error) {
+	// Each image becomes its model input row at once; its bytes and pixels
+	// are reused for the next upload.
+	ups, err := decodeUpload(r.Header.Get("Content-Type"), body, r.ContentLength, lim, func(b []byte) ([]float32, error) {
 		select {
 		case s.decodeSem <- struct{}{}:
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
 		defer func() { <-s.decodeSem }()
-		return decodeImage(b, s.cfg.MaxPixels)
+		return decodeRow(b, s.cfg.MaxPixels, c.pre)
 	})
 	if err != nil {
 		return err
 	}
-	size := c.pre.Size()
-	x := make([]float32, len(ups)*size)
-	for i, u := range ups {
-		data.EvalTensor(u.img, c.pre.Resolution, c.pre.Channels, c.pre.norm, x[i*size:(i+1)*size])
-		ups[i].img = nil // let the decoded pixels go while the batch waits
+	x := ups[0].val
+	if len(ups) > 1 {
+		x = make([]float32, 0, len(ups)*c.pre.Size())
+		for _, u := range ups {
+			x = append(x, u.val...)
+		}
 	}
 	outs, err := c.inferRows(ctx, x, len(ups))
 	if err != nil {

@@ -1,14 +1,15 @@
 package serve
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
-	"image"
 	"io"
 	"mime"
 	"mime/multipart"
 	"net/http"
 	"strings"
+	"sync"
 )
 
 // uploadLimits bound what one predict request may cost.
@@ -18,18 +19,21 @@ type uploadLimits struct {
 	maxImages int   // images per request
 }
 
-// upload is one decoded image of a predict request.
-type upload struct {
+// upload is one decoded image of a predict request: val is what the decode
+// function made of its bytes (the model's input row in the server).
+type upload[T any] struct {
 	name string // multipart file name, "" for a raw body
-	img  image.Image
+	val  T
 }
 
 // decodeUpload reads the images of a predict request: the whole body when
 // its Content-Type is image/* or application/octet-stream (or absent), or
 // every part named "file" of a multipart/form-data body. body must already
 // be capped (http.MaxBytesReader); reading past the cap fails with
-// ErrBodyTooLarge. decode is called for each image's bytes.
-func decodeUpload(contentType string, body io.Reader, lim uploadLimits, decode func([]byte) (image.Image, error)) ([]upload, error) {
+// ErrBodyTooLarge. decode is called for each image's bytes, which it must not
+// keep: their buffer is reused. sizeHint (the Content-Length, or -1) sizes
+// the read buffer of a raw body.
+func decodeUpload[T any](contentType string, body io.Reader, sizeHint int64, lim uploadLimits, decode func([]byte) (T, error)) ([]upload[T], error) {
 	mediaType, params := "", map[string]string(nil)
 	if contentType != "" {
 		var err error
@@ -40,15 +44,16 @@ func decodeUpload(contentType string, body io.Reader, lim uploadLimits, decode f
 	}
 	switch {
 	case mediaType == "", mediaType == "application/octet-stream", strings.HasPrefix(mediaType, "image/"):
-		b, err := readCapped(body, lim.maxBody)
+		b, release, err := readCapped(body, lim.maxBody, sizeHint)
 		if err != nil {
 			return nil, err
 		}
-		img, err := decode(b)
+		defer release()
+		v, err := decode(b)
 		if err != nil {
 			return nil, err
 		}
-		return []upload{{img: img}}, nil
+		return []upload[T]{{val: v}}, nil
 	case mediaType == "multipart/form-data":
 		return decodeMultipart(body, params["boundary"], lim, decode)
 	}
@@ -56,12 +61,12 @@ func decodeUpload(contentType string, body io.Reader, lim uploadLimits, decode f
 		ErrUnsupportedMedia, mediaType)
 }
 
-func decodeMultipart(body io.Reader, boundary string, lim uploadLimits, decode func([]byte) (image.Image, error)) ([]upload, error) {
+func decodeMultipart[T any](body io.Reader, boundary string, lim uploadLimits, decode func([]byte) (T, error)) ([]upload[T], error) {
 	if boundary == "" {
 		return nil, fmt.Errorf("%w: multipart/form-data without a boundary", ErrBadRequest)
 	}
 	mr := multipart.NewReader(body, boundary)
-	var ups []upload
+	var ups []upload[T]
 	for {
 		part, err := mr.NextPart()
 		if errors.Is(err, io.EOF) {
@@ -80,18 +85,19 @@ func decodeMultipart(body io.Reader, boundary string, lim uploadLimits, decode f
 		if len(ups) == lim.maxImages {
 			return nil, fmt.Errorf("%w: more than %d images (the max-images limit)", ErrTooManyImages, lim.maxImages)
 		}
-		b, err := readCapped(part, lim.maxBody)
+		b, release, err := readCapped(part, lim.maxBody, -1)
 		if err != nil {
 			return nil, err
 		}
-		img, err := decode(b)
+		v, err := decode(b)
+		release()
 		if err != nil {
 			if name := part.FileName(); name != "" {
 				return nil, fmt.Errorf("file %q: %w", name, err)
 			}
 			return nil, err
 		}
-		ups = append(ups, upload{name: part.FileName(), img: img})
+		ups = append(ups, upload[T]{name: part.FileName(), val: v})
 	}
 	if len(ups) == 0 {
 		return nil, fmt.Errorf("%w: multipart body has no part named \"file\"", ErrBadRequest)
@@ -99,17 +105,35 @@ func decodeMultipart(body io.Reader, boundary string, lim uploadLimits, decode f
 	return ups, nil
 }
 
-// readCapped reads r to the end, failing with ErrBodyTooLarge past max bytes.
-func readCapped(r io.Reader, max int64) ([]byte, error) {
-	b, err := io.ReadAll(io.LimitReader(r, max+1))
-	if err != nil {
-		return nil, bodyError("request body", err)
+// readCapped reads r to the end into a pooled buffer, failing with
+// ErrBodyTooLarge past max bytes; sizeHint (-1: unknown) presizes the
+// buffer. release returns the buffer: the bytes must not be used after it.
+func readCapped(r io.Reader, max, sizeHint int64) (b []byte, release func(), err error) {
+	buf := bodyPool.Get().(*bytes.Buffer)
+	buf.Reset()
+	release = func() {
+		if buf.Cap() <= maxPooledBody {
+			bodyPool.Put(buf)
+		}
 	}
-	if int64(len(b)) > max {
-		return nil, tooLarge(max)
+	if sizeHint > 0 && sizeHint <= max {
+		buf.Grow(int(sizeHint) + bytes.MinRead)
 	}
-	return b, nil
+	if _, err := buf.ReadFrom(io.LimitReader(r, max+1)); err != nil {
+		release()
+		return nil, nil, bodyError("request body", err)
+	}
+	if int64(buf.Len()) > max {
+		release()
+		return nil, nil, tooLarge(max)
+	}
+	return buf.Bytes(), release, nil
 }
+
+// bodyPool recycles request body buffers up to maxPooledBody bytes.
+var bodyPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+const maxPooledBody = 4 << 20
 
 // bodyError classifies an error met while reading the body.
 func bodyError(what string, err error) error {
