@@ -372,7 +372,11 @@ func printRule(w io.Writer, o finetune.Options, h finetune.HyperRule, n, iw, ih 
 		fmt.Fprintf(w, " (%d per class)", o.ExamplesPerClass)
 	}
 	fmt.Fprintln(w, ":")
-	fmt.Fprintf(w, "  resolution   resize %d, random crop %d%s; test at %d\n", h.Resize, h.Crop, map[bool]string{true: " + flip", false: ""}[!o.NoFlip], h.Crop)
+	crop := fmt.Sprintf("random crop %d", h.Crop)
+	if h.Resize == h.Crop {
+		crop = "no crop"
+	}
+	fmt.Fprintf(w, "  resolution   resize %d, %s%s; test at %d\n", h.Resize, crop, map[bool]string{true: " + flip", false: ""}[!o.NoFlip], h.Crop)
 	fmt.Fprintf(w, "  schedule     %d steps, warmup %d, lr x0.1 at %v\n", h.Steps, h.Warmup, h.Decays)
 	fmt.Fprintf(w, "  optimiser    SGD momentum %g, weight decay %g, lr %g at batch %d -> %.4g at batch %d\n",
 		h.Momentum, h.WeightDecay, h.BaseLR, h.BatchSize, h.BaseLR*float64(o.Batch)/float64(h.BatchSize), o.Batch)

@@ -82,3 +82,18 @@ func TestFinetuneUsageErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestPrintRuleCrop: the printed recipe says "no crop" when the resize is
+// the crop size (data.TrainTensor then crops nothing).
+func TestPrintRuleCrop(t *testing.T) {
+	for _, tc := range []struct {
+		resize, crop int
+		want         string
+	}{{160, 128, "resize 160, random crop 128 + flip; test at 128"}, {56, 56, "resize 56, no crop + flip; test at 56"}} {
+		var b strings.Builder
+		printRule(&b, finetune.Options{}, finetune.HyperRule{Resize: tc.resize, Crop: tc.crop}, 100, 28, 28)
+		if !strings.Contains(b.String(), tc.want) {
+			t.Errorf("resize %d crop %d: printed\n%s\nwant %q", tc.resize, tc.crop, b.String(), tc.want)
+		}
+	}
+}
