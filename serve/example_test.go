@@ -9,15 +9,25 @@ import (
 	"log"
 	"net/http"
 	"net/http/httptest"
+	"os"
 
 	"github.com/bitrun/bitrun/serve"
 )
 
 // A Go program classifies images with an embedded, goroutine-safe
-// Classifier. Open loads an ONNX file; New wraps any Runner, here a toy
-// model scoring the mean of each colour channel.
-func ExampleNew() {
-	c, err := serve.New(newColorRunner(8), serve.Options{Name: "colors", TopK: 2})
+// Classifier. Open loads an ONNX file, here a small model scoring the mean
+// of each colour channel; New wraps a Runner already loaded.
+func ExampleClassifier_Classify() {
+	dir, err := os.MkdirTemp("", "colors")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	path, err := writeColorModel(dir, 8)
+	if err != nil {
+		log.Fatal(err)
+	}
+	c, err := serve.Open(path, serve.Options{Name: "colors", TopK: 2})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -36,7 +46,16 @@ func ExampleNew() {
 
 // The Server's handler mounts under a Go web backend's own mux.
 func ExampleServer_Handler() {
-	c, err := serve.New(newColorRunner(8), serve.Options{Name: "colors"})
+	dir, err := os.MkdirTemp("", "colors")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	r, err := openColorRunner(dir, 8)
+	if err != nil {
+		log.Fatal(err)
+	}
+	c, err := serve.New(r, serve.Options{Name: "colors"})
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -26,7 +26,7 @@ import (
 // newTestServer serves a colorRunner model named "colors" at resolution 8.
 func newTestServer(t *testing.T, cfg serve.Config, opts serve.Options) (*serve.Server, *colorRunner, *httptest.Server) {
 	t.Helper()
-	r := newColorRunner(8)
+	r := newColorRunner(t, 8)
 	if opts.Name == "" {
 		opts.Name = "colors"
 	}
@@ -414,7 +414,7 @@ func waitFor(t *testing.T, cond func() bool) {
 // TestCancelledNeverReachModel: a request whose client leaves while it is
 // queued is dropped before the model runs.
 func TestCancelledNeverReachModel(t *testing.T) {
-	r := newColorRunner(8)
+	r := newColorRunner(t, 8)
 	c, err := serve.New(r, serve.Options{MaxBatch: 4, BatchDelay: -1})
 	if err != nil {
 		t.Fatal(err)
@@ -459,7 +459,7 @@ func TestDeadline(t *testing.T) {
 // TestGracefulShutdown: readiness turns 503 as soon as Shutdown starts,
 // requests in flight complete, Shutdown returns within the grace period.
 func TestGracefulShutdown(t *testing.T) {
-	r := newColorRunner(8)
+	r := newColorRunner(t, 8)
 	c, err := serve.New(r, serve.Options{Name: "colors", BatchDelay: -1})
 	if err != nil {
 		t.Fatal(err)
@@ -550,7 +550,7 @@ func TestGracefulShutdown(t *testing.T) {
 // TestShutdownGraceExpires: a model stuck past the grace period is aborted
 // and Shutdown returns the context's error instead of hanging.
 func TestShutdownGraceExpires(t *testing.T) {
-	r := newColorRunner(8)
+	r := newColorRunner(t, 8)
 	c, err := serve.New(r, serve.Options{Name: "colors", BatchDelay: -1})
 	if err != nil {
 		t.Fatal(err)
@@ -588,7 +588,7 @@ func TestShutdownGraceExpires(t *testing.T) {
 }
 
 func TestConcurrentClassify(t *testing.T) {
-	r := newColorRunner(8)
+	r := newColorRunner(t, 8)
 	c, err := serve.New(r, serve.Options{MaxBatch: 5, BatchDelay: time.Millisecond, Workers: 2})
 	if err != nil {
 		t.Fatal(err)
@@ -618,12 +618,12 @@ func TestConcurrentClassify(t *testing.T) {
 }
 
 func TestNewRejects(t *testing.T) {
-	if _, err := serve.New(newColorRunner(8), serve.Options{Name: "../etc"}); err == nil {
+	if _, err := serve.New(newColorRunner(t, 8), serve.Options{Name: "../etc"}); err == nil {
 		t.Error("bad name accepted")
 	}
-	r := newColorRunner(8)
+	r := newColorRunner(t, 8)
 	c1, _ := serve.New(r, serve.Options{Name: "a"})
-	c2, _ := serve.New(newColorRunner(8), serve.Options{Name: "a"})
+	c2, _ := serve.New(newColorRunner(t, 8), serve.Options{Name: "a"})
 	defer c1.Close()
 	defer c2.Close()
 	if _, err := serve.NewServer(serve.Config{}, c1, c2); err == nil || !strings.Contains(err.Error(), "distinct") {
@@ -653,7 +653,7 @@ func TestLoading(t *testing.T) {
 	if resp.StatusCode != 503 || !strings.Contains(string(b), "loading") || resp.Header.Get("Retry-After") == "" {
 		t.Errorf("predict while loading: %d %s", resp.StatusCode, b)
 	}
-	c, err := serve.New(newColorRunner(8), serve.Options{Name: "colors"})
+	c, err := serve.New(newColorRunner(t, 8), serve.Options{Name: "colors"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -663,13 +663,13 @@ func TestLoading(t *testing.T) {
 	if resp, b := do(t, "GET", ts.URL+"/v2/health/ready", "", nil, nil); resp.StatusCode != 200 {
 		t.Errorf("after Add: %d %s", resp.StatusCode, b)
 	}
-	c2, _ := serve.New(newColorRunner(8), serve.Options{Name: "colors"})
+	c2, _ := serve.New(newColorRunner(t, 8), serve.Options{Name: "colors"})
 	if err := srv.Add(c2); err == nil {
 		t.Error("duplicate name accepted by Add")
 	}
 	c2.Close()
 	srv.Close()
-	c3, _ := serve.New(newColorRunner(8), serve.Options{Name: "other"})
+	c3, _ := serve.New(newColorRunner(t, 8), serve.Options{Name: "other"})
 	if err := srv.Add(c3); err == nil || c3.Ready() {
 		t.Errorf("Add after Close: %v, ready %v", err, c3.Ready())
 	}
