@@ -3,8 +3,6 @@
 package openblas
 
 /*
-#cgo linux LDFLAGS: -ldl
-#include <stdlib.h>
 #include "bitblas.h"
 */
 import "C"
@@ -13,6 +11,8 @@ import (
 	"fmt"
 	"sync"
 	"unsafe"
+
+	"github.com/bitrun/bitrun/internal/dynlib"
 )
 
 // Symbol slots filled by bb_open.
@@ -27,53 +27,44 @@ const (
 
 const cgoEnabled = true
 
+// symNames are the symbols resolved at open, in the sym* order.
+var symNames = []string{"cblas_sgemm", "openblas_set_num_threads", "openblas_get_num_threads", "openblas_get_config", "openblas_get_corename"}
+
 type impl struct {
-	mu     sync.RWMutex // read-held by products, write-held by close
-	handle unsafe.Pointer
-	syms   [numSyms]unsafe.Pointer
-	path   string
+	mu   sync.RWMutex // read-held by products, write-held by close
+	dl   *dynlib.Lib  // nil once closed
+	syms [numSyms]unsafe.Pointer
+	path string
 }
 
 func (l *Lib) open(path string) error {
-	cpath := C.CString(path)
-	defer C.free(unsafe.Pointer(cpath))
-	var errBuf [512]C.char
-	syms := (*unsafe.Pointer)(C.calloc(numSyms, C.size_t(unsafe.Sizeof(unsafe.Pointer(nil)))))
-	defer C.free(unsafe.Pointer(syms))
-	h := C.bb_open(cpath, syms, &errBuf[0], C.size_t(len(errBuf)))
-	if h == nil {
-		return fmt.Errorf("%w: %s", ErrUnavailable, C.GoString(&errBuf[0]))
+	dl, err := dynlib.Open(path, symNames)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
-	copy(l.syms[:], unsafe.Slice(syms, numSyms))
-	l.handle = h
+	copy(l.syms[:], dl.Syms())
 	if l.syms[symSgemm] == nil {
 		err := fmt.Errorf("%w: %s has no cblas_sgemm", ErrUnavailable, path)
-		if cerr := C.bb_close(h, &errBuf[0], C.size_t(len(errBuf))); cerr != 0 {
-			err = fmt.Errorf("%w (and dlclose failed: %s)", err, C.GoString(&errBuf[0]))
+		if cerr := dl.Close(); cerr != nil {
+			err = fmt.Errorf("%w (and dlclose failed: %v)", err, cerr)
 		}
-		l.handle = nil
 		return err
 	}
-	l.path = path
-	var where [4096]C.char
-	if C.bb_where(l.syms[symSgemm], &where[0], C.size_t(len(where))) == 0 {
-		l.path = C.GoString(&where[0])
-	}
+	l.dl, l.path = dl, dl.Path()
 	return nil
 }
 
 func (l *Lib) close() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.handle == nil {
+	if l.dl == nil {
 		return nil
 	}
-	var errBuf [512]C.char
-	h := l.handle
-	l.handle = nil
+	dl := l.dl
+	l.dl = nil
 	l.syms = [numSyms]unsafe.Pointer{}
-	if C.bb_close(h, &errBuf[0], C.size_t(len(errBuf))) != 0 {
-		return fmt.Errorf("openblas: dlclose %s: %s", l.path, C.GoString(&errBuf[0]))
+	if err := dl.Close(); err != nil {
+		return fmt.Errorf("openblas: dlclose %s: %v", l.path, err)
 	}
 	return nil
 }

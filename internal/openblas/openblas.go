@@ -4,7 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strings"
+
+	"github.com/bitrun/bitrun/internal/dynlib"
 )
 
 // ErrUnavailable is wrapped by every error saying the library could not be
@@ -52,16 +53,12 @@ func Open() (*Lib, error) {
 	if !cgoEnabled {
 		return OpenPath(candidates()[0])
 	}
-	var msgs []string
-	for _, p := range candidates() {
-		l, err := OpenPath(p)
-		if err == nil {
-			return l, nil
-		}
-		msgs = append(msgs, strings.TrimPrefix(err.Error(), ErrUnavailable.Error()+": "))
+	l, tried, ok := dynlib.FirstOf(candidates(), ErrUnavailable, OpenPath)
+	if !ok {
+		return nil, fmt.Errorf("%w: no usable library (install OpenBLAS, e.g. Debian's libopenblas0, or set %s to its path): %s",
+			ErrUnavailable, EnvLib, tried)
 	}
-	return nil, fmt.Errorf("%w: no usable library (install OpenBLAS, e.g. Debian's libopenblas0, or set %s to its path): %s",
-		ErrUnavailable, EnvLib, strings.Join(msgs, "; "))
+	return l, nil
 }
 
 // OpenPath loads OpenBLAS from path (a file path or a name for the dynamic

@@ -1,7 +1,5 @@
 //go:build cgo
 
-#define _GNU_SOURCE
-#include <dlfcn.h>
 #include <string.h>
 #include "bittj.h"
 
@@ -17,39 +15,6 @@ static void copy_str(char *out, size_t outlen, const char *msg, const char *fall
 	if (msg == NULL) msg = fallback;
 	strncpy(out, msg, outlen - 1);
 	out[outlen - 1] = 0;
-}
-
-void *tj_open(const char *path, void **syms, char *err, size_t errlen) {
-	static const char *names[] = {
-		"tjInitDecompress", "tjDecompressHeader3", "tjDecompress2", "tjDestroy",
-		"tjGetErrorStr2", "tjGetErrorCode",
-	};
-	dlerror();
-	void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-	if (h == NULL) {
-		copy_str(err, errlen, dlerror(), "unknown dlopen error");
-		return NULL;
-	}
-	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
-		syms[i] = dlsym(h, names[i]);
-	}
-	return h;
-}
-
-int tj_close(void *handle, char *err, size_t errlen) {
-	dlerror();
-	if (dlclose(handle) != 0) {
-		copy_str(err, errlen, dlerror(), "unknown dlclose error");
-		return -1;
-	}
-	return 0;
-}
-
-int tj_where(void *sym, char *out, size_t outlen) {
-	Dl_info info;
-	if (dladdr(sym, &info) == 0 || info.dli_fname == NULL) return -1;
-	copy_str(out, outlen, info.dli_fname, "");
-	return 0;
 }
 
 void *tj_init(void *fn) { return ((init_fn)fn)(); }

@@ -1,23 +1,10 @@
-// Native side of package turbojpeg: dlopen/dlsym wrappers and trampolines
-// that call libturbojpeg through function pointers resolved at run time, so
-// the build needs neither turbojpeg.h nor the library.
+// Native side of package turbojpeg: trampolines that call libturbojpeg through
+// function pointers resolved at run time (by internal/dynlib), so the build
+// needs neither turbojpeg.h nor the library.
 #ifndef BITRUN_BITTJ_H
 #define BITRUN_BITTJ_H
 
 #include <stddef.h>
-
-// tj_open loads the library at path. On success it returns the handle and
-// stores the resolved symbols (NULL when absent) in syms, in the order
-// tjInitDecompress, tjDecompressHeader3, tjDecompress2, tjDestroy,
-// tjGetErrorStr2, tjGetErrorCode. On failure it returns NULL and copies
-// dlerror() into err.
-void *tj_open(const char *path, void **syms, char *err, size_t errlen);
-
-// tj_close dlcloses handle; it returns 0 or copies dlerror() into err.
-int tj_close(void *handle, char *err, size_t errlen);
-
-// tj_where copies the file name of the object that defines sym into out.
-int tj_where(void *sym, char *out, size_t outlen);
 
 // Trampolines over the TurboJPEG 2.x API (fn is the resolved symbol).
 void *tj_init(void *fn);

@@ -3,8 +3,6 @@
 package turbojpeg
 
 /*
-#cgo linux LDFLAGS: -ldl
-#include <stdlib.h>
 #include "bittj.h"
 */
 import "C"
@@ -13,6 +11,8 @@ import (
 	"fmt"
 	"sync"
 	"unsafe"
+
+	"github.com/bitrun/bitrun/internal/dynlib"
 )
 
 // Symbol slots filled by tj_open.
@@ -33,72 +33,64 @@ const cgoEnabled = true
 // guard).
 const decodeFlags = 8192 | 32768
 
+// symNames are the symbols resolved at open, in the sym* order.
+var symNames = []string{"tjInitDecompress", "tjDecompressHeader3", "tjDecompress2", "tjDestroy", "tjGetErrorStr2", "tjGetErrorCode"}
+
 type impl struct {
-	mu     sync.RWMutex // read-held by calls, write-held by close
-	handle unsafe.Pointer
-	syms   [numSyms]unsafe.Pointer
-	path   string
-	idle   chan unsafe.Pointer
+	mu   sync.RWMutex // read-held by calls, write-held by close
+	dl   *dynlib.Lib  // nil once closed
+	syms [numSyms]unsafe.Pointer
+	path string
+	idle chan unsafe.Pointer
 }
 
 func (l *Lib) open(path string) error {
-	cpath := C.CString(path)
-	defer C.free(unsafe.Pointer(cpath))
-	var errBuf [512]C.char
-	syms := (*unsafe.Pointer)(C.calloc(numSyms, C.size_t(unsafe.Sizeof(unsafe.Pointer(nil)))))
-	defer C.free(unsafe.Pointer(syms))
-	h := C.tj_open(cpath, syms, &errBuf[0], C.size_t(len(errBuf)))
-	if h == nil {
-		return fmt.Errorf("%w: %s", ErrUnavailable, C.GoString(&errBuf[0]))
+	dl, err := dynlib.Open(path, symNames)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
-	copy(l.syms[:], unsafe.Slice(syms, numSyms))
-	for i, name := range []string{"tjInitDecompress", "tjDecompressHeader3", "tjDecompress2", "tjDestroy", "tjGetErrorStr2"} {
+	copy(l.syms[:], dl.Syms())
+	// Every symbol but tjGetErrorCode (used when present) is required.
+	for i, name := range symNames[:symErrCode] {
 		if l.syms[i] == nil {
 			err := fmt.Errorf("%w: %s has no %s (TurboJPEG 2.0 or newer is needed)", ErrUnavailable, path, name)
-			if C.tj_close(h, &errBuf[0], C.size_t(len(errBuf))) != 0 {
-				err = fmt.Errorf("%w (and dlclose failed: %s)", err, C.GoString(&errBuf[0]))
+			if cerr := dl.Close(); cerr != nil {
+				err = fmt.Errorf("%w (and dlclose failed: %v)", err, cerr)
 			}
 			return err
 		}
 	}
-	l.handle = h
+	l.dl, l.path = dl, dl.Path()
 	l.idle = make(chan unsafe.Pointer, idleHandles)
-	l.path = path
-	var where [4096]C.char
-	if C.tj_where(l.syms[symInit], &where[0], C.size_t(len(where))) == 0 {
-		l.path = C.GoString(&where[0])
-	}
 	return nil
 }
 
 func (l *Lib) close() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.handle == nil {
+	if l.dl == nil {
 		return nil
 	}
-	for {
+	for drained := false; !drained; {
 		select {
 		case h := <-l.idle:
 			C.tj_destroy(l.syms[symDestroy], h)
-			continue
 		default:
+			drained = true
 		}
-		break
 	}
-	var errBuf [512]C.char
-	h := l.handle
-	l.handle = nil
+	dl := l.dl
+	l.dl = nil
 	l.syms = [numSyms]unsafe.Pointer{}
-	if C.tj_close(h, &errBuf[0], C.size_t(len(errBuf))) != 0 {
-		return fmt.Errorf("turbojpeg: dlclose %s: %s", l.path, C.GoString(&errBuf[0]))
+	if err := dl.Close(); err != nil {
+		return fmt.Errorf("turbojpeg: dlclose %s: %v", l.path, err)
 	}
 	return nil
 }
 
 // get borrows a decompressor handle; the caller holds l.mu for reading.
 func (l *Lib) get() (unsafe.Pointer, error) {
-	if l.handle == nil {
+	if l.dl == nil {
 		return nil, fmt.Errorf("turbojpeg: library used after Close")
 	}
 	select {

@@ -4,7 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strings"
+
+	"github.com/bitrun/bitrun/internal/dynlib"
 )
 
 // ErrUnavailable is wrapped by every error saying the library could not be
@@ -116,16 +117,12 @@ func Open() (*Lib, error) {
 	if !cgoEnabled {
 		return OpenPath(candidates()[0])
 	}
-	var msgs []string
-	for _, p := range candidates() {
-		l, err := OpenPath(p)
-		if err == nil {
-			return l, nil
-		}
-		msgs = append(msgs, strings.TrimPrefix(err.Error(), ErrUnavailable.Error()+": "))
+	l, tried, ok := dynlib.FirstOf(candidates(), ErrUnavailable, OpenPath)
+	if !ok {
+		return nil, fmt.Errorf("%w: no usable library (install libjpeg-turbo's TurboJPEG library, e.g. Debian's libturbojpeg0, or set %s to its path): %s",
+			ErrUnavailable, EnvLib, tried)
 	}
-	return nil, fmt.Errorf("%w: no usable library (install libjpeg-turbo's TurboJPEG library, e.g. Debian's libturbojpeg0, or set %s to its path): %s",
-		ErrUnavailable, EnvLib, strings.Join(msgs, "; "))
+	return l, nil
 }
 
 // OpenPath loads libturbojpeg from path (a file path or a name for the

@@ -1,0 +1,102 @@
+//go:build cgo
+
+package dynlib
+
+/*
+#cgo linux LDFLAGS: -ldl
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <stdlib.h>
+#include <string.h>
+
+// dlerror() is per thread, so each helper calls it in the same C call as the
+// operation it reports on.
+static void dl_copy(char *out, size_t outlen, const char *msg, const char *fallback) {
+	if (outlen == 0) return;
+	if (msg == NULL) msg = fallback;
+	strncpy(out, msg, outlen - 1);
+	out[outlen - 1] = 0;
+}
+
+static void *dl_open(const char *path, char *err, size_t errlen) {
+	dlerror();
+	void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+	if (h == NULL) dl_copy(err, errlen, dlerror(), "unknown dlopen error");
+	return h;
+}
+
+static int dl_close(void *h, char *err, size_t errlen) {
+	dlerror();
+	if (dlclose(h) != 0) {
+		dl_copy(err, errlen, dlerror(), "unknown dlclose error");
+		return -1;
+	}
+	return 0;
+}
+
+static int dl_where(void *sym, char *out, size_t outlen) {
+	Dl_info info;
+	if (dladdr(sym, &info) == 0 || info.dli_fname == NULL) return -1;
+	dl_copy(out, outlen, info.dli_fname, "");
+	return 0;
+}
+*/
+import "C"
+
+import (
+	"errors"
+	"unsafe"
+)
+
+// Lib is a library loaded with dlopen and the symbols resolved from it.
+type Lib struct {
+	handle unsafe.Pointer
+	syms   []unsafe.Pointer
+	path   string
+}
+
+// Open loads the library at path (a file path or a name for the dynamic
+// linker's search path) and resolves names, in order; a symbol the library
+// lacks is nil in Syms. The error is dlopen's message.
+func Open(path string, names []string) (*Lib, error) {
+	cpath := C.CString(path)
+	defer C.free(unsafe.Pointer(cpath))
+	var errBuf [512]C.char
+	h := C.dl_open(cpath, &errBuf[0], C.size_t(len(errBuf)))
+	if h == nil {
+		return nil, errors.New(C.GoString(&errBuf[0]))
+	}
+	l := &Lib{handle: h, syms: make([]unsafe.Pointer, len(names)), path: path}
+	for i, name := range names {
+		cname := C.CString(name)
+		l.syms[i] = C.dlsym(h, cname)
+		C.free(unsafe.Pointer(cname))
+	}
+	for _, s := range l.syms {
+		if s == nil {
+			continue
+		}
+		var where [4096]C.char
+		if C.dl_where(s, &where[0], C.size_t(len(where))) == 0 {
+			l.path = C.GoString(&where[0])
+		}
+		break
+	}
+	return l, nil
+}
+
+// Syms returns the resolved symbols in the order Open was given their names.
+func (l *Lib) Syms() []unsafe.Pointer { return l.syms }
+
+// Path is the file the library was loaded from, as the dynamic linker reports
+// it for the first resolved symbol, or the path Open was given.
+func (l *Lib) Path() string { return l.path }
+
+// Close unloads the library; its symbols must not be called afterwards.
+func (l *Lib) Close() error {
+	var errBuf [512]C.char
+	if C.dl_close(l.handle, &errBuf[0], C.size_t(len(errBuf))) != 0 {
+		return errors.New(C.GoString(&errBuf[0]))
+	}
+	return nil
+}
