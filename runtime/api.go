@@ -61,6 +61,17 @@ type Options struct {
 // DefaultOptions returns the zero Options with the provider spelled out.
 func DefaultOptions() Options { return Options{Provider: ProviderCPU} }
 
+// provider is Provider normalised: trimmed, lower case, "cpu" when empty.
+func (o Options) provider() string {
+	if p := strings.ToLower(strings.TrimSpace(o.Provider)); p != "" {
+		return p
+	}
+	return ProviderCPU
+}
+
+// OnCPU reports whether o asks for the CPU provider (the default).
+func (o Options) OnCPU() bool { return o.provider() == ProviderCPU }
+
 // ForConcurrentRuns returns o set up for n Runs at once on the CPU: when
 // IntraThreads is 0 each Run gets cores/n intra-op threads (at least 1), and
 // when that is more than one thread and Sessions is 0, each Run gets its own
@@ -77,7 +88,7 @@ func (o Options) ForConcurrentRuns(n, cores int) Options {
 	if n <= 1 {
 		return o
 	}
-	if p := strings.ToLower(strings.TrimSpace(o.Provider)); p != "" && p != ProviderCPU {
+	if !o.OnCPU() {
 		return o
 	}
 	if o.IntraThreads == 0 {
@@ -146,10 +157,7 @@ func Open(path string, opts Options) (*Predictor, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	provider := strings.ToLower(strings.TrimSpace(opts.Provider))
-	if provider == "" {
-		provider = ProviderCPU
-	}
+	provider := opts.provider()
 	switch provider {
 	case ProviderCPU, ProviderCUDA, ProviderAuto:
 	default:

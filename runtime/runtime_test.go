@@ -316,3 +316,11 @@ func TestForConcurrentRuns(t *testing.T) {
 		}
 	}
 }
+
+func TestOnCPU(t *testing.T) {
+	for p, want := range map[string]bool{"": true, "cpu": true, " CPU ": true, "cuda": false, "auto": false} {
+		if got := (Options{Provider: p}).OnCPU(); got != want {
+			t.Errorf("Provider %q: OnCPU %v, want %v", p, got, want)
+		}
+	}
+}

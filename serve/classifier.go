@@ -154,10 +154,9 @@ func Open(path string, opts Options) (*Classifier, error) {
 // autoWorkers resolves Options.Workers 0 and splits the intra-op threads
 // between workers (see Open).
 func autoWorkers(workers int, ro runtime.Options, cores int) (int, runtime.Options) {
-	cpu := strings.TrimSpace(ro.Provider) == "" || strings.EqualFold(strings.TrimSpace(ro.Provider), runtime.ProviderCPU)
 	if workers <= 0 {
 		workers = 1
-		if cpu && ro.IntraThreads == 0 {
+		if ro.OnCPU() && ro.IntraThreads == 0 {
 			workers = min(2, max(cores, 1))
 		}
 	}
