@@ -110,16 +110,15 @@ func DecodeBytes(b []byte, maxPixels int) (image.Image, error) {
 // every upload's pixels.
 func DecodeEvalTensor(b []byte, maxPixels, size, channels int, norm Norm, dst []float32) error {
 	checkArgs(size, size, channels, dst)
-	var held []*[]byte
+	var held *[]byte // decodeBytes allocates at most one pixel buffer
 	defer func() {
-		for _, p := range held {
-			putPix(p)
+		if held != nil {
+			putPix(held)
 		}
 	}()
 	m, err := decodeBytes(b, maxPixels, func(n int) []byte {
-		p := getPix(n)
-		held = append(held, p)
-		return *p
+		held = getPix(n)
+		return *held
 	})
 	if err != nil {
 		return err
@@ -152,7 +151,8 @@ func putPix(p *[]byte) {
 }
 
 // decodeBytes is DecodeBytes; alloc, when not nil, provides the pixel
-// buffer of a libjpeg-turbo decode (its contents need not be zero).
+// buffer of a libjpeg-turbo decode (called at most once; the contents need
+// not be zero).
 func decodeBytes(b []byte, maxPixels int, alloc func(n int) []byte) (img image.Image, err error) {
 	if maxPixels <= 0 {
 		maxPixels = DefaultMaxPixels

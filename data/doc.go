@@ -16,7 +16,7 @@
 // when image/jpeg decodes them) or *image.RGBA (everything else).
 //
 // JPEGs are decoded with libjpeg-turbo when it can be loaded at run time
-// (package internal/turbojpeg; Debian's libturbojpeg0), about four times
+// (package internal/turbojpeg; Debian's libturbojpeg0), three to four times
 // faster than image/jpeg, else with image/jpeg. $BITRUN_JPEG (or SelectJPEG)
 // picks one: auto (default), turbo (fail when missing) or go. Streams
 // libjpeg-turbo declines (CMYK, corrupt data, warnings such as a truncated
@@ -25,8 +25,10 @@
 // The two decoders' pixels differ by a level or two (IDCT rounding) and more
 // along sharp colour edges (libjpeg-turbo interpolates subsampled chroma,
 // image/jpeg replicates it), so scores can move in the last digits between
-// machines with and without the library; one process uses one decoder. Transparent pixels are composited over WHITE,
-// so the *image.RGBA result is always opaque.
+// machines with and without the library; one process uses one decoder.
+//
+// Transparent pixels are composited over WHITE, so the *image.RGBA result is
+// always opaque.
 //
 // # Preprocessing
 //
