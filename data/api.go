@@ -5,11 +5,31 @@ package data
 
 import (
 	"errors"
+	"fmt"
 	"image"
 )
 
 // ErrBadImage is wrapped by every error about undecodable or oversized images.
 var ErrBadImage = errors.New("data: bad image")
+
+// TooManyPixelsError is the error of an image whose header claims more
+// pixels than the cap; it is found before any pixel buffer is allocated and
+// wraps ErrBadImage.
+type TooManyPixelsError struct {
+	Format        string // "jpeg", "png", ...
+	Width, Height int
+	Limit         int // the pixel cap
+}
+
+func (e *TooManyPixelsError) Error() string {
+	return fmt.Sprintf("%v: %s image is %dx%d = %d pixels, over the limit of %d",
+		ErrBadImage, e.Format, e.Width, e.Height, e.Pixels(), e.Limit)
+}
+
+func (e *TooManyPixelsError) Unwrap() error { return ErrBadImage }
+
+// Pixels is Width*Height.
+func (e *TooManyPixelsError) Pixels() int64 { return int64(e.Width) * int64(e.Height) }
 
 // DefaultMaxPixels is the default cap on width*height checked before decoding.
 const DefaultMaxPixels = 40_000_000

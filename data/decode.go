@@ -175,8 +175,7 @@ func decodeBytes(b []byte, maxPixels int, alloc func(n int) []byte) (img image.I
 		return nil, fmt.Errorf("%w: %s image has empty size %dx%d", ErrBadImage, f.name, cfg.Width, cfg.Height)
 	}
 	if int64(cfg.Width)*int64(cfg.Height) > int64(maxPixels) {
-		return nil, fmt.Errorf("%w: %s image is %dx%d = %d pixels, over the limit of %d",
-			ErrBadImage, f.name, cfg.Width, cfg.Height, int64(cfg.Width)*int64(cfg.Height), maxPixels)
+		return nil, &TooManyPixelsError{Format: f.name, Width: cfg.Width, Height: cfg.Height, Limit: maxPixels}
 	}
 	var m image.Image
 	normalized := false

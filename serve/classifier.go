@@ -1,7 +1,6 @@
 package serve
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -427,44 +426,20 @@ func (c *Classifier) abort() error {
 	return c.Close()
 }
 
-// checkPixels reads the image header with image.DecodeConfig and returns
-// ErrTooManyPixels when it is over maxPixels (413, where data's own cap
-// check is a 400 bad image).
-func checkPixels(b []byte, maxPixels int) error {
-	if len(b) == 0 {
-		return ErrEmptyBody
-	}
-	if cfg, _, err := image.DecodeConfig(bytes.NewReader(b)); err == nil {
-		if px := int64(cfg.Width) * int64(cfg.Height); px > int64(maxPixels) {
-			return fmt.Errorf("%w: image is %dx%d = %d pixels, over the max-pixels limit of %d",
-				ErrTooManyPixels, cfg.Width, cfg.Height, px, maxPixels)
-		}
-	}
-	return nil
-}
-
-// decodeImage checks the pixel count (checkPixels) and decodes b with
-// data.DecodeBytes.
-func decodeImage(b []byte, maxPixels int) (image.Image, error) {
-	if err := checkPixels(b, maxPixels); err != nil {
-		return nil, err
-	}
-	img, err := data.DecodeBytes(b, maxPixels)
-	if err != nil {
-		return nil, fmt.Errorf("serve: %w", err)
-	}
-	return img, nil
-}
-
-// decodeRow checks the pixel count (checkPixels) and decodes b straight into
-// a new model input row with data.DecodeEvalTensor (the same values as
-// decodeImage then EvalTensor, without keeping the pixels).
+// decodeRow decodes b straight into a new model input row with
+// data.DecodeEvalTensor. data checks the pixel count from the header before
+// decoding; over maxPixels is ErrTooManyPixels (413) here.
 func decodeRow(b []byte, maxPixels int, pre Preprocessing) ([]float32, error) {
-	if err := checkPixels(b, maxPixels); err != nil {
-		return nil, err
+	if len(b) == 0 {
+		return nil, ErrEmptyBody
 	}
 	x := make([]float32, pre.Size())
 	if err := data.DecodeEvalTensor(b, maxPixels, pre.Resolution, pre.Channels, pre.norm, x); err != nil {
+		var tp *data.TooManyPixelsError
+		if errors.As(err, &tp) {
+			return nil, fmt.Errorf("%w: image is %dx%d = %d pixels, over the max-pixels limit of %d",
+				ErrTooManyPixels, tp.Width, tp.Height, tp.Pixels(), tp.Limit)
+		}
 		return nil, fmt.Errorf("serve: %w", err)
 	}
 	return x, nil

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/bitrun/bitrun/data"
 	"github.com/bitrun/bitrun/runtime"
 )
 
@@ -55,8 +56,13 @@ func seedImages(t testing.TB) map[string][]byte {
 	return out
 }
 
-// checkUpload asserts the properties every decodeUpload result must have.
-func checkUpload(t *testing.T, ups []upload[image.Image], err error) {
+// fuzzPre is the preprocessing the fuzz targets decode rows with.
+var fuzzPre = Preprocessing{Resolution: 8, Channels: 3, norm: data.BiTNorm}
+
+// checkUpload asserts the properties every decodeUpload result must have:
+// a 4xx error with the package prefix, or 1..maxImages rows of the model's
+// size with every value inside BiT's [-1, 1] input range.
+func checkUpload(t *testing.T, ups []upload[[]float32], err error) {
 	if err != nil {
 		code := statusFor(err)
 		if code < 400 || code >= 500 {
@@ -71,14 +77,18 @@ func checkUpload(t *testing.T, ups []upload[image.Image], err error) {
 		t.Fatalf("%d images, limits 1..%d", len(ups), fuzzLimits.maxImages)
 	}
 	for _, u := range ups {
-		b := u.val.Bounds()
-		if b.Empty() || int64(b.Dx())*int64(b.Dy()) > int64(fuzzLimits.maxPixels) {
-			t.Fatalf("decoded %v, pixel cap %d", b, fuzzLimits.maxPixels)
+		if len(u.val) != fuzzPre.Size() {
+			t.Fatalf("row of %d values, want %d", len(u.val), fuzzPre.Size())
+		}
+		for i, v := range u.val {
+			if !(v >= -1.0001 && v <= 1.0001) {
+				t.Fatalf("row value %d = %v, outside [-1, 1]", i, v)
+			}
 		}
 	}
 }
 
-func decodeForFuzz(b []byte) (image.Image, error) { return decodeImage(b, fuzzLimits.maxPixels) }
+func decodeForFuzz(b []byte) ([]float32, error) { return decodeRow(b, fuzzLimits.maxPixels, fuzzPre) }
 
 // FuzzDecodeUpload feeds arbitrary bodies and Content-Types to the upload
 // decoder (raw and multipart): it must never panic, never exceed the limits,
@@ -220,9 +230,19 @@ func TestModelLabels(t *testing.T) {
 	}
 }
 
-func TestDecodeImageEmpty(t *testing.T) {
-	if _, err := decodeImage(nil, 10); !errors.Is(err, ErrEmptyBody) {
+func TestDecodeRowErrors(t *testing.T) {
+	if _, err := decodeRow(nil, 10, fuzzPre); !errors.Is(err, ErrEmptyBody) {
 		t.Errorf("empty: %v", err)
+	}
+	// The pixel cap comes from data's header check, reported as 413 naming
+	// the setting.
+	png := seedImages(t)["png"]
+	_, err := decodeRow(png, 14, fuzzPre)
+	if !errors.Is(err, ErrTooManyPixels) || statusFor(err) != 413 || !strings.Contains(err.Error(), "5x3 = 15 pixels, over the max-pixels limit of 14") {
+		t.Errorf("over the cap: %v", err)
+	}
+	if _, err := decodeRow(png, 15, fuzzPre); err != nil {
+		t.Errorf("at the cap: %v", err)
 	}
 }
 
