@@ -6,7 +6,13 @@
 // only FirstOf is compiled and each boundary's stub explains what to do.
 package dynlib
 
-import "strings"
+import (
+	"errors"
+	"strings"
+)
+
+// ErrMissingSymbol is wrapped when a library lacks a required symbol.
+var ErrMissingSymbol = errors.New("required symbol missing")
 
 // FirstOf calls open on each candidate path in order and returns the first
 // library that opens. When none does, ok is false and tried lists every

@@ -45,6 +45,7 @@ import "C"
 
 import (
 	"errors"
+	"fmt"
 	"unsafe"
 )
 
@@ -56,9 +57,11 @@ type Lib struct {
 }
 
 // Open loads the library at path (a file path or a name for the dynamic
-// linker's search path) and resolves names, in order; a symbol the library
-// lacks is nil in Syms. The error is dlopen's message.
-func Open(path string, names []string) (*Lib, error) {
+// linker's search path) and resolves names, in order. The first required
+// names must resolve: if one does not, the library is closed again and the
+// error wraps ErrMissingSymbol; an optional symbol the library lacks is nil
+// in Syms. Otherwise the error is dlopen's message.
+func Open(path string, names []string, required int) (*Lib, error) {
 	cpath := C.CString(path)
 	defer C.free(unsafe.Pointer(cpath))
 	var errBuf [512]C.char
@@ -71,6 +74,15 @@ func Open(path string, names []string) (*Lib, error) {
 		cname := C.CString(name)
 		l.syms[i] = C.dlsym(h, cname)
 		C.free(unsafe.Pointer(cname))
+	}
+	for i, name := range names[:required] {
+		if l.syms[i] == nil {
+			err := fmt.Errorf("%s has no %s: %w", path, name, ErrMissingSymbol)
+			if cerr := l.Close(); cerr != nil {
+				err = fmt.Errorf("%w (and dlclose failed: %v)", err, cerr)
+			}
+			return nil, err
+		}
 	}
 	for _, s := range l.syms {
 		if s == nil {

@@ -3,6 +3,7 @@
 package dynlib
 
 import (
+	"errors"
 	"strings"
 	"testing"
 )
@@ -10,7 +11,7 @@ import (
 // TestOpenLibc loads the C library every cgo binary already maps: present
 // symbols resolve, absent ones are nil, and the path is the real file.
 func TestOpenLibc(t *testing.T) {
-	l, err := Open("libc.so.6", []string{"strlen", "bitrun_no_such_symbol"})
+	l, err := Open("libc.so.6", []string{"strlen", "bitrun_no_such_symbol"}, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -27,8 +28,17 @@ func TestOpenLibc(t *testing.T) {
 	}
 }
 
+// TestOpenRequired: a required symbol the library lacks is an error that
+// names it and wraps ErrMissingSymbol.
+func TestOpenRequired(t *testing.T) {
+	_, err := Open("libc.so.6", []string{"strlen", "bitrun_no_such_symbol"}, 2)
+	if !errors.Is(err, ErrMissingSymbol) || !strings.Contains(err.Error(), "has no bitrun_no_such_symbol") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
 func TestOpenMissing(t *testing.T) {
-	_, err := Open("/nonexistent/libbitrun-nothing.so", []string{"x"})
+	_, err := Open("/nonexistent/libbitrun-nothing.so", []string{"x"}, 1)
 	if err == nil || !strings.Contains(err.Error(), "/nonexistent/libbitrun-nothing.so") {
 		t.Fatalf("err = %v, want dlopen's message naming the file", err)
 	}

@@ -8,6 +8,7 @@ package turbojpeg
 import "C"
 
 import (
+	"errors"
 	"fmt"
 	"sync"
 	"unsafe"
@@ -45,21 +46,15 @@ type impl struct {
 }
 
 func (l *Lib) open(path string) error {
-	dl, err := dynlib.Open(path, symNames)
+	// Every symbol but tjGetErrorCode (used when present) is required.
+	dl, err := dynlib.Open(path, symNames, symErrCode)
+	if errors.Is(err, dynlib.ErrMissingSymbol) {
+		return fmt.Errorf("%w: %v (TurboJPEG 2.0 or newer is needed)", ErrUnavailable, err)
+	}
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
 	copy(l.syms[:], dl.Syms())
-	// Every symbol but tjGetErrorCode (used when present) is required.
-	for i, name := range symNames[:symErrCode] {
-		if l.syms[i] == nil {
-			err := fmt.Errorf("%w: %s has no %s (TurboJPEG 2.0 or newer is needed)", ErrUnavailable, path, name)
-			if cerr := dl.Close(); cerr != nil {
-				err = fmt.Errorf("%w (and dlclose failed: %v)", err, cerr)
-			}
-			return err
-		}
-	}
 	l.dl, l.path = dl, dl.Path()
 	l.idle = make(chan unsafe.Pointer, idleHandles)
 	return nil

@@ -192,3 +192,15 @@ func TestEnvLibIsTheOnlyCandidate(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// TestOpenNotTurboJPEG: a library without the TurboJPEG API (the C library)
+// is refused, naming the first missing symbol.
+func TestOpenNotTurboJPEG(t *testing.T) {
+	if !cgoEnabled {
+		t.Skip("needs cgo (the stub is covered by TestOpenPathMissing)")
+	}
+	_, err := OpenPath("libc.so.6")
+	if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "has no tjInitDecompress") {
+		t.Fatalf("err = %v", err)
+	}
+}
