@@ -2,6 +2,7 @@ package data
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"image"
 	"image/color"
@@ -79,7 +80,9 @@ func sniff(b []byte) (format, bool) {
 // maxPixels <= 0 means DefaultMaxPixels. At most MaxEncodedBytes(maxPixels)
 // bytes are read from r; longer input is rejected. Worst-case memory is the
 // encoded bytes plus about 4 bytes per pixel (8 while converting an unusual
-// colour model). The result is *image.Gray, *image.YCbCr or an opaque
+// colour model), plus for progressive JPEGs a coefficient buffer of at most
+// 8 bytes per allowed pixel; JPEG scans and work are bounded too (see
+// DecodeCostError and the package documentation). The result is *image.Gray, *image.YCbCr or an opaque
 // *image.RGBA (alpha composited over white); see the package documentation.
 func Decode(r io.Reader, maxPixels int) (image.Image, error) {
 	if maxPixels <= 0 {
@@ -180,15 +183,24 @@ func decodeBytes(b []byte, maxPixels int, alloc func(n int) []byte) (img image.I
 	var m image.Image
 	normalized := false
 	if f.name == "jpeg" {
+		// Scans, coefficient memory and work are bounded for both decoders
+		// before either allocates.
+		if err := checkJPEGCost(b, maxPixels); err != nil {
+			return nil, err
+		}
 		lib, err := jpegDecoder()
 		if err != nil {
 			return nil, err
 		}
 		if lib != nil {
-			// Declined streams go to image/jpeg, which decodes them or says
-			// why they are bad. Accepted ones are already normalised.
-			if m, err = decodeTurbo(lib, b, cfg, alloc); err != nil {
-				m = nil
+			// Declined streams (colour spaces libjpeg-turbo does not convert
+			// the way image/jpeg does) go to image/jpeg, which decodes them
+			// or says why they are bad. A stream libjpeg-turbo failed on
+			// (corrupt or truncated data, its scan limit) is bad: image/jpeg
+			// does not get a second try. Accepted ones are already normalised.
+			m, err = decodeTurbo(lib, b, cfg, alloc)
+			if err != nil && !errors.Is(err, errTurboDeclined) {
+				return nil, fmt.Errorf("%w: jpeg: %w", ErrBadImage, err)
 			}
 			normalized = m != nil
 		}

@@ -10,6 +10,18 @@
 // turned into errors. Every such error wraps ErrBadImage. JPEG EXIF
 // orientation (tags 1-8) is applied; corrupt EXIF data is ignored.
 //
+// A JPEG's cost is bounded from its markers before either decoder runs
+// (DecodeCostError): at most MaxJPEGScans scans, at most 16 walks over the
+// frame's blocks summed over the scans, no more 8x8 blocks than 8 per byte
+// of coded data (every block of a valid stream takes at least one bit), and
+// for progressive streams a coefficient buffer of at most 8 bytes per
+// allowed pixel. So decoding one image costs at most about 12 bytes per
+// allowed pixel (coefficients plus pixels; 480 MB at DefaultMaxPixels,
+// and only for uploads of at least one byte per 64 pixels) and a bounded
+// number of block visits (under a second of CPU at DefaultMaxPixels),
+// whatever the upload; a few hundred bytes can no longer claim a
+// 40-megapixel progressive frame.
+//
 // Decode returns one of three concrete types so that preprocessing can take
 // fast paths: *image.Gray (grayscale sources, including 16-bit ones, which are
 // reduced to 8 bits), *image.YCbCr (ordinary colour JPEGs without rotation,
@@ -19,9 +31,11 @@
 // (package internal/turbojpeg; Debian's libturbojpeg0), three to four times
 // faster than image/jpeg, else with image/jpeg. $BITRUN_JPEG (or SelectJPEG)
 // picks one: auto (default), turbo (fail when missing) or go. Streams
-// libjpeg-turbo declines (CMYK, corrupt data, warnings such as a truncated
-// scan) go to image/jpeg, whose error is the one reported when both fail;
-// so do RGB-coded streams, which libjpeg-turbo 2.1 may take for YCbCr.
+// libjpeg-turbo declines (CMYK and YCCK, RGB-coded streams, which
+// libjpeg-turbo 2.1 may take for YCbCr, and headers it cannot read) go to
+// image/jpeg. A stream libjpeg-turbo fails to decode (corrupt data,
+// warnings such as a truncated scan, its scan limit) is bad: its error is
+// final and image/jpeg does not decode it again.
 // The two decoders' pixels differ by a level or two (IDCT rounding) and more
 // along sharp colour edges (libjpeg-turbo interpolates subsampled chroma,
 // image/jpeg replicates it), so scores can move in the last digits between

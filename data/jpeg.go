@@ -105,8 +105,10 @@ var errTurboDeclined = errors.New("data: libjpeg-turbo declined the stream")
 
 // decodeTurbo decodes a JPEG whose header image/jpeg already checked against
 // the pixel cap (cfg) with libjpeg-turbo: gray streams to *image.Gray,
-// YCbCr ones to an opaque *image.RGBA. RGB, CMYK and YCCK streams, a header
-// that disagrees with cfg and any library error return errTurboDeclined.
+// YCbCr ones to an opaque *image.RGBA. RGB, CMYK and YCCK streams and a
+// header that libjpeg-turbo cannot read or that disagrees with cfg return
+// errTurboDeclined; an error while decoding (corrupt or truncated data,
+// warnings, the scan limit) is returned as it is and is final.
 //
 // alloc, when not nil, provides the pixel buffer (else it is allocated).
 func decodeTurbo(lib *turbojpeg.Lib, b []byte, cfg image.Config, alloc func(int) []byte) (image.Image, error) {
@@ -121,8 +123,8 @@ func decodeTurbo(lib *turbojpeg.Lib, b []byte, cfg image.Config, alloc func(int)
 	switch {
 	case h.Colorspace == turbojpeg.Gray && cfg.ColorModel == color.GrayModel:
 		m := &image.Gray{Pix: alloc(h.Width * h.Height), Stride: h.Width, Rect: r}
-		if lib.Decode(b, turbojpeg.FormatGray, m.Pix, h.Width, h.Height) != nil {
-			return nil, errTurboDeclined
+		if err := lib.Decode(b, turbojpeg.FormatGray, m.Pix, h.Width, h.Height); err != nil {
+			return nil, err
 		}
 		return m, nil
 	case h.Colorspace == turbojpeg.YCbCr && cfg.ColorModel == color.YCbCrModel:
@@ -130,8 +132,8 @@ func decodeTurbo(lib *turbojpeg.Lib, b []byte, cfg image.Config, alloc func(int)
 		// 2.1 takes some RGB streams (Go's testdata/video-001.rgb.jpeg) for
 		// YCbCr and would convert them wrongly.
 		m := &image.RGBA{Pix: alloc(4 * h.Width * h.Height), Stride: 4 * h.Width, Rect: r}
-		if lib.Decode(b, turbojpeg.FormatRGBA, m.Pix, h.Width, h.Height) != nil {
-			return nil, errTurboDeclined
+		if err := lib.Decode(b, turbojpeg.FormatRGBA, m.Pix, h.Width, h.Height); err != nil {
+			return nil, err
 		}
 		return m, nil
 	}
