@@ -121,28 +121,19 @@ func GroupNormBackward(x, y *Tensor, groups int, gamma, mean, inv []float32, dy,
 	// Per-(image, channel) partial sums of dy*xhat and dy, reduced over the
 	// batch in order afterwards so the result does not depend on scheduling.
 	pg, pb := a.Get(n*c), a.Get(n*c)
-	parallelW(n*groups, Workers(), func(_, ng int) {
+	ParallelFor(n*groups, func(ng int) {
 		b, g := ng/groups, ng%groups
 		off := ng * size
 		mu, s := mean[ng], inv[ng]
 		var s1, s2 float64 // sums of dxhat and dxhat*xhat over the group
 		for k := 0; k < cpg; k++ {
 			ch := g*cpg + k
-			xs := x.Data[off+k*hw : off+(k+1)*hw]
-			ds := dy.Data[off+k*hw : off+(k+1)*hw]
 			var ys []float32
 			if y != nil {
 				ys = y.Data[off+k*hw : off+(k+1)*hw]
 			}
-			var sdy, sdyx float64
-			for j, d := range ds {
-				if ys != nil && ys[j] <= 0 {
-					continue
-				}
-				xh := (xs[j] - mu) * s
-				sdy += float64(d)
-				sdyx += float64(d) * float64(xh)
-			}
+			sdy, sdyx := gnSums(dy.Data[off+k*hw:off+(k+1)*hw], x.Data[off+k*hw:off+(k+1)*hw], ys, float64(mu))
+			sdyx *= float64(s) // Σ dy·xhat
 			pg.Data[b*c+ch], pb.Data[b*c+ch] = float32(sdyx), float32(sdy)
 			s1 += sdy * float64(gamma[ch])
 			s2 += sdyx * float64(gamma[ch])
@@ -150,24 +141,17 @@ func GroupNormBackward(x, y *Tensor, groups int, gamma, mean, inv []float32, dy,
 		if dx == nil {
 			return
 		}
-		m1, m2 := float32(s1/float64(size)), float32(s2/float64(size))
+		// dx = s·(m·dy·gamma - m1 - xhat·m2) with xhat = (x-mu)·s.
+		m1, m2 := s1/float64(size), s2/float64(size)
+		sf := float64(s)
 		for k := 0; k < cpg; k++ {
 			ch := g*cpg + k
-			gm := gamma[ch]
-			xs := x.Data[off+k*hw : off+(k+1)*hw]
-			ds := dy.Data[off+k*hw : off+(k+1)*hw]
-			out := dx.Data[off+k*hw : off+(k+1)*hw]
 			var ys []float32
 			if y != nil {
 				ys = y.Data[off+k*hw : off+(k+1)*hw]
 			}
-			for j, d := range ds {
-				if ys != nil && ys[j] <= 0 {
-					d = 0
-				}
-				xh := (xs[j] - mu) * s
-				out[j] = s * (d*gm - m1 - xh*m2)
-			}
+			gnApply(dx.Data[off+k*hw:off+(k+1)*hw], dy.Data[off+k*hw:off+(k+1)*hw], x.Data[off+k*hw:off+(k+1)*hw], ys,
+				mu, float32(sf*float64(gamma[ch])), float32(-sf*sf*m2), float32(-sf*m1))
 		}
 	})
 	reduce := func(dst []float32, part *Tensor) {

@@ -167,42 +167,18 @@ func GroupNormInto(dst, x *Tensor, groups int, gamma, beta, mean, inv []float32,
 	}
 	cpg, hw := c/groups, h*w
 	size := cpg * hw
-	parallelW(n*groups, Workers(), func(_, ng int) {
+	ParallelFor(n*groups, func(ng int) {
 		g := ng % groups
 		off := ng * size
 		src := x.Data[off : off+size]
-		var mu float64
-		for _, v := range src {
-			mu += float64(v)
-		}
-		mu /= float64(size)
-		var variance float64
-		for _, v := range src {
-			d := float64(v) - mu
-			variance += d * d
-		}
-		variance /= float64(size)
+		mu, variance := meanVar(src)
 		s := 1 / math.Sqrt(variance+GNEpsilon)
 		mean[ng], inv[ng] = float32(mu), float32(s)
 		for k := 0; k < cpg; k++ {
 			ch := g*cpg + k
 			scale := float32(s) * gamma[ch]
 			shift := beta[ch] - float32(mu)*scale
-			sp := src[k*hw : (k+1)*hw]
-			dp := dst.Data[off+k*hw : off+(k+1)*hw]
-			if relu {
-				for j, v := range sp {
-					if y := v*scale + shift; y > 0 {
-						dp[j] = y
-					} else {
-						dp[j] = 0
-					}
-				}
-			} else {
-				for j, v := range sp {
-					dp[j] = v*scale + shift
-				}
-			}
+			scaleShift(dst.Data[off+k*hw:off+(k+1)*hw], src[k*hw:(k+1)*hw], scale, shift, relu)
 		}
 	})
 }

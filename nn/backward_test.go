@@ -242,3 +242,37 @@ func TestGlobalAvgPoolLinearGrad(t *testing.T) {
 	checkGrad(t, "dw", dw.Data, numeric(w64.Data, loss))
 	checkGrad(t, "db", db, numeric(b64, loss))
 }
+
+// The checkpoint-layout kernels give what the OIHW kernels give around a
+// layout change, for channel counts on and off the 16-channel blocks.
+func TestStandardizeHWIO(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 3))
+	for _, shape := range [][]int{{3, 3, 5, 7}, {1, 1, 32, 48}, {7, 7, 3, 20}} {
+		t.Run(fmt.Sprint(shape), func(t *testing.T) {
+			w := randT(rng, 0.2, shape...)
+			for i := range w.Data {
+				w.Data[i] += 0.05
+			}
+			oihw := nn.HWIOToOIHW(w)
+			want, wantInv := nn.New(oihw.Shape...), make([]float32, shape[3])
+			nn.StandardizeWeightInto(want, oihw, wantInv)
+			ws, inv := nn.New(oihw.Shape...), make([]float32, shape[3])
+			nn.StandardizeHWIOInto(ws, w, inv)
+			checkClose(t, "StandardizeHWIOInto", ws.Data, f64(want.Data), 1e-6)
+			checkClose(t, "inv", inv, f64(wantInv), 1e-6)
+
+			gs := randT(rng, 1, oihw.Shape...)
+			tmp := nn.New(oihw.Shape...)
+			nn.StandardizeWeightBackward(want, wantInv, gs, tmp, false)
+			wantDW := nn.OIHWToHWIO(tmp)
+			dw := nn.New(shape...)
+			nn.StandardizeBackwardHWIO(ws, inv, gs, dw, false)
+			checkClose(t, "StandardizeBackwardHWIO", dw.Data, f64(wantDW.Data), 1e-5)
+			nn.StandardizeBackwardHWIO(ws, inv, gs, dw, true)
+			for i := range wantDW.Data {
+				wantDW.Data[i] *= 2
+			}
+			checkClose(t, "accumulate", dw.Data, f64(wantDW.Data), 1e-5)
+		})
+	}
+}

@@ -62,3 +62,26 @@ func addGo(dst, src []float32) {
 		dst[i] += v
 	}
 }
+
+func gnSumsGo(dy, x, y []float32, mu float64) (sdy, sdyx float64) {
+	x = x[:len(dy)]
+	for j, d := range dy {
+		if y != nil && y[j] <= 0 {
+			continue
+		}
+		sdy += float64(d)
+		sdyx += float64(d) * (float64(x[j]) - mu)
+	}
+	return sdy, sdyx
+}
+
+func gnApplyGo(out, dy, x, y []float32, mu, a, b, c float32) {
+	out, x = out[:len(dy)], x[:len(dy)]
+	for j, d := range dy {
+		v := b*(x[j]-mu) + c
+		if y == nil || y[j] > 0 {
+			v += a * d
+		}
+		out[j] = v
+	}
+}

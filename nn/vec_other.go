@@ -9,3 +9,8 @@ func addSlice(dst, src []float32)                { addGo(dst[:len(src)], src) }
 func scaleShift(dst, src []float32, scale, shift float32, relu bool) {
 	scaleShiftGo(dst[:len(src)], src, scale, shift, relu)
 }
+
+func gnSums(dy, x, y []float32) (sdy, sdyx float64) { return gnSumsGo(dy, x, y) }
+func gnApply(out, dy, x, y []float32, mu, a, b, c float32) {
+	gnApplyGo(out, dy, x, y, mu, a, b, c)
+}

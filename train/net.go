@@ -60,7 +60,7 @@ type Net struct {
 	gacc map[string]*nn.Tensor // gradient accumulators (conv: w.r.t. the standardised OIHW kernel)
 	grad model.Params          // finalised gradients, checkpoint layout
 	seen bool                  // accumulators hold a micro-batch
-	tmp  map[string]*nn.Tensor // OIHW scratch for Grads
+	conv map[string]bool       // trainable conv kernels (their gacc is OIHW)
 }
 
 type gnStats struct{ mean, inv []float32 }
@@ -93,7 +93,7 @@ func NewNet(cfg model.Config, params model.Params, trainable Trainable) (*Net, e
 	}
 	n := &Net{cfg: cfg, params: params, trainable: trainable, pos: map[string]int{},
 		kern: map[string]*nn.Tensor{}, kinv: map[string][]float32{}, gacc: map[string]*nn.Tensor{},
-		grad: model.Params{}, tmp: map[string]*nn.Tensor{}}
+		grad: model.Params{}, conv: map[string]bool{}}
 	n.specs = cfg.Spec()
 	n.first = len(n.specs)
 	for i, s := range n.specs {
@@ -107,7 +107,7 @@ func NewNet(cfg model.Config, params model.Params, trainable Trainable) (*Net, e
 		switch s.Kind {
 		case model.KindConv:
 			n.gacc[s.Name] = nn.New(s.Shape[3], s.Shape[2], s.Shape[0], s.Shape[1])
-			n.tmp[s.Name] = nn.New(s.Shape[3], s.Shape[2], s.Shape[0], s.Shape[1])
+			n.conv[s.Name] = true
 		default:
 			n.gacc[s.Name] = nn.New(s.Shape...)
 		}
@@ -157,11 +157,7 @@ func (n *Net) prepare() {
 			kh, kw, ci, co := s.Shape[0], s.Shape[1], s.Shape[2], s.Shape[3]
 			ws := a.Get(co, ci, kh, kw)
 			inv := a.Get(co)
-			m := a.Mark()
-			raw := a.Get(co, ci, kh, kw)
-			nn.HWIOToOIHWInto(raw, n.params[s.Name])
-			nn.StandardizeWeightInto(ws, raw, inv.Data)
-			a.Release(m)
+			nn.StandardizeHWIOInto(ws, n.params[s.Name], inv.Data)
 			n.kern[s.Name], n.kinv[s.Name] = ws, inv.Data
 		case model.KindHead:
 			k := n.params[s.Name]
@@ -384,10 +380,8 @@ func (n *Net) Grads() model.Params {
 			clear(gt.Data)
 			continue
 		}
-		if _, conv := n.tmp[name]; conv {
-			tmp := n.tmp[name]
-			nn.StandardizeWeightBackward(n.kern[name], n.kinv[name], src, tmp, false)
-			nn.OIHWToHWIOInto(gt, tmp)
+		if n.conv[name] {
+			nn.StandardizeBackwardHWIO(n.kern[name], n.kinv[name], src, gt, false)
 			continue
 		}
 		copy(gt.Data, src.Data)

@@ -51,6 +51,7 @@ func (o *SGD) Step(params, grads model.Params, lr float64) error {
 		names = append(names, name)
 	}
 	sort.Strings(names)
+	var parts []sgdPart
 	for _, name := range names {
 		w, g := params[name], grads[name]
 		if w == nil || !nn.SameShape(w.Shape, g.Shape) {
@@ -68,11 +69,28 @@ func (o *SGD) Step(params, grads model.Params, lr float64) error {
 		if o.WeightDecay != 0 && decay(name) {
 			wd = float32(o.WeightDecay)
 		}
-		wv, gv, vv := w.Data, g.Data, v.Data
-		for i := range wv {
-			vv[i] = mu*vv[i] + gv[i] + wd*wv[i]
-			wv[i] -= lrf * vv[i]
+		for lo := 0; lo < len(w.Data); lo += sgdChunk {
+			hi := min(len(w.Data), lo+sgdChunk)
+			parts = append(parts, sgdPart{w.Data[lo:hi], g.Data[lo:hi], v.Data[lo:hi], mu, lrf, wd})
 		}
 	}
+	nn.ParallelFor(len(parts), func(i int) { parts[i].update() })
 	return nil
+}
+
+// sgdChunk is the number of elements one core updates at a time.
+const sgdChunk = 1 << 15
+
+// sgdPart is a slice of one parameter with its gradient and momentum.
+type sgdPart struct {
+	w, g, v    []float32
+	mu, lr, wd float32
+}
+
+func (p sgdPart) update() {
+	w, g, v := p.w, p.g[:len(p.w)], p.v[:len(p.w)]
+	for i := range w {
+		v[i] = p.mu*v[i] + g[i] + p.wd*w[i]
+		w[i] -= p.lr * v[i]
+	}
 }

@@ -1,0 +1,55 @@
+//go:build amd64 && !purego
+
+package nn
+
+import "golang.org/x/sys/cpu"
+
+// Implemented in gn_amd64.s; n must be a multiple of 16.
+//
+//go:noescape
+func gnSumsAVX512(dy, x, y *float32, n int, mu float64, relu bool) (sdy, sdyx float64)
+
+//go:noescape
+func gnApplyAVX512(out, dy, x, y *float32, n int, mu, a, b, c float32, relu bool)
+
+var hasAVX512 = cpu.X86.HasAVX512F && cpu.X86.HasAVX512DQ
+
+// gnSums returns Σ m·dy and Σ m·dy·(x-mu) in float64, where m is y > 0
+// when y is not nil and 1 otherwise.
+func gnSums(dy, x, y []float32, mu float64) (sdy, sdyx float64) {
+	bulk := len(dy) &^ 15
+	if hasAVX512 && bulk > 0 {
+		x = x[:len(dy)]
+		yp := &x[0] // any valid pointer; unused without relu
+		if y != nil {
+			y = y[:len(dy)]
+			yp = &y[0]
+		}
+		sdy, sdyx = gnSumsAVX512(&dy[0], &x[0], yp, bulk, mu, y != nil)
+		dy, x = dy[bulk:], x[bulk:]
+		if y != nil {
+			y = y[bulk:]
+		}
+	}
+	a, b := gnSumsGo(dy, x, y, mu)
+	return sdy + a, sdyx + b
+}
+
+// gnApply sets out = m·a·dy + b·(x-mu) + c, m as in gnSums.
+func gnApply(out, dy, x, y []float32, mu, a, b, c float32) {
+	bulk := len(dy) &^ 15
+	if hasAVX512 && bulk > 0 {
+		out, x = out[:len(dy)], x[:len(dy)]
+		yp := &x[0]
+		if y != nil {
+			y = y[:len(dy)]
+			yp = &y[0]
+		}
+		gnApplyAVX512(&out[0], &dy[0], &x[0], yp, bulk, mu, a, b, c, y != nil)
+		out, dy, x = out[bulk:], dy[bulk:], x[bulk:]
+		if y != nil {
+			y = y[bulk:]
+		}
+	}
+	gnApplyGo(out, dy, x, y, mu, a, b, c)
+}

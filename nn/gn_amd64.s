@@ -1,0 +1,134 @@
+//go:build amd64 && !purego
+
+#include "textflag.h"
+
+// GroupNorm backward loops (AVX-512F). n is a multiple of 16 (the Go callers
+// do the tail). The ReLU mask, when relu is set, is y > 0.
+
+// func gnSumsAVX512(dy, x, y *float32, n int, mu float64, relu bool) (sdy, sdyx float64)
+// sdy = Σ m·dy, sdyx = Σ m·dy·(x-mu), accumulated in float64.
+TEXT ·gnSumsAVX512(SB), NOSPLIT, $0-64
+	MOVQ    dy+0(FP), SI
+	MOVQ    x+8(FP), DI
+	MOVQ    y+16(FP), R8
+	MOVQ    n+24(FP), CX
+	VBROADCASTSD mu+32(FP), Z30
+	MOVBLZX relu+40(FP), AX
+	VXORPD  Z31, Z31, Z31
+	VXORPD  Z10, Z10, Z10
+	VXORPD  Z11, Z11, Z11
+	VXORPD  Z12, Z12, Z12
+	VXORPD  Z13, Z13, Z13
+	SHRQ    $4, CX
+	JZ      sumsdone
+	TESTL   AX, AX
+	JNZ     sumsrelu
+
+sumsloop:
+	VCVTPS2PD   (SI), Z0
+	VCVTPS2PD   32(SI), Z1
+	VCVTPS2PD   (DI), Z2
+	VCVTPS2PD   32(DI), Z3
+	VSUBPD      Z30, Z2, Z2
+	VSUBPD      Z30, Z3, Z3
+	VADDPD      Z0, Z10, Z10
+	VADDPD      Z1, Z11, Z11
+	VFMADD231PD Z0, Z2, Z12
+	VFMADD231PD Z1, Z3, Z13
+	ADDQ        $64, SI
+	ADDQ        $64, DI
+	DECQ        CX
+	JNZ         sumsloop
+	JMP         sumsdone
+
+sumsrelu:
+	VCVTPS2PD   (SI), Z0
+	VCVTPS2PD   32(SI), Z1
+	VCVTPS2PD   (DI), Z2
+	VCVTPS2PD   32(DI), Z3
+	VCVTPS2PD   (R8), Z4
+	VCVTPS2PD   32(R8), Z5
+	VSUBPD      Z30, Z2, Z2
+	VSUBPD      Z30, Z3, Z3
+	VCMPPD      $14, Z31, Z4, K1
+	VCMPPD      $14, Z31, Z5, K2
+	VADDPD      Z0, Z10, K1, Z10
+	VADDPD      Z1, Z11, K2, Z11
+	VFMADD231PD Z0, Z2, K1, Z12
+	VFMADD231PD Z1, Z3, K2, Z13
+	ADDQ        $64, SI
+	ADDQ        $64, DI
+	ADDQ        $64, R8
+	DECQ        CX
+	JNZ         sumsrelu
+
+sumsdone:
+	VADDPD        Z11, Z10, Z10
+	VADDPD        Z13, Z12, Z12
+	VEXTRACTF64X4 $1, Z10, Y1
+	VADDPD        Y1, Y10, Y10
+	VEXTRACTF128  $1, Y10, X1
+	VADDPD        X1, X10, X10
+	VHADDPD       X10, X10, X10
+	VEXTRACTF64X4 $1, Z12, Y1
+	VADDPD        Y1, Y12, Y12
+	VEXTRACTF128  $1, Y12, X1
+	VADDPD        X1, X12, X12
+	VHADDPD       X12, X12, X12
+	VZEROUPPER
+	MOVSD         X10, sdy+48(FP)
+	MOVSD         X12, sdyx+56(FP)
+	RET
+
+// func gnApplyAVX512(out, dy, x, y *float32, n int, mu, a, b, c float32, relu bool)
+// out = m·a·dy + b·(x-mu) + c.
+TEXT ·gnApplyAVX512(SB), NOSPLIT, $0-57
+	MOVQ         out+0(FP), DX
+	MOVQ         dy+8(FP), SI
+	MOVQ         x+16(FP), DI
+	MOVQ         y+24(FP), R8
+	MOVQ         n+32(FP), CX
+	VBROADCASTSS mu+40(FP), Z8
+	VBROADCASTSS a+44(FP), Z5
+	VBROADCASTSS b+48(FP), Z6
+	VBROADCASTSS c+52(FP), Z7
+	MOVBLZX      relu+56(FP), AX
+	VXORPS       Z31, Z31, Z31
+	SHRQ         $4, CX
+	JZ           applydone
+	TESTL        AX, AX
+	JNZ          applyrelu
+
+applyloop:
+	VMOVUPS     (DI), Z1
+	VSUBPS      Z8, Z1, Z1
+	VFMADD213PS Z7, Z6, Z1
+	VMOVUPS     (SI), Z0
+	VFMADD231PS Z0, Z5, Z1
+	VMOVUPS     Z1, (DX)
+	ADDQ        $64, SI
+	ADDQ        $64, DI
+	ADDQ        $64, DX
+	DECQ        CX
+	JNZ         applyloop
+	JMP         applydone
+
+applyrelu:
+	VMOVUPS     (DI), Z1
+	VSUBPS      Z8, Z1, Z1
+	VFMADD213PS Z7, Z6, Z1
+	VMOVUPS     (SI), Z0
+	VMOVUPS     (R8), Z4
+	VCMPPS      $14, Z31, Z4, K1
+	VFMADD231PS Z0, Z5, K1, Z1
+	VMOVUPS     Z1, (DX)
+	ADDQ        $64, SI
+	ADDQ        $64, DI
+	ADDQ        $64, DX
+	ADDQ        $64, R8
+	DECQ        CX
+	JNZ         applyrelu
+
+applydone:
+	VZEROUPPER
+	RET
