@@ -158,8 +158,24 @@ func scaleC(m, n int, beta float32, c []float32, ldc int) {
 
 // macroKernel multiplies a packed mb×kb block of A (panels aStride apart)
 // by a packed kb×nb block of B into C (whose top-left element is c[0]).
+// Where the 512-bit kernel runs, full tiles take two B panels at a time.
 func macroKernel(mb, nb, kb int, pa []float32, aStride int, pb, c []float32, ldc int, acc bool, tile *[mr * nr]float32) {
-	for jr := 0; jr < nb; jr += nr {
+	jr := 0
+	if hasWideKernel {
+		for ; jr+2*nr <= nb; jr += 2 * nr {
+			bp := pb[jr*kb:]
+			for ir := 0; ir < mb; ir += mr {
+				ap := pa[ir/mr*aStride:]
+				if mb-ir >= mr {
+					microKernel2(kb, ap, bp, c[ir*ldc+jr:], c[ir*ldc+jr+nr:], ldc, acc)
+					continue
+				}
+				edgeTile(mb-ir, nr, kb, ap, bp, c[ir*ldc+jr:], ldc, acc, tile)
+				edgeTile(mb-ir, nr, kb, ap, bp[kb*nr:], c[ir*ldc+jr+nr:], ldc, acc, tile)
+			}
+		}
+	}
+	for ; jr < nb; jr += nr {
 		nn := min(nr, nb-jr)
 		bp := pb[jr*kb:]
 		for ir := 0; ir < mb; ir += mr {
@@ -171,18 +187,23 @@ func macroKernel(mb, nb, kb int, pa []float32, aStride int, pb, c []float32, ldc
 				microKernel(kb, ap, bp, cc, ldc, acc)
 				continue
 			}
-			microKernel(kb, ap, bp, tile[:], nr, false)
-			for r := 0; r < mm; r++ {
-				src := tile[r*nr : r*nr+nn]
-				dst := c[(ir+r)*ldc+jr:][:nn]
-				if acc {
-					for j, v := range src {
-						dst[j] += v
-					}
-				} else {
-					copy(dst, src)
-				}
+			edgeTile(mm, nn, kb, ap, bp, c[ir*ldc+jr:], ldc, acc, tile)
+		}
+	}
+}
+
+// edgeTile computes a partial mm×nn tile through the scratch tile.
+func edgeTile(mm, nn, kb int, ap, bp, c []float32, ldc int, acc bool, tile *[mr * nr]float32) {
+	microKernel(kb, ap, bp, tile[:], nr, false)
+	for r := 0; r < mm; r++ {
+		src := tile[r*nr : r*nr+nn]
+		dst := c[r*ldc:][:nn]
+		if acc {
+			for j, v := range src {
+				dst[j] += v
 			}
+		} else {
+			copy(dst, src)
 		}
 	}
 }
