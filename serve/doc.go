@@ -40,17 +40,41 @@
 //
 // # Resource and security caveats
 //
-// The defaults are meant for untrusted clients on a loopback address: bodies
-// are capped (Config.MaxBody), image headers are checked against
-// Config.MaxPixels before any pixel buffer is allocated (a decoded image costs
-// about 4 bytes per pixel, so the default 40M pixels allows ~160 MiB per image
-// being decoded), at most Config.MaxDecodes images are decoded at once and
-// Config.MaxInFlight predict/infer requests are handled at once (so bodies
-// held in memory stay under MaxInFlight × MaxBody; 503 beyond), a
-// request carries at most Config.MaxImages images, each model queues at most
-// Options.MaxQueue preprocessed images, and every http.Server timeout is set.
+// The defaults are meant for untrusted clients on a loopback address. What
+// one request can cost, and what all of them can cost together:
+//
+//   - Body: at most Config.MaxBody bytes (413 beyond), received within
+//     Config.BodyTimeout (408 beyond). Bodies are read in full BEFORE an
+//     in-flight slot is taken, so a slow client holds only the bytes it
+//     sent, never a slot. Body bytes held in memory, with their parsing
+//     copies (a multipart part, the KServe tensor data), are charged to one
+//     budget of 2 × MaxInFlight × MaxBody bytes for all requests together
+//     (8 GiB at the defaults of 256 and 16 MiB: lower MaxInFlight or MaxBody
+//     on small machines); past it a request is a 503 before its body is
+//     buffered. Parsing a KServe body costs about twice its size, hence the
+//     factor 2.
+//   - Decoding: an image header is checked against Config.MaxPixels before
+//     any pixel buffer is allocated, and a JPEG's scans, coefficient memory
+//     and work are bounded from its markers (data.DecodeCostError); one
+//     decode costs at most about 12 bytes per allowed pixel (480 MB at the
+//     default 40M pixels, reached only by large progressive JPEGs; 4 bytes
+//     per pixel otherwise) and well under a second of CPU. At most
+//     Config.MaxDecodes images are decoded at once, so decoding memory stays
+//     under MaxDecodes × 12 × MaxPixels bytes; a request waiting for a decode
+//     slot gives up when its deadline (RequestTimeout) passes or its client
+//     goes away.
+//   - Work: at most Config.MaxInFlight predict/infer requests are decoded
+//     and run at once (503 beyond), each carries at most Config.MaxImages
+//     images, and each model queues at most Options.MaxQueue preprocessed
+//     images (model input rows: 4 × channels × resolution² bytes each).
+//   - Answers: a KServe answer holds each model output at most once (an
+//     output requested twice or unknown is a 400), so its size is bounded by
+//     MaxImages × the model's outputs; it is encoded before the status is
+//     written (NaN or Inf outputs are a 500 with a JSON error).
+//   - Every http.Server timeout is set.
+//
 // A bearer token (Config.AuthToken) protects every route except the health
-// probes. Models are only loaded from local files given by the operator,
-// never from a request. The package never prints; it logs through the
-// *slog.Logger it is given.
+// probes, which then carry no model names. Models are only loaded from local
+// files given by the operator, never from a request. The package never
+// prints; it logs through the *slog.Logger it is given.
 package serve

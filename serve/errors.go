@@ -45,6 +45,12 @@ var (
 	ErrNotReady = errors.New("serve: not ready")
 	// ErrClosed is wrapped when a Classifier is used after Close.
 	ErrClosed = errors.New("serve: classifier closed")
+	// ErrBodyTimeout is wrapped when a request body does not arrive within
+	// Config.BodyTimeout.
+	ErrBodyTimeout = errors.New("serve: request body timeout")
+	// ErrNonFinite is wrapped when a model output holds NaN or Inf, which
+	// the JSON answer cannot carry.
+	ErrNonFinite = errors.New("serve: non-finite model output")
 )
 
 // statusClientClosed is logged (never seen by the client) when the client
@@ -71,6 +77,10 @@ func statusFor(err error) int {
 		return http.StatusRequestEntityTooLarge
 	case errors.Is(err, ErrUnsupportedMedia):
 		return http.StatusUnsupportedMediaType
+	case errors.Is(err, ErrBodyTimeout):
+		return http.StatusRequestTimeout
+	case errors.Is(err, ErrNonFinite):
+		return http.StatusInternalServerError
 	case errors.Is(err, ErrBadRequest), errors.Is(err, ErrEmptyBody),
 		errors.Is(err, data.ErrBadImage), errors.Is(err, runtime.ErrBadInput):
 		return http.StatusBadRequest
@@ -109,11 +119,23 @@ func writeError(w http.ResponseWriter, err error) int {
 	return code
 }
 
-// writeJSON writes v as the JSON response body with the given status.
+// writeJSON writes v as the JSON response body with the given status. v is
+// encoded before the status is written: when it cannot be, the answer is a
+// 500 with a JSON error instead.
 func writeJSON(w http.ResponseWriter, code int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		code = http.StatusInternalServerError
+		b, _ = json.Marshal(errorBody{Error: fmt.Sprintf("serve: encoding the answer: %v", err)})
+	}
+	writeBody(w, code, append(b, '\n'))
+}
+
+// writeBody writes an encoded JSON body with the given status.
+func writeBody(w http.ResponseWriter, code int, b []byte) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
 	w.WriteHeader(code)
-	enc := json.NewEncoder(w)
-	_ = enc.Encode(v) // the client may have gone; nothing to do about it
+	_, _ = w.Write(b) // the client may have gone; nothing to do about it
 }

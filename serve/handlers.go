@@ -1,20 +1,30 @@
 package serve
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"mime"
+	"net"
 	"net/http"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-func (s *Server) healthz(_ *reqCtx, w http.ResponseWriter, _ *http.Request) error {
+func (s *Server) healthz(_ *reqCtx, w http.ResponseWriter, r *http.Request) error {
 	if !s.Ready() {
 		return s.notReady()
+	}
+	// Model names only for callers that could list them anyway
+	// (/v1/models needs the token when one is set).
+	if s.cfg.AuthToken != "" && s.authorized(r) != nil {
+		writeJSON(w, http.StatusOK, map[string]any{"status": "ok"})
+		return nil
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "models": s.table.Load().names})
 	return nil
@@ -183,6 +193,27 @@ type PredictResponse struct {
 	Results     []PredictResult `json:"results"`
 }
 
+// readBody reads the request body (capped at Config.MaxBody, charged to the
+// body budget) within Config.BodyTimeout; release returns its buffer.
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request) (b []byte, release func(), err error) {
+	if r.ContentLength > s.cfg.MaxBody {
+		return nil, nil, tooLarge(s.cfg.MaxBody)
+	}
+	if s.cfg.BodyTimeout > 0 {
+		// Best effort: a ResponseWriter that cannot set deadlines (a
+		// test recorder, a wrapping mux) keeps the server's ReadTimeout.
+		// The deadline is not lifted afterwards: the server reads the
+		// next request under deadlines of its own, and an unread rest of
+		// this body must not be waited for without one.
+		_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(s.cfg.BodyTimeout))
+	}
+	b, release, err = readCapped(http.MaxBytesReader(w, r.Body, s.cfg.MaxBody), s.cfg.MaxBody, r.ContentLength, s.bodies)
+	if ne := net.Error(nil); err != nil && errors.As(err, &ne) && ne.Timeout() {
+		err = fmt.Errorf("%w: request body not received within %v (the body timeout)", ErrBodyTimeout, s.cfg.BodyTimeout)
+	}
+	return b, release, err
+}
+
 // admit takes one of the Config.MaxInFlight request slots; release it
 // when done.
 func (s *Server) admit() (release func(), err error) {
@@ -202,27 +233,31 @@ func (s *Server) predict(rc *reqCtx, w http.ResponseWriter, r *http.Request) err
 	if s.draining.Load() || !c.Ready() {
 		return s.notReady()
 	}
-	release, err := s.admit()
-	if err != nil {
-		return err
-	}
-	defer release()
 	k := c.opts.TopK
 	if q := r.URL.Query().Get("top_k"); q != "" {
 		if k, err = strconv.Atoi(q); err != nil || k < 1 {
 			return fmt.Errorf("%w: top_k=%q; want a positive integer", ErrBadRequest, q)
 		}
 	}
-	if r.ContentLength > s.cfg.MaxBody {
-		return tooLarge(s.cfg.MaxBody)
+	// The body is read in full before an in-flight slot is taken, so slow
+	// clients hold only the bytes they sent (charged to the body budget),
+	// never a slot.
+	raw, releaseBody, err := s.readBody(w, r)
+	if err != nil {
+		return err
 	}
-	body := http.MaxBytesReader(w, r.Body, s.cfg.MaxBody)
-	lim := uploadLimits{maxBody: s.cfg.MaxBody, maxPixels: s.cfg.MaxPixels, maxImages: s.cfg.MaxImages}
+	defer releaseBody()
+	release, err := s.admit()
+	if err != nil {
+		return err
+	}
+	defer release()
+	lim := uploadLimits{maxBody: s.cfg.MaxBody, maxPixels: s.cfg.MaxPixels, maxImages: s.cfg.MaxImages, budget: s.bodies}
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
 	defer cancel()
 	// Each image becomes its model input row at once; its bytes and pixels
 	// are reused for the next upload.
-	ups, err := decodeUpload(r.Header.Get("Content-Type"), body, r.ContentLength, lim, func(b []byte) ([]float32, error) {
+	ups, err := decodeUpload(r.Header.Get("Content-Type"), bytes.NewReader(raw), int64(len(raw)), lim, func(b []byte) ([]float32, error) {
 		select {
 		case s.decodeSem <- struct{}{}:
 		case <-ctx.Done():
@@ -271,15 +306,22 @@ func (s *Server) infer(rc *reqCtx, w http.ResponseWriter, r *http.Request) error
 			return fmt.Errorf("%w: %q; the infer endpoint takes application/json (KServe v2)", ErrUnsupportedMedia, ct)
 		}
 	}
-	if r.ContentLength > s.cfg.MaxBody {
-		return tooLarge(s.cfg.MaxBody)
+	raw, releaseBody, err := s.readBody(w, r)
+	if err != nil {
+		return err
 	}
+	defer releaseBody()
 	release, err := s.admit()
 	if err != nil {
 		return err
 	}
 	defer release()
-	req, err := parseInfer(http.MaxBytesReader(w, r.Body, s.cfg.MaxBody), c, s.cfg.MaxImages)
+	// Parsing copies the tensor data once more: charge it too.
+	if err := s.bodies.take(int64(len(raw))); err != nil {
+		return err
+	}
+	req, err := parseInfer(raw, c, s.cfg.MaxImages)
+	s.bodies.give(int64(len(raw)))
 	if err != nil {
 		return err
 	}
@@ -299,6 +341,13 @@ func (s *Server) infer(rc *reqCtx, w http.ResponseWriter, r *http.Request) error
 		o.Shape = append([]int64{int64(req.rows)}, rowShape...)
 		resp.Outputs = append(resp.Outputs, o)
 	}
-	writeJSON(w, http.StatusOK, resp)
+	// Encoded before the status is written: an output that cannot be
+	// encoded (NaN or Inf from the model) is a 500 with a JSON error, not
+	// a 200 with an empty body.
+	b, err := encodeInferResponse(resp)
+	if err != nil {
+		return err
+	}
+	writeBody(w, http.StatusOK, b)
 	return nil
 }

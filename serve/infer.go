@@ -6,7 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
+	"math"
+	"slices"
 	"strconv"
 	"sync"
 )
@@ -67,8 +68,8 @@ type parsedInfer struct {
 // parseInfer reads and validates a KServe v2 infer request against the
 // classifier: input name, FP32, shape [N, C, R, R] with 1 <= N <= maxImages,
 // data length, requested outputs.
-func parseInfer(r io.Reader, c *Classifier, maxImages int) (*parsedInfer, error) {
-	dec := json.NewDecoder(r)
+func parseInfer(body []byte, c *Classifier, maxImages int) (*parsedInfer, error) {
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	var req inferRequest
 	if err := dec.Decode(&req); err != nil {
@@ -76,6 +77,9 @@ func parseInfer(r io.Reader, c *Classifier, maxImages int) (*parsedInfer, error)
 	}
 	if dec.More() {
 		return nil, fmt.Errorf("%w: trailing data after the infer request JSON", ErrBadRequest)
+	}
+	if len(req.Outputs) > len(c.info.Outputs) {
+		return nil, fmt.Errorf("%w: %d outputs requested; the model has %d (%v)", ErrBadRequest, len(req.Outputs), len(c.info.Outputs), c.info.Outputs)
 	}
 	if len(req.Inputs) != 1 {
 		return nil, fmt.Errorf("%w: want exactly 1 input tensor (%q), got %d", ErrBadRequest, c.info.Input, len(req.Inputs))
@@ -114,12 +118,32 @@ func parseInfer(r io.Reader, c *Classifier, maxImages int) (*parsedInfer, error)
 		if !found {
 			return nil, fmt.Errorf("%w: unknown output %q (outputs: %v)", ErrBadRequest, o.Name, c.info.Outputs)
 		}
+		if slices.Contains(p.outputs, o.Name) {
+			return nil, fmt.Errorf("%w: output %q requested twice", ErrBadRequest, o.Name)
+		}
 		p.outputs = append(p.outputs, o.Name)
 	}
 	if len(p.outputs) == 0 {
 		p.outputs = c.info.Outputs
 	}
 	return p, nil
+}
+
+// encodeInferResponse encodes resp, failing with ErrNonFinite when an
+// output holds NaN or Inf (JSON has no numbers for them).
+func encodeInferResponse(resp inferResponse) ([]byte, error) {
+	for _, o := range resp.Outputs {
+		for i, v := range o.Data {
+			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+				return nil, fmt.Errorf("%w: output %q value %d is %v", ErrNonFinite, o.Name, i, v)
+			}
+		}
+	}
+	b, err := json.Marshal(resp)
+	if err != nil {
+		return nil, fmt.Errorf("serve: encoding the infer answer: %w", err)
+	}
+	return append(b, '\n'), nil
 }
 
 // parseNumbers reads a JSON array of numbers, flat or nested (row-major),

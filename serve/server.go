@@ -38,7 +38,8 @@ type Config struct {
 	IdleTimeout       time.Duration        // keep-alive idle; default 120s
 	DrainDelay        time.Duration        // Shutdown: time readiness reports 503 before the listener closes; default 0
 	MaxDecodes        int                  // images decoded at once (bounds decode memory); default 2*GOMAXPROCS
-	MaxInFlight       int                  // predict/infer requests handled at once (503 beyond); bounds body memory to MaxInFlight*MaxBody; default 256
+	MaxInFlight       int                  // predict/infer requests decoded and run at once, slots taken once the body is in (503 beyond); default 256
+	BodyTimeout       time.Duration        // time to receive a predict/infer body once its headers are in (408 beyond); default 10s, negative: ReadTimeout only
 	Logger            *slog.Logger         // one line per request; default: discard
 	Registry          *prometheus.Registry // metrics registry; default: a new one (served at /metrics)
 	Version, Commit   string               // reported by /v2 and bitrun_build_info
@@ -80,6 +81,9 @@ func (c Config) withDefaults() Config {
 	if c.MaxInFlight <= 0 {
 		c.MaxInFlight = 256
 	}
+	if c.BodyTimeout == 0 {
+		c.BodyTimeout = 10 * time.Second
+	}
 	if c.MaxDecodes <= 0 {
 		c.MaxDecodes = 2 * runtime.GOMAXPROCS(0)
 	}
@@ -110,6 +114,7 @@ type Server struct {
 	mux       *http.ServeMux
 	decodeSem chan struct{}
 	inFlight  chan struct{} // slots of predict/infer requests
+	bodies    *bodyBudget   // request body bytes held: 2 x MaxInFlight x MaxBody
 	draining  atomic.Bool
 
 	mu   sync.Mutex
@@ -143,7 +148,7 @@ func (t *modelTable) list() []*Classifier {
 func NewServer(cfg Config, models ...*Classifier) (*Server, error) {
 	cfg = cfg.withDefaults()
 	s := &Server{cfg: cfg, mux: http.NewServeMux(), decodeSem: make(chan struct{}, cfg.MaxDecodes),
-		inFlight: make(chan struct{}, cfg.MaxInFlight)}
+		inFlight: make(chan struct{}, cfg.MaxInFlight), bodies: &bodyBudget{limit: 2 * int64(cfg.MaxInFlight) * cfg.MaxBody}}
 	s.reg = cfg.Registry
 	if s.reg == nil {
 		s.reg = prometheus.NewRegistry()
@@ -479,6 +484,11 @@ func (s *Server) check(rt route, w http.ResponseWriter, r *http.Request) error {
 	if rt.public || s.cfg.AuthToken == "" {
 		return nil
 	}
+	return s.authorized(r)
+}
+
+// authorized checks the request's bearer token against Config.AuthToken.
+func (s *Server) authorized(r *http.Request) error {
 	auth := r.Header.Get("Authorization")
 	scheme, token, ok := strings.Cut(auth, " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") {

@@ -10,13 +10,15 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 )
 
 // uploadLimits bound what one predict request may cost.
 type uploadLimits struct {
-	maxBody   int64 // bytes of the whole body
-	maxPixels int   // per image, checked before decoding
-	maxImages int   // images per request
+	maxBody   int64       // bytes of the whole body
+	maxPixels int         // per image, checked before decoding
+	maxImages int         // images per request
+	budget    *bodyBudget // charged for the bytes read; nil: unbounded
 }
 
 // upload is one decoded image of a predict request: val is what the decode
@@ -44,7 +46,7 @@ func decodeUpload[T any](contentType string, body io.Reader, sizeHint int64, lim
 	}
 	switch {
 	case mediaType == "", mediaType == "application/octet-stream", strings.HasPrefix(mediaType, "image/"):
-		b, release, err := readCapped(body, lim.maxBody, sizeHint)
+		b, release, err := readCapped(body, lim.maxBody, sizeHint, lim.budget)
 		if err != nil {
 			return nil, err
 		}
@@ -85,7 +87,7 @@ func decodeMultipart[T any](body io.Reader, boundary string, lim uploadLimits, d
 		if len(ups) == lim.maxImages {
 			return nil, fmt.Errorf("%w: more than %d images (the max-images limit)", ErrTooManyImages, lim.maxImages)
 		}
-		b, release, err := readCapped(part, lim.maxBody, -1)
+		b, release, err := readCapped(part, lim.maxBody, -1, lim.budget)
 		if err != nil {
 			return nil, err
 		}
@@ -106,28 +108,89 @@ func decodeMultipart[T any](body io.Reader, boundary string, lim uploadLimits, d
 }
 
 // readCapped reads r to the end into a pooled buffer, failing with
-// ErrBodyTooLarge past max bytes; sizeHint (-1: unknown) presizes the
+// ErrBodyTooLarge past limit bytes; sizeHint (-1: unknown) presizes the
 // buffer. release returns the buffer: the bytes must not be used after it.
-func readCapped(r io.Reader, max, sizeHint int64) (b []byte, release func(), err error) {
+// budget, when not nil, is charged the buffer's capacity as it grows (a
+// slow client holds only what it has sent); when it runs out the read fails
+// with ErrQueueFull.
+func readCapped(r io.Reader, limit, sizeHint int64, budget *bodyBudget) (b []byte, release func(), err error) {
 	buf := bodyPool.Get().(*bytes.Buffer)
 	buf.Reset()
+	var charged int64
 	release = func() {
+		budget.give(charged)
 		if buf.Cap() <= maxPooledBody {
 			bodyPool.Put(buf)
 		}
 	}
-	if sizeHint > 0 && sizeHint <= max {
-		buf.Grow(int(sizeHint) + bytes.MinRead)
+	// grow makes room for n more bytes, charging the budget first.
+	grow := func(n int64) error {
+		need := int64(buf.Len()) + n
+		if need > charged {
+			if err := budget.take(need - charged); err != nil {
+				return err
+			}
+			charged = need
+		}
+		buf.Grow(int(n))
+		return nil
 	}
-	if _, err := buf.ReadFrom(io.LimitReader(r, max+1)); err != nil {
-		release()
-		return nil, nil, bodyError("request body", err)
+	if sizeHint > 0 && sizeHint <= limit {
+		if err := grow(sizeHint + bytes.MinRead); err != nil {
+			release()
+			return nil, nil, err
+		}
 	}
-	if int64(buf.Len()) > max {
+	lr := io.LimitReader(r, limit+1)
+	for {
+		if buf.Available() < bytes.MinRead {
+			chunk := min(max(int64(buf.Len()), 64<<10), 4<<20)
+			if err := grow(chunk); err != nil {
+				release()
+				return nil, nil, err
+			}
+		}
+		n, err := lr.Read(buf.AvailableBuffer()[:buf.Available()])
+		buf.Write(buf.AvailableBuffer()[:n])
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			release()
+			return nil, nil, bodyError("request body", err)
+		}
+	}
+	if int64(buf.Len()) > limit {
 		release()
-		return nil, nil, tooLarge(max)
+		return nil, nil, tooLarge(limit)
 	}
 	return buf.Bytes(), release, nil
+}
+
+// bodyBudget bounds the bytes of request bodies (and their parsing copies)
+// held in memory by all requests together; nil means unbounded.
+type bodyBudget struct {
+	limit int64
+	used  atomic.Int64
+}
+
+// take charges n bytes, or fails with ErrQueueFull when that would pass the
+// limit.
+func (b *bodyBudget) take(n int64) error {
+	if b == nil || n <= 0 {
+		return nil
+	}
+	if b.used.Add(n) > b.limit {
+		b.used.Add(-n)
+		return fmt.Errorf("%w: request bodies in memory would pass %s (2 x max-in-flight x max-body)", ErrQueueFull, formatBytes(b.limit))
+	}
+	return nil
+}
+
+func (b *bodyBudget) give(n int64) {
+	if b != nil && n > 0 {
+		b.used.Add(-n)
+	}
 }
 
 // bodyPool recycles request body buffers up to maxPooledBody bytes.
