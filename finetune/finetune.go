@@ -336,6 +336,11 @@ func (r *runner) run(ctx context.Context, testSet data.Dataset) (*Summary, error
 	if err := r.checkRecord(); err != nil {
 		return nil, err
 	}
+	if stale, err := train.RemoveStaleTemps(dir); err != nil {
+		return nil, fmt.Errorf("finetune: %w", err)
+	} else if len(stale) > 0 {
+		r.log.Info("removed stale temporary files of an interrupted run", "files", stale)
+	}
 	// The trunk tensors are shared with Source (full mode trains a clone);
 	// the head parameters that head mode updates in place are copied.
 	params := model.ReplaceHead(r.o.Source, r.classes)

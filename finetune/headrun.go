@@ -85,11 +85,19 @@ func (r *runner) trainHead(ctx context.Context, params model.Params, sum *Summar
 		if ck.Mode != ModeHead {
 			return nil, fmt.Errorf("%w: checkpoint of a %q run", ErrResumeMismatch, ck.Mode)
 		}
-		w, err := model.LoadNPZ(filepath.Join(dir, ck.Weights))
+		wp, err := train.CheckpointPath(dir, ck.Weights)
+		if err != nil {
+			return nil, fmt.Errorf("finetune: %w", err)
+		}
+		op, err := train.CheckpointPath(dir, ck.Optimizer)
+		if err != nil {
+			return nil, fmt.Errorf("finetune: %w", err)
+		}
+		w, err := model.LoadNPZ(wp)
 		if err != nil {
 			return nil, fmt.Errorf("finetune: checkpoint: %w", err)
 		}
-		v, err := model.LoadNPZ(filepath.Join(dir, ck.Optimizer))
+		v, err := model.LoadNPZ(op)
 		if err != nil {
 			return nil, fmt.Errorf("finetune: checkpoint: %w", err)
 		}
@@ -273,11 +281,7 @@ func saveHeadCheckpoint(dir string, step int, params, velocity model.Params) err
 		return err
 	}
 	if old != nil {
-		for _, f := range []string{old.Weights, old.Optimizer} {
-			if f != "" && f != ck.Weights && f != ck.Optimizer {
-				os.Remove(filepath.Join(dir, f))
-			}
-		}
+		train.RemoveCheckpointFiles(dir, []string{old.Weights, old.Optimizer}, ck.Weights, ck.Optimizer)
 	}
 	return nil
 }

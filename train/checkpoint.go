@@ -9,6 +9,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 
 	"github.com/bitrun/bitrun/internal/atomicfile"
 	"github.com/bitrun/bitrun/model"
@@ -31,6 +33,64 @@ var ErrRunExists = errors.New("train: run folder already has a checkpoint (resum
 // ErrResumeMismatch is returned when --resume meets a checkpoint made with
 // different options.
 var ErrResumeMismatch = errors.New("train: checkpoint was made with different options")
+
+// ErrBadCheckpoint is wrapped when checkpoint.json names a file that is not
+// a plain file name inside the run's checkpoint folder (a path leading out of
+// the run folder, a link, a FIFO): such a record is refused, and nothing it
+// names is read or removed.
+var ErrBadCheckpoint = errors.New("train: bad checkpoint record")
+
+// CheckpointPath resolves name, a file named by a checkpoint record, inside
+// the run folder dir: name must be CheckpointDir + "/" + a plain file name
+// (no other separators, no "." or ".."), and when the file exists it must
+// be a regular file, not a link or a device. Errors wrap ErrBadCheckpoint.
+// Train and finetune records both go through it.
+func CheckpointPath(dir, name string) (string, error) {
+	sub, base, ok := strings.Cut(filepath.ToSlash(name), "/")
+	if !ok || sub != CheckpointDir || base == "" || base == "." || base == ".." ||
+		strings.ContainsAny(base, "/\\") || strings.ContainsRune(base, 0) {
+		return "", fmt.Errorf("%w: %s names %q; want %s/<file name> inside the run folder", ErrBadCheckpoint, CheckpointFile, name, CheckpointDir)
+	}
+	p := filepath.Join(dir, CheckpointDir, base)
+	fi, err := os.Lstat(p)
+	if err == nil && !fi.Mode().IsRegular() {
+		return "", fmt.Errorf("%w: %s is not a regular file (%v)", ErrBadCheckpoint, p, fi.Mode().Type())
+	}
+	if dfi, err := os.Lstat(filepath.Join(dir, CheckpointDir)); err == nil && !dfi.IsDir() {
+		return "", fmt.Errorf("%w: %s is not a folder (%v)", ErrBadCheckpoint, filepath.Join(dir, CheckpointDir), dfi.Mode().Type())
+	}
+	return p, nil
+}
+
+// RemoveStaleTemps removes the temporary files a killed run left in its
+// folder and checkpoint folder (atomic writes that never reached their
+// rename), logging nothing; it returns their names.
+func RemoveStaleTemps(dir string) ([]string, error) {
+	var all []string
+	for _, d := range []string{dir, filepath.Join(dir, CheckpointDir)} {
+		removed, err := atomicfile.RemoveTemps(d)
+		if err != nil {
+			return all, fmt.Errorf("train: removing stale temporary files: %w", err)
+		}
+		for _, n := range removed {
+			all = append(all, filepath.Join(d, n))
+		}
+	}
+	return all, nil
+}
+
+// RemoveCheckpointFiles removes the files an old record named, skipping
+// any name CheckpointPath refuses and those still in use (keep).
+func RemoveCheckpointFiles(dir string, old []string, keep ...string) {
+	for _, f := range old {
+		if f == "" || slices.Contains(keep, f) {
+			continue
+		}
+		if p, err := CheckpointPath(dir, f); err == nil {
+			os.Remove(p)
+		}
+	}
+}
 
 // Checkpoint is the JSON record of a checkpoint. The RNG state is not stored
 // as such: data order and augmentation are pure functions of (Seed, step), so
@@ -105,11 +165,7 @@ func saveCheckpoint(dir string, ck Checkpoint, params, velocity model.Params) er
 		return err
 	}
 	if old != nil {
-		for _, f := range []string{old.Weights, old.Optimizer} {
-			if f != "" && f != ck.Weights && f != ck.Optimizer {
-				os.Remove(filepath.Join(dir, f))
-			}
-		}
+		RemoveCheckpointFiles(dir, []string{old.Weights, old.Optimizer}, ck.Weights, ck.Optimizer)
 	}
 	return nil
 }
@@ -130,13 +186,23 @@ func readCheckpoint(dir string) (*Checkpoint, error) {
 
 // loadCheckpoint reads the weights and momentum buffers a record points to.
 func loadCheckpoint(dir string, ck *Checkpoint) (params, velocity model.Params, err error) {
-	params, err = model.LoadNPZ(filepath.Join(dir, ck.Weights))
+	wp, err := CheckpointPath(dir, ck.Weights)
+	if err != nil {
+		return nil, nil, err
+	}
+	op := ""
+	if ck.Optimizer != "" {
+		if op, err = CheckpointPath(dir, ck.Optimizer); err != nil {
+			return nil, nil, err
+		}
+	}
+	params, err = model.LoadNPZ(wp)
 	if err != nil {
 		return nil, nil, fmt.Errorf("train: checkpoint weights: %w", err)
 	}
 	velocity = model.Params{}
-	if ck.Optimizer != "" {
-		velocity, err = model.LoadNPZ(filepath.Join(dir, ck.Optimizer))
+	if op != "" {
+		velocity, err = model.LoadNPZ(op)
 		if err != nil {
 			return nil, nil, fmt.Errorf("train: checkpoint optimizer: %w", err)
 		}

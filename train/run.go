@@ -315,6 +315,11 @@ func (r *runner) run(ctx context.Context, testSet data.Dataset) (*Summary, error
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("train: %w", err)
 	}
+	if stale, err := RemoveStaleTemps(dir); err != nil {
+		return nil, err
+	} else if len(stale) > 0 {
+		r.log.Info("removed stale temporary files of an interrupted run", "files", stale)
+	}
 	start := 0
 	var params model.Params
 	sgd := &SGD{Momentum: o.Momentum, WeightDecay: o.WeightDecay}

@@ -7,9 +7,12 @@ package atomicfile
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 // Write replaces path with b (mode 0644).
@@ -48,4 +51,42 @@ func WriteJSON(path string, v any) error {
 		return err
 	}
 	return Write(path, append(b, '\n'))
+}
+
+// RemoveTemps removes the temporary files that writers of this package (and
+// model.SaveNPZ, which names them the same way: ".NAME.*.tmp") left in dir
+// when their process was killed before the rename. Only regular files whose
+// names have that shape are removed; a missing dir is not an error. It
+// returns the names removed.
+func RemoveTemps(dir string) ([]string, error) {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var removed []string
+	for _, e := range entries {
+		name := e.Name()
+		if !e.Type().IsRegular() || !IsTemp(name) {
+			continue
+		}
+		if err := os.Remove(filepath.Join(dir, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return removed, err
+		}
+		removed = append(removed, name)
+	}
+	return removed, nil
+}
+
+// IsTemp reports whether name has the shape of a temporary file of Write:
+// ".NAME.RANDOM.tmp".
+func IsTemp(name string) bool {
+	if !strings.HasPrefix(name, ".") || !strings.HasSuffix(name, ".tmp") {
+		return false
+	}
+	mid := strings.TrimSuffix(name[1:], ".tmp")
+	i := strings.LastIndexByte(mid, '.')
+	return i > 0 && i < len(mid)-1
 }

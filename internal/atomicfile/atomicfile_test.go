@@ -47,3 +47,34 @@ func TestWriteFailureKeepsOldFile(t *testing.T) {
 		t.Errorf("%d files in the folder, want 1", len(entries))
 	}
 }
+
+// TestRemoveTemps: temporary files a killed writer left (".NAME.RAND.tmp")
+// go; everything else, links and folders of that shape included, stays.
+func TestRemoveTemps(t *testing.T) {
+	dir := t.TempDir()
+	keep := []string{"weights.npz", ".hidden", "x.tmp", ".tmp", "..tmp", ".a.tmp"}
+	gone := []string{".weights-00000005.npz.123.tmp", ".checkpoint.json.9.tmp"}
+	for _, n := range append(append([]string{}, keep...), gone...) {
+		if err := os.WriteFile(filepath.Join(dir, n), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink(filepath.Join(dir, "weights.npz"), filepath.Join(dir, ".link.npz.1.tmp")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(dir, ".dir.x.1.tmp"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	removed, err := RemoveTemps(dir)
+	if err != nil || len(removed) != len(gone) {
+		t.Fatalf("removed %v, %v; want %v", removed, err, gone)
+	}
+	for _, n := range append(keep, ".link.npz.1.tmp", ".dir.x.1.tmp") {
+		if _, err := os.Lstat(filepath.Join(dir, n)); err != nil {
+			t.Errorf("%s removed", n)
+		}
+	}
+	if r, err := RemoveTemps(filepath.Join(dir, "missing")); err != nil || r != nil {
+		t.Errorf("missing folder: %v, %v", r, err)
+	}
+}

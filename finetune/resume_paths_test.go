@@ -1,0 +1,94 @@
+package finetune
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/bitrun/bitrun/train"
+)
+
+// TestHeadResumeRefusesPathsOutsideTheRun (issue 12, items 3 and 10): a
+// head-mode checkpoint.json naming ../victim files is refused on resume and
+// the victim files are neither read nor removed; stale temporary files of a
+// killed run are removed when the run is resumed.
+func TestHeadResumeRefusesPathsOutsideTheRun(t *testing.T) {
+	trainSet, testSet := newSynth(24, 10), newSynth(16, 11)
+	o := runOpts(t, ModeHead)
+	ctx := interruptAt(&o, 3)
+	if _, err := Run(ctx, o, trainSet, testSet); !errors.Is(err, context.Canceled) {
+		t.Fatalf("interrupted run: %v", err)
+	}
+	o.Progress, o.Resume = nil, true
+	ckPath := filepath.Join(o.OutDir, train.CheckpointFile)
+	good, err := os.ReadFile(ckPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ck headCheckpoint
+	if err := json.Unmarshal(good, &ck); err != nil {
+		t.Fatal(err)
+	}
+	victim := filepath.Join(t.TempDir(), "victim")
+	if err := os.MkdirAll(victim, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{ck.Weights, ck.Optimizer} {
+		b, err := os.ReadFile(filepath.Join(o.OutDir, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(victim, filepath.Base(f)), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rel, err := filepath.Rel(o.OutDir, victim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := ck
+	bad.Weights, bad.Optimizer = filepath.Join(rel, filepath.Base(ck.Weights)), filepath.Join(rel, filepath.Base(ck.Optimizer))
+	b, _ := json.Marshal(bad)
+	if err := os.WriteFile(ckPath, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Run(context.Background(), o, trainSet, testSet); !errors.Is(err, train.ErrBadCheckpoint) {
+		t.Fatalf("resume from a record naming %s: %v, want train.ErrBadCheckpoint", rel, err)
+	}
+	// A checkpoint saved over the bad record leaves the victim alone.
+	if err := saveHeadCheckpoint(o.OutDir, 4, o.Source, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{ck.Weights, ck.Optimizer} {
+		if _, err := os.Stat(filepath.Join(victim, filepath.Base(f))); err != nil {
+			t.Errorf("victim file removed: %v", err)
+		}
+	}
+	if err := os.WriteFile(ckPath, good, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	stale := []string{
+		filepath.Join(o.OutDir, ".checkpoint.json.4242.tmp"),
+		filepath.Join(o.OutDir, train.CheckpointDir, ".head-00000004.npz.77.tmp"),
+	}
+	for _, p := range stale {
+		if err := os.WriteFile(p, []byte("torn"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := Run(context.Background(), o, trainSet, testSet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.ResumedAt != 3 {
+		t.Errorf("resumed at %d, want 3", got.ResumedAt)
+	}
+	for _, p := range stale {
+		if _, err := os.Stat(p); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("stale %s still there (%v)", p, err)
+		}
+	}
+}
