@@ -226,10 +226,14 @@ func newClassifier(r Runner, opts Options, path, sum string, start time.Time) (*
 	rowShape := []int64{int64(pre.Channels), int64(pre.Resolution), int64(pre.Resolution)}
 
 	// Warm-up: one full batch of zeros straight through the runner; it also
-	// tells the class count.
+	// tells the class count. Its size is checked before it is allocated.
 	warm := c.opts.MaxBatch
 	if c.fixedN > 0 {
 		warm = c.fixedN
+	}
+	if rowBytes := 4 * int64(pre.Size()); int64(warm) > maxBatchBytes/rowBytes {
+		return nil, fmt.Errorf("serve: a batch of %d inputs of %v floats takes %d MiB, over the %d MiB limit; lower the max batch (the model's input shape is %v)",
+			warm, rowShape, int64(warm)*rowBytes>>20, maxBatchBytes>>20, info.Shape)
 	}
 	outs, err := r.Run(context.Background(), make([]float32, warm*pre.Size()), append([]int64{int64(warm)}, rowShape...))
 	if err != nil {

@@ -239,3 +239,43 @@ func newHTTPTest(t *testing.T, srv *serve.Server) *httptest.Server {
 	})
 	return ts
 }
+
+// declaredRunner declares an input shape and fails the test if it is run.
+type declaredRunner struct {
+	t     *testing.T
+	shape []int64
+	meta  map[string]string
+}
+
+func (r declaredRunner) Info() runtime.Info {
+	return runtime.Info{Input: "image", Shape: r.shape, Outputs: []string{"logits"}, Metadata: r.meta}
+}
+
+func (r declaredRunner) Run(context.Context, []float32, []int64) (map[string]runtime.Output, error) {
+	r.t.Errorf("model with a declared input of %v was run", r.shape)
+	return nil, fmt.Errorf("not runnable")
+}
+
+func (declaredRunner) Close() error { return nil }
+
+// TestHugeDeclaredInputs (issue 12, item 4): a model declaring an input
+// side over predict's limit, or a batch whose warm-up would take more than
+// the batch limit, is refused when loading, before anything is allocated
+// or run (was: a fatal "out of memory" after the server said it listened).
+func TestHugeDeclaredInputs(t *testing.T) {
+	for _, tc := range []struct {
+		shape []int64
+		meta  map[string]string
+		want  string
+	}{
+		{[]int64{-1, 3, 100000, 100000}, nil, "over the 8192-pixel side limit"},
+		{[]int64{-1, 3, -1, -1}, map[string]string{"bitrun.resolution": "100000"}, "not a valid resolution"},
+		{[]int64{-1, 3, 8192, 8192}, nil, "over the 1024 MiB limit"},
+		{[]int64{1 << 40, 3, 64, 64}, nil, "over the 1024 MiB limit"},
+	} {
+		_, err := serve.New(declaredRunner{t: t, shape: tc.shape, meta: tc.meta}, serve.Options{})
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("shape %v %v: err = %v, want %q", tc.shape, tc.meta, err, tc.want)
+		}
+	}
+}

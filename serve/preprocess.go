@@ -35,6 +35,15 @@ type Preprocessing struct {
 // Size is the number of float32 values of one preprocessed image.
 func (p Preprocessing) Size() int { return p.Channels * p.Resolution * p.Resolution }
 
+// MaxResolution is the largest input side served (predict and eval apply
+// the same limit).
+const MaxResolution = 8192
+
+// maxBatchBytes bounds the input of one batch (MaxBatch, or a model's fixed
+// batch size, times the input row): the warm-up allocates a whole batch
+// before the server is ready.
+const maxBatchBytes = 1 << 30
+
 // modelPreprocessing works out the preprocessing of a model from its input
 // shape and metadata: resolution from bitrun.resolution or the static input
 // size, channels from the input shape (3 when dynamic), normalisation from
@@ -56,7 +65,7 @@ func modelPreprocessing(info runtime.Info) (Preprocessing, error) {
 	}
 	if s, ok := info.Metadata[MetaResolution]; ok {
 		r, err := strconv.Atoi(strings.TrimSpace(s))
-		if err != nil || r <= 0 || r > 8192 {
+		if err != nil || r <= 0 || r > MaxResolution {
 			return p, fmt.Errorf("serve: metadata %s=%q is not a valid resolution", MetaResolution, s)
 		}
 		if h > 0 && int64(r) != h {
@@ -64,6 +73,9 @@ func modelPreprocessing(info runtime.Info) (Preprocessing, error) {
 		}
 		p.Resolution = r
 	} else if h > 0 {
+		if h > MaxResolution {
+			return p, fmt.Errorf("serve: model input %q is %dx%d, over the %d-pixel side limit (as predict and eval)", info.Input, h, w, MaxResolution)
+		}
 		p.Resolution = int(h)
 	} else {
 		return p, fmt.Errorf("serve: model input %q has a dynamic size and no %s metadata", info.Input, MetaResolution)
