@@ -423,3 +423,19 @@ func TestONNXClassifier(t *testing.T) {
 		t.Errorf("bare model with overrides: %v", err)
 	}
 }
+
+// TestMetricsRefuseNonFinite (issue 12, item 6): NaN or ±Inf logits fail the
+// batch with ErrNonFinite and record nothing (was: top-1 0% while the
+// per-class table said 100%, NaN ranking first in one and last in the other).
+func TestMetricsRefuseNonFinite(t *testing.T) {
+	for _, bad := range []float32{float32(math.NaN()), float32(math.Inf(1)), float32(math.Inf(-1))} {
+		m := NewMetrics(1)
+		err := m.Add([]float32{0.1, 0.2, 0.7, 0.5, bad, 0.1}, 3, []int{2, 0})
+		if !errors.Is(err, ErrNonFinite) || !strings.Contains(err.Error(), "example 1") {
+			t.Errorf("%v: err = %v, want ErrNonFinite naming example 1", bad, err)
+		}
+		if m.N() != 0 {
+			t.Errorf("%v: %d examples recorded from a refused batch", bad, m.N())
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package eval
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"sort"
@@ -108,8 +109,14 @@ func (m *Metrics) grow(n int) {
 	}
 }
 
+// ErrNonFinite is wrapped when a model answers NaN or ±Inf logits: such a
+// batch is refused as a whole (top-1, top-k, per-class accuracy and the
+// confusion matrix would each rank the NaN differently).
+var ErrNonFinite = errors.New("eval: non-finite logits")
+
 // Add records a batch: logits is len(labels)×classes row-major. Labels
 // outside [0, classes) count as wrong (the model cannot predict them).
+// Non-finite logits fail with ErrNonFinite and record nothing.
 func (m *Metrics) Add(logits []float32, classes int, labels []int) error {
 	if classes <= 0 || len(logits) != classes*len(labels) {
 		return fmt.Errorf("eval: %d logits for %d labels × %d classes", len(logits), len(labels), classes)
@@ -125,6 +132,11 @@ func (m *Metrics) Add(logits []float32, classes int, labels []int) error {
 		return fmt.Errorf("eval: %d classes exceed the limit of %d", n, MaxClasses)
 	} else {
 		m.grow(n)
+	}
+	for i, v := range logits {
+		if v != v || v > math.MaxFloat32 || v < -math.MaxFloat32 {
+			return fmt.Errorf("%w: logit %v for example %d of the batch, class %d", ErrNonFinite, v, i/classes, i%classes)
+		}
 	}
 	m.classes = max(m.classes, classes)
 	for i, l := range labels {

@@ -45,8 +45,9 @@ var (
 	// ErrCacheTooLarge is wrapped when the trunk activations of head training
 	// or adaptation would exceed Options.MaxCacheBytes.
 	ErrCacheTooLarge = errors.New("finetune: activation cache too large")
-	// ErrDiverged is wrapped when the loss becomes NaN or infinite.
-	ErrDiverged = errors.New("finetune: loss diverged")
+	// ErrDiverged is wrapped when the loss becomes NaN or infinite (in both
+	// modes: it is train.ErrDiverged, which full fine-tuning returns).
+	ErrDiverged = train.ErrDiverged
 	// ErrRunExists is wrapped when the run folder already holds a run and
 	// Resume is not set.
 	ErrRunExists = errors.New("finetune: run folder already holds a run (resume it or choose another folder)")

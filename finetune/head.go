@@ -246,7 +246,7 @@ func (t *headTrainer) gradients(x *nn.Tensor, targets []float32, labels []int) (
 	dlog := a.Get(b, k)
 	loss := nn.SoftmaxCrossEntropy(logits, targets, dlog, 1/float32(b)) / float64(b)
 	if math.IsNaN(loss) || math.IsInf(loss, 0) {
-		return 0, 0, fmt.Errorf("%w: loss %g (lower the learning rate)", ErrDiverged, loss)
+		return 0, 0, fmt.Errorf("finetune: %w: loss %g (lower the learning rate)", ErrDiverged, loss)
 	}
 	correct := 0
 	for j, pj := range nn.Argmax(logits, nil) {

@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/bitrun/bitrun/train"
@@ -90,5 +92,33 @@ func TestHeadResumeRefusesPathsOutsideTheRun(t *testing.T) {
 		if _, err := os.Stat(p); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("stale %s still there (%v)", p, err)
 		}
+	}
+}
+
+// TestDivergedRunStops (issue 12, item 6): a non-finite loss stops both
+// modes with train.ErrDiverged, before final weights or a summary are
+// written (was: exit 0 with 0.00% and a NaN checkpoint).
+func TestDivergedRunStops(t *testing.T) {
+	trainSet, testSet := newSynth(24, 10), newSynth(16, 11)
+	for _, mode := range []string{ModeHead, ModeFull} {
+		t.Run(mode, func(t *testing.T) {
+			o := runOpts(t, mode)
+			src := o.Source.Clone()
+			for _, name := range src.Names() {
+				if strings.HasSuffix(name, "gamma") || strings.HasSuffix(name, "scale") {
+					src[name].Data[0] = float32(math.NaN())
+				}
+			}
+			o.Source = src
+			_, err := Run(context.Background(), o, trainSet, testSet)
+			if !errors.Is(err, train.ErrDiverged) {
+				t.Fatalf("err = %v, want train.ErrDiverged", err)
+			}
+			for _, f := range []string{train.WeightsFile, train.SummaryFile} {
+				if _, err := os.Stat(filepath.Join(o.OutDir, f)); err == nil {
+					t.Errorf("a diverged run wrote %s", f)
+				}
+			}
+		})
 	}
 }

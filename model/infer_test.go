@@ -181,7 +181,7 @@ func TestLoadRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p[HeadBias].Data[0], p[HeadBias].Data[1], p[HeadBias].Data[2] = 0, 0, 0 // the NaN/Inf of tinyParams
+	p[HeadBias].Data[0], p[HeadBias].Data[1], p[HeadBias].Data[2] = 0, 0, 0 // the special values of tinyParams
 	m.Params[HeadBias].Data[0], m.Params[HeadBias].Data[1], m.Params[HeadBias].Data[2] = 0, 0, 0
 	a, _ := m.Forward(x)
 	b, _ := ref.Forward(x)

@@ -9,6 +9,11 @@ import "errors"
 // (including arrays of a dtype other than little-endian float32).
 var ErrFormat = errors.New("model: malformed checkpoint")
 
+// ErrNonFinite is wrapped (inside a *FormatError naming the member) when a
+// checkpoint array holds NaN or ±Inf: ReadNPZ refuses such weights, so no
+// command trains, exports or serves them.
+var ErrNonFinite = errors.New("model: non-finite value")
+
 // ErrArch is wrapped by errors from Infer when a set of weights does not
 // describe a BiT network (for example when the root kernel is missing).
 var ErrArch = errors.New("model: cannot infer architecture")

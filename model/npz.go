@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"sort"
@@ -165,9 +166,22 @@ func ReadNPZ(r io.ReaderAt, size int64) (Params, error) {
 		if err != nil {
 			return nil, &FormatError{Member: m.f.Name, Err: err}
 		}
+		if err := checkFinite(m.key, t.Data); err != nil {
+			return nil, &FormatError{Member: m.f.Name, Err: err}
+		}
 		params[m.key] = t
 	}
 	return params, nil
+}
+
+// checkFinite fails with ErrNonFinite at the first NaN or ±Inf of data.
+func checkFinite(key string, data []float32) error {
+	for i, v := range data {
+		if v != v || v > math.MaxFloat32 || v < -math.MaxFloat32 {
+			return fmt.Errorf("%w: parameter %q holds %v at index %d", ErrNonFinite, key, v, i)
+		}
+	}
+	return nil
 }
 
 func readMember(m npzMember) (*nn.Tensor, error) {

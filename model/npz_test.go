@@ -32,8 +32,10 @@ func tinyParams(t testing.TB, classes int, seed int64) (Config, Params) {
 			}
 		}
 	}
-	p[HeadBias].Data[0] = float32(math.Inf(-1))
-	p[HeadBias].Data[1] = math.Float32frombits(0x7fc0beef) // NaN with a payload
+	// Finite special values only: ReadNPZ refuses NaN and ±Inf
+	// (TestLoadRefusesNonFinite).
+	p[HeadBias].Data[0] = -math.MaxFloat32
+	p[HeadBias].Data[1] = math.Float32frombits(0x00000001) // smallest subnormal
 	p[HeadBias].Data[2] = float32(math.Copysign(0, -1))
 	return cfg, p
 }

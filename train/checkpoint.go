@@ -34,6 +34,10 @@ var ErrRunExists = errors.New("train: run folder already has a checkpoint (resum
 // different options.
 var ErrResumeMismatch = errors.New("train: checkpoint was made with different options")
 
+// ErrDiverged is wrapped when the training loss turns NaN or ±Inf: training
+// stops there, before a non-finite checkpoint or result is written.
+var ErrDiverged = errors.New("train: loss diverged")
+
 // ErrBadCheckpoint is wrapped when checkpoint.json names a file that is not
 // a plain file name inside the run's checkpoint folder (a path leading out of
 // the run folder, a link, a FIFO): such a record is refused, and nothing it

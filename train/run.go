@@ -444,7 +444,7 @@ func (r *runner) run(ctx context.Context, testSet data.Dataset) (*Summary, error
 		}
 		loss /= float64(b)
 		if math.IsNaN(loss) || math.IsInf(loss, 0) {
-			return nil, fmt.Errorf("train: loss diverged (%g) at step %d: lower the learning rate", loss, s)
+			return nil, fmt.Errorf("%w (%g) at step %d: lower the learning rate", ErrDiverged, loss, s)
 		}
 		lr := r.sched(s)
 		if err := sgd.Step(params, net.Grads(), lr); err != nil {

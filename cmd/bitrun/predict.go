@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"image"
+	"math"
 	"os"
 	"strings"
 
@@ -95,6 +96,11 @@ func runPredict(cmd *cobra.Command, images []string) error {
 		}
 		for i, name := range names {
 			row := logits[i*classes : (i+1)*classes]
+			for c, v := range row {
+				if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+					return fmt.Errorf("predict: %s: %w: the model answered %v for class %d (are its weights finite?)", name, eval.ErrNonFinite, v, c)
+				}
+			}
 			probs := serve.Softmax(row) // the scores serve returns for the same image
 			p := prediction{Image: name}
 			for _, c := range eval.TopK(row, k) {
