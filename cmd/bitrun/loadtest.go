@@ -17,6 +17,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -127,9 +128,7 @@ func runLoadtest(cmd *cobra.Command, _ []string) error {
 		}
 		token = strings.TrimSpace(string(b))
 	}
-	hc := &http.Client{Timeout: timeout, Transport: &http.Transport{
-		Proxy: nil, MaxIdleConns: conc, MaxIdleConnsPerHost: conc, MaxConnsPerHost: conc, IdleConnTimeout: 30 * time.Second,
-	}}
+	hc := loadtestClient(timeout, conc)
 	defer hc.CloseIdleConnections()
 
 	predictURL, root, err := loadTargets(ctx, hc, base, modelName, token)
@@ -182,6 +181,31 @@ func runLoadtest(cmd *cobra.Command, _ []string) error {
 		return enc.Encode(rep)
 	}
 	return writeLoadReport(out, rep)
+}
+
+// loadtestClient is loadtest's HTTP client: it follows no redirects (a 3xx
+// is counted as the answer, so a server cannot send the load elsewhere) and
+// its dialer refuses every address that is not loopback, whatever a name
+// resolves to when the connection is made.
+func loadtestClient(timeout time.Duration, conc int) *http.Client {
+	d := &net.Dialer{Timeout: 10 * time.Second, Control: func(_, address string, _ syscall.RawConn) error {
+		host, _, err := net.SplitHostPort(address)
+		if err != nil {
+			return err
+		}
+		if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+			return fmt.Errorf("loadtest: refusing to connect to %s: not a loopback address", address)
+		}
+		return nil
+	}}
+	return &http.Client{
+		Timeout: timeout,
+		Transport: &http.Transport{
+			Proxy: nil, DialContext: d.DialContext,
+			MaxIdleConns: conc, MaxIdleConnsPerHost: conc, MaxConnsPerHost: conc, IdleConnTimeout: 30 * time.Second,
+		},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
 }
 
 // requireLoopback refuses hosts that are not this machine.
