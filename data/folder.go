@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"github.com/bitrun/bitrun/internal/regfile"
 )
 
 // ImageExtensions are the file extensions (lower case) an image folder
@@ -32,7 +34,7 @@ func (d *folderSet) Image(i int) (image.Image, error) {
 	if i < 0 || i >= len(d.files) {
 		return nil, fmt.Errorf("data: index %d out of range [0, %d)", i, len(d.files))
 	}
-	f, err := os.Open(d.files[i])
+	f, err := regfile.Open(d.files[i])
 	if err != nil {
 		return nil, fmt.Errorf("data: %w", err)
 	}

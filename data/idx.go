@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/bitrun/bitrun/internal/regfile"
 )
 
 // FashionMNISTClasses are the Fashion-MNIST class names, in label order.
@@ -97,7 +99,7 @@ func OpenIDX(imagesPath, labelsPath string, classes []string) (Dataset, error) {
 // readIDX parses an unsigned-byte IDX file with the given number of
 // dimensions and returns its dimensions and payload.
 func readIDX(path string, ndim int) ([]int, []byte, error) {
-	f, err := os.Open(path)
+	f, err := regfile.Open(path)
 	if err != nil {
 		return nil, nil, fmt.Errorf("data: %w", err)
 	}
@@ -162,7 +164,7 @@ func readIDX(path string, ndim int) ([]int, []byte, error) {
 // readClassFile reads one class name per line (blank lines at the end are
 // ignored).
 func readClassFile(path string) ([]string, error) {
-	b, err := os.ReadFile(path)
+	b, err := regfile.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("data: %w", err)
 	}

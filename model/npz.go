@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bitrun/bitrun/internal/regfile"
 	"github.com/bitrun/bitrun/nn"
 )
 
@@ -236,7 +237,7 @@ func LoadNPZShapes(path string) (map[string][]int, error) {
 }
 
 func withFile(path string, fn func(f *os.File, size int64) error) error {
-	f, err := os.Open(path)
+	f, err := regfile.Open(path)
 	if err != nil {
 		return fmt.Errorf("model: %w", err)
 	}
@@ -245,10 +246,7 @@ func withFile(path string, fn func(f *os.File, size int64) error) error {
 	if err != nil {
 		return fmt.Errorf("model: %w", err)
 	}
-	if !st.Mode().IsRegular() {
-		return fmt.Errorf("model: %s: not a regular file", path)
-	}
-	err = fn(f, st.Size())
+	err = fn(f, st.Size()) // regfile.Open refused anything but a regular file
 	if fe, ok := errors.AsType[*FormatError](err); ok && fe.Path == "" {
 		fe.Path = path
 	}

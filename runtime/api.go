@@ -13,6 +13,7 @@ import (
 	"sync"
 
 	"github.com/bitrun/bitrun/internal/ort"
+	"github.com/bitrun/bitrun/internal/regfile"
 )
 
 // ErrUnavailable is wrapped when the ONNX Runtime library cannot be loaded.
@@ -168,6 +169,9 @@ func Open(path string, opts Options) (*Predictor, error) {
 	}
 	if opts.Sessions < 0 || opts.Sessions > 256 {
 		return nil, fmt.Errorf("runtime: sessions %d out of range [0, 256]", opts.Sessions)
+	}
+	if err := regfile.Check(path); err != nil {
+		return nil, fmt.Errorf("runtime: %w", err)
 	}
 	version, err := loadLibrary(opts)
 	if err != nil {

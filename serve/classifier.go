@@ -10,7 +10,6 @@ import (
 	"io"
 	"log/slog"
 	"math"
-	"os"
 	"path/filepath"
 	goruntime "runtime"
 	"slices"
@@ -20,6 +19,7 @@ import (
 	"time"
 
 	"github.com/bitrun/bitrun/data"
+	"github.com/bitrun/bitrun/internal/regfile"
 	"github.com/bitrun/bitrun/runtime"
 )
 
@@ -273,7 +273,7 @@ func newClassifier(r Runner, opts Options, path, sum string, start time.Time) (*
 }
 
 func fileSHA256(path string) (string, error) {
-	f, err := os.Open(path)
+	f, err := regfile.Open(path)
 	if err != nil {
 		return "", fmt.Errorf("serve: %w", err)
 	}

@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"image/color"
 	"log/slog"
@@ -20,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bitrun/bitrun/internal/regfile"
 	"github.com/bitrun/bitrun/runtime"
 	"github.com/bitrun/bitrun/serve"
 )
@@ -277,5 +279,23 @@ func TestHugeDeclaredInputs(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("shape %v %v: err = %v, want %q", tc.shape, tc.meta, err, tc.want)
 		}
+	}
+}
+
+// TestOpenRefusesDevices (issue 12, item 11): serve --onnx /dev/zero is
+// refused at once (was: hashed forever).
+func TestOpenRefusesDevices(t *testing.T) {
+	done := make(chan error, 1)
+	go func() {
+		_, err := serve.Open("/dev/zero", serve.Options{})
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, regfile.ErrNotRegular) {
+			t.Fatalf("err = %v, want regfile.ErrNotRegular", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("serve.Open(/dev/zero) still running after 5 s")
 	}
 }

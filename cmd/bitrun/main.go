@@ -6,8 +6,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 
 	"github.com/bitrun/bitrun/data"
@@ -69,7 +71,7 @@ func main() {
 }
 
 func run(args []string) int {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := interruptContext(context.Background(), os.Stderr, os.Exit)
 	defer stop()
 	root := newRoot()
 	root.SetArgs(args)
@@ -90,4 +92,38 @@ func run(args []string) int {
 		return exitInterrupted
 	}
 	return exitFailure
+}
+
+// interruptContext returns a context cancelled by the first SIGINT or
+// SIGTERM, so commands stop cleanly (checkpoint, drain); a second signal
+// exits the process at once with exitInterrupted, so work that does not
+// watch the context (a blocked read, a long native call) cannot hold it.
+// stop releases the signals.
+func interruptContext(parent context.Context, stderr io.Writer, exit func(int)) (ctx context.Context, stop func()) {
+	ctx, cancel := context.WithCancel(parent)
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() {
+		select {
+		case <-sigs:
+			cancel()
+		case <-done:
+			return
+		}
+		select {
+		case sig := <-sigs:
+			fmt.Fprintf(stderr, "bitrun: second signal (%v): exiting now\n", sig)
+			exit(exitInterrupted)
+		case <-done:
+		}
+	}()
+	var once sync.Once
+	return ctx, func() {
+		once.Do(func() {
+			signal.Stop(sigs)
+			close(done)
+			cancel()
+		})
+	}
 }

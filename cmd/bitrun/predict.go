@@ -10,6 +10,7 @@ import (
 
 	"github.com/bitrun/bitrun/data"
 	"github.com/bitrun/bitrun/eval"
+	"github.com/bitrun/bitrun/internal/regfile"
 	"github.com/bitrun/bitrun/serve"
 	"github.com/spf13/cobra"
 )
@@ -136,7 +137,7 @@ func runPredict(cmd *cobra.Command, images []string) error {
 
 // decodeFile decodes one image file (pixel count capped before decoding).
 func decodeFile(name string) (image.Image, error) {
-	f, err := os.Open(name)
+	f, err := regfile.Open(name)
 	if err != nil {
 		return nil, fmt.Errorf("predict: %w", err)
 	}
