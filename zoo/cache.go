@@ -198,7 +198,10 @@ func syncDir(dir string) {
 // hashFile returns the hex SHA-256 and size of the file at path, reporting
 // progress through report (may be nil).
 func hashFile(ctx context.Context, path string, report func(done, total int64)) (string, int64, error) {
-	f, err := os.Open(path)
+	if err := checkRegular(path); err != nil {
+		return "", 0, err
+	}
+	f, err := os.OpenFile(path, os.O_RDONLY|oNoFollow, 0)
 	if err != nil {
 		return "", 0, fmt.Errorf("zoo: %w", err)
 	}
@@ -231,9 +234,20 @@ func hashFile(ctx context.Context, path string, report func(done, total int64)) 
 }
 
 func fileSize(path string) (int64, bool) {
-	st, err := os.Stat(path)
+	st, err := os.Lstat(path) // a link is not a cached file
 	if err != nil || !st.Mode().IsRegular() {
 		return 0, false
 	}
 	return st.Size(), true
+}
+
+// checkRegular fails with ErrUnsafeCache when path exists and is not a
+// regular file (a symbolic link, a FIFO, a folder); Lstat, so links are
+// not followed.
+func checkRegular(path string) error {
+	st, err := os.Lstat(path)
+	if err != nil || st.Mode().IsRegular() {
+		return nil
+	}
+	return fmt.Errorf("%w: %s is %v; remove it (bitrun does not follow links in its cache)", ErrUnsafeCache, path, st.Mode().Type())
 }

@@ -135,7 +135,13 @@ func (r retryAfter) Unwrap() error { return r.err }
 // returns the bytes received; nil error means the .part file is complete.
 func (p *puller) attempt(ctx context.Context, j job, attempt int) (received int64, err error) {
 	partPath, metaPath := p.c.part(j.file), p.c.meta(j.file)
-	f, err := os.OpenFile(partPath, os.O_WRONLY|os.O_CREATE, 0o644)
+	for _, path := range []string{partPath, metaPath} {
+		if err := checkRegular(path); err != nil {
+			return 0, permanent{err}
+		}
+	}
+	// O_NOFOLLOW: a link planted between the check and the open fails too.
+	f, err := os.OpenFile(partPath, os.O_WRONLY|os.O_CREATE|oNoFollow, 0o644)
 	if err != nil {
 		return 0, permanent{fmt.Errorf("zoo: opening %s: %w", partPath, err)}
 	}

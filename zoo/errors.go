@@ -25,6 +25,10 @@ var (
 	// ErrStalled: no bytes arrived for the stall timeout (retried internally;
 	// returned once the attempts are used up).
 	ErrStalled = errors.New("zoo: download stalled")
+	// ErrUnsafeCache is wrapped when a cache file (a download in progress,
+	// a cached file) is a symbolic link or another non-regular file: the
+	// cache never follows links when it writes, renames or reads its files.
+	ErrUnsafeCache = errors.New("zoo: cache file is not a regular file")
 )
 
 // NotFoundError reports an unknown model name with the closest catalog names.
