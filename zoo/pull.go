@@ -1,13 +1,16 @@
 package zoo
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/bitrun/bitrun/model"
 )
@@ -141,6 +144,9 @@ func Pull(ctx context.Context, name string, opts Options) (res Result, err error
 		return Result{}, err
 	}
 	if p.e.Labels != "" && !p.o.SkipLabels {
+		if err := p.dropBadLabels(ctx); err != nil {
+			return Result{}, err
+		}
 		lw, err := p.auxWant(p.e.Labels)
 		if err != nil {
 			return Result{}, err
@@ -219,6 +225,9 @@ func (p *puller) ensure(ctx context.Context, file, url string, maxSize int64, w 
 			discard()
 			return Result{}, err
 		}
+	} else if err := checkLabels(part, p.e); err != nil {
+		discard()
+		return Result{}, err
 	}
 	if err := p.install(ctx, file, part, &record{Name: p.e.Name, SHA256: digest, Size: size, URL: url, Recorded: time.Now().UTC()}); err != nil {
 		return Result{}, err
@@ -268,6 +277,12 @@ func (p *puller) verifyFinal(ctx context.Context, file string, w want, isModel b
 		return Result{}, &ChecksumError{Name: p.e.Name, File: file, Want: w.digest, Got: digest, Source: w.source}
 	}
 	res := Result{Entry: p.e, Path: final, SHA256: digest, Size: size, Cached: true}
+	if !isModel {
+		// Label files are small: checked on every use, recorded or not.
+		if err := checkLabels(final, p.e); err != nil {
+			return Result{}, err
+		}
+	}
 	r, ok, err := p.c.record(file)
 	if err != nil {
 		return Result{}, err
@@ -284,6 +299,67 @@ func (p *puller) verifyFinal(ctx context.Context, file string, w want, isModel b
 		res.Recorded = true
 	}
 	return res, nil
+}
+
+// ErrLabels is wrapped (with ErrCheckpoint) when a label file is not a
+// plain-text list of one label per class.
+var ErrLabels = errors.New("zoo: bad label file")
+
+// checkLabels checks that the label file at path is plain UTF-8 text (no
+// NUL or other control bytes, not an HTML page) with one non-empty line per
+// class of e. Errors wrap ErrLabels and ErrCheckpoint.
+func checkLabels(path string, e Entry) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("zoo: %w", err)
+	}
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: %w: %s (%s): %s", ErrCheckpoint, ErrLabels, e.Name, filepath.Base(path), fmt.Sprintf(format, args...))
+	}
+	if !utf8.Valid(b) {
+		return bad("not UTF-8 text")
+	}
+	if t := bytes.TrimSpace(b); len(t) > 0 && t[0] == '<' {
+		return bad("looks like markup (an HTML error page?), not a label list")
+	}
+	for i, c := range b {
+		if c < 0x20 && c != '\n' && c != '\r' && c != '\t' {
+			return bad("control byte 0x%02x at offset %d", c, i)
+		}
+	}
+	lines := strings.Split(strings.TrimRight(strings.ReplaceAll(string(b), "\r\n", "\n"), "\n"), "\n")
+	if len(lines) != e.Classes {
+		return bad("%d lines, want one label per class (%d)", len(lines), e.Classes)
+	}
+	for i, l := range lines {
+		if strings.TrimSpace(l) == "" {
+			return bad("line %d is empty", i+1)
+		}
+	}
+	return nil
+}
+
+// dropBadLabels removes a cached label file that fails checkLabels, and its
+// lock-file record, so that Pull downloads it again instead of pinning it.
+func (p *puller) dropBadLabels(ctx context.Context) error {
+	path := p.c.path(p.e.Labels)
+	if _, ok := fileSize(path); !ok {
+		return nil
+	}
+	err := checkLabels(path, p.e)
+	if err == nil || !errors.Is(err, ErrLabels) || p.o.Offline {
+		return nil // offline: ensure reports it
+	}
+	p.o.Logger.Warn("zoo: cached label file is bad; downloading it again", "model", p.e.Name, "file", p.e.Labels, "err", err)
+	unlock, lerr := p.c.lock(ctx, p.e.Labels, nil)
+	if lerr != nil {
+		return lerr
+	}
+	defer unlock()
+	if rerr := os.Remove(path); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
+		return fmt.Errorf("zoo: removing bad %s: %w", path, rerr)
+	}
+	return p.c.setRecord(ctx, p.e.Labels, nil)
 }
 
 // check opens path as a BiT checkpoint and compares its structure with the
