@@ -122,3 +122,50 @@ func TestDivergedRunStops(t *testing.T) {
 		})
 	}
 }
+
+// TestTableReportsUnfinishedRuns (issue 12, item 10): finetune table over an
+// interrupted run (no summary.json, or the training summary full mode
+// leaves) prints it as unfinished next to the finished ones instead of
+// failing; a folder that is no run is still an error.
+func TestTableReportsUnfinishedRuns(t *testing.T) {
+	trainSet, testSet := newSynth(24, 10), newSynth(16, 11)
+	done := runOpts(t, ModeHead)
+	if _, err := Run(context.Background(), done, trainSet, testSet); err != nil {
+		t.Fatal(err)
+	}
+	cut := runOpts(t, ModeFull)
+	ctx := interruptAt(&cut, 3)
+	if _, err := Run(ctx, cut, trainSet, testSet); !errors.Is(err, context.Canceled) {
+		t.Fatalf("interrupted run: %v", err)
+	}
+	// What an interrupted full fine-tune can leave: train's own summary.
+	withTrainSummary := runOpts(t, ModeFull)
+	ctx = interruptAt(&withTrainSummary, 3)
+	if _, err := Run(ctx, withTrainSummary, trainSet, testSet); !errors.Is(err, context.Canceled) {
+		t.Fatalf("interrupted run: %v", err)
+	}
+	if err := os.WriteFile(filepath.Join(withTrainSummary.OutDir, train.SummaryFile), []byte(`{"arch":"tiny","steps":6}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var rows []Row
+	for _, dir := range []string{done.OutDir, cut.OutDir, withTrainSummary.OutDir} {
+		r, err := LoadRow(dir)
+		if err != nil {
+			t.Fatalf("%s: %v", dir, err)
+		}
+		rows = append(rows, r)
+	}
+	if rows[0].Unfinished != "" || rows[1].Unfinished == "" || rows[2].Unfinished == "" {
+		t.Fatalf("unfinished: %q %q %q", rows[0].Unfinished, rows[1].Unfinished, rows[2].Unfinished)
+	}
+	var b strings.Builder
+	if err := WriteTable(&b, rows); err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(b.String(), "unfinished: "); n != 2 || !strings.Contains(b.String(), "%") {
+		t.Fatalf("table:\n%s", b.String())
+	}
+	if _, err := LoadRow(t.TempDir()); err == nil {
+		t.Error("a folder that is no run gave a row")
+	}
+}

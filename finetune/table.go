@@ -2,8 +2,10 @@ package finetune
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
@@ -19,7 +21,11 @@ const ONNXEvalFile = "eval-onnx.json"
 // Row is one run of a results table.
 type Row struct {
 	Name    string
-	Summary *Summary
+	Summary *Summary // nil when the run is unfinished
+	// Unfinished says why a run folder (it holds RuleFile) has no results
+	// yet: no summary.json, or only the training summary an interrupted
+	// full fine-tuning leaves. "" for finished runs.
+	Unfinished string
 	// ONNXTop1 is the top-1 of the exported model evaluated by ONNX Runtime
 	// (from ONNXEvalFile); NaN when the folder has none.
 	ONNXTop1 float64
@@ -27,9 +33,19 @@ type Row struct {
 
 // LoadRow reads summary.json (and eval-onnx.json when present) of a run
 // folder. The row is named after the folder.
+//
+// A run folder (one holding RuleFile) without a fine-tuning summary is an
+// unfinished run: its row has Unfinished set and no error, so a table over
+// several runs still prints. A folder that is no run at all is an error.
 func LoadRow(dir string) (Row, error) {
 	r := Row{Name: filepath.Base(filepath.Clean(dir)), ONNXTop1: math.NaN()}
+	_, ruleErr := os.Stat(filepath.Join(dir, RuleFile))
+	isRun := ruleErr == nil
 	b, err := os.ReadFile(filepath.Join(dir, "summary.json"))
+	if errors.Is(err, fs.ErrNotExist) && isRun {
+		r.Unfinished = "no summary.json yet (interrupted? resume it with --resume)"
+		return r, nil
+	}
 	if err != nil {
 		return r, fmt.Errorf("finetune: %w", err)
 	}
@@ -38,6 +54,12 @@ func LoadRow(dir string) (Row, error) {
 		return r, fmt.Errorf("finetune: %s: %w", filepath.Join(dir, "summary.json"), err)
 	}
 	if s.Run.Mode == "" {
+		if isRun {
+			// Full fine-tuning trains with package train, whose summary
+			// lands first; the fine-tuning summary replaces it at the end.
+			r.Unfinished = "training summary only (interrupted before the final evaluation? resume it with --resume)"
+			return r, nil
+		}
 		return r, fmt.Errorf("finetune: %s is not a fine-tuning run summary", filepath.Join(dir, "summary.json"))
 	}
 	r.Summary = &s
@@ -70,6 +92,10 @@ func WriteTable(w io.Writer, rows []Row) error {
 	}
 	for _, r := range rows {
 		s := r.Summary
+		if s == nil {
+			fmt.Fprintf(tw, "%s\tunfinished: %s\t\n", r.Name, r.Unfinished)
+			continue
+		}
 		shots := "all"
 		if s.Run.ExamplesPerClass > 0 {
 			shots = fmt.Sprintf("%d/class", s.Run.ExamplesPerClass)
