@@ -69,7 +69,7 @@ func Conv2DBackward(x, w, dy *Tensor, stride, pad int, dx, dw *Tensor, accumulat
 			b := b0 + i
 			xb := dx.Data[b*c*h*wd:][:c*h*wd]
 			clear(xb)
-			col2imAdd(col.Data[i*pix:], ld, c, h, wd, kh, kw, stride, pad, oh, ow, xb)
+			col2imAdd(col.Data[i*pix:], ld, c, h, wd, kh, kw, stride, pad, oh, ow, false, xb)
 		})
 	}
 }

@@ -101,13 +101,18 @@ func im2colInto(x []float32, c, h, w, kh, kw, stride, pad, oh, ow int, col []flo
 }
 
 // col2imAdd is the adjoint of im2colInto: it adds every patch value of col
-// back to its pixel of dx [C,H,W].
-func col2imAdd(col []float32, ld, c, h, w, kh, kw, stride, pad, oh, ow int, dx []float32) {
+// back to its pixel of dx [C,H,W]. Rows are in (ch, ky, kx) order, or
+// (ky, kx, ch) when hwc is set.
+func col2imAdd(col []float32, ld, c, h, w, kh, kw, stride, pad, oh, ow int, hwc bool, dx []float32) {
 	for ch := 0; ch < c; ch++ {
 		plane := dx[ch*h*w : (ch+1)*h*w]
 		for ky := 0; ky < kh; ky++ {
 			for kx := 0; kx < kw; kx++ {
-				row := col[((ch*kh+ky)*kw+kx)*ld:][:oh*ow]
+				r := (ch*kh+ky)*kw + kx
+				if hwc {
+					r = (ky*kw+kx)*c + ch
+				}
+				row := col[r*ld:][:oh*ow]
 				for y := 0; y < oh; y++ {
 					iy := y*stride - pad + ky
 					if iy < 0 || iy >= h {

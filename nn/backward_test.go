@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"github.com/bitrun/bitrun/internal/gradcheck"
@@ -81,37 +82,42 @@ func TestConv2DGrad(t *testing.T) {
 		{2, 5, 6, 6, 3, 1, 2, 0},
 		{1, 3, 11, 11, 2, 7, 2, 3}, // the root conv
 	}
-	for _, tc := range cases {
-		t.Run(fmt.Sprintf("k%ds%dp%d", tc.k, tc.stride, tc.pad), func(t *testing.T) {
-			rng := rand.New(rand.NewPCG(1, uint64(tc.k*10+tc.stride)))
-			x := randT(rng, 1, tc.n, tc.c, tc.h, tc.w)
-			w := randT(rng, 0.5, tc.o, tc.c, tc.k, tc.k)
-			oh, ow := nn.ConvOutSize(tc.h, tc.k, tc.stride, tc.pad), nn.ConvOutSize(tc.w, tc.k, tc.stride, tc.pad)
-			y := nn.New(tc.n, tc.o, oh, ow)
-			var arena nn.Arena
-			nn.Conv2DInto(y, x, w, tc.stride, tc.pad, &arena)
-			ref := nn.Conv2D(x, w, tc.stride, tc.pad)
-			checkClose(t, "Conv2DInto vs Conv2D", y.Data, f64(ref.Data), 1e-5)
+	prev := nn.Backend()
+	defer nn.SetBackend(prev)
+	for _, g := range nn.Backends() {
+		for _, tc := range cases {
+			t.Run(fmt.Sprintf("%s/k%ds%dp%d", strings.Fields(g.Name())[0], tc.k, tc.stride, tc.pad), func(t *testing.T) {
+				nn.SetBackend(g)
+				rng := rand.New(rand.NewPCG(1, uint64(tc.k*10+tc.stride)))
+				x := randT(rng, 1, tc.n, tc.c, tc.h, tc.w)
+				w := randT(rng, 0.5, tc.o, tc.c, tc.k, tc.k)
+				oh, ow := nn.ConvOutSize(tc.h, tc.k, tc.stride, tc.pad), nn.ConvOutSize(tc.w, tc.k, tc.stride, tc.pad)
+				y := nn.New(tc.n, tc.o, oh, ow)
+				var arena nn.Arena
+				nn.Conv2DInto(y, x, w, tc.stride, tc.pad, &arena)
+				ref := nn.Conv2D(x, w, tc.stride, tc.pad)
+				checkClose(t, "Conv2DInto vs Conv2D", y.Data, f64(ref.Data), 1e-5)
 
-			r := randT(rng, 1, y.Shape...)
-			dx, dw := nn.New(x.Shape...), nn.New(w.Shape...)
-			nn.Conv2DBackward(x, w, r, tc.stride, tc.pad, dx, dw, false, &arena)
+				r := randT(rng, 1, y.Shape...)
+				dx, dw := nn.New(x.Shape...), nn.New(w.Shape...)
+				nn.Conv2DBackward(x, w, r, tc.stride, tc.pad, dx, dw, false, &arena)
 
-			x64, w64, r64 := gradcheck.From(x), gradcheck.From(w), f64(r.Data)
-			loss := func() float64 { return gradcheck.Dot(gradcheck.Conv(x64, w64, tc.stride, tc.pad), r64) }
-			checkClose(t, "Conv2DInto vs reference", y.Data, gradcheck.Conv(x64, w64, tc.stride, tc.pad).Data, 1e-4)
-			checkGrad(t, "dx", dx.Data, numeric(x64.Data, loss))
-			checkGrad(t, "dw", dw.Data, numeric(w64.Data, loss))
+				x64, w64, r64 := gradcheck.From(x), gradcheck.From(w), f64(r.Data)
+				loss := func() float64 { return gradcheck.Dot(gradcheck.Conv(x64, w64, tc.stride, tc.pad), r64) }
+				checkClose(t, "Conv2DInto vs reference", y.Data, gradcheck.Conv(x64, w64, tc.stride, tc.pad).Data, 1e-4)
+				checkGrad(t, "dx", dx.Data, numeric(x64.Data, loss))
+				checkGrad(t, "dw", dw.Data, numeric(w64.Data, loss))
 
-			// accumulate adds to what is there; dx nil skips the input gradient.
-			acc := dw.Clone()
-			nn.Conv2DBackward(x, w, r, tc.stride, tc.pad, nil, acc, true, &arena)
-			for i := range acc.Data {
-				if math.Abs(float64(acc.Data[i]-2*dw.Data[i])) > 1e-4*(1+math.Abs(float64(dw.Data[i]))) {
-					t.Fatalf("accumulate: dw[%d] = %g, want %g", i, acc.Data[i], 2*dw.Data[i])
+				// accumulate adds to what is there; dx nil skips the input gradient.
+				acc := dw.Clone()
+				nn.Conv2DBackward(x, w, r, tc.stride, tc.pad, nil, acc, true, &arena)
+				for i := range acc.Data {
+					if math.Abs(float64(acc.Data[i]-2*dw.Data[i])) > 1e-4*(1+math.Abs(float64(dw.Data[i]))) {
+						t.Fatalf("accumulate: dw[%d] = %g, want %g", i, acc.Data[i], 2*dw.Data[i])
+					}
 				}
-			}
-		})
+			})
+		}
 	}
 }
 
@@ -244,10 +250,10 @@ func TestGlobalAvgPoolLinearGrad(t *testing.T) {
 }
 
 // The checkpoint-layout kernels give what the OIHW kernels give around a
-// layout change, for channel counts on and off the 16-channel blocks.
+// layout change, for channel counts on and off the column blocks.
 func TestStandardizeHWIO(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 3))
-	for _, shape := range [][]int{{3, 3, 5, 7}, {1, 1, 32, 48}, {7, 7, 3, 20}} {
+	for _, shape := range [][]int{{3, 3, 5, 7}, {1, 1, 32, 130}, {7, 7, 3, 20}} {
 		t.Run(fmt.Sprint(shape), func(t *testing.T) {
 			w := randT(rng, 0.2, shape...)
 			for i := range w.Data {
@@ -256,14 +262,14 @@ func TestStandardizeHWIO(t *testing.T) {
 			oihw := nn.HWIOToOIHW(w)
 			want, wantInv := nn.New(oihw.Shape...), make([]float32, shape[3])
 			nn.StandardizeWeightInto(want, oihw, wantInv)
-			ws, inv := nn.New(oihw.Shape...), make([]float32, shape[3])
+			ws, inv := nn.New(shape...), make([]float32, shape[3])
 			nn.StandardizeHWIOInto(ws, w, inv)
-			checkClose(t, "StandardizeHWIOInto", ws.Data, f64(want.Data), 1e-6)
+			checkClose(t, "StandardizeHWIOInto", ws.Data, f64(nn.OIHWToHWIO(want).Data), 1e-6)
 			checkClose(t, "inv", inv, f64(wantInv), 1e-6)
 
-			gs := randT(rng, 1, oihw.Shape...)
+			gs := randT(rng, 1, shape...)
 			tmp := nn.New(oihw.Shape...)
-			nn.StandardizeWeightBackward(want, wantInv, gs, tmp, false)
+			nn.StandardizeWeightBackward(want, wantInv, nn.HWIOToOIHW(gs), tmp, false)
 			wantDW := nn.OIHWToHWIO(tmp)
 			dw := nn.New(shape...)
 			nn.StandardizeBackwardHWIO(ws, inv, gs, dw, false)
@@ -273,6 +279,60 @@ func TestStandardizeHWIO(t *testing.T) {
 				wantDW.Data[i] *= 2
 			}
 			checkClose(t, "accumulate", dw.Data, f64(wantDW.Data), 1e-5)
+		})
+	}
+}
+
+// TestConvHWIO checks the checkpoint-layout convolutions against the OIHW
+// kernels (gradient-checked above) on shapes that cross every panel and
+// image boundary: channel counts off the 6-row and 16-column panels, pixel
+// counts off the panel width, several images, every conv of a BiT unit and
+// the root.
+func TestConvHWIO(t *testing.T) {
+	cases := []struct{ n, c, h, w, o, k, stride, pad int }{
+		{3, 20, 9, 9, 26, 3, 1, 1},
+		{3, 20, 9, 9, 26, 3, 2, 1},
+		{3, 40, 9, 7, 24, 1, 1, 0},
+		{3, 40, 9, 7, 24, 1, 2, 0},
+		{2, 3, 19, 19, 18, 7, 2, 3},
+		{1, 8, 4, 4, 35, 3, 1, 1},
+		{2, 16, 1, 1, 16, 3, 1, 1}, // 1x1 images (the small net's last block at 32 px)
+	}
+	for _, tc := range cases {
+		t.Run(fmt.Sprintf("n%dc%do%dk%ds%dp%d", tc.n, tc.c, tc.o, tc.k, tc.stride, tc.pad), func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(5, uint64(tc.k*10+tc.stride)))
+			x := randT(rng, 1, tc.n, tc.c, tc.h, tc.w)
+			w := randT(rng, 0.5, tc.k, tc.k, tc.c, tc.o) // HWIO
+			wo := nn.HWIOToOIHW(w)
+			oh, ow := nn.ConvOutSize(tc.h, tc.k, tc.stride, tc.pad), nn.ConvOutSize(tc.w, tc.k, tc.stride, tc.pad)
+			r := randT(rng, 1, tc.n, tc.o, oh, ow)
+			var arena nn.Arena
+
+			y := nn.New(tc.n, tc.o, oh, ow)
+			nn.ConvHWIOInto(y, x, w, tc.stride, tc.pad, &arena)
+			checkClose(t, "y", y.Data, f64(nn.Conv2D(x, wo, tc.stride, tc.pad).Data), 1e-4)
+
+			wantDX, wantDW := nn.New(x.Shape...), nn.New(wo.Shape...)
+			nn.Conv2DBackward(x, wo, r, tc.stride, tc.pad, wantDX, wantDW, false, &arena)
+			dx, dw := nn.New(x.Shape...), nn.New(w.Shape...)
+			for i := range dw.Data {
+				dw.Data[i] = 1 // accumulate adds to this
+			}
+			nn.ConvHWIOBackward(x, w, r, tc.stride, tc.pad, dx, dw, true, &arena)
+			checkClose(t, "dx", dx.Data, f64(wantDX.Data), 1e-4)
+			want := nn.OIHWToHWIO(wantDW)
+			for i := range want.Data {
+				want.Data[i]++
+			}
+			checkClose(t, "dw", dw.Data, f64(want.Data), 1e-4)
+
+			// dx only, dw only.
+			dx2 := nn.New(x.Shape...)
+			nn.ConvHWIOBackward(x, w, r, tc.stride, tc.pad, dx2, nil, false, &arena)
+			checkClose(t, "dx alone", dx2.Data, f64(dx.Data), 0)
+			dw2 := nn.New(w.Shape...)
+			nn.ConvHWIOBackward(x, w, r, tc.stride, tc.pad, nil, dw2, false, &arena)
+			checkClose(t, "dw alone", dw2.Data, f64(nn.OIHWToHWIO(wantDW).Data), 1e-4)
 		})
 	}
 }

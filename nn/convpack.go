@@ -2,21 +2,53 @@ package nn
 
 // convPacker packs blocks of the im2col matrix of a group of images straight
 // into GEMM panels, without materialising the matrix: row r = (ch·KH+ky)·KW+kx
-// and column q = image·OH·OW + y·OW + x hold x[image, ch, y·stride-pad+ky,
-// x·stride-pad+kx] (0 in the padding). It produces exactly the values
-// Im2Col + packB would, so results do not depend on the path.
+// (or (ky·KW+kx)·C+ch with hwc, the order of a checkpoint-layout kernel's
+// rows) and column q = image·OH·OW + y·OW + x hold x[image, ch,
+// y·stride-pad+ky, x·stride-pad+kx] (0 in the padding). It produces exactly
+// the values Im2Col + packB would, so results do not depend on the path.
 type convPacker struct {
 	x                   []float32 // the group's images [G,C,H,W]
-	chw, h, w, kh, kw   int
+	c, chw, h, w        int
+	kh, kw              int
 	stride, pad, oh, ow int
 	pix                 int // oh*ow
 	col0                int // matrix column of the packer's column 0
 	pointwise           bool
+	hwc                 bool // rows in (ky, kx, ch) order
+}
+
+// tap returns the channel and kernel offsets of im2col row r.
+func (cp *convPacker) tap(r int) (ch, ky, kx int) {
+	if cp.hwc {
+		return r % cp.c, r / (cp.c * cp.kw), (r / cp.c) % cp.kw
+	}
+	return r / (cp.kh * cp.kw), (r / cp.kw) % cp.kh, r % cp.kw
+}
+
+// next advances (ch, ky, kx) to the following row.
+func (cp *convPacker) next(ch, ky, kx *int) {
+	if cp.hwc {
+		if *ch++; *ch == cp.c {
+			*ch = 0
+			if *kx++; *kx == cp.kw {
+				*kx = 0
+				*ky++
+			}
+		}
+		return
+	}
+	if *kx++; *kx == cp.kw {
+		*kx = 0
+		if *ky++; *ky == cp.kh {
+			*ky = 0
+			*ch++
+		}
+	}
 }
 
 func newConvPacker(x []float32, c, h, w, kh, kw, stride, pad, oh, ow int) convPacker {
 	return convPacker{
-		x: x, chw: c * h * w, h: h, w: w, kh: kh, kw: kw,
+		x: x, c: c, chw: c * h * w, h: h, w: w, kh: kh, kw: kw,
 		stride: stride, pad: pad, oh: oh, ow: ow, pix: oh * ow,
 		pointwise: kh == 1 && kw == 1 && stride == 1 && pad == 0,
 	}
@@ -35,7 +67,8 @@ func (cp *convPacker) pack(p0, kb, j0, nb int, dst []float32) {
 			src := cp.x[img*cp.chw+q:]
 			hw := cp.h * cp.w
 			for p := 0; p < kb; p++ {
-				*(*[nr]float32)(panel[p*nr:]) = *(*[nr]float32)(src[(p0+p)*hw:])
+				v := *(*[nr]float32)(src[(p0+p)*hw:])
+				*(*[nr]float32)(panel[p*nr:]) = v
 			}
 		case nn == nr && q%cp.ow+nr <= cp.ow:
 			cp.packRow(panel, p0, kb, img, q/cp.ow, q%cp.ow)
@@ -50,7 +83,7 @@ func (cp *convPacker) pack(p0, kb, j0, nb int, dst []float32) {
 func (cp *convPacker) packRow(panel []float32, p0, kb, img, y, x0 int) {
 	hw := cp.h * cp.w
 	base := img * cp.chw
-	ch, ky, kx := p0/(cp.kh*cp.kw), (p0/cp.kw)%cp.kh, p0%cp.kw
+	ch, ky, kx := cp.tap(p0)
 	iy0 := y*cp.stride - cp.pad
 	ix00 := x0*cp.stride - cp.pad
 	span := (nr-1)*cp.stride + 1 // input columns one panel row covers
@@ -63,7 +96,8 @@ func (cp *convPacker) packRow(panel []float32, p0, kb, img, y, x0 int) {
 		case ix0 >= 0 && ix0+span <= cp.w:
 			row := cp.x[base+ch*hw+iy*cp.w+ix0:]
 			if cp.stride == 1 {
-				*d = *(*[nr]float32)(row)
+				v := *(*[nr]float32)(row)
+				*d = v
 			} else {
 				_ = row[span-1]
 				for j := range d {
@@ -80,13 +114,7 @@ func (cp *convPacker) packRow(panel []float32, p0, kb, img, y, x0 int) {
 				}
 			}
 		}
-		if kx++; kx == cp.kw {
-			kx = 0
-			if ky++; ky == cp.kh {
-				ky = 0
-				ch++
-			}
-		}
+		cp.next(&ch, &ky, &kx)
 	}
 }
 
@@ -101,7 +129,7 @@ func (cp *convPacker) packAny(panel []float32, p0, kb, q0, nn int) {
 		ox[j] = (q%cp.ow)*cp.stride - cp.pad
 	}
 	hw := cp.h * cp.w
-	ch, ky, kx := p0/(cp.kh*cp.kw), (p0/cp.kw)%cp.kh, p0%cp.kw
+	ch, ky, kx := cp.tap(p0)
 	for p := 0; p < kb; p++ {
 		d := (*[nr]float32)(panel[p*nr:])
 		for j := 0; j < nn; j++ {
@@ -115,12 +143,6 @@ func (cp *convPacker) packAny(panel []float32, p0, kb, q0, nn int) {
 		for j := nn; j < nr; j++ {
 			d[j] = 0
 		}
-		if kx++; kx == cp.kw {
-			kx = 0
-			if ky++; ky == cp.kh {
-				ky = 0
-				ch++
-			}
-		}
+		cp.next(&ch, &ky, &kx)
 	}
 }

@@ -317,3 +317,8 @@ func sgemmOne(g GEMM, transA, transB bool, m, n, k int, a []float32, lda int, b 
 	}
 	g.Sgemm(transA, transB, m, n, k, a, lda, b, ldb, beta, c, ldc)
 }
+
+// KernelName names the micro-kernel of the pure-Go GEMM on this CPU
+// ("AVX-512", "AVX2+FMA" or "generic"), which the training convolutions use
+// whatever the backend.
+func KernelName() string { return kernelName() }

@@ -53,3 +53,31 @@ func gnApply(out, dy, x, y []float32, mu, a, b, c float32) {
 	}
 	gnApplyGo(out, dy, x, y, mu, a, b, c)
 }
+
+//go:noescape
+func colDotAVX512(sav, sbv *float64, gv, w *float32, n int)
+
+//go:noescape
+func colAffineAVX512(out, gv, w, a, b, c *float32, n int, acc bool)
+
+// colDot adds g to sa and g·w to sb element-wise, in float64.
+func colDot(sa, sb []float64, g, w []float32) {
+	bulk := len(g) &^ 15
+	if hasAVX512 && bulk > 0 {
+		colDotAVX512(&sa[:bulk][0], &sb[:bulk][0], &g[0], &w[:bulk][0], bulk)
+	} else {
+		bulk = 0
+	}
+	colDotGo(sa[bulk:], sb[bulk:], g[bulk:], w[bulk:])
+}
+
+// colAffine sets out = g·a + w·b + c element-wise (adds it when acc).
+func colAffine(out, g, w, a, b, c []float32, acc bool) {
+	bulk := len(g) &^ 15
+	if hasAVX512 && bulk > 0 {
+		colAffineAVX512(&out[:bulk][0], &g[0], &w[:bulk][0], &a[:bulk][0], &b[:bulk][0], &c[:bulk][0], bulk, acc)
+	} else {
+		bulk = 0
+	}
+	colAffineGo(out[bulk:], g[bulk:], w[bulk:], a[bulk:], b[bulk:], c[bulk:], acc)
+}

@@ -132,3 +132,75 @@ applyrelu:
 applydone:
 	VZEROUPPER
 	RET
+
+// Column loops of the weight standardisation (AVX-512F): one call per row
+// of a [rows, n] matrix, n a multiple of 16, vectors of per-column values.
+
+// func colDotAVX512(sav, sbv *float64, gv, w *float32, n int)
+// sav[j] += gv[j]; sbv[j] += gv[j]·w[j] (float64).
+TEXT ·colDotAVX512(SB), NOSPLIT, $0-40
+	MOVQ sav+0(FP), DI
+	MOVQ sbv+8(FP), R9
+	MOVQ gv+16(FP), SI
+	MOVQ w+24(FP), R8
+	MOVQ n+32(FP), CX
+	SHRQ $3, CX
+	JZ   dotdone
+
+dotloop:
+	VCVTPS2PD   (SI), Z0
+	VCVTPS2PD   (R8), Z1
+	VADDPD      (DI), Z0, Z2
+	VMOVUPD     Z2, (DI)
+	VMOVUPD     (R9), Z3
+	VFMADD231PD Z0, Z1, Z3
+	VMOVUPD     Z3, (R9)
+	ADDQ        $32, SI
+	ADDQ        $32, R8
+	ADDQ        $64, DI
+	ADDQ        $64, R9
+	DECQ        CX
+	JNZ         dotloop
+
+dotdone:
+	VZEROUPPER
+	RET
+
+// func colAffineAVX512(out, gv, w, a, b, c *float32, n int, acc bool)
+// out[j] (+)= gv[j]·a[j] + w[j]·b[j] + c[j].
+TEXT ·colAffineAVX512(SB), NOSPLIT, $0-57
+	MOVQ    out+0(FP), DX
+	MOVQ    gv+8(FP), SI
+	MOVQ    w+16(FP), R8
+	MOVQ    a+24(FP), R9
+	MOVQ    b+32(FP), R10
+	MOVQ    c+40(FP), R11
+	MOVQ    n+48(FP), CX
+	MOVBLZX acc+56(FP), AX
+	SHRQ    $4, CX
+	JZ      affdone
+
+affloop:
+	VMOVUPS     (R11), Z0
+	VMOVUPS     (SI), Z1
+	VFMADD231PS (R9), Z1, Z0
+	VMOVUPS     (R8), Z2
+	VFMADD231PS (R10), Z2, Z0
+	TESTL       AX, AX
+	JZ          affstore
+	VADDPS      (DX), Z0, Z0
+
+affstore:
+	VMOVUPS Z0, (DX)
+	ADDQ    $64, DX
+	ADDQ    $64, SI
+	ADDQ    $64, R8
+	ADDQ    $64, R9
+	ADDQ    $64, R10
+	ADDQ    $64, R11
+	DECQ    CX
+	JNZ     affloop
+
+affdone:
+	VZEROUPPER
+	RET

@@ -133,13 +133,27 @@ func scatterGroup(dst, cm []float32, b0, gb, o, pix int) {
 // im2col matrix is never built, its panels are packed straight from the
 // images (convPacker). Images are grouped as in conv2d.
 func convGo(dst, x, w *Tensor, stride, pad, group int) {
-	n, c, h, wd := dims4(x)
-	o, _, kh, kw := dims4(w)
-	oh, ow := ConvOutSize(h, kh, stride, pad), ConvOutSize(wd, kw, stride, pad)
-	pix, kdim, chw := oh*ow, c*kh*kw, c*h*wd
+	o, c, kh, kw := dims4(w)
+	kdim := c * kh * kw
 	pa := packAll(false, w.Data, kdim, o, kdim)
 	defer pa.free()
+	convPanels(dst, x, pa, kh, kw, stride, pad, false, group, nil)
+}
+
+// convPanels writes into dst [N,O,OH,OW] the product of the packed kernel pa
+// (O × C·KH·KW, columns in the convPacker's row order: (ky, kx, ch) when
+// hwc) with the patches of x, group images per product. Group output
+// buffers come from a (nil: the pool).
+func convPanels(dst, x *Tensor, pa *packedA, kh, kw, stride, pad int, hwc bool, group int, a *Arena) {
+	n, c, h, wd := dims4(x)
+	o := pa.m
+	oh, ow := ConvOutSize(h, kh, stride, pad), ConvOutSize(wd, kw, stride, pad)
+	pix, kdim, chw := oh*ow, c*kh*kw, c*h*wd
 	groups := (n + group - 1) / group
+	var tmp []float32
+	if group > 1 && a != nil {
+		tmp = a.Get(groups * o * group * pix).Data
+	}
 	ParallelFor(groups, func(gi int) {
 		b0 := gi * group
 		gb := min(group, n-b0)
@@ -147,17 +161,25 @@ func convGo(dst, x, w *Tensor, stride, pad, group int) {
 		out, ldc := dst.Data[b0*o*pix:(b0+gb)*o*pix], pix
 		var cp *[]float32
 		if gb > 1 {
-			cp = getFloats(o * cols)
-			out, ldc = *cp, cols
+			if tmp != nil {
+				out = tmp[gi*o*group*pix:][:o*cols]
+			} else {
+				cp = getFloats(o * cols)
+				out = *cp
+			}
+			ldc = cols
 		}
 		packer := newConvPacker(x.Data[b0*chw:(b0+gb)*chw], c, h, wd, kh, kw, stride, pad, oh, ow)
+		packer.hwc = hwc
 		splitProduct(o, cols, kdim, func(i0, mb, j0, nb int) {
 			pk := packer
 			pk.col0 = j0
 			sgemmCore(false, nil, 0, pa, i0, false, mb, nb, kdim, nil, 0, &pk, 0, out[i0*ldc+j0:], ldc)
 		})
-		if cp != nil {
+		if gb > 1 {
 			scatterGroup(dst.Data, out, b0, gb, o, pix)
+		}
+		if cp != nil {
 			putFloats(cp)
 		}
 	})

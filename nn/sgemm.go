@@ -86,15 +86,69 @@ type packedA struct {
 func packAll(trans bool, a []float32, lda, m, k int) *packedA {
 	panels := (m + mr - 1) / mr
 	buf := getFloats(panels * mr * k)
-	data := *buf
-	parallelChunks(panels, max(1, 4096/max(k, 1)), func(lo, hi int) {
-		i0, i1 := lo*mr, min(m, hi*mr)
-		packA(trans, a, lda, i0, i1-i0, 0, k, data[lo*mr*k:])
-	})
-	return &packedA{buf: buf, data: data, m: m, k: k}
+	p := &packedA{buf: buf, data: *buf, m: m, k: k}
+	p.fill(trans, a, lda)
+	return p
 }
 
-func (p *packedA) free() { putFloats(p.buf) }
+// packAllArena is packAll into memory from a (released with a's marks;
+// free is a no-op).
+func packAllArena(a *Arena, trans bool, src []float32, lda, m, k int) *packedA {
+	p := &packedA{data: a.Get(packedLen(m, k)).Data, m: m, k: k}
+	p.fill(trans, src, lda)
+	return p
+}
+
+// packedLen is the size of m×k packed into whole panels.
+func packedLen(m, k int) int { return (m + mr - 1) / mr * mr * k }
+
+func (p *packedA) fill(trans bool, a []float32, lda int) {
+	panels := (p.m + mr - 1) / mr
+	m, k := p.m, p.k
+	if trans {
+		// op(A) column q is row q of a: take blocks of transBlock rows (they
+		// stay in cache) and fill every panel's run of those steps.
+		const transBlock = 64
+		blocks := (k + transBlock - 1) / transBlock
+		ParallelFor(blocks, func(bi int) {
+			q0, q1 := bi*transBlock, min(k, (bi+1)*transBlock)
+			packTransRows(a, lda, m, q0, q1, k, p.data)
+		})
+		return
+	}
+	parallelChunks(panels, max(1, 4096/max(k, 1)), func(lo, hi int) {
+		i0, i1 := lo*mr, min(m, hi*mr)
+		packA(trans, a, lda, i0, i1-i0, 0, k, p.data[lo*mr*k:])
+	})
+}
+
+// packTransRows writes rows q0..q1-1 of a transposed left operand (column q
+// of op(A) is row q of a, m values) into steps q0..q1-1 of every panel of
+// data (depth k).
+func packTransRows(a []float32, lda, m, q0, q1, k int, data []float32) {
+	i := 0
+	for ; i+mr <= m; i += mr {
+		d := data[i*k:]
+		for q := q0; q < q1; q++ {
+			v := *(*[mr]float32)(a[q*lda+i:])
+			*(*[mr]float32)(d[q*mr:]) = v
+		}
+	}
+	if i < m {
+		d := data[i*k:]
+		for q := q0; q < q1; q++ {
+			t := d[q*mr : q*mr+mr]
+			copy(t, a[q*lda+i:q*lda+m])
+			clear(t[m-i:])
+		}
+	}
+}
+
+func (p *packedA) free() {
+	if p.buf != nil {
+		putFloats(p.buf)
+	}
+}
 
 // sgemmCore computes C (+)= op(A)·op(B) on one goroutine. op(A) comes either
 // from a (packed block by block) or, when pa is set, from rows row0.. of a
@@ -215,7 +269,16 @@ func packA(trans bool, a []float32, lda, i0, mb, p0, kb int, dst []float32) {
 		mm := min(mr, mb-ir)
 		panel := dst[ir*kb : ir*kb+mr*kb]
 		if trans {
-			// op(A)[i,p] = a[p*lda+i]: each step reads mm contiguous values.
+			// op(A)[i,p] = a[p*lda+i]: each step reads mm contiguous values
+			// (through a local array: a pointer-to-array copy would be a
+			// memmove call for possibly overlapping memory).
+			if mm == mr {
+				for p := 0; p < kb; p++ {
+					v := *(*[mr]float32)(a[(p0+p)*lda+i0+ir:])
+					*(*[mr]float32)(panel[p*mr:]) = v
+				}
+				continue
+			}
 			for p := 0; p < kb; p++ {
 				src := a[(p0+p)*lda+i0+ir:][:mm]
 				d := panel[p*mr : p*mr+mr]

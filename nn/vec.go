@@ -85,3 +85,22 @@ func gnApplyGo(out, dy, x, y []float32, mu, a, b, c float32) {
 		out[j] = v
 	}
 }
+
+func colDotGo(sa, sb []float64, g, w []float32) {
+	sa, sb, w = sa[:len(g)], sb[:len(g)], w[:len(g)]
+	for j, v := range g {
+		sa[j] += float64(v)
+		sb[j] += float64(v) * float64(w[j])
+	}
+}
+
+func colAffineGo(out, g, w, a, b, c []float32, acc bool) {
+	out, w, a, b, c = out[:len(g)], w[:len(g)], a[:len(g)], b[:len(g)], c[:len(g)]
+	for j, v := range g {
+		y := v*a[j] + w[j]*b[j] + c[j]
+		if acc {
+			y += out[j]
+		}
+		out[j] = y
+	}
+}

@@ -14,3 +14,8 @@ func gnSums(dy, x, y []float32) (sdy, sdyx float64) { return gnSumsGo(dy, x, y) 
 func gnApply(out, dy, x, y []float32, mu, a, b, c float32) {
 	gnApplyGo(out, dy, x, y, mu, a, b, c)
 }
+
+func colDot(sa, sb []float64, g, w []float32) { colDotGo(sa, sb, g, w) }
+func colAffine(out, g, w, a, b, c []float32, acc bool) {
+	colAffineGo(out, g, w, a, b, c, acc)
+}

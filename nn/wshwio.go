@@ -5,107 +5,87 @@ import (
 	"math"
 )
 
-// Weight standardisation straight from and to the checkpoint layout. A
-// training step standardises every kernel after each update and turns the
-// gradient of every standardised kernel back into the checkpoint layout; doing
-// the layout change inside those passes (blocks of wsBlock output channels,
-// one core each) saves two serial, cache-hostile transposes per kernel.
+// Weight standardisation in the checkpoint layout [KH,KW,I,O]: each output
+// channel is a column of the (KH·KW·I) × O matrix, so every pass streams
+// whole rows (vector loops over the columns), and the rows are split over the
+// cores. Column sums are taken per chunk of rows and the chunks added in
+// order, so results do not depend on the number of cores.
 
-// wsBlock is the number of output channels a pass handles together: the
-// HWIO rows are read wsBlock contiguous values at a time.
-const wsBlock = 16
+// wsChunks is the most row chunks a column reduction is split into.
+const wsChunks = 8
 
-// StandardizeHWIOInto writes the weight-standardised kernel of w [KH,KW,I,O]
-// (checkpoint layout) into dst [O,I,KH,KW] (the engine's layout) and
-// 1/sqrt(var+WSEpsilon) of each output channel into inv (len O). It gives
-// the values StandardizeWeightInto(dst, HWIOToOIHW(w), inv) gives, up to the
-// order of the float64 sums.
-func StandardizeHWIOInto(dst, w *Tensor, inv []float32) {
-	kh, kw, ci, co := dims4(w)
-	if !SameShape(dst.Shape, []int{co, ci, kh, kw}) || len(inv) != co {
-		panic(fmt.Sprintf("nn: StandardizeHWIOInto: w %v, dst %v, inv %d", w.Shape, dst.Shape, len(inv)))
+// colSums returns, per column j of the rows×cols matrices g and w, Σ g and
+// Σ g·w over the rows, in float64.
+func colSums(g, w []float32, rows, cols int) (sa, sb []float64) {
+	per := max(16, (rows+wsChunks-1)/wsChunks)
+	chunks := (rows + per - 1) / per
+	part := make([]float64, 2*chunks*cols)
+	ParallelFor(chunks, func(ci int) {
+		pa, pb := part[2*ci*cols:][:cols], part[(2*ci+1)*cols:][:cols]
+		for r := ci * per; r < min(rows, (ci+1)*per); r++ {
+			colDot(pa, pb, g[r*cols:][:cols], w[r*cols:][:cols])
+		}
+	})
+	sa, sb = part[:cols], part[cols:2*cols]
+	for ci := 1; ci < chunks; ci++ {
+		pa, pb := part[2*ci*cols:][:cols], part[(2*ci+1)*cols:][:cols]
+		for j := range sa {
+			sa[j] += pa[j]
+			sb[j] += pb[j]
+		}
 	}
-	rows, khw := kh*kw*ci, kh*kw
-	blocks := (co + wsBlock - 1) / wsBlock
-	ParallelFor(blocks, func(bi int) {
-		o0 := bi * wsBlock
-		nb := min(wsBlock, co-o0)
-		var sum, ssq [wsBlock]float64
-		for r := 0; r < rows; r++ {
-			src := w.Data[r*co+o0:][:nb]
-			for j, v := range src {
-				sum[j] += float64(v)
-			}
-		}
-		var mean [wsBlock]float64
-		for j := 0; j < nb; j++ {
-			mean[j] = sum[j] / float64(rows)
-		}
-		for r := 0; r < rows; r++ {
-			src := w.Data[r*co+o0:][:nb]
-			for j, v := range src {
-				d := float64(v) - mean[j]
-				ssq[j] += d * d
-			}
-		}
-		var s [wsBlock]float64
-		for j := 0; j < nb; j++ {
-			s[j] = 1 / math.Sqrt(ssq[j]/float64(rows)+WSEpsilon)
-			inv[o0+j] = float32(s[j])
-		}
-		// HWIO row r = (y*kw+x)*ci+i goes to OIHW column i*khw + y*kw+x.
-		for yx := 0; yx < khw; yx++ {
-			for i := 0; i < ci; i++ {
-				src := w.Data[(yx*ci+i)*co+o0:][:nb]
-				col := i*khw + yx
-				for j, v := range src {
-					dst.Data[(o0+j)*rows+col] = float32((float64(v) - mean[j]) * s[j])
-				}
-			}
+	return sa, sb
+}
+
+// rowsAffine sets (or adds to, when acc) each row of out g·a + w·b + c, with
+// a, b, c per column.
+func rowsAffine(out, g, w []float32, a, b, c []float32, rows, cols int, acc bool) {
+	parallelChunks(rows, max(1, 4096/max(cols, 1)), func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			colAffine(out[r*cols:][:cols], g[r*cols:][:cols], w[r*cols:][:cols], a, b, c, acc)
 		}
 	})
 }
 
-// StandardizeBackwardHWIO is StandardizeWeightBackward writing the raw
-// kernel's gradient in the checkpoint layout: from ws [O,I,KH,KW] and its
-// inv (from StandardizeHWIOInto) and gs, the gradient with respect to ws, it
-// writes dw [KH,KW,I,O] = inv * (gs - mean(gs) - ws * mean(gs*ws)) per output
-// channel (overwritten, or added when accumulate is set).
+// StandardizeHWIOInto writes the weight-standardised kernel of w [KH,KW,I,O]
+// into dst (same shape) and 1/sqrt(var+WSEpsilon) of each output channel
+// into inv (len O): per output channel, (w - mean) * inv with the biased
+// variance over (KH, KW, I), the moments accumulated in float64.
+func StandardizeHWIOInto(dst, w *Tensor, inv []float32) {
+	kh, kw, ci, co := dims4(w)
+	if !SameShape(dst.Shape, w.Shape) || len(inv) != co {
+		panic(fmt.Sprintf("nn: StandardizeHWIOInto: w %v, dst %v, inv %d", w.Shape, dst.Shape, len(inv)))
+	}
+	rows := kh * kw * ci
+	sum, ssq := colSums(w.Data, w.Data, rows, co)
+	coef := make([]float32, 3*co)
+	scale, zero, shift := coef[:co], coef[co:2*co], coef[2*co:]
+	for j := range scale {
+		mean := sum[j] / float64(rows)
+		variance := max(0, ssq[j]/float64(rows)-mean*mean)
+		s := 1 / math.Sqrt(variance+WSEpsilon)
+		inv[j], scale[j], shift[j] = float32(s), float32(s), float32(-mean*s)
+	}
+	rowsAffine(dst.Data, w.Data, w.Data, scale, zero, shift, rows, co, false)
+}
+
+// StandardizeBackwardHWIO is the backward of StandardizeHWIOInto(ws, w, inv):
+// from gs, the gradient with respect to ws, it writes the gradient with
+// respect to w, dw = inv * (gs - mean(gs) - ws * mean(gs*ws)) per output
+// channel (overwritten, or added to when accumulate is set). All in
+// [KH,KW,I,O].
 func StandardizeBackwardHWIO(ws *Tensor, inv []float32, gs, dw *Tensor, accumulate bool) {
-	co, ci, kh, kw := dims4(ws)
-	if !SameShape(gs.Shape, ws.Shape) || !SameShape(dw.Shape, []int{kh, kw, ci, co}) || len(inv) != co {
+	kh, kw, ci, co := dims4(ws)
+	if !SameShape(gs.Shape, ws.Shape) || !SameShape(dw.Shape, ws.Shape) || len(inv) != co {
 		panic(fmt.Sprintf("nn: StandardizeBackwardHWIO: ws %v, gs %v, dw %v, inv %d", ws.Shape, gs.Shape, dw.Shape, len(inv)))
 	}
-	per, khw := ci*kh*kw, kh*kw
-	blocks := (co + wsBlock - 1) / wsBlock
-	ParallelFor(blocks, func(bi int) {
-		o0 := bi * wsBlock
-		nb := min(wsBlock, co-o0)
-		var mg, mgw, s [wsBlock]float64
-		for j := 0; j < nb; j++ {
-			o := o0 + j
-			wr, gr := ws.Data[o*per:(o+1)*per], gs.Data[o*per:(o+1)*per]
-			var sg, sgw float64
-			for q, g := range gr {
-				sg += float64(g)
-				sgw += float64(g) * float64(wr[q])
-			}
-			mg[j], mgw[j], s[j] = sg/float64(per), sgw/float64(per), float64(inv[o])
-		}
-		for yx := 0; yx < khw; yx++ {
-			for i := 0; i < ci; i++ {
-				out := dw.Data[(yx*ci+i)*co+o0:][:nb]
-				col := i*khw + yx
-				for j := range out {
-					q := (o0+j)*per + col
-					v := float32(s[j] * (float64(gs.Data[q]) - mg[j] - float64(ws.Data[q])*mgw[j]))
-					if accumulate {
-						out[j] += v
-					} else {
-						out[j] = v
-					}
-				}
-			}
-		}
-	})
+	rows := kh * kw * ci
+	sg, sgw := colSums(gs.Data, ws.Data, rows, co)
+	coef := make([]float32, 3*co)
+	a, b, c := coef[:co], coef[co:2*co], coef[2*co:]
+	for j := range a {
+		s := float64(inv[j])
+		a[j], b[j], c[j] = float32(s), float32(-s*sgw[j]/float64(rows)), float32(-s*sg[j]/float64(rows))
+	}
+	rowsAffine(dw.Data, gs.Data, ws.Data, a, b, c, rows, co, accumulate)
 }

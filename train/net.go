@@ -53,14 +53,14 @@ type Net struct {
 	specs []model.ParamSpec
 
 	// Prepared for the current forward (arena-backed).
-	kern map[string]*nn.Tensor // standardised OIHW kernels
+	kern map[string]*nn.Tensor // standardised kernels (checkpoint layout)
 	kinv map[string][]float32  // their 1/std per output channel
 	head *nn.Tensor            // head kernel viewed as [C, classes]
 	c    cache                 // activations of the last forward
-	gacc map[string]*nn.Tensor // gradient accumulators (conv: w.r.t. the standardised OIHW kernel)
+	gacc map[string]*nn.Tensor // gradient accumulators (conv: w.r.t. the standardised kernel)
 	grad model.Params          // finalised gradients, checkpoint layout
 	seen bool                  // accumulators hold a micro-batch
-	conv map[string]bool       // trainable conv kernels (their gacc is OIHW)
+	conv map[string]bool       // trainable conv kernels (gacc holds the standardised kernel's gradient)
 }
 
 type gnStats struct{ mean, inv []float32 }
@@ -106,7 +106,7 @@ func NewNet(cfg model.Config, params model.Params, trainable Trainable) (*Net, e
 		}
 		switch s.Kind {
 		case model.KindConv:
-			n.gacc[s.Name] = nn.New(s.Shape[3], s.Shape[2], s.Shape[0], s.Shape[1])
+			n.gacc[s.Name] = nn.New(s.Shape...)
 			n.conv[s.Name] = true
 		default:
 			n.gacc[s.Name] = nn.New(s.Shape...)
@@ -154,9 +154,8 @@ func (n *Net) prepare() {
 	for _, s := range n.specs {
 		switch s.Kind {
 		case model.KindConv:
-			kh, kw, ci, co := s.Shape[0], s.Shape[1], s.Shape[2], s.Shape[3]
-			ws := a.Get(co, ci, kh, kw)
-			inv := a.Get(co)
+			ws := a.Get(s.Shape...)
+			inv := a.Get(s.Shape[3])
 			nn.StandardizeHWIOInto(ws, n.params[s.Name], inv.Data)
 			n.kern[s.Name], n.kinv[s.Name] = ws, inv.Data
 		case model.KindHead:
@@ -180,7 +179,7 @@ func (n *Net) forward(x *nn.Tensor) {
 	c.n, c.x = bs, x
 	oh, ow := nn.ConvOutSize(x.Shape[2], 7, 2, 3), nn.ConvOutSize(x.Shape[3], 7, 2, 3)
 	c.r = a.Get(bs, cfg.RootWidth, oh, ow)
-	nn.Conv2DInto(c.r, x, n.kern[model.RootKernel], 2, 3, a)
+	nn.ConvHWIOInto(c.r, x, n.kern[model.RootKernel], 2, 3, a)
 	c.p = a.Get(bs, cfg.RootWidth, oh+2, ow+2)
 	nn.ZeroPadInto(c.p, c.r, 1)
 	c.m = a.Get(bs, cfg.RootWidth, nn.ConvOutSize(oh+2, 3, 2, 0), nn.ConvOutSize(ow+2, 3, 2, 0))
@@ -223,19 +222,19 @@ func (n *Net) unitForward(x *nn.Tensor, b, u int) *nn.Tensor {
 	uc.pa = a.Get(x.Shape...)
 	gn(uc.pa, x, "a", &uc.sa)
 	uc.ya = a.Get(bs, mid, hgt, wid)
-	nn.Conv2DInto(uc.ya, uc.pa, n.kern[model.ConvKey(b, u, "a")], 1, 0, a)
+	nn.ConvHWIOInto(uc.ya, uc.pa, n.kern[model.ConvKey(b, u, "a")], 1, 0, a)
 	uc.pb = a.Get(uc.ya.Shape...)
 	gn(uc.pb, uc.ya, "b", &uc.sb)
 	uc.yb = a.Get(bs, mid, oh, ow)
-	nn.Conv2DInto(uc.yb, uc.pb, n.kern[model.ConvKey(b, u, "b")], stride, 1, a)
+	nn.ConvHWIOInto(uc.yb, uc.pb, n.kern[model.ConvKey(b, u, "b")], stride, 1, a)
 	uc.pc = a.Get(uc.yb.Shape...)
 	gn(uc.pc, uc.yb, "c", &uc.sc)
 	uc.out = a.Get(bs, out, oh, ow)
-	nn.Conv2DInto(uc.out, uc.pc, n.kern[model.ConvKey(b, u, "c")], 1, 0, a)
+	nn.ConvHWIOInto(uc.out, uc.pc, n.kern[model.ConvKey(b, u, "c")], 1, 0, a)
 	if cfg.HasProj(b, u) {
 		m := a.Mark()
 		sc := a.Get(bs, out, oh, ow)
-		nn.Conv2DInto(sc, uc.pa, n.kern[model.ConvKey(b, u, "a/proj")], stride, 0, a)
+		nn.ConvHWIOInto(sc, uc.pa, n.kern[model.ConvKey(b, u, "a/proj")], stride, 0, a)
 		nn.AddInPlace(uc.out, sc)
 		a.Release(m)
 	} else {
@@ -314,7 +313,7 @@ func (n *Net) backward(dlogits *nn.Tensor) {
 	nn.MaxPoolBackward(c.p, d, 3, 2, dp)
 	dr := a.Get(c.r.Shape...)
 	nn.ZeroPadBackward(dp, 1, dr)
-	nn.Conv2DBackward(c.x, n.kern[model.RootKernel], dr, 2, 3, nil, n.acc(model.RootKernel), true, a)
+	nn.ConvHWIOBackward(c.x, n.kern[model.RootKernel], dr, 2, 3, nil, n.acc(model.RootKernel), true, a)
 }
 
 func (n *Net) unitBackward(dout *nn.Tensor, b, u int) *nn.Tensor {
@@ -335,22 +334,22 @@ func (n *Net) unitBackward(dout *nn.Tensor, b, u int) *nn.Tensor {
 
 	dpc := a.Get(uc.pc.Shape...)
 	w, g := conv(model.ConvKey(b, u, "c"))
-	nn.Conv2DBackward(uc.pc, w, dout, 1, 0, dpc, g, true, a)
+	nn.ConvHWIOBackward(uc.pc, w, dout, 1, 0, dpc, g, true, a)
 	dyb := a.Get(uc.yb.Shape...)
 	gnBack(uc.yb, uc.pc, "c", uc.sc, dpc, dyb)
 	dpb := a.Get(uc.pb.Shape...)
 	w, g = conv(model.ConvKey(b, u, "b"))
-	nn.Conv2DBackward(uc.pb, w, dyb, stride, 1, dpb, g, true, a)
+	nn.ConvHWIOBackward(uc.pb, w, dyb, stride, 1, dpb, g, true, a)
 	dya := a.Get(uc.ya.Shape...)
 	gnBack(uc.ya, uc.pb, "b", uc.sb, dpb, dya)
 	dpa := a.Get(uc.pa.Shape...)
 	w, g = conv(model.ConvKey(b, u, "a"))
-	nn.Conv2DBackward(uc.pa, w, dya, 1, 0, dpa, g, true, a)
+	nn.ConvHWIOBackward(uc.pa, w, dya, 1, 0, dpa, g, true, a)
 	proj := cfg.HasProj(b, u)
 	if proj {
 		dps := a.Get(uc.pa.Shape...)
 		w, g = conv(model.ConvKey(b, u, "a/proj"))
-		nn.Conv2DBackward(uc.pa, w, dout, stride, 0, dps, g, true, a)
+		nn.ConvHWIOBackward(uc.pa, w, dout, stride, 0, dps, g, true, a)
 		nn.AddInPlace(dpa, dps)
 	}
 	gnBack(uc.x, uc.pa, "a", uc.sa, dpa, dx)

@@ -17,6 +17,7 @@ import (
 	"github.com/bitrun/bitrun/model"
 	"github.com/bitrun/bitrun/nn"
 	"github.com/bitrun/bitrun/runtime"
+	"github.com/bitrun/bitrun/train"
 	"github.com/spf13/cobra"
 )
 
@@ -43,6 +44,9 @@ type benchResult struct {
 	// native libraries included) per timed image; 0 where the OS does not
 	// report it. Unlike wall time it barely moves when the machine is busy.
 	CPUMsPerImage float64 `json:"cpu_ms_per_image,omitempty"`
+	// CoresBusy is the process CPU time over the wall time of the timed
+	// runs: how many cores the work kept busy on average.
+	CoresBusy float64 `json:"cores_busy,omitempty"`
 }
 
 // processCPU returns the CPU time used by this process so far, read from
@@ -86,12 +90,20 @@ func percentile(sorted []float64, q float64) float64 {
 
 func newBenchCmd() *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "bench (--onnx FILE | --weights FILE | --model NAME)",
-		Short: "Time inference: ms/image and images/s (median, p10, p90 of repeated runs)",
+		Use:   "bench (--onnx FILE | --weights FILE | --model NAME | --arch NAME) [--train]",
+		Short: "Time inference or a training step: ms/image and images/s (median, p10, p90 of repeated runs)",
 		Long: `Time batched inference of one model on random input, with ONNX Runtime
-(--onnx) or bitrun's native engine (--weights/--model). Each run is one batch;
-the first --warmup runs are not counted. Prints the median, p10 and p90 of
-the batch latency, the per-image latency and the throughput.`,
+(--onnx) or bitrun's native engine (--weights/--model, or --arch for freshly
+initialised weights). Each run is one batch; the first --warmup runs are not
+counted. Prints the median, p10 and p90 of the batch latency, the per-image
+latency and the throughput, the process CPU time per image and how many
+cores were busy on average (CPU time over wall time).
+
+With --train each run is one full native training step instead: forward,
+softmax cross-entropy on random labels, backward, gradients in the
+checkpoint layout and an SGD update (momentum 0.9, weight decay 1e-4), the
+step that train and finetune --train full repeat. --freeze takes train's
+presets (all, head, head+gn).`,
 		Args: cobra.NoArgs,
 		RunE: runBench,
 	}
@@ -104,8 +116,61 @@ the batch latency, the per-image latency and the throughput.`,
 	cmd.Flags().Int("warmup", 3, "untimed runs first")
 	cmd.Flags().Int("streams", 1, "ONNX: runs in flight at once, each --runs long (with --threads 0 each gets cores/streams threads, like bitrun serve's workers)")
 	cmd.Flags().Bool("json", false, "print JSON")
+	cmd.Flags().String("arch", "", "native engine on freshly initialised weights of this architecture (R50x1, small, ...; see bitrun init)")
+	cmd.Flags().Int("classes", 10, "classes of the --arch head")
+	cmd.Flags().Bool("train", false, "time a native training step (forward, backward, SGD update) instead of inference")
+	cmd.Flags().String("freeze", train.PresetAll, "with --train: parameters that train (all, head, head+gn)")
 	addORTFlags(cmd)
 	return cmd
+}
+
+// nativeBench loads (or, for --arch, initialises) the native model bench
+// runs.
+func nativeBench(cmd *cobra.Command, weights, arch string) (*model.Model, string, error) {
+	if arch == "" {
+		m, err := model.Load(weights)
+		return m, weights, err
+	}
+	classes, _ := cmd.Flags().GetInt("classes")
+	cfg, err := model.Arch(arch, classes)
+	if err != nil {
+		return nil, "", usageError{err}
+	}
+	m, err := model.New(cfg, model.Init(cfg, 1))
+	return m, cfg.Name + " (fresh weights)", err
+}
+
+// trainStep returns a bench step that runs one training step of m on x
+// (batch images of res pixels) with random labels.
+func trainStep(m *model.Model, freeze string, batch, res int) (func(ctx context.Context, x []float32) error, error) {
+	trainable, err := train.Preset(freeze)
+	if err != nil {
+		return nil, usageError{err}
+	}
+	net, err := train.NewNet(m.Config, m.Params, trainable)
+	if err != nil {
+		return nil, err
+	}
+	classes := m.Config.Classes
+	labels := make([]int, batch)
+	for i := range labels {
+		labels[i] = i % classes
+	}
+	targets := make([]float32, batch*classes)
+	if err := train.OneHot(labels, classes, targets); err != nil {
+		return nil, err
+	}
+	opt := &train.SGD{Momentum: 0.9, WeightDecay: 1e-4}
+	return func(ctx context.Context, x []float32) error {
+		net.ZeroGrad()
+		if _, _, err := net.ForwardBackward(nn.FromData(x, batch, 3, res, res), targets, 1/float32(batch)); err != nil {
+			return err
+		}
+		if err := opt.Step(m.Params, net.Grads(), 1e-3); err != nil {
+			return err
+		}
+		return ctx.Err()
+	}, nil
 }
 
 func runBench(cmd *cobra.Command, _ []string) error {
@@ -116,10 +181,19 @@ func runBench(cmd *cobra.Command, _ []string) error {
 	warmup, _ := cmd.Flags().GetInt("warmup")
 	asJSON, _ := cmd.Flags().GetBool("json")
 	streams, _ := cmd.Flags().GetInt("streams")
-	onnxPath, weights, err := modelSource(cmd)
-	if err != nil {
+	arch, _ := cmd.Flags().GetString("arch")
+	doTrain, _ := cmd.Flags().GetBool("train")
+	freeze, _ := cmd.Flags().GetString("freeze")
+	var onnxPath, weights string
+	var err error
+	if arch != "" {
+		if onnxPath, _ = cmd.Flags().GetString("onnx"); onnxPath != "" || weightsGiven(cmd) {
+			return usagef("--arch and --onnx/--weights/--model are exclusive")
+		}
+	} else if onnxPath, weights, err = modelSource(cmd); err != nil {
 		return err
 	}
+	native := weights != "" || arch != ""
 	switch {
 	case res <= 0 || res > 8192:
 		return usagef("--resolution %d: want 1..8192", res)
@@ -129,25 +203,39 @@ func runBench(cmd *cobra.Command, _ []string) error {
 		return usagef("--channels %d: must be >= 0", channels)
 	case streams < 1 || streams > 64:
 		return usagef("--streams %d: want 1..64", streams)
-	case streams > 1 && weights != "":
+	case streams > 1 && native:
 		return usagef("--streams applies to --onnx models (the native engine uses every core for one batch)")
+	case doTrain && !native:
+		return usagef("--train times the native engine: give --weights, --model or --arch")
+	case cmd.Flags().Changed("freeze") && !doTrain:
+		return usagef("--freeze applies to --train")
 	}
 	r := benchResult{Batch: batch, Runs: runs, Warmup: warmup, Streams: streams}
 	var step func(ctx context.Context, x []float32) error
 
-	if weights != "" {
-		m, err := model.Load(weights)
+	if native {
+		m, name, err := nativeBench(cmd, weights, arch)
 		if err != nil {
 			return err
 		}
 		if channels != 0 && channels != 3 {
 			return usagef("--channels %d: BiT models take 3", channels)
 		}
-		r.Engine, r.Detail, r.Model = "native", nn.Backend().Name(), weights
+		r.Engine, r.Detail, r.Model = "native", nn.Backend().Name(), name
 		r.Channels, r.Resolution = 3, res
 		step = func(ctx context.Context, x []float32) error {
 			m.Forward(nn.FromData(x, batch, 3, res, res))
 			return ctx.Err()
+		}
+		if doTrain {
+			if res < 8 {
+				return usagef("--resolution %d: training takes at least 8 pixels", res)
+			}
+			if step, err = trainStep(m, freeze, batch, res); err != nil {
+				return err
+			}
+			r.Engine = "native-train"
+			r.Detail = fmt.Sprintf("training step, freeze %s; convolutions on go (%s), other products on %s", freeze, nn.KernelName(), nn.Backend().Name())
 		}
 	} else {
 		opts, err := ortOptions(cmd)
@@ -234,6 +322,7 @@ func runBench(cmd *cobra.Command, _ []string) error {
 	r.Throughput = float64(total) / r.Seconds
 	if cpu1, ok := processCPU(); ok && cpuOK {
 		r.CPUMsPerImage = float64((cpu1 - cpu0).Microseconds()) / 1000 / float64(total)
+		r.CoresBusy = (cpu1 - cpu0).Seconds() / r.Seconds
 	}
 	sort.Float64s(lat)
 	r.BatchMs = pctls{percentile(lat, 0.5), percentile(lat, 0.1), percentile(lat, 0.9)}
@@ -261,7 +350,7 @@ func runBench(cmd *cobra.Command, _ []string) error {
 		fmt.Fprintf(&s, "throughput:  %.1f images/s median (p10 %.1f, p90 %.1f)\n", r.ImagesPerS.Median, r.ImagesPerS.P10, r.ImagesPerS.P90)
 	}
 	if r.CPUMsPerImage > 0 {
-		fmt.Fprintf(&s, "cpu time:    %.2f ms/image (process user+system, all threads)\n", r.CPUMsPerImage)
+		fmt.Fprintf(&s, "cpu time:    %.2f ms/image (process user+system, all threads); %.2f cores busy\n", r.CPUMsPerImage, r.CoresBusy)
 	}
 	_, err = fmt.Fprint(out, s.String())
 	return err

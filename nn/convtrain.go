@@ -1,0 +1,275 @@
+package nn
+
+import "fmt"
+
+// The training engine's convolutions take kernels in the checkpoint layout
+// [KH,KW,C,O] (HWIO), the layout the optimiser updates, so that no kernel is
+// transposed in a training step. They run on this package's own GEMM
+// whatever backend is selected: every product packs its panels straight from
+// the NCHW tensors, and no im2col matrix, transposed kernel or transposed dY
+// is built (an external BLAS takes only plain matrices).
+//
+// With K = KH·KW·C in (ky, kx, ch) order, the rows of the HWIO kernel:
+//
+//   - forward: Y = Wᵀ · patches(x), Wᵀ packed once per call;
+//   - dW [K, O] (+)= patches(x) · dYᵀ over every pixel of every image
+//     (patchRows · patchCols), written in HWIO;
+//   - dX of a stride-1 convolution is dY convolved with the kernel flipped
+//     and transposed (packed straight from W), the forward path again;
+//   - dX of a strided convolution is col2im(W · dY).
+
+// ConvHWIOInto writes the convolution of x [N,C,H,W] with w [KH,KW,C,O] (no
+// bias) into dst [N,O,OH,OW]. Scratch comes from a.
+func ConvHWIOInto(dst, x, w *Tensor, stride, pad int, a *Arena) {
+	n, c, oh, ow := convHWIOShape("ConvHWIOInto", x, w, stride, pad)
+	kh, kw, o := w.Shape[0], w.Shape[1], w.Shape[3]
+	if !SameShape(dst.Shape, []int{n, o, oh, ow}) {
+		panic(fmt.Sprintf("nn: ConvHWIOInto: x %v, w %v, dst %v", x.Shape, w.Shape, dst.Shape))
+	}
+	if n == 0 || o == 0 {
+		return
+	}
+	m := a.Mark()
+	defer a.Release(m)
+	k := kh * kw * c
+	pa := packAllArena(a, true, w.Data, o, o, k) // op(A) = wᵀ: O × K
+	convPanels(dst, x, pa, kh, kw, stride, pad, true, convGroup(n, oh*ow), a)
+}
+
+// ConvHWIOBackward is the backward of ConvHWIOInto(y, x, w, stride, pad):
+// from dy [N,O,OH,OW] it writes dx [N,C,H,W] and dw [KH,KW,C,O] (added to
+// when accumulate is set). A nil dx or dw is not computed.
+func ConvHWIOBackward(x, w, dy *Tensor, stride, pad int, dx, dw *Tensor, accumulate bool, a *Arena) {
+	n, c, oh, ow := convHWIOShape("ConvHWIOBackward", x, w, stride, pad)
+	kh, kw, o := w.Shape[0], w.Shape[1], w.Shape[3]
+	h, wd := x.Shape[2], x.Shape[3]
+	if !SameShape(dy.Shape, []int{n, o, oh, ow}) ||
+		(dx != nil && !SameShape(dx.Shape, x.Shape)) || (dw != nil && !SameShape(dw.Shape, w.Shape)) {
+		panic(fmt.Sprintf("nn: ConvHWIOBackward: x %v, w %v, dy %v, dx %v, dw %v", x.Shape, w.Shape, dy.Shape, dx, dw))
+	}
+	pix, k := oh*ow, kh*kw*c
+	if dw != nil {
+		beta := float32(0)
+		if accumulate {
+			beta = 1
+		}
+		xp := newConvPacker(x.Data, c, h, wd, kh, kw, stride, pad, oh, ow)
+		xp.hwc = true
+		rows := patchRows{xp}
+		cols := patchCols{newConvPacker(dy.Data, o, oh, ow, 1, 1, 1, 0, oh, ow)}
+		splitProduct(k, o, n*pix, func(i0, mb, j0, nb int) {
+			gemmPacked(mb, nb, n*pix, &rows, i0, &cols, j0, beta, dw.Data[i0*o+j0:], o)
+		})
+	}
+	if dx == nil || n == 0 {
+		return
+	}
+	m := a.Mark()
+	defer a.Release(m)
+	if stride == 1 && kh == kw && pad <= kh-1 {
+		// dX = dY convolved with w flipped and transposed, padded by kh-1-pad.
+		pa := packFlippedArena(a, w)
+		convPanels(dx, dy, pa, kh, kw, 1, kh-1-pad, true, convGroup(n, h*wd), a)
+		return
+	}
+	pa := packAllArena(a, false, w.Data, o, k, o) // op(A) = w: K × O
+	chunk := convChunk(n, k, 0, pix)
+	dcol := a.Get(k * chunk * pix)
+	for b0 := 0; b0 < n; b0 += chunk {
+		cn := min(chunk, n-b0)
+		ld := cn * pix
+		packer := newConvPacker(dy.Data[b0*o*pix:(b0+cn)*o*pix], o, oh, ow, 1, 1, 1, 0, oh, ow)
+		splitProduct(k, ld, o, func(i0, mb, j0, nb int) {
+			pk := packer
+			pk.col0 = j0
+			sgemmCore(false, nil, 0, pa, i0, false, mb, nb, o, nil, 0, &pk, 0, dcol.Data[i0*ld+j0:], ld)
+		})
+		ParallelFor(cn, func(i int) {
+			xb := dx.Data[(b0+i)*c*h*wd:][:c*h*wd]
+			clear(xb)
+			col2imAdd(dcol.Data[i*pix:], ld, c, h, wd, kh, kw, stride, pad, oh, ow, true, xb)
+		})
+	}
+}
+
+// convHWIOShape checks a checkpoint-layout convolution's operands and returns
+// N, C, OH, OW; it panics on a mismatch (a programmer error).
+func convHWIOShape(op string, x, w *Tensor, stride, pad int) (n, c, oh, ow int) {
+	n, c, h, wd := dims4(x)
+	kh, kw, ci, _ := dims4(w)
+	if ci != c || stride < 1 || pad < 0 || kh < 1 || kw < 1 || h+2*pad < kh || wd+2*pad < kw {
+		panic(fmt.Sprintf("nn: %s: x %v, w %v, stride %d, pad %d", op, x.Shape, w.Shape, stride, pad))
+	}
+	return n, c, ConvOutSize(h, kh, stride, pad), ConvOutSize(wd, kw, stride, pad)
+}
+
+// convGroup is the number of images conv2d lays side by side in one product.
+func convGroup(n, pix int) int { return max(1, min(n, (convMinCols+pix-1)/pix)) }
+
+// packFlippedArena packs the left operand of the stride-1 input gradient:
+// op(A)[ch, (ky·KW+kx)·O+o] = w[KH-1-ky, KW-1-kx, ch, o], rows ch of w's
+// taps read in reverse.
+func packFlippedArena(a *Arena, w *Tensor) *packedA {
+	kh, kw, c, o := dims4(w)
+	khw, k := kh*kw, kh*kw*o
+	p := &packedA{data: a.Get(packedLen(c, k)).Data, m: c, k: k}
+	panels := (c + mr - 1) / mr
+	ParallelFor(panels, func(pi int) {
+		c0 := pi * mr
+		mm := min(mr, c-c0)
+		panel := p.data[pi*mr*k : (pi+1)*mr*k]
+		for t := 0; t < khw; t++ {
+			// Tap t of the flipped kernel is tap khw-1-t of w: rows c0.. of
+			// that tap's C × O block.
+			packA(false, w.Data[(khw-1-t)*c*o:(khw-t)*c*o], o, c0, mm, 0, o, panel[t*o*mr:])
+		}
+	})
+	return p
+}
+
+// rowSeg writes im2col row r for columns q0..q0+cnt-1 into out[i·step].
+func (cp *convPacker) rowSeg(r, q0, cnt int, out []float32, step int) {
+	ch, ky, kx := cp.tap(r)
+	hw := cp.h * cp.w
+	if cp.pointwise {
+		for i := 0; i < cnt; {
+			img, p := (q0+i)/cp.pix, (q0+i)%cp.pix
+			run := min(cp.pix-p, cnt-i)
+			src := cp.x[img*cp.chw+ch*hw+p:][:run]
+			d := out[i*step:]
+			for t, v := range src {
+				d[t*step] = v
+			}
+			i += run
+		}
+		return
+	}
+	img, p := q0/cp.pix, q0%cp.pix
+	y, xo := p/cp.ow, p%cp.ow
+	for i := 0; i < cnt; {
+		run := min(cp.ow-xo, cnt-i) // the rest of this output row
+		d := out[i*step:]
+		if iy := y*cp.stride - cp.pad + ky; iy < 0 || iy >= cp.h {
+			for t := 0; t < run; t++ {
+				d[t*step] = 0
+			}
+		} else {
+			row := cp.x[img*cp.chw+ch*hw+iy*cp.w:][:cp.w]
+			// Outputs t in [lo, hi) read inside the row: 0 <= ix0+t·stride < w.
+			ix0, st := xo*cp.stride-cp.pad+kx, cp.stride
+			lo, hi := 0, 0
+			if ix0 < 0 {
+				lo = (-ix0 + st - 1) / st
+			}
+			if cp.w > ix0 {
+				hi = min(run, (cp.w-ix0+st-1)/st)
+			}
+			lo = min(lo, hi)
+			for t := 0; t < lo; t++ {
+				d[t*step] = 0
+			}
+			if st == 1 {
+				for t, v := range row[ix0+lo : ix0+hi] {
+					d[(lo+t)*step] = v
+				}
+			} else {
+				for t := lo; t < hi; t++ {
+					d[t*step] = row[ix0+t*st]
+				}
+			}
+			for t := hi; t < run; t++ {
+				d[t*step] = 0
+			}
+		}
+		i += run
+		if xo += run; xo == cp.ow {
+			xo = 0
+			if y++; y == cp.oh {
+				y = 0
+				img++
+			}
+		}
+	}
+}
+
+// patchRows is the im2col matrix of a batch as a left operand: K rows,
+// N·OH·OW steps.
+type patchRows struct{ cp convPacker }
+
+func (t *patchRows) packA(i0, mb, p0, kb int, dst []float32) {
+	for ir := 0; ir < mb; ir += mr {
+		mm := min(mr, mb-ir)
+		panel := dst[ir*kb : ir*kb+mr*kb]
+		if mm < mr {
+			clear(panel)
+		}
+		for r := 0; r < mm; r++ {
+			t.cp.rowSeg(i0+ir+r, p0, kb, panel[r:], mr)
+		}
+	}
+}
+
+// patchCols is the im2col matrix of a batch transposed, as a right operand:
+// N·OH·OW steps, K columns. Over a 1x1 packer it reads a tensor [N,C,P] as
+// the N·P × C matrix.
+type patchCols struct{ cp convPacker }
+
+func (t *patchCols) packB(p0, kb, j0, nb int, dst []float32) {
+	for jr := 0; jr < nb; jr += nr {
+		nn := min(nr, nb-jr)
+		panel := dst[jr*kb : jr*kb+nr*kb]
+		if nn < nr {
+			clear(panel)
+		}
+		for j := 0; j < nn; j++ {
+			t.cp.rowSeg(j0+jr+j, p0, kb, panel[j:], nr)
+		}
+	}
+}
+
+// aPacker packs blocks of a left operand: rows [i0, i0+mb) × depth
+// [p0, p0+kb) as packA does (ceil(mb/mr) panels of kb steps × mr values,
+// rows past mb zero).
+type aPacker interface {
+	packA(i0, mb, p0, kb int, dst []float32)
+}
+
+// bPacker packs blocks of a right operand: depth [p0, p0+kb) × columns
+// [j0, j0+nb) as packB does.
+type bPacker interface {
+	packB(p0, kb, j0, nb int, dst []float32)
+}
+
+// gemmPacked computes C (+)= A·B on one goroutine for the m×n block of the
+// product whose top-left element is (i0, j0) in the packers' coordinates;
+// c points at that block's C[0,0].
+func gemmPacked(m, n, k int, ap aPacker, i0 int, bp bPacker, j0 int, beta float32, c []float32, ldc int) {
+	if m == 0 || n == 0 {
+		return
+	}
+	if k == 0 || (beta != 0 && beta != 1) {
+		scaleC(m, n, beta, c, ldc)
+		if k == 0 {
+			return
+		}
+		beta = 1
+	}
+	s := getScratch()
+	defer putScratch(s)
+	kcb := balance(k, kcMax, 1)
+	mcb := balance(m, mcMax, mr)
+	ncb := balance(n, ncMax, nr)
+	for jc := 0; jc < n; jc += ncb {
+		nb := min(ncb, n-jc)
+		for pc := 0; pc < k; pc += kcb {
+			kb := min(kcb, k-pc)
+			bp.packB(pc, kb, j0+jc, nb, s.b)
+			acc := pc > 0 || beta != 0
+			for ic := 0; ic < m; ic += mcb {
+				mb := min(mcb, m-ic)
+				ap.packA(i0+ic, mb, pc, kb, s.a)
+				macroKernel(mb, nb, kb, s.a, mr*kb, s.b, c[ic*ldc+jc:], ldc, acc, &s.tile)
+			}
+		}
+	}
+}
