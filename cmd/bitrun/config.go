@@ -3,10 +3,13 @@ package main
 import (
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -144,4 +147,51 @@ func isCobraArgError(err error) bool {
 	return strings.Contains(msg, "unknown command") || strings.Contains(msg, "accepts ") ||
 		strings.Contains(msg, "requires at least") || strings.Contains(msg, "unknown flag") ||
 		strings.Contains(msg, "required flag")
+}
+
+// configValueError reports a bad configuration value: the key, the value
+// as given, where it came from (flag, environment variable, config file)
+// and what is allowed. It is a usage error.
+func configValueError(cmd *cobra.Command, key, raw, problem, allowed string) error {
+	name := key
+	if k, ok := configKeys[key]; ok && k.flag != "" {
+		name = "--" + k.flag + " (" + key + ")"
+	}
+	return usagef("%s: %q from %s %s; allowed: %s", name, raw, configSource(cmd, key), problem, allowed)
+}
+
+// configInt reads key as an integer in [lo, hi], failing with
+// configValueError (not a silent 0) when it does not parse or is out of
+// range.
+func configInt(cmd *cobra.Command, key string, lo, hi int) (int, error) {
+	raw := cfg.GetString(key)
+	v, err := strconv.Atoi(strings.TrimSpace(raw))
+	if err != nil {
+		return 0, configValueError(cmd, key, raw, "is not an integer", rangeText(lo, hi))
+	}
+	if v < lo || v > hi {
+		return 0, configValueError(cmd, key, raw, "is out of range", rangeText(lo, hi))
+	}
+	return v, nil
+}
+
+// configDuration reads key as a Go duration ("250ms", "30s") in [lo, hi].
+func configDuration(cmd *cobra.Command, key string, lo, hi time.Duration) (time.Duration, error) {
+	raw := cfg.GetString(key)
+	v, err := time.ParseDuration(strings.TrimSpace(raw))
+	allowed := fmt.Sprintf("a duration from %v to %v (e.g. 250ms, 30s)", lo, hi)
+	if err != nil {
+		return 0, configValueError(cmd, key, raw, "is not a duration", allowed)
+	}
+	if v < lo || v > hi {
+		return 0, configValueError(cmd, key, raw, "is out of range", allowed)
+	}
+	return v, nil
+}
+
+func rangeText(lo, hi int) string {
+	if hi == math.MaxInt {
+		return fmt.Sprintf("an integer >= %d", lo)
+	}
+	return fmt.Sprintf("an integer from %d to %d", lo, hi)
 }

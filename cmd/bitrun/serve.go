@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"os"
 	"path/filepath"
@@ -115,52 +116,57 @@ func runServe(cmd *cobra.Command, _ []string) error {
 
 	maxBody, err := parseByteSize(cfg.GetString("serve.max_body"))
 	if err != nil {
-		return usagef("--max-body: %v", err)
+		return configValueError(cmd, "serve.max_body", cfg.GetString("serve.max_body"), "is not a size", "a size such as 16MiB, 512KiB or a byte count")
 	}
 	maxPixels, err := parseCount(cfg.GetString("serve.max_pixels"))
 	if err != nil {
-		return usagef("--max-pixels: %v", err)
+		return configValueError(cmd, "serve.max_pixels", cfg.GetString("serve.max_pixels"), "is not a count", "a count such as 40M or 40000000")
+	}
+	if maxBody < 1 {
+		return configValueError(cmd, "serve.max_body", cfg.GetString("serve.max_body"), "is out of range", "a size of at least 1 byte")
+	}
+	if maxPixels < 1 || maxPixels > 1<<31 {
+		return configValueError(cmd, "serve.max_pixels", cfg.GetString("serve.max_pixels"), "is out of range", fmt.Sprintf("a count from 1 to %d", int64(1)<<31))
 	}
 	scfg := serve.Config{
-		Addr:           cfg.GetString("serve.addr"),
-		MaxBody:        maxBody,
-		MaxPixels:      int(maxPixels),
-		MaxImages:      cfg.GetInt("serve.max_images"),
-		MaxInFlight:    cfg.GetInt("serve.max_in_flight"),
-		RequestTimeout: cfg.GetDuration("serve.timeout"),
-		DrainDelay:     cfg.GetDuration("serve.drain_delay"),
-		Logger:         log,
+		Addr:      cfg.GetString("serve.addr"),
+		MaxBody:   maxBody,
+		MaxPixels: int(maxPixels),
+		Logger:    log,
 	}
 	scfg.Version, scfg.Commit = buildVersion()
-	opts := serve.Options{
-		MaxBatch:   cfg.GetInt("serve.max_batch"),
-		BatchDelay: cfg.GetDuration("serve.batch_delay"),
-		MaxQueue:   cfg.GetInt("serve.max_queue"),
-		Workers:    cfg.GetInt("serve.workers"),
-		TopK:       cfg.GetInt("serve.top_k"),
-		MaxPixels:  int(maxPixels),
-		Logger:     log,
-	}
-	grace := cfg.GetDuration("serve.grace")
+	opts := serve.Options{MaxPixels: int(maxPixels), Logger: log}
+	var grace time.Duration
+	// Every numeric setting is parsed strictly: a bad value names its key,
+	// the value, where it came from and the allowed range.
 	for _, c := range []struct {
-		flag string
-		ok   bool
+		key    string
+		lo, hi int
+		dst    *int
 	}{
-		{"--max-batch", opts.MaxBatch >= 1 && opts.MaxBatch <= 4096},
-		{"--batch-delay", opts.BatchDelay >= 0 && opts.BatchDelay <= time.Minute},
-		{"--max-queue", opts.MaxQueue >= 0},
-		{"--workers", opts.Workers >= 0 && opts.Workers <= 64},
-		{"--top-k", opts.TopK >= 1},
-		{"--max-body", maxBody >= 1},
-		{"--max-pixels", maxPixels >= 1 && maxPixels <= 1<<31},
-		{"--max-images", scfg.MaxImages >= 1 && scfg.MaxImages <= 1024},
-		{"--max-in-flight", scfg.MaxInFlight >= 1},
-		{"--timeout", scfg.RequestTimeout > 0},
-		{"--grace", grace > 0},
-		{"--drain-delay", scfg.DrainDelay >= 0},
+		{"serve.max_batch", 1, 4096, &opts.MaxBatch},
+		{"serve.max_queue", 0, math.MaxInt, &opts.MaxQueue},
+		{"serve.workers", 0, 64, &opts.Workers},
+		{"serve.top_k", 1, math.MaxInt, &opts.TopK},
+		{"serve.max_images", 1, 1024, &scfg.MaxImages},
+		{"serve.max_in_flight", 1, math.MaxInt, &scfg.MaxInFlight},
 	} {
-		if !c.ok {
-			return usagef("%s %s: out of range", c.flag, f.Lookup(strings.TrimPrefix(c.flag, "--")).Value)
+		if *c.dst, err = configInt(cmd, c.key, c.lo, c.hi); err != nil {
+			return err
+		}
+	}
+	for _, c := range []struct {
+		key    string
+		lo, hi time.Duration
+		dst    *time.Duration
+	}{
+		{"serve.batch_delay", 0, time.Minute, &opts.BatchDelay},
+		{"serve.timeout", time.Nanosecond, math.MaxInt64, &scfg.RequestTimeout},
+		{"serve.drain_delay", 0, math.MaxInt64, &scfg.DrainDelay},
+		{"serve.grace", time.Nanosecond, math.MaxInt64, &grace},
+	} {
+		if *c.dst, err = configDuration(cmd, c.key, c.lo, c.hi); err != nil {
+			return err
 		}
 	}
 	if opts.BatchDelay == 0 {

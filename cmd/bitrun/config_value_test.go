@@ -1,0 +1,60 @@
+package main
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestConfigValueErrors (issue 12, item 14): a bad serve setting names the
+// key, the bad value, where it came from (flag, environment variable,
+// config file) and the allowed range (was: BITRUN_SERVE_MAX_BATCH=abc gave
+// "--max-batch 16: out of range", the default, with no source).
+func TestConfigValueErrors(t *testing.T) {
+	dir := t.TempDir()
+	model := filepath.Join(dir, "m.onnx")
+	if err := os.WriteFile(model, []byte("not really"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	conf := filepath.Join(dir, "config.yaml")
+	if err := os.WriteFile(conf, []byte("serve:\n  timeout: forever\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		env  map[string]string
+		args []string
+		want []string
+	}{
+		{map[string]string{"BITRUN_SERVE_MAX_BATCH": "abc"}, nil,
+			[]string{"--max-batch", `"abc"`, "env BITRUN_SERVE_MAX_BATCH", "not an integer", "from 1 to 4096"}},
+		{map[string]string{"BITRUN_SERVE_MAX_BATCH": "99999"}, nil,
+			[]string{"--max-batch", `"99999"`, "env BITRUN_SERVE_MAX_BATCH", "out of range", "from 1 to 4096"}},
+		{nil, []string{"--max-in-flight", "-3"},
+			[]string{"--max-in-flight", `"-3"`, "flag --max-in-flight", "out of range", ">= 1"}},
+		{map[string]string{"BITRUN_SERVE_BATCH_DELAY": "2h"}, nil,
+			[]string{"--batch-delay", `"2h"`, "env BITRUN_SERVE_BATCH_DELAY", "out of range", "1m0s"}},
+		{nil, []string{"--config", conf},
+			[]string{"--timeout", `"forever"`, "config " + conf, "not a duration"}},
+		{map[string]string{"BITRUN_SERVE_MAX_BODY": "lots"}, nil,
+			[]string{"--max-body", `"lots"`, "env BITRUN_SERVE_MAX_BODY", "not a size"}},
+	} {
+		for k, v := range tc.env {
+			t.Setenv(k, v)
+		}
+		_, _, err := execCLI(t, append([]string{"serve", "--onnx", model}, tc.args...)...)
+		if !errors.As(err, new(usageError)) {
+			t.Errorf("%v %v: %v, want a usage error", tc.env, tc.args, err)
+		} else {
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("%v %v: %q lacks %q", tc.env, tc.args, err, w)
+				}
+			}
+		}
+		for k := range tc.env {
+			os.Unsetenv(k)
+		}
+	}
+}
