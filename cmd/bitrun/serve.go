@@ -66,7 +66,7 @@ without --auth-token-file logs a warning.`,
 	f.String("max-body", "16MiB", "request body cap (413 beyond), e.g. 16MiB, 512KiB")
 	f.String("max-pixels", "40M", "per-image pixel cap checked before decoding (413 beyond), e.g. 40M")
 	f.Int("max-images", 16, "images per request (multipart parts or infer batch)")
-	f.Int("max-in-flight", 256, "predict/infer requests handled at once (503 beyond; body memory <= this × max-body)")
+	f.Int("max-in-flight", 256, "predict/infer requests decoded and run at once, slots taken once the body is in (503 beyond; bodies in memory <= 2 × this × max-body)")
 	f.Duration("timeout", 30*time.Second, "inference deadline per request (504 beyond)")
 	f.Duration("grace", 30*time.Second, "shutdown: how long requests in flight may take to finish")
 	f.Duration("drain-delay", 0, "shutdown: how long readiness reports 503 before the listener closes")
