@@ -170,12 +170,14 @@ func Open(path string, opts Options) (*Predictor, error) {
 	if opts.Sessions < 0 || opts.Sessions > 256 {
 		return nil, fmt.Errorf("runtime: sessions %d out of range [0, 256]", opts.Sessions)
 	}
-	if err := regfile.Check(path); err != nil {
-		return nil, fmt.Errorf("runtime: %w", err)
-	}
 	version, err := loadLibrary(opts)
 	if err != nil {
 		return nil, err
+	}
+	// A FIFO or a device would be read by ONNX Runtime forever; a missing
+	// file is left to ONNX Runtime's own error.
+	if err := regfile.Check(path); errors.Is(err, regfile.ErrNotRegular) {
+		return nil, fmt.Errorf("runtime: %w", err)
 	}
 	so := ort.SessionOptions{IntraThreads: opts.IntraThreads, InterThreads: opts.InterThreads, CUDADevice: opts.CUDADevice, Config: opts.SessionConfig}
 	// "cuda" and "auto" ask for CUDA; "auto" falls back to the CPU.
