@@ -119,8 +119,56 @@ func (cp *convPacker) packRow(panel []float32, p0, kb, img, y, x0 int) {
 }
 
 // packAny packs a panel of nn columns starting at column q0 that may span
-// output rows and images (and pads columns past nn with zeros).
+// output rows and images (and pads columns past nn with zeros). The input
+// offset of every column at every kernel tap is worked out once per call;
+// each step then gathers nr values of one channel.
 func (cp *convPacker) packAny(panel []float32, p0, kb, q0, nn int) {
+	const maxTaps = 49 // 7x7, the root convolution
+	khw := cp.kh * cp.kw
+	if khw > maxTaps {
+		cp.packAnySlow(panel, p0, kb, q0, nn)
+		return
+	}
+	var tbl [maxTaps * nr]int32 // offset in x of (tap, column) at channel 0, -1 in the padding
+	for j := 0; j < nr; j++ {
+		if j >= nn {
+			for t := 0; t < khw; t++ {
+				tbl[t*nr+j] = -1
+			}
+			continue
+		}
+		img, q := (q0+j)/cp.pix, (q0+j)%cp.pix
+		oy, ox := (q/cp.ow)*cp.stride-cp.pad, (q%cp.ow)*cp.stride-cp.pad
+		for ky := 0; ky < cp.kh; ky++ {
+			for kx := 0; kx < cp.kw; kx++ {
+				iy, ix := oy+ky, ox+kx
+				off := int32(-1)
+				if iy >= 0 && iy < cp.h && ix >= 0 && ix < cp.w {
+					off = int32(img*cp.chw + iy*cp.w + ix)
+				}
+				tbl[(ky*cp.kw+kx)*nr+j] = off
+			}
+		}
+	}
+	hw := cp.h * cp.w
+	ch, ky, kx := cp.tap(p0)
+	for p := 0; p < kb; p++ {
+		d := (*[nr]float32)(panel[p*nr:])
+		offs := (*[nr]int32)(tbl[(ky*cp.kw+kx)*nr:])
+		x := cp.x[ch*hw:]
+		for j, o := range offs {
+			if o >= 0 {
+				d[j] = x[o]
+			} else {
+				d[j] = 0
+			}
+		}
+		cp.next(&ch, &ky, &kx)
+	}
+}
+
+// packAnySlow is packAny for kernels with more taps than its table holds.
+func (cp *convPacker) packAnySlow(panel []float32, p0, kb, q0, nn int) {
 	var base, oy, ox [nr]int
 	for j := 0; j < nn; j++ {
 		img, q := (q0+j)/cp.pix, (q0+j)%cp.pix

@@ -200,6 +200,10 @@ func (t *patchRows) packA(i0, mb, p0, kb int, dst []float32) {
 	for ir := 0; ir < mb; ir += mr {
 		mm := min(mr, mb-ir)
 		panel := dst[ir*kb : ir*kb+mr*kb]
+		if mm == mr && t.cp.pointwise {
+			t.cp.packRowsPointwise(i0+ir, p0, kb, panel)
+			continue
+		}
 		if mm < mr {
 			clear(panel)
 		}
@@ -218,6 +222,10 @@ func (t *patchCols) packB(p0, kb, j0, nb int, dst []float32) {
 	for jr := 0; jr < nb; jr += nr {
 		nn := min(nr, nb-jr)
 		panel := dst[jr*kb : jr*kb+nr*kb]
+		if nn == nr && t.cp.pointwise {
+			t.cp.packColsPointwise(j0+jr, p0, kb, panel)
+			continue
+		}
 		if nn < nr {
 			clear(panel)
 		}
@@ -271,5 +279,55 @@ func gemmPacked(m, n, k int, ap aPacker, i0 int, bp bPacker, j0 int, beta float3
 				macroKernel(mb, nb, kb, s.a, mr*kb, s.b, c[ic*ldc+jc:], ldc, acc, &s.tile)
 			}
 		}
+	}
+}
+
+// packRowsPointwise packs channels ch0..ch0+mr-1 of a 1x1 packer's images
+// over columns p0..p0+kb-1 as one A panel (mr values per step).
+func (cp *convPacker) packRowsPointwise(ch0, p0, kb int, panel []float32) {
+	hw := cp.pix
+	for q := p0; q < p0+kb; {
+		img, p := q/hw, q%hw
+		run := min(hw-p, p0+kb-q)
+		base := img*cp.chw + ch0*hw + p
+		d := panel[(q-p0)*mr:]
+		if hw == 1 { // one pixel per image: the channels are contiguous
+			v := *(*[mr]float32)(cp.x[base:])
+			*(*[mr]float32)(d) = v
+			q++
+			continue
+		}
+		r0 := cp.x[base:][:run]
+		r1 := cp.x[base+hw:][:run]
+		r2 := cp.x[base+2*hw:][:run]
+		r3 := cp.x[base+3*hw:][:run]
+		r4 := cp.x[base+4*hw:][:run]
+		r5 := cp.x[base+5*hw:][:run]
+		for j := 0; j < run; j++ {
+			s := d[j*mr : j*mr+mr : j*mr+mr]
+			s[0], s[1], s[2], s[3], s[4], s[5] = r0[j], r1[j], r2[j], r3[j], r4[j], r5[j]
+		}
+		q += run
+	}
+}
+
+// packColsPointwise packs channels ch0..ch0+nr-1 of a 1x1 packer's images
+// over rows p0..p0+kb-1 as one B panel (nr values per step): a 16-row
+// transpose per image.
+func (cp *convPacker) packColsPointwise(ch0, p0, kb int, panel []float32) {
+	hw := cp.pix
+	for q := p0; q < p0+kb; {
+		img, p := q/hw, q%hw
+		run := min(hw-p, p0+kb-q)
+		src := cp.x[img*cp.chw+ch0*hw+p:]
+		d := panel[(q-p0)*nr:]
+		if hw == 1 {
+			v := *(*[nr]float32)(src)
+			*(*[nr]float32)(d) = v
+			q++
+			continue
+		}
+		transpose16(d, src, hw, run)
+		q += run
 	}
 }

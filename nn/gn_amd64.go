@@ -81,3 +81,22 @@ func colAffine(out, g, w, a, b, c []float32, acc bool) {
 	}
 	colAffineGo(out[bulk:], g[bulk:], w[bulk:], a[bulk:], b[bulk:], c[bulk:], acc)
 }
+
+//go:noescape
+func transpose16AVX512(dst, src *float32, ld, n int)
+
+// transpose16 sets dst[p*16+j] = src[j*ld+p] for j < 16 and p < n.
+func transpose16(dst, src []float32, ld, n int) {
+	if n == 0 {
+		return
+	}
+	_ = dst[16*n-1]
+	_ = src[15*ld+n-1]
+	bulk := n &^ 15
+	if hasAVX512 && bulk > 0 {
+		transpose16AVX512(&dst[0], &src[0], ld, bulk)
+	} else {
+		bulk = 0
+	}
+	transpose16Go(dst[16*bulk:], src[bulk:], ld, n-bulk)
+}

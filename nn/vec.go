@@ -104,3 +104,12 @@ func colAffineGo(out, g, w, a, b, c []float32, acc bool) {
 		out[j] = y
 	}
 }
+
+func transpose16Go(dst, src []float32, ld, n int) {
+	for j := 0; j < 16; j++ {
+		row := src[j*ld:][:n]
+		for p, v := range row {
+			dst[p*16+j] = v
+		}
+	}
+}

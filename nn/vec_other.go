@@ -19,3 +19,5 @@ func colDot(sa, sb []float64, g, w []float32) { colDotGo(sa, sb, g, w) }
 func colAffine(out, g, w, a, b, c []float32, acc bool) {
 	colAffineGo(out, g, w, a, b, c, acc)
 }
+
+func transpose16(dst, src []float32, ld, n int) { transpose16Go(dst, src, ld, n) }

@@ -102,3 +102,22 @@ func TestGNVec(t *testing.T) {
 		}
 	}
 }
+
+// TestTranspose16 checks the 16-row transpose (AVX-512 blocks plus a Go
+// tail) for widths on and off the 16-column blocks.
+func TestTranspose16(t *testing.T) {
+	r := rand.New(rand.NewPCG(25, 26))
+	for _, n := range []int{0, 1, 15, 16, 17, 40, 64} {
+		ld := n + 3
+		src := randSlice(r, 16*ld)
+		dst := make([]float32, 16*n)
+		transpose16(dst, src, ld, n)
+		for j := 0; j < 16; j++ {
+			for p := 0; p < n; p++ {
+				if dst[p*16+j] != src[j*ld+p] {
+					t.Fatalf("n=%d: dst[%d*16+%d] = %v, want %v", n, p, j, dst[p*16+j], src[j*ld+p])
+				}
+			}
+		}
+	}
+}

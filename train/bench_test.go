@@ -9,37 +9,6 @@ import (
 	"github.com/bitrun/bitrun/nn"
 )
 
-// trainFlops is the multiply-add×2 count of one training step per image:
-// forward convs + linear, and the backward's two products per layer (input
-// and weight gradients; the root conv's input gradient is not computed).
-func trainFlops(cfg model.Config, res int) float64 {
-	var fwd, rootFwd float64
-	h := res
-	conv := func(cin, cout, k, stride, pad int) float64 {
-		o := nn.ConvOutSize(h, k, stride, pad)
-		return 2 * float64(cin*cout*k*k*o*o)
-	}
-	rootFwd = conv(3, cfg.RootWidth, 7, 2, 3)
-	h = nn.ConvOutSize(nn.ConvOutSize(h, 7, 2, 3)+2, 3, 2, 0)
-	in := cfg.RootWidth
-	for b := 0; b < 4; b++ {
-		out, mid := cfg.Widths[b], cfg.Widths[b]/4
-		for u := 0; u < cfg.Units[b]; u++ {
-			stride := unitStride(b, u)
-			fwd += 2 * float64(in*mid*h*h) // conv a
-			if cfg.HasProj(b, u) {
-				fwd += conv(in, out, 1, stride, 0)
-			}
-			fwd += conv(mid, mid, 3, stride, 1)
-			h = nn.ConvOutSize(h, 3, stride, 1)
-			fwd += 2 * float64(mid*out*h*h) // conv c
-			in = out
-		}
-	}
-	fwd += 2 * float64(in*cfg.Classes)
-	return rootFwd*2 + fwd*3
-}
-
 // benchTrainStep times one logical step (forward, backward, SGD update) for
 // an architecture, resolution and batch, on every GEMM backend.
 func benchTrainStep(b *testing.B, arch string, res, batch int) {
@@ -55,7 +24,7 @@ func benchTrainStep(b *testing.B, arch string, res, batch int) {
 		labels[i] = i % 10
 	}
 	_ = OneHot(labels, 10, targets)
-	flops := trainFlops(cfg, res) * float64(batch)
+	flops := StepFlops(cfg, res) * float64(batch)
 	old := nn.Backend()
 	defer nn.SetBackend(old)
 	for _, g := range nn.Backends() {

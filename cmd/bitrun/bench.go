@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	goruntime "runtime"
+	"runtime/pprof"
 	"sort"
 	"strconv"
 	"strings"
@@ -47,6 +48,9 @@ type benchResult struct {
 	// CoresBusy is the process CPU time over the wall time of the timed
 	// runs: how many cores the work kept busy on average.
 	CoresBusy float64 `json:"cores_busy,omitempty"`
+	// GFLOPs is the product work per second of the median run, where it is
+	// known (--train with every parameter trained, --gemm).
+	GFLOPs float64 `json:"gflop_per_sec,omitempty"`
 }
 
 // processCPU returns the CPU time used by this process so far, read from
@@ -120,6 +124,8 @@ presets (all, head, head+gn).`,
 	cmd.Flags().Int("classes", 10, "classes of the --arch head")
 	cmd.Flags().Bool("train", false, "time a native training step (forward, backward, SGD update) instead of inference")
 	cmd.Flags().String("freeze", train.PresetAll, "with --train: parameters that train (all, head, head+gn)")
+	cmd.Flags().Bool("gemm", false, "time the pure-Go GEMM on all cores instead (the peak the training step is measured against)")
+	cmd.Flags().String("cpuprofile", "", "write a CPU profile (pprof) of the timed runs to this file")
 	addORTFlags(cmd)
 	return cmd
 }
@@ -184,9 +190,15 @@ func runBench(cmd *cobra.Command, _ []string) error {
 	arch, _ := cmd.Flags().GetString("arch")
 	doTrain, _ := cmd.Flags().GetBool("train")
 	freeze, _ := cmd.Flags().GetString("freeze")
+	gemm, _ := cmd.Flags().GetBool("gemm")
+	profile, _ := cmd.Flags().GetString("cpuprofile")
 	var onnxPath, weights string
 	var err error
-	if arch != "" {
+	if gemm {
+		if arch != "" || doTrain || weightsGiven(cmd) || cmd.Flags().Changed("onnx") {
+			return usagef("--gemm times the GEMM alone: no model flags")
+		}
+	} else if arch != "" {
 		if onnxPath, _ = cmd.Flags().GetString("onnx"); onnxPath != "" || weightsGiven(cmd) {
 			return usagef("--arch and --onnx/--weights/--model are exclusive")
 		}
@@ -212,8 +224,25 @@ func runBench(cmd *cobra.Command, _ []string) error {
 	}
 	r := benchResult{Batch: batch, Runs: runs, Warmup: warmup, Streams: streams}
 	var step func(ctx context.Context, x []float32) error
+	var flops float64 // per run, when known
 
-	if native {
+	if gemm {
+		// One m×n×k product per run, m = n = k = 8·--resolution (1024 by
+		// default), spread over every core.
+		n := 8 * res
+		a, b, c := make([]float32, n*n), make([]float32, n*n), make([]float32, n*n)
+		for i := range a {
+			a[i], b[i] = float32(i%7)-3, float32(i%5)-2
+		}
+		r.Engine, r.Detail, r.Model = "gemm", nn.PureGo{}.Name(), fmt.Sprintf("%d×%d×%d product", n, n, n)
+		r.Batch, r.Channels, r.Resolution = 1, 0, n
+		batch = 1
+		flops = 2 * float64(n) * float64(n) * float64(n)
+		step = func(ctx context.Context, _ []float32) error {
+			nn.PureGo{}.Sgemm(false, false, n, n, n, a, n, b, n, 0, c, n)
+			return ctx.Err()
+		}
+	} else if native {
 		m, name, err := nativeBench(cmd, weights, arch)
 		if err != nil {
 			return err
@@ -235,6 +264,9 @@ func runBench(cmd *cobra.Command, _ []string) error {
 				return err
 			}
 			r.Engine = "native-train"
+			if freeze == train.PresetAll {
+				flops = train.StepFlops(m.Config, res) * float64(batch)
+			}
 			r.Detail = fmt.Sprintf("training step, freeze %s; convolutions on go (%s), other products on %s", freeze, nn.KernelName(), nn.Backend().Name())
 		}
 	} else {
@@ -283,7 +315,7 @@ func runBench(cmd *cobra.Command, _ []string) error {
 	}
 
 	rng := rand.New(rand.NewPCG(1, 2))
-	x := make([]float32, batch*r.Channels*r.Resolution*r.Resolution)
+	x := make([]float32, batch*r.Channels*r.Resolution*r.Resolution*min(r.Channels, 1))
 	for i := range x {
 		x[i] = float32(rng.NormFloat64())
 	}
@@ -294,6 +326,18 @@ func runBench(cmd *cobra.Command, _ []string) error {
 		if err := step(ctx, x); err != nil {
 			return err
 		}
+	}
+	if profile != "" {
+		f, err := os.Create(profile)
+		if err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			f.Close()
+			return err
+		}
+		defer f.Close()
+		defer pprof.StopCPUProfile()
 	}
 	// Each stream times its own runs; latencies are pooled.
 	lat := make([]float64, runs*streams)
@@ -329,6 +373,9 @@ func runBench(cmd *cobra.Command, _ []string) error {
 	b := float64(batch)
 	r.ImageMs = pctls{r.BatchMs.Median / b, r.BatchMs.P10 / b, r.BatchMs.P90 / b}
 	ips := func(ms float64) float64 { return 1000 * b / ms }
+	if flops > 0 {
+		r.GFLOPs = flops / r.BatchMs.Median / 1e6
+	}
 	r.ImagesPerS = pctls{ips(r.BatchMs.Median), ips(r.BatchMs.P90), ips(r.BatchMs.P10)}
 
 	out := cmd.OutOrStdout()
@@ -348,6 +395,9 @@ func runBench(cmd *cobra.Command, _ []string) error {
 		fmt.Fprintf(&s, "throughput:  %.1f images/s (%d streams, all images over wall time); per stream %.1f images/s median\n", r.Throughput, streams, r.ImagesPerS.Median)
 	} else {
 		fmt.Fprintf(&s, "throughput:  %.1f images/s median (p10 %.1f, p90 %.1f)\n", r.ImagesPerS.Median, r.ImagesPerS.P10, r.ImagesPerS.P90)
+	}
+	if r.GFLOPs > 0 {
+		fmt.Fprintf(&s, "work:        %.1f GFLOP/s of products (median run)\n", r.GFLOPs)
 	}
 	if r.CPUMsPerImage > 0 {
 		fmt.Fprintf(&s, "cpu time:    %.2f ms/image (process user+system, all threads); %.2f cores busy\n", r.CPUMsPerImage, r.CoresBusy)
