@@ -47,6 +47,9 @@ type Lib struct {
 	impl
 }
 
+// envThreads is OpenBLAS's own variable for the size of its thread pool.
+const envThreads = "OPENBLAS_NUM_THREADS"
+
 // Open loads OpenBLAS from the first candidate that works (see Candidates).
 // The error wraps ErrUnavailable and lists what was tried.
 func Open() (*Lib, error) {
@@ -66,6 +69,17 @@ func Open() (*Lib, error) {
 func OpenPath(path string) (*Lib, error) {
 	if path == "" {
 		return nil, fmt.Errorf("%w: empty library path", ErrUnavailable)
+	}
+	// OpenBLAS starts its thread pool when it loads, sized by
+	// $OPENBLAS_NUM_THREADS (default: every core), and those threads
+	// busy-wait between products: with the pool at one thread by
+	// SetThreads they still took half a core from the Go workers that split
+	// the products (measured: the pure-Go GEMM at 170 GFLOP/s on one core
+	// beside them, 188 without). Starting with one thread leaves the pool
+	// to SetThreads, which grows it when asked.
+	if _, set := os.LookupEnv(envThreads); !set && cgoEnabled {
+		os.Setenv(envThreads, "1")
+		defer os.Unsetenv(envThreads)
 	}
 	l := &Lib{}
 	if err := l.open(path); err != nil {
