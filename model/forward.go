@@ -2,6 +2,7 @@ package model
 
 import (
 	"fmt"
+	goruntime "runtime"
 	"sync"
 
 	"github.com/bitrun/bitrun/nn"
@@ -14,7 +15,7 @@ type Model struct {
 	Params Params
 
 	once    sync.Once
-	kernels map[string]*nn.Tensor // standardised OIHW kernels by checkpoint key
+	kernels map[string]*nn.ConvKernel // standardised OIHW kernels by checkpoint key
 	head    *nn.Tensor            // head kernel as [C, classes]
 }
 
@@ -102,11 +103,11 @@ func (m *Model) Refresh() {
 
 func (m *Model) prepare() {
 	m.once.Do(func() {
-		m.kernels = map[string]*nn.Tensor{}
+		m.kernels = map[string]*nn.ConvKernel{}
 		for _, s := range m.Config.Spec() {
 			switch s.Kind {
 			case KindConv:
-				m.kernels[s.Name] = nn.StandardizeWeight(nn.HWIOToOIHW(m.Params[s.Name]))
+				m.kernels[s.Name] = nn.NewConvKernel(nn.StandardizeWeight(nn.HWIOToOIHW(m.Params[s.Name])))
 			case KindHead:
 				k := m.Params[s.Name]
 				m.head = k.Reshape(k.Shape[2], k.Shape[3])
@@ -115,40 +116,120 @@ func (m *Model) prepare() {
 	})
 }
 
+// workspace is one Forward's scratch: an arena for the intermediates of a
+// unit (reset after each) and two arenas the unit outputs alternate
+// between. Workspaces are kept for reuse, so a model serving batch after
+// batch neither allocates nor clears activation memory per call.
+type workspace struct {
+	a  nn.Arena
+	io [2]nn.Arena
+}
+
+var workspaces struct {
+	sync.Mutex
+	free []*workspace
+}
+
+func getWorkspace() *workspace {
+	workspaces.Lock()
+	defer workspaces.Unlock()
+	if n := len(workspaces.free); n > 0 {
+		w := workspaces.free[n-1]
+		workspaces.free = workspaces.free[:n-1]
+		return w
+	}
+	return &workspace{}
+}
+
+// putWorkspace keeps at most one workspace per core.
+func putWorkspace(w *workspace) {
+	workspaces.Lock()
+	defer workspaces.Unlock()
+	if len(workspaces.free) < goruntime.GOMAXPROCS(0) {
+		workspaces.free = append(workspaces.free, w)
+	}
+}
+
+// out returns unit output buffer i%2 with the given shape.
+func (w *workspace) out(i int, shape ...int) *nn.Tensor {
+	io := &w.io[i%2]
+	io.Reset()
+	return io.Get(shape...)
+}
+
 // Forward runs a batch x [N,3,H,W] (pixels scaled to [-1,1]) and returns the
 // logits [N,classes] and the pre-logit features [N,FeatureDim].
 func (m *Model) Forward(x *nn.Tensor) (logits, features *nn.Tensor) {
 	m.prepare()
 	cfg, p := m.Config, m.Params
-	h := nn.Conv2D(x, m.kernels[RootKernel], 2, 3)
-	h = nn.MaxPool(nn.ZeroPad(h, 1), 3, 2)
+	ws := getWorkspace()
+	defer putWorkspace(ws)
+	a := &ws.a
+	a.Reset()
+	n := x.Shape[0]
+	oh, ow := nn.ConvOutSize(x.Shape[2], 7, 2, 3), nn.ConvOutSize(x.Shape[3], 7, 2, 3)
+	r := a.Get(n, cfg.RootWidth, oh, ow)
+	nn.ConvKernelInto(r, x, m.kernels[RootKernel], 2, 3, a)
+	pad := a.Get(n, cfg.RootWidth, oh+2, ow+2)
+	nn.ZeroPadInto(pad, r, 1)
+	h := ws.out(0, n, cfg.RootWidth, nn.ConvOutSize(oh+2, 3, 2, 0), nn.ConvOutSize(ow+2, 3, 2, 0))
+	nn.MaxPoolInto(h, pad, 3, 2)
+	i := 0
 	for b := 0; b < 4; b++ {
 		for u := 0; u < cfg.Units[b]; u++ {
-			h = m.unit(h, b, u)
+			i++
+			a.Reset()
+			h = m.unit(ws.out(i, m.unitShape(h, b, u)...), h, b, u, a)
 		}
 	}
-	h = nn.GroupNormReLU(h, cfg.Groups, p[HeadGamma].Data, p[HeadBeta].Data)
-	features = nn.GlobalAvgPool(h)
+	a.Reset()
+	hr := a.Get(h.Shape...)
+	m.groupNorm(hr, h, p[HeadGamma].Data, p[HeadBeta].Data, a)
+	features = nn.GlobalAvgPool(hr)
 	logits = nn.Linear(features, m.head, p[HeadBias].Data)
 	return logits, features
 }
 
-func (m *Model) unit(x *nn.Tensor, b, u int) *nn.Tensor {
+// unitShape is the output shape of unit u of block b for input x.
+func (m *Model) unitShape(x *nn.Tensor, b, u int) []int {
+	stride := 1
+	if u == 0 {
+		stride = BlockStride(b)
+	}
+	return []int{x.Shape[0], m.Config.Widths[b], nn.ConvOutSize(x.Shape[2], 3, stride, 1), nn.ConvOutSize(x.Shape[3], 3, stride, 1)}
+}
+
+// groupNorm writes ReLU(GroupNorm(x)) into dst (statistics scratch from a).
+func (m *Model) groupNorm(dst, x *nn.Tensor, gamma, beta []float32, a *nn.Arena) {
+	g := m.Config.Groups
+	st := a.Get(2, x.Shape[0]*g)
+	nn.GroupNormInto(dst, x, g, gamma, beta, st.Data[:x.Shape[0]*g], st.Data[x.Shape[0]*g:], true)
+}
+
+// unit writes the output of unit u of block b for input x into out and
+// returns it; intermediates come from a.
+func (m *Model) unit(out, x *nn.Tensor, b, u int, a *nn.Arena) *nn.Tensor {
 	cfg, p := m.Config, m.Params
 	stride := 1
 	if u == 0 {
 		stride = BlockStride(b)
 	}
 	gn := func(t *nn.Tensor, part string) *nn.Tensor {
-		return nn.GroupNormReLU(t, cfg.Groups, p[GammaKey(b, u, part)].Data, p[BetaKey(b, u, part)].Data)
+		dst := a.Get(t.Shape...)
+		m.groupNorm(dst, t, p[GammaKey(b, u, part)].Data, p[BetaKey(b, u, part)].Data, a)
+		return dst
 	}
+	conv := func(dst, t *nn.Tensor, part string, stride, pad int) *nn.Tensor {
+		nn.ConvKernelInto(dst, t, m.kernels[ConvKey(b, u, part)], stride, pad, a)
+		return dst
+	}
+	n, mid := x.Shape[0], cfg.Widths[b]/4
 	pre := gn(x, "a")
-	shortcut := x
+	y := conv(a.Get(n, mid, x.Shape[2], x.Shape[3]), pre, "a", 1, 0)
+	y = conv(a.Get(n, mid, out.Shape[2], out.Shape[3]), gn(y, "b"), "b", stride, 1)
+	conv(out, gn(y, "c"), "c", 1, 0)
 	if cfg.HasProj(b, u) {
-		shortcut = nn.Conv2D(pre, m.kernels[ConvKey(b, u, "a/proj")], stride, 0)
+		return nn.AddInPlace(out, conv(a.Get(out.Shape...), pre, "a/proj", stride, 0))
 	}
-	y := nn.Conv2D(pre, m.kernels[ConvKey(b, u, "a")], 1, 0)
-	y = nn.Conv2D(gn(y, "b"), m.kernels[ConvKey(b, u, "b")], stride, 1)
-	y = nn.Conv2D(gn(y, "c"), m.kernels[ConvKey(b, u, "c")], 1, 0)
-	return nn.AddInPlace(y, shortcut)
+	return nn.AddInPlace(out, x)
 }

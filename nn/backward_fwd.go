@@ -196,12 +196,14 @@ func ZeroPadInto(dst, x *Tensor, p int) {
 	if !SameShape(dst.Shape, []int{n, c, oh, ow}) {
 		panic(fmt.Sprintf("nn: ZeroPadInto: x %v, pad %d, dst %v", x.Shape, p, dst.Shape))
 	}
-	clear(dst.Data)
-	for nc := 0; nc < n*c; nc++ {
-		for y := 0; y < h; y++ {
-			copy(dst.Data[(nc*oh+y+p)*ow+p:][:w], x.Data[(nc*h+y)*w:][:w])
+	parallelChunks(n*c, 16, func(lo, hi int) {
+		for nc := lo; nc < hi; nc++ {
+			clear(dst.Data[nc*oh*ow : (nc+1)*oh*ow])
+			for y := 0; y < h; y++ {
+				copy(dst.Data[(nc*oh+y+p)*ow+p:][:w], x.Data[(nc*h+y)*w:][:w])
+			}
 		}
-	}
+	})
 }
 
 // MaxPoolInto writes the k×k, stride, unpadded max pool of x into dst.

@@ -9,21 +9,37 @@
 // im2col matrix of each image (images with small outputs are grouped into
 // one product). With PureGo the kernel is packed once per call and the
 // im2col panels are packed straight from the images, never materialised;
-// other backends get an explicit im2col matrix. Every product goes through a
-// GEMM backend:
+// other backends get an explicit im2col matrix. A ConvKernel keeps its
+// packed panels across calls (inference applies the same kernels to every
+// batch). Every product goes through a GEMM backend:
 //
-//   - PureGo ("go"): always available; a packed, cache-blocked product with an
-//     AVX2+FMA assembly micro-kernel on amd64 CPUs that have it (plain Go
-//     elsewhere or with the purego build tag).
+//   - PureGo ("go"): always available; a packed, cache-blocked product with
+//     an AVX-512 6×32 assembly micro-kernel on amd64 CPUs that have AVX-512F,
+//     AVX2+FMA 6×16 on those with AVX2 only (plain Go elsewhere or with the
+//     purego build tag). Its convolutions pack GEMM panels straight from the
+//     images instead of building im2col matrices.
 //   - OpenBLAS ("openblas"): libopenblas loaded at run time through
 //     internal/openblas (needs cgo; $BITRUN_OPENBLAS_LIB names the file).
 //   - Gonum ("gonum"): gonum's BLAS, a slower reference.
 //
-// $BITRUN_GEMM (auto, go, openblas, gonum; default auto = OpenBLAS when it
-// loads, else PureGo) picks the backend the first time one is needed;
+// $BITRUN_GEMM (auto, go, openblas, gonum; default auto = PureGo on AVX-512
+// CPUs, else OpenBLAS when it loads, else PureGo) picks the backend the first time one is needed;
 // Backend reports it, BackendError says why a requested one could not be
 // used, SetBackend / SelectBackend override it, and Backends lists all that
 // load (the test suite runs against each).
+//
+// # Training
+//
+// The training convolutions (ConvHWIOInto, ConvHWIOBackward) take kernels in
+// the checkpoint layout [KH,KW,C,O], the layout the optimiser updates, and
+// always run on the pure-Go GEMM: each of their products (the forward, the
+// weight gradient and the input gradient) packs its panels straight from the
+// NCHW activations and gradients, so a training step builds no im2col
+// matrix, transposes no kernel and copies no gradient (an external BLAS takes
+// only plain matrices). Weight standardisation and its backward work in the
+// same layout (StandardizeHWIOInto, StandardizeBackwardHWIO). The OIHW
+// kernels Conv2DInto and Conv2DBackward run on any backend; the tests check
+// each path against the other and against float64 finite differences.
 //
 // # Parallelism
 //

@@ -33,7 +33,7 @@ type serialGEMM interface {
 
 // Backend keys accepted by SelectBackend and $BITRUN_GEMM.
 const (
-	BackendAuto     = "auto"     // OpenBLAS when it loads, else pure Go
+	BackendAuto     = "auto"     // pure Go on AVX-512 CPUs, else OpenBLAS when it loads, else pure Go
 	BackendGo       = "go"       // PureGo
 	BackendOpenBLAS = "openblas" // OpenBLAS loaded at run time
 	BackendGonum    = "gonum"    // gonum's pure-Go BLAS (reference, slower)
@@ -231,10 +231,15 @@ func Backends() []GEMM {
 }
 
 // BackendNamed returns the backend for a key: "auto", "go", "openblas" or
-// "gonum" ("" means auto). Auto prefers OpenBLAS and falls back to PureGo.
+// "gonum" ("" means auto). Auto is PureGo on CPUs with AVX-512 (its 512-bit
+// kernel and its convolutions, which pack panels straight from the images,
+// beat OpenBLAS there), else OpenBLAS when it loads, else PureGo.
 func BackendNamed(key string) (GEMM, error) {
 	switch strings.ToLower(strings.TrimSpace(key)) {
 	case "", BackendAuto:
+		if hasWideKernel {
+			return PureGo{}, nil
+		}
 		if o, err := sharedOpenBLAS(); err == nil {
 			return o, nil
 		}
