@@ -121,37 +121,9 @@ func GroupNormBackward(x, y *Tensor, groups int, gamma, mean, inv []float32, dy,
 	// Per-(image, channel) partial sums of dy*xhat and dy, reduced over the
 	// batch in order afterwards so the result does not depend on scheduling.
 	pg, pb := a.Get(n*c), a.Get(n*c)
-	ParallelFor(n*groups, func(ng int) {
-		b, g := ng/groups, ng%groups
-		off := ng * size
-		mu, s := mean[ng], inv[ng]
-		var s1, s2 float64 // sums of dxhat and dxhat*xhat over the group
-		for k := 0; k < cpg; k++ {
-			ch := g*cpg + k
-			var ys []float32
-			if y != nil {
-				ys = y.Data[off+k*hw : off+(k+1)*hw]
-			}
-			sdy, sdyx := gnSums(dy.Data[off+k*hw:off+(k+1)*hw], x.Data[off+k*hw:off+(k+1)*hw], ys, float64(mu))
-			sdyx *= float64(s) // Σ dy·xhat
-			pg.Data[b*c+ch], pb.Data[b*c+ch] = float32(sdyx), float32(sdy)
-			s1 += sdy * float64(gamma[ch])
-			s2 += sdyx * float64(gamma[ch])
-		}
-		if dx == nil {
-			return
-		}
-		// dx = s·(m·dy·gamma - m1 - xhat·m2) with xhat = (x-mu)·s.
-		m1, m2 := s1/float64(size), s2/float64(size)
-		sf := float64(s)
-		for k := 0; k < cpg; k++ {
-			ch := g*cpg + k
-			var ys []float32
-			if y != nil {
-				ys = y.Data[off+k*hw : off+(k+1)*hw]
-			}
-			gnApply(dx.Data[off+k*hw:off+(k+1)*hw], dy.Data[off+k*hw:off+(k+1)*hw], x.Data[off+k*hw:off+(k+1)*hw], ys,
-				mu, float32(sf*float64(gamma[ch])), float32(-sf*sf*m2), float32(-sf*m1))
+	parallelChunks(n*groups, max(1, 4096/max(size, 1)), func(lo, hi int) {
+		for ng := lo; ng < hi; ng++ {
+			gnBackwardGroup(x, y, dy, dx, ng, groups, cpg, hw, gamma, mean, inv, pg.Data, pb.Data)
 		}
 	})
 	reduce := func(dst []float32, part *Tensor) {
@@ -290,5 +262,47 @@ func transposeInto(dst, src []float32, rows, cols int) {
 				}
 			}
 		}
+	}
+}
+
+// gnBackwardGroup is GroupNormBackward for group ng (image ng/groups): the
+// per-channel partial sums into pg, pb and, when dx is set, dx. Channels of
+// fewer than 16 pixels take the plain loops (no vector call per channel).
+func gnBackwardGroup(x, y, dy, dx *Tensor, ng, groups, cpg, hw int, gamma, mean, inv, pg, pb []float32) {
+	sums, apply := gnSums, gnApply
+	if hw < 16 {
+		sums, apply = gnSumsGo, gnApplyGo
+	}
+	c, size := groups*cpg, cpg*hw
+	b, g := ng/groups, ng%groups
+	off := ng * size
+	mu, s := mean[ng], inv[ng]
+	var s1, s2 float64 // sums of dxhat and dxhat*xhat over the group
+	for k := 0; k < cpg; k++ {
+		ch := g*cpg + k
+		var ys []float32
+		if y != nil {
+			ys = y.Data[off+k*hw : off+(k+1)*hw]
+		}
+		sdy, sdyx := sums(dy.Data[off+k*hw:off+(k+1)*hw], x.Data[off+k*hw:off+(k+1)*hw], ys, float64(mu))
+		sdyx *= float64(s) // Σ dy·xhat
+		pg[b*c+ch], pb[b*c+ch] = float32(sdyx), float32(sdy)
+		s1 += sdy * float64(gamma[ch])
+		s2 += sdyx * float64(gamma[ch])
+	}
+	if dx == nil {
+		return
+	}
+	// dx = s·(m·dy·gamma - m1 - xhat·m2) with xhat = (x-mu)·s.
+	m1, m2 := s1/float64(size), s2/float64(size)
+	sf := float64(s)
+	for k := 0; k < cpg; k++ {
+		ch := g*cpg + k
+		var ys []float32
+		if y != nil {
+			ys = y.Data[off+k*hw : off+(k+1)*hw]
+		}
+		apply(dx.Data[off+k*hw:off+(k+1)*hw], dy.Data[off+k*hw:off+(k+1)*hw], x.Data[off+k*hw:off+(k+1)*hw], ys,
+			mu, float32(sf*float64(gamma[ch])), float32(-sf*sf*m2), float32(-sf*m1))
 	}
 }

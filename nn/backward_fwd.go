@@ -172,18 +172,24 @@ func GroupNormInto(dst, x *Tensor, groups int, gamma, beta, mean, inv []float32,
 	}
 	cpg, hw := c/groups, h*w
 	size := cpg * hw
-	ParallelFor(n*groups, func(ng int) {
-		g := ng % groups
-		off := ng * size
-		src := x.Data[off : off+size]
-		mu, variance := meanVar(src)
-		s := 1 / math.Sqrt(variance+GNEpsilon)
-		mean[ng], inv[ng] = float32(mu), float32(s)
-		for k := 0; k < cpg; k++ {
-			ch := g*cpg + k
-			scale := float32(s) * gamma[ch]
-			shift := beta[ch] - float32(mu)*scale
-			scaleShift(dst.Data[off+k*hw:off+(k+1)*hw], src[k*hw:(k+1)*hw], scale, shift, relu)
+	ss := scaleShift
+	if hw < 16 {
+		ss = scaleShiftGo // no vector call per channel of a few pixels
+	}
+	parallelChunks(n*groups, max(1, 4096/max(size, 1)), func(lo, hi int) {
+		for ng := lo; ng < hi; ng++ {
+			g := ng % groups
+			off := ng * size
+			src := x.Data[off : off+size]
+			mu, variance := meanVar(src)
+			s := 1 / math.Sqrt(variance+GNEpsilon)
+			mean[ng], inv[ng] = float32(mu), float32(s)
+			for k := 0; k < cpg; k++ {
+				ch := g*cpg + k
+				scale := float32(s) * gamma[ch]
+				shift := beta[ch] - float32(mu)*scale
+				ss(dst.Data[off+k*hw:off+(k+1)*hw], src[k*hw:(k+1)*hw], scale, shift, relu)
+			}
 		}
 	})
 }

@@ -139,45 +139,49 @@ func TestStandardizeWeightGrad(t *testing.T) {
 }
 
 func TestGroupNormGrad(t *testing.T) {
-	for _, relu := range []bool{false, true} {
-		t.Run(fmt.Sprintf("relu=%v", relu), func(t *testing.T) {
-			rng := rand.New(rand.NewPCG(3, 3))
-			const n, c, h, w, groups = 2, 8, 3, 4, 4
-			x := randT(rng, 2, n, c, h, w)
-			for i := range x.Data {
-				x.Data[i] += 0.5
-			}
-			gamma, beta := randT(rng, 1, c), randT(rng, 0.5, c)
-			y := nn.New(x.Shape...)
-			mean, inv := make([]float32, n*groups), make([]float32, n*groups)
-			var arena nn.Arena
-			nn.GroupNormInto(y, x, groups, gamma.Data, beta.Data, mean, inv, relu)
-			ref := nn.GroupNorm(x, groups, gamma.Data, beta.Data)
-			if relu {
-				nn.ReLUInPlace(ref)
-			}
-			checkClose(t, "GroupNormInto vs GroupNorm", y.Data, f64(ref.Data), 1e-5)
-
-			r := randT(rng, 1, x.Shape...)
-			dx, dg, db := nn.New(x.Shape...), make([]float32, c), make([]float32, c)
-			var yy *nn.Tensor
-			if relu {
-				yy = y
-			}
-			nn.GroupNormBackward(x, yy, groups, gamma.Data, mean, inv, r, dx, dg, db, false, &arena)
-
-			x64, g64, b64, r64 := gradcheck.From(x), f64(gamma.Data), f64(beta.Data), f64(r.Data)
-			loss := func() float64 {
-				o := gradcheck.GroupNorm(x64, groups, g64, b64)
-				if relu {
-					o = gradcheck.ReLU(o)
+	// 3x4 pixels per channel take the plain loops, 5x4 the vector ones.
+	for _, hw := range [][2]int{{3, 4}, {5, 4}} {
+		for _, relu := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%dx%d/relu=%v", hw[0], hw[1], relu), func(t *testing.T) {
+				rng := rand.New(rand.NewPCG(3, 3))
+				const n, c, groups = 2, 8, 4
+				h, w := hw[0], hw[1]
+				x := randT(rng, 2, n, c, h, w)
+				for i := range x.Data {
+					x.Data[i] += 0.5
 				}
-				return gradcheck.Dot(o, r64)
-			}
-			checkGrad(t, "dx", dx.Data, numeric(x64.Data, loss))
-			checkGrad(t, "dgamma", dg, numeric(g64, loss))
-			checkGrad(t, "dbeta", db, numeric(b64, loss))
-		})
+				gamma, beta := randT(rng, 1, c), randT(rng, 0.5, c)
+				y := nn.New(x.Shape...)
+				mean, inv := make([]float32, n*groups), make([]float32, n*groups)
+				var arena nn.Arena
+				nn.GroupNormInto(y, x, groups, gamma.Data, beta.Data, mean, inv, relu)
+				ref := nn.GroupNorm(x, groups, gamma.Data, beta.Data)
+				if relu {
+					nn.ReLUInPlace(ref)
+				}
+				checkClose(t, "GroupNormInto vs GroupNorm", y.Data, f64(ref.Data), 1e-5)
+
+				r := randT(rng, 1, x.Shape...)
+				dx, dg, db := nn.New(x.Shape...), make([]float32, c), make([]float32, c)
+				var yy *nn.Tensor
+				if relu {
+					yy = y
+				}
+				nn.GroupNormBackward(x, yy, groups, gamma.Data, mean, inv, r, dx, dg, db, false, &arena)
+
+				x64, g64, b64, r64 := gradcheck.From(x), f64(gamma.Data), f64(beta.Data), f64(r.Data)
+				loss := func() float64 {
+					o := gradcheck.GroupNorm(x64, groups, g64, b64)
+					if relu {
+						o = gradcheck.ReLU(o)
+					}
+					return gradcheck.Dot(o, r64)
+				}
+				checkGrad(t, "dx", dx.Data, numeric(x64.Data, loss))
+				checkGrad(t, "dgamma", dg, numeric(g64, loss))
+				checkGrad(t, "dbeta", db, numeric(b64, loss))
+			})
+		}
 	}
 }
 
@@ -334,5 +338,39 @@ func TestConvHWIO(t *testing.T) {
 			nn.ConvHWIOBackward(x, w, r, tc.stride, tc.pad, nil, dw2, false, &arena)
 			checkClose(t, "dw alone", dw2.Data, f64(nn.OIHWToHWIO(wantDW).Data), 1e-4)
 		})
+	}
+}
+
+// TestPadMaxPool checks the fused pad+pool against ZeroPad then MaxPool
+// (ties and negative inputs included: the padding zeros take part) and its
+// backward against theirs.
+func TestPadMaxPool(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 9))
+	for _, sh := range [][]int{{2, 3, 9, 9}, {1, 2, 16, 16}, {2, 1, 4, 5}} {
+		x := randT(rng, 1, sh...)
+		for i := range x.Data {
+			if i%7 == 0 {
+				x.Data[i] = 0.5 // ties
+			}
+			x.Data[i] -= 0.3 // some windows all negative: a pad zero wins
+		}
+		p := nn.New(sh[0], sh[1], sh[2]+2, sh[3]+2)
+		nn.ZeroPadInto(p, x, 1)
+		oh, ow := nn.ConvOutSize(sh[2]+2, 3, 2, 0), nn.ConvOutSize(sh[3]+2, 3, 2, 0)
+		want := nn.New(sh[0], sh[1], oh, ow)
+		nn.MaxPoolInto(want, p, 3, 2)
+		got := nn.New(want.Shape...)
+		arg := make([]int32, got.Len())
+		nn.PadMaxPoolInto(got, x, 1, 3, 2, arg)
+		checkClose(t, "PadMaxPoolInto", got.Data, f64(want.Data), 0)
+
+		dy := randT(rng, 1, want.Shape...)
+		dp := nn.New(p.Shape...)
+		nn.MaxPoolBackward(p, dy, 3, 2, dp)
+		wantDX := nn.New(x.Shape...)
+		nn.ZeroPadBackward(dp, 1, wantDX)
+		dx := nn.New(x.Shape...)
+		nn.PadMaxPoolBackward(dy, arg, dx)
+		checkClose(t, "PadMaxPoolBackward", dx.Data, f64(wantDX.Data), 1e-6)
 	}
 }

@@ -204,6 +204,10 @@ func (t *patchRows) packA(i0, mb, p0, kb int, dst []float32) {
 			t.cp.packRowsPointwise(i0+ir, p0, kb, panel)
 			continue
 		}
+		if ch, _, _ := t.cp.tap(i0 + ir); mm == mr && t.cp.hwc && ch+mr <= t.cp.c {
+			t.cp.packRowsTap(i0+ir, p0, kb, panel) // mr channels of one tap
+			continue
+		}
 		if mm < mr {
 			clear(panel)
 		}
@@ -329,5 +333,44 @@ func (cp *convPacker) packColsPointwise(ch0, p0, kb int, panel []float32) {
 		}
 		transpose16(d, src, hw, run)
 		q += run
+	}
+}
+
+// packRowsTap packs rows r..r+mr-1 (hwc order: channels ch..ch+mr-1 of one
+// kernel tap) over columns p0..p0+kb-1 as one A panel: the input offset of
+// every column is worked out once for all mr channels.
+func (cp *convPacker) packRowsTap(r, p0, kb int, panel []float32) {
+	ch, ky, kx := cp.tap(r)
+	hw := cp.h * cp.w
+	img, p := p0/cp.pix, p0%cp.pix
+	y, xo := p/cp.ow, p%cp.ow
+	for i := 0; i < kb; {
+		run := min(cp.ow-xo, kb-i) // the rest of this output row
+		d := panel[i*mr : (i+run)*mr]
+		if iy := y*cp.stride - cp.pad + ky; iy < 0 || iy >= cp.h {
+			clear(d)
+		} else {
+			base := img*cp.chw + ch*hw + iy*cp.w
+			ix0, st := xo*cp.stride-cp.pad+kx, cp.stride
+			for t := 0; t < run; t++ {
+				s := d[t*mr : t*mr+mr : t*mr+mr]
+				ix := ix0 + t*st
+				if ix < 0 || ix >= cp.w {
+					s[0], s[1], s[2], s[3], s[4], s[5] = 0, 0, 0, 0, 0, 0
+					continue
+				}
+				src := cp.x[base+ix:]
+				_ = src[5*hw]
+				s[0], s[1], s[2], s[3], s[4], s[5] = src[0], src[hw], src[2*hw], src[3*hw], src[4*hw], src[5*hw]
+			}
+		}
+		i += run
+		if xo += run; xo == cp.ow {
+			xo = 0
+			if y++; y == cp.oh {
+				y = 0
+				img++
+			}
+		}
 	}
 }

@@ -71,12 +71,13 @@ type unitCache struct {
 }
 
 type cache struct {
-	x, r, p, m *nn.Tensor // input, root conv, padded, pooled
-	units      [4][]unitCache
-	h, hr      *nn.Tensor // trunk output, relu(gn(h))
-	sh         gnStats
-	f, logits  *nn.Tensor
-	n          int
+	x, r, m   *nn.Tensor // input, root conv, padded and pooled
+	arg       []int32    // where each pooled value came from
+	units     [4][]unitCache
+	h, hr     *nn.Tensor // trunk output, relu(gn(h))
+	sh        gnStats
+	f, logits *nn.Tensor
+	n         int
 }
 
 // NewNet checks params against cfg and returns a Net training the parameters
@@ -180,10 +181,12 @@ func (n *Net) forward(x *nn.Tensor) {
 	oh, ow := nn.ConvOutSize(x.Shape[2], 7, 2, 3), nn.ConvOutSize(x.Shape[3], 7, 2, 3)
 	c.r = a.Get(bs, cfg.RootWidth, oh, ow)
 	nn.ConvHWIOInto(c.r, x, n.kern[model.RootKernel], 2, 3, a)
-	c.p = a.Get(bs, cfg.RootWidth, oh+2, ow+2)
-	nn.ZeroPadInto(c.p, c.r, 1)
-	c.m = a.Get(bs, cfg.RootWidth, nn.ConvOutSize(oh+2, 3, 2, 0), nn.ConvOutSize(ow+2, 3, 2, 0))
-	nn.MaxPoolInto(c.m, c.p, 3, 2)
+	c.m = a.Get(bs, cfg.RootWidth, nn.ConvOutSize(oh, 3, 2, 1), nn.ConvOutSize(ow, 3, 2, 1))
+	if cap(c.arg) < c.m.Len() {
+		c.arg = make([]int32, c.m.Len())
+	}
+	c.arg = c.arg[:c.m.Len()]
+	nn.PadMaxPoolInto(c.m, c.r, 1, 3, 2, c.arg)
 	h := c.m
 	for b := 0; b < 4; b++ {
 		for u := 0; u < cfg.Units[b]; u++ {
@@ -309,10 +312,8 @@ func (n *Net) backward(dlogits *nn.Tensor) {
 	if d == nil || n.acc(model.RootKernel) == nil {
 		return
 	}
-	dp := a.Get(c.p.Shape...)
-	nn.MaxPoolBackward(c.p, d, 3, 2, dp)
 	dr := a.Get(c.r.Shape...)
-	nn.ZeroPadBackward(dp, 1, dr)
+	nn.PadMaxPoolBackward(d, c.arg, dr)
 	nn.ConvHWIOBackward(c.x, n.kern[model.RootKernel], dr, 2, 3, nil, n.acc(model.RootKernel), true, a)
 }
 
