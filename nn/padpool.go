@@ -22,6 +22,21 @@ func PadMaxPoolInto(dst, x *Tensor, pad, k, stride int, arg []int32) {
 				y0 := y*stride - pad
 				for xo := 0; xo < ow; xo++ {
 					x0 := xo*stride - pad
+					if y0 >= 0 && y0+k <= h && x0 >= 0 && x0+k <= w {
+						// Inside the image: no padding zero takes part.
+						at := y0*w + x0
+						best := src[at]
+						for ky := 0; ky < k; ky++ {
+							row := src[(y0+ky)*w+x0:][:k]
+							for kx, v := range row {
+								if v > best {
+									best, at = v, (y0+ky)*w+x0+kx
+								}
+							}
+						}
+						out[y*ow+xo], idx[y*ow+xo] = best, int32(at)
+						continue
+					}
 					best, at := float32(0), int32(-1)
 					first := true
 					for ky := 0; ky < k; ky++ {

@@ -3,6 +3,7 @@ package train
 import (
 	"errors"
 	"fmt"
+	goruntime "runtime"
 
 	"github.com/bitrun/bitrun/model"
 	"github.com/bitrun/bitrun/nn"
@@ -61,6 +62,8 @@ type Net struct {
 	grad model.Params          // finalised gradients, checkpoint layout
 	seen bool                  // accumulators hold a micro-batch
 	conv map[string]bool       // trainable conv kernels (gacc holds the standardised kernel's gradient)
+
+	replicas []*Net // batch-parallel helpers (replica i+1), made on first use
 }
 
 type gnStats struct{ mean, inv []float32 }
@@ -130,7 +133,13 @@ func (n *Net) Params() model.Params { return n.params }
 func (n *Net) Trainable(name string) bool { _, ok := n.gacc[name]; return ok }
 
 // ArenaBytes is the activation and scratch memory the Net holds.
-func (n *Net) ArenaBytes() int64 { return n.arena.Bytes() }
+func (n *Net) ArenaBytes() int64 {
+	b := n.arena.Bytes()
+	for _, r := range n.replicas {
+		b += r.arena.Bytes()
+	}
+	return b
+}
 
 func (n *Net) checkInput(x *nn.Tensor) error {
 	if len(x.Shape) != 4 || x.Shape[1] != 3 || x.Shape[0] < 1 || x.Shape[2] < 8 || x.Shape[3] < 8 {
@@ -172,9 +181,15 @@ func (n *Net) stats(batch int) gnStats {
 }
 
 func (n *Net) forward(x *nn.Tensor) {
-	a, cfg, p := &n.arena, n.cfg, n.params
-	a.Reset()
+	n.arena.Reset()
 	n.prepare()
+	n.forwardPart(x)
+}
+
+// forwardPart runs x with the kernels already prepared (by this Net or, for
+// a replica, shared from its parent).
+func (n *Net) forwardPart(x *nn.Tensor) {
+	a, cfg, p := &n.arena, n.cfg, n.params
 	c := &n.c
 	bs := x.Shape[0]
 	c.n, c.x = bs, x
@@ -259,13 +274,81 @@ func (n *Net) ForwardBackward(x *nn.Tensor, targets []float32, scale float32) (f
 	if len(targets) != x.Shape[0]*n.cfg.Classes {
 		return 0, nil, fmt.Errorf("%w: %d target values for %d examples of %d classes", ErrShape, len(targets), x.Shape[0], n.cfg.Classes)
 	}
-	n.forward(x)
+	n.arena.Reset()
+	n.prepare()
+	parts := n.parts(x.Shape[0])
+	if parts == 1 {
+		loss := n.stepPart(x, targets, scale)
+		return loss, n.c.logits, nil
+	}
+	// Batch-parallel: each replica runs its share of the images start to
+	// finish on one core (its kernels run inline: every helper is taken by
+	// this loop), so no core waits on another's small parallel regions.
+	bs, chw, k := x.Shape[0], x.Len()/x.Shape[0], n.cfg.Classes
+	losses := make([]float64, parts)
+	nn.ParallelFor(parts, func(i int) {
+		lo, hi := i*bs/parts, (i+1)*bs/parts
+		r := n.replica(i)
+		xi := nn.FromData(x.Data[lo*chw:hi*chw], hi-lo, x.Shape[1], x.Shape[2], x.Shape[3])
+		losses[i] = r.stepPart(xi, targets[lo*k:hi*k], scale)
+	})
+	logits := n.arena.Get(bs, k)
+	var loss float64
+	for i := range parts {
+		lo := i * bs / parts
+		r := n.replica(i)
+		copy(logits.Data[lo*k:], r.c.logits.Data)
+		loss += losses[i]
+	}
+	n.c.logits = logits
+	return loss, logits, nil
+}
+
+// stepPart runs the forward and backward of x (kernels prepared) and adds
+// its gradients to this Net's accumulators.
+func (n *Net) stepPart(x *nn.Tensor, targets []float32, scale float32) float64 {
+	n.forwardPart(x)
 	c := &n.c
 	dl := n.arena.Get(c.logits.Shape...)
 	loss := nn.SoftmaxCrossEntropy(c.logits, targets, dl, scale)
 	n.backward(dl)
 	n.seen = true
-	return loss, c.logits, nil
+	return loss
+}
+
+// maxReplicas bounds the batch-parallel split (each replica holds its own
+// gradient accumulators, a copy of the trainable parameters' size).
+const maxReplicas = 4
+
+// parts is the number of replicas a batch of bs images is split over: one
+// per core, at most maxReplicas and bs. The split depends on the batch and
+// GOMAXPROCS only, so a step gives the same bits on every run.
+func (n *Net) parts(bs int) int {
+	return max(1, min(bs, maxReplicas, goruntime.GOMAXPROCS(0)))
+}
+
+// replica returns replica i (0 is n itself): a Net over the same
+// parameters with its own arena, activations and gradient accumulators,
+// reading the kernels n prepared.
+func (n *Net) replica(i int) *Net {
+	if i == 0 {
+		return n
+	}
+	for len(n.replicas) < i {
+		r := &Net{cfg: n.cfg, params: n.params, trainable: n.trainable, pos: n.pos, first: n.first,
+			specs: n.specs, gacc: map[string]*nn.Tensor{}, conv: n.conv}
+		for name, t := range n.gacc {
+			r.gacc[name] = nn.New(t.Shape...)
+		}
+		for b := 0; b < 4; b++ {
+			r.c.units[b] = make([]unitCache, n.cfg.Units[b])
+		}
+		n.replicas = append(n.replicas, r)
+	}
+	r := n.replicas[i-1]
+	r.kern, r.kinv, r.head = n.kern, n.kinv, n.head
+	r.arena.Reset()
+	return r
 }
 
 // needDx reports whether the gradient must flow into the stage whose first
@@ -366,6 +449,25 @@ func (n *Net) ZeroGrad() {
 		clear(t.Data)
 	}
 	n.seen = false
+	for _, r := range n.replicas {
+		r.ZeroGrad()
+	}
+}
+
+// gatherReplicas adds the replicas' accumulated gradients to n's, in replica
+// order, and clears theirs.
+func (n *Net) gatherReplicas() {
+	for _, r := range n.replicas {
+		if !r.seen {
+			continue
+		}
+		for name, t := range r.gacc {
+			nn.AddInPlace(n.gacc[name], t)
+			clear(t.Data)
+		}
+		r.seen = false
+		n.seen = true
+	}
 }
 
 // Grads returns the accumulated gradients of the trainable parameters in the
@@ -374,6 +476,7 @@ func (n *Net) ZeroGrad() {
 // weight-standardisation backward uses the kernels of the last forward). The
 // returned map and tensors are reused by the next call.
 func (n *Net) Grads() model.Params {
+	n.gatherReplicas()
 	for name, gt := range n.grad {
 		src := n.gacc[name]
 		if !n.seen {

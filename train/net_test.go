@@ -3,6 +3,7 @@ package train
 import (
 	"math"
 	"math/rand/v2"
+	goruntime "runtime"
 	"slices"
 	"testing"
 
@@ -253,11 +254,66 @@ func TestSteadyStateMemory(t *testing.T) {
 		net.Grads()
 		net.ZeroGrad()
 	}
-	step()
+	// AllocsPerRun runs at GOMAXPROCS 1, which changes the batch-parallel
+	// split: warm up under it too.
+	testing.AllocsPerRun(1, step)
 	held := net.ArenaBytes()
 	allocs := testing.AllocsPerRun(3, step)
 	if net.ArenaBytes() != held {
 		t.Errorf("arena grew from %d to %d bytes", held, net.ArenaBytes())
 	}
 	t.Logf("arena %d KiB; %.0f small allocations per step (goroutine fan-out, no tensors)", held>>10, allocs)
+}
+
+// TestBatchParallel: splitting a batch over replicas (one per core) gives
+// the loss, logits and gradients of the single-replica step, and the
+// gathered gradients survive a second micro-batch.
+func TestBatchParallel(t *testing.T) {
+	cfg := tinyConfig(t, 3)
+	params := randomParams(cfg, 4)
+	x := randomInput(5, 5, 3, 32, 32) // 5 images: unequal shares
+	targets := make([]float32, 15)
+	_ = OneHot([]int{0, 1, 2, 0, 1}, 3, targets)
+	run := func(procs int) (float64, []float32, model.Params) {
+		defer goruntime.GOMAXPROCS(goruntime.GOMAXPROCS(procs))
+		net, err := NewNet(cfg, params, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var loss float64
+		var logits []float32
+		for range 2 { // two micro-batches accumulate
+			l, lg, err := net.ForwardBackward(x, targets, 0.1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			loss, logits = l, append([]float32(nil), lg.Data...)
+		}
+		if procs > 1 && len(net.replicas) == 0 {
+			t.Fatalf("GOMAXPROCS %d: no replicas made", procs)
+		}
+		g := model.Params{}
+		for k, v := range net.Grads() {
+			g[k] = v.Clone()
+		}
+		return loss, logits, g
+	}
+	loss1, logits1, g1 := run(1)
+	loss2, logits2, g2 := run(3)
+	if math.Abs(loss1-loss2) > 1e-5*math.Abs(loss1) {
+		t.Errorf("loss %v split, %v whole", loss2, loss1)
+	}
+	for i := range logits1 {
+		if math.Abs(float64(logits1[i]-logits2[i])) > 1e-4 {
+			t.Fatalf("logit %d: %v split, %v whole", i, logits2[i], logits1[i])
+		}
+	}
+	for k, want := range g1 {
+		got := g2[k]
+		for i := range want.Data {
+			if d := math.Abs(float64(got.Data[i] - want.Data[i])); d > 1e-4*(1+math.Abs(float64(want.Data[i]))) {
+				t.Fatalf("%s[%d]: %v split, %v whole", k, i, got.Data[i], want.Data[i])
+			}
+		}
+	}
 }
