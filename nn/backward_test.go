@@ -312,8 +312,9 @@ func TestConvHWIO(t *testing.T) {
 			r := randT(rng, 1, tc.n, tc.o, oh, ow)
 			var arena nn.Arena
 
+			k := nn.PrepareHWIO(w, tc.stride, tc.pad, true, &arena)
 			y := nn.New(tc.n, tc.o, oh, ow)
-			nn.ConvHWIOInto(y, x, w, tc.stride, tc.pad, &arena)
+			nn.ConvHWIOInto(y, x, k, tc.stride, tc.pad, &arena)
 			checkClose(t, "y", y.Data, f64(nn.Conv2D(x, wo, tc.stride, tc.pad).Data), 1e-4)
 
 			wantDX, wantDW := nn.New(x.Shape...), nn.New(wo.Shape...)
@@ -322,7 +323,7 @@ func TestConvHWIO(t *testing.T) {
 			for i := range dw.Data {
 				dw.Data[i] = 1 // accumulate adds to this
 			}
-			nn.ConvHWIOBackward(x, w, r, tc.stride, tc.pad, dx, dw, true, &arena)
+			nn.ConvHWIOBackward(x, k, r, tc.stride, tc.pad, dx, dw, true, &arena)
 			checkClose(t, "dx", dx.Data, f64(wantDX.Data), 1e-4)
 			want := nn.OIHWToHWIO(wantDW)
 			for i := range want.Data {
@@ -332,10 +333,10 @@ func TestConvHWIO(t *testing.T) {
 
 			// dx only, dw only.
 			dx2 := nn.New(x.Shape...)
-			nn.ConvHWIOBackward(x, w, r, tc.stride, tc.pad, dx2, nil, false, &arena)
+			nn.ConvHWIOBackward(x, k, r, tc.stride, tc.pad, dx2, nil, false, &arena)
 			checkClose(t, "dx alone", dx2.Data, f64(dx.Data), 0)
 			dw2 := nn.New(w.Shape...)
-			nn.ConvHWIOBackward(x, w, r, tc.stride, tc.pad, nil, dw2, false, &arena)
+			nn.ConvHWIOBackward(x, nn.PrepareHWIO(w, tc.stride, tc.pad, false, &arena), r, tc.stride, tc.pad, nil, dw2, false, &arena)
 			checkClose(t, "dw alone", dw2.Data, f64(nn.OIHWToHWIO(wantDW).Data), 1e-4)
 		})
 	}

@@ -18,10 +18,43 @@ import "fmt"
 //     and transposed (packed straight from W), the forward path again;
 //   - dX of a strided convolution is col2im(W · dY).
 
-// ConvHWIOInto writes the convolution of x [N,C,H,W] with w [KH,KW,C,O] (no
-// bias) into dst [N,O,OH,OW]. Scratch comes from a.
-func ConvHWIOInto(dst, x, w *Tensor, stride, pad int, a *Arena) {
-	n, c, oh, ow := convHWIOShape("ConvHWIOInto", x, w, stride, pad)
+// HWIOKernel is a checkpoint-layout kernel [KH,KW,C,O] with the GEMM
+// operands a training step builds from it, packed once and shared by every
+// convolution that uses it in the step (the batch-parallel replicas
+// included). Make it with PrepareHWIO; it is read-only afterwards.
+type HWIOKernel struct {
+	W *Tensor
+
+	fwd *packedA // Wᵀ (O × K): the forward
+	dx  *packedA // the input gradient's left operand; nil when not needed
+}
+
+// PrepareHWIO packs w for convolutions of the given stride and padding: the
+// forward operand, and the input gradient's when dx is set. The packed
+// panels come from a and live until a is reset past them.
+func PrepareHWIO(w *Tensor, stride, pad int, dx bool, a *Arena) *HWIOKernel {
+	kh, kw, c, o := dims4(w)
+	k := &HWIOKernel{W: w}
+	k.fwd = packAllArena(a, true, w.Data, o, o, kh*kw*c) // op(A) = wᵀ: O × K
+	if dx {
+		if flippedDX(kh, kw, stride, pad) {
+			k.dx = packFlippedArena(a, w)
+		} else {
+			k.dx = packAllArena(a, false, w.Data, o, kh*kw*c, o) // op(A) = w: K × O
+		}
+	}
+	return k
+}
+
+// flippedDX reports whether the input gradient is a stride-1 convolution
+// with the flipped kernel (else it is col2im of a product).
+func flippedDX(kh, kw, stride, pad int) bool { return stride == 1 && kh == kw && pad <= kh-1 }
+
+// ConvHWIOInto writes the convolution of x [N,C,H,W] with k (no bias) into
+// dst [N,O,OH,OW]. Scratch comes from a.
+func ConvHWIOInto(dst, x *Tensor, k *HWIOKernel, stride, pad int, a *Arena) {
+	w := k.W
+	n, _, oh, ow := convHWIOShape("ConvHWIOInto", x, w, stride, pad)
 	kh, kw, o := w.Shape[0], w.Shape[1], w.Shape[3]
 	if !SameShape(dst.Shape, []int{n, o, oh, ow}) {
 		panic(fmt.Sprintf("nn: ConvHWIOInto: x %v, w %v, dst %v", x.Shape, w.Shape, dst.Shape))
@@ -29,17 +62,15 @@ func ConvHWIOInto(dst, x, w *Tensor, stride, pad int, a *Arena) {
 	if n == 0 || o == 0 {
 		return
 	}
-	m := a.Mark()
-	defer a.Release(m)
-	k := kh * kw * c
-	pa := packAllArena(a, true, w.Data, o, o, k) // op(A) = wᵀ: O × K
-	convPanels(dst, x, pa, kh, kw, stride, pad, true, convGroup(n, oh*ow), a)
+	convPanels(dst, x, k.fwd, kh, kw, stride, pad, true, convGroup(n, oh*ow), a)
 }
 
-// ConvHWIOBackward is the backward of ConvHWIOInto(y, x, w, stride, pad):
+// ConvHWIOBackward is the backward of ConvHWIOInto(y, x, k, stride, pad):
 // from dy [N,O,OH,OW] it writes dx [N,C,H,W] and dw [KH,KW,C,O] (added to
-// when accumulate is set). A nil dx or dw is not computed.
-func ConvHWIOBackward(x, w, dy *Tensor, stride, pad int, dx, dw *Tensor, accumulate bool, a *Arena) {
+// when accumulate is set). A nil dx or dw is not computed; dx needs k
+// prepared with dx set.
+func ConvHWIOBackward(x *Tensor, k *HWIOKernel, dy *Tensor, stride, pad int, dx, dw *Tensor, accumulate bool, a *Arena) {
+	w := k.W
 	n, c, oh, ow := convHWIOShape("ConvHWIOBackward", x, w, stride, pad)
 	kh, kw, o := w.Shape[0], w.Shape[1], w.Shape[3]
 	h, wd := x.Shape[2], x.Shape[3]
@@ -47,7 +78,10 @@ func ConvHWIOBackward(x, w, dy *Tensor, stride, pad int, dx, dw *Tensor, accumul
 		(dx != nil && !SameShape(dx.Shape, x.Shape)) || (dw != nil && !SameShape(dw.Shape, w.Shape)) {
 		panic(fmt.Sprintf("nn: ConvHWIOBackward: x %v, w %v, dy %v, dx %v, dw %v", x.Shape, w.Shape, dy.Shape, dx, dw))
 	}
-	pix, k := oh*ow, kh*kw*c
+	if dx != nil && k.dx == nil {
+		panic("nn: ConvHWIOBackward: kernel prepared without the input gradient's operand")
+	}
+	pix, kd := oh*ow, kh*kw*c
 	if dw != nil {
 		beta := float32(0)
 		if accumulate {
@@ -57,32 +91,30 @@ func ConvHWIOBackward(x, w, dy *Tensor, stride, pad int, dx, dw *Tensor, accumul
 		xp.hwc = true
 		rows := patchRows{xp}
 		cols := patchCols{newConvPacker(dy.Data, o, oh, ow, 1, 1, 1, 0, oh, ow)}
-		splitProduct(k, o, n*pix, func(i0, mb, j0, nb int) {
+		splitProduct(kd, o, n*pix, func(i0, mb, j0, nb int) {
 			gemmPacked(mb, nb, n*pix, &rows, i0, &cols, j0, beta, dw.Data[i0*o+j0:], o)
 		})
 	}
 	if dx == nil || n == 0 {
 		return
 	}
-	m := a.Mark()
-	defer a.Release(m)
-	if stride == 1 && kh == kw && pad <= kh-1 {
+	if flippedDX(kh, kw, stride, pad) {
 		// dX = dY convolved with w flipped and transposed, padded by kh-1-pad.
-		pa := packFlippedArena(a, w)
-		convPanels(dx, dy, pa, kh, kw, 1, kh-1-pad, true, convGroup(n, h*wd), a)
+		convPanels(dx, dy, k.dx, kh, kw, 1, kh-1-pad, true, convGroup(n, h*wd), a)
 		return
 	}
-	pa := packAllArena(a, false, w.Data, o, k, o) // op(A) = w: K × O
-	chunk := convChunk(n, k, 0, pix)
-	dcol := a.Get(k * chunk * pix)
+	m := a.Mark()
+	defer a.Release(m)
+	chunk := convChunk(n, kd, 0, pix)
+	dcol := a.Get(kd * chunk * pix)
 	for b0 := 0; b0 < n; b0 += chunk {
 		cn := min(chunk, n-b0)
 		ld := cn * pix
 		packer := newConvPacker(dy.Data[b0*o*pix:(b0+cn)*o*pix], o, oh, ow, 1, 1, 1, 0, oh, ow)
-		splitProduct(k, ld, o, func(i0, mb, j0, nb int) {
+		splitProduct(kd, ld, o, func(i0, mb, j0, nb int) {
 			pk := packer
 			pk.col0 = j0
-			sgemmCore(false, nil, 0, pa, i0, false, mb, nb, o, nil, 0, &pk, 0, dcol.Data[i0*ld+j0:], ld)
+			sgemmCore(false, nil, 0, k.dx, i0, false, mb, nb, o, nil, 0, &pk, 0, dcol.Data[i0*ld+j0:], ld)
 		})
 		ParallelFor(cn, func(i int) {
 			xb := dx.Data[(b0+i)*c*h*wd:][:c*h*wd]

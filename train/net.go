@@ -54,7 +54,7 @@ type Net struct {
 	specs []model.ParamSpec
 
 	// Prepared for the current forward (arena-backed).
-	kern map[string]*nn.Tensor // standardised kernels (checkpoint layout)
+	kern map[string]*nn.HWIOKernel // standardised kernels (checkpoint layout), packed for the step
 	kinv map[string][]float32  // their 1/std per output channel
 	head *nn.Tensor            // head kernel viewed as [C, classes]
 	c    cache                 // activations of the last forward
@@ -96,7 +96,7 @@ func NewNet(cfg model.Config, params model.Params, trainable Trainable) (*Net, e
 		trainable = func(string) bool { return true }
 	}
 	n := &Net{cfg: cfg, params: params, trainable: trainable, pos: map[string]int{},
-		kern: map[string]*nn.Tensor{}, kinv: map[string][]float32{}, gacc: map[string]*nn.Tensor{},
+		kern: map[string]*nn.HWIOKernel{}, kinv: map[string][]float32{}, gacc: map[string]*nn.Tensor{},
 		grad: model.Params{}, conv: map[string]bool{}}
 	n.specs = cfg.Spec()
 	n.first = len(n.specs)
@@ -159,21 +159,43 @@ func (n *Net) Forward(x *nn.Tensor) (*nn.Tensor, error) {
 	return n.c.logits, nil
 }
 
+// prepare standardises every kernel and packs it for the step's products
+// (once per step, shared by the replicas).
 func (n *Net) prepare() {
 	a := &n.arena
+	ws := map[string]*nn.Tensor{}
 	for _, s := range n.specs {
 		switch s.Kind {
 		case model.KindConv:
-			ws := a.Get(s.Shape...)
-			inv := a.Get(s.Shape[3])
-			nn.StandardizeHWIOInto(ws, n.params[s.Name], inv.Data)
-			n.kern[s.Name], n.kinv[s.Name] = ws, inv.Data
+			w, inv := a.Get(s.Shape...), a.Get(s.Shape[3])
+			nn.StandardizeHWIOInto(w, n.params[s.Name], inv.Data)
+			ws[s.Name], n.kinv[s.Name] = w, inv.Data
 		case model.KindHead:
 			k := n.params[s.Name]
 			n.head = k.Reshape(k.Shape[2], k.Shape[3])
 		}
 	}
+	pack := func(key string, stride, pad int) {
+		n.kern[key] = nn.PrepareHWIO(ws[key], stride, pad, key != model.RootKernel && n.needX(key), a)
+	}
+	pack(model.RootKernel, 2, 3)
+	for b := 0; b < 4; b++ {
+		for u := 0; u < n.cfg.Units[b]; u++ {
+			stride := unitStride(b, u)
+			pack(model.ConvKey(b, u, "a"), 1, 0)
+			pack(model.ConvKey(b, u, "b"), stride, 1)
+			pack(model.ConvKey(b, u, "c"), 1, 0)
+			if n.cfg.HasProj(b, u) {
+				pack(model.ConvKey(b, u, "a/proj"), stride, 0)
+			}
+		}
+	}
 }
+
+// needX reports whether the gradient must flow through the op that reads
+// the named parameter to its input: some trainable parameter comes before it
+// (the spec lists parameters in forward order).
+func (n *Net) needX(key string) bool { return n.first < n.pos[key] }
 
 func (n *Net) stats(batch int) gnStats {
 	g := n.cfg.Groups
@@ -410,30 +432,55 @@ func (n *Net) unitBackward(dout *nn.Tensor, b, u int) *nn.Tensor {
 	}
 	m := a.Mark()
 	defer a.Release(m)
+	// get returns a gradient buffer shaped like t when the gradient must flow
+	// past the named parameter, else nil.
+	get := func(t *nn.Tensor, key string) *nn.Tensor {
+		if !n.needX(key) {
+			return nil
+		}
+		return a.Get(t.Shape...)
+	}
 	gnBack := func(x, y *nn.Tensor, part string, st gnStats, dy, dxx *nn.Tensor) {
 		nn.GroupNormBackward(x, y, cfg.Groups, p[model.GammaKey(b, u, part)].Data, st.mean, st.inv, dy, dxx,
 			n.accVec(model.GammaKey(b, u, part)), n.accVec(model.BetaKey(b, u, part)), true, a)
 	}
-	conv := func(key string) (*nn.Tensor, *nn.Tensor) { return n.kern[key], n.acc(key) }
-
-	dpc := a.Get(uc.pc.Shape...)
-	w, g := conv(model.ConvKey(b, u, "c"))
-	nn.ConvHWIOBackward(uc.pc, w, dout, 1, 0, dpc, g, true, a)
-	dyb := a.Get(uc.yb.Shape...)
-	gnBack(uc.yb, uc.pc, "c", uc.sc, dpc, dyb)
-	dpb := a.Get(uc.pb.Shape...)
-	w, g = conv(model.ConvKey(b, u, "b"))
-	nn.ConvHWIOBackward(uc.pb, w, dyb, stride, 1, dpb, g, true, a)
-	dya := a.Get(uc.ya.Shape...)
-	gnBack(uc.ya, uc.pb, "b", uc.sb, dpb, dya)
-	dpa := a.Get(uc.pa.Shape...)
-	w, g = conv(model.ConvKey(b, u, "a"))
-	nn.ConvHWIOBackward(uc.pa, w, dya, 1, 0, dpa, g, true, a)
+	conv := func(x *nn.Tensor, part string, dy *nn.Tensor, stride, pad int, dxx *nn.Tensor) {
+		key := model.ConvKey(b, u, part)
+		nn.ConvHWIOBackward(x, n.kern[key], dy, stride, pad, dxx, n.acc(key), true, a)
+	}
 	proj := cfg.HasProj(b, u)
+	kc := model.ConvKey(b, u, "c")
+	dpc := get(uc.pc, kc)
+	conv(uc.pc, "c", dout, 1, 0, dpc)
+	var dps *nn.Tensor
 	if proj {
-		dps := a.Get(uc.pa.Shape...)
-		w, g = conv(model.ConvKey(b, u, "a/proj"))
-		nn.ConvHWIOBackward(uc.pa, w, dout, stride, 0, dps, g, true, a)
+		dps = get(uc.pa, model.ConvKey(b, u, "a/proj"))
+		conv(uc.pa, "a/proj", dout, stride, 0, dps)
+	}
+	if dpc == nil {
+		return dx // nothing before conv c trains (dx is nil too)
+	}
+	dyb := get(uc.yb, model.GammaKey(b, u, "c"))
+	gnBack(uc.yb, uc.pc, "c", uc.sc, dpc, dyb)
+	if dyb == nil {
+		return dx
+	}
+	dpb := get(uc.pb, model.ConvKey(b, u, "b"))
+	conv(uc.pb, "b", dyb, stride, 1, dpb)
+	if dpb == nil {
+		return dx
+	}
+	dya := get(uc.ya, model.GammaKey(b, u, "b"))
+	gnBack(uc.ya, uc.pb, "b", uc.sb, dpb, dya)
+	if dya == nil {
+		return dx
+	}
+	dpa := get(uc.pa, model.ConvKey(b, u, "a"))
+	conv(uc.pa, "a", dya, 1, 0, dpa)
+	if dpa == nil {
+		return dx
+	}
+	if dps != nil {
 		nn.AddInPlace(dpa, dps)
 	}
 	gnBack(uc.x, uc.pa, "a", uc.sa, dpa, dx)
@@ -484,7 +531,7 @@ func (n *Net) Grads() model.Params {
 			continue
 		}
 		if n.conv[name] {
-			nn.StandardizeBackwardHWIO(n.kern[name], n.kinv[name], src, gt, false)
+			nn.StandardizeBackwardHWIO(n.kern[name].W, n.kinv[name], src, gt, false)
 			continue
 		}
 		copy(gt.Data, src.Data)

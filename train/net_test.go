@@ -317,3 +317,45 @@ func TestBatchParallel(t *testing.T) {
 		}
 	}
 }
+
+// TestPartialFreeze: training only some parameters deep in the network gives
+// them the gradients a fully trainable net gives them (the backward stops
+// where nothing before it trains, at every possible point in a unit).
+func TestPartialFreeze(t *testing.T) {
+	cfg := tinyConfig(t, 3)
+	params := randomParams(cfg, 6)
+	x := randomInput(7, 4, 3, 32, 32)
+	targets := make([]float32, 12)
+	_ = OneHot([]int{0, 1, 2, 0}, 3, targets)
+	grads := func(tr Trainable) model.Params {
+		net, err := NewNet(cfg, params, tr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := net.ForwardBackward(x, targets, 0.25); err != nil {
+			t.Fatal(err)
+		}
+		g := model.Params{}
+		for k, v := range net.Grads() {
+			g[k] = v.Clone()
+		}
+		return g
+	}
+	all := grads(nil)
+	last := cfg.Units[3] - 1
+	for _, first := range []string{
+		model.ConvKey(3, last, "c"), model.GammaKey(3, last, "c"), model.ConvKey(3, last, "b"),
+		model.GammaKey(3, last, "b"), model.ConvKey(3, last, "a"), model.GammaKey(3, 0, "a"),
+	} {
+		on := map[string]bool{first: true, model.HeadKernel: true, model.HeadBias: true}
+		got := grads(func(name string) bool { return on[name] })
+		for name := range on {
+			want := all[name]
+			for i := range want.Data {
+				if d := math.Abs(float64(got[name].Data[i] - want.Data[i])); d > 1e-5*(1+math.Abs(float64(want.Data[i]))) {
+					t.Fatalf("training from %s: %s[%d] = %v, want %v", first, name, i, got[name].Data[i], want.Data[i])
+				}
+			}
+		}
+	}
+}
