@@ -16,7 +16,7 @@ type Model struct {
 
 	once    sync.Once
 	kernels map[string]*nn.ConvKernel // standardised OIHW kernels by checkpoint key
-	head    *nn.Tensor            // head kernel as [C, classes]
+	head    *nn.Tensor                // head kernel as [C, classes]
 }
 
 // New checks params against cfg and returns a model.

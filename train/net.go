@@ -55,13 +55,13 @@ type Net struct {
 
 	// Prepared for the current forward (arena-backed).
 	kern map[string]*nn.HWIOKernel // standardised kernels (checkpoint layout), packed for the step
-	kinv map[string][]float32  // their 1/std per output channel
-	head *nn.Tensor            // head kernel viewed as [C, classes]
-	c    cache                 // activations of the last forward
-	gacc map[string]*nn.Tensor // gradient accumulators (conv: w.r.t. the standardised kernel)
-	grad model.Params          // finalised gradients, checkpoint layout
-	seen bool                  // accumulators hold a micro-batch
-	conv map[string]bool       // trainable conv kernels (gacc holds the standardised kernel's gradient)
+	kinv map[string][]float32      // their 1/std per output channel
+	head *nn.Tensor                // head kernel viewed as [C, classes]
+	c    cache                     // activations of the last forward
+	gacc map[string]*nn.Tensor     // gradient accumulators (conv: w.r.t. the standardised kernel)
+	grad model.Params              // finalised gradients, checkpoint layout
+	seen bool                      // accumulators hold a micro-batch
+	conv map[string]bool           // trainable conv kernels (gacc holds the standardised kernel's gradient)
 
 	replicas []*Net // batch-parallel helpers (replica i+1), made on first use
 }
