@@ -55,21 +55,7 @@ func gnApply(out, dy, x, y []float32, mu, a, b, c float32) {
 }
 
 //go:noescape
-func colDotAVX512(sav, sbv *float64, gv, w *float32, n int)
-
-//go:noescape
 func colAffineAVX512(out, gv, w, a, b, c *float32, n int, acc bool)
-
-// colDot adds g to sa and g·w to sb element-wise, in float64.
-func colDot(sa, sb []float64, g, w []float32) {
-	bulk := len(g) &^ 15
-	if hasAVX512 && bulk > 0 {
-		colDotAVX512(&sa[:bulk][0], &sb[:bulk][0], &g[0], &w[:bulk][0], bulk)
-	} else {
-		bulk = 0
-	}
-	colDotGo(sa[bulk:], sb[bulk:], g[bulk:], w[bulk:])
-}
 
 // colAffine sets out = g·a + w·b + c element-wise (adds it when acc).
 func colAffine(out, g, w, a, b, c []float32, acc bool) {
@@ -99,4 +85,27 @@ func transpose16(dst, src []float32, ld, n int) {
 		bulk = 0
 	}
 	transpose16Go(dst[16*bulk:], src[bulk:], ld, n-bulk)
+}
+
+//go:noescape
+func colDotRowsAVX512(sav, sbv *float64, gv, w *float32, rows, ld, n int)
+
+// colDotRows adds, for each column j < len(sa) of the rows×len(sa) blocks of
+// g and w (rows ld apart), Σ g to sa[j] and Σ g·w to sb[j], in float64.
+func colDotRows(sa, sb []float64, g, w []float32, rows, ld int) {
+	n := len(sa)
+	if rows == 0 || n == 0 {
+		return
+	}
+	_ = g[(rows-1)*ld+n-1]
+	_ = w[(rows-1)*ld+n-1]
+	bulk := n &^ 15
+	if hasAVX512 && bulk > 0 {
+		colDotRowsAVX512(&sa[0], &sb[:n][0], &g[0], &w[0], rows, ld, bulk)
+	} else {
+		bulk = 0
+	}
+	for r := 0; r < rows; r++ {
+		colDotGo(sa[bulk:n], sb[bulk:n], g[r*ld+bulk:r*ld+n], w[r*ld+bulk:r*ld+n])
+	}
 }

@@ -136,36 +136,6 @@ applydone:
 // Column loops of the weight standardisation (AVX-512F): one call per row
 // of a [rows, n] matrix, n a multiple of 16, vectors of per-column values.
 
-// func colDotAVX512(sav, sbv *float64, gv, w *float32, n int)
-// sav[j] += gv[j]; sbv[j] += gv[j]·w[j] (float64).
-TEXT ·colDotAVX512(SB), NOSPLIT, $0-40
-	MOVQ sav+0(FP), DI
-	MOVQ sbv+8(FP), R9
-	MOVQ gv+16(FP), SI
-	MOVQ w+24(FP), R8
-	MOVQ n+32(FP), CX
-	SHRQ $3, CX
-	JZ   dotdone
-
-dotloop:
-	VCVTPS2PD   (SI), Z0
-	VCVTPS2PD   (R8), Z1
-	VADDPD      (DI), Z0, Z2
-	VMOVUPD     Z2, (DI)
-	VMOVUPD     (R9), Z3
-	VFMADD231PD Z0, Z1, Z3
-	VMOVUPD     Z3, (R9)
-	ADDQ        $32, SI
-	ADDQ        $32, R8
-	ADDQ        $64, DI
-	ADDQ        $64, R9
-	DECQ        CX
-	JNZ         dotloop
-
-dotdone:
-	VZEROUPPER
-	RET
-
 // func colAffineAVX512(out, gv, w, a, b, c *float32, n int, acc bool)
 // out[j] (+)= gv[j]·a[j] + w[j]·b[j] + c[j].
 TEXT ·colAffineAVX512(SB), NOSPLIT, $0-57
@@ -337,5 +307,61 @@ trloop:
 	JNZ  trloop
 
 trdone:
+	VZEROUPPER
+	RET
+
+// func colDotRowsAVX512(sav, sbv *float64, gv, w *float32, rows, ld, n int)
+// For each column j < n (a multiple of 16) of the rows×n blocks of gv and w
+// (rows ld apart): sav[j] += Σ gv[r][j], sbv[j] += Σ gv[r][j]·w[r][j], in
+// float64, 16 columns at a time with the sums in registers.
+TEXT ·colDotRowsAVX512(SB), NOSPLIT, $0-56
+	MOVQ sav+0(FP), DI
+	MOVQ sbv+8(FP), R9
+	MOVQ gv+16(FP), SI
+	MOVQ w+24(FP), R8
+	MOVQ rows+32(FP), DX
+	MOVQ ld+40(FP), R10
+	SHLQ $2, R10
+	MOVQ n+48(FP), CX
+	SHRQ $4, CX
+	JZ   cdrdone
+	TESTQ DX, DX
+	JZ   cdrdone
+
+cdrcol:
+	VMOVUPD (DI), Z0
+	VMOVUPD 64(DI), Z1
+	VMOVUPD (R9), Z2
+	VMOVUPD 64(R9), Z3
+	MOVQ    SI, R11
+	MOVQ    R8, R12
+	MOVQ    DX, BX
+
+cdrrow:
+	VCVTPS2PD   (R11), Z4
+	VCVTPS2PD   32(R11), Z5
+	VCVTPS2PD   (R12), Z6
+	VCVTPS2PD   32(R12), Z7
+	VADDPD      Z4, Z0, Z0
+	VADDPD      Z5, Z1, Z1
+	VFMADD231PD Z4, Z6, Z2
+	VFMADD231PD Z5, Z7, Z3
+	ADDQ        R10, R11
+	ADDQ        R10, R12
+	DECQ        BX
+	JNZ         cdrrow
+
+	VMOVUPD Z0, (DI)
+	VMOVUPD Z1, 64(DI)
+	VMOVUPD Z2, (R9)
+	VMOVUPD Z3, 64(R9)
+	ADDQ    $128, DI
+	ADDQ    $128, R9
+	ADDQ    $64, SI
+	ADDQ    $64, R8
+	DECQ    CX
+	JNZ     cdrcol
+
+cdrdone:
 	VZEROUPPER
 	RET

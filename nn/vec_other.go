@@ -10,14 +10,20 @@ func scaleShift(dst, src []float32, scale, shift float32, relu bool) {
 	scaleShiftGo(dst[:len(src)], src, scale, shift, relu)
 }
 
-func gnSums(dy, x, y []float32) (sdy, sdyx float64) { return gnSumsGo(dy, x, y) }
+func gnSums(dy, x, y []float32, mu float64) (sdy, sdyx float64) { return gnSumsGo(dy, x, y, mu) }
 func gnApply(out, dy, x, y []float32, mu, a, b, c float32) {
 	gnApplyGo(out, dy, x, y, mu, a, b, c)
 }
 
-func colDot(sa, sb []float64, g, w []float32) { colDotGo(sa, sb, g, w) }
 func colAffine(out, g, w, a, b, c []float32, acc bool) {
 	colAffineGo(out, g, w, a, b, c, acc)
 }
 
 func transpose16(dst, src []float32, ld, n int) { transpose16Go(dst, src, ld, n) }
+
+func colDotRows(sa, sb []float64, g, w []float32, rows, ld int) {
+	n := len(sa)
+	for r := 0; r < rows; r++ {
+		colDotGo(sa, sb[:n], g[r*ld:r*ld+n], w[r*ld:r*ld+n])
+	}
+}

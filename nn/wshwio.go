@@ -22,9 +22,8 @@ func colSums(g, w []float32, rows, cols int) (sa, sb []float64) {
 	part := make([]float64, 2*chunks*cols)
 	ParallelFor(chunks, func(ci int) {
 		pa, pb := part[2*ci*cols:][:cols], part[(2*ci+1)*cols:][:cols]
-		for r := ci * per; r < min(rows, (ci+1)*per); r++ {
-			colDot(pa, pb, g[r*cols:][:cols], w[r*cols:][:cols])
-		}
+		lo := ci * per
+		colDotRows(pa, pb, g[lo*cols:], w[lo*cols:], min(rows, lo+per)-lo, cols)
 	})
 	sa, sb = part[:cols], part[cols:2*cols]
 	for ci := 1; ci < chunks; ci++ {
