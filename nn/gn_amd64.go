@@ -101,7 +101,12 @@ func colDotRows(sa, sb []float64, g, w []float32, rows, ld int) {
 	_ = w[(rows-1)*ld+n-1]
 	bulk := n &^ 15
 	if hasAVX512 && bulk > 0 {
-		colDotRowsAVX512(&sa[0], &sb[:n][0], &g[0], &w[0], rows, ld, bulk)
+		// Blocks of a few rows: one stream per row, each read a cache line
+		// at a time from left to right.
+		const rowBlock = 16
+		for r := 0; r < rows; r += rowBlock {
+			colDotRowsAVX512(&sa[0], &sb[:n][0], &g[r*ld], &w[r*ld], min(rowBlock, rows-r), ld, bulk)
+		}
 	} else {
 		bulk = 0
 	}
