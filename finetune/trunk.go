@@ -57,25 +57,17 @@ func newTrunk(cfg model.Config, params model.Params, engine, dir string, ro runt
 	return newNativeTrunk(cfg, params)
 }
 
-// nativeTrunk runs the trunk with bitrun's forward kernels: the same
-// operations as model.Model.Forward up to the pre-head GroupNorm.
+// nativeTrunk runs the trunk with bitrun's native engine (model.Model.Trunk).
 type nativeTrunk struct {
-	cfg     model.Config
-	params  model.Params
-	kernels map[string]*nn.Tensor
+	m *model.Model
 }
 
 func newNativeTrunk(cfg model.Config, params model.Params) (*nativeTrunk, error) {
-	if err := model.Check(cfg, params); err != nil {
+	m, err := model.New(cfg, params)
+	if err != nil {
 		return nil, fmt.Errorf("finetune: %w", err)
 	}
-	t := &nativeTrunk{cfg: cfg, params: params, kernels: map[string]*nn.Tensor{}}
-	for _, s := range cfg.Spec() {
-		if s.Kind == model.KindConv {
-			t.kernels[s.Name] = nn.StandardizeWeight(nn.HWIOToOIHW(params[s.Name]))
-		}
-	}
-	return t, nil
+	return &nativeTrunk{m: m}, nil
 }
 
 func (t *nativeTrunk) Name() string { return EngineNative }
@@ -88,29 +80,7 @@ func (t *nativeTrunk) Run(ctx context.Context, x []float32, n, res int) ([]float
 	if n <= 0 || len(x) != n*3*res*res {
 		return nil, [3]int{}, fmt.Errorf("%w: trunk input holds %d values, want %d images of 3x%dx%d", ErrOptions, len(x), n, res, res)
 	}
-	cfg, p, k := t.cfg, t.params, t.kernels
-	h := nn.Conv2D(nn.FromData(x, n, 3, res, res), k[model.RootKernel], 2, 3)
-	h = nn.MaxPool(nn.ZeroPad(h, 1), 3, 2)
-	for b := 0; b < 4; b++ {
-		for u := 0; u < cfg.Units[b]; u++ {
-			stride := 1
-			if u == 0 {
-				stride = model.BlockStride(b)
-			}
-			gn := func(v *nn.Tensor, part string) *nn.Tensor {
-				return nn.ReLUInPlace(nn.GroupNorm(v, cfg.Groups, p[model.GammaKey(b, u, part)].Data, p[model.BetaKey(b, u, part)].Data))
-			}
-			pre := gn(h, "a")
-			shortcut := h
-			if cfg.HasProj(b, u) {
-				shortcut = nn.Conv2D(pre, k[model.ConvKey(b, u, "a/proj")], stride, 0)
-			}
-			y := nn.Conv2D(pre, k[model.ConvKey(b, u, "a")], 1, 0)
-			y = nn.Conv2D(gn(y, "b"), k[model.ConvKey(b, u, "b")], stride, 1)
-			y = nn.Conv2D(gn(y, "c"), k[model.ConvKey(b, u, "c")], 1, 0)
-			h = nn.AddInPlace(y, shortcut)
-		}
-	}
+	h := t.m.Trunk(nn.FromData(x, n, 3, res, res))
 	return h.Data, [3]int{h.Shape[1], h.Shape[2], h.Shape[3]}, nil
 }
 

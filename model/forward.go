@@ -160,10 +160,31 @@ func (w *workspace) out(i int, shape ...int) *nn.Tensor {
 // Forward runs a batch x [N,3,H,W] (pixels scaled to [-1,1]) and returns the
 // logits [N,classes] and the pre-logit features [N,FeatureDim].
 func (m *Model) Forward(x *nn.Tensor) (logits, features *nn.Tensor) {
-	m.prepare()
-	cfg, p := m.Config, m.Params
 	ws := getWorkspace()
 	defer putWorkspace(ws)
+	h := m.trunk(x, ws)
+	p, a := m.Params, &ws.a
+	a.Reset()
+	hr := a.Get(h.Shape...)
+	m.groupNorm(hr, h, p[HeadGamma].Data, p[HeadBeta].Data, a)
+	features = nn.GlobalAvgPool(hr)
+	logits = nn.Linear(features, m.head, p[HeadBias].Data)
+	return logits, features
+}
+
+// Trunk runs a batch x [N,3,H,W] through the root and every unit and
+// returns the activations that enter the pre-head GroupNorm, [N,C,h,w] (a
+// new tensor): what a head-only fine-tuning caches.
+func (m *Model) Trunk(x *nn.Tensor) *nn.Tensor {
+	ws := getWorkspace()
+	defer putWorkspace(ws)
+	return m.trunk(x, ws).Clone()
+}
+
+// trunk is Trunk with the result in ws.
+func (m *Model) trunk(x *nn.Tensor, ws *workspace) *nn.Tensor {
+	m.prepare()
+	cfg := m.Config
 	a := &ws.a
 	a.Reset()
 	n := x.Shape[0]
@@ -182,12 +203,7 @@ func (m *Model) Forward(x *nn.Tensor) (logits, features *nn.Tensor) {
 			h = m.unit(ws.out(i, m.unitShape(h, b, u)...), h, b, u, a)
 		}
 	}
-	a.Reset()
-	hr := a.Get(h.Shape...)
-	m.groupNorm(hr, h, p[HeadGamma].Data, p[HeadBeta].Data, a)
-	features = nn.GlobalAvgPool(hr)
-	logits = nn.Linear(features, m.head, p[HeadBias].Data)
-	return logits, features
+	return h
 }
 
 // unitShape is the output shape of unit u of block b for input x.

@@ -4,6 +4,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/bitrun/bitrun/nn"
@@ -38,15 +39,24 @@ func TestGolden(t *testing.T) {
 	if m.Config.Name != "tiny" || m.Config.Classes != 10 || m.Config.Groups != 8 {
 		t.Fatalf("inferred %+v, want tiny with 10 classes and 8 groups", m.Config)
 	}
-	for _, size := range []string{"32", "40"} {
-		t.Run(size, func(t *testing.T) {
-			x := readNPYFile(t, filepath.Join("testdata", "x"+size+".npy"))
-			wantLogits := readNPYFile(t, filepath.Join("testdata", "logits"+size+".npy"))
-			wantFeatures := readNPYFile(t, filepath.Join("testdata", "features"+size+".npy"))
-			logits, features := m.Forward(x)
-			compare(t, "logits", logits, wantLogits, goldenTol)
-			compare(t, "features", features, wantFeatures, goldenTol)
-		})
+	prev := nn.Backend()
+	defer nn.SetBackend(prev)
+	for _, g := range nn.Backends() {
+		for _, size := range []string{"32", "40"} {
+			t.Run(strings.Fields(g.Name())[0]+"/"+size, func(t *testing.T) {
+				nn.SetBackend(g)
+				x := readNPYFile(t, filepath.Join("testdata", "x"+size+".npy"))
+				wantLogits := readNPYFile(t, filepath.Join("testdata", "logits"+size+".npy"))
+				wantFeatures := readNPYFile(t, filepath.Join("testdata", "features"+size+".npy"))
+				logits, features := m.Forward(x)
+				compare(t, "logits", logits, wantLogits, goldenTol)
+				compare(t, "features", features, wantFeatures, goldenTol)
+				// The trunk is the forward up to the pre-head GroupNorm.
+				h := m.Trunk(x)
+				trunkFeatures := nn.GlobalAvgPool(nn.GroupNormReLU(h, m.Config.Groups, m.Params[HeadGamma].Data, m.Params[HeadBeta].Data))
+				compare(t, "features from Trunk", trunkFeatures, wantFeatures, goldenTol)
+			})
+		}
 	}
 }
 
