@@ -224,8 +224,20 @@ func macroKernel(mb, nb, kb int, pa []float32, aStride int, pb, c []float32, ldc
 					microKernel2(kb, ap, bp, c[ir*ldc+jr:], c[ir*ldc+jr+nr:], ldc, acc)
 					continue
 				}
-				edgeTile(mb-ir, nr, kb, ap, bp, c[ir*ldc+jr:], ldc, acc, tile)
-				edgeTile(mb-ir, nr, kb, ap, bp[kb*nr:], c[ir*ldc+jr+nr:], ldc, acc, tile)
+				// The last rows: the wide kernel into a scratch tile.
+				var wide [mr * 2 * nr]float32
+				microKernel2(kb, ap, bp, wide[:], wide[nr:], 2*nr, false)
+				for r := 0; r < mb-ir; r++ {
+					src := wide[r*2*nr : (r+1)*2*nr]
+					dst := c[(ir+r)*ldc+jr:][:2*nr]
+					if acc {
+						for j, v := range src {
+							dst[j] += v
+						}
+					} else {
+						copy(dst, src)
+					}
+				}
 			}
 		}
 	}
