@@ -23,18 +23,18 @@ func PadMaxPoolInto(dst, x *Tensor, pad, k, stride int, arg []int32) {
 				for xo := 0; xo < ow; xo++ {
 					x0 := xo*stride - pad
 					if y0 >= 0 && y0+k <= h && x0 >= 0 && x0+k <= w {
-						// Inside the image: no padding zero takes part.
-						at := y0*w + x0
-						best := src[at]
+						// Inside the image: no padding zero takes part. Take
+						// the maximum without branches, then its first place
+						// in scan order (one unpredictable branch, not one
+						// per new maximum).
+						best := src[y0*w+x0]
 						for ky := 0; ky < k; ky++ {
-							row := src[(y0+ky)*w+x0:][:k]
-							for kx, v := range row {
-								if v > best {
-									best, at = v, (y0+ky)*w+x0+kx
-								}
+							for _, v := range src[(y0+ky)*w+x0:][:k] {
+								best = max(best, v)
 							}
 						}
-						out[y*ow+xo], idx[y*ow+xo] = best, int32(at)
+						at := firstIndex(src, w, k, y0, x0, best)
+						out[y*ow+xo], idx[y*ow+xo] = src[at], int32(at)
 						continue
 					}
 					best, at := float32(0), int32(-1)
@@ -81,4 +81,19 @@ func PadMaxPoolBackward(dy *Tensor, arg []int32, dx *Tensor) {
 			}
 		}
 	})
+}
+
+// firstIndex is the offset in plane (rows w long) of the first value equal
+// to m in the k×k window at (y0, x0), scanned row by row; when there is none
+// (m is NaN) it is the first maximum as v > best finds it.
+func firstIndex(plane []float32, w, k, y0, x0 int, m float32) int {
+	for ky := 0; ky < k; ky++ {
+		row := plane[(y0+ky)*w+x0:][:k]
+		for kx, v := range row {
+			if v == m {
+				return (y0+ky)*w + x0 + kx
+			}
+		}
+	}
+	return maxPoolArg(plane, w, k, y0, x0)
 }
