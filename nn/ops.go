@@ -150,8 +150,12 @@ func convPanels(dst, x *Tensor, pa *packedA, kh, kw, stride, pad int, hwc bool, 
 	oh, ow := ConvOutSize(h, kh, stride, pad), ConvOutSize(wd, kw, stride, pad)
 	pix, kdim, chw := oh*ow, c*kh*kw, c*h*wd
 	groups := (n + group - 1) / group
+	// Whole (wide-kernel) panels per image: each image's columns go straight
+	// to its NCHW output (rows pix apart), no group buffer and no scatter
+	// afterwards.
+	direct := pix%(2*nr) == 0
 	var tmp []float32
-	if group > 1 && a != nil {
+	if group > 1 && a != nil && !direct {
 		tmp = a.Get(groups * o * group * pix).Data
 	}
 	ParallelFor(groups, func(gi int) {
@@ -160,7 +164,7 @@ func convPanels(dst, x *Tensor, pa *packedA, kh, kw, stride, pad int, hwc bool, 
 		cols := gb * pix
 		out, ldc := dst.Data[b0*o*pix:(b0+gb)*o*pix], pix
 		var cp *[]float32
-		if gb > 1 {
+		if gb > 1 && !direct {
 			if tmp != nil {
 				out = tmp[gi*o*group*pix:][:o*cols]
 			} else {
@@ -171,6 +175,19 @@ func convPanels(dst, x *Tensor, pa *packedA, kh, kw, stride, pad int, hwc bool, 
 		}
 		packer := newConvPacker(x.Data[b0*chw:(b0+gb)*chw], c, h, wd, kh, kw, stride, pad, oh, ow)
 		packer.hwc = hwc
+		if gb > 1 && direct {
+			splitProduct(o, cols, kdim, func(i0, mb, j0, nb int) {
+				for j := j0; j < j0+nb; {
+					img, p := j/pix, j%pix
+					seg := min(pix-p, j0+nb-j)
+					pk := packer
+					pk.col0 = j
+					sgemmCore(false, nil, 0, pa, i0, false, mb, seg, kdim, nil, 0, &pk, 0, dst.Data[((b0+img)*o+i0)*pix+p:], pix)
+					j += seg
+				}
+			})
+			return
+		}
 		splitProduct(o, cols, kdim, func(i0, mb, j0, nb int) {
 			pk := packer
 			pk.col0 = j0
