@@ -301,6 +301,8 @@ func TestConvHWIO(t *testing.T) {
 		{2, 3, 19, 19, 18, 7, 2, 3},
 		{1, 8, 4, 4, 35, 3, 1, 1},
 		{2, 16, 1, 1, 16, 3, 1, 1}, // 1x1 images (the small net's last block at 32 px)
+		{3, 8, 8, 8, 20, 3, 1, 1},  // 8x8 images grouped, written straight to NCHW
+		{4, 16, 8, 8, 24, 1, 1, 0},
 	}
 	for _, tc := range cases {
 		t.Run(fmt.Sprintf("n%dc%do%dk%ds%dp%d", tc.n, tc.c, tc.o, tc.k, tc.stride, tc.pad), func(t *testing.T) {
