@@ -269,10 +269,6 @@ func transposeInto(dst, src []float32, rows, cols int) {
 // per-channel partial sums into pg, pb and, when dx is set, dx. Channels of
 // fewer than 16 pixels take the plain loops (no vector call per channel).
 func gnBackwardGroup(x, y, dy, dx *Tensor, ng, groups, cpg, hw int, gamma, mean, inv, pg, pb []float32) {
-	sums, apply := gnSums, gnApply
-	if hw < 16 {
-		sums, apply = gnSumsGo, gnApplyGo
-	}
 	c, size := groups*cpg, cpg*hw
 	b, g := ng/groups, ng%groups
 	off := ng * size
@@ -284,7 +280,12 @@ func gnBackwardGroup(x, y, dy, dx *Tensor, ng, groups, cpg, hw int, gamma, mean,
 		if y != nil {
 			ys = y.Data[off+k*hw : off+(k+1)*hw]
 		}
-		sdy, sdyx := sums(dy.Data[off+k*hw:off+(k+1)*hw], x.Data[off+k*hw:off+(k+1)*hw], ys, float64(mu))
+		var sdy, sdyx float64
+		if hw < 16 { // direct calls: the plain loop inlines
+			sdy, sdyx = gnSumsGo(dy.Data[off+k*hw:off+(k+1)*hw], x.Data[off+k*hw:off+(k+1)*hw], ys, float64(mu))
+		} else {
+			sdy, sdyx = gnSums(dy.Data[off+k*hw:off+(k+1)*hw], x.Data[off+k*hw:off+(k+1)*hw], ys, float64(mu))
+		}
 		sdyx *= float64(s) // Σ dy·xhat
 		pg[b*c+ch], pb[b*c+ch] = float32(sdyx), float32(sdy)
 		s1 += sdy * float64(gamma[ch])
@@ -302,7 +303,11 @@ func gnBackwardGroup(x, y, dy, dx *Tensor, ng, groups, cpg, hw int, gamma, mean,
 		if y != nil {
 			ys = y.Data[off+k*hw : off+(k+1)*hw]
 		}
-		apply(dx.Data[off+k*hw:off+(k+1)*hw], dy.Data[off+k*hw:off+(k+1)*hw], x.Data[off+k*hw:off+(k+1)*hw], ys,
-			mu, float32(sf*float64(gamma[ch])), float32(-sf*sf*m2), float32(-sf*m1))
+		ka, kb, kc := float32(sf*float64(gamma[ch])), float32(-sf*sf*m2), float32(-sf*m1)
+		if hw < 16 {
+			gnApplyGo(dx.Data[off+k*hw:off+(k+1)*hw], dy.Data[off+k*hw:off+(k+1)*hw], x.Data[off+k*hw:off+(k+1)*hw], ys, mu, ka, kb, kc)
+		} else {
+			gnApply(dx.Data[off+k*hw:off+(k+1)*hw], dy.Data[off+k*hw:off+(k+1)*hw], x.Data[off+k*hw:off+(k+1)*hw], ys, mu, ka, kb, kc)
+		}
 	}
 }

@@ -172,10 +172,6 @@ func GroupNormInto(dst, x *Tensor, groups int, gamma, beta, mean, inv []float32,
 	}
 	cpg, hw := c/groups, h*w
 	size := cpg * hw
-	ss := scaleShift
-	if hw < 16 {
-		ss = scaleShiftGo // no vector call per channel of a few pixels
-	}
 	parallelChunks(n*groups, max(1, 4096/max(size, 1)), func(lo, hi int) {
 		for ng := lo; ng < hi; ng++ {
 			g := ng % groups
@@ -188,7 +184,11 @@ func GroupNormInto(dst, x *Tensor, groups int, gamma, beta, mean, inv []float32,
 				ch := g*cpg + k
 				scale := float32(s) * gamma[ch]
 				shift := beta[ch] - float32(mu)*scale
-				ss(dst.Data[off+k*hw:off+(k+1)*hw], src[k*hw:(k+1)*hw], scale, shift, relu)
+				if hw < 16 { // a few pixels: the plain loop, inlined
+					scaleShiftGo(dst.Data[off+k*hw:off+(k+1)*hw], src[k*hw:(k+1)*hw], scale, shift, relu)
+				} else {
+					scaleShift(dst.Data[off+k*hw:off+(k+1)*hw], src[k*hw:(k+1)*hw], scale, shift, relu)
+				}
 			}
 		}
 	})
