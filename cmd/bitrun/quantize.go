@@ -1,0 +1,229 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/bitrun/bitrun/data"
+	"github.com/bitrun/bitrun/quantize"
+	"github.com/bitrun/bitrun/runtime"
+	"github.com/spf13/cobra"
+)
+
+// quantizeOptions are the settings of bitrun quantize, filled from the
+// flags by quantizeFlags and checked by validate.
+type quantizeOptions struct {
+	in, out     string
+	data        string
+	calibSplit  string
+	evalSplit   string
+	images      int
+	seed        uint64
+	method      string
+	head        string
+	batch       int
+	limit       int
+	maxDrop     float64
+	force       bool
+	perClass    bool
+	runtime     runtime.Options
+	parsedHead  quantize.Head
+	parsedCalib quantize.Method
+}
+
+func newQuantizeCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "quantize --onnx IN --data DIR --out OUT",
+		Short: "Quantize a BiT ONNX export to int8 (static, QDQ) with calibration and an accuracy guard",
+		Long: `Static post-training quantization of a bitrun BiT export to an int8 QDQ
+model that ONNX Runtime runs with integer kernels.
+
+Convolution kernels become int8 with one symmetric scale per output channel;
+the activations around every convolution become uint8, their ranges measured
+on --calibration images of --data (--calibration-split, default train) with
+the model's own preprocessing: --calibrate minmax, or percentile:P to clip at
+the P-th percentile of the absolute values. GroupNorm, the residual additions
+and the softmax stay float; --head int8 quantizes the classifier too.
+
+The accuracy guard then measures top-1 of both models on --eval-split
+(default test; --limit N for the first N images), prints both and the drop,
+and refuses to write OUT when the drop exceeds --max-drop points (negative:
+guard off) unless --force. --force also overwrites an existing OUT.
+
+--onnx takes the .onnx file or a run folder holding model.onnx. OUT keeps
+the export's metadata (predict, eval, bench and serve use it unchanged) and
+records the quantization method, the calibration data, the fp32 model's
+SHA-256 and the measured accuracy. It is written atomically, and never when
+a step fails.`,
+		Example: `  bitrun quantize --onnx r50x1.onnx --data /usr/share/datasets/fashion-mnist --out r50x1-int8.onnx
+  bitrun quantize --onnx runs/fmnist --data /usr/share/datasets/fashion-mnist --out int8.onnx \
+      --calibration 256 --calibrate percentile:99.99 --limit 2000`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			opts, err := quantizeFlags(cmd)
+			if err != nil {
+				return err
+			}
+			if err := opts.validate(); err != nil {
+				return err
+			}
+			return runQuantize(cmd.Context(), opts, cmd.OutOrStdout(), cmd.ErrOrStderr())
+		},
+	}
+	f := cmd.Flags()
+	f.String("onnx", "", "fp32 BiT ONNX export (a file, or a run folder holding model.onnx)")
+	f.String("data", "", "dataset: IDX folder or image folder (required)")
+	f.String("out", "", "output int8 ONNX file (required)")
+	f.Int("calibration", quantize.DefaultImages, "calibration images")
+	f.String("calibration-split", "train", "split the calibration images come from: train or test")
+	f.Uint64("seed", 1, "seed of the calibration image draw")
+	f.String("calibrate", "minmax", "calibration method: minmax or percentile:P (e.g. percentile:99.99)")
+	f.String("head", "float", "classifier head: float or int8")
+	f.String("eval-split", "test", "held-out split of the accuracy guard: train or test")
+	f.Int("limit", 0, "evaluate only the first N images of the eval split (0 = all)")
+	f.Float64("max-drop", quantize.DefaultMaxDrop, "largest top-1 drop in points written without --force (negative: guard off)")
+	f.Int("batch", quantize.DefaultBatch, "calibration batch (bounds memory: one batch of activations)")
+	f.Bool("per-class", false, "print per-class accuracy of both models")
+	f.Bool("force", false, "write OUT even when the drop exceeds --max-drop, and overwrite an existing OUT")
+	addORTFlags(cmd)
+	return cmd
+}
+
+func init() { register(newQuantizeCmd) }
+
+// quantizeFlags reads the flags into options.
+func quantizeFlags(cmd *cobra.Command) (quantizeOptions, error) {
+	f := cmd.Flags()
+	var o quantizeOptions
+	o.in, _ = f.GetString("onnx")
+	o.out, _ = f.GetString("out")
+	o.data, _ = f.GetString("data")
+	o.calibSplit, _ = f.GetString("calibration-split")
+	o.evalSplit, _ = f.GetString("eval-split")
+	o.images, _ = f.GetInt("calibration")
+	o.seed, _ = f.GetUint64("seed")
+	o.method, _ = f.GetString("calibrate")
+	o.head, _ = f.GetString("head")
+	o.batch, _ = f.GetInt("batch")
+	o.limit, _ = f.GetInt("limit")
+	o.maxDrop, _ = f.GetFloat64("max-drop")
+	o.force, _ = f.GetBool("force")
+	o.perClass, _ = f.GetBool("per-class")
+	var err error
+	o.runtime, err = ortOptions(cmd)
+	return o, err
+}
+
+// validate checks the options and resolves a run folder to its model.
+func (o *quantizeOptions) validate() error {
+	switch {
+	case o.in == "":
+		return usagef("--onnx is required")
+	case o.data == "":
+		return usagef("--data is required")
+	case o.out == "":
+		return usagef("--out is required")
+	case o.images <= 0:
+		return usagef("--calibration %d: must be positive", o.images)
+	case o.batch <= 0 || o.batch > 1024:
+		return usagef("--batch %d: must be in [1, 1024]", o.batch)
+	case o.limit < 0:
+		return usagef("--limit %d: must be >= 0", o.limit)
+	}
+	var err error
+	if o.parsedCalib, err = quantize.ParseMethod(o.method); err != nil {
+		return usageError{err}
+	}
+	if o.parsedHead, err = quantize.ParseHead(o.head); err != nil {
+		return usageError{err}
+	}
+	if st, err := os.Stat(o.in); err == nil && st.IsDir() {
+		o.in = filepath.Join(o.in, "model.onnx")
+	}
+	if abs, err := filepath.Abs(o.in); err == nil {
+		if out, err := filepath.Abs(o.out); err == nil && abs == out {
+			return usagef("--out %s is the input model", o.out)
+		}
+	}
+	return checkOverwrite(o.out, o.force)
+}
+
+// runQuantize quantizes and prints the accuracy table on stdout.
+func runQuantize(ctx context.Context, o quantizeOptions, stdout, stderr io.Writer) error {
+	calib, err := data.Open(o.data, o.calibSplit)
+	if err != nil {
+		return err
+	}
+	var evalSet data.Dataset
+	if o.maxDrop >= 0 || o.limit > 0 {
+		if evalSet, err = data.Open(o.data, o.evalSplit); err != nil {
+			return err
+		}
+	}
+	maxDrop := o.maxDrop
+	if maxDrop == 0 {
+		maxDrop = 1e-9 // 0 means "no drop at all" on the command line, not the library default
+	}
+	fmt.Fprintf(stderr, "quantizing %s: %d calibration images of %s (%s), %s, head %s\n",
+		o.in, o.images, o.data, o.calibSplit, o.parsedCalib, o.parsedHead)
+	progress := map[string]func(int, int){}
+	res, err := quantize.Quantize(ctx, o.in, o.out, quantize.Options{
+		Calibration: calib, CalibrationName: fmt.Sprintf("%s (%s)", o.data, o.calibSplit),
+		Images: o.images, Seed: o.seed, Method: o.parsedCalib, Head: o.parsedHead, Batch: o.batch,
+		Eval: evalSet, EvalName: fmt.Sprintf("%s (%s)", o.data, o.evalSplit), Limit: o.limit,
+		MaxDrop: maxDrop, Force: o.force, Runtime: o.runtime, Logger: o.runtime.Logger,
+		Progress: func(phase string, done, total int) {
+			p := progress[phase]
+			if p == nil {
+				p = progressPrinter(stderr, phase)
+				progress[phase] = p
+			}
+			p(done, total)
+		},
+	})
+	if res != nil && res.Accuracy != nil {
+		writeQuantizeReport(stdout, res, o.perClass)
+	}
+	switch {
+	case errors.Is(err, quantize.ErrAccuracy):
+		return fmt.Errorf("%w (use --force to write it anyway, or raise --max-drop)", err)
+	case errors.Is(err, quantize.ErrOptions):
+		return usageError{err}
+	case err != nil:
+		return err
+	}
+	fmt.Fprintf(stderr, "wrote %s: %d convolutions int8, %d activations uint8, %s (fp32 %s), %v\n",
+		res.Path, res.Convs, res.Activations, byteSize(res.Bytes), byteSize(res.SourceBytes), res.Duration.Round(1e6))
+	return nil
+}
+
+// writeQuantizeReport prints fp32 and int8 top-1, the drop and optionally
+// the per-class changes.
+func writeQuantizeReport(w io.Writer, res *quantize.Result, perClass bool) {
+	a := res.Accuracy
+	fmt.Fprintf(w, "eval images   %d  (%s)\n", a.Images, a.Data)
+	fmt.Fprintf(w, "fp32 top-1    %.2f%%\n", 100*a.FP32Top1)
+	fmt.Fprintf(w, "int8 top-1    %.2f%%\n", 100*a.Int8Top1)
+	fmt.Fprintf(w, "drop          %.2f points (limit %.2f)\n", a.Drop, a.MaxDrop)
+	fmt.Fprintf(w, "agreement     %.2f%% of images with the same top-1\n", 100*a.Agreement)
+	if !perClass || res.FP32 == nil || res.Int8 == nil {
+		return
+	}
+	fmt.Fprintf(w, "\n%-20s %8s %8s %8s\n", "class", "fp32", "int8", "change")
+	for i, fc := range res.FP32.PerClass {
+		if i >= len(res.Int8.PerClass) {
+			break
+		}
+		ic := res.Int8.PerClass[i]
+		label := fc.Label
+		if label == "" {
+			label = fmt.Sprint(fc.Index)
+		}
+		fmt.Fprintf(w, "%-20s %7.2f%% %7.2f%% %+8.2f\n", label, 100*float64(fc.Accuracy), 100*float64(ic.Accuracy),
+			100*(float64(ic.Accuracy)-float64(fc.Accuracy)))
+	}
+}
