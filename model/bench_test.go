@@ -7,10 +7,9 @@ import (
 	"math"
 	"math/rand/v2"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 
+	"github.com/bitrun/bitrun/internal/cputime"
 	"github.com/bitrun/bitrun/model"
 	"github.com/bitrun/bitrun/nn"
 )
@@ -70,7 +69,7 @@ func benchForward(b *testing.B, arch string, size, batch int, g nn.GEMM) {
 		}
 	}
 	b.ReportAllocs()
-	cpu0 := processCPU()
+	cpu0, ok := cputime.Process()
 	b.ResetTimer()
 	for b.Loop() {
 		m.Forward(x)
@@ -78,16 +77,9 @@ func benchForward(b *testing.B, arch string, size, batch int, g nn.GEMM) {
 	b.ReportMetric(float64(batch*b.N)/b.Elapsed().Seconds(), "images/s")
 	// CPU seconds (all threads, GC included) per image: on a shared machine
 	// this shows the work done even when the wall clock is inflated.
-	b.ReportMetric((processCPU()-cpu0).Seconds()/float64(batch*b.N), "cpu-s/image")
-}
-
-// processCPU is the user+system CPU time of the whole process.
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
+	if cpu1, _ := cputime.Process(); ok {
+		b.ReportMetric((cpu1-cpu0).Seconds()/float64(batch*b.N), "cpu-s/image")
 	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // BenchmarkForward: R50x1 at 128×128, batch 8 (and batch 1), per GEMM

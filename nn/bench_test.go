@@ -5,6 +5,9 @@ import (
 	"math/rand/v2"
 	"runtime"
 	"testing"
+	"time"
+
+	"github.com/bitrun/bitrun/internal/cputime"
 )
 
 // gemmShape is one benchmarked product, named after the layer it comes from.
@@ -90,6 +93,11 @@ func (l libOnly) Name() string { return l.o.Name() }
 func (l libOnly) Sgemm(transA, transB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
 	l.o.lib.Sgemm(transA, transB, m, n, k, a, lda, b, ldb, beta, c, ldc)
 }
+
+// threadCPU and processCPU read the calling thread's and the process's CPU
+// time (0 where the OS does not say).
+func threadCPU() time.Duration  { d, _ := cputime.Thread(); return d }
+func processCPU() time.Duration { d, _ := cputime.Process(); return d }
 
 // cgoSafeCPU reports whether thread CPU time covers all of g's work when it
 // runs on one goroutine (true for this package's backends; OpenBLAS runs on

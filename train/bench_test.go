@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/bitrun/bitrun/internal/cputime"
 	"github.com/bitrun/bitrun/model"
 	"github.com/bitrun/bitrun/nn"
 )
@@ -47,7 +48,7 @@ func benchTrainStep(b *testing.B, arch string, res, batch int) {
 			}
 			step() // warm the arena
 			b.ReportAllocs()
-			cpu0 := processCPU()
+			cpu0, _ := cputime.Process()
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				step()
@@ -55,7 +56,8 @@ func benchTrainStep(b *testing.B, arch string, res, batch int) {
 			sec := b.Elapsed().Seconds() / float64(b.N)
 			b.ReportMetric(float64(batch)/sec, "images/s")
 			b.ReportMetric(flops/sec/1e9, "GFLOP/s")
-			if cpu := processCPU() - cpu0; cpu0 > 0 && cpu > 0 {
+			if cpu1, ok := cputime.Process(); ok && cpu1 > cpu0 {
+				cpu := cpu1 - cpu0
 				// Work per CPU-second: steadier than the wall clock when other
 				// processes share the cores (GOMAXPROCS cores busy = GOMAXPROCS× the wall rate).
 				b.ReportMetric(flops*float64(b.N)/cpu.Seconds()/1e9, "GFLOP/cpu-s")

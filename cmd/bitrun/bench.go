@@ -10,11 +10,11 @@ import (
 	goruntime "runtime"
 	"runtime/pprof"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/bitrun/bitrun/internal/cputime"
 	"github.com/bitrun/bitrun/model"
 	"github.com/bitrun/bitrun/nn"
 	"github.com/bitrun/bitrun/runtime"
@@ -51,30 +51,6 @@ type benchResult struct {
 	// GFLOPs is the product work per second of the median run, where it is
 	// known (--train with every parameter trained, --gemm).
 	GFLOPs float64 `json:"gflop_per_sec,omitempty"`
-}
-
-// processCPU returns the CPU time used by this process so far, read from
-// /proc/self/stat (Linux; USER_HZ is 100 there); ok is false elsewhere.
-func processCPU() (time.Duration, bool) {
-	b, err := os.ReadFile("/proc/self/stat")
-	if err != nil {
-		return 0, false
-	}
-	// Fields after the command name (which may contain spaces) start at ')'.
-	i := strings.LastIndexByte(string(b), ')')
-	if i < 0 {
-		return 0, false
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 13 {
-		return 0, false
-	}
-	ut, err1 := strconv.ParseInt(f[11], 10, 64) // field 14: utime
-	st, err2 := strconv.ParseInt(f[12], 10, 64) // field 15: stime
-	if err1 != nil || err2 != nil {
-		return 0, false
-	}
-	return time.Duration(ut+st) * 10 * time.Millisecond, true
 }
 
 type pctls struct {
@@ -342,7 +318,7 @@ func runBench(cmd *cobra.Command, _ []string) error {
 	// Each stream times its own runs; latencies are pooled.
 	lat := make([]float64, runs*streams)
 	errs := make([]error, streams)
-	cpu0, cpuOK := processCPU()
+	cpu0, cpuOK := cputime.Process()
 	start := time.Now()
 	var wg sync.WaitGroup
 	for s := range streams {
@@ -364,7 +340,7 @@ func runBench(cmd *cobra.Command, _ []string) error {
 	r.Seconds = time.Since(start).Seconds()
 	total := runs * batch * streams
 	r.Throughput = float64(total) / r.Seconds
-	if cpu1, ok := processCPU(); ok && cpuOK {
+	if cpu1, ok := cputime.Process(); ok && cpuOK {
 		r.CPUMsPerImage = float64((cpu1 - cpu0).Microseconds()) / 1000 / float64(total)
 		r.CoresBusy = (cpu1 - cpu0).Seconds() / r.Seconds
 	}

@@ -1,9 +1,0 @@
-//go:build !linux
-
-package nn
-
-import "time"
-
-func threadCPU() time.Duration { return 0 }
-
-func processCPU() time.Duration { return 0 }
