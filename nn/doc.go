@@ -1,7 +1,10 @@
 // Package nn is bitrun's native float32 tensor engine: the kernels BiT needs
 // (convolution, weight standardisation, GroupNorm, ReLU, padding, pooling,
-// linear) on NCHW tensors, plus the training kernels (backward*.go, loss*.go,
-// optim*.go).
+// linear) on NCHW tensors, plus the training kernels: forward variants that
+// keep what the backward needs (backward_fwd.go, padpool.go), the backward
+// kernels (backward.go), the loss (loss.go) and the checkpoint-layout
+// convolutions and weight standardisation (convtrain.go, wshwio.go). The
+// optimiser lives in package train.
 //
 // # GEMM backends
 //
