@@ -450,14 +450,7 @@ func (r *runner) checkRecord() error {
 // trainFull fine-tunes every parameter with train.Run (native engine), whose
 // checkpoints and metrics go to the run folder.
 func (r *runner) trainFull(ctx context.Context, params model.Params, sum *Summary) (model.Params, error) {
-	o, h := r.o, r.rec.Rule
-	to := train.Options{Arch: r.cfg.Name, Steps: h.Steps, Batch: o.Batch, BatchSplit: o.BatchSplit,
-		Resolution: h.Crop, PreSize: h.Resize, Crop: true, Flip: !o.NoFlip, LR: r.rec.LR, Warmup: h.Warmup,
-		Decays: append([]int{}, h.Decays...), Replacement: r.rec.Replacement, Momentum: h.Momentum,
-		WeightDecay: h.WeightDecay, MixupAlpha: h.MixupAlpha, Freeze: train.PresetAll, Seed: o.Seed,
-		CheckpointEvery: o.CheckpointEvery, Resume: o.Resume, EvalBatch: o.EvalBatch, OutDir: o.OutDir,
-		Init: params, Logger: r.log, Progress: o.Progress}
-	ts, err := train.Run(ctx, to, r.ds, nil)
+	ts, err := train.Run(ctx, r.trainOptions(params), r.ds, nil)
 	if err != nil {
 		return nil, fmt.Errorf("finetune: %w", err)
 	}
@@ -468,6 +461,17 @@ func (r *runner) trainFull(ctx context.Context, params model.Params, sum *Summar
 		return nil, fmt.Errorf("finetune: %w", err)
 	}
 	return out, nil
+}
+
+// trainOptions are the train.Options of full fine-tuning from params.
+func (r *runner) trainOptions(params model.Params) train.Options {
+	o, h := r.o, r.rec.Rule
+	return train.Options{Arch: r.cfg.Name, Steps: h.Steps, Batch: o.Batch, BatchSplit: o.BatchSplit,
+		Resolution: h.Crop, PreSize: h.Resize, Crop: true, Flip: !o.NoFlip, LR: r.rec.LR, Warmup: h.Warmup,
+		Decays: append([]int{}, h.Decays...), Replacement: r.rec.Replacement, Momentum: h.Momentum,
+		WeightDecay: h.WeightDecay, MixupAlpha: h.MixupAlpha, Freeze: train.PresetAll, Seed: o.Seed,
+		CheckpointEvery: o.CheckpointEvery, Resume: o.Resume, EvalBatch: o.EvalBatch, OutDir: o.OutDir,
+		Init: params, Logger: r.log, Progress: o.Progress}
 }
 
 // evaluate runs the native engine on testSet at res and returns the report.

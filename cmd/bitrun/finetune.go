@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -110,6 +111,7 @@ Ctrl-C saves a checkpoint; --resume continues to the same result.
 	f.String("note", "", "why the recipe was changed, recorded in hyperrule.json")
 	f.String("gemm", "", "GEMM backend: auto, go, openblas, gonum (default $BITRUN_GEMM or auto)")
 	f.Bool("json", false, "print the summary as JSON")
+	f.Bool("dry-run", false, "print the recipe and the estimated wall time (a short timed probe) and stop")
 	addORTFlags(cmd)
 	for _, name := range []string{"data", "train", "batch", "batch-split", "seed", "checkpoint-every", "engine", "gemm", "views"} {
 		bindKey(cmd, "finetune."+strings.ReplaceAll(name, "-", "_"), name)
@@ -147,19 +149,39 @@ func runFinetune(cmd *cobra.Command, _ []string) error {
 	f := cmd.Flags()
 	out, _ := f.GetString("out")
 	dataPath := cfg.GetString("finetune.data")
-	mode := cfg.GetString("finetune.train")
 	switch {
 	case dataPath == "":
 		return usagef("--data is required")
 	case out == "":
 		return usagef("--out is required")
-	case mode != finetune.ModeFull && mode != finetune.ModeHead:
-		return usagef("--train %q: want full or head", mode)
 	}
-	o := finetune.Options{Mode: mode, OutDir: out, Batch: cfg.GetInt("finetune.batch"),
-		BatchSplit: cfg.GetInt("finetune.batch_split"), Seed: cfg.GetUint64("finetune.seed"),
-		CheckpointEvery: cfg.GetInt("finetune.checkpoint_every"), Engine: cfg.GetString("finetune.engine"),
-		Views: cfg.GetInt("finetune.views")}
+	o := finetune.Options{OutDir: out}
+	var err error
+	if o.Mode, err = configEnum(cmd, "finetune.train", finetune.ModeFull, finetune.ModeHead); err != nil {
+		return err
+	}
+	if o.Batch, err = configInt(cmd, "finetune.batch", 1, math.MaxInt); err != nil {
+		return err
+	}
+	if o.BatchSplit, err = configInt(cmd, "finetune.batch_split", 1, math.MaxInt); err != nil {
+		return err
+	}
+	if o.Seed, err = configUint64(cmd, "finetune.seed"); err != nil {
+		return err
+	}
+	if o.CheckpointEvery, err = configInt(cmd, "finetune.checkpoint_every", 0, math.MaxInt); err != nil {
+		return err
+	}
+	if o.Engine, err = configEnum(cmd, "finetune.engine", finetune.EngineAuto, finetune.EngineORT, finetune.EngineNative); err != nil {
+		return err
+	}
+	if o.Views, err = configInt(cmd, "finetune.views", 1, 1024); err != nil {
+		return err
+	}
+	gemm, err := configEnum(cmd, "finetune.gemm", gemmNames...)
+	if err != nil {
+		return err
+	}
 	o.ExamplesPerClass, _ = f.GetInt("examples-per-class")
 	o.AdaptSteps, _ = f.GetInt("adapt-steps")
 	o.Resume, _ = f.GetBool("resume")
@@ -170,19 +192,15 @@ func runFinetune(cmd *cobra.Command, _ []string) error {
 	o.MaxCacheBytes = int64(cacheMB) << 20
 	asJSON, _ := f.GetBool("json")
 	switch {
-	case o.Batch <= 0 || o.BatchSplit <= 0 || o.Batch%o.BatchSplit != 0:
+	case o.Batch%o.BatchSplit != 0:
 		return usagef("--batch %d must be a positive multiple of --batch-split %d", o.Batch, o.BatchSplit)
 	case o.ExamplesPerClass < 0:
 		return usagef("--examples-per-class %d: must be >= 0", o.ExamplesPerClass)
-	case o.Views < 1:
-		return usagef("--views %d: must be >= 1", o.Views)
 	case cacheMB <= 0:
 		return usagef("--max-cache-mb %d: must be positive", cacheMB)
-	case o.Engine != finetune.EngineAuto && o.Engine != finetune.EngineORT && o.Engine != finetune.EngineNative:
-		return usagef("--engine %q: want auto, ort or native", o.Engine)
 	}
-	if key := cfg.GetString("finetune.gemm"); key != "" {
-		if _, err := nn.SelectBackend(key); err != nil {
+	if gemm != "" {
+		if _, err := nn.SelectBackend(gemm); err != nil {
 			return usageError{err}
 		}
 	} else if err := nn.BackendError(); err != nil {
@@ -202,16 +220,11 @@ func runFinetune(cmd *cobra.Command, _ []string) error {
 	if weights == "" {
 		return usagef("give the source model: --model NAME (zoo) or --weights FILE")
 	}
-	if strings.EqualFold(dataPath, "mnist") {
-		if dataPath, err = data.MNISTDir(); err != nil {
-			return err
-		}
-	}
-	trainSet, err := data.Open(dataPath, "train")
+	trainSet, err := openDataset(dataPath, "train")
 	if err != nil {
 		return err
 	}
-	testSet, err := data.Open(dataPath, "test")
+	testSet, err := openDataset(dataPath, "test")
 	if err != nil {
 		return err
 	}
@@ -259,8 +272,18 @@ func runFinetune(cmd *cobra.Command, _ []string) error {
 	stderr := cmd.ErrOrStderr()
 	printRule(stderr, o, rule, sel.Len(), bounds.Dx(), bounds.Dy())
 	o.Rule = rule
+	if dryRun, _ := f.GetBool("dry-run"); !o.Resume || dryRun {
+		est, err := finetune.EstimateRun(cmd.Context(), o, trainSet, testSet)
+		if err != nil {
+			return err
+		}
+		printFinetuneEstimate(stderr, o, est, max(bounds.Dx(), bounds.Dy()))
+		if dryRun {
+			return nil
+		}
+	}
 	o.Progress = finetuneProgress(stderr)
-	o.Logger.Info("fine-tuning", "mode", mode, "source", weights, "data", dataPath, "train", sel.Len(), "test", testSet.Len(),
+	o.Logger.Info("fine-tuning", "mode", o.Mode, "source", weights, "data", dataPath, "train", sel.Len(), "test", testSet.Len(),
 		"classes", len(trainSet.Classes()), "gemm", nn.Backend().Name(), "out", out)
 	sum, err := finetune.Run(cmd.Context(), o, trainSet, testSet)
 	if err != nil {
@@ -378,8 +401,11 @@ func printRule(w io.Writer, o finetune.Options, h finetune.HyperRule, n, iw, ih 
 	}
 	fmt.Fprintf(w, "  resolution   resize %d, %s%s; test at %d\n", h.Resize, crop, map[bool]string{true: " + flip", false: ""}[!o.NoFlip], h.Crop)
 	fmt.Fprintf(w, "  schedule     %d steps, warmup %d, lr x0.1 at %v\n", h.Steps, h.Warmup, h.Decays)
-	fmt.Fprintf(w, "  optimiser    SGD momentum %g, weight decay %g, lr %g at batch %d -> %.4g at batch %d\n",
-		h.Momentum, h.WeightDecay, h.BaseLR, h.BatchSize, h.BaseLR*float64(o.Batch)/float64(h.BatchSize), o.Batch)
+	fmt.Fprintf(w, "  optimiser    SGD momentum %g, weight decay %g, lr %g at batch %d", h.Momentum, h.WeightDecay, h.BaseLR, h.BatchSize)
+	if o.Batch != h.BatchSize {
+		fmt.Fprintf(w, " -> %.4g at batch %d", h.BaseLR*float64(o.Batch)/float64(h.BatchSize), o.Batch)
+	}
+	fmt.Fprintln(w)
 	mix := "none"
 	if h.MixupAlpha > 0 {
 		mix = fmt.Sprintf("alpha %g", h.MixupAlpha)

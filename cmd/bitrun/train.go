@@ -4,11 +4,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"strings"
 	"time"
 
-	"github.com/bitrun/bitrun/data"
 	"github.com/bitrun/bitrun/nn"
 	"github.com/bitrun/bitrun/train"
 	"github.com/spf13/cobra"
@@ -72,6 +72,7 @@ Progress (step, loss, lr, images/s, ETA) goes to stderr; the summary to stdout.`
 	f.String("out", "", "run folder (created)")
 	f.String("gemm", "", "GEMM backend: auto, go, openblas, gonum (default $BITRUN_GEMM or auto)")
 	f.Bool("json", false, "print the summary as JSON")
+	f.Bool("dry-run", false, "print the estimated wall time (a short timed probe) and stop")
 	for _, name := range []string{"data", "arch", "batch", "batch-split", "resolution", "seed", "checkpoint-every", "gemm"} {
 		bindKey(cmd, "train."+strings.ReplaceAll(name, "-", "_"), name)
 	}
@@ -82,11 +83,26 @@ func runTrain(cmd *cobra.Command, _ []string) error {
 	f := cmd.Flags()
 	o := train.DefaultOptions()
 	o.Arch = cfg.GetString("train.arch")
-	o.Batch = cfg.GetInt("train.batch")
-	o.BatchSplit = cfg.GetInt("train.batch_split")
-	o.Resolution = cfg.GetInt("train.resolution")
-	o.Seed = cfg.GetUint64("train.seed")
-	o.CheckpointEvery = cfg.GetInt("train.checkpoint_every")
+	var err error
+	if o.Batch, err = configInt(cmd, "train.batch", 1, math.MaxInt); err != nil {
+		return err
+	}
+	if o.BatchSplit, err = configInt(cmd, "train.batch_split", 1, math.MaxInt); err != nil {
+		return err
+	}
+	if o.Resolution, err = configInt(cmd, "train.resolution", minResolution, maxResolution); err != nil {
+		return err
+	}
+	if o.Seed, err = configUint64(cmd, "train.seed"); err != nil {
+		return err
+	}
+	if o.CheckpointEvery, err = configInt(cmd, "train.checkpoint_every", 0, math.MaxInt); err != nil {
+		return err
+	}
+	gemm, err := configEnum(cmd, "train.gemm", gemmNames...)
+	if err != nil {
+		return err
+	}
 	o.Epochs, _ = f.GetFloat64("epochs")
 	o.Steps, _ = f.GetInt("steps")
 	o.PreSize, _ = f.GetInt("pre-size")
@@ -102,6 +118,7 @@ func runTrain(cmd *cobra.Command, _ []string) error {
 	o.EvalBatch, _ = f.GetInt("eval-batch")
 	o.OutDir, _ = f.GetString("out")
 	asJSON, _ := f.GetBool("json")
+	dryRun, _ := f.GetBool("dry-run")
 
 	dataPath := cfg.GetString("train.data")
 	switch {
@@ -109,40 +126,41 @@ func runTrain(cmd *cobra.Command, _ []string) error {
 		return usagef("--data is required")
 	case o.OutDir == "":
 		return usagef("--out is required")
-	case o.Batch <= 0 || o.BatchSplit <= 0 || o.Batch%o.BatchSplit != 0:
+	case o.Batch%o.BatchSplit != 0:
 		return usagef("--batch %d must be a positive multiple of --batch-split %d", o.Batch, o.BatchSplit)
 	case o.Steps < 0 || (o.Steps == 0 && o.Epochs <= 0):
 		return usagef("give --steps or a positive --epochs")
-	case o.Resolution < 16:
-		return usagef("--resolution %d too small (want >= 16)", o.Resolution)
 	}
 	if _, err := train.Preset(o.Freeze); err != nil {
 		return usageError{err}
 	}
-	if key := cfg.GetString("train.gemm"); key != "" {
-		if _, err := nn.SelectBackend(key); err != nil {
+	if gemm != "" {
+		if _, err := nn.SelectBackend(gemm); err != nil {
 			return usageError{err}
 		}
 	} else if err := nn.BackendError(); err != nil {
 		return err
 	}
-	if !o.Resume && train.HasCheckpoint(o.OutDir) {
+	if !o.Resume && !dryRun && train.HasCheckpoint(o.OutDir) {
 		return usagef("%s already holds a checkpoint: pass --resume to continue it, or choose another --out", o.OutDir)
 	}
-	if strings.EqualFold(dataPath, "mnist") {
-		dir, err := data.MNISTDir()
+	trainSet, err := openDataset(dataPath, "train")
+	if err != nil {
+		return err
+	}
+	testSet, err := openDataset(dataPath, "test")
+	if err != nil {
+		return err
+	}
+	if !o.Resume || dryRun {
+		est, err := train.EstimateRun(cmd.Context(), o, trainSet, testSet)
 		if err != nil {
 			return err
 		}
-		dataPath = dir
-	}
-	trainSet, err := data.Open(dataPath, "train")
-	if err != nil {
-		return err
-	}
-	testSet, err := data.Open(dataPath, "test")
-	if err != nil {
-		return err
+		printTrainEstimate(cmd.ErrOrStderr(), o, est)
+		if dryRun {
+			return nil
+		}
 	}
 	o.Logger = cliLogger(cmd)
 	o.Progress = trainProgress(cmd.ErrOrStderr())
