@@ -3,14 +3,18 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
+	"text/tabwriter"
 	"time"
 
+	"github.com/bitrun/bitrun/data"
+	"github.com/bitrun/bitrun/nn"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
@@ -64,7 +68,7 @@ var flagBindings = map[string][]flagBinding{}
 func loadConfig(cmd *cobra.Command) error {
 	for key, bs := range flagBindings {
 		for _, b := range bs {
-			if b.cmd == cmd {
+			if b.cmd == cmd || b.cmd == cmd.Root() {
 				if err := cfg.BindPFlag(key, b.flag); err != nil {
 					return err
 				}
@@ -85,25 +89,48 @@ func loadConfig(cmd *cobra.Command) error {
 	if path == "" {
 		return nil
 	}
+	configFile.path, configFile.found = path, false
+	switch {
+	case cmd.Flags().Changed("config"):
+		configFile.chosen = "flag --config"
+	case explicit:
+		configFile.chosen = "env BITRUN_CONFIG"
+	default:
+		configFile.chosen = "default location"
+	}
 	cfg.SetConfigFile(path)
 	if err := cfg.ReadInConfig(); err != nil {
 		var notFound viper.ConfigFileNotFoundError
 		if !explicit && (errors.As(err, &notFound) || errors.Is(err, os.ErrNotExist) || os.IsNotExist(errors.Unwrap(err))) {
-			return nil
+			return checkGlobalConfig(cmd)
 		}
 		if _, statErr := os.Stat(path); !explicit && os.IsNotExist(statErr) {
-			return nil
+			return checkGlobalConfig(cmd)
 		}
 		return fmt.Errorf("config: reading %s: %w", path, err)
 	}
-	return nil
+	configFile.found = true
+	if unknown := unknownConfigKeys(); len(unknown) > 0 {
+		fmt.Fprintf(cmd.ErrOrStderr(), "bitrun: warning: %s: unknown keys ignored: %s (bitrun config show lists the known ones)\n",
+			path, strings.Join(unknown, ", "))
+	}
+	return checkGlobalConfig(cmd)
+}
+
+// logLevels are the values of --log-level.
+var logLevels = []string{"debug", "info", "warn", "error"}
+
+// checkGlobalConfig validates the settings every command reads.
+func checkGlobalConfig(cmd *cobra.Command) error {
+	_, err := configEnum(cmd, "log.level", logLevels...)
+	return err
 }
 
 // configSource tells where the effective value of key came from.
 func configSource(cmd *cobra.Command, key string) string {
 	k := configKeys[key]
 	for _, b := range flagBindings[key] {
-		if b.cmd == cmd && b.flag.Changed {
+		if (b.cmd == cmd || b.cmd == cmd.Root()) && b.flag.Changed {
 			return "flag --" + k.flag
 		}
 	}
@@ -118,6 +145,26 @@ func configSource(cmd *cobra.Command, key string) string {
 	return "default"
 }
 
+// configFile is the config file loadConfig read ("" when none) and how it
+// was chosen.
+var configFile struct {
+	path, chosen string
+	found        bool
+}
+
+// unknownConfigKeys lists the keys of the config file that no command
+// binds: typos, or settings of another version.
+func unknownConfigKeys() []string {
+	var unknown []string
+	for _, k := range cfg.AllKeys() {
+		if _, ok := configKeys[k]; !ok && cfg.InConfig(k) {
+			unknown = append(unknown, k)
+		}
+	}
+	sort.Strings(unknown)
+	return unknown
+}
+
 func init() {
 	register(func() *cobra.Command {
 		c := &cobra.Command{Use: "config", Short: "Show the effective configuration"}
@@ -126,20 +173,79 @@ func init() {
 			Short: "Print every configuration key, its value and where it came from",
 			Args:  cobra.NoArgs,
 			RunE: func(cmd *cobra.Command, _ []string) error {
-				keys := make([]string, 0, len(configKeys))
-				for k := range configKeys {
-					keys = append(keys, k)
-				}
-				sort.Strings(keys)
-				out := cmd.OutOrStdout()
-				for _, k := range keys {
-					fmt.Fprintf(out, "%-24s %-40v (%s; env %s)\n", k, cfg.Get(k), configSource(cmd, k), strings.Join(configKeys[k].env, ", "))
-				}
-				return nil
+				return showConfig(cmd, cmd.OutOrStdout())
 			},
 		})
 		return c
 	})
+}
+
+// showConfig prints the config file in use, then every key with its
+// effective value, its source and its environment variables, aligned; the
+// environment-only settings (GEMM backend, JPEG decoder) close the list.
+func showConfig(cmd *cobra.Command, out io.Writer) error {
+	state := "not found"
+	if configFile.found {
+		state = "read"
+	}
+	if configFile.path == "" {
+		fmt.Fprintln(out, "config file: none (no user config directory)")
+	} else {
+		fmt.Fprintf(out, "config file: %s (%s; %s)\n", configFile.path, configFile.chosen, state)
+	}
+	if unknown := unknownConfigKeys(); len(unknown) > 0 {
+		fmt.Fprintf(out, "unknown keys in it (ignored): %s\n", strings.Join(unknown, ", "))
+	}
+	fmt.Fprintln(out)
+	keys := make([]string, 0, len(configKeys))
+	for k := range configKeys {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "KEY\tVALUE\tSOURCE\tENV")
+	for _, k := range keys {
+		v := cfg.GetString(k)
+		if v == "" {
+			v = `""`
+		}
+		src := configSource(cmd, k)
+		if strings.HasPrefix(src, "config ") {
+			src = "config file"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", k, v, src, strings.Join(configKeys[k].env, ", "))
+	}
+	for _, e := range envOnly {
+		v, src := e.effective()
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", e.key, v, src, e.env)
+	}
+	return tw.Flush()
+}
+
+// envOnly are settings read from the environment alone, by the packages
+// that use them (nn's GEMM backend, data's JPEG decoder); config show lists
+// them with their effective value.
+var envOnly = []struct {
+	key, env  string
+	effective func() (value, source string)
+}{
+	{"gemm", "BITRUN_GEMM", func() (string, string) {
+		return nn.Backend().Name(), envSource("BITRUN_GEMM", "auto")
+	}},
+	{"jpeg", "BITRUN_JPEG", func() (string, string) {
+		name := "unavailable"
+		if d, err := data.JPEGDecoder(); err == nil {
+			name = d
+		}
+		return name, envSource("BITRUN_JPEG", "auto")
+	}},
+}
+
+func envSource(env, def string) string {
+	if v, ok := os.LookupEnv(env); ok {
+		return fmt.Sprintf("env %s=%s", env, v)
+	}
+	return "default (" + def + ")"
 }
 
 func isCobraArgError(err error) bool {
@@ -187,6 +293,45 @@ func configDuration(cmd *cobra.Command, key string, lo, hi time.Duration) (time.
 		return 0, configValueError(cmd, key, raw, "is out of range", allowed)
 	}
 	return v, nil
+}
+
+// configUint64 reads key as an unsigned integer (a seed).
+func configUint64(cmd *cobra.Command, key string) (uint64, error) {
+	raw := cfg.GetString(key)
+	v, err := strconv.ParseUint(strings.TrimSpace(raw), 10, 64)
+	if err != nil {
+		return 0, configValueError(cmd, key, raw, "is not an unsigned integer", "an integer from 0 to 18446744073709551615")
+	}
+	return v, nil
+}
+
+// configBool reads key as a boolean.
+func configBool(cmd *cobra.Command, key string) (bool, error) {
+	raw := cfg.GetString(key)
+	v, err := strconv.ParseBool(strings.TrimSpace(raw))
+	if err != nil {
+		return false, configValueError(cmd, key, raw, "is not a boolean", "true or false (1, 0, t, f)")
+	}
+	return v, nil
+}
+
+// configEnum reads key as one of allowed (case-insensitive; returned
+// lower-cased). An empty allowed value accepts the empty string.
+func configEnum(cmd *cobra.Command, key string, allowed ...string) (string, error) {
+	raw := cfg.GetString(key)
+	v := strings.ToLower(strings.TrimSpace(raw))
+	for _, a := range allowed {
+		if v == a {
+			return v, nil
+		}
+	}
+	var shown []string
+	for _, a := range allowed {
+		if a != "" {
+			shown = append(shown, a)
+		}
+	}
+	return "", configValueError(cmd, key, raw, "is not a known value", "one of "+strings.Join(shown, ", "))
 }
 
 func rangeText(lo, hi int) string {

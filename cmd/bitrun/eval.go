@@ -6,7 +6,6 @@ import (
 	"io"
 	"os"
 
-	"github.com/bitrun/bitrun/data"
 	"github.com/bitrun/bitrun/eval"
 	"github.com/bitrun/bitrun/model"
 	"github.com/bitrun/bitrun/runtime"
@@ -153,7 +152,7 @@ confusion matrix as a PNG heat map. Progress goes to stderr.`,
 	}
 	cmd.Flags().String("onnx", "", "ONNX model file (runs on ONNX Runtime: needs a cgo build and make setup)")
 	addWeightsFlags(cmd)
-	cmd.Flags().String("data", "", "dataset: IDX folder or image folder (required)")
+	cmd.Flags().String("data", "", `dataset: IDX folder, image folder, or "mnist" (GoMNIST module data) (required)`)
 	cmd.Flags().String("split", "test", "dataset split: train or test")
 	cmd.Flags().Int("batch", eval.DefaultBatch, "images per batch")
 	cmd.Flags().Int("limit", 0, "evaluate only the first N images (0 = all)")
@@ -185,7 +184,7 @@ func runEval(cmd *cobra.Command, _ []string) error {
 	if k <= 0 {
 		return usagef("--top-k %d: must be positive", k)
 	}
-	ds, err := data.Open(dataPath, split)
+	ds, err := openDataset(dataPath, split)
 	if err != nil {
 		return err
 	}

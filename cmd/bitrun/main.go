@@ -59,6 +59,7 @@ func newRoot() *cobra.Command {
 	}
 	root.PersistentFlags().String("config", "", "config file (default: $XDG_CONFIG_HOME/bitrun/config.yaml if present)")
 	root.PersistentFlags().String("log-level", "info", "log level: debug, info, warn, error")
+	bindKey(root, "log.level", "log-level")
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error { return usageError{err} })
 	for _, f := range commands {
 		root.AddCommand(f())

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"strings"
 
 	"github.com/bitrun/bitrun/runtime"
 	"github.com/spf13/cobra"
@@ -29,22 +28,20 @@ func addORTFlags(cmd *cobra.Command) {
 
 // ortOptions returns the runtime options of the ORT flags.
 func ortOptions(cmd *cobra.Command) (runtime.Options, error) {
-	o := runtime.Options{
-		LibraryPath:  cfg.GetString("ort.lib"),
-		Provider:     strings.ToLower(cfg.GetString("ort.provider")),
-		IntraThreads: cfg.GetInt("ort.threads"),
-		Logger:       cliLogger(cmd),
+	o := runtime.Options{LibraryPath: cfg.GetString("ort.lib"), Logger: cliLogger(cmd)}
+	var err error
+	if o.Provider, err = configEnum(cmd, "ort.provider", runtime.ProviderCPU, runtime.ProviderCUDA, runtime.ProviderAuto); err != nil {
+		return o, err
 	}
-	if !cfg.GetBool("ort.spin") {
+	if o.IntraThreads, err = configInt(cmd, "ort.threads", 0, 1024); err != nil {
+		return o, err
+	}
+	spin, err := configBool(cmd, "ort.spin")
+	if err != nil {
+		return o, err
+	}
+	if !spin {
 		o.SessionConfig = map[string]string{"session.intra_op.allow_spinning": "0", "session.inter_op.allow_spinning": "0"}
-	}
-	switch o.Provider {
-	case runtime.ProviderCPU, runtime.ProviderCUDA, runtime.ProviderAuto:
-	default:
-		return o, usagef("--provider %q: want cpu, cuda or auto", o.Provider)
-	}
-	if o.IntraThreads < 0 {
-		return o, usagef("--threads %d: must be >= 0", o.IntraThreads)
 	}
 	return o, nil
 }
@@ -52,9 +49,7 @@ func ortOptions(cmd *cobra.Command) (runtime.Options, error) {
 // cliLogger is a text logger on stderr at the --log-level of the root command.
 func cliLogger(cmd *cobra.Command) *slog.Logger {
 	lvl := slog.LevelInfo
-	if f := cmd.Flag("log-level"); f != nil {
-		_ = lvl.UnmarshalText([]byte(f.Value.String()))
-	}
+	_ = lvl.UnmarshalText([]byte(cfg.GetString("log.level"))) // checked by checkGlobalConfig
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
 }
 

@@ -93,17 +93,21 @@ func zooCacheSource(cmd *cobra.Command) string {
 // and logs on the command's stderr.
 func zooOptions(cmd *cobra.Command) (zoo.Options, error) {
 	o := zoo.Options{
-		Catalog:      zooCatalog,
-		CacheDir:     cfg.GetString("zoo.cache_dir"),
-		BaseURL:      cfg.GetString("zoo.base_url"),
-		Offline:      cfg.GetBool("zoo.offline"),
-		StallTimeout: cfg.GetDuration("zoo.stall_timeout"),
-		MaxAttempts:  cfg.GetInt("zoo.max_attempts"),
-		Logger:       zooLogger(cmd),
-		Progress:     zooProgress(cmd.ErrOrStderr()),
+		Catalog:  zooCatalog,
+		CacheDir: cfg.GetString("zoo.cache_dir"),
+		BaseURL:  cfg.GetString("zoo.base_url"),
+		Logger:   zooLogger(cmd),
+		Progress: zooProgress(cmd.ErrOrStderr()),
 	}
-	if o.StallTimeout < 0 || o.MaxAttempts < 0 {
-		return o, usagef("--stall-timeout and --max-attempts must not be negative")
+	var err error
+	if o.Offline, err = configBool(cmd, "zoo.offline"); err != nil {
+		return o, err
+	}
+	if o.StallTimeout, err = configDuration(cmd, "zoo.stall_timeout", 0, 24*time.Hour); err != nil {
+		return o, err
+	}
+	if o.MaxAttempts, err = configInt(cmd, "zoo.max_attempts", 0, 100); err != nil {
+		return o, err
 	}
 	if o.BaseURL != "" && !strings.HasPrefix(o.BaseURL, "http://") && !strings.HasPrefix(o.BaseURL, "https://") {
 		return o, usagef("--base-url %q: want an http:// or https:// URL", o.BaseURL)

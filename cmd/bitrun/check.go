@@ -1,0 +1,34 @@
+package main
+
+import (
+	"strings"
+
+	"github.com/bitrun/bitrun/data"
+	"github.com/bitrun/bitrun/serve"
+)
+
+// The one resolution rule of every command that takes --resolution: a side
+// from minResolution to maxResolution pixels (serve's, predict's and eval's
+// limit), 0 meaning "the model's own" where a model carries one.
+const (
+	minResolution = 16
+	maxResolution = serve.MaxResolution
+)
+
+// gemmNames are the values of the train and finetune --gemm flags ("" is
+// $BITRUN_GEMM or auto).
+var gemmNames = []string{"", "auto", "go", "openblas", "gonum"}
+
+// openDataset opens split of the dataset at path, or of the MNIST copy in
+// the GoMNIST module when path is "mnist" (as train, finetune and eval take
+// it).
+func openDataset(path, split string) (data.Dataset, error) {
+	if strings.EqualFold(path, "mnist") {
+		dir, err := data.MNISTDir()
+		if err != nil {
+			return nil, err
+		}
+		path = dir
+	}
+	return data.Open(path, split)
+}
