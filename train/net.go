@@ -75,7 +75,6 @@ type unitCache struct {
 
 type cache struct {
 	x, r, m   *nn.Tensor // input, root conv, padded and pooled
-	arg       []int32    // where each pooled value came from
 	units     [4][]unitCache
 	h, hr     *nn.Tensor // trunk output, relu(gn(h))
 	sh        gnStats
@@ -219,11 +218,7 @@ func (n *Net) forwardPart(x *nn.Tensor) {
 	c.r = a.Get(bs, cfg.RootWidth, oh, ow)
 	nn.ConvHWIOInto(c.r, x, n.kern[model.RootKernel], 2, 3, a)
 	c.m = a.Get(bs, cfg.RootWidth, nn.ConvOutSize(oh, 3, 2, 1), nn.ConvOutSize(ow, 3, 2, 1))
-	if cap(c.arg) < c.m.Len() {
-		c.arg = make([]int32, c.m.Len())
-	}
-	c.arg = c.arg[:c.m.Len()]
-	nn.PadMaxPoolInto(c.m, c.r, 1, 3, 2, c.arg)
+	nn.PadMaxPoolInto(c.m, c.r, 1, 3, 2)
 	h := c.m
 	for b := 0; b < 4; b++ {
 		for u := 0; u < cfg.Units[b]; u++ {
@@ -418,7 +413,7 @@ func (n *Net) backward(dlogits *nn.Tensor) {
 		return
 	}
 	dr := a.Get(c.r.Shape...)
-	nn.PadMaxPoolBackward(d, c.arg, dr)
+	nn.PadMaxPoolBackward(c.r, c.m, d, 1, 3, 2, dr)
 	nn.ConvHWIOBackward(c.x, n.kern[model.RootKernel], dr, 2, 3, nil, n.acc(model.RootKernel), true, a)
 }
 
