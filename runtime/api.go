@@ -54,6 +54,14 @@ type Options struct {
 	// {"session.intra_op.allow_spinning": "0"} to stop idle intra-op threads
 	// from spinning on a shared machine.
 	SessionConfig map[string]string
+	// OptimizedModelPath, when set, makes ONNX Runtime write the graph it
+	// actually runs (after fusions such as QDQ -> QLinearConv) to this
+	// .onnx file when the first session is created; "" writes nothing.
+	OptimizedModelPath string
+	// ProfilePrefix, when set, turns on ONNX Runtime's profiler for the
+	// first session: a JSON trace of every node run goes to
+	// PREFIX_<date>.json when the Predictor closes; "" is off.
+	ProfilePrefix string
 	// Logger receives the provider fallback reason and load details; nil
 	// discards them.
 	Logger *slog.Logger
@@ -182,11 +190,13 @@ func Open(path string, opts Options) (*Predictor, error) {
 	so := ort.SessionOptions{IntraThreads: opts.IntraThreads, InterThreads: opts.InterThreads, CUDADevice: opts.CUDADevice, Config: opts.SessionConfig}
 	// "cuda" and "auto" ask for CUDA; "auto" falls back to the CPU.
 	so.CUDA = provider != ProviderCPU
-	sess, err := ort.NewSession(path, so)
+	first := so
+	first.OptimizedModelPath, first.ProfilePrefix = opts.OptimizedModelPath, opts.ProfilePrefix
+	sess, err := ort.NewSession(path, first)
 	if err != nil && provider == ProviderAuto {
 		log.Warn("runtime: CUDA execution provider unavailable, falling back to CPU", "model", path, "reason", err.Error())
-		so.CUDA = false
-		sess, err = ort.NewSession(path, so)
+		so.CUDA, first.CUDA = false, false
+		sess, err = ort.NewSession(path, first)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("runtime: opening %s: %w", path, err)

@@ -128,6 +128,13 @@ type SessionOptions struct {
 	// Config holds ONNX Runtime session configuration entries, e.g.
 	// "session.intra_op.allow_spinning": "0".
 	Config map[string]string
+	// OptimizedModelPath, when set, makes ONNX Runtime write the graph it
+	// runs after its optimisations (fusions, layout changes) to this file.
+	OptimizedModelPath string
+	// ProfilePrefix, when set, turns on ONNX Runtime's profiler: a JSON
+	// trace of every node run is written to PREFIX_<date>.json when the
+	// session closes.
+	ProfilePrefix string
 }
 
 // Tensor is one float32 output.

@@ -111,6 +111,16 @@ func NewSession(modelPath string, opts SessionOptions) (s *Session, err error) {
 			return nil, fmt.Errorf("ort: session config %s=%s: %w", k, v, err)
 		}
 	}
+	if opts.OptimizedModelPath != "" {
+		if err := so.SetOptimizedModelFilePath(opts.OptimizedModelPath); err != nil {
+			return nil, fmt.Errorf("ort: optimized model path: %w", err)
+		}
+	}
+	if opts.ProfilePrefix != "" {
+		if err := so.EnableProfiling(opts.ProfilePrefix); err != nil {
+			return nil, fmt.Errorf("ort: profiling: %w", err)
+		}
+	}
 	if opts.CUDA {
 		if err := appendCUDA(so, opts.CUDADevice); err != nil {
 			return nil, err
