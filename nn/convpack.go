@@ -12,7 +12,6 @@ type convPacker struct {
 	kh, kw              int
 	stride, pad, oh, ow int
 	pix                 int // oh*ow
-	col0                int // matrix column of the packer's column 0
 	pointwise           bool
 	hwc                 bool // rows in (ky, kx, ch) order
 }
@@ -54,12 +53,12 @@ func newConvPacker(x []float32, c, h, w, kh, kw, stride, pad, oh, ow int) convPa
 	}
 }
 
-// pack writes rows [p0, p0+kb) × columns [j0, j0+nb) as packB does.
-func (cp *convPacker) pack(p0, kb, j0, nb int, dst []float32) {
+// packB writes rows [p0, p0+kb) × columns [j0, j0+nb) as packB does.
+func (cp *convPacker) packB(p0, kb, j0, nb int, dst []float32) {
 	for jr := 0; jr < nb; jr += nr {
 		nn := min(nr, nb-jr)
 		panel := dst[jr*kb : jr*kb+nr*kb]
-		q0 := cp.col0 + j0 + jr
+		q0 := j0 + jr
 		img, q := q0/cp.pix, q0%cp.pix
 		switch {
 		case nn == nr && cp.pointwise && q+nr <= cp.pix:

@@ -92,7 +92,7 @@ func ConvHWIOBackward(x *Tensor, k *HWIOKernel, dy *Tensor, stride, pad int, dx,
 		rows := patchRows{xp}
 		cols := patchCols{newConvPacker(dy.Data, o, oh, ow, 1, 1, 1, 0, oh, ow)}
 		splitProduct(kd, o, n*pix, func(i0, mb, j0, nb int) {
-			gemmPacked(mb, nb, n*pix, &rows, i0, &cols, j0, beta, dw.Data[i0*o+j0:], o)
+			gemmCore(mb, nb, n*pix, &rows, i0, &cols, j0, beta, dw.Data[i0*o+j0:], o)
 		})
 	}
 	if dx == nil || n == 0 {
@@ -112,9 +112,7 @@ func ConvHWIOBackward(x *Tensor, k *HWIOKernel, dy *Tensor, stride, pad int, dx,
 		ld := cn * pix
 		packer := newConvPacker(dy.Data[b0*o*pix:(b0+cn)*o*pix], o, oh, ow, 1, 1, 1, 0, oh, ow)
 		splitProduct(kd, ld, o, func(i0, mb, j0, nb int) {
-			pk := packer
-			pk.col0 = j0
-			sgemmCore(false, nil, 0, k.dx, i0, false, mb, nb, o, nil, 0, &pk, 0, dcol.Data[i0*ld+j0:], ld)
+			gemmCore(mb, nb, o, k.dx, i0, &packer, j0, 0, dcol.Data[i0*ld+j0:], ld)
 		})
 		ParallelFor(cn, func(i int) {
 			xb := dx.Data[(b0+i)*c*h*wd:][:c*h*wd]
@@ -214,21 +212,15 @@ func (cp *convPacker) rowSeg(r, q0, cnt int, out []float32, step int) {
 			}
 		}
 		i += run
-		if xo += run; xo == cp.ow {
-			xo = 0
-			if y++; y == cp.oh {
-				y = 0
-				img++
-			}
-		}
+		img, y, xo = cp.advance(img, y, xo, run)
 	}
 }
 
 // patchRows is the im2col matrix of a batch as a left operand: K rows,
-// N·OH·OW steps.
+// N·OH·OW steps, packed into the scratch panels.
 type patchRows struct{ cp convPacker }
 
-func (t *patchRows) packA(i0, mb, p0, kb int, dst []float32) {
+func (t *patchRows) panels(i0, mb, p0, kb int, dst []float32) ([]float32, int) {
 	for ir := 0; ir < mb; ir += mr {
 		mm := min(mr, mb-ir)
 		panel := dst[ir*kb : ir*kb+mr*kb]
@@ -247,6 +239,7 @@ func (t *patchRows) packA(i0, mb, p0, kb int, dst []float32) {
 			t.cp.rowSeg(i0+ir+r, p0, kb, panel[r:], mr)
 		}
 	}
+	return dst, mr * kb
 }
 
 // patchCols is the im2col matrix of a batch transposed, as a right operand:
@@ -271,52 +264,6 @@ func (t *patchCols) packB(p0, kb, j0, nb int, dst []float32) {
 	}
 }
 
-// aPacker packs blocks of a left operand: rows [i0, i0+mb) × depth
-// [p0, p0+kb) as packA does (ceil(mb/mr) panels of kb steps × mr values,
-// rows past mb zero).
-type aPacker interface {
-	packA(i0, mb, p0, kb int, dst []float32)
-}
-
-// bPacker packs blocks of a right operand: depth [p0, p0+kb) × columns
-// [j0, j0+nb) as packB does.
-type bPacker interface {
-	packB(p0, kb, j0, nb int, dst []float32)
-}
-
-// gemmPacked computes C (+)= A·B on one goroutine for the m×n block of the
-// product whose top-left element is (i0, j0) in the packers' coordinates;
-// c points at that block's C[0,0].
-func gemmPacked(m, n, k int, ap aPacker, i0 int, bp bPacker, j0 int, beta float32, c []float32, ldc int) {
-	if m == 0 || n == 0 {
-		return
-	}
-	if k == 0 || (beta != 0 && beta != 1) {
-		scaleC(m, n, beta, c, ldc)
-		if k == 0 {
-			return
-		}
-		beta = 1
-	}
-	s := getScratch()
-	defer putScratch(s)
-	kcb := balance(k, kcMax, 1)
-	mcb := balance(m, mcMax, mr)
-	ncb := balance(n, ncMax, nr)
-	for jc := 0; jc < n; jc += ncb {
-		nb := min(ncb, n-jc)
-		for pc := 0; pc < k; pc += kcb {
-			kb := min(kcb, k-pc)
-			bp.packB(pc, kb, j0+jc, nb, s.b)
-			acc := pc > 0 || beta != 0
-			for ic := 0; ic < m; ic += mcb {
-				mb := min(mcb, m-ic)
-				ap.packA(i0+ic, mb, pc, kb, s.a)
-				macroKernel(mb, nb, kb, s.a, mr*kb, s.b, c[ic*ldc+jc:], ldc, acc, &s.tile)
-			}
-		}
-	}
-}
 
 // packRowsPointwise packs channels ch0..ch0+mr-1 of a 1x1 packer's images
 // over columns p0..p0+kb-1 as one A panel (mr values per step).
@@ -397,12 +344,19 @@ func (cp *convPacker) packRowsTap(r, p0, kb int, panel []float32) {
 			}
 		}
 		i += run
-		if xo += run; xo == cp.ow {
-			xo = 0
-			if y++; y == cp.oh {
-				y = 0
-				img++
-			}
+		img, y, xo = cp.advance(img, y, xo, run)
+	}
+}
+
+// advance moves the output pixel (img, y, xo) on by run pixels that end at
+// or before the end of its row.
+func (cp *convPacker) advance(img, y, xo, run int) (int, int, int) {
+	if xo += run; xo == cp.ow {
+		xo = 0
+		if y++; y == cp.oh {
+			y = 0
+			img++
 		}
 	}
+	return img, y, xo
 }

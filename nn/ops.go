@@ -180,18 +180,14 @@ func convPanels(dst, x *Tensor, pa *packedA, kh, kw, stride, pad int, hwc bool, 
 				for j := j0; j < j0+nb; {
 					img, p := j/pix, j%pix
 					seg := min(pix-p, j0+nb-j)
-					pk := packer
-					pk.col0 = j
-					sgemmCore(false, nil, 0, pa, i0, false, mb, seg, kdim, nil, 0, &pk, 0, dst.Data[((b0+img)*o+i0)*pix+p:], pix)
+					gemmCore(mb, seg, kdim, pa, i0, &packer, j, 0, dst.Data[((b0+img)*o+i0)*pix+p:], pix)
 					j += seg
 				}
 			})
 			return
 		}
 		splitProduct(o, cols, kdim, func(i0, mb, j0, nb int) {
-			pk := packer
-			pk.col0 = j0
-			sgemmCore(false, nil, 0, pa, i0, false, mb, nb, kdim, nil, 0, &pk, 0, out[i0*ldc+j0:], ldc)
+			gemmCore(mb, nb, kdim, pa, i0, &packer, j0, 0, out[i0*ldc+j0:], ldc)
 		})
 		if gb > 1 {
 			scatterGroup(dst.Data, out, b0, gb, o, pix)

@@ -68,7 +68,7 @@ func balance(total, limit, unit int) int {
 // sgemmGo is the single-goroutine pure-Go product. Arguments are checked by
 // the caller.
 func sgemmGo(transA, transB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
-	sgemmCore(transA, a, lda, nil, 0, transB, m, n, k, b, ldb, nil, beta, c, ldc)
+	gemmCore(m, n, k, &matA{transA, a, lda}, 0, &matB{transB, b, ldb}, 0, beta, c, ldc)
 }
 
 // packedA is op(A) packed once, as ceil(m/mr) panels of k steps × mr values
@@ -150,11 +150,56 @@ func (p *packedA) free() {
 	}
 }
 
-// sgemmCore computes C (+)= op(A)·op(B) on one goroutine. op(A) comes either
-// from a (packed block by block) or, when pa is set, from rows row0.. of a
-// pre-packed A (row0 a multiple of mr). op(B) comes from b, or when cp is set
-// from the images cp describes (an implicit im2col matrix).
-func sgemmCore(transA bool, a []float32, lda int, pa *packedA, row0 int, transB bool, m, n, k int, b []float32, ldb int, cp *convPacker, beta float32, c []float32, ldc int) {
+// aSource gives blocks of a product's left operand as packed panels: rows
+// [i0, i0+mb) × depth [p0, p0+kb) as ceil(mb/mr) panels of kb steps × mr
+// values, stride values apart (rows past mb zero), packed into scratch
+// unless the operand is packed already.
+type aSource interface {
+	panels(i0, mb, p0, kb int, scratch []float32) (ap []float32, stride int)
+}
+
+// bSource packs blocks of a product's right operand: depth [p0, p0+kb) ×
+// columns [j0, j0+nb) as ceil(nb/nr) panels of kb steps × nr values
+// (columns past nb zero).
+type bSource interface {
+	packB(p0, kb, j0, nb int, dst []float32)
+}
+
+// matA is a row-major matrix (or its transpose) as a left operand.
+type matA struct {
+	trans bool
+	a     []float32
+	lda   int
+}
+
+func (s *matA) panels(i0, mb, p0, kb int, scratch []float32) ([]float32, int) {
+	packA(s.trans, s.a, s.lda, i0, mb, p0, kb, scratch)
+	return scratch, mr * kb
+}
+
+// panels of a pre-packed operand are slices of it (i0 a multiple of mr: any
+// kc block of a panel is a contiguous run).
+func (p *packedA) panels(i0, _, p0, _ int, _ []float32) ([]float32, int) {
+	return p.data[i0/mr*mr*p.k+p0*mr:], mr * p.k
+}
+
+// matB is a row-major matrix (or its transpose) as a right operand.
+type matB struct {
+	trans bool
+	b     []float32
+	ldb   int
+}
+
+func (s *matB) packB(p0, kb, j0, nb int, dst []float32) {
+	packB(s.trans, s.b, s.ldb, p0, kb, j0, nb, dst)
+}
+
+// gemmCore computes C (+)= A·B on one goroutine for the m×n block of the
+// product whose top-left element is (i0, j0) in the sources' coordinates; c
+// points at that block's C[0,0]. Every product of this package runs here:
+// plain matrices, pre-packed kernels, and operands packed straight from
+// tensors (convPacker, patchRows, patchCols).
+func gemmCore(m, n, k int, as aSource, i0 int, bs bSource, j0 int, beta float32, c []float32, ldc int) {
 	if m == 0 || n == 0 {
 		return
 	}
@@ -174,22 +219,11 @@ func sgemmCore(transA bool, a []float32, lda int, pa *packedA, row0 int, transB 
 		nb := min(ncb, n-jc)
 		for pc := 0; pc < k; pc += kcb {
 			kb := min(kcb, k-pc)
-			if cp != nil {
-				cp.pack(pc, kb, jc, nb, s.b)
-			} else {
-				packB(transB, b, ldb, pc, kb, jc, nb, s.b)
-			}
+			bs.packB(pc, kb, j0+jc, nb, s.b)
 			acc := pc > 0 || beta != 0
 			for ic := 0; ic < m; ic += mcb {
 				mb := min(mcb, m-ic)
-				var ap []float32
-				var stride int
-				if pa != nil {
-					ap, stride = pa.data[(row0+ic)/mr*mr*k+pc*mr:], mr*k
-				} else {
-					packA(transA, a, lda, ic, mb, pc, kb, s.a)
-					ap, stride = s.a, mr*kb
-				}
+				ap, stride := as.panels(i0+ic, mb, pc, kb, s.a)
 				macroKernel(mb, nb, kb, ap, stride, s.b, c[ic*ldc+jc:], ldc, acc, &s.tile)
 			}
 		}
