@@ -264,7 +264,6 @@ func (t *patchCols) packB(p0, kb, j0, nb int, dst []float32) {
 	}
 }
 
-
 // packRowsPointwise packs channels ch0..ch0+mr-1 of a 1x1 packer's images
 // over columns p0..p0+kb-1 as one A panel (mr values per step).
 func (cp *convPacker) packRowsPointwise(ch0, p0, kb int, panel []float32) {
