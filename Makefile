@@ -10,7 +10,11 @@ FUZZTIME  ?= 10s
 # make setup installs these; their tests fail instead of skipping when missing.
 REQUIRE   := BITRUN_REQUIRE_ORT=1 BITRUN_REQUIRE_OPENBLAS=1 BITRUN_REQUIRE_TURBOJPEG=1
 
-.PHONY: setup build test test-long race fuzz bench demo clean
+# make install puts the binary in $(PREFIX)/bin and ONNX Runtime in
+# $(PREFIX)/lib/bitrun, where the installed binary looks for it.
+PREFIX    ?= $(HOME)/.local
+
+.PHONY: setup build install test test-long race fuzz bench demo clean
 
 setup:
 	@scripts/setup.sh
@@ -18,7 +22,14 @@ setup:
 build:
 	$(GO) build -buildvcs=auto -o $(BIN) ./cmd/bitrun
 
+install: setup build
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/bitrun
+	install -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/bitrun
+	cp -P third_party/onnxruntime/libonnxruntime.so* $(DESTDIR)$(PREFIX)/lib/bitrun/
+	@echo "installed $(PREFIX)/bin/bitrun and $(PREFIX)/lib/bitrun/libonnxruntime.so"
+
 test: setup
+	$(GO) mod tidy -diff
 	$(GO) vet ./...
 	CGO_ENABLED=0 $(GO) build ./...
 	$(REQUIRE) $(GO) test -short -count=1 ./...

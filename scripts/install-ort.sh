@@ -6,7 +6,9 @@ set -euo pipefail
 ORT_VERSION=1.24.1
 ORT_SHA256=53ef1ac028dd1b05554b8da28d9159eb3876f99868193d2aaa6e67f0243c23d4
 root=$(cd "$(dirname "$0")/.." && pwd)
-dest="$root/third_party/onnxruntime"
+# ORT_DEST installs elsewhere, e.g. the per-user location a binary outside
+# the checkout looks in: ORT_DEST=${XDG_DATA_HOME:-$HOME/.local/share}/bitrun/onnxruntime
+dest="${ORT_DEST:-$root/third_party/onnxruntime}"
 lib="$dest/libonnxruntime.so.$ORT_VERSION"
 if [ -f "$lib" ] && echo "$ORT_SHA256  $lib" | sha256sum -c --status; then
   echo "onnxruntime $ORT_VERSION already installed: $lib" >&2

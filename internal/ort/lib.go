@@ -32,13 +32,36 @@ var defaultRel = filepath.Join("third_party", "onnxruntime", "libonnxruntime.so"
 // systemName is the name handed to the system loader when no file is found.
 const systemName = "libonnxruntime.so"
 
-// setupHint tells users how to get the library.
-const setupHint = "run `make setup` (or scripts/install-ort.sh) or set " + EnvLibrary + " to the path of libonnxruntime.so"
+// setupHint tells users how to get the library, in the checkout or for a
+// binary installed elsewhere.
+const setupHint = "in the checkout run `make setup` (or scripts/install-ort.sh); for a binary installed elsewhere run " +
+	"`make install PREFIX=DIR` (DIR/bin/bitrun finds DIR/lib/bitrun/libonnxruntime.so), or put the library in the per-user " +
+	"location with `ORT_DEST=${XDG_DATA_HOME:-~/.local/share}/bitrun/onnxruntime scripts/install-ort.sh`; or set " +
+	EnvLibrary + " to the path of libonnxruntime.so"
+
+// installedRel is where `make install PREFIX=DIR` puts the library,
+// relative to the folder of DIR/bin/bitrun.
+var installedRel = filepath.Join("..", "lib", "bitrun", "libonnxruntime.so")
+
+// userDataDir is the per-user data folder: $XDG_DATA_HOME, else
+// ~/.local/share ("" when neither is known).
+func userDataDir() string {
+	if d := os.Getenv("XDG_DATA_HOME"); d != "" && filepath.IsAbs(d) {
+		return d
+	}
+	if home, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(home, ".local", "share")
+	}
+	return ""
+}
 
 // Resolve picks the library file to load: explicit, else $BITRUN_ORT_LIB, else
 // the default install location found by walking up from the executable's
-// folder and from the working directory. It returns the chosen path (empty
-// when only the system loader is left) and every place it looked.
+// folder and from the working directory, else ../lib/bitrun/ beside the
+// executable's folder (`make install PREFIX=DIR`), else the per-user
+// location $XDG_DATA_HOME/bitrun/onnxruntime/ (~/.local/share by default).
+// It returns the chosen path (empty when only the system loader is left)
+// and every place it looked.
 func Resolve(explicit string) (path string, searched []string) {
 	if explicit != "" {
 		return explicit, []string{explicit}
@@ -57,22 +80,41 @@ func Resolve(explicit string) (path string, searched []string) {
 		bases = append(bases, wd)
 	}
 	seen := map[string]bool{}
+	try := func(cand string) bool {
+		if seen[cand] {
+			return false
+		}
+		seen[cand] = true
+		searched = append(searched, cand)
+		st, err := os.Stat(cand)
+		return err == nil && !st.IsDir()
+	}
 	for _, base := range bases {
 		dir := base
 		for range 8 {
-			cand := filepath.Join(dir, defaultRel)
-			if !seen[cand] {
-				seen[cand] = true
-				searched = append(searched, cand)
-				if st, err := os.Stat(cand); err == nil && !st.IsDir() {
-					return cand, searched
-				}
+			if cand := filepath.Join(dir, defaultRel); try(cand) {
+				return cand, searched
 			}
 			parent := filepath.Dir(dir)
 			if parent == dir {
 				break
 			}
 			dir = parent
+		}
+	}
+	var extra []string
+	if exe, err := os.Executable(); err == nil {
+		if real, err := filepath.EvalSymlinks(exe); err == nil {
+			exe = real
+		}
+		extra = append(extra, filepath.Clean(filepath.Join(filepath.Dir(exe), installedRel)))
+	}
+	if d := userDataDir(); d != "" {
+		extra = append(extra, filepath.Join(d, "bitrun", "onnxruntime", "libonnxruntime.so"))
+	}
+	for _, cand := range extra {
+		if try(cand) {
+			return cand, searched
 		}
 	}
 	return "", append(searched, systemName+" (system loader)")

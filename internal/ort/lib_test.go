@@ -47,6 +47,38 @@ func TestResolveOrder(t *testing.T) {
 	}
 }
 
+// TestResolveUserLocation (issue 13): a binary run outside the checkout
+// finds the library in the per-user location, and the error for a missing
+// library names the installed and per-user paths.
+func TestResolveUserLocation(t *testing.T) {
+	t.Setenv(EnvLibrary, "")
+	data := t.TempDir()
+	t.Setenv("XDG_DATA_HOME", data)
+	t.Chdir(t.TempDir())
+	want := filepath.Join(data, "bitrun", "onnxruntime", "libonnxruntime.so")
+	if got, searched := Resolve(""); got != "" && !strings.HasSuffix(got, defaultRel) {
+		t.Fatalf("empty per-user location: got %q (searched %v)", got, searched)
+	} else if got == "" && !strings.Contains(strings.Join(searched, " "), want) {
+		t.Errorf("the search skipped %s: %v", want, searched)
+	}
+	if err := os.MkdirAll(filepath.Dir(want), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(want, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// The test binary's folder (in /tmp) holds no install: the per-user file wins.
+	if got, searched := Resolve(""); got != want && !strings.HasSuffix(got, defaultRel) {
+		t.Errorf("got %q, want %s (searched %v)", got, want, searched)
+	}
+	msg := notFound([]string{"x"}, nil).Error()
+	for _, s := range []string{"make install PREFIX=", "lib/bitrun/libonnxruntime.so", "ORT_DEST="} {
+		if !strings.Contains(msg, s) {
+			t.Errorf("%q lacks %q", msg, s)
+		}
+	}
+}
+
 func TestNotFoundMessage(t *testing.T) {
 	err := notFound([]string{"/a/lib.so"}, errors.New("boom"))
 	for _, s := range []string{"make setup", "scripts/install-ort.sh", EnvLibrary, "/a/lib.so", "boom"} {
