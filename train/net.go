@@ -302,6 +302,7 @@ func (n *Net) ForwardBackward(x *nn.Tensor, targets []float32, scale float32) (f
 	// finish on one core (its kernels run inline: every helper is taken by
 	// this loop), so no core waits on another's small parallel regions.
 	bs, chw, k := x.Shape[0], x.Len()/x.Shape[0], n.cfg.Classes
+	n.setReplicas(parts)
 	losses := make([]float64, parts)
 	nn.ParallelFor(parts, func(i int) {
 		lo, hi := i*bs/parts, (i+1)*bs/parts
@@ -344,14 +345,11 @@ func (n *Net) parts(bs int) int {
 	return max(1, min(bs, maxReplicas, goruntime.GOMAXPROCS(0)))
 }
 
-// replica returns replica i (0 is n itself): a Net over the same
-// parameters with its own arena, activations and gradient accumulators,
-// reading the kernels n prepared.
-func (n *Net) replica(i int) *Net {
-	if i == 0 {
-		return n
-	}
-	for len(n.replicas) < i {
+// setReplicas makes sure replicas 1..parts-1 exist and reads the kernels
+// this step prepared into them. Called before the parallel loop: replicas
+// are made and shared state is set on one goroutine only.
+func (n *Net) setReplicas(parts int) {
+	for len(n.replicas) < parts-1 {
 		r := &Net{cfg: n.cfg, params: n.params, trainable: n.trainable, pos: n.pos, first: n.first,
 			specs: n.specs, gacc: map[string]*nn.Tensor{}, conv: n.conv}
 		for name, t := range n.gacc {
@@ -362,10 +360,20 @@ func (n *Net) replica(i int) *Net {
 		}
 		n.replicas = append(n.replicas, r)
 	}
-	r := n.replicas[i-1]
-	r.kern, r.kinv, r.head = n.kern, n.kinv, n.head
-	r.arena.Reset()
-	return r
+	for _, r := range n.replicas[:parts-1] {
+		r.kern, r.kinv, r.head = n.kern, n.kinv, n.head
+		r.arena.Reset()
+	}
+}
+
+// replica returns replica i of the current step (0 is n itself): a Net over
+// the same parameters with its own arena, activations and gradient
+// accumulators, reading the kernels n prepared.
+func (n *Net) replica(i int) *Net {
+	if i == 0 {
+		return n
+	}
+	return n.replicas[i-1]
 }
 
 // needDx reports whether the gradient must flow into the stage whose first
