@@ -1,10 +1,12 @@
 package model
 
 import (
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/bitrun/bitrun/nn"
@@ -76,4 +78,36 @@ func compare(t *testing.T, what string, got, want *nn.Tensor, tol float64) {
 		t.Errorf("%s: max |diff| %.3g at %d (got %v, want %v), tolerance %g", what, worst, at, got.Data[at], want.Data[at], tol)
 	}
 	t.Logf("%s: max |diff| %.3g", what, worst)
+}
+
+// TestForwardConcurrent: a Model serves concurrent Forward calls (kernels
+// packed once, workspaces from the shared free list) with the values of a
+// lone call.
+func TestForwardConcurrent(t *testing.T) {
+	m, err := Load(filepath.Join("testdata", "tiny.npz"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := readNPYFile(t, filepath.Join("testdata", "x32.npy"))
+	want, _ := m.Forward(x)
+	var wg sync.WaitGroup
+	errs := make(chan string, 8)
+	for g := 0; g < 4; g++ {
+		wg.Go(func() {
+			for range 5 {
+				got, _ := m.Forward(x)
+				for i := range want.Data {
+					if got.Data[i] != want.Data[i] {
+						errs <- fmt.Sprintf("logit %d: %v concurrently, %v alone", i, got.Data[i], want.Data[i])
+						return
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Error(e)
+	}
 }
