@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/bitrun/bitrun/api"
 )
 
 // MaxResponseBytes caps the response bodies the client reads.
@@ -100,27 +102,40 @@ func StatusCode(err error) int {
 	return 0
 }
 
-// Prediction is one class of a top-k answer.
-type Prediction struct {
-	Label string  `json:"label"`
-	Index int     `json:"index"`
-	Score float64 `json:"score"`
-}
-
-// Result is the answer for one image.
-type Result struct {
-	File        string       `json:"file,omitempty"`
-	Predictions []Prediction `json:"predictions"`
-}
-
-// PredictResponse is the answer of a predict call; Predictions are those of
-// the first image, Results one per image in order.
-type PredictResponse struct {
-	Model       string       `json:"model"`
-	ID          string       `json:"id"`
-	Predictions []Prediction `json:"predictions"`
-	Results     []Result     `json:"results"`
-}
+// The wire types are those of package api, shared with the server.
+type (
+	// Prediction is one class of a top-k answer.
+	Prediction = api.Prediction
+	// Result is the answer for one image.
+	Result = api.PredictResult
+	// PredictResponse is the answer of a predict call; Predictions are
+	// those of the first image, Results one per image in order.
+	PredictResponse = api.PredictResponse
+	// Tensor is a KServe v2 tensor (see api.FP32, api.BinaryFP32, api.Uint8).
+	Tensor = api.Tensor
+	// InferRequest is a KServe v2 infer request; Outputs empty means all.
+	InferRequest = api.InferRequest
+	// InferResponse is a KServe v2 infer answer.
+	InferResponse = api.InferResponse
+	// RequestedOutput names an output and its parameters.
+	RequestedOutput = api.RequestedOutput
+	// TensorMetadata describes a model input or output.
+	TensorMetadata = api.TensorMetadata
+	// Preprocessing is how the server turns an image into the model input.
+	Preprocessing = api.Preprocessing
+	// ModelMetadata is GET /v2/models/{model}[/versions/{v}].
+	ModelMetadata = api.ModelMetadata
+	// Model is one entry of Models.
+	Model = api.ModelEntry
+	// ServerMetadata is GET /v2.
+	ServerMetadata = api.ServerMetadata
+	// Statistics is GET .../stats.
+	Statistics = api.Statistics
+	// RepositoryModel is one entry of the repository index.
+	RepositoryModel = api.RepositoryModel
+	// RepositoryLoad is the answer of a load or unload.
+	RepositoryLoad = api.RepositoryLoad
+)
 
 // File is one image for PredictFiles.
 type File struct {
@@ -168,126 +183,147 @@ func (c *Client) PredictFiles(ctx context.Context, model string, files []File, k
 }
 
 func (c *Client) predictPath(model string, k int) string {
-	p := "/v1/models/" + url.PathEscape(model) + "/predict"
+	p := modelPath("/v1/models/", model, "") + "/predict"
 	if k > 0 {
 		p += "?top_k=" + strconv.Itoa(k)
 	}
 	return p
 }
 
-// Tensor is a KServe v2 tensor with FP32 data, row-major.
-type Tensor struct {
-	Name     string    `json:"name"`
-	Datatype string    `json:"datatype"`
-	Shape    []int64   `json:"shape"`
-	Data     []float32 `json:"data"`
-}
-
-// InferRequest is a KServe v2 infer request; Outputs empty means all.
-type InferRequest struct {
-	ID      string   `json:"id,omitempty"`
-	Inputs  []Tensor `json:"inputs"`
-	Outputs []string `json:"-"`
-}
-
-// InferResponse is a KServe v2 infer answer.
-type InferResponse struct {
-	ModelName    string   `json:"model_name"`
-	ModelVersion string   `json:"model_version"`
-	ID           string   `json:"id"`
-	Outputs      []Tensor `json:"outputs"`
-}
-
-// Output returns the output tensor with the given name, or nil.
-func (r *InferResponse) Output(name string) *Tensor {
-	for i := range r.Outputs {
-		if r.Outputs[i].Name == name {
-			return &r.Outputs[i]
-		}
+// modelPath is prefix + the escaped model name, then /versions/{version}
+// when version is not empty.
+func modelPath(prefix, model, version string) string {
+	p := prefix + url.PathEscape(model)
+	if version != "" {
+		p += "/versions/" + url.PathEscape(version)
 	}
-	return nil
+	return p
 }
 
-// Infer sends preprocessed tensors to POST /v2/models/{model}/infer.
+// PredictVersion is Predict for one version of a model.
+func (c *Client) PredictVersion(ctx context.Context, model, version string, image []byte, k int) (*PredictResponse, error) {
+	ct := http.DetectContentType(image)
+	if !strings.HasPrefix(ct, "image/") {
+		ct = "application/octet-stream"
+	}
+	p := modelPath("/v1/models/", model, version) + "/predict"
+	if k > 0 {
+		p += "?top_k=" + strconv.Itoa(k)
+	}
+	var out PredictResponse
+	if err := c.do(ctx, http.MethodPost, p, ct, image, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// Infer sends tensors to POST /v2/models/{model}/infer. Tensors built with
+// api.BinaryFP32 (or api.Uint8 with bin) travel with the binary tensor data
+// extension; outputs asked for with the parameter "binary_data" come back
+// in Tensor.Raw, and Tensor.Float32s or Tensor.Strings read either form.
 func (c *Client) Infer(ctx context.Context, model string, req *InferRequest) (*InferResponse, error) {
-	type named struct {
-		Name string `json:"name"`
-	}
-	body := struct {
-		*InferRequest
-		Outputs []named `json:"outputs,omitempty"`
-	}{InferRequest: req}
-	for _, o := range req.Outputs {
-		body.Outputs = append(body.Outputs, named{o})
-	}
-	b, err := json.Marshal(body)
+	return c.InferVersion(ctx, model, "", req)
+}
+
+// InferVersion is Infer for one version of a model ("" for the latest).
+func (c *Client) InferVersion(ctx context.Context, model, version string, req *InferRequest) (*InferResponse, error) {
+	body, headerLen, err := api.EncodeBody(req, req.Inputs)
 	if err != nil {
 		return nil, fmt.Errorf("client: encoding infer request: %w", err)
 	}
-	var out InferResponse
-	if err := c.do(ctx, http.MethodPost, "/v2/models/"+url.PathEscape(model)+"/infer", "application/json", b, &out); err != nil {
+	ct, hdr := "application/json", map[string]string(nil)
+	if headerLen >= 0 {
+		ct, hdr = "application/octet-stream", map[string]string{api.HeaderInferenceContentLength: strconv.Itoa(headerLen)}
+	}
+	var out *InferResponse
+	err = c.doRaw(ctx, http.MethodPost, modelPath("/v2/models/", model, version)+"/infer", ct, hdr, body, func(h http.Header, b []byte) error {
+		r, err := api.DecodeResponse(b, h.Get(api.HeaderInferenceContentLength))
+		out = r
+		return err
+	})
+	if err != nil {
 		return nil, err
 	}
-	return &out, nil
+	return out, nil
 }
 
-// TensorMetadata describes a model input or output.
-type TensorMetadata struct {
-	Name     string  `json:"name"`
-	Datatype string  `json:"datatype"`
-	Shape    []int64 `json:"shape"`
-}
-
-// Preprocessing is how the server turns an image into the model input.
-type Preprocessing struct {
-	Resolution int       `json:"resolution"`
-	Channels   int       `json:"channels"`
-	Mean       []float32 `json:"mean"`
-	Std        []float32 `json:"std"`
-	Layout     string    `json:"layout"`
-	Resize     string    `json:"resize"`
-}
-
-// ModelMetadata is GET /v2/models/{model}.
-type ModelMetadata struct {
-	Name          string           `json:"name"`
-	Versions      []string         `json:"versions"`
-	Platform      string           `json:"platform"`
-	Inputs        []TensorMetadata `json:"inputs"`
-	Outputs       []TensorMetadata `json:"outputs"`
-	Classes       int              `json:"classes"`
-	Labels        []string         `json:"labels"`
-	Preprocessing Preprocessing    `json:"preprocessing"`
-	File          string           `json:"file"`
-	SHA256        string           `json:"sha256"`
-	MaxBatch      int              `json:"max_batch"`
-	Ready         bool             `json:"ready"`
-}
-
-// Metadata returns a model's metadata.
+// Metadata returns a model's metadata (its latest version).
 func (c *Client) Metadata(ctx context.Context, model string) (*ModelMetadata, error) {
+	return c.MetadataVersion(ctx, model, "")
+}
+
+// MetadataVersion returns the metadata of one version of a model.
+func (c *Client) MetadataVersion(ctx context.Context, model, version string) (*ModelMetadata, error) {
 	var out ModelMetadata
-	if err := c.do(ctx, http.MethodGet, "/v2/models/"+url.PathEscape(model), "", nil, &out); err != nil {
+	if err := c.do(ctx, http.MethodGet, modelPath("/v2/models/", model, version), "", nil, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil
 }
 
-// Model is one entry of Models.
-type Model struct {
-	Name  string `json:"name"`
-	Ready bool   `json:"ready"`
+// ServerMetadata returns GET /v2: name, version and protocol extensions.
+func (c *Client) ServerMetadata(ctx context.Context) (*ServerMetadata, error) {
+	var out ServerMetadata
+	if err := c.do(ctx, http.MethodGet, "/v2", "", nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
 }
 
 // Models lists the served models.
 func (c *Client) Models(ctx context.Context) ([]Model, error) {
-	var out struct {
-		Models []Model `json:"models"`
-	}
+	var out api.ModelList
 	if err := c.do(ctx, http.MethodGet, "/v1/models", "", nil, &out); err != nil {
 		return nil, err
 	}
 	return out.Models, nil
+}
+
+// Stats returns the statistics of every model version (model ""), of a
+// model's versions (version ""), or of one version.
+func (c *Client) Stats(ctx context.Context, model, version string) (*Statistics, error) {
+	p := "/v2/models/stats"
+	if model != "" {
+		p = modelPath("/v2/models/", model, version) + "/stats"
+	}
+	var out Statistics
+	if err := c.do(ctx, http.MethodGet, p, "", nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// RepositoryIndex lists the model repository (only the ready versions with
+// readyOnly).
+func (c *Client) RepositoryIndex(ctx context.Context, readyOnly bool) ([]RepositoryModel, error) {
+	b, err := json.Marshal(api.RepositoryIndexRequest{Ready: readyOnly})
+	if err != nil {
+		return nil, fmt.Errorf("client: %w", err)
+	}
+	var out []RepositoryModel
+	if err := c.do(ctx, http.MethodPost, "/v2/repository/index", "application/json", b, &out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// LoadModel (re)loads a model from the server's repository; the versions
+// served before stay when it fails.
+func (c *Client) LoadModel(ctx context.Context, model string) (*RepositoryLoad, error) {
+	var out RepositoryLoad
+	if err := c.do(ctx, http.MethodPost, "/v2/repository/models/"+url.PathEscape(model)+"/load", "", nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// UnloadModel stops serving a model of the repository.
+func (c *Client) UnloadModel(ctx context.Context, model string) (*RepositoryLoad, error) {
+	var out RepositoryLoad
+	if err := c.do(ctx, http.MethodPost, "/v2/repository/models/"+url.PathEscape(model)+"/unload", "", nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
 }
 
 // Live returns nil when the server answers its liveness probe.
@@ -303,15 +339,31 @@ func (c *Client) Ready(ctx context.Context) error {
 
 // ModelReady is Ready for one model.
 func (c *Client) ModelReady(ctx context.Context, model string) error {
-	return c.do(ctx, http.MethodGet, "/v2/models/"+url.PathEscape(model)+"/ready", "", nil, nil)
+	return c.ModelVersionReady(ctx, model, "")
+}
+
+// ModelVersionReady is Ready for one version of a model.
+func (c *Client) ModelVersionReady(ctx context.Context, model, version string) error {
+	return c.do(ctx, http.MethodGet, modelPath("/v2/models/", model, version)+"/ready", "", nil, nil)
 }
 
 // do sends a request (retrying 503s as configured) and decodes a 2xx JSON
 // answer into out (when not nil).
 func (c *Client) do(ctx context.Context, method, path, contentType string, body []byte, out any) error {
+	return c.doRaw(ctx, method, path, contentType, nil, body, func(_ http.Header, b []byte) error {
+		if out == nil {
+			return nil
+		}
+		return json.Unmarshal(b, out)
+	})
+}
+
+// doRaw sends a request (retrying 503s as configured) and hands a 2xx
+// answer's headers and body to decode.
+func (c *Client) doRaw(ctx context.Context, method, path, contentType string, header map[string]string, body []byte, decode func(http.Header, []byte) error) error {
 	full := c.base.String() + path // path segments are already escaped
 	for attempt := 0; ; attempt++ {
-		err := c.once(ctx, method, full, contentType, body, out)
+		err := c.once(ctx, method, full, contentType, header, body, decode)
 		var e *Error
 		if attempt >= c.retries || !errors.As(err, &e) || e.StatusCode != http.StatusServiceUnavailable {
 			return err
@@ -331,7 +383,7 @@ func (c *Client) do(ctx context.Context, method, path, contentType string, body 
 	}
 }
 
-func (c *Client) once(ctx context.Context, method, url, contentType string, body []byte, out any) error {
+func (c *Client) once(ctx context.Context, method, url, contentType string, header map[string]string, body []byte, decode func(http.Header, []byte) error) error {
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
@@ -342,6 +394,9 @@ func (c *Client) once(ctx context.Context, method, url, contentType string, body
 	}
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
+	}
+	for k, v := range header {
+		req.Header.Set(k, v)
 	}
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("User-Agent", c.userAgent)
@@ -362,9 +417,7 @@ func (c *Client) once(ctx context.Context, method, url, contentType string, body
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		e := &Error{StatusCode: resp.StatusCode, RequestID: resp.Header.Get("X-Request-Id")}
-		var eb struct {
-			Error string `json:"error"`
-		}
+		var eb api.Error
 		if json.Unmarshal(b, &eb) == nil && eb.Error != "" {
 			e.Message = eb.Error
 		} else {
@@ -375,10 +428,7 @@ func (c *Client) once(ctx context.Context, method, url, contentType string, body
 		}
 		return e
 	}
-	if out == nil {
-		return nil
-	}
-	if err := json.Unmarshal(b, out); err != nil {
+	if err := decode(resp.Header, b); err != nil {
 		return fmt.Errorf("client: decoding the answer to %s %s: %w", method, req.URL.Path, err)
 	}
 	return nil

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bitrun/bitrun/api"
 	"github.com/bitrun/bitrun/client"
 	"github.com/bitrun/bitrun/runtime"
 	"github.com/bitrun/bitrun/serve"
@@ -108,11 +109,11 @@ func TestClient(t *testing.T) {
 	for i := range x {
 		x[i] = float32(i / 16 % 3) // channel index: logits (0,1,2) for both rows
 	}
-	ir, err := c.Infer(ctx, "colors", &client.InferRequest{ID: "q", Inputs: []client.Tensor{{Name: "image", Datatype: "FP32", Shape: []int64{2, 3, 4, 4}, Data: x}}, Outputs: []string{"logits"}})
+	ir, err := c.Infer(ctx, "colors", &client.InferRequest{ID: "q", Inputs: []client.Tensor{api.FP32("image", []int64{2, 3, 4, 4}, x)}, Outputs: []client.RequestedOutput{{Name: "logits"}}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o := ir.Output("logits"); o == nil || fmt.Sprint(o.Shape, o.Data) != "[2 3] [0 1 2 0 1 2]" || ir.ID != "q" {
+	if o := ir.Output("logits"); o == nil || fmt.Sprint(o.Shape, floats(t, o)) != "[2 3] [0 1 2 0 1 2]" || ir.ID != "q" {
 		t.Fatalf("infer %+v", ir)
 	}
 
@@ -174,4 +175,13 @@ func TestPrefix(t *testing.T) {
 	if _, err := c.Predict(context.Background(), "m", pngOf(color.Black), 1); err != nil {
 		t.Fatal(err)
 	}
+}
+
+func floats(t *testing.T, o *api.Tensor) []float32 {
+	t.Helper()
+	v, err := o.Float32s()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
 }

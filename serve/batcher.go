@@ -25,9 +25,13 @@ type jobResult struct {
 // batchObserver receives batching events (metrics); nil methods are not called.
 type batchObserver interface {
 	observeQueue(wait time.Duration)
-	observeBatch(size int, run time.Duration, err error)
+	observeBatch(size int, t batchTimes, err error)
 	observeDropped()
 }
+
+// batchTimes are the stages of one batch: copying the rows in, the model
+// run, splitting the outputs into rows.
+type batchTimes struct{ input, run, output time.Duration }
 
 // runFunc runs one batch: input is n rows of rowSize values, shape its shape.
 type runFunc func(ctx context.Context, input []float32, shape []int64) (map[string]runtime.Output, error)
@@ -224,6 +228,7 @@ func (b *batcher) runBatch(batch []*job, buf []float32) []float32 {
 	if b.fixedN > 0 {
 		rows = b.fixedN
 	}
+	inStart := time.Now()
 	if cap(buf) < rows*b.rowSize {
 		buf = make([]float32, rows*b.rowSize)
 	}
@@ -249,6 +254,7 @@ func (b *batcher) runBatch(batch []*job, buf []float32) []float32 {
 	}
 	go func() { left.Wait(); cancel() }()
 	start := time.Now()
+	times := batchTimes{input: start.Sub(inStart)}
 	outs, err := b.run(ctx, buf, shape)
 	for _, stop := range stops {
 		if stop() {
@@ -256,24 +262,36 @@ func (b *batcher) runBatch(batch []*job, buf []float32) []float32 {
 		}
 	}
 	cancel()
+	outStart := time.Now()
+	times.run = outStart.Sub(start)
 	if err == nil {
 		err = checkBatchOutputs(outs, rows)
 	}
-	if o := b.observer(); o != nil {
-		o.observeBatch(n, time.Since(start), err)
-	}
-	for i, j := range batch {
-		if err != nil {
-			j.res <- jobResult{err: err}
-			continue
+	if err != nil {
+		if o := b.observer(); o != nil {
+			o.observeBatch(n, times, err)
 		}
+		for _, j := range batch {
+			j.res <- jobResult{err: err}
+		}
+		return buf
+	}
+	res := make([]map[string][]float32, n)
+	for i := range batch {
 		row := make(map[string][]float32, len(outs))
 		for name, o := range outs {
 			size := len(o.Data) / rows
 			// Copied: the runtime may reuse its output buffers.
 			row[name] = append([]float32(nil), o.Data[i*size:(i+1)*size]...)
 		}
-		j.res <- jobResult{out: row}
+		res[i] = row
+	}
+	times.output = time.Since(outStart)
+	if o := b.observer(); o != nil {
+		o.observeBatch(n, times, nil)
+	}
+	for i, j := range batch {
+		j.res <- jobResult{out: res[i]}
 	}
 	return buf
 }

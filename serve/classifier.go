@@ -18,6 +18,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/bitrun/bitrun/api"
 	"github.com/bitrun/bitrun/data"
 	"github.com/bitrun/bitrun/internal/regfile"
 	"github.com/bitrun/bitrun/runtime"
@@ -36,6 +37,7 @@ type Runner interface {
 // takes the default documented beside it.
 type Options struct {
 	Name       string        // model name in URLs; default: file name without extension ("model" for New)
+	Version    string        // model version in URLs (a positive integer, see ValidVersion); default "1"
 	MaxBatch   int           // largest batch sent to the model; default 16
 	BatchDelay time.Duration // longest a queued image waits for others to join its batch; default 5ms, negative: no wait
 	MaxQueue   int           // images waiting per model before ErrQueueFull; default 64*MaxBatch (1024)
@@ -43,6 +45,8 @@ type Options struct {
 	TopK       int           // predictions Classify returns; default 5
 	MaxPixels  int           // pixel cap of ClassifyBytes; default data.DefaultMaxPixels
 	Output     string        // output to score; default "logits" if present, else the first output
+	Labels     []string      // class names; default: the model's bitrun.labels metadata
+	Mean, Std  []float32     // normalisation (1 or 3 values each); default: the model's bitrun.mean/std, else BiT's
 	Runtime    runtime.Options
 	Logger     *slog.Logger // default: discard
 }
@@ -78,15 +82,14 @@ func (o Options) withDefaults() Options {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	if o.Version == "" {
+		o.Version = "1"
+	}
 	return o
 }
 
-// Prediction is one class of a top-k answer.
-type Prediction struct {
-	Label string  `json:"label"`
-	Index int     `json:"index"`
-	Score float64 `json:"score"` // softmax probability of the logits
-}
+// Prediction is one class of a top-k answer (the wire type of package api).
+type Prediction = api.Prediction
 
 // Classifier classifies images with one model, batching concurrent calls
 // dynamically. It is safe for concurrent use. Close releases the model.
@@ -95,11 +98,13 @@ type Prediction struct {
 // (Channels*Resolution² float32s) until its batch runs; MaxQueue bounds that.
 type Classifier struct {
 	name     string
+	version  string
 	path     string
 	sha256   string
+	fileID   string // the repository's identity of the model file (size, mtime)
 	runner   Runner
 	info     runtime.Info
-	pre      Preprocessing
+	pre      prep
 	output   string
 	classes  int
 	labels   []string
@@ -109,6 +114,8 @@ type Classifier struct {
 	loadTime time.Duration
 	b        *batcher
 	metrics  atomic.Pointer[modelMetrics]
+	stats    stats
+	refs     refs
 	ready    atomic.Bool
 	closeOne sync.Once
 	closeErr error
@@ -205,11 +212,17 @@ func newClassifier(r Runner, opts Options, path, sum string, start time.Time) (*
 	if len(info.Outputs) == 0 {
 		return nil, fmt.Errorf("serve: model has no outputs")
 	}
+	if !ValidVersion(opts.Version) {
+		return nil, fmt.Errorf("%w: invalid model version %q (a positive integer without leading zeros)", ErrBadRequest, opts.Version)
+	}
 	pre, err := modelPreprocessing(info)
 	if err != nil {
 		return nil, err
 	}
-	c := &Classifier{name: opts.Name, path: path, sha256: sum, runner: r, info: info, pre: pre, opts: opts}
+	if err := pre.override(opts.Mean, opts.Std); err != nil {
+		return nil, err
+	}
+	c := &Classifier{name: opts.Name, version: opts.Version, path: path, sha256: sum, runner: r, info: info, pre: pre, opts: opts}
 	if n := info.Shape[0]; n > 0 {
 		c.fixedN = int(n)
 		c.opts.MaxBatch = min(c.opts.MaxBatch, c.fixedN)
@@ -257,16 +270,17 @@ func newClassifier(r Runner, opts Options, path, sum string, start time.Time) (*
 	if c.labels, err = modelLabels(info.Metadata, c.classes); err != nil {
 		return nil, err
 	}
+	if opts.Labels != nil {
+		if len(opts.Labels) != c.classes {
+			return nil, fmt.Errorf("serve: %d labels given for %d classes", len(opts.Labels), c.classes)
+		}
+		c.labels = slices.Clone(opts.Labels)
+	}
 	c.b = newBatcher(r.Run, rowShape, c.opts.MaxBatch, c.fixedN, c.opts.BatchDelay, c.opts.MaxQueue, c.opts.Workers,
-		func() batchObserver {
-			if m := c.metrics.Load(); m != nil {
-				return m
-			}
-			return nil
-		})
+		func() batchObserver { return c })
 	c.loadTime = time.Since(start)
 	c.ready.Store(true)
-	opts.Logger.Info("model loaded", "model", c.name, "path", path, "classes", c.classes,
+	opts.Logger.Info("model loaded", "model", c.name, "version", c.version, "path", path, "classes", c.classes,
 		"resolution", pre.Resolution, "max_batch", c.opts.MaxBatch, "workers", c.opts.Workers,
 		"intra_op_threads", c.opts.Runtime.IntraThreads, "sessions", max(c.opts.Runtime.Sessions, 1), "load_s", c.loadTime.Seconds())
 	return c, nil
@@ -288,6 +302,9 @@ func fileSHA256(path string) (string, error) {
 // Name is the model's name.
 func (c *Classifier) Name() string { return c.name }
 
+// Version is the model's version (Options.Version).
+func (c *Classifier) Version() string { return c.version }
+
 // Classes is the number of classes the model scores.
 func (c *Classifier) Classes() int { return c.classes }
 
@@ -295,7 +312,7 @@ func (c *Classifier) Classes() int { return c.classes }
 func (c *Classifier) Labels() []string { return slices.Clone(c.labels) }
 
 // Preprocessing describes how images become model input.
-func (c *Classifier) Preprocessing() Preprocessing { return c.pre }
+func (c *Classifier) Preprocessing() Preprocessing { return c.pre.Preprocessing }
 
 // Ready reports whether the model is loaded, warmed and not closed.
 func (c *Classifier) Ready() bool { return c.ready.Load() }
@@ -433,7 +450,7 @@ func (c *Classifier) abort() error {
 // decodeRow decodes b straight into a new model input row with
 // data.DecodeEvalTensor. data checks the pixel count from the header before
 // decoding; over maxPixels is ErrTooManyPixels (413) here.
-func decodeRow(b []byte, maxPixels int, pre Preprocessing) ([]float32, error) {
+func decodeRow(b []byte, maxPixels int, pre prep) ([]float32, error) {
 	if len(b) == 0 {
 		return nil, ErrEmptyBody
 	}

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/bitrun/bitrun/api"
 	"github.com/bitrun/bitrun/data"
 	"github.com/bitrun/bitrun/runtime"
 )
@@ -32,6 +33,14 @@ var (
 	ErrTooManyImages = errors.New("serve: too many images in one request")
 	// ErrModelNotFound is wrapped when a request names a model the server does not serve.
 	ErrModelNotFound = errors.New("serve: model not found")
+	// ErrVersionNotFound is wrapped when a request names a version of a
+	// served model that is not served.
+	ErrVersionNotFound = errors.New("serve: model version not found")
+	// ErrRepository is wrapped when a model repository request names a
+	// model that cannot be loaded from it (no such folder, a path leaving
+	// the repository, a version folder without a model file, a bad config
+	// or a model that fails to load); the versions served before stay.
+	ErrRepository = errors.New("serve: model repository")
 	// ErrNotFound is wrapped for unknown routes.
 	ErrNotFound = errors.New("serve: not found")
 	// ErrMethodNotAllowed is wrapped when a route exists but not for the method.
@@ -68,7 +77,7 @@ func statusFor(err error) int {
 		return http.StatusOK
 	case errors.Is(err, ErrUnauthorized):
 		return http.StatusUnauthorized
-	case errors.Is(err, ErrModelNotFound), errors.Is(err, ErrNotFound):
+	case errors.Is(err, ErrModelNotFound), errors.Is(err, ErrVersionNotFound), errors.Is(err, ErrNotFound):
 		return http.StatusNotFound
 	case errors.Is(err, ErrMethodNotAllowed):
 		return http.StatusMethodNotAllowed
@@ -81,7 +90,7 @@ func statusFor(err error) int {
 		return http.StatusRequestTimeout
 	case errors.Is(err, ErrNonFinite):
 		return http.StatusInternalServerError
-	case errors.Is(err, ErrBadRequest), errors.Is(err, ErrEmptyBody),
+	case errors.Is(err, ErrBadRequest), errors.Is(err, ErrEmptyBody), errors.Is(err, api.ErrMalformed), errors.Is(err, ErrRepository),
 		errors.Is(err, data.ErrBadImage), errors.Is(err, runtime.ErrBadInput):
 		return http.StatusBadRequest
 	case errors.Is(err, ErrQueueFull), errors.Is(err, ErrNotReady), errors.Is(err, ErrClosed):
@@ -95,9 +104,7 @@ func statusFor(err error) int {
 }
 
 // errorBody is the JSON body of every error response.
-type errorBody struct {
-	Error string `json:"error"`
-}
+type errorBody = api.Error
 
 // writeError writes err as a JSON error with the status statusFor gives and
 // returns that status.
@@ -133,7 +140,12 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 
 // writeBody writes an encoded JSON body with the given status.
 func writeBody(w http.ResponseWriter, code int, b []byte) {
-	w.Header().Set("Content-Type", "application/json")
+	writeTyped(w, code, "application/json", b)
+}
+
+// writeTyped writes a body of the given Content-Type and status.
+func writeTyped(w http.ResponseWriter, code int, contentType string, b []byte) {
+	w.Header().Set("Content-Type", contentType)
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
 	w.WriteHeader(code)

@@ -57,7 +57,7 @@ func seedImages(t testing.TB) map[string][]byte {
 }
 
 // fuzzPre is the preprocessing the fuzz targets decode rows with.
-var fuzzPre = Preprocessing{Resolution: 8, Channels: 3, norm: data.BiTNorm}
+var fuzzPre = prep{Preprocessing: Preprocessing{Resolution: 8, Channels: 3}, norm: data.BiTNorm}
 
 // checkUpload asserts the properties every decodeUpload result must have:
 // a 4xx error with the package prefix, or 1..maxImages rows of the model's

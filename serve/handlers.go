@@ -10,9 +10,9 @@ import (
 	"net/http"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"time"
 
+	"github.com/bitrun/bitrun/api"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
@@ -23,10 +23,10 @@ func (s *Server) healthz(_ *reqCtx, w http.ResponseWriter, r *http.Request) erro
 	// Model names only for callers that could list them anyway
 	// (/v1/models needs the token when one is set).
 	if s.cfg.AuthToken != "" && s.authorized(r) != nil {
-		writeJSON(w, http.StatusOK, map[string]any{"status": "ok"})
+		writeJSON(w, http.StatusOK, api.Healthz{Status: "ok"})
 		return nil
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "models": s.table.Load().names})
+	writeJSON(w, http.StatusOK, api.Healthz{Status: "ok", Models: s.table.Load().names})
 	return nil
 }
 
@@ -41,7 +41,7 @@ func (s *Server) notReady() error {
 }
 
 func (s *Server) live(_ *reqCtx, w http.ResponseWriter, _ *http.Request) error {
-	writeJSON(w, http.StatusOK, map[string]bool{"live": true})
+	writeJSON(w, http.StatusOK, api.Live{Live: true})
 	return nil
 }
 
@@ -49,90 +49,62 @@ func (s *Server) ready(_ *reqCtx, w http.ResponseWriter, _ *http.Request) error 
 	if !s.Ready() {
 		return s.notReady()
 	}
-	writeJSON(w, http.StatusOK, map[string]bool{"ready": true})
+	writeJSON(w, http.StatusOK, api.Ready{Ready: true})
 	return nil
 }
+
+// Extensions are the v2 protocol extensions the server implements, as GET
+// /v2 lists them.
+var Extensions = []string{api.ExtensionBinaryData, api.ExtensionClassification, api.ExtensionStatistics, api.ExtensionRepository}
 
 func (s *Server) serverMetadata(_ *reqCtx, w http.ResponseWriter, _ *http.Request) error {
-	writeJSON(w, http.StatusOK, map[string]any{"name": "bitrun", "version": s.cfg.Version, "extensions": []string{}})
+	writeJSON(w, http.StatusOK, api.ServerMetadata{Name: "bitrun", Version: s.cfg.Version, Extensions: Extensions})
 	return nil
-}
-
-type modelEntry struct {
-	Name  string `json:"name"`
-	Ready bool   `json:"ready"`
 }
 
 func (s *Server) listModels(_ *reqCtx, w http.ResponseWriter, _ *http.Request) error {
-	list := []modelEntry{}
-	for _, c := range s.Models() {
-		list = append(list, modelEntry{Name: c.name, Ready: !s.draining.Load() && c.Ready()})
+	list := api.ModelList{Models: []api.ModelEntry{}}
+	if t := s.table.Load(); t != nil {
+		for _, name := range t.names {
+			vs := t.models[name]
+			ready := !s.draining.Load()
+			for _, c := range vs {
+				ready = ready && c.Ready()
+			}
+			list.Models = append(list.Models, api.ModelEntry{Name: name, Ready: ready, Versions: versions(vs)})
+		}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"models": list})
+	writeJSON(w, http.StatusOK, list)
 	return nil
 }
 
-// model looks up the {name} of the request and records it for the log line.
-func (s *Server) model(rc *reqCtx, r *http.Request) (*Classifier, error) {
-	name := r.PathValue("name")
-	t := s.table.Load()
-	if t == nil {
-		return nil, s.notReady()
-	}
-	c, ok := t.models[name]
-	if !ok {
-		if ValidName(name) {
-			rc.model = name
-		}
-		return nil, fmt.Errorf("%w: %q (serving: %s)", ErrModelNotFound, name, strings.Join(t.names, ", "))
-	}
-	rc.model = name
-	return c, nil
-}
-
 func (s *Server) modelReady(rc *reqCtx, w http.ResponseWriter, r *http.Request) error {
-	c, err := s.model(rc, r)
+	c, err := s.lookup(rc, r.PathValue("name"), r.PathValue("version"))
 	if err != nil {
 		return err
 	}
 	if s.draining.Load() || !c.Ready() {
 		return s.notReady()
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"name": c.name, "ready": true})
+	writeJSON(w, http.StatusOK, api.ModelReady{Name: c.name, Version: c.version, Ready: true})
 	return nil
 }
 
 // TensorMetadata describes one model input or output (KServe v2).
-type TensorMetadata struct {
-	Name     string  `json:"name"`
-	Datatype string  `json:"datatype"`
-	Shape    []int64 `json:"shape"`
-}
+type TensorMetadata = api.TensorMetadata
 
 // ModelMetadata is the body of GET /v2/models/{name}: the KServe v2 fields
 // plus labels, preprocessing, the model file's SHA-256 and batching limits.
-type ModelMetadata struct {
-	Name          string           `json:"name"`
-	Versions      []string         `json:"versions"`
-	Platform      string           `json:"platform"`
-	Inputs        []TensorMetadata `json:"inputs"`
-	Outputs       []TensorMetadata `json:"outputs"`
-	Classes       int              `json:"classes"`
-	Labels        []string         `json:"labels"`
-	Preprocessing Preprocessing    `json:"preprocessing"`
-	File          string           `json:"file,omitempty"`
-	SHA256        string           `json:"sha256,omitempty"`
-	MaxBatch      int              `json:"max_batch"`
-	Ready         bool             `json:"ready"`
-}
+type ModelMetadata = api.ModelMetadata
 
 // Metadata describes the classifier as GET /v2/models/{name} shows it.
+// Versions lists its own version only; the server fills in every served one.
 func (c *Classifier) Metadata() ModelMetadata {
 	m := ModelMetadata{
-		Name: c.name, Versions: []string{"1"}, Platform: "onnxruntime_onnx",
+		Name: c.name, Version: c.version, Versions: []string{c.version}, Platform: "onnxruntime_onnx",
 		Inputs: []TensorMetadata{{Name: c.info.Input, Datatype: "FP32",
 			Shape: []int64{int64(c.batchDim()), int64(c.pre.Channels), int64(c.pre.Resolution), int64(c.pre.Resolution)}}},
-		Classes: c.classes, Labels: c.Labels(), Preprocessing: c.pre, SHA256: c.sha256,
+		Classes: c.classes, Labels: c.Labels(), Preprocessing: c.pre.Preprocessing, SHA256: c.sha256,
 		MaxBatch: c.opts.MaxBatch, Ready: c.Ready(),
 	}
 	if m.Labels == nil {
@@ -159,13 +131,48 @@ func (c *Classifier) batchDim() int {
 }
 
 func (s *Server) modelMetadata(rc *reqCtx, w http.ResponseWriter, r *http.Request) error {
-	c, err := s.model(rc, r)
+	c, err := s.lookup(rc, r.PathValue("name"), r.PathValue("version"))
 	if err != nil {
 		return err
 	}
 	m := c.Metadata()
 	m.Ready = m.Ready && !s.draining.Load()
+	if t := s.table.Load(); t != nil {
+		m.Versions = versions(t.models[c.name])
+	}
 	writeJSON(w, http.StatusOK, m)
+	return nil
+}
+
+// statistics answers GET /v2/models/stats (every model version),
+// /v2/models/{name}/stats (its versions) and .../versions/{v}/stats.
+func (s *Server) statistics(rc *reqCtx, w http.ResponseWriter, r *http.Request) error {
+	t := s.table.Load()
+	if t == nil {
+		return s.notReady()
+	}
+	out := api.Statistics{ModelStats: []api.ModelStatistics{}}
+	name, version := r.PathValue("name"), r.PathValue("version")
+	var cs []*Classifier
+	switch {
+	case name == "":
+		cs = t.list()
+	case version == "":
+		if _, err := s.lookup(rc, name, ""); err != nil {
+			return err
+		}
+		cs = t.models[name]
+	default:
+		c, err := s.lookup(rc, name, version)
+		if err != nil {
+			return err
+		}
+		cs = []*Classifier{c}
+	}
+	for _, c := range cs {
+		out.ModelStats = append(out.ModelStats, c.Statistics())
+	}
+	writeJSON(w, http.StatusOK, out)
 	return nil
 }
 
@@ -178,20 +185,12 @@ func (s *Server) metricsHandler() func(*reqCtx, http.ResponseWriter, *http.Reque
 }
 
 // PredictResult is the answer for one image of a predict request.
-type PredictResult struct {
-	File        string       `json:"file,omitempty"`
-	Predictions []Prediction `json:"predictions"`
-}
+type PredictResult = api.PredictResult
 
 // PredictResponse is the body of POST /v1/models/{name}/predict.
 // Predictions are those of the first (usually only) image; Results has one
 // entry per image, in request order.
-type PredictResponse struct {
-	Model       string          `json:"model"`
-	ID          string          `json:"id"`
-	Predictions []Prediction    `json:"predictions"`
-	Results     []PredictResult `json:"results"`
-}
+type PredictResponse = api.PredictResponse
 
 // readBody reads the request body (capped at Config.MaxBody, charged to the
 // body budget) within Config.BodyTimeout; release returns its buffer.
@@ -225,8 +224,9 @@ func (s *Server) admit() (release func(), err error) {
 	}
 }
 
-func (s *Server) predict(rc *reqCtx, w http.ResponseWriter, r *http.Request) error {
-	c, err := s.model(rc, r)
+func (s *Server) predict(rc *reqCtx, w http.ResponseWriter, r *http.Request) (err error) {
+	name, version := r.PathValue("name"), r.PathValue("version")
+	c, err := s.lookup(rc, name, version)
 	if err != nil {
 		return err
 	}
@@ -252,16 +252,23 @@ func (s *Server) predict(rc *reqCtx, w http.ResponseWriter, r *http.Request) err
 		return err
 	}
 	defer release()
+	// The model is taken now (it may have been reloaded while the body came
+	// in) and held until the answer is written.
+	c, done, err := s.use(rc, name, version)
+	if err != nil {
+		return err
+	}
+	defer done()
+	start := time.Now()
+	defer func() { c.request(time.Since(start), err) }()
 	lim := uploadLimits{maxBody: s.cfg.MaxBody, maxPixels: s.cfg.MaxPixels, maxImages: s.cfg.MaxImages, budget: s.bodies}
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
 	defer cancel()
 	// Each image becomes its model input row at once; its bytes and pixels
 	// are reused for the next upload.
 	ups, err := decodeUpload(r.Header.Get("Content-Type"), bytes.NewReader(raw), int64(len(raw)), lim, func(b []byte) ([]float32, error) {
-		select {
-		case s.decodeSem <- struct{}{}:
-		case <-ctx.Done():
-			return nil, ctx.Err()
+		if err := s.decodeSlot(ctx); err != nil {
+			return nil, err
 		}
 		defer func() { <-s.decodeSem }()
 		return decodeRow(b, s.cfg.MaxPixels, c.pre)
@@ -280,7 +287,7 @@ func (s *Server) predict(rc *reqCtx, w http.ResponseWriter, r *http.Request) err
 	if err != nil {
 		return err
 	}
-	resp := PredictResponse{Model: c.name, ID: rc.id, Results: make([]PredictResult, len(ups))}
+	resp := PredictResponse{Model: c.name, Version: c.version, ID: rc.id, Results: make([]PredictResult, len(ups))}
 	for i, u := range ups {
 		preds, err := c.topK(outs[i][c.output], k)
 		if err != nil {
@@ -293,8 +300,20 @@ func (s *Server) predict(rc *reqCtx, w http.ResponseWriter, r *http.Request) err
 	return nil
 }
 
-func (s *Server) infer(rc *reqCtx, w http.ResponseWriter, r *http.Request) error {
-	c, err := s.model(rc, r)
+// decodeSlot waits for one of the Config.MaxDecodes decode slots (give it
+// back to s.decodeSem), or until ctx ends.
+func (s *Server) decodeSlot(ctx context.Context) error {
+	select {
+	case s.decodeSem <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (s *Server) infer(rc *reqCtx, w http.ResponseWriter, r *http.Request) (err error) {
+	name, version := r.PathValue("name"), r.PathValue("version")
+	c, err := s.lookup(rc, name, version)
 	if err != nil {
 		return err
 	}
@@ -302,8 +321,8 @@ func (s *Server) infer(rc *reqCtx, w http.ResponseWriter, r *http.Request) error
 		return s.notReady()
 	}
 	if ct := r.Header.Get("Content-Type"); ct != "" {
-		if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/json" {
-			return fmt.Errorf("%w: %q; the infer endpoint takes application/json (KServe v2)", ErrUnsupportedMedia, ct)
+		if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/json" && mt != "application/octet-stream" {
+			return fmt.Errorf("%w: %q; the infer endpoint takes application/json, or application/octet-stream with the %s header (KServe v2 binary tensors)", ErrUnsupportedMedia, ct, api.HeaderInferenceContentLength)
 		}
 	}
 	raw, releaseBody, err := s.readBody(w, r)
@@ -316,37 +335,36 @@ func (s *Server) infer(rc *reqCtx, w http.ResponseWriter, r *http.Request) error
 		return err
 	}
 	defer release()
+	c, done, err := s.use(rc, name, version)
+	if err != nil {
+		return err
+	}
+	defer done()
+	start := time.Now()
+	defer func() { c.request(time.Since(start), err) }()
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
+	defer cancel()
 	// Parsing copies the tensor data once more: charge it too.
 	if err := s.bodies.take(int64(len(raw))); err != nil {
 		return err
 	}
-	req, err := parseInfer(raw, c, s.cfg.MaxImages)
+	req, err := s.parseInfer(ctx, raw, r.Header.Get(api.HeaderInferenceContentLength), c)
 	s.bodies.give(int64(len(raw)))
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
-	defer cancel()
 	outs, err := c.inferRows(ctx, req.input, req.rows)
 	if err != nil {
 		return err
 	}
-	resp := inferResponse{ModelName: c.name, ModelVersion: "1", ID: req.id}
-	for _, name := range req.outputs {
-		o := inferOutput{Name: name, Datatype: "FP32"}
-		for _, row := range outs {
-			o.Data = append(o.Data, row[name]...)
-		}
-		rowShape := c.outShape[name][1:]
-		o.Shape = append([]int64{int64(req.rows)}, rowShape...)
-		resp.Outputs = append(resp.Outputs, o)
-	}
-	// Encoded before the status is written: an output that cannot be
-	// encoded (NaN or Inf from the model) is a 500 with a JSON error, not
-	// a 200 with an empty body.
-	b, err := encodeInferResponse(resp)
+	b, headerLen, err := c.inferAnswer(req, outs)
 	if err != nil {
 		return err
+	}
+	if headerLen >= 0 {
+		w.Header().Set(api.HeaderInferenceContentLength, strconv.Itoa(headerLen))
+		writeTyped(w, http.StatusOK, "application/octet-stream", b)
+		return nil
 	}
 	writeBody(w, http.StatusOK, b)
 	return nil

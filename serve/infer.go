@@ -2,81 +2,63 @@ package serve
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"image"
 	"math"
 	"slices"
 	"strconv"
 	"sync"
+
+	"github.com/bitrun/bitrun/api"
+	"github.com/bitrun/bitrun/data"
 )
 
-// KServe v2 inference protocol (JSON), the subset bitrun serves: one FP32
-// input of shape [N, C, H, W] matching the model, outputs returned as FP32.
-
-type inferRequest struct {
-	ID         string               `json:"id,omitempty"`
-	Parameters map[string]any       `json:"parameters,omitempty"`
-	Inputs     []inferInput         `json:"inputs"`
-	Outputs    []inferRequestOutput `json:"outputs,omitempty"`
-}
-
-type inferInput struct {
-	Name       string          `json:"name"`
-	Shape      []int64         `json:"shape"`
-	Datatype   string          `json:"datatype"`
-	Parameters map[string]any  `json:"parameters,omitempty"`
-	Data       json.RawMessage `json:"data"`
-}
-
-type inferRequestOutput struct {
-	Name       string         `json:"name"`
-	Parameters map[string]any `json:"parameters,omitempty"`
-}
-
-// binaryData reports whether KServe parameters ask for the binary tensor
-// extension, which bitrun does not implement.
-func binaryData(params map[string]any) bool {
-	_, size := params["binary_data_size"]
-	b, _ := params["binary_data"].(bool)
-	return size || b
-}
-
-type inferResponse struct {
-	ModelName    string        `json:"model_name"`
-	ModelVersion string        `json:"model_version,omitempty"`
-	ID           string        `json:"id,omitempty"`
-	Outputs      []inferOutput `json:"outputs"`
-}
-
-type inferOutput struct {
-	Name     string    `json:"name"`
-	Datatype string    `json:"datatype"`
-	Shape    []int64   `json:"shape"`
-	Data     []float32 `json:"data"`
-}
+// KServe v2 inference protocol, as bitrun serves it: one input, either
+// FP32 [N, C, H, W] matching the model, or UINT8 image pixels ([N, H, W, C]
+// by default, [N, C, H, W] with the parameter "layout": "NCHW", or one image
+// [H, W, C]) that get the model's preprocessing; outputs as FP32, or as
+// BYTES "score:index:label" strings with the classification extension;
+// tensor data as JSON or with the binary tensor data extension.
 
 // parsedInfer is a validated infer request.
 type parsedInfer struct {
 	id      string
 	rows    int
 	input   []float32 // rows × row size
-	outputs []string
+	outputs []outputSpec
 }
 
-// parseInfer reads and validates a KServe v2 infer request against the
-// classifier: input name, FP32, shape [N, C, R, R] with 1 <= N <= maxImages,
-// data length, requested outputs.
-func parseInfer(body []byte, c *Classifier, maxImages int) (*parsedInfer, error) {
-	dec := json.NewDecoder(bytes.NewReader(body))
+// outputSpec is one output to answer.
+type outputSpec struct {
+	name   string
+	binary bool // binary tensor data
+	class  int  // classification: the top class count, 0 for the raw tensor
+}
+
+// parseInfer reads and validates an infer request against the classifier:
+// the JSON header (and the binary data after it, when headerLength is set),
+// the input's name, datatype, shape (1 <= N <= MaxImages) and data, and the
+// requested outputs with their parameters.
+func (s *Server) parseInfer(ctx context.Context, body []byte, headerLength string, c *Classifier) (*parsedInfer, error) {
+	head, rest, err := api.SplitBody(body, headerLength)
+	if err != nil {
+		return nil, err
+	}
+	dec := json.NewDecoder(bytes.NewReader(head))
 	dec.DisallowUnknownFields()
-	var req inferRequest
+	var req api.InferRequest
 	if err := dec.Decode(&req); err != nil {
 		return nil, bodyError("infer request JSON", err)
 	}
 	if dec.More() {
 		return nil, fmt.Errorf("%w: trailing data after the infer request JSON", ErrBadRequest)
+	}
+	if err := api.AttachBinary(req.Inputs, rest); err != nil {
+		return nil, err
 	}
 	if len(req.Outputs) > len(c.info.Outputs) {
 		return nil, fmt.Errorf("%w: %d outputs requested; the model has %d (%v)", ErrBadRequest, len(req.Outputs), len(c.info.Outputs), c.info.Outputs)
@@ -84,66 +66,258 @@ func parseInfer(body []byte, c *Classifier, maxImages int) (*parsedInfer, error)
 	if len(req.Inputs) != 1 {
 		return nil, fmt.Errorf("%w: want exactly 1 input tensor (%q), got %d", ErrBadRequest, c.info.Input, len(req.Inputs))
 	}
-	in := req.Inputs[0]
-	if binaryData(in.Parameters) || binaryData(req.Parameters) {
-		return nil, fmt.Errorf("%w: the binary tensor extension is not supported; send JSON data", ErrBadRequest)
-	}
+	in := &req.Inputs[0]
 	if in.Name != c.info.Input {
 		return nil, fmt.Errorf("%w: unknown input %q; the model's input is %q", ErrBadRequest, in.Name, c.info.Input)
 	}
-	if in.Datatype != "FP32" {
-		return nil, fmt.Errorf("%w: input %q has datatype %q; want FP32", ErrBadRequest, in.Name, in.Datatype)
+	p := &parsedInfer{id: req.ID}
+	switch in.Datatype {
+	case "FP32":
+		err = s.fp32Input(in, c, p)
+	case "UINT8":
+		err = s.uint8Input(ctx, in, c, p)
+	default:
+		err = fmt.Errorf("%w: input %q has datatype %q; want FP32 (preprocessed) or UINT8 (image pixels)", ErrBadRequest, in.Name, in.Datatype)
 	}
-	want := []int64{-1, int64(c.pre.Channels), int64(c.pre.Resolution), int64(c.pre.Resolution)}
-	if len(in.Shape) != 4 || in.Shape[1] != want[1] || in.Shape[2] != want[2] || in.Shape[3] != want[3] {
-		return nil, fmt.Errorf("%w: input %q has shape %v; want [N %d %d %d]", ErrBadRequest, in.Name, in.Shape, want[1], want[2], want[3])
-	}
-	if in.Shape[0] < 1 || in.Shape[0] > int64(maxImages) {
-		return nil, fmt.Errorf("%w: batch of %d images; allowed 1 to %d (the max-images limit)", ErrTooManyImages, in.Shape[0], maxImages)
-	}
-	rows := int(in.Shape[0])
-	x, err := parseNumbers(in.Data, rows*c.pre.Size())
 	if err != nil {
-		return nil, fmt.Errorf("%w: input %q data: %w", ErrBadRequest, in.Name, err)
+		return nil, err
 	}
-	p := &parsedInfer{id: req.ID, rows: rows, input: x}
+	allBinary, err := req.Parameters.Bool(api.ParamBinaryDataOutput)
+	if err != nil {
+		return nil, err
+	}
 	for _, o := range req.Outputs {
-		if binaryData(o.Parameters) {
-			return nil, fmt.Errorf("%w: output %q: binary_data is not supported", ErrBadRequest, o.Name)
-		}
-		found := false
-		for _, name := range c.info.Outputs {
-			found = found || name == o.Name
-		}
-		if !found {
+		if !slices.Contains(c.info.Outputs, o.Name) {
 			return nil, fmt.Errorf("%w: unknown output %q (outputs: %v)", ErrBadRequest, o.Name, c.info.Outputs)
 		}
-		if slices.Contains(p.outputs, o.Name) {
+		if slices.ContainsFunc(p.outputs, func(q outputSpec) bool { return q.name == o.Name }) {
 			return nil, fmt.Errorf("%w: output %q requested twice", ErrBadRequest, o.Name)
 		}
-		p.outputs = append(p.outputs, o.Name)
+		spec := outputSpec{name: o.Name, binary: allBinary}
+		if _, set := o.Parameters[api.ParamBinaryData]; set {
+			if spec.binary, err = o.Parameters.Bool(api.ParamBinaryData); err != nil {
+				return nil, err
+			}
+		}
+		n, set, err := o.Parameters.Int(api.ParamClassification)
+		if err != nil {
+			return nil, err
+		}
+		if set {
+			shape := c.outShape[o.Name]
+			if len(shape) != 2 {
+				return nil, fmt.Errorf("%w: output %q has shape %v; classification needs [N, classes]", ErrBadRequest, o.Name, shape)
+			}
+			if n < 1 || n > shape[1] {
+				return nil, fmt.Errorf("%w: output %q: classification %d; allowed 1 to %d (its classes)", ErrBadRequest, o.Name, n, shape[1])
+			}
+			spec.class = int(n)
+		}
+		p.outputs = append(p.outputs, spec)
 	}
 	if len(p.outputs) == 0 {
-		p.outputs = c.info.Outputs
+		for _, name := range c.info.Outputs {
+			p.outputs = append(p.outputs, outputSpec{name: name, binary: allBinary})
+		}
 	}
 	return p, nil
 }
 
-// encodeInferResponse encodes resp, failing with ErrNonFinite when an
-// output holds NaN or Inf (JSON has no numbers for them).
-func encodeInferResponse(resp inferResponse) ([]byte, error) {
-	for _, o := range resp.Outputs {
-		for i, v := range o.Data {
-			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
-				return nil, fmt.Errorf("%w: output %q value %d is %v", ErrNonFinite, o.Name, i, v)
+// fp32Input reads a preprocessed FP32 input [N, C, R, R].
+func (s *Server) fp32Input(in *api.Tensor, c *Classifier, p *parsedInfer) error {
+	want := []int64{-1, int64(c.pre.Channels), int64(c.pre.Resolution), int64(c.pre.Resolution)}
+	if len(in.Shape) != 4 || in.Shape[1] != want[1] || in.Shape[2] != want[2] || in.Shape[3] != want[3] {
+		return fmt.Errorf("%w: input %q has shape %v; want [N %d %d %d]", ErrBadRequest, in.Name, in.Shape, want[1], want[2], want[3])
+	}
+	if in.Shape[0] < 1 || in.Shape[0] > int64(s.cfg.MaxImages) {
+		return fmt.Errorf("%w: batch of %d images; allowed 1 to %d (the max-images limit)", ErrTooManyImages, in.Shape[0], s.cfg.MaxImages)
+	}
+	p.rows = int(in.Shape[0])
+	size := p.rows * c.pre.Size()
+	if in.Raw != nil {
+		if len(in.Raw) != 4*size {
+			return fmt.Errorf("%w: input %q: %d binary bytes; the shape needs %d", ErrBadRequest, in.Name, len(in.Raw), 4*size)
+		}
+		x, err := in.Float32s()
+		if err != nil {
+			return err
+		}
+		p.input = x
+		return nil
+	}
+	x, err := parseNumbers(in.Data, size)
+	if err != nil {
+		return fmt.Errorf("%w: input %q data: %w", ErrBadRequest, in.Name, err)
+	}
+	p.input = x
+	return nil
+}
+
+// uint8Input reads image pixels (NHWC, NCHW or HWC) and applies the model's
+// preprocessing to each image, exactly as predict does after decoding.
+func (s *Server) uint8Input(ctx context.Context, in *api.Tensor, c *Classifier, p *parsedInfer) error {
+	layout, err := in.Parameters.String(api.ParamLayout)
+	if err != nil {
+		return err
+	}
+	shape := in.Shape
+	if len(shape) == 3 && layout != "NCHW" {
+		shape = append([]int64{1}, shape...)
+	}
+	if len(shape) != 4 {
+		return fmt.Errorf("%w: UINT8 input %q has shape %v; want [N H W C] (layout NHWC, the default), [N C H W] (layout NCHW) or [H W C]", ErrBadRequest, in.Name, in.Shape)
+	}
+	n, h, w, ch := shape[0], shape[1], shape[2], shape[3]
+	switch layout {
+	case "", "NHWC":
+	case "NCHW":
+		ch, h, w = shape[1], shape[2], shape[3]
+	default:
+		return fmt.Errorf("%w: input %q layout %q; want NHWC or NCHW", ErrBadRequest, in.Name, layout)
+	}
+	if ch != 1 && ch != 3 {
+		return fmt.Errorf("%w: UINT8 input %q has %d channels; want 1 or 3 (shape %v, layout %s)", ErrBadRequest, in.Name, ch, in.Shape, cmp.Or(layout, "NHWC"))
+	}
+	if h < 1 || w < 1 {
+		return fmt.Errorf("%w: UINT8 input %q has an empty image (shape %v)", ErrBadRequest, in.Name, in.Shape)
+	}
+	if h > int64(s.cfg.MaxPixels) || w > int64(s.cfg.MaxPixels) || h*w > int64(s.cfg.MaxPixels) {
+		return fmt.Errorf("%w: image is %dx%d = %d pixels, over the max-pixels limit of %d", ErrTooManyPixels, w, h, w*h, s.cfg.MaxPixels)
+	}
+	if n < 1 || n > int64(s.cfg.MaxImages) {
+		return fmt.Errorf("%w: batch of %d images; allowed 1 to %d (the max-images limit)", ErrTooManyImages, n, s.cfg.MaxImages)
+	}
+	var px []byte
+	if in.Raw != nil {
+		px = in.Raw
+	} else {
+		v, err := parseNumbers(in.Data, int(n*h*w*ch))
+		if err != nil {
+			return fmt.Errorf("%w: input %q data: %w", ErrBadRequest, in.Name, err)
+		}
+		px = make([]byte, len(v))
+		for i, f := range v {
+			if f < 0 || f > 255 || f != float32(int(f)) {
+				return fmt.Errorf("%w: input %q value %d is %v; UINT8 holds integers 0 to 255", ErrBadRequest, in.Name, i, f)
 			}
+			px[i] = byte(f)
 		}
 	}
-	b, err := json.Marshal(resp)
-	if err != nil {
-		return nil, fmt.Errorf("serve: encoding the infer answer: %w", err)
+	if int64(len(px)) != n*h*w*ch {
+		return fmt.Errorf("%w: input %q: %d bytes; the shape needs %d", ErrBadRequest, in.Name, len(px), n*h*w*ch)
 	}
-	return append(b, '\n'), nil
+	p.rows = int(n)
+	size := c.pre.Size()
+	p.input = make([]float32, p.rows*size)
+	per := int(h * w * ch)
+	for i := range p.rows {
+		if err := s.decodeSlot(ctx); err != nil {
+			return err
+		}
+		img := pixelImage(px[i*per:(i+1)*per], int(h), int(w), int(ch), layout == "NCHW")
+		data.EvalTensor(img, c.pre.Resolution, c.pre.Channels, c.pre.norm, p.input[i*size:(i+1)*size])
+		<-s.decodeSem
+	}
+	return nil
+}
+
+// pixelImage wraps one image's pixels (HWC, or CHW when planar) as an
+// image.Image for data.EvalTensor.
+func pixelImage(px []byte, h, w, ch int, planar bool) image.Image {
+	if ch == 1 {
+		return &image.Gray{Pix: px, Stride: w, Rect: image.Rect(0, 0, w, h)}
+	}
+	m := image.NewRGBA(image.Rect(0, 0, w, h))
+	plane := h * w
+	for i := range plane {
+		if planar {
+			m.Pix[4*i], m.Pix[4*i+1], m.Pix[4*i+2] = px[i], px[plane+i], px[2*plane+i]
+		} else {
+			m.Pix[4*i], m.Pix[4*i+1], m.Pix[4*i+2] = px[3*i], px[3*i+1], px[3*i+2]
+		}
+		m.Pix[4*i+3] = 255
+	}
+	return m
+}
+
+// inferAnswer builds the infer answer: each requested output as FP32 (JSON
+// or binary) or, with classification, as BYTES "score:index:label" strings
+// of its top classes (score: the output value, as Triton reports it; ties
+// to the lower index). headerLen is the JSON length when some output is
+// binary, else -1. JSON cannot carry NaN or Inf: such an output is
+// ErrNonFinite.
+func (c *Classifier) inferAnswer(req *parsedInfer, outs []map[string][]float32) (body []byte, headerLen int, err error) {
+	resp := api.InferResponse{ModelName: c.name, ModelVersion: c.version, ID: req.id}
+	for _, spec := range req.outputs {
+		o := api.Tensor{Name: spec.name}
+		if spec.class > 0 {
+			o.Datatype = "BYTES"
+			o.Shape = []int64{int64(req.rows), int64(spec.class)}
+			var strs []string
+			for _, row := range outs {
+				strs = append(strs, c.classify(row[spec.name], spec.class)...)
+			}
+			if spec.binary {
+				o.Raw = api.EncodeStrings(strs)
+			} else if o.Data, err = json.Marshal(strs); err != nil {
+				return nil, 0, fmt.Errorf("serve: encoding the infer answer: %w", err)
+			}
+		} else {
+			o.Datatype = "FP32"
+			o.Shape = append([]int64{int64(req.rows)}, c.outShape[spec.name][1:]...)
+			var vals []float32
+			for _, row := range outs {
+				vals = append(vals, row[spec.name]...)
+			}
+			if spec.binary {
+				o.Raw = api.BinaryFP32(spec.name, nil, vals).Raw
+			} else {
+				for i, v := range vals {
+					if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+						return nil, 0, fmt.Errorf("%w: output %q value %d is %v", ErrNonFinite, spec.name, i, v)
+					}
+				}
+				if o.Data, err = json.Marshal(vals); err != nil {
+					return nil, 0, fmt.Errorf("serve: encoding the infer answer: %w", err)
+				}
+			}
+		}
+		if o.Raw != nil {
+			o.Parameters = api.Parameters{api.ParamBinaryDataSize: len(o.Raw)}
+		}
+		resp.Outputs = append(resp.Outputs, o)
+	}
+	b, headerLen, err := api.EncodeBody(resp, resp.Outputs)
+	if err != nil {
+		return nil, 0, fmt.Errorf("serve: encoding the infer answer: %w", err)
+	}
+	if headerLen < 0 {
+		b = append(b, '\n')
+	}
+	return b, headerLen, nil
+}
+
+// classify formats the top n entries of one output row as Triton's
+// classification extension does: "value:index:label".
+func (c *Classifier) classify(row []float32, n int) []string {
+	idx := make([]int, len(row))
+	for i := range idx {
+		idx[i] = i
+	}
+	slices.SortStableFunc(idx, func(a, b int) int {
+		switch {
+		case row[a] > row[b]:
+			return -1
+		case row[a] < row[b]:
+			return 1
+		}
+		return a - b
+	})
+	out := make([]string, min(n, len(idx)))
+	for i, j := range idx[:len(out)] {
+		out[i] = strconv.FormatFloat(float64(row[j]), 'f', 6, 32) + ":" + strconv.Itoa(j) + ":" + c.label(j)
+	}
+	return out
 }
 
 // parseNumbers reads a JSON array of numbers, flat or nested (row-major),

@@ -11,19 +11,25 @@ import (
 
 // metrics are the server's Prometheus collectors, registered on its own
 // registry (never the global one, so several servers can live in a process).
+// Names follow Prometheus' conventions (base units, _total on counters);
+// per-model series carry "model" and "version" labels, and the series of a
+// version are removed when it is unloaded.
 type metrics struct {
 	requests  *prometheus.CounterVec   // route, code
 	latency   *prometheus.HistogramVec // route
 	inFlight  prometheus.Gauge
-	queue     *prometheus.HistogramVec // model
-	batch     *prometheus.HistogramVec // model
-	inference *prometheus.HistogramVec // model
-	dropped   *prometheus.CounterVec   // model
-	failed    *prometheus.CounterVec   // model
-	loadTime  *prometheus.GaugeVec     // model
+	queue     *prometheus.HistogramVec // model, version
+	batch     *prometheus.HistogramVec // model, version
+	inference *prometheus.HistogramVec // model, version
+	dropped   *prometheus.CounterVec   // model, version
+	failed    *prometheus.CounterVec   // model, version
+	loadTime  *prometheus.GaugeVec     // model, version
+	loads     *prometheus.CounterVec   // model, result
 }
 
-func newMetrics(reg *prometheus.Registry, version, commit string) *metrics {
+var versionLabels = []string{"model", "version"}
+
+func newMetrics(reg *prometheus.Registry, version, commit string, queued func() []*Classifier) *metrics {
 	latencyBuckets := []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}
 	m := &metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -36,24 +42,27 @@ func newMetrics(reg *prometheus.Registry, version, commit string) *metrics {
 			Name: "bitrun_http_requests_in_flight", Help: "HTTP requests being served.",
 		}),
 		queue: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "bitrun_queue_seconds", Help: "Time an image waited in the batching queue.", Buckets: latencyBuckets,
-		}, []string{"model"}),
+			Name: "bitrun_queue_duration_seconds", Help: "Time an image waited in the batching queue.", Buckets: latencyBuckets,
+		}, versionLabels),
 		batch: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "bitrun_batch_size", Help: "Images per batch sent to the model.",
 			Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128},
-		}, []string{"model"}),
+		}, versionLabels),
 		inference: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "bitrun_inference_seconds", Help: "Model run time per batch.", Buckets: latencyBuckets,
-		}, []string{"model"}),
+			Name: "bitrun_inference_duration_seconds", Help: "Model run time per batch.", Buckets: latencyBuckets,
+		}, versionLabels),
 		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "bitrun_dropped_total", Help: "Queued images dropped because their request was cancelled or timed out.",
-		}, []string{"model"}),
+			Name: "bitrun_dropped_images_total", Help: "Queued images dropped because their request was cancelled or timed out.",
+		}, versionLabels),
 		failed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "bitrun_batch_errors_total", Help: "Batches the model failed to run.",
-		}, []string{"model"}),
+		}, versionLabels),
 		loadTime: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "bitrun_model_load_seconds", Help: "Time to load and warm the model.",
-		}, []string{"model"}),
+			Name: "bitrun_model_load_duration_seconds", Help: "Time to load and warm the model version.",
+		}, versionLabels),
+		loads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bitrun_model_loads_total", Help: "Model repository loads by result (ok, error); a failed load leaves the served versions as they were.",
+		}, []string{"model", "result"}),
 	}
 	build := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "bitrun_build_info", Help: "Build information; always 1.",
@@ -64,12 +73,26 @@ func newMetrics(reg *prometheus.Registry, version, commit string) *metrics {
 	}
 	build.WithLabelValues(version, commit, goVersion).Set(1)
 	reg.MustRegister(m.requests, m.latency, m.inFlight, m.queue, m.batch, m.inference,
-		m.dropped, m.failed, m.loadTime, build,
+		m.dropped, m.failed, m.loadTime, m.loads, build, queueCollector{queued},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
 
-// modelMetrics is the batchObserver of one model.
+var queueDesc = prometheus.NewDesc("bitrun_queue_images", "Images waiting in the batching queue.", versionLabels, nil)
+
+// queueCollector reports the queue length of every served model version
+// at scrape time.
+type queueCollector struct{ models func() []*Classifier }
+
+func (q queueCollector) Describe(ch chan<- *prometheus.Desc) { ch <- queueDesc }
+
+func (q queueCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, c := range q.models() {
+		ch <- prometheus.MustNewConstMetric(queueDesc, prometheus.GaugeValue, float64(c.b.queued()), c.name, c.version)
+	}
+}
+
+// modelMetrics are the series of one model version.
 type modelMetrics struct {
 	queue     prometheus.Observer
 	batch     prometheus.Observer
@@ -78,13 +101,20 @@ type modelMetrics struct {
 	failed    prometheus.Counter
 }
 
-func (m *metrics) forModel(name string) *modelMetrics {
+func (m *metrics) forModel(name, version string) *modelMetrics {
 	return &modelMetrics{
-		queue:     m.queue.WithLabelValues(name),
-		batch:     m.batch.WithLabelValues(name),
-		inference: m.inference.WithLabelValues(name),
-		dropped:   m.dropped.WithLabelValues(name),
-		failed:    m.failed.WithLabelValues(name),
+		queue:     m.queue.WithLabelValues(name, version),
+		batch:     m.batch.WithLabelValues(name, version),
+		inference: m.inference.WithLabelValues(name, version),
+		dropped:   m.dropped.WithLabelValues(name, version),
+		failed:    m.failed.WithLabelValues(name, version),
+	}
+}
+
+// forget removes the series of a version no longer served.
+func (m *metrics) forget(name, version string) {
+	for _, v := range []interface{ DeleteLabelValues(...string) bool }{m.queue, m.batch, m.inference, m.dropped, m.failed, m.loadTime} {
+		v.DeleteLabelValues(name, version)
 	}
 }
 

@@ -25,6 +25,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/bitrun/bitrun/api"
 	"github.com/bitrun/bitrun/client"
 	"github.com/bitrun/bitrun/data"
 	"github.com/bitrun/bitrun/export"
@@ -221,7 +222,7 @@ func TestORTInfer(t *testing.T) {
 	x := make([]float32, 3*ortRes*ortRes)
 	data.EvalTensor(m, ortRes, 3, data.BiTNorm, x)
 	ir, err := cl.Infer(context.Background(), "tiny", &client.InferRequest{
-		Inputs: []client.Tensor{{Name: "image", Datatype: "FP32", Shape: []int64{1, 3, ortRes, ortRes}, Data: x}}, Outputs: []string{"logits"}})
+		Inputs: []client.Tensor{api.FP32("image", []int64{1, 3, ortRes, ortRes}, x)}, Outputs: []client.RequestedOutput{{Name: "logits"}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -229,8 +230,11 @@ func TestORTInfer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logits := ir.Output("logits")
-	if logits == nil || len(logits.Data) != 10 || slices.Index(logits.Data, slices.Max(logits.Data)) != pr.Predictions[0].Index {
+	var logits []float32
+	if o := ir.Output("logits"); o != nil {
+		logits, _ = o.Float32s()
+	}
+	if len(logits) != 10 || slices.Index(logits, slices.Max(logits)) != pr.Predictions[0].Index {
 		t.Fatalf("infer %+v vs predict %+v", ir, pr.Predictions)
 	}
 	// Wrong shape and dtype are 400s from the real model too.
@@ -304,14 +308,14 @@ func TestORTLoad(t *testing.T) {
 		v, _ := strconv.ParseFloat(m[1], 64)
 		return v
 	}
-	images, batches := metric(`bitrun_batch_size_sum{model="tiny"}`), metric(`bitrun_batch_size_count{model="tiny"}`)
+	images, batches := metric(`bitrun_batch_size_sum{model="tiny",version="1"}`), metric(`bitrun_batch_size_count{model="tiny",version="1"}`)
 	if int(images) != total {
 		t.Errorf("model saw %v images, want %d", images, total)
 	}
 	if !(batches < images) {
 		t.Errorf("%v batches for %v images: no batching", batches, images)
 	}
-	if le1 := metric(`bitrun_batch_size_bucket{model="tiny",le="1"}`); le1 == batches {
+	if le1 := metric(`bitrun_batch_size_bucket{model="tiny",version="1",le="1"}`); le1 == batches {
 		t.Errorf("every batch had one image")
 	}
 	t.Logf("%d requests, %v batches, mean batch %.1f", total, batches, images/batches)

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/bitrun/bitrun/api"
 	"github.com/bitrun/bitrun/data"
 	"github.com/bitrun/bitrun/runtime"
 )
@@ -19,21 +20,15 @@ const (
 	MetaLabels     = "bitrun.labels"     // class names: JSON array or one per line
 )
 
-// Preprocessing is how an image becomes a model input row: a square bilinear
-// resize to Resolution, then (p/255 - Mean[c]) / Std[c] per channel, written
-// CHW (layout NCHW for the batch).
-type Preprocessing struct {
-	Resolution int       `json:"resolution"`
-	Channels   int       `json:"channels"`
-	Mean       []float32 `json:"mean"`
-	Std        []float32 `json:"std"`
-	Layout     string    `json:"layout"`
-	Resize     string    `json:"resize"`
-	norm       data.Norm
-}
+// Preprocessing is how an image becomes a model input row (the wire type
+// of package api: resolution, channels, mean, std, layout).
+type Preprocessing = api.Preprocessing
 
-// Size is the number of float32 values of one preprocessed image.
-func (p Preprocessing) Size() int { return p.Channels * p.Resolution * p.Resolution }
+// prep is a model's Preprocessing with the normalisation data applies.
+type prep struct {
+	Preprocessing
+	norm data.Norm
+}
 
 // MaxResolution is the largest input side served (predict and eval apply
 // the same limit).
@@ -48,8 +43,8 @@ const maxBatchBytes = 1 << 30
 // shape and metadata: resolution from bitrun.resolution or the static input
 // size, channels from the input shape (3 when dynamic), normalisation from
 // bitrun.mean/bitrun.std (BiT's [-1,1] when absent).
-func modelPreprocessing(info runtime.Info) (Preprocessing, error) {
-	p := Preprocessing{Layout: "NCHW", Resize: "bilinear, square, aspect not kept", Channels: 3, norm: data.BiTNorm}
+func modelPreprocessing(info runtime.Info) (prep, error) {
+	p := prep{Preprocessing: Preprocessing{Layout: "NCHW", Resize: "bilinear, square, aspect not kept", Channels: 3}, norm: data.BiTNorm}
 	if len(info.Shape) != 4 {
 		return p, fmt.Errorf("serve: model input %q has shape %v; want 4-D NCHW", info.Input, info.Shape)
 	}
@@ -159,4 +154,36 @@ func modelLabels(meta map[string]string, classes int) ([]string, error) {
 		return nil, fmt.Errorf("serve: metadata %s has %d labels for %d classes", MetaLabels, len(labels), classes)
 	}
 	return labels, nil
+}
+
+// override replaces the normalisation with mean and std (1 or 3 values
+// each) when given.
+func (p *prep) override(mean, std []float32) error {
+	for _, f := range []struct {
+		name string
+		v    []float32
+		dst  *[3]float32
+	}{{"mean", mean, &p.norm.Mean}, {"std", std, &p.norm.Std}} {
+		switch len(f.v) {
+		case 0:
+			continue
+		case 1:
+			*f.dst = [3]float32{f.v[0], f.v[0], f.v[0]}
+		case 3:
+			*f.dst = [3]float32{f.v[0], f.v[1], f.v[2]}
+		default:
+			return fmt.Errorf("serve: %s has %d values; want 1 or 3", f.name, len(f.v))
+		}
+	}
+	for c, s := range p.norm.Std {
+		if !(s > 0) {
+			return fmt.Errorf("serve: non-positive std %g for channel %d", s, c)
+		}
+	}
+	p.Mean = p.norm.Mean[:p.Channels:p.Channels]
+	p.Std = p.norm.Std[:p.Channels:p.Channels]
+	if p.Channels == 1 {
+		p.Mean, p.Std = []float32{p.norm.Mean[0]}, []float32{p.norm.Std[0]}
+	}
+	return nil
 }

@@ -350,15 +350,15 @@ func TestBatching(t *testing.T) {
 	}
 	_, body := do(t, "GET", ts.URL+"/metrics", "", nil, nil)
 	for _, want := range []string{
-		`bitrun_batch_size_count{model="colors"} ` + fmt.Sprint(len(sizes)),
-		`bitrun_batch_size_sum{model="colors"} ` + fmt.Sprint(n),
+		`bitrun_batch_size_count{model="colors",version="1"} ` + fmt.Sprint(len(sizes)),
+		`bitrun_batch_size_sum{model="colors",version="1"} ` + fmt.Sprint(n),
 		`bitrun_http_requests_total{code="200",route="predict"} ` + fmt.Sprint(n),
 		`bitrun_http_request_duration_seconds_count{route="predict"}`,
-		`bitrun_queue_seconds_count{model="colors"} ` + fmt.Sprint(n),
-		`bitrun_model_load_seconds{model="colors"}`,
+		`bitrun_queue_duration_seconds_count{model="colors",version="1"} ` + fmt.Sprint(n),
+		`bitrun_model_load_duration_seconds{model="colors",version="1"}`,
 		`bitrun_http_requests_in_flight 1`,
 		`bitrun_build_info{`,
-		`bitrun_queue_length{model="colors"} 0`,
+		`bitrun_queue_images{model="colors",version="1"} 0`,
 	} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("/metrics lacks %q", want)
@@ -386,7 +386,7 @@ func TestQueueFull(t *testing.T) {
 	go post()   // the second waits in the queue (capacity 1)
 	waitFor(t, func() bool {
 		_, b := do(t, "GET", ts.URL+"/metrics", "", nil, nil)
-		return strings.Contains(string(b), `bitrun_queue_length{model="colors"} 1`)
+		return strings.Contains(string(b), `bitrun_queue_images{model="colors",version="1"} 1`)
 	})
 	resp, body := do(t, "POST", url, "image/png", img, nil)
 	if resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" || !strings.Contains(string(body), "queue full") {

@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"net"
 	"net/http"
 	"runtime"
@@ -19,6 +18,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/bitrun/bitrun/api"
 	"github.com/bitrun/bitrun/data"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -42,6 +42,7 @@ type Config struct {
 	BodyTimeout       time.Duration        // time to receive a predict/infer body once its headers are in (408 beyond); default 10s, negative: ReadTimeout only
 	Logger            *slog.Logger         // one line per request; default: discard
 	Registry          *prometheus.Registry // metrics registry; default: a new one (served at /metrics)
+	CORSOrigins       []string             // origins allowed to call the API from a browser ("*": any); default: none (no CORS headers)
 	Version, Commit   string               // reported by /v2 and bitrun_build_info
 }
 
@@ -107,6 +108,7 @@ func (c Config) withDefaults() Config {
 type Server struct {
 	cfg       Config
 	table     atomic.Pointer[modelTable] // nil while the models load
+	repo      atomic.Pointer[Repository] // the model repository, when one is attached
 	addMu     sync.Mutex                 // serialises Add and Close
 	closed    bool                       // guarded by addMu
 	reg       *prometheus.Registry
@@ -124,23 +126,6 @@ type Server struct {
 	closeErr  error
 }
 
-// modelTable is the immutable set of served models, replaced as a whole by Add.
-type modelTable struct {
-	models map[string]*Classifier
-	names  []string // sorted
-}
-
-func (t *modelTable) list() []*Classifier {
-	if t == nil {
-		return nil
-	}
-	out := make([]*Classifier, len(t.names))
-	for i, name := range t.names {
-		out[i] = t.models[name]
-	}
-	return out
-}
-
 // NewServer builds a server over classifiers with distinct names. With no
 // classifiers the server starts "loading": live, but not ready (every model
 // route answers 503) until Add publishes the models. That lets a process
@@ -153,7 +138,7 @@ func NewServer(cfg Config, models ...*Classifier) (*Server, error) {
 	if s.reg == nil {
 		s.reg = prometheus.NewRegistry()
 	}
-	s.metrics = newMetrics(s.reg, cfg.Version, cfg.Commit)
+	s.metrics = newMetrics(s.reg, cfg.Version, cfg.Commit, s.Models)
 	s.routes()
 	if len(models) > 0 {
 		if err := s.Add(models...); err != nil {
@@ -179,39 +164,28 @@ func (s *Server) Add(models ...*Classifier) error {
 		}
 		return errors.Join(append(errs, fmt.Errorf("%w: server closed", ErrNotReady))...)
 	}
-	old := s.table.Load()
-	t := &modelTable{models: map[string]*Classifier{}}
-	if old != nil {
-		maps.Copy(t.models, old.models)
-	}
+	t := s.table.Load().clone()
 	for _, c := range models {
 		if c == nil {
 			return errors.New("serve: nil classifier")
 		}
-		if _, dup := t.models[c.name]; dup {
-			return fmt.Errorf("serve: two models named %q; give them distinct names", c.name)
+		for _, o := range t.models[c.name] {
+			if o.version == c.version {
+				return fmt.Errorf("serve: two models named %q with version %s; give them distinct names or versions", c.name, c.version)
+			}
 		}
-		t.models[c.name] = c
+		t.models[c.name] = append(t.models[c.name], c)
 	}
 	for _, c := range models {
-		name := c.name
-		t.names = append(t.names, name)
-		c.metrics.Store(s.metrics.forModel(name))
-		s.metrics.loadTime.WithLabelValues(name).Set(c.loadTime.Seconds())
-		s.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "bitrun_queue_length", Help: "Images waiting in the batching queue.",
-			ConstLabels: prometheus.Labels{"model": name},
-		}, func() float64 { return float64(c.b.queued()) }))
+		slices.SortFunc(t.models[c.name], func(a, b *Classifier) int { return compareVersions(a.version, b.version) })
+		s.publish(c)
 	}
-	if old != nil {
-		t.names = append(t.names, old.names...)
-	}
-	slices.Sort(t.names)
+	t.sortNames()
 	s.table.Store(t)
 	return nil
 }
 
-// Models returns the served classifiers, sorted by name.
+// Models returns the served classifiers, sorted by name, then version.
 func (s *Server) Models() []*Classifier { return s.table.Load().list() }
 
 // Handler is the server's http.Handler, for mounting under another mux
@@ -225,7 +199,7 @@ func (s *Server) Ready() bool {
 	if s.draining.Load() || t == nil {
 		return false
 	}
-	for _, c := range t.models {
+	for _, c := range t.list() {
 		if !c.Ready() {
 			return false
 		}
@@ -327,9 +301,10 @@ func (s *Server) Close() error {
 
 // reqCtx is the per-request state shared by the middleware and handlers.
 type reqCtx struct {
-	id    string
-	route string
-	model string
+	id      string
+	route   string
+	model   string
+	version string
 	err   error // what the handler failed with, for the log line
 	w     *statusWriter
 }
@@ -368,6 +343,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer s.metrics.inFlight.Dec()
 	rc := &reqCtx{id: requestID(r), route: "unmatched", w: &statusWriter{ResponseWriter: w}}
 	w.Header().Set("X-Request-Id", rc.id)
+	if s.cors(w, r) {
+		rc.route = "preflight"
+		rc.w.WriteHeader(http.StatusNoContent)
+		s.metrics.request(rc.route, http.StatusNoContent, time.Since(start))
+		return
+	}
 	r = r.WithContext(context.WithValue(r.Context(), reqCtxKey{}, rc))
 	var err error
 	func() {
@@ -402,6 +383,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if rc.model != "" {
 		attrs = append(attrs, slog.String("model", rc.model))
 	}
+	if rc.version != "" {
+		attrs = append(attrs, slog.String("version", rc.version))
+	}
 	level := slog.LevelInfo
 	if err != nil {
 		attrs = append(attrs, slog.String("error", err.Error()))
@@ -434,25 +418,67 @@ type route struct {
 }
 
 func (s *Server) routes() {
+	for _, rt := range s.routeTable() {
+		s.mux.HandleFunc(rt.pattern, s.wrap(rt))
+	}
+}
+
+// routeTable lists every endpoint; openapi.json describes the same set
+// (TestOpenAPIMatchesRoutes).
+func (s *Server) routeTable() []route {
 	get := []string{http.MethodGet, http.MethodHead}
 	post := []string{http.MethodPost}
-	for _, rt := range []route{
+	return []route{
+		{"/{$}", "ui", get, true, s.page},
+		{"/openapi.json", "openapi", get, true, s.openAPI},
 		{"/healthz", "healthz", get, true, s.healthz},
 		{"/v2", "v2", get, false, s.serverMetadata},
 		{"/v2/health/live", "live", get, true, s.live},
 		{"/v2/health/ready", "ready", get, true, s.ready},
+		{"/v2/models/stats", "stats", get, false, s.statistics},
 		{"/v2/models/{name}", "model_metadata", get, false, s.modelMetadata},
 		{"/v2/models/{name}/ready", "model_ready", get, false, s.modelReady},
 		{"/v2/models/{name}/infer", "infer", post, false, s.infer},
+		{"/v2/models/{name}/stats", "stats", get, false, s.statistics},
+		{"/v2/models/{name}/versions/{version}", "model_metadata", get, false, s.modelMetadata},
+		{"/v2/models/{name}/versions/{version}/ready", "model_ready", get, false, s.modelReady},
+		{"/v2/models/{name}/versions/{version}/infer", "infer", post, false, s.infer},
+		{"/v2/models/{name}/versions/{version}/stats", "stats", get, false, s.statistics},
+		{"/v2/repository/index", "repository_index", []string{http.MethodGet, http.MethodHead, http.MethodPost}, false, s.repositoryIndex},
+		{"/v2/repository/models/{name}/load", "repository_load", post, false, s.repositoryLoad},
+		{"/v2/repository/models/{name}/unload", "repository_unload", post, false, s.repositoryUnload},
 		{"/v1/models", "models", get, false, s.listModels},
 		{"/v1/models/{name}/predict", "predict", post, false, s.predict},
+		{"/v1/models/{name}/versions/{version}/predict", "predict", post, false, s.predict},
 		{"/metrics", "metrics", get, false, s.metricsHandler()},
 		{"/", "unmatched", nil, true, func(*reqCtx, http.ResponseWriter, *http.Request) error {
-			return fmt.Errorf("%w: no such endpoint (see /v2 and /v1/models)", ErrNotFound)
+			return fmt.Errorf("%w: no such endpoint (see /openapi.json)", ErrNotFound)
 		}},
-	} {
-		s.mux.HandleFunc(rt.pattern, s.wrap(rt))
 	}
+}
+
+// cors sets the CORS headers for an allowed Origin (Config.CORSOrigins)
+// and reports whether r is a preflight request, answered here.
+func (s *Server) cors(w http.ResponseWriter, r *http.Request) (preflight bool) {
+	origin := r.Header.Get("Origin")
+	if origin == "" || len(s.cfg.CORSOrigins) == 0 {
+		return false
+	}
+	allowed := slices.Contains(s.cfg.CORSOrigins, "*") || slices.Contains(s.cfg.CORSOrigins, origin)
+	w.Header().Add("Vary", "Origin")
+	if !allowed {
+		return false
+	}
+	h := w.Header()
+	h.Set("Access-Control-Allow-Origin", origin)
+	h.Set("Access-Control-Expose-Headers", "X-Request-Id, Retry-After, "+api.HeaderInferenceContentLength)
+	if r.Method != http.MethodOptions || r.Header.Get("Access-Control-Request-Method") == "" {
+		return false
+	}
+	h.Set("Access-Control-Allow-Methods", "GET, HEAD, POST, OPTIONS")
+	h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, X-Request-Id, "+api.HeaderInferenceContentLength)
+	h.Set("Access-Control-Max-Age", "600")
+	return true
 }
 
 // wrap applies the method check, authentication and error writing.
