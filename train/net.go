@@ -399,7 +399,7 @@ func (n *Net) backward(dlogits *nn.Tensor) {
 	if n.needDx(model.HeadKernel) {
 		df = a.Get(c.f.Shape...)
 	}
-	nn.LinearBackward(c.f, n.head, dlogits, df, dhw, n.accVec(model.HeadBias), true, a)
+	nn.LinearBackward(c.f, n.head, dlogits, df, dhw, n.accVec(model.HeadBias), n.seen, a)
 	if df == nil {
 		return
 	}
@@ -410,7 +410,7 @@ func (n *Net) backward(dlogits *nn.Tensor) {
 		dh = a.Get(c.h.Shape...)
 	}
 	nn.GroupNormBackward(c.h, c.hr, cfg.Groups, p[model.HeadGamma].Data, c.sh.mean, c.sh.inv, dhr, dh,
-		n.accVec(model.HeadGamma), n.accVec(model.HeadBeta), true, a)
+		n.accVec(model.HeadGamma), n.accVec(model.HeadBeta), n.seen, a)
 	d := dh
 	for b := 3; b >= 0 && d != nil; b-- {
 		for u := cfg.Units[b] - 1; u >= 0 && d != nil; u-- {
@@ -422,7 +422,7 @@ func (n *Net) backward(dlogits *nn.Tensor) {
 	}
 	dr := a.Get(c.r.Shape...)
 	nn.PadMaxPoolBackward(c.r, c.m, d, 1, 3, 2, dr)
-	nn.ConvHWIOBackward(c.x, n.kern[model.RootKernel], dr, 2, 3, nil, n.acc(model.RootKernel), true, a)
+	nn.ConvHWIOBackward(c.x, n.kern[model.RootKernel], dr, 2, 3, nil, n.acc(model.RootKernel), n.seen, a)
 }
 
 func (n *Net) unitBackward(dout *nn.Tensor, b, u int) *nn.Tensor {
@@ -445,11 +445,11 @@ func (n *Net) unitBackward(dout *nn.Tensor, b, u int) *nn.Tensor {
 	}
 	gnBack := func(x, y *nn.Tensor, part string, st gnStats, dy, dxx *nn.Tensor) {
 		nn.GroupNormBackward(x, y, cfg.Groups, p[model.GammaKey(b, u, part)].Data, st.mean, st.inv, dy, dxx,
-			n.accVec(model.GammaKey(b, u, part)), n.accVec(model.BetaKey(b, u, part)), true, a)
+			n.accVec(model.GammaKey(b, u, part)), n.accVec(model.BetaKey(b, u, part)), n.seen, a)
 	}
 	conv := func(x *nn.Tensor, part string, dy *nn.Tensor, stride, pad int, dxx *nn.Tensor) {
 		key := model.ConvKey(b, u, part)
-		nn.ConvHWIOBackward(x, n.kern[key], dy, stride, pad, dxx, n.acc(key), true, a)
+		nn.ConvHWIOBackward(x, n.kern[key], dy, stride, pad, dxx, n.acc(key), n.seen, a)
 	}
 	proj := cfg.HasProj(b, u)
 	kc := model.ConvKey(b, u, "c")
@@ -493,14 +493,13 @@ func (n *Net) unitBackward(dout *nn.Tensor, b, u int) *nn.Tensor {
 	return dx
 }
 
-// ZeroGrad clears the gradient accumulators.
+// ZeroGrad clears the gradient accumulators. (They are not written: the
+// next micro-batch's backward overwrites them instead of adding, as every
+// backward writes the gradient of every trainable parameter.)
 func (n *Net) ZeroGrad() {
-	for _, t := range n.gacc {
-		clear(t.Data)
-	}
 	n.seen = false
 	for _, r := range n.replicas {
-		r.ZeroGrad()
+		r.seen = false
 	}
 }
 
@@ -513,9 +512,8 @@ func (n *Net) gatherReplicas() {
 		}
 		for name, t := range r.gacc {
 			nn.AddInPlace(n.gacc[name], t)
-			clear(t.Data)
 		}
-		r.seen = false
+		r.seen = false // its next micro-batch overwrites what was added here
 		n.seen = true
 	}
 }

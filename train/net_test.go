@@ -266,19 +266,29 @@ func TestSteadyStateMemory(t *testing.T) {
 }
 
 // TestBatchParallel: splitting a batch over replicas (one per core) gives
-// the loss, logits and gradients of the single-replica step, and the
-// gathered gradients survive a second micro-batch.
+// the loss, logits and gradients of the single-replica step, the gathered
+// gradients survive a second micro-batch, and nothing of an earlier step is
+// left after ZeroGrad.
 func TestBatchParallel(t *testing.T) {
 	cfg := tinyConfig(t, 3)
 	params := randomParams(cfg, 4)
 	x := randomInput(5, 5, 3, 32, 32) // 5 images: unequal shares
 	targets := make([]float32, 15)
 	_ = OneHot([]int{0, 1, 2, 0, 1}, 3, targets)
-	run := func(procs int) (float64, []float32, model.Params) {
+	run := func(procs int, warm bool) (float64, []float32, model.Params) {
 		defer goruntime.GOMAXPROCS(goruntime.GOMAXPROCS(procs))
 		net, err := NewNet(cfg, params, nil)
 		if err != nil {
 			t.Fatal(err)
+		}
+		// A finished step first: ZeroGrad must leave nothing of it behind
+		// (the accumulators are overwritten, not cleared).
+		if warm {
+			if _, _, err := net.ForwardBackward(randomInput(9, 5, 3, 32, 32), targets, 0.3); err != nil {
+				t.Fatal(err)
+			}
+			net.Grads()
+			net.ZeroGrad()
 		}
 		var loss float64
 		var logits []float32
@@ -298,21 +308,23 @@ func TestBatchParallel(t *testing.T) {
 		}
 		return loss, logits, g
 	}
-	loss1, logits1, g1 := run(1)
-	loss2, logits2, g2 := run(3)
-	if math.Abs(loss1-loss2) > 1e-5*math.Abs(loss1) {
-		t.Errorf("loss %v split, %v whole", loss2, loss1)
-	}
-	for i := range logits1 {
-		if math.Abs(float64(logits1[i]-logits2[i])) > 1e-4 {
-			t.Fatalf("logit %d: %v split, %v whole", i, logits2[i], logits1[i])
+	loss1, logits1, g1 := run(1, false)
+	for _, procs := range []int{1, 3} {
+		loss2, logits2, g2 := run(procs, true)
+		if math.Abs(loss1-loss2) > 1e-5*math.Abs(loss1) {
+			t.Errorf("GOMAXPROCS %d after a step: loss %v, fresh whole batch %v", procs, loss2, loss1)
 		}
-	}
-	for k, want := range g1 {
-		got := g2[k]
-		for i := range want.Data {
-			if d := math.Abs(float64(got.Data[i] - want.Data[i])); d > 1e-4*(1+math.Abs(float64(want.Data[i]))) {
-				t.Fatalf("%s[%d]: %v split, %v whole", k, i, got.Data[i], want.Data[i])
+		for i := range logits1 {
+			if math.Abs(float64(logits1[i]-logits2[i])) > 1e-4 {
+				t.Fatalf("GOMAXPROCS %d after a step: logit %d = %v, fresh whole batch %v", procs, i, logits2[i], logits1[i])
+			}
+		}
+		for k, want := range g1 {
+			got := g2[k]
+			for i := range want.Data {
+				if d := math.Abs(float64(got.Data[i] - want.Data[i])); d > 1e-4*(1+math.Abs(float64(want.Data[i]))) {
+					t.Fatalf("GOMAXPROCS %d after a step: %s[%d] = %v, fresh whole batch %v", procs, k, i, got.Data[i], want.Data[i])
+				}
 			}
 		}
 	}
