@@ -138,8 +138,8 @@ func openFolder(root, split string) (Dataset, error) {
 			}
 		}
 	} else {
-		if split != "train" && split != "test" {
-			return nil, fmt.Errorf("%w: %q: want train or test for a folder without split folders", ErrSplit, split)
+		if split != "train" && split != "test" && split != SplitAll {
+			return nil, fmt.Errorf("%w: %q: want train, test or all for a folder without split folders", ErrSplit, split)
 		}
 		classes, err := subdirs(root)
 		if err != nil {
@@ -152,7 +152,7 @@ func openFolder(root, split string) (Dataset, error) {
 				return nil, err
 			}
 			for _, n := range names {
-				if InTrainSplit(c, n) != (split == "train") {
+				if split != SplitAll && InTrainSplit(c, n) != (split == "train") {
 					continue
 				}
 				d.files = append(d.files, filepath.Join(root, c, n))
@@ -168,6 +168,10 @@ func openFolder(root, split string) (Dataset, error) {
 	}
 	return d, nil
 }
+
+// SplitAll is the split of a folder dataset without split folders that
+// takes every image (train and test take the 80/20 parts of InTrainSplit).
+const SplitAll = "all"
 
 // InTrainSplit reports whether file name of class goes to the train part of
 // the deterministic 80/20 split used for folders without split sub-folders:

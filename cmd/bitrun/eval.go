@@ -4,7 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
+	"path/filepath"
+	"strings"
 
 	"github.com/bitrun/bitrun/eval"
 	"github.com/bitrun/bitrun/model"
@@ -61,18 +64,24 @@ func openClassifier(cmd *cobra.Command, labels []string) (eval.Classifier, func(
 		return nil, nil, err
 	}
 	if weights != "" {
+		if err := checkModelFile(weights, "--weights", kindNPZ); err != nil {
+			return nil, nil, err
+		}
 		m, err := model.Load(weights)
 		if err != nil {
 			return nil, nil, err
 		}
 		c, err := eval.NewNative(m, o, labels)
 		if err != nil {
-			return nil, nil, preprocessUsage(err)
+			return nil, nil, preprocessUsage(cmd, err)
 		}
 		return c, func() error { return nil }, nil
 	}
 	opts, err := ortOptions(cmd)
 	if err != nil {
+		return nil, nil, err
+	}
+	if err := checkModelFile(onnxPath, "--onnx", kindONNX); err != nil {
 		return nil, nil, err
 	}
 	p, err := runtime.Open(onnxPath, opts)
@@ -81,19 +90,31 @@ func openClassifier(cmd *cobra.Command, labels []string) (eval.Classifier, func(
 	}
 	c, err := eval.NewONNX(p, o)
 	if err != nil {
-		return nil, nil, errors.Join(preprocessUsage(err), p.Close())
+		return nil, nil, errors.Join(preprocessUsage(cmd, err), p.Close())
 	}
 	return c, p.Close, nil
 }
 
 // preprocessUsage turns "preprocessing unknown" into a usage error: the fix
 // is a flag.
-func preprocessUsage(err error) error {
+func preprocessUsage(cmd *cobra.Command, err error) error {
 	if errors.Is(err, eval.ErrPreprocess) {
-		return usageError{err}
+		return usageError{commandPrefixed{cmd.Name(), err}}
 	}
 	return err
 }
+
+// commandPrefixed shows an eval package error under the command that
+// met it ("predict: ..." rather than "eval: ..."), still wrapping it.
+type commandPrefixed struct {
+	name string
+	err  error
+}
+
+func (e commandPrefixed) Error() string {
+	return e.name + ": " + strings.TrimPrefix(e.err.Error(), "eval: ")
+}
+func (e commandPrefixed) Unwrap() error { return e.err }
 
 // progressPrinter reports progress on stderr: one updating line on a
 // terminal, a line per 10% otherwise.
@@ -153,7 +174,7 @@ confusion matrix as a PNG heat map. Progress goes to stderr.`,
 	cmd.Flags().String("onnx", "", "ONNX model file (runs on ONNX Runtime: needs a cgo build and make setup)")
 	addWeightsFlags(cmd)
 	cmd.Flags().String("data", "", `dataset: IDX folder, image folder, or "mnist" (GoMNIST module data) (required)`)
-	cmd.Flags().String("split", "test", "dataset split: train or test")
+	cmd.Flags().String("split", "test", "dataset split: train, test, or all (an image folder without train/ and test/ sub-folders is split 80/20 by a hash of each file's name; all takes every image)")
 	cmd.Flags().Int("batch", eval.DefaultBatch, "images per batch")
 	cmd.Flags().Int("limit", 0, "evaluate only the first N images (0 = all)")
 	cmd.Flags().Int("top-k", 5, "k of the top-k accuracy")
@@ -161,6 +182,8 @@ confusion matrix as a PNG heat map. Progress goes to stderr.`,
 	cmd.Flags().String("plot", "", "write the confusion matrix as a PNG to this file")
 	addPreprocessFlags(cmd)
 	addORTFlags(cmd)
+	bindKey(cmd, "eval.batch", "batch")
+	bindKey(cmd, "eval.top_k", "top-k")
 	return cmd
 }
 
@@ -170,19 +193,28 @@ func runEval(cmd *cobra.Command, _ []string) error {
 		return usagef("--data is required")
 	}
 	split, _ := cmd.Flags().GetString("split")
-	batch, _ := cmd.Flags().GetInt("batch")
 	limit, _ := cmd.Flags().GetInt("limit")
-	k, _ := cmd.Flags().GetInt("top-k")
 	asJSON, _ := cmd.Flags().GetBool("json")
 	plot, _ := cmd.Flags().GetString("plot")
-	if batch <= 0 {
-		return usagef("--batch %d: must be positive", batch)
+	batch, err := configInt(cmd, "eval.batch", 1, 4096)
+	if err != nil {
+		return err
+	}
+	k, err := configInt(cmd, "eval.top_k", 1, math.MaxInt)
+	if err != nil {
+		return err
 	}
 	if limit < 0 {
 		return usagef("--limit %d: must be >= 0", limit)
 	}
-	if k <= 0 {
-		return usagef("--top-k %d: must be positive", k)
+	// Model files and the plot path are checked before the dataset is read.
+	if err := checkModelFlags(cmd); err != nil {
+		return err
+	}
+	if plot != "" {
+		if err := checkOutputPath(plot); err != nil {
+			return fmt.Errorf("eval: --plot: %w", err)
+		}
 	}
 	ds, err := openDataset(dataPath, split)
 	if err != nil {
@@ -193,6 +225,12 @@ func runEval(cmd *cobra.Command, _ []string) error {
 		return err
 	}
 	defer closeFn()
+	if n, err := classCount(cmd, clf); err != nil {
+		return err
+	} else if n != len(ds.Classes()) {
+		fmt.Fprintf(cmd.ErrOrStderr(), "bitrun: warning: the model has %d classes, the dataset %d (%s): accuracy compares class indices\n",
+			n, len(ds.Classes()), dataPath)
+	}
 	total := ds.Len()
 	if limit > 0 {
 		total = min(total, limit)
@@ -206,16 +244,50 @@ func runEval(cmd *cobra.Command, _ []string) error {
 		return err
 	}
 	rep.Dataset = fmt.Sprintf("%s (%s)", dataPath, split)
-	if plot != "" {
-		if err := eval.WriteConfusionPNG(plot, rep); err != nil {
-			return err
-		}
-		fmt.Fprintf(cmd.ErrOrStderr(), "confusion matrix written to %s\n", plot)
-	}
+	// The report first: a plot that cannot be written loses nothing.
 	if asJSON {
-		return eval.WriteJSON(cmd.OutOrStdout(), rep)
+		err = eval.WriteJSON(cmd.OutOrStdout(), rep)
+	} else {
+		err = eval.WriteText(cmd.OutOrStdout(), rep)
 	}
-	return eval.WriteText(cmd.OutOrStdout(), rep)
+	if err != nil || plot == "" {
+		return err
+	}
+	if err := eval.WriteConfusionPNG(plot, rep); err != nil {
+		return err
+	}
+	fmt.Fprintf(cmd.ErrOrStderr(), "confusion matrix written to %s\n", plot)
+	return nil
+}
+
+// checkOutputPath fails early when path cannot be written: its folder is
+// missing or not a folder, or path is a folder.
+func checkOutputPath(path string) error {
+	dir := filepath.Dir(path)
+	st, err := os.Stat(dir)
+	if err != nil {
+		return err
+	}
+	if !st.IsDir() {
+		return fmt.Errorf("%s is not a folder", dir)
+	}
+	if st, err := os.Stat(path); err == nil && st.IsDir() {
+		return fmt.Errorf("%s is a folder", path)
+	}
+	f, err := os.CreateTemp(dir, ".bitrun-check-*")
+	if err != nil {
+		return err
+	}
+	name := f.Name()
+	return errors.Join(f.Close(), os.Remove(name))
+}
+
+// classCount returns the number of classes clf scores: one forward pass of
+// a blank image.
+func classCount(cmd *cobra.Command, clf eval.Classifier) (int, error) {
+	pre := clf.Preprocess()
+	_, n, err := clf.Logits(cmd.Context(), make([]float32, pre.Channels*pre.Size*pre.Size), 1)
+	return n, err
 }
 
 func init() { register(newEvalCmd) }

@@ -96,6 +96,9 @@ func runExport(cmd *cobra.Command, _ []string) error {
 	if err != nil {
 		return err
 	}
+	if err := checkModelFile(weights, "--weights", kindNPZ); err != nil {
+		return err
+	}
 	ctx := cmd.Context()
 	_, digest, err := fileDigest(ctx, weights)
 	if err != nil {
@@ -106,7 +109,7 @@ func runExport(cmd *cobra.Command, _ []string) error {
 		return err
 	}
 	if labels != nil && len(labels) != m.Config.Classes {
-		return usagef("--labels %s has %d labels but %s has %d classes", labelsFile, len(labels), weights, m.Config.Classes)
+		return fmt.Errorf("export: --labels %s has %d labels but %s has %d classes", labelsFile, len(labels), weights, m.Config.Classes)
 	}
 	version, _ := buildVersion()
 	stderr := cmd.ErrOrStderr()
@@ -116,7 +119,9 @@ func runExport(cmd *cobra.Command, _ []string) error {
 		Progress: byteProgress(stderr, "export", m.Params.Count()*4),
 	})
 	if err != nil {
-		if errors.Is(err, export.ErrLabels) || errors.Is(err, export.ErrOpset) || errors.Is(err, export.ErrOptions) {
+		// A label file that does not match the checkpoint is a state error
+		// (the error alone); bad option values are usage errors.
+		if errors.Is(err, export.ErrOpset) || errors.Is(err, export.ErrOptions) {
 			return usageError{err}
 		}
 		if errors.Is(err, export.ErrTooLarge) {

@@ -220,6 +220,9 @@ func runFinetune(cmd *cobra.Command, _ []string) error {
 	if weights == "" {
 		return usagef("give the source model: --model NAME (zoo) or --weights FILE")
 	}
+	if err := checkModelFile(weights, "--weights", kindNPZ); err != nil {
+		return err
+	}
 	trainSet, err := openDataset(dataPath, "train")
 	if err != nil {
 		return err
@@ -287,8 +290,9 @@ func runFinetune(cmd *cobra.Command, _ []string) error {
 		"classes", len(trainSet.Classes()), "gemm", nn.Backend().Name(), "out", out)
 	sum, err := finetune.Run(cmd.Context(), o, trainSet, testSet)
 	if err != nil {
-		if errors.Is(err, finetune.ErrRunExists) || errors.Is(err, finetune.ErrResumeMismatch) || errors.Is(err, finetune.ErrOptions) ||
-			errors.Is(err, train.ErrRunExists) || errors.Is(err, train.ErrResumeMismatch) {
+		// An existing run folder or a resume with other options is a state
+		// error (the error alone); only invalid options are usage errors.
+		if errors.Is(err, finetune.ErrOptions) {
 			return usageError{err}
 		}
 		return err

@@ -56,7 +56,8 @@ func TestFinetuneCommand(t *testing.T) {
 			t.Errorf("run folder lacks %s: %v", f, err)
 		}
 	}
-	if _, stderr, code := runCaptured(t, args...); code != exitUsage || !strings.Contains(stderr, "resume") {
+	// A state error: the error alone, no usage text, exit 1 (issue 13).
+	if _, stderr, code := runCaptured(t, args...); code != exitFailure || !strings.Contains(stderr, "resume") || strings.Contains(stderr, "Usage:") {
 		t.Errorf("rerun without --resume: exit %d, stderr %q", code, stderr)
 	}
 	stdout, stderr, code = runCaptured(t, "finetune", "table", out)

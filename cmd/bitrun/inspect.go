@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/bitrun/bitrun/model"
@@ -32,12 +34,17 @@ type inspectReport struct {
 func newInspectCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "inspect [FILE]",
-		Short: "Show the architecture, parameter count and per-block shapes of a checkpoint",
+		Short: "Describe a checkpoint (architecture, parameters, per-stage shapes) or an ONNX model",
 		Long: `Show what a BiT checkpoint (.npz) holds: the architecture inferred from its
 keys and shapes, the class count, the parameter count, the channels, stride
 and output size of every stage at an input resolution, the file size and its
 SHA-256. Only the array headers are parsed, so large checkpoints inspect
-quickly; the file is read once in full for the digest.`,
+quickly; the file is read once in full for the digest.
+
+For an ONNX model (told apart by its bytes, not its name) it shows the
+inputs and outputs with their types and shapes, the opsets, the node and
+parameter counts and the metadata (bitrun.* keys: labels, resolution,
+normalisation, for a bitrun export).`,
 		Example: `  bitrun inspect r50x1.npz
   bitrun inspect --resolution 128 --json r50x1.npz`,
 		Args: cobra.MaximumNArgs(1),
@@ -69,14 +76,37 @@ func runInspect(cmd *cobra.Command, args []string) error {
 			return err
 		}
 	}
+	kind, err := sniffFile(path)
+	if err != nil {
+		return fmt.Errorf("inspect: %w", err)
+	}
+	out := cmd.OutOrStdout()
+	enc := json.NewEncoder(out)
+	enc.SetIndent("", "  ")
+	switch kind {
+	case kindNPZ:
+	case kindOther:
+		if !strings.EqualFold(filepath.Ext(path), ".npz") {
+			return fmt.Errorf("inspect: %s: neither a .npz checkpoint nor an ONNX model", path)
+		}
+		// A damaged checkpoint: the .npz reader says what is wrong.
+	case kindONNX:
+		rep, err := inspectONNX(cmd.Context(), path)
+		if err != nil {
+			return err
+		}
+		if asJSON {
+			return enc.Encode(rep)
+		}
+		return printONNXInspect(out, rep)
+	default:
+		return fmt.Errorf("inspect: %s: a %s, neither a .npz checkpoint nor an ONNX model", path, kind)
+	}
 	rep, err := inspectFile(cmd.Context(), path, res)
 	if err != nil {
 		return err
 	}
-	out := cmd.OutOrStdout()
 	if asJSON {
-		enc := json.NewEncoder(out)
-		enc.SetIndent("", "  ")
 		return enc.Encode(rep)
 	}
 	return printInspect(out, rep)

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"sync"
 	"syscall"
 
@@ -64,7 +65,41 @@ func newRoot() *cobra.Command {
 	for _, f := range commands {
 		root.AddCommand(f())
 	}
+	v, commit := buildVersion()
+	root.Version = v + " (commit " + commit + ")"
+	root.SetVersionTemplate("bitrun {{.Version}}\n")
+	for _, c := range root.Commands() {
+		unknownSubcommands(c)
+	}
 	return root
+}
+
+// unknownSubcommands makes every command group (a command with
+// subcommands and nothing to run itself) fail on an unknown subcommand with
+// a "did you mean" list, as the root does, instead of printing its help
+// and exiting 0.
+func unknownSubcommands(c *cobra.Command) {
+	if !c.HasSubCommands() {
+		return
+	}
+	for _, sub := range c.Commands() {
+		unknownSubcommands(sub)
+	}
+	if c.Run != nil || c.RunE != nil {
+		return
+	}
+	c.Args = cobra.ArbitraryArgs
+	c.SuggestionsMinimumDistance = 2 // cobra's default, set only on the root
+	c.RunE = func(cmd *cobra.Command, args []string) error {
+		if len(args) == 0 {
+			return cmd.Help()
+		}
+		msg := fmt.Sprintf("unknown command %q for %q", args[0], cmd.CommandPath())
+		if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+			msg += "\n\nDid you mean this?\n\t" + strings.Join(s, "\n\t")
+		}
+		return usagef("%s", msg)
+	}
 }
 
 func main() {

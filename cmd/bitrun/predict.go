@@ -45,20 +45,22 @@ Results go to stdout: one block per image, or a JSON array with --json.`,
 	cmd.Flags().String("labels", "", "labels file (one per line or a JSON array); default: the model's bitrun.labels metadata")
 	addPreprocessFlags(cmd)
 	addORTFlags(cmd)
+	bindKey(cmd, "predict.top_k", "top-k")
+	bindKey(cmd, "predict.batch", "batch")
 	return cmd
 }
 
 func runPredict(cmd *cobra.Command, images []string) error {
-	k, _ := cmd.Flags().GetInt("top-k")
-	batch, _ := cmd.Flags().GetInt("batch")
+	k, err := configInt(cmd, "predict.top_k", 1, math.MaxInt)
+	if err != nil {
+		return err
+	}
+	batch, err := configInt(cmd, "predict.batch", 1, 4096)
+	if err != nil {
+		return err
+	}
 	asJSON, _ := cmd.Flags().GetBool("json")
 	labelsFile, _ := cmd.Flags().GetString("labels")
-	if k <= 0 {
-		return usagef("--top-k %d: must be positive", k)
-	}
-	if batch <= 0 {
-		return usagef("--batch %d: must be positive", batch)
-	}
 	var fileLabels []string
 	if labelsFile != "" {
 		b, err := os.ReadFile(labelsFile)
@@ -94,6 +96,10 @@ func runPredict(cmd *cobra.Command, images []string) error {
 		logits, classes, err := clf.Logits(cmd.Context(), x, len(names))
 		if err != nil {
 			return err
+		}
+		if fileLabels != nil && len(fileLabels) != classes {
+			// As export: a labels file names every class of the model.
+			return fmt.Errorf("predict: --labels %s has %d labels, the model %d classes", labelsFile, len(fileLabels), classes)
 		}
 		for i, name := range names {
 			row := logits[i*classes : (i+1)*classes]

@@ -142,7 +142,8 @@ func runTrain(cmd *cobra.Command, _ []string) error {
 		return err
 	}
 	if !o.Resume && !dryRun && train.HasCheckpoint(o.OutDir) {
-		return usagef("%s already holds a checkpoint: pass --resume to continue it, or choose another --out", o.OutDir)
+		// A state error, not a usage one: the error alone, exit 1.
+		return fmt.Errorf("train: %s already holds a checkpoint: pass --resume to continue it, or choose another --out", o.OutDir)
 	}
 	trainSet, err := openDataset(dataPath, "train")
 	if err != nil {

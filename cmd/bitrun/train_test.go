@@ -71,9 +71,10 @@ func TestTrainCommand(t *testing.T) {
 			t.Errorf("run folder lacks %s: %v", f, err)
 		}
 	}
-	// The same folder again without --resume is a usage error.
-	if _, stderr, code := runCaptured(t, args...); code != exitUsage || !strings.Contains(stderr, "--resume") {
-		t.Errorf("rerun without --resume: exit %d, stderr %q; want %d naming --resume", code, stderr, exitUsage)
+	// The same folder again without --resume is a state error: the error
+	// alone, no usage text, exit 1 (issue 13).
+	if _, stderr, code := runCaptured(t, args...); code != exitFailure || !strings.Contains(stderr, "--resume") || strings.Contains(stderr, "Usage:") {
+		t.Errorf("rerun without --resume: exit %d, stderr %q; want %d naming --resume, without usage", code, stderr, exitFailure)
 	}
 	// With --resume a finished run just re-evaluates, keeping its training figures.
 	stdout, stderr, code = runCaptured(t, append(args, "--resume")...)
