@@ -10,10 +10,12 @@ import (
 	goruntime "runtime"
 	"runtime/pprof"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/bitrun/bitrun/export"
 	"github.com/bitrun/bitrun/internal/cputime"
 	"github.com/bitrun/bitrun/model"
 	"github.com/bitrun/bitrun/nn"
@@ -89,7 +91,7 @@ presets (all, head, head+gn).`,
 	}
 	cmd.Flags().String("onnx", "", "ONNX model file (runs on ONNX Runtime: needs a cgo build and make setup)")
 	addWeightsFlags(cmd)
-	cmd.Flags().Int("resolution", 128, "input side in pixels (a model with a fixed input size uses that)")
+	cmd.Flags().Int("resolution", 128, "input side in pixels (default for --onnx: the model's fixed input size, else its bitrun.resolution metadata, as predict/eval/serve; else 128)")
 	cmd.Flags().Int("channels", 0, "input channels (default: the model's input shape, else 3)")
 	cmd.Flags().Int("batch", 8, "images per run")
 	cmd.Flags().Int("runs", 20, "timed runs")
@@ -267,10 +269,7 @@ func runBench(cmd *cobra.Command, _ []string) error {
 		if channels != 0 {
 			r.Channels = channels
 		}
-		r.Resolution = res
-		if info.Shape[2] > 0 && !cmd.Flags().Changed("resolution") {
-			r.Resolution = int(info.Shape[2])
-		}
+		r.Resolution = onnxResolution(cmd, info, res)
 		shape := []int64{int64(batch), int64(r.Channels), int64(r.Resolution), int64(r.Resolution)}
 		if err := p.CheckShape(shape); err != nil {
 			return usageError{err}
@@ -383,3 +382,19 @@ func runBench(cmd *cobra.Command, _ []string) error {
 }
 
 func init() { register(newBenchCmd) }
+
+// onnxResolution is the input side bench feeds an ONNX model: --resolution
+// when given, else the model's fixed input size, else its bitrun.resolution
+// metadata (the rule predict, eval and serve follow), else def.
+func onnxResolution(cmd *cobra.Command, info runtime.Info, def int) int {
+	if cmd.Flags().Changed("resolution") {
+		return def
+	}
+	if len(info.Shape) == 4 && info.Shape[2] > 0 {
+		return int(info.Shape[2])
+	}
+	if v, err := strconv.Atoi(info.Metadata[export.MetaResolution]); err == nil && v >= 1 && v <= maxResolution {
+		return v
+	}
+	return def
+}

@@ -157,3 +157,27 @@ func writeTestPNG(t *testing.T, path string, c color.Gray) {
 		t.Fatal(err)
 	}
 }
+
+// TestBenchONNXResolution (issue 13): bench --onnx feeds a bitrun export at
+// its bitrun.resolution (was 128 for a 32-pixel model), as predict, eval
+// and serve do; --resolution still wins.
+func TestBenchONNXResolution(t *testing.T) {
+	requireORTCLI(t)
+	m := tinyModel(t)
+	for _, c := range []struct {
+		args []string
+		want int
+	}{
+		{nil, 32},
+		{[]string{"--resolution", "48"}, 48},
+	} {
+		out, _, err := execCLI(t, append([]string{"bench", "--onnx", m.onnx, "--runs", "1", "--warmup", "0", "--batch", "1", "--json"}, c.args...)...)
+		if err != nil {
+			t.Fatalf("bench %v: %v", c.args, err)
+		}
+		var r struct{ Resolution int }
+		if err := json.Unmarshal([]byte(out), &r); err != nil || r.Resolution != c.want {
+			t.Errorf("bench %v: resolution %d (%v), want %d", c.args, r.Resolution, err, c.want)
+		}
+	}
+}
