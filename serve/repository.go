@@ -47,10 +47,10 @@ type Repository struct {
 
 // RepositoryOptions configures a Repository.
 type RepositoryOptions struct {
-	Options Options                                          // defaults of every model; its config.json overrides them
-	Poll    time.Duration                                    // rescan interval picking up new, changed and removed models; zero or negative: no polling
+	Options Options                                              // defaults of every model; its config.json overrides them
+	Poll    time.Duration                                        // rescan interval picking up new, changed and removed models; zero or negative: no polling
 	Open    func(path string, opts Options) (*Classifier, error) // loads one version; default Open (ONNX Runtime)
-	Logger  *slog.Logger                                     // default: discard
+	Logger  *slog.Logger                                         // default: discard
 }
 
 // ModelConfig is the optional DIR/<model>/config.json. Zero fields keep

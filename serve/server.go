@@ -305,8 +305,8 @@ type reqCtx struct {
 	route   string
 	model   string
 	version string
-	err   error // what the handler failed with, for the log line
-	w     *statusWriter
+	err     error // what the handler failed with, for the log line
+	w       *statusWriter
 }
 
 type reqCtxKey struct{}
