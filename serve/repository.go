@@ -468,9 +468,7 @@ func (r *Repository) Unload(name string) (api.RepositoryLoad, error) {
 	defer r.mu.Unlock()
 	res := api.RepositoryLoad{Name: name, Versions: []string{}, State: api.StateUnavailable}
 	if t := r.srv.table.Load(); t == nil || t.models[name] == nil {
-		if _, known := r.states[name]; !known {
-			return res, fmt.Errorf("%w: %q is not loaded", ErrModelNotFound, name)
-		}
+		return res, fmt.Errorf("%w: %q is not loaded", ErrModelNotFound, name)
 	}
 	if err := r.srv.Replace(name); err != nil {
 		return res, err
