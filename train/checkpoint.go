@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 
@@ -244,4 +245,22 @@ func trimMetrics(path string, step int) error {
 		out.WriteByte('\n')
 	}
 	return writeAtomic(path, out.Bytes())
+}
+
+// keyDiff lists the fields in which two run keys (and seeds) differ, as
+// "json_name: old -> new".
+func keyDiff(a runKey, seedA uint64, b runKey, seedB uint64) []string {
+	var out []string
+	va, vb := reflect.ValueOf(a), reflect.ValueOf(b)
+	for i := 0; i < va.NumField(); i++ {
+		fa, fb := va.Field(i).Interface(), vb.Field(i).Interface()
+		if fa != fb {
+			name := strings.Split(va.Type().Field(i).Tag.Get("json"), ",")[0]
+			out = append(out, fmt.Sprintf("%s: %v -> %v", name, fa, fb))
+		}
+	}
+	if seedA != seedB {
+		out = append(out, fmt.Sprintf("seed: %d -> %d", seedA, seedB))
+	}
+	return out
 }

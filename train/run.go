@@ -329,7 +329,8 @@ func (r *runner) run(ctx context.Context, testSet data.Dataset) (*Summary, error
 		return nil, fmt.Errorf("%w: %s", ErrRunExists, dir)
 	case err == nil:
 		if ck.Run != r.key || ck.Seed != o.Seed {
-			return nil, fmt.Errorf("%w: checkpoint %+v seed %d, now %+v seed %d", ErrResumeMismatch, ck.Run, ck.Seed, r.key, o.Seed)
+			return nil, fmt.Errorf("%w: %s (the checkpoint's value -> the value given now)", ErrResumeMismatch,
+				strings.Join(keyDiff(ck.Run, ck.Seed, r.key, o.Seed), ", "))
 		}
 		params, sgd.Velocity, err = loadCheckpoint(dir, ck)
 		if err != nil {

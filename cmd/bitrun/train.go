@@ -2,10 +2,13 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"math"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -120,6 +123,11 @@ func runTrain(cmd *cobra.Command, _ []string) error {
 	asJSON, _ := f.GetBool("json")
 	dryRun, _ := f.GetBool("dry-run")
 
+	if o.Resume {
+		if err := resumeDefaults(cmd, &o); err != nil {
+			return err
+		}
+	}
 	dataPath := cfg.GetString("train.data")
 	switch {
 	case dataPath == "":
@@ -216,4 +224,84 @@ func trainProgress(w io.Writer) func(train.Progress) {
 		}
 		fmt.Fprintln(w, line)
 	}
+}
+
+// resumeDefaults takes the options of the run in o.OutDir (its config.json)
+// for every setting not given by a flag, environment variable or config
+// file, so `train --resume --out RUN --data D` continues RUN as it was
+// started; a setting given now that differs is reported by train.Run
+// field by field.
+func resumeDefaults(cmd *cobra.Command, o *train.Options) error {
+	path := filepath.Join(o.OutDir, train.ConfigFile)
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("train: %w", err)
+	}
+	var saved struct {
+		Options train.Options `json:"options"`
+	}
+	if err := json.Unmarshal(b, &saved); err != nil {
+		return fmt.Errorf("train: %s: %w", path, err)
+	}
+	s := saved.Options
+	given := func(flag string) bool {
+		if cmd.Flags().Changed(flag) {
+			return true
+		}
+		key := "train." + strings.ReplaceAll(flag, "-", "_")
+		_, bound := configKeys[key]
+		return bound && configSource(cmd, key) != "default"
+	}
+	if !given("arch") {
+		o.Arch = s.Arch
+	}
+	if !given("steps") && !given("epochs") {
+		o.Steps = s.Steps
+	}
+	if !given("batch") {
+		o.Batch = s.Batch
+	}
+	if !given("batch-split") {
+		o.BatchSplit = s.BatchSplit
+	}
+	if !given("resolution") {
+		o.Resolution = s.Resolution
+	}
+	if !given("pre-size") {
+		o.PreSize = s.PreSize
+	}
+	if !given("crop") {
+		o.Crop = s.Crop
+	}
+	if !given("flip") {
+		o.Flip = s.Flip
+	}
+	if !given("lr") {
+		o.LR = s.LR
+	}
+	if !given("warmup") {
+		o.Warmup = s.Warmup
+	}
+	if !given("momentum") {
+		o.Momentum = s.Momentum
+	}
+	if !given("weight-decay") {
+		o.WeightDecay = s.WeightDecay
+	}
+	if !given("mixup") {
+		o.MixupAlpha = s.MixupAlpha
+	}
+	if !given("freeze") {
+		o.Freeze = s.Freeze
+	}
+	if !given("seed") {
+		o.Seed = s.Seed
+	}
+	if !given("checkpoint-every") {
+		o.CheckpointEvery = s.CheckpointEvery
+	}
+	return nil
 }

@@ -89,6 +89,17 @@ func TestTrainCommand(t *testing.T) {
 		t.Errorf("re-evaluated summary: loss %g, train %gs, acc %g; want %g, %gs, %g",
 			again.FinalLoss, again.TrainSeconds, again.TestAccuracy, sum.FinalLoss, sum.TrainSeconds, sum.TestAccuracy)
 	}
+	// --resume takes the run's saved settings: only --data and --out are needed
+	// (issue 13) ...
+	short := []string{"train", "--data", ds, "--out", out, "--resume", "--json"}
+	if _, stderr, code := runCaptured(t, short...); code != exitOK {
+		t.Errorf("resume with the saved settings: exit %d, stderr %s", code, stderr)
+	}
+	// ... and a setting given now that differs is listed alone, not as two structs.
+	_, stderr, code = runCaptured(t, append(short, "--batch", "2", "--batch-split", "1")...)
+	if code == exitOK || !strings.Contains(stderr, "batch: 4 -> 2") || strings.Contains(stderr, "arch:") || strings.Contains(stderr, "{") {
+		t.Errorf("resume with another batch: exit %d, stderr %q; want only 'batch: 4 -> 2'", code, stderr)
+	}
 }
 
 func TestTrainUsageErrors(t *testing.T) {
