@@ -22,7 +22,7 @@ import (
 
 func newServeCmd() *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "serve (--onnx FILE ... | --weights FILE | --model NAME) [flags]",
+		Use:   "serve (--onnx FILE ... | --weights FILE | --model NAME | --model-repository DIR) [flags]",
 		Short: "Serve image classifiers over HTTP: raw-image predict, KServe v2, Prometheus metrics",
 		Long: `Serve one or more ONNX image classifiers over HTTP with dynamic batching.
 
@@ -32,8 +32,17 @@ Endpoints (see package serve):
   GET  /v2, /v2/health/live, /v2/health/ready, /healthz
   GET  /v2/models/NAME           inputs/outputs, labels, preprocessing, file SHA-256
   GET  /v2/models/NAME/ready
-  POST /v2/models/NAME/infer     KServe v2 JSON tensors
+  POST /v2/models/NAME/infer     KServe v2 tensors (JSON or binary), classification, UINT8 pixels
+  GET  /v2/models/NAME/versions/V[/ready|/infer|/stats], /v2/models[/NAME]/stats
+  GET|POST /v2/repository/index, POST /v2/repository/models/NAME/load|unload
   GET  /metrics                  Prometheus
+  GET  /                         a page to try a model; /openapi.json describes every route
+
+--model-repository DIR serves Triton's layout, DIR/NAME/VERSION/model.onnx
+with an optional DIR/NAME/config.json (batching, labels, normalisation,
+instance count, version policy); models load and reload through the
+repository API without dropping requests, and --repository-poll picks up
+new, changed and removed models.
 
 --onnx may be repeated; each model is named by the matching --name (in
 order) or its file name. --weights/--model serve a checkpoint (or a zoo
@@ -72,6 +81,9 @@ without --auth-token-file logs a warning.`,
 	f.Duration("drain-delay", 0, "shutdown: how long readiness reports 503 before the listener closes")
 	f.String("auth-token-file", "", "file holding a bearer token every route but the health probes requires")
 	f.String("log-format", "text", "log format on stderr: text or json")
+	f.String("model-repository", "", "serve the models of a Triton-style repository folder (DIR/NAME/VERSION/model.onnx)")
+	f.Duration("repository-poll", 0, "with --model-repository: rescan interval for new, changed and removed models (0: no polling)")
+	f.StringArray("cors-origin", nil, "origin allowed to call the API from a browser (repeatable; \"*\" for any)")
 	addORTFlags(cmd)
 	for key, flag := range map[string]string{
 		"serve.addr":            "addr",
@@ -92,6 +104,9 @@ without --auth-token-file logs a warning.`,
 	} {
 		bindKey(cmd, key, flag)
 	}
+	bindKey(cmd, "serve.model_repository", "model-repository")
+	bindKey(cmd, "serve.repository_poll", "repository-poll")
+	bindKey(cmd, "serve.cors_origins", "cors-origin")
 	return cmd
 }
 
@@ -135,6 +150,8 @@ func runServe(cmd *cobra.Command, _ []string) error {
 		Logger:    log,
 	}
 	scfg.Version, scfg.Commit = buildVersion()
+	scfg.CORSOrigins = cfg.GetStringSlice("serve.cors_origins")
+	repoDir := cfg.GetString("serve.model_repository")
 	opts := serve.Options{MaxPixels: int(maxPixels), Logger: log}
 	var grace time.Duration
 	// Every numeric setting is parsed strictly: a bad value names its key,
@@ -197,8 +214,21 @@ func runServe(cmd *cobra.Command, _ []string) error {
 		}
 		models = append(models, serveModel{name: name, weights: "?"})
 	}
-	if len(models) == 0 {
-		return usagef("give a model: --onnx FILE (repeatable), --weights FILE or --model NAME")
+	var poll time.Duration
+	if poll, err = configDuration(cmd, "serve.repository_poll", 0, math.MaxInt64); err != nil {
+		return err
+	}
+	switch {
+	case repoDir != "" && len(models) > 0:
+		return usagef("give either --model-repository or models (--onnx, --weights, --model), not both")
+	case repoDir == "" && poll > 0:
+		return usagef("--repository-poll needs --model-repository")
+	case repoDir != "":
+		if fi, err := os.Stat(repoDir); err != nil || !fi.IsDir() {
+			return usagef("--model-repository %q: not a folder", repoDir)
+		}
+	case len(models) == 0:
+		return usagef("give a model: --onnx FILE (repeatable), --weights FILE or --model NAME, or --model-repository DIR")
 	}
 	if len(names) > len(models) {
 		return usagef("%d --name values for %d models", len(names), len(models))
@@ -244,7 +274,23 @@ func runServe(cmd *cobra.Command, _ []string) error {
 	loadCtx, cancelLoad := context.WithCancel(ctx)
 	defer cancelLoad()
 	loaded := make(chan error, 1)
-	go func() { loaded <- loadServeModels(loadCtx, cmd, srv, models, opts, log) }()
+	if repoDir != "" {
+		go func() {
+			repo, err := serve.OpenRepository(repoDir, srv, serve.RepositoryOptions{Options: opts, Poll: poll, Logger: log})
+			if repo == nil {
+				loaded <- err
+				return
+			}
+			defer repo.Close()
+			if err != nil {
+				log.Warn("some models of the repository failed to load; the others serve (see /v2/repository/index)", "error", err)
+			}
+			loaded <- nil
+			<-loadCtx.Done()
+		}()
+	} else {
+		go func() { loaded <- loadServeModels(loadCtx, cmd, srv, models, opts, log) }()
+	}
 
 	for {
 		select {
