@@ -37,31 +37,51 @@ func (c cache) lockPath(file string) string {
 }
 
 // lock takes the cross-process lock of file, calling onWait once if another
-// holder makes it wait. The returned function releases it.
+// holder makes it wait. The returned function releases it and removes the
+// lock file, so no stale .locks/*.lock files stay behind: a waiter that
+// then holds the removed file sees that the path no longer names it and
+// locks afresh (the holder of the file at the path is the only holder).
 func (c cache) lock(ctx context.Context, file string, onWait func()) (func(), error) {
 	p := c.lockPath(file)
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		return nil, fmt.Errorf("zoo: creating lock directory: %w", err)
-	}
-	fl := flock.New(p)
-	ok, err := fl.TryLock()
-	if err != nil {
-		return nil, fmt.Errorf("zoo: locking %s: %w", p, err)
-	}
-	if !ok {
-		if onWait != nil {
-			onWait()
+	waited := false
+	for {
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return nil, fmt.Errorf("zoo: creating lock directory: %w", err)
 		}
-		ok, err = fl.TryLockContext(ctx, 50*time.Millisecond)
-		if err != nil || !ok {
-			_ = fl.Close()
-			if ctx.Err() != nil {
-				return nil, fmt.Errorf("zoo: waiting for the lock on %s: %w", file, ctx.Err())
-			}
+		fl := flock.New(p)
+		ok, err := fl.TryLock()
+		if err != nil {
 			return nil, fmt.Errorf("zoo: locking %s: %w", p, err)
 		}
+		if !ok {
+			if onWait != nil && !waited {
+				onWait()
+			}
+			waited = true
+			ok, err = fl.TryLockContext(ctx, 50*time.Millisecond)
+			if err != nil || !ok {
+				_ = fl.Close()
+				if ctx.Err() != nil {
+					return nil, fmt.Errorf("zoo: waiting for the lock on %s: %w", file, ctx.Err())
+				}
+				return nil, fmt.Errorf("zoo: locking %s: %w", p, err)
+			}
+		}
+		held, herr := fl.Stat()
+		cur, cerr := os.Stat(p)
+		if herr != nil || cerr != nil || !os.SameFile(held, cur) {
+			// The previous holder removed the file we waited on.
+			_ = fl.Close()
+			if err := ctx.Err(); err != nil {
+				return nil, fmt.Errorf("zoo: waiting for the lock on %s: %w", file, err)
+			}
+			continue
+		}
+		return func() {
+			_ = os.Remove(p)
+			_ = fl.Close()
+		}, nil
 	}
-	return func() { _ = fl.Close() }, nil
 }
 
 // record is what the lock file remembers about one cached file.

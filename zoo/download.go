@@ -84,7 +84,9 @@ func (p *puller) download(ctx context.Context, j job) (fetched int64, err error)
 			return fetched, fmt.Errorf("zoo: downloading %s from %s failed after %d attempts: %w", j.name, j.url, attempt, err)
 		}
 		wait := p.backoff(counted, err)
-		p.o.Logger.Warn("zoo: download attempt failed, retrying", "model", j.name, "url", j.url,
+		// Info, not Warn: the Progress callback reports every retry too (a
+		// CLI prints it once, from there).
+		p.o.Logger.Info("zoo: download attempt failed, retrying", "model", j.name, "url", j.url,
 			"attempt", attempt, "wait", wait, "err", err)
 		p.report(Progress{Phase: PhaseRetry, File: j.file, Attempt: attempt, Err: err, Wait: wait, Total: -1}, true)
 		t := time.NewTimer(wait)

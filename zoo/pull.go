@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -445,6 +446,9 @@ func Import(ctx context.Context, src, name string, opts Options) (Result, error)
 	w, err := p.modelWant(ref)
 	if err != nil {
 		return Result{}, err
+	}
+	if _, err := os.Stat(src); errors.Is(err, fs.ErrNotExist) {
+		return Result{}, fmt.Errorf("zoo: import %s: no such file: %w", src, err)
 	}
 	if _, ok := fileSize(src); !ok {
 		return Result{}, fmt.Errorf("zoo: import %s: not a regular file", src)

@@ -181,3 +181,33 @@ func TestBenchONNXResolution(t *testing.T) {
 		}
 	}
 }
+
+// TestZooOffline (issue 13): a pull with no network prints each retry once
+// (the progress line, not also a slog warning) and ends saying how to go on
+// offline; zoo import of a missing file says "no such file".
+func TestZooOffline(t *testing.T) {
+	cache := t.TempDir()
+	_, stderr, err := execCLI(t, "zoo", "pull", "BiT-M-R50x1", "--cache-dir", cache,
+		"--base-url", "http://127.0.0.1:1", "--max-attempts", "2")
+	if err == nil {
+		t.Fatal("pull from a closed port: no error")
+	}
+	for _, w := range []string{"--base-url", "bitrun zoo import FILE --name BiT-M-R50x1"} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error %q lacks %q", err, w)
+		}
+	}
+	if n := strings.Count(stderr, "attempt 1"); n != 1 {
+		t.Errorf("retry printed %d times:\n%s", n, stderr)
+	}
+	if strings.Contains(stderr, "level=WARN") {
+		t.Errorf("retry also logged as a warning:\n%s", stderr)
+	}
+	if left, _ := filepath.Glob(filepath.Join(cache, ".locks", "*")); len(left) != 0 {
+		t.Errorf("lock files left behind: %v", left)
+	}
+	_, _, err = execCLI(t, "zoo", "import", filepath.Join(cache, "missing.npz"), "--name", "BiT-M-R50x1", "--cache-dir", cache)
+	if err == nil || !strings.Contains(err.Error(), "no such file") {
+		t.Errorf("zoo import of a missing file: %v", err)
+	}
+}

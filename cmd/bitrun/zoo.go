@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/url"
 	"os"
 	"path"
 	"strings"
@@ -241,7 +243,7 @@ resolution, with its labels).`,
 			for _, name := range args {
 				res, err := zoo.Pull(cmd.Context(), name, o)
 				if err != nil {
-					return err
+					return offlineHint(err, name)
 				}
 				stderr := cmd.ErrOrStderr()
 				if res.Cached {
@@ -558,4 +560,16 @@ func zooBar(pct int64, width int) string {
 	n := int(pct) * width / 100
 	n = min(max(n, 0), width)
 	return "[" + strings.Repeat("=", n) + strings.Repeat(" ", width-n) + "]"
+}
+
+// offlineHint adds to a pull that failed for want of a network how to go
+// on without one.
+func offlineHint(err error, name string) error {
+	var ue *url.Error
+	var ne net.Error
+	if !errors.As(err, &ue) && !errors.As(err, &ne) && !errors.Is(err, zoo.ErrOffline) {
+		return err
+	}
+	return fmt.Errorf("%w\nwithout a network: pull from a mirror with --base-url URL (BITRUN_ZOO_BASE_URL, zoo.base_url), "+
+		"or copy the file in by other means and register it with: bitrun zoo import FILE --name %s", err, name)
 }
