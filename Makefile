@@ -8,7 +8,7 @@ export BITRUN_ORT_LIB ?= $(ORT_LIB)
 RACE_PKGS := ./nn/... ./model/... ./train/... ./runtime/... ./zoo/... ./serve/... ./internal/turbojpeg/...
 FUZZTIME  ?= 10s
 # make setup installs these; their tests fail instead of skipping when missing.
-REQUIRE   := BITRUN_REQUIRE_ORT=1 BITRUN_REQUIRE_OPENBLAS=1 BITRUN_REQUIRE_TURBOJPEG=1
+REQUIRE   := BITRUN_REQUIRE_ORT=1 BITRUN_REQUIRE_OPENBLAS=1 BITRUN_REQUIRE_TURBOJPEG=1 BITRUN_REQUIRE_CHROMIUM=1
 
 # make install puts the binary in $(PREFIX)/bin and ONNX Runtime in
 # $(PREFIX)/lib/bitrun, where the installed binary looks for it.

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what bitrun's build, tests and demo need on a Debian machine:
 # OpenBLAS and libjpeg-turbo's TurboJPEG (both loaded at run time), the
-# Fashion-MNIST dataset package, npm (for the ONNX Runtime library), Go
-# modules and the ONNX Runtime library itself.
+# Fashion-MNIST dataset package, npm (for the ONNX Runtime library),
+# Chromium (the serve page's browser test), Go modules and the ONNX Runtime
+# library itself.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 need=()
@@ -10,6 +11,7 @@ need=()
 [ -e /usr/lib/x86_64-linux-gnu/libturbojpeg.so.0 ] || [ -e /usr/lib/aarch64-linux-gnu/libturbojpeg.so.0 ] || need+=(libturbojpeg0)
 [ -d /usr/share/datasets/fashion-mnist ] || need+=(dataset-fashion-mnist)
 command -v npm >/dev/null || need+=(npm)
+command -v chromium >/dev/null || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "setup: installing ${need[*]}" >&2
