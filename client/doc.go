@@ -1,5 +1,8 @@
 // Package client is a Go client for the HTTP API of bitrun serve (package
-// serve): raw-image predict, KServe v2 metadata, infer and health.
+// serve): raw-image predict, KServe v2 metadata, infer (JSON or binary
+// tensors, classification), statistics, health, model versions and the
+// model repository API. Its wire types are package api's, shared with the
+// server.
 //
 // It depends only on the standard library, so programs that call a bitrun
 // server do not link ONNX Runtime or cgo. Errors from the server come back

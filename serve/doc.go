@@ -22,14 +22,32 @@
 // A Server exposes classifiers over HTTP (Handler for mounting in another
 // mux, Serve/ListenAndServe for a hardened http.Server):
 //
-//	POST /v1/models/{name}/predict   raw image body (image/*) or multipart "file" parts; ?top_k=
-//	GET  /v1/models                  served models
-//	GET  /v2                         KServe v2 server metadata
+//	POST /v1/models/{name}[/versions/{v}]/predict   raw image body (image/*) or multipart "file" parts; ?top_k=
+//	GET  /v1/models                  served models and their versions
+//	GET  /v2                         KServe v2 server metadata and extensions
 //	GET  /v2/health/live, /v2/health/ready, /healthz
-//	GET  /v2/models/{name}           metadata: tensors, labels, preprocessing, SHA-256
-//	GET  /v2/models/{name}/ready
-//	POST /v2/models/{name}/infer     KServe v2 JSON tensors (FP32, [N,C,H,W])
-//	GET  /metrics                    Prometheus
+//	GET  /v2/models/{name}[/versions/{v}]         metadata: tensors, labels, preprocessing, SHA-256
+//	GET  /v2/models/{name}[/versions/{v}]/ready
+//	POST /v2/models/{name}[/versions/{v}]/infer   KServe v2 tensors (see below)
+//	GET  /v2/models[/{name}[/versions/{v}]]/stats Triton-style statistics per version
+//	GET|POST /v2/repository/index, POST /v2/repository/models/{name}/load|unload
+//	GET  /metrics                    Prometheus (per-model series labelled model and version)
+//	GET  /                           a self-contained page to try a model
+//	GET  /openapi.json               the OpenAPI 3 description of every route above
+//
+// The infer route speaks the Open Inference Protocol with its binary
+// tensor data extension (Inference-Header-Content-Length; binary_data_size
+// on inputs, binary_data on outputs, binary_data_output on the request) and
+// its classification extension (an output's "classification": N returns
+// BYTES "value:index:label" strings of the top N). Inputs are FP32
+// [N, C, H, W] already preprocessed, or UINT8 image pixels of any size
+// ([N, H, W, C] by default, [N, C, H, W] with "layout": "NCHW", or one
+// [H, W, C] image) that get the model's preprocessing, as predict applies it
+// after decoding. The wire bodies are package api's, shared with package
+// client. A model without a version is served as version 1; several
+// versions of a model come from a Repository, whose loads publish the new
+// versions only once they are warmed, and close the old ones once their
+// requests in flight are done (Server.Replace).
 //
 // Every error is a JSON body {"error": "..."}; the status code comes from one
 // function mapping the package's sentinel errors (ErrQueueFull is 503 with
@@ -71,6 +89,14 @@
 //     output requested twice or unknown is a 400), so its size is bounded by
 //     MaxImages × the model's outputs; it is encoded before the status is
 //     written (NaN or Inf outputs are a 500 with a JSON error).
+//   - UINT8 pixels: each image is checked against Config.MaxPixels before
+//     anything is allocated for it and converted one at a time under a
+//     decode slot (4 bytes per pixel on top of the body); binary tensor
+//     lengths must cover the body exactly (api.AttachBinary), so no tensor
+//     reads past it or shares bytes with another.
+//   - Repository: model names are plain names (ValidName), and every
+//     folder and file is resolved through its symlinks and must stay
+//     inside the repository; a load that fails changes nothing.
 //   - Every http.Server timeout is set.
 //
 // A bearer token (Config.AuthToken) protects every route except the health
