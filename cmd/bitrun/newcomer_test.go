@@ -211,3 +211,35 @@ func TestZooOffline(t *testing.T) {
 		t.Errorf("zoo import of a missing file: %v", err)
 	}
 }
+
+// TestServeRunFolder (issue 13): serving a run folder's files names the
+// model after the folder, and its weights keep the run's labels and
+// resolution.
+func TestServeRunFolder(t *testing.T) {
+	for _, c := range []struct{ path, want string }{
+		{"runs/fmnist/model.onnx", "fmnist"},
+		{"runs/mnist/weights.npz", "mnist"},
+		{"m.onnx", "m"},
+		{"model.onnx", "model"},
+	} {
+		if got := defaultModelName(c.path); got != c.want {
+			t.Errorf("defaultModelName(%q) = %q, want %q", c.path, got, c.want)
+		}
+	}
+	m := tinyModel(t)
+	run := t.TempDir()
+	b, err := os.ReadFile(m.onnx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(run, "model.onnx"), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res, labels := runFolderMeta(filepath.Join(run, "weights.npz"))
+	if res != 32 || len(labels) != 10 || labels[0] != "T-shirt/top" {
+		t.Errorf("run folder metadata: %d, %q", res, labels)
+	}
+	if res, labels := runFolderMeta(filepath.Join(t.TempDir(), "weights.npz")); res != 0 || labels != nil {
+		t.Errorf("no run folder: %d, %q", res, labels)
+	}
+}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -15,8 +16,11 @@ import (
 	"time"
 
 	"github.com/bitrun/bitrun/export"
+	"github.com/bitrun/bitrun/export/onnxpb"
+	"github.com/bitrun/bitrun/finetune"
 	"github.com/bitrun/bitrun/model"
 	"github.com/bitrun/bitrun/serve"
+	"github.com/bitrun/bitrun/train"
 	"github.com/spf13/cobra"
 )
 
@@ -64,7 +68,7 @@ without --auth-token-file logs a warning.`,
 	f.StringArray("onnx", nil, "ONNX model file (repeatable)")
 	f.StringArray("name", nil, "model name in URLs, one per model in order (default: file name without extension)")
 	addWeightsFlags(cmd)
-	f.Int("resolution", export.DefaultResolution, "with --weights/--model: image side the checkpoint is exported at")
+	f.Int("resolution", export.DefaultResolution, "with --weights/--model: image side the checkpoint is exported at (a run folder's weights default to the resolution the run recorded)")
 	f.String("labels", "", "with --weights/--model: class names file (one per line or a JSON array)")
 	f.String("addr", "127.0.0.1:8080", "listen address (host:port); port 0 picks a free one")
 	f.Int("max-batch", 16, "largest batch sent to a model")
@@ -203,14 +207,14 @@ func runServe(cmd *cobra.Command, _ []string) error {
 	// The models to serve, named in order.
 	var models []serveModel
 	for _, p := range onnxFiles {
-		models = append(models, serveModel{onnx: p, name: serve.ModelName(p)})
+		models = append(models, serveModel{onnx: p, name: defaultModelName(p)})
 	}
 	weightsFlag, _ := f.GetString("weights")
 	zooName, _ := f.GetString("model")
 	if weightsFlag != "" || zooName != "" {
 		name := zooName
 		if name == "" {
-			name = serve.ModelName(weightsFlag)
+			name = defaultModelName(weightsFlag)
 		}
 		models = append(models, serveModel{name: name, weights: "?"})
 	}
@@ -360,7 +364,17 @@ func exportForServe(ctx context.Context, cmd *cobra.Command, log *slog.Logger) (
 	}
 	resolution, _ := cmd.Flags().GetInt("resolution")
 	labelsFile, _ := cmd.Flags().GetString("labels")
-	var labels []string
+	// A run folder's weights keep what the run recorded: the labels and the
+	// test resolution of its model.onnx (finetune), or the trained
+	// resolution of its config.json (train), unless the flags say otherwise.
+	runRes, runLabels := runFolderMeta(weights)
+	if !cmd.Flags().Changed("resolution") && runRes > 0 {
+		resolution = runRes
+	}
+	labels := runLabels
+	if labelsFile != "" {
+		labels = nil
+	}
 	if labelsFile != "" {
 		b, err := os.ReadFile(labelsFile)
 		if err != nil {
@@ -379,7 +393,7 @@ func exportForServe(ctx context.Context, cmd *cobra.Command, log *slog.Logger) (
 		return "", nil, fmt.Errorf("serve: %w", err)
 	}
 	cleanup := func() { _ = os.RemoveAll(dir) }
-	out := filepath.Join(dir, serve.ModelName(weights)+".onnx")
+	out := filepath.Join(dir, defaultModelName(weights)+".onnx")
 	if _, err := export.Export(ctx, out, m.Config, m.Params, export.Options{Resolution: resolution, Labels: labels, Logger: log}); err != nil {
 		cleanup()
 		return "", nil, err
@@ -463,4 +477,42 @@ func parseWithUnits(s string, units map[string]int64) (int64, error) {
 		return 0, fmt.Errorf("%q: out of range", s)
 	}
 	return int64(n), nil
+}
+
+// defaultModelName is the served name of a model file: its name without
+// the extension, or, for the model.onnx or weights.npz of a run folder,
+// the folder's name (runs/fmnist/model.onnx is served as "fmnist").
+func defaultModelName(path string) string {
+	name := serve.ModelName(path)
+	if name == "model" || name == "weights" {
+		if dir := filepath.Base(filepath.Dir(filepath.Clean(path))); serve.ValidName(dir) && dir != "." {
+			return dir
+		}
+	}
+	return name
+}
+
+// runFolderMeta returns the resolution and labels a run folder recorded
+// beside weights: the bitrun metadata of its model.onnx (finetune), else
+// the resolution in its config.json (train). Zero and nil when there is
+// none.
+func runFolderMeta(weights string) (int, []string) {
+	dir := filepath.Dir(weights)
+	if f, err := os.Open(filepath.Join(dir, finetune.ModelFile)); err == nil {
+		defer f.Close()
+		if h, err := onnxpb.ReadHeader(f); err == nil {
+			if m, err := export.ParseMeta(h.Metadata()); err == nil {
+				return m.Resolution, m.Labels
+			}
+		}
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, train.ConfigFile)); err == nil {
+		var c struct {
+			Options train.Options `json:"options"`
+		}
+		if json.Unmarshal(b, &c) == nil && c.Options.Resolution > 0 {
+			return c.Options.Resolution, nil
+		}
+	}
+	return 0, nil
 }
