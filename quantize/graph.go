@@ -113,6 +113,21 @@ func analyse(m *onnxpb.Model) (*bitGraph, error) {
 	return g, nil
 }
 
+// keepFloat drops the convolutions with fewer than minChannels input
+// channels from the quantized set (all stay when minChannels is negative)
+// and returns how many it dropped.
+func (g *bitGraph) keepFloat(minChannels int) int {
+	kept := g.convs[:0:0]
+	for _, c := range g.convs {
+		if minChannels < 0 || c.weight.Dims[1] >= int64(minChannels) {
+			kept = append(kept, c)
+		}
+	}
+	n := len(g.convs) - len(kept)
+	g.convs = kept
+	return n
+}
+
 // activations lists the tensors calibration must measure, in graph order
 // without duplicates: the image, each conv's input and output, and the
 // head's input when the head is quantized.

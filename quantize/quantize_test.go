@@ -138,9 +138,10 @@ func TestQuantizeFashionMNIST(t *testing.T) {
 	train, test := fashion(t, "train"), fashion(t, "test")
 	test = data.Subset(test, data.Shuffled(test.Len(), 3)[:500])
 	for _, tc := range []struct {
-		head   Head
-		method string
-	}{{HeadFloat, "minmax"}, {HeadInt8, "percentile:99.99"}} {
+		head        Head
+		method      string
+		minChannels int
+	}{{HeadFloat, "minmax", 0}, {HeadInt8, "percentile:99.99", -1}} {
 		t.Run(tc.head.String()+"-"+tc.method, func(t *testing.T) {
 			method, err := ParseMethod(tc.method)
 			if err != nil {
@@ -149,7 +150,7 @@ func TestQuantizeFashionMNIST(t *testing.T) {
 			out := filepath.Join(t.TempDir(), "int8.onnx")
 			res, err := Quantize(context.Background(), in, out, Options{
 				Calibration: train, CalibrationName: "fmnist (train)", Images: 128, Method: method,
-				Head: tc.head, Eval: test, EvalName: "fmnist (test)", MaxDrop: 5,
+				Head: tc.head, Eval: test, EvalName: "fmnist (test)", MaxDrop: 5, MinChannels: tc.minChannels,
 				Runtime: runtime.Options{IntraThreads: 2},
 			})
 			if err != nil {
@@ -164,9 +165,14 @@ func TestQuantizeFashionMNIST(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			checkQDQ(t, m, tc.head)
+			// The tiny model has three convolutions under 16 input channels:
+			// the root (3) and block 1's 3×3 and last 1×1 (8).
+			if want := map[bool]int{true: 0, false: 3}[tc.minChannels < 0]; res.FloatConvs != want {
+				t.Errorf("%d convolutions kept float, want %d", res.FloatConvs, want)
+			}
+			checkQDQ(t, m, tc.head, res.FloatConvs)
 			checkMeta(t, m, in, tc.method, tc.head)
-			checkFused(t, out, res.Convs)
+			checkFused(t, out, res.Convs, res.FloatConvs)
 			checkLogits(t, in, out, test)
 		})
 	}
@@ -176,7 +182,7 @@ func TestQuantizeFashionMNIST(t *testing.T) {
 // activation and an int8 per-channel kernel and feeds only a
 // QuantizeLinear; GroupNorm and softmax read no DequantizeLinear directly
 // from a weight; the head follows h.
-func checkQDQ(t *testing.T, m *onnxpb.Model, h Head) {
+func checkQDQ(t *testing.T, m *onnxpb.Model, h Head, floatConvs int) {
 	t.Helper()
 	producer := map[string]*onnxpb.Node{}
 	consumers := map[string][]*onnxpb.Node{}
@@ -197,6 +203,10 @@ func checkQDQ(t *testing.T, m *onnxpb.Model, h Head) {
 	for _, n := range m.Graph.Nodes {
 		switch n.OpType {
 		case "Conv":
+			if w := inits[n.Inputs[1]]; w != nil && w.DataType == onnxpb.Float && w.Dims[1] < DefaultMinChannels && floatConvs > 0 {
+				floatConvs--
+				continue // kept float (MinChannels)
+			}
 			convs++
 			if !isDQ(n.Inputs[0]) || !isDQ(n.Inputs[1]) {
 				t.Fatalf("conv %s inputs %v are not both dequantized", n.Name, n.Inputs)
@@ -233,8 +243,8 @@ func checkQDQ(t *testing.T, m *onnxpb.Model, h Head) {
 			t.Fatalf("unexpected %s in a QDQ graph", n.OpType)
 		}
 	}
-	if convs == 0 {
-		t.Fatal("no convolutions")
+	if convs == 0 || floatConvs != 0 {
+		t.Fatalf("%d quantized convolutions, %d float ones not found", convs, floatConvs)
 	}
 }
 
@@ -267,7 +277,7 @@ func checkMeta(t *testing.T, m *onnxpb.Model, in, method string, h Head) {
 
 // checkFused opens the int8 model with ONNX Runtime's optimized-model dump
 // and checks that every convolution runs as an integer kernel.
-func checkFused(t *testing.T, path string, convs int) {
+func checkFused(t *testing.T, path string, convs, floatConvs int) {
 	t.Helper()
 	dump := filepath.Join(t.TempDir(), "optimized.onnx")
 	p, err := runtime.Open(path, runtime.Options{IntraThreads: 1, OptimizedModelPath: dump})
@@ -283,9 +293,9 @@ func checkFused(t *testing.T, path string, convs int) {
 	for _, n := range m.Graph.Nodes {
 		counts[n.OpType]++
 	}
-	if counts["QLinearConv"] != convs || counts["Conv"] != 0 || counts["FusedConv"] != 0 {
-		t.Errorf("ONNX Runtime runs QLinearConv %d, Conv %d, FusedConv %d; want all %d convolutions integer (%s)",
-			counts["QLinearConv"], counts["Conv"], counts["FusedConv"], convs, describe(m))
+	if counts["QLinearConv"] != convs || counts["Conv"]+counts["FusedConv"] != floatConvs {
+		t.Errorf("ONNX Runtime runs QLinearConv %d, Conv %d, FusedConv %d; want %d integer and %d float convolutions (%s)",
+			counts["QLinearConv"], counts["Conv"], counts["FusedConv"], convs, floatConvs, describe(m))
 	}
 }
 

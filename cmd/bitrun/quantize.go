@@ -26,6 +26,7 @@ type quantizeOptions struct {
 	method      string
 	head        string
 	batch       int
+	minChannels int
 	limit       int
 	maxDrop     float64
 	force       bool
@@ -86,6 +87,7 @@ a step fails.`,
 	f.String("eval-split", "test", "held-out split of the accuracy guard: train or test")
 	f.Int("limit", 0, "evaluate only the first N images of the eval split (0 = all)")
 	f.Float64("max-drop", quantize.DefaultMaxDrop, "largest top-1 drop in points written without --force (negative: guard off)")
+	f.Int("min-channels", quantize.DefaultMinChannels, "keep convolutions with fewer input channels float (the 3-channel root conv is faster in float; negative: quantize all)")
 	f.Int("batch", quantize.DefaultBatch, "calibration batch (bounds memory: one batch of activations)")
 	f.Bool("per-class", false, "print per-class accuracy of both models")
 	f.Bool("force", false, "write OUT even when the drop exceeds --max-drop, and overwrite an existing OUT")
@@ -109,6 +111,7 @@ func quantizeFlags(cmd *cobra.Command) (quantizeOptions, error) {
 	o.method, _ = f.GetString("calibrate")
 	o.head, _ = f.GetString("head")
 	o.batch, _ = f.GetInt("batch")
+	o.minChannels, _ = f.GetInt("min-channels")
 	o.limit, _ = f.GetInt("limit")
 	o.maxDrop, _ = f.GetFloat64("max-drop")
 	o.force, _ = f.GetBool("force")
@@ -174,7 +177,8 @@ func runQuantize(ctx context.Context, o quantizeOptions, stdout, stderr io.Write
 	res, err := quantize.Quantize(ctx, o.in, o.out, quantize.Options{
 		Calibration: calib, CalibrationName: fmt.Sprintf("%s (%s)", o.data, o.calibSplit),
 		Images: o.images, Seed: o.seed, Method: o.parsedCalib, Head: o.parsedHead, Batch: o.batch,
-		Eval: evalSet, EvalName: fmt.Sprintf("%s (%s)", o.data, o.evalSplit), Limit: o.limit,
+		MinChannels: o.minChannels,
+		Eval:        evalSet, EvalName: fmt.Sprintf("%s (%s)", o.data, o.evalSplit), Limit: o.limit,
 		MaxDrop: maxDrop, Force: o.force, Runtime: o.runtime, Logger: o.runtime.Logger,
 		Progress: func(phase string, done, total int) {
 			p := progress[phase]
@@ -196,8 +200,8 @@ func runQuantize(ctx context.Context, o quantizeOptions, stdout, stderr io.Write
 	case err != nil:
 		return err
 	}
-	fmt.Fprintf(stderr, "wrote %s: %d convolutions int8, %d activations uint8, %s (fp32 %s), %v\n",
-		res.Path, res.Convs, res.Activations, byteSize(res.Bytes), byteSize(res.SourceBytes), res.Duration.Round(1e6))
+	fmt.Fprintf(stderr, "wrote %s: %d convolutions int8 (%d float), %d activations uint8, %s (fp32 %s), %v\n",
+		res.Path, res.Convs, res.FloatConvs, res.Activations, byteSize(res.Bytes), byteSize(res.SourceBytes), res.Duration.Round(1e6))
 	return nil
 }
 
