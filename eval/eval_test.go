@@ -340,7 +340,8 @@ func TestWriters(t *testing.T) {
 	// Find the darkest and lightest cell centres on the grid: the diagonal
 	// (mostly right) must be darker than an off-diagonal cell with no examples.
 	lum := func(x, y int) uint32 { r, g, b, _ := img.At(x, y).RGBA(); return r + g + b }
-	const cell, ox, oy = 36, 40, 62               // layout constants of ConfusionImage for 3 classes
+	l := confusionLayout(3, make([]string, 2), r.Labels) // WriteConfusionPNG's two title lines
+	cell, ox, oy := l.cell, l.ox, l.oy
 	diag := lum(ox+cell/2-12, oy+cell/2-12)       // cell (0,0), away from the count text
 	off := lum(ox+2*cell+cell/2-12, oy+cell/2-12) // cell (0,2): class 0 never shows colour 2
 	if !(diag < off) {

@@ -8,10 +8,9 @@ import (
 	"image/draw"
 	"image/png"
 	"math"
-	"os"
-	"path/filepath"
 	"strconv"
 
+	"github.com/bitrun/bitrun/internal/atomicfile"
 	"golang.org/x/image/font"
 	"golang.org/x/image/font/basicfont"
 	"golang.org/x/image/math/fixed"
@@ -23,23 +22,21 @@ import (
 // counts written in the cells when they fit
 // and class indices along both axes.
 func ConfusionImage(conf [][]int64, title string) *image.RGBA {
+	return ConfusionImageLabels(conf, []string{title}, nil)
+}
+
+// maxLabelChars bounds the class names written beside the rows.
+const maxLabelChars = 18
+
+// ConfusionImageLabels is ConfusionImage with the title on several lines
+// (the image is as wide as the matrix or its longest title line) and, when
+// labels has one name per class, "index name" beside each row.
+func ConfusionImageLabels(conf [][]int64, titles []string, labels []string) *image.RGBA {
 	n := len(conf)
 	face := basicfont.Face7x13
-	cell := 36
-	switch {
-	case n > 200:
-		cell = max(1, 1200/n)
-	case n > 40:
-		cell = 6
-	case n > 20:
-		cell = 16
-	}
-	showCounts := cell >= 28
-	margin := 40 // left and top, for indices
-	titleH := 22
-	w := margin + n*cell + 16
-	h := titleH + margin + n*cell + 16
-	w = max(w, 8*len(title)+16)
+	l := confusionLayout(n, titles, labels)
+	cell, showCounts, named, rowNames := l.cell, l.cell >= 28, l.named, l.rowNames
+	titleH, w, h := l.titleH, l.w, l.h
 	img := image.NewRGBA(image.Rect(0, 0, w, h))
 	draw.Draw(img, img.Bounds(), image.NewUniform(color.White), image.Point{}, draw.Src)
 
@@ -48,8 +45,10 @@ func ConfusionImage(conf [][]int64, title string) *image.RGBA {
 		d.DrawString(s)
 	}
 	textW := func(s string) int { return font.MeasureString(face, s).Round() }
-	text(title, 8, 15, color.Black)
-	ox, oy := margin, titleH+margin
+	for i, t := range titles {
+		text(t, 8, 15+15*i, color.Black)
+	}
+	ox, oy := l.ox, l.oy
 	text("predicted", ox, titleH+11, color.Gray{0x60})
 	text("true", 2, oy-4, color.Gray{0x60})
 
@@ -62,7 +61,14 @@ func ConfusionImage(conf [][]int64, title string) *image.RGBA {
 		// column index, centred above the column
 		text(s, ox+i*cell+cell/2-textW(s)/2, oy-6, color.Black)
 		// row index, right-aligned left of the row
-		text(s, ox-4-textW(s), oy+i*cell+cell/2+5, color.Black)
+		if !named {
+			text(s, ox-4-textW(s), oy+i*cell+cell/2+5, color.Black)
+		}
+	}
+	if named { // every row: "index name"
+		for i, s := range rowNames {
+			text(s, ox-4-textW(s), oy+i*cell+cell/2+5, color.Black)
+		}
 	}
 	for i, row := range conf {
 		var sum int64
@@ -113,39 +119,57 @@ func shade(f float64) color.RGBA {
 // WriteConfusionPNG writes the report's confusion matrix as a PNG heat map
 // to path, atomically (temporary file in the same folder, then rename).
 func WriteConfusionPNG(path string, r *Report) error {
-	title := fmt.Sprintf("confusion matrix, %d images, top-1 %s (rows: true, cols: predicted; shade = sqrt of row share)", r.Images, pct(r.Top1))
+	titles := []string{
+		fmt.Sprintf("confusion matrix, %d images, top-1 %s", r.Images, pct(r.Top1)),
+		"rows: true, cols: predicted; shade = sqrt of row share",
+	}
 	var buf bytes.Buffer
-	if err := png.Encode(&buf, ConfusionImage(r.Confusion, title)); err != nil {
+	if err := png.Encode(&buf, ConfusionImageLabels(r.Confusion, titles, r.Labels)); err != nil {
 		return fmt.Errorf("eval: encoding confusion matrix: %w", err)
 	}
-	return writeAtomic(path, buf.Bytes())
-}
-
-func writeAtomic(path string, b []byte) (err error) {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("eval: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	if _, err = f.Write(b); err != nil {
-		return fmt.Errorf("eval: writing %s: %w", path, err)
-	}
-	if err = f.Sync(); err != nil {
-		return fmt.Errorf("eval: writing %s: %w", path, err)
-	}
-	if err = f.Close(); err != nil {
-		return fmt.Errorf("eval: writing %s: %w", path, err)
-	}
-	if err = os.Chmod(f.Name(), 0o644); err != nil {
-		return fmt.Errorf("eval: %w", err)
-	}
-	if err = os.Rename(f.Name(), path); err != nil {
+	if err := atomicfile.Write(path, buf.Bytes()); err != nil {
 		return fmt.Errorf("eval: %w", err)
 	}
 	return nil
+}
+
+// plotLayout is where ConfusionImageLabels puts things.
+type plotLayout struct {
+	cell, margin, titleH int
+	ox, oy               int // top-left corner of the matrix
+	w, h                 int
+	named                bool
+	rowNames             []string
+}
+
+func confusionLayout(n int, titles, labels []string) plotLayout {
+	l := plotLayout{cell: 36, margin: 40} // margin: left and top, for indices
+	switch {
+	case n > 200:
+		l.cell = max(1, 1200/n)
+	case n > 40:
+		l.cell = 6
+	case n > 20:
+		l.cell = 16
+	}
+	l.named = len(labels) == n && n > 0 && l.cell >= 13
+	l.rowNames = make([]string, n)
+	left := l.margin
+	if l.named {
+		for i, s := range labels {
+			if len(s) > maxLabelChars {
+				s = s[:maxLabelChars-1] + "~"
+			}
+			l.rowNames[i] = strconv.Itoa(i) + " " + s
+			left = max(left, 7*len(l.rowNames[i])+10)
+		}
+	}
+	l.titleH = 8 + 15*len(titles)
+	l.ox, l.oy = left, l.titleH+l.margin
+	l.w = left + n*l.cell + 16
+	l.h = l.titleH + l.margin + n*l.cell + 16
+	for _, t := range titles {
+		l.w = max(l.w, 7*len(t)+16)
+	}
+	return l
 }
