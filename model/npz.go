@@ -9,11 +9,11 @@ import (
 	"io"
 	"math"
 	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"time"
 
+	"github.com/bitrun/bitrun/internal/atomicfile"
 	"github.com/bitrun/bitrun/internal/regfile"
 	"github.com/bitrun/bitrun/nn"
 )
@@ -316,57 +316,24 @@ func (c ctxWriter) Write(p []byte) (int, error) {
 	return c.w.Write(p)
 }
 
-// writeFileAtomic writes a file through write into a temporary file next to
-// path (mode 0644), syncs it and renames it to path. On any error the
-// temporary file is removed and path is untouched.
-func writeFileAtomic(path string, write func(w io.Writer) error) (err error) {
-	dir, base := filepath.Split(path)
-	if dir == "" {
-		dir = "."
-	}
-	tmp, err := os.CreateTemp(dir, "."+base+".*.tmp")
+// writeFileAtomic writes a file through write into a pending file next to
+// path (internal/atomicfile: mode 0644, synced, renamed, folder synced). On
+// any error the temporary file is removed and path is untouched.
+func writeFileAtomic(path string, write func(w io.Writer) error) error {
+	f, err := atomicfile.Create(path)
 	if err != nil {
 		return fmt.Errorf("model: save %s: %w", path, err)
 	}
-	defer func() {
-		if err != nil {
-			err = errors.Join(err, ignoreNotExist(os.Remove(tmp.Name())))
-		}
-	}()
-	bw := bufio.NewWriterSize(tmp, 1<<20)
+	defer f.Cleanup()
+	bw := bufio.NewWriterSize(f, 1<<20)
 	if err := write(bw); err != nil {
-		tmp.Close()
 		return err
 	}
 	if err := bw.Flush(); err != nil {
-		tmp.Close()
 		return fmt.Errorf("model: save %s: %w", path, err)
 	}
-	if err := tmp.Chmod(0o644); err != nil {
-		tmp.Close()
-		return fmt.Errorf("model: save %s: %w", path, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("model: save %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("model: save %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("model: save %s: %w", path, err)
-	}
-	// Make the rename durable; not every platform can sync a directory.
-	if d, derr := os.Open(dir); derr == nil {
-		_ = d.Sync()
-		d.Close()
+	if err := f.Commit(); err != nil {
+		return fmt.Errorf("model: save: %w", err)
 	}
 	return nil
-}
-
-func ignoreNotExist(err error) error {
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	return err
 }

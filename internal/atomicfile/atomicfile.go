@@ -15,33 +15,82 @@ import (
 	"strings"
 )
 
-// Write replaces path with b (mode 0644).
-func Write(path string, b []byte) (err error) {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
+// File is a pending file, shaped like renameio's: written in full to a
+// temporary file ".NAME.*.tmp" in the destination's folder, it replaces the
+// destination only on Commit. Cleanup (deferred) removes it otherwise.
+type File struct {
+	*os.File
+	path string
+	done bool
+}
+
+// Create starts a pending file that Commit will rename to path (mode 0644).
+func Create(path string) (*File, error) {
+	dir, base := filepath.Split(path)
+	if dir == "" {
+		dir = "."
+	}
+	tmp, err := os.CreateTemp(dir, "."+base+".*.tmp")
 	if err != nil {
-		return err
+		return nil, fmt.Errorf("write %s: %w", path, err)
 	}
-	defer func() {
-		if err != nil {
-			os.Remove(tmp.Name())
-		}
-	}()
-	if _, err = tmp.Write(b); err == nil {
-		err = tmp.Chmod(0o644)
+	return &File{File: tmp, path: path}, nil
+}
+
+// Commit syncs the pending file, renames it over the destination and syncs
+// the folder (where the platform allows), so the new content survives a
+// crash. After an error the destination is untouched; Cleanup removes the
+// temporary file.
+func (f *File) Commit() error {
+	if f.done {
+		return fmt.Errorf("write %s: already committed or cleaned up", f.path)
 	}
+	err := f.Chmod(0o644)
 	if err == nil {
-		err = tmp.Sync()
+		err = f.Sync()
 	}
-	if cerr := tmp.Close(); err == nil {
+	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
 	if err == nil {
-		err = os.Rename(tmp.Name(), path)
+		err = os.Rename(f.Name(), f.path)
 	}
 	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
+		return fmt.Errorf("write %s: %w", f.path, err)
+	}
+	f.done = true
+	if d, derr := os.Open(filepath.Dir(f.path)); derr == nil {
+		_ = d.Sync()
+		d.Close()
 	}
 	return nil
+}
+
+// Cleanup closes and removes the temporary file unless it was committed. It
+// is idempotent: defer it right after Create.
+func (f *File) Cleanup() error {
+	if f.done {
+		return nil
+	}
+	f.done = true
+	f.Close()
+	if err := os.Remove(f.Name()); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+// Write replaces path with b (mode 0644).
+func Write(path string, b []byte) error {
+	f, err := Create(path)
+	if err != nil {
+		return err
+	}
+	defer f.Cleanup()
+	if _, err := f.Write(b); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return f.Commit()
 }
 
 // WriteJSON replaces path with v as indented JSON and a final newline.

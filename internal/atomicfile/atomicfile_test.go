@@ -78,3 +78,51 @@ func TestRemoveTemps(t *testing.T) {
 		t.Errorf("missing folder: %v, %v", r, err)
 	}
 }
+
+// TestPendingFile: a pending file replaces the destination only on Commit;
+// Cleanup without Commit leaves the old content and no temporary file, and
+// is idempotent.
+func TestPendingFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "w.npz")
+	if err := os.WriteFile(path, []byte("old"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write([]byte("half")); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Cleanup(); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Cleanup(); err != nil {
+		t.Fatalf("second Cleanup: %v", err)
+	}
+	if b, _ := os.ReadFile(path); string(b) != "old" {
+		t.Fatalf("after Cleanup: %q", b)
+	}
+	f, err = Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Cleanup()
+	if _, err := f.Write([]byte("new")); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Commit(); err == nil {
+		t.Error("second Commit: no error")
+	}
+	st, err := os.Stat(path)
+	if b, _ := os.ReadFile(path); string(b) != "new" || err != nil || st.Mode().Perm() != 0o644 {
+		t.Errorf("after Commit: %q, %v, %v", b, st.Mode(), err)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
+		t.Errorf("left in the folder: %v", ents)
+	}
+}
