@@ -145,42 +145,98 @@ and the training time.`,
 	}
 }
 
+// finetuneCmd is what the finetune command runs: the library options and
+// the command's own settings, filled from flags and config by
+// finetuneOptions, completed by prepare.
+type finetuneCmd struct {
+	o                   finetune.Options
+	dataPath, weights   string
+	asJSON, dryRun      bool
+	trainSet, testSet   data.Dataset
+	selected, imageSide int // training examples used; native image side
+}
+
+// runFinetune: flags -> options (checked) -> data and recipe -> estimate ->
+// finetune.Run -> summary.
 func runFinetune(cmd *cobra.Command, _ []string) error {
+	c, err := finetuneOptions(cmd)
+	if err != nil {
+		return err
+	}
+	if err := c.prepare(cmd); err != nil {
+		return err
+	}
+	o, stderr := &c.o, cmd.ErrOrStderr()
+	if !o.Resume || c.dryRun {
+		est, err := finetune.EstimateRun(cmd.Context(), *o, c.trainSet, c.testSet)
+		if err != nil {
+			return err
+		}
+		printFinetuneEstimate(stderr, *o, est, c.imageSide)
+		if c.dryRun {
+			return nil
+		}
+	}
+	o.Progress = finetuneProgress(stderr)
+	o.Logger.Info("fine-tuning", "mode", o.Mode, "source", c.weights, "data", c.dataPath, "train", c.selected, "test", c.testSet.Len(),
+		"classes", len(c.trainSet.Classes()), "gemm", nn.Backend().Name(), "out", o.OutDir)
+	sum, err := finetune.Run(cmd.Context(), *o, c.trainSet, c.testSet)
+	if err != nil {
+		// An existing run folder or a resume with other options is a state
+		// error (the error alone); only invalid options are usage errors.
+		if errors.Is(err, finetune.ErrOptions) {
+			return usageError{err}
+		}
+		return err
+	}
+	w := cmd.OutOrStdout()
+	if c.asJSON {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(sum)
+	}
+	return printFinetuneSummary(w, sum)
+}
+
+// finetuneOptions reads and checks the flags and configuration; nothing is
+// read from disk or the network yet.
+func finetuneOptions(cmd *cobra.Command) (*finetuneCmd, error) {
 	f := cmd.Flags()
 	out, _ := f.GetString("out")
-	dataPath := cfg.GetString("finetune.data")
+	c := &finetuneCmd{dataPath: cfg.GetString("finetune.data")}
 	switch {
-	case dataPath == "":
-		return usagef("--data is required")
+	case c.dataPath == "":
+		return nil, usagef("--data is required")
 	case out == "":
-		return usagef("--out is required")
+		return nil, usagef("--out is required")
 	}
-	o := finetune.Options{OutDir: out}
+	o := &c.o
+	o.OutDir = out
 	var err error
 	if o.Mode, err = configEnum(cmd, "finetune.train", finetune.ModeFull, finetune.ModeHead); err != nil {
-		return err
+		return nil, err
 	}
 	if o.Batch, err = configInt(cmd, "finetune.batch", 1, math.MaxInt); err != nil {
-		return err
+		return nil, err
 	}
 	if o.BatchSplit, err = configInt(cmd, "finetune.batch_split", 1, math.MaxInt); err != nil {
-		return err
+		return nil, err
 	}
 	if o.Seed, err = configUint64(cmd, "finetune.seed"); err != nil {
-		return err
+		return nil, err
 	}
 	if o.CheckpointEvery, err = configInt(cmd, "finetune.checkpoint_every", 0, math.MaxInt); err != nil {
-		return err
+		return nil, err
 	}
 	if o.Engine, err = configEnum(cmd, "finetune.engine", finetune.EngineAuto, finetune.EngineORT, finetune.EngineNative); err != nil {
-		return err
+		return nil, err
 	}
 	if o.Views, err = configInt(cmd, "finetune.views", 1, 1024); err != nil {
-		return err
+		return nil, err
 	}
 	gemm, err := configEnum(cmd, "finetune.gemm", gemmNames...)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	o.ExamplesPerClass, _ = f.GetInt("examples-per-class")
 	o.AdaptSteps, _ = f.GetInt("adapt-steps")
@@ -190,29 +246,37 @@ func runFinetune(cmd *cobra.Command, _ []string) error {
 	o.NoFlip = !flip
 	cacheMB, _ := f.GetInt("max-cache-mb")
 	o.MaxCacheBytes = int64(cacheMB) << 20
-	asJSON, _ := f.GetBool("json")
+	c.asJSON, _ = f.GetBool("json")
+	c.dryRun, _ = f.GetBool("dry-run")
 	switch {
 	case o.Batch%o.BatchSplit != 0:
-		return usagef("--batch %d must be a positive multiple of --batch-split %d", o.Batch, o.BatchSplit)
+		return nil, usagef("--batch %d must be a positive multiple of --batch-split %d", o.Batch, o.BatchSplit)
 	case o.ExamplesPerClass < 0:
-		return usagef("--examples-per-class %d: must be >= 0", o.ExamplesPerClass)
+		return nil, usagef("--examples-per-class %d: must be >= 0", o.ExamplesPerClass)
 	case cacheMB <= 0:
-		return usagef("--max-cache-mb %d: must be positive", cacheMB)
+		return nil, usagef("--max-cache-mb %d: must be positive", cacheMB)
 	}
 	if gemm != "" {
 		if _, err := nn.SelectBackend(gemm); err != nil {
-			return usageError{err}
+			return nil, usageError{err}
 		}
 	} else if err := nn.BackendError(); err != nil {
-		return err
+		return nil, err
 	}
 	ro, err := ortOptions(cmd)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	ro.Logger = nil // the trunk session's load details are noise here
 	o.Runtime = ro
+	return c, nil
+}
 
+// prepare resolves the source weights (pulling a --model), opens the data,
+// computes the HyperRule with the recipe flags applied, loads the source
+// and prints the recipe on stderr.
+func (c *finetuneCmd) prepare(cmd *cobra.Command) error {
+	f, o := cmd.Flags(), &c.o
 	weights, err := weightsPath(cmd)
 	if err != nil {
 		return err
@@ -223,19 +287,19 @@ func runFinetune(cmd *cobra.Command, _ []string) error {
 	if err := checkModelFile(weights, "--weights", kindNPZ); err != nil {
 		return err
 	}
-	trainSet, err := openDataset(dataPath, "train")
-	if err != nil {
+	c.weights = weights
+	if c.trainSet, err = openDataset(c.dataPath, "train"); err != nil {
 		return err
 	}
-	testSet, err := openDataset(dataPath, "test")
-	if err != nil {
+	if c.testSet, err = openDataset(c.dataPath, "test"); err != nil {
 		return err
 	}
-	sel := finetune.Select(trainSet, o.ExamplesPerClass, o.Seed)
+	sel := finetune.Select(c.trainSet, o.ExamplesPerClass, o.Seed)
 	area, bounds, err := finetune.ImageArea(sel)
 	if err != nil {
 		return err
 	}
+	c.selected, c.imageSide = sel.Len(), max(bounds.Dx(), bounds.Dy())
 	ruleName, _ := f.GetString("resolution-rule")
 	rule, err := finetune.HyperRuleFor(sel.Len(), area, finetune.ResolutionRule(ruleName))
 	if err != nil {
@@ -254,13 +318,13 @@ func runFinetune(cmd *cobra.Command, _ []string) error {
 	}
 	if s, _ := f.GetString("adapt-resolution"); s != "" {
 		if strings.EqualFold(s, "auto") {
-			o.AdaptResolution = max(bounds.Dx(), bounds.Dy())
+			o.AdaptResolution = c.imageSide
 		} else if o.AdaptResolution, err = strconv.Atoi(s); err != nil || o.AdaptResolution < 16 {
 			return usagef("--adapt-resolution %q: want a side of at least 16 pixels, or auto", s)
 		}
 	}
-	if _, err := os.Stat(filepath.Join(out, finetune.RuleFile)); o.Resume && err != nil && !train.HasCheckpoint(out) {
-		return usagef("--resume: %s holds no fine-tuning run", out)
+	if _, err := os.Stat(filepath.Join(o.OutDir, finetune.RuleFile)); o.Resume && err != nil && !train.HasCheckpoint(o.OutDir) {
+		return usagef("--resume: %s holds no fine-tuning run", o.OutDir)
 	}
 	src, err := model.LoadNPZ(weights)
 	if err != nil {
@@ -272,38 +336,9 @@ func runFinetune(cmd *cobra.Command, _ []string) error {
 	}
 	o.Version, _ = buildVersion()
 	o.Logger = cliLogger(cmd)
-	stderr := cmd.ErrOrStderr()
-	printRule(stderr, o, rule, sel.Len(), bounds.Dx(), bounds.Dy())
+	printRule(cmd.ErrOrStderr(), *o, rule, sel.Len(), bounds.Dx(), bounds.Dy())
 	o.Rule = rule
-	if dryRun, _ := f.GetBool("dry-run"); !o.Resume || dryRun {
-		est, err := finetune.EstimateRun(cmd.Context(), o, trainSet, testSet)
-		if err != nil {
-			return err
-		}
-		printFinetuneEstimate(stderr, o, est, max(bounds.Dx(), bounds.Dy()))
-		if dryRun {
-			return nil
-		}
-	}
-	o.Progress = finetuneProgress(stderr)
-	o.Logger.Info("fine-tuning", "mode", o.Mode, "source", weights, "data", dataPath, "train", sel.Len(), "test", testSet.Len(),
-		"classes", len(trainSet.Classes()), "gemm", nn.Backend().Name(), "out", out)
-	sum, err := finetune.Run(cmd.Context(), o, trainSet, testSet)
-	if err != nil {
-		// An existing run folder or a resume with other options is a state
-		// error (the error alone); only invalid options are usage errors.
-		if errors.Is(err, finetune.ErrOptions) {
-			return usageError{err}
-		}
-		return err
-	}
-	w := cmd.OutOrStdout()
-	if asJSON {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(sum)
-	}
-	return printFinetuneSummary(w, sum)
+	return nil
 }
 
 // applyRuleFlags applies the recipe flags to the computed rule and lists
