@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"os"
 	goruntime "runtime"
@@ -104,6 +105,9 @@ presets (all, head, head+gn).`,
 	cmd.Flags().String("freeze", train.PresetAll, "with --train: parameters that train (all, head, head+gn)")
 	cmd.Flags().Bool("gemm", false, "time the pure-Go GEMM on all cores instead (the peak the training step is measured against)")
 	cmd.Flags().String("cpuprofile", "", "write a CPU profile (pprof) of the timed runs to this file")
+	bindKey(cmd, "bench.batch", "batch")
+	bindKey(cmd, "bench.runs", "runs")
+	bindKey(cmd, "bench.warmup", "warmup")
 	addORTFlags(cmd)
 	return cmd
 }
@@ -160,9 +164,18 @@ func trainStep(m *model.Model, freeze string, batch, res int) (func(ctx context.
 func runBench(cmd *cobra.Command, _ []string) error {
 	res, _ := cmd.Flags().GetInt("resolution")
 	channels, _ := cmd.Flags().GetInt("channels")
-	batch, _ := cmd.Flags().GetInt("batch")
-	runs, _ := cmd.Flags().GetInt("runs")
-	warmup, _ := cmd.Flags().GetInt("warmup")
+	batch, err := configInt(cmd, "bench.batch", 1, 4096)
+	if err != nil {
+		return err
+	}
+	runs, err := configInt(cmd, "bench.runs", 1, math.MaxInt)
+	if err != nil {
+		return err
+	}
+	warmup, err := configInt(cmd, "bench.warmup", 0, math.MaxInt)
+	if err != nil {
+		return err
+	}
 	asJSON, _ := cmd.Flags().GetBool("json")
 	streams, _ := cmd.Flags().GetInt("streams")
 	arch, _ := cmd.Flags().GetString("arch")
@@ -171,7 +184,6 @@ func runBench(cmd *cobra.Command, _ []string) error {
 	gemm, _ := cmd.Flags().GetBool("gemm")
 	profile, _ := cmd.Flags().GetString("cpuprofile")
 	var onnxPath, weights string
-	var err error
 	if gemm {
 		if arch != "" || doTrain || weightsGiven(cmd) || cmd.Flags().Changed("onnx") {
 			return usagef("--gemm times the GEMM alone: no model flags")

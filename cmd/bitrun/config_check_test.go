@@ -96,7 +96,7 @@ func TestConfigShow(t *testing.T) {
 	if !strings.Contains(stderr, "unknown keys ignored: serv.addr, train.bacth") {
 		t.Errorf("no warning about unknown keys: %q", stderr)
 	}
-	for _, k := range []string{"eval.", "predict."} {
+	for _, k := range []string{"eval.", "predict.", "bench."} {
 		if !strings.Contains(out, "\n"+k) {
 			t.Errorf("config show lists no %s keys", k)
 		}
