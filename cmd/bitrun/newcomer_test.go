@@ -243,3 +243,22 @@ func TestServeRunFolder(t *testing.T) {
 		t.Errorf("no run folder: %d, %q", res, labels)
 	}
 }
+
+// TestEvalCorruptImageNamed (issue 13): one corrupt file in an image folder
+// fails the evaluation naming the file.
+func TestEvalCorruptImageNamed(t *testing.T) {
+	m := tinyModel(t)
+	folder := filepath.Join(t.TempDir(), "imgs")
+	writeTestPNG(t, filepath.Join(folder, "a", "0.png"), color.Gray{Y: 5})
+	bad := filepath.Join(folder, "b", "1.png")
+	if err := os.MkdirAll(filepath.Dir(bad), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bad, []byte("\x89PNG not really"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err := execCLI(t, "eval", "--weights", m.npz, "--resolution", "32", "--data", folder, "--split", "all")
+	if err == nil || !strings.Contains(err.Error(), bad) {
+		t.Errorf("eval over a corrupt file: %v, want its path", err)
+	}
+}
