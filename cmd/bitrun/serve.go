@@ -404,9 +404,7 @@ func exportForServe(ctx context.Context, cmd *cobra.Command, log *slog.Logger) (
 // serveLogger logs to w in text or JSON at the --log-level of the root command.
 func serveLogger(cmd *cobra.Command, format string, w io.Writer) *slog.Logger {
 	lvl := slog.LevelInfo
-	if f := cmd.Flag("log-level"); f != nil {
-		_ = lvl.UnmarshalText([]byte(f.Value.String()))
-	}
+	_ = lvl.UnmarshalText([]byte(cfg.GetString("log.level"))) // flag, BITRUN_LOG_LEVEL or config; checked by checkGlobalConfig
 	ho := &slog.HandlerOptions{Level: lvl}
 	if format == "json" {
 		return slog.New(slog.NewJSONHandler(w, ho))
