@@ -7,13 +7,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/bitrun/bitrun/export/onnxpb"
+	"github.com/bitrun/bitrun/internal/atomicfile"
 	"github.com/bitrun/bitrun/model"
 )
 
@@ -266,8 +266,8 @@ type Result struct {
 func DataPathFor(path string) string { return path + ".data" }
 
 // Export writes the ONNX graph of cfg and params to path, atomically: each
-// file is written to a temporary file in the same folder and renamed into
-// place (the data file first), so a failed or cancelled export never leaves
+// file is written to a pending file (internal/atomicfile) in the same folder
+// and committed (the data file first), so a failed or cancelled export never leaves
 // a partial file at path. With external data the weights go to
 // DataPathFor(path), referenced by its base name. Export checks ctx between
 // tensors.
@@ -295,13 +295,16 @@ func Export(ctx context.Context, path string, cfg model.Config, params model.Par
 			opts.Progress(done, total)
 		}
 	}
-	var dataTmp string
+	// Both files are pending until the end; the data file is committed
+	// first, so a model file never names data that is not there yet.
+	var data *atomicfile.File
 	if external {
 		res.DataPath = DataPathFor(path)
-		dataTmp, res.DataBytes, err = p.writeData(ctx, res.DataPath, progress)
+		data, res.DataBytes, err = p.writeData(ctx, res.DataPath, progress)
 		if err != nil {
 			return nil, err
 		}
+		defer data.Cleanup()
 	} else {
 		// Inline: each weight is folded and encoded while the model streams
 		// out, so only one tensor's copy exists at a time.
@@ -317,7 +320,7 @@ func Export(ctx context.Context, path string, cfg model.Config, params model.Par
 			}
 		}
 	}
-	tmp, err := writeTemp(path, func(w io.Writer) error {
+	f, err := writePending(path, func(w io.Writer) error {
 		bw := bufio.NewWriterSize(w, 1<<20)
 		n, err := p.m.WriteTo(bw)
 		if err != nil {
@@ -330,23 +333,18 @@ func Export(ctx context.Context, path string, cfg model.Config, params model.Par
 		w.t.Deferred, w.t.RawData = nil, nil
 	}
 	if err != nil {
-		removeTemp(dataTmp)
 		return nil, err
 	}
+	defer f.Cleanup()
 	if err := ctx.Err(); err != nil {
-		removeTemp(dataTmp)
-		removeTemp(tmp)
 		return nil, fmt.Errorf("export: %w", err)
 	}
-	if dataTmp != "" {
-		if err := os.Rename(dataTmp, res.DataPath); err != nil {
-			removeTemp(dataTmp)
-			removeTemp(tmp)
+	if data != nil {
+		if err := data.Commit(); err != nil {
 			return nil, fmt.Errorf("export: %w", err)
 		}
 	}
-	if err := os.Rename(tmp, path); err != nil {
-		removeTemp(tmp)
+	if err := f.Commit(); err != nil {
 		return nil, fmt.Errorf("export: %w", err)
 	}
 	res.Duration = time.Since(start)
@@ -358,13 +356,13 @@ func Export(ctx context.Context, path string, cfg model.Config, params model.Par
 	return res, nil
 }
 
-// writeData streams the large weights to a temporary data file next to
-// dataPath and points their tensors at it; small ones stay inline. It
-// returns the temporary file's path and size.
-func (p *plan) writeData(ctx context.Context, dataPath string, progress func(int64)) (string, int64, error) {
+// writeData streams the large weights to a pending data file for dataPath
+// and points their tensors at it; small ones stay inline. It returns the
+// pending file (the caller commits or cleans it up) and its size.
+func (p *plan) writeData(ctx context.Context, dataPath string, progress func(int64)) (*atomicfile.File, int64, error) {
 	location := filepath.Base(dataPath)
 	var size int64
-	tmp, err := writeTemp(dataPath, func(w io.Writer) error {
+	f, err := writePending(dataPath, func(w io.Writer) error {
 		bw := bufio.NewWriterSize(w, 1<<20)
 		var off int64
 		for _, wt := range p.weights {
@@ -400,9 +398,9 @@ func (p *plan) writeData(ctx context.Context, dataPath string, progress func(int
 		return bw.Flush()
 	})
 	if err != nil {
-		return "", 0, err
+		return nil, 0, err
 	}
-	return tmp, size, nil
+	return f, size, nil
 }
 
 // writeFloats writes data little-endian in bounded chunks.
@@ -418,36 +416,19 @@ func writeFloats(w io.Writer, data []float32) error {
 	return nil
 }
 
-// writeTemp writes a temporary file in the folder of path through fill,
-// syncs and closes it, and returns its name; on failure nothing is left.
-func writeTemp(path string, fill func(io.Writer) error) (string, error) {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+// writePending writes a pending file for path through fill. On failure
+// nothing is left; on success the caller commits or cleans it up.
+func writePending(path string, fill func(io.Writer) error) (*atomicfile.File, error) {
+	f, err := atomicfile.Create(path)
 	if err != nil {
-		return "", fmt.Errorf("export: %w", err)
+		return nil, fmt.Errorf("export: %w", err)
 	}
-	name := f.Name()
-	err = fill(f)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Chmod(name, 0o644)
-	}
-	if err != nil {
-		os.Remove(name)
+	if err := fill(f); err != nil {
+		f.Cleanup()
 		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-			return "", fmt.Errorf("export: %w", err)
+			return nil, fmt.Errorf("export: %w", err)
 		}
-		return "", fmt.Errorf("export: writing %s: %w", path, err)
+		return nil, fmt.Errorf("export: writing %s: %w", path, err)
 	}
-	return name, nil
-}
-
-func removeTemp(name string) {
-	if name != "" {
-		os.Remove(name)
-	}
+	return f, nil
 }

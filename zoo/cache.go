@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/gofrs/flock"
+
+	"github.com/bitrun/bitrun/internal/atomicfile"
 )
 
 // LockFileName is the file in the cache directory that records the SHA-256 of
@@ -154,65 +156,16 @@ func (c cache) setRecord(ctx context.Context, file string, r *record) error {
 	return writeFileAtomic(filepath.Join(c.dir, LockFileName), append(b, '\n'))
 }
 
-// writeFileAtomic writes data to a temporary file in path's directory, syncs
-// it and renames it over path.
+// writeFileAtomic replaces path with data (internal/atomicfile), creating
+// its folder if needed.
 func writeFileAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return fmt.Errorf("zoo: %w", err)
 	}
-	tmp, err := writeTemp(dir, "."+filepath.Base(path)+".tmp*", func(w io.Writer) error {
-		if _, err := w.Write(data); err != nil {
-			return fmt.Errorf("zoo: writing %s: %w", path, err)
-		}
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		_ = os.Remove(tmp)
+	if err := atomicfile.Write(path, data); err != nil {
 		return fmt.Errorf("zoo: %w", err)
 	}
-	syncDir(dir)
 	return nil
-}
-
-// writeTemp creates a temporary file in dir (pattern as for os.CreateTemp),
-// writes it through fill, makes it mode 0644, syncs and closes it and returns
-// its name. On any error the file is removed.
-func writeTemp(dir, pattern string, fill func(io.Writer) error) (name string, err error) {
-	f, err := os.CreateTemp(dir, pattern)
-	if err != nil {
-		return "", fmt.Errorf("zoo: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			_ = f.Close()
-			_ = os.Remove(f.Name())
-		}
-	}()
-	if err = fill(f); err != nil {
-		return "", err
-	}
-	if err = f.Chmod(0o644); err != nil {
-		return "", fmt.Errorf("zoo: %w", err)
-	}
-	if err = f.Sync(); err != nil {
-		return "", fmt.Errorf("zoo: %w", err)
-	}
-	if err = f.Close(); err != nil {
-		return "", fmt.Errorf("zoo: %w", err)
-	}
-	return f.Name(), nil
-}
-
-// syncDir makes a rename durable; errors are ignored (not all systems allow it).
-func syncDir(dir string) {
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync()
-		_ = d.Close()
-	}
 }
 
 // hashFile returns the hex SHA-256 and size of the file at path, reporting

@@ -13,6 +13,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/bitrun/bitrun/internal/atomicfile"
 	"github.com/bitrun/bitrun/model"
 )
 
@@ -230,21 +231,20 @@ func (p *puller) ensure(ctx context.Context, file, url string, maxSize int64, w 
 		discard()
 		return Result{}, err
 	}
-	if err := p.install(ctx, file, part, &record{Name: p.e.Name, SHA256: digest, Size: size, URL: url, Recorded: time.Now().UTC()}); err != nil {
+	if err := p.install(ctx, file, func() error { return atomicfile.Install(part, final) }, &record{Name: p.e.Name, SHA256: digest, Size: size, URL: url, Recorded: time.Now().UTC()}); err != nil {
 		return Result{}, err
 	}
 	p.o.Logger.Info("zoo: pulled", "model", p.e.Name, "file", file, "sha256", digest, "bytes", size)
 	return Result{Entry: p.e, Path: final, SHA256: digest, Size: size, Downloaded: n, Recorded: true}, nil
 }
 
-// install moves the verified file from into file's final path, drops any
-// partial download of file and records r in the lock file.
-func (p *puller) install(ctx context.Context, file, from string, r *record) error {
-	final := p.c.path(file)
-	if err := os.Rename(from, final); err != nil {
+// install puts the verified file in place through commit (an
+// internal/atomicfile rename into file's final path), drops any partial
+// download of file and records r in the lock file.
+func (p *puller) install(ctx context.Context, file string, commit func() error, r *record) error {
+	if err := commit(); err != nil {
 		return fmt.Errorf("zoo: %w", err)
 	}
-	syncDir(filepath.Dir(final))
 	_ = os.Remove(p.c.part(file))
 	_ = os.Remove(p.c.meta(file))
 	return p.c.setRecord(ctx, file, r)
@@ -462,11 +462,12 @@ func Import(ctx context.Context, src, name string, opts Options) (Result, error)
 	if err := os.MkdirAll(filepath.Dir(final), 0o755); err != nil {
 		return Result{}, fmt.Errorf("zoo: creating cache directory: %w", err)
 	}
-	tmp, err := copyToTemp(ctx, src, filepath.Dir(final))
+	f, err := copyToPending(ctx, src, final)
 	if err != nil {
 		return Result{}, err
 	}
-	defer os.Remove(tmp)
+	defer f.Cleanup()
+	tmp := f.Name()
 	digest, size, err := p.hash(ctx, p.e.File, tmp)
 	if err != nil {
 		return Result{}, err
@@ -481,24 +482,29 @@ func Import(ctx context.Context, src, name string, opts Options) (Result, error)
 	if err := p.check(tmp); err != nil { // the copy, so what is checked is what lands in the cache
 		return Result{}, err
 	}
-	if err := p.install(ctx, p.e.File, tmp, &record{Name: p.e.Name, SHA256: digest, Size: size, URL: "file://" + src, Recorded: time.Now().UTC()}); err != nil {
+	if err := p.install(ctx, p.e.File, f.Commit, &record{Name: p.e.Name, SHA256: digest, Size: size, URL: "file://" + src, Recorded: time.Now().UTC()}); err != nil {
 		return Result{}, err
 	}
 	return Result{Entry: p.e, Path: final, SHA256: digest, Size: size, Recorded: true}, nil
 }
 
-func copyToTemp(ctx context.Context, src, dir string) (string, error) {
+// copyToPending copies src into a pending file for final; the caller
+// checks it, then commits or cleans it up.
+func copyToPending(ctx context.Context, src, final string) (*atomicfile.File, error) {
 	in, err := os.Open(src)
 	if err != nil {
-		return "", fmt.Errorf("zoo: %w", err)
+		return nil, fmt.Errorf("zoo: %w", err)
 	}
 	defer in.Close()
-	return writeTemp(dir, ".import-*.tmp", func(w io.Writer) error {
-		if _, err := io.Copy(w, ctxReader{ctx, in}); err != nil {
-			return fmt.Errorf("zoo: copying %s into the cache: %w", src, err)
-		}
-		return nil
-	})
+	f, err := atomicfile.Create(final)
+	if err != nil {
+		return nil, fmt.Errorf("zoo: %w", err)
+	}
+	if _, err := io.Copy(f, ctxReader{ctx, in}); err != nil {
+		f.Cleanup()
+		return nil, fmt.Errorf("zoo: copying %s into the cache: %w", src, err)
+	}
+	return f, nil
 }
 
 // ctxReader stops a copy when ctx is done.

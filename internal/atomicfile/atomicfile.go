@@ -1,8 +1,12 @@
-// Package atomicfile writes whole files so that a reader sees either the old
-// content or the new one, never a half-written file: the bytes go to a
-// temporary file in the destination's folder, are synced, and the temporary
-// file is renamed over the destination. A failed write removes the temporary
-// file and leaves the destination untouched.
+// Package atomicfile is the one place in bitrun that replaces files
+// atomically, so that a reader sees either the old content or the new one,
+// never a half-written file. A pending [File] ([Create], then [File.Commit]
+// or [File.Cleanup]) takes the bytes in a temporary file in the
+// destination's folder; Commit syncs it, renames it over the destination and
+// syncs the folder. [Write] and [WriteJSON] do that for a byte slice;
+// [Install] renames a file completed elsewhere (a download) the same way. A
+// failed write removes the temporary file and leaves the destination
+// untouched.
 package atomicfile
 
 import (
@@ -59,11 +63,39 @@ func (f *File) Commit() error {
 		return fmt.Errorf("write %s: %w", f.path, err)
 	}
 	f.done = true
-	if d, derr := os.Open(filepath.Dir(f.path)); derr == nil {
+	syncDir(filepath.Dir(f.path))
+	return nil
+}
+
+// Install replaces path with the complete file from, which must be in the
+// same folder (a download's ".part" file, say): it syncs from, renames it
+// over path and syncs the folder, as Commit does for a pending file. On
+// error path is untouched and from is left for the caller.
+func Install(from, path string) error {
+	f, err := os.Open(from)
+	if err == nil {
+		err = f.Sync()
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err == nil {
+		err = os.Rename(from, path)
+	}
+	if err != nil {
+		return fmt.Errorf("install %s: %w", path, err)
+	}
+	syncDir(filepath.Dir(path))
+	return nil
+}
+
+// syncDir makes a rename in dir durable; errors are ignored (not every
+// platform can sync a folder).
+func syncDir(dir string) {
+	if d, err := os.Open(dir); err == nil {
 		_ = d.Sync()
 		d.Close()
 	}
-	return nil
 }
 
 // Cleanup closes and removes the temporary file unless it was committed. It

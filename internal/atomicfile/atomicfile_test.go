@@ -126,3 +126,28 @@ func TestPendingFile(t *testing.T) {
 		t.Errorf("left in the folder: %v", ents)
 	}
 }
+
+// TestInstall: a complete file is renamed over the destination; a missing
+// source leaves the destination as it was.
+func TestInstall(t *testing.T) {
+	dir := t.TempDir()
+	p, part := filepath.Join(dir, "m.npz"), filepath.Join(dir, "m.npz.part")
+	if err := os.WriteFile(p, []byte("old"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := Install(part, p); err == nil {
+		t.Fatal("install of a missing file succeeded")
+	}
+	if err := os.WriteFile(part, []byte("new"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := Install(part, p); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(p); string(b) != "new" {
+		t.Errorf("content %q, want new", b)
+	}
+	if _, err := os.Stat(part); !os.IsNotExist(err) {
+		t.Errorf("source still there: %v", err)
+	}
+}
