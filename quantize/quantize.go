@@ -118,10 +118,10 @@ type Options struct {
 	// Head selects a float (zero) or int8 head.
 	Head Head
 	// MinChannels keeps convolutions with fewer input channels in float:
-	// ONNX Runtime's integer kernel is slower than its float one on them
-	// (R50x1's 7×7 root convolution over 3 channels: 8.9 against 5.7 ms
-	// for a batch of 8 at 128 px). 0 means DefaultMinChannels; negative
-	// quantizes every convolution.
+	// ONNX Runtime's integer kernel is slower than its float one on such
+	// thin convolutions (R50x1's 7×7 root over 3 channels; figures in the
+	// README). 0 means DefaultMinChannels; negative quantizes every
+	// convolution.
 	MinChannels int
 	// Batch is the calibration and evaluation batch; 0 means DefaultBatch.
 	Batch int
