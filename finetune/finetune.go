@@ -15,6 +15,7 @@ import (
 	"github.com/bitrun/bitrun/data"
 	"github.com/bitrun/bitrun/eval"
 	"github.com/bitrun/bitrun/export"
+	"github.com/bitrun/bitrun/internal/runfolder"
 	"github.com/bitrun/bitrun/model"
 	"github.com/bitrun/bitrun/nn"
 	"github.com/bitrun/bitrun/runtime"
@@ -337,7 +338,7 @@ func (r *runner) run(ctx context.Context, testSet data.Dataset) (*Summary, error
 	if err := r.checkRecord(); err != nil {
 		return nil, err
 	}
-	if stale, err := train.RemoveStaleTemps(dir); err != nil {
+	if stale, err := runfolder.RemoveStaleTemps(dir); err != nil {
 		return nil, fmt.Errorf("finetune: %w", err)
 	} else if len(stale) > 0 {
 		r.log.Info("removed stale temporary files of an interrupted run", "files", stale)
@@ -410,8 +411,8 @@ func (r *runner) run(ctx context.Context, testSet data.Dataset) (*Summary, error
 		return nil, fmt.Errorf("finetune: %w", err)
 	}
 	sum.WallSeconds = time.Since(r.began).Seconds()
-	if err := writeJSONAtomic(filepath.Join(dir, train.SummaryFile), sum); err != nil {
-		return nil, err
+	if err := runfolder.WriteJSON(filepath.Join(dir, train.SummaryFile), sum); err != nil {
+		return nil, fmt.Errorf("finetune: %w", err)
 	}
 	return sum, nil
 }
@@ -435,13 +436,16 @@ func (r *runner) checkRecord() error {
 		}
 		return nil
 	case errors.Is(err, fs.ErrNotExist):
-		if r.o.Resume && train.HasCheckpoint(r.o.OutDir) {
+		if r.o.Resume && runfolder.HasCheckpoint(r.o.OutDir) {
 			return fmt.Errorf("%w: %s has a checkpoint but no %s", ErrResumeMismatch, r.o.OutDir, RuleFile)
 		}
-		if !r.o.Resume && train.HasCheckpoint(r.o.OutDir) {
+		if !r.o.Resume && runfolder.HasCheckpoint(r.o.OutDir) {
 			return fmt.Errorf("%w: %s", ErrRunExists, r.o.OutDir)
 		}
-		return writeAtomic(path, want)
+		if err := runfolder.Write(path, want); err != nil {
+			return fmt.Errorf("finetune: %w", err)
+		}
+		return nil
 	default:
 		return fmt.Errorf("finetune: %w", err)
 	}

@@ -1,19 +1,14 @@
 package finetune
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/bitrun/bitrun/data"
-	"github.com/bitrun/bitrun/internal/atomicfile"
+	"github.com/bitrun/bitrun/internal/runfolder"
 	"github.com/bitrun/bitrun/model"
 	"github.com/bitrun/bitrun/train"
 )
@@ -29,15 +24,7 @@ type headCheckpoint struct {
 
 // metricLine is one line of metrics.jsonl, in train's format (train.PlotMetrics
 // draws it).
-type metricLine struct {
-	Step         int     `json:"step"`
-	Epoch        float64 `json:"epoch"`
-	Loss         float64 `json:"loss"`
-	BatchAcc     float64 `json:"batch_acc"`
-	LR           float64 `json:"lr"`
-	ImagesPerSec float64 `json:"images_per_s"`
-	Elapsed      float64 `json:"elapsed_s"`
-}
+type metricLine = runfolder.Metric
 
 func (r *runner) cacheProgress(phase string) func(done, total int) {
 	if r.o.Progress == nil {
@@ -85,11 +72,11 @@ func (r *runner) trainHead(ctx context.Context, params model.Params, sum *Summar
 		if ck.Mode != ModeHead {
 			return nil, fmt.Errorf("%w: checkpoint of a %q run", ErrResumeMismatch, ck.Mode)
 		}
-		wp, err := train.CheckpointPath(dir, ck.Weights)
+		wp, err := runfolder.CheckpointPath(dir, ck.Weights)
 		if err != nil {
 			return nil, fmt.Errorf("finetune: %w", err)
 		}
-		op, err := train.CheckpointPath(dir, ck.Optimizer)
+		op, err := runfolder.CheckpointPath(dir, ck.Optimizer)
 		if err != nil {
 			return nil, fmt.Errorf("finetune: %w", err)
 		}
@@ -109,22 +96,16 @@ func (r *runner) trainHead(ctx context.Context, params model.Params, sum *Summar
 		}
 		t.sgd.Velocity = v
 		start = ck.Step
-		if err := trimMetrics(filepath.Join(dir, train.MetricsFile), start); err != nil {
-			return nil, err
-		}
 		r.log.Info("resuming", "dir", dir, "step", start, "steps", h.Steps)
 	case errors.Is(err, fs.ErrNotExist):
-		if err := os.Remove(filepath.Join(dir, train.MetricsFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("finetune: %w", err)
-		}
 	default:
 		return nil, err
 	}
-	mf, err := os.OpenFile(filepath.Join(dir, train.MetricsFile), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	metrics, err := runfolder.OpenMetrics(dir, start)
 	if err != nil {
 		return nil, fmt.Errorf("finetune: %w", err)
 	}
-	defer mf.Close()
+	defer metrics.Close()
 	checkpoint := func(step int) error {
 		err := saveHeadCheckpoint(dir, step, params, t.sgd.Velocity)
 		if err == nil {
@@ -153,9 +134,8 @@ func (r *runner) trainHead(ctx context.Context, params model.Params, sum *Summar
 		p := train.Progress{Phase: "train", Step: done, Steps: h.Steps, Epoch: float64(done*b) / float64(r.ds.Len()),
 			Loss: l, BatchAcc: acc, LR: lr, ImagesPerSec: ips, Elapsed: el,
 			ETA: time.Duration(float64(h.Steps-done) * float64(b) / ips * float64(time.Second))}
-		line, _ := json.Marshal(metricLine{Step: done, Epoch: p.Epoch, Loss: l, BatchAcc: acc, LR: lr, ImagesPerSec: ips, Elapsed: el.Seconds()})
-		if _, err := mf.Write(append(line, '\n')); err != nil {
-			return nil, fmt.Errorf("finetune: metrics: %w", err)
+		if err := metrics.Append(metricLine{Step: done, Epoch: p.Epoch, Loss: l, BatchAcc: acc, LR: lr, ImagesPerSec: ips, Elapsed: el.Seconds()}); err != nil {
+			return nil, fmt.Errorf("finetune: %w", err)
 		}
 		if o.Progress != nil {
 			o.Progress(p)
@@ -241,85 +221,35 @@ func sameShape(a, b []int) bool {
 }
 
 func readHeadCheckpoint(dir string) (*headCheckpoint, error) {
-	b, err := os.ReadFile(filepath.Join(dir, train.CheckpointFile))
-	if err != nil {
-		return nil, fmt.Errorf("finetune: %w", err)
-	}
 	var ck headCheckpoint
-	if err := json.Unmarshal(b, &ck); err != nil {
-		return nil, fmt.Errorf("finetune: %s: %w", train.CheckpointFile, err)
+	if err := runfolder.ReadCheckpoint(dir, &ck); err != nil {
+		return nil, fmt.Errorf("finetune: %w", err)
 	}
 	return &ck, nil
 }
 
 // saveHeadCheckpoint writes the head parameters and momentum buffers under
-// new names, then the record pointing to them (atomically), then removes the
-// previous files: a crash at any point leaves a complete checkpoint.
+// new names, then the record pointing to them, then removes the previous
+// files (runfolder.SaveCheckpoint): a crash at any point leaves a complete
+// checkpoint.
 func saveHeadCheckpoint(dir string, step int, params, velocity model.Params) error {
-	if err := os.MkdirAll(filepath.Join(dir, train.CheckpointDir), 0o755); err != nil {
-		return fmt.Errorf("finetune: %w", err)
+	var old []string
+	if prev, err := readHeadCheckpoint(dir); err == nil {
+		old = []string{prev.Weights, prev.Optimizer}
 	}
-	old, _ := readHeadCheckpoint(dir)
 	ck := headCheckpoint{Step: step, Mode: ModeHead,
-		Weights:   filepath.Join(train.CheckpointDir, fmt.Sprintf("head-%08d.npz", step)),
-		Optimizer: filepath.Join(train.CheckpointDir, fmt.Sprintf("head-optimizer-%08d.npz", step)),
+		Weights:   runfolder.CheckpointName("head", step),
+		Optimizer: runfolder.CheckpointName("head-optimizer", step),
 		RNG:       "derived: views, row order and MixUp are pure functions of (seed, position)"}
 	head := model.Params{}
 	for _, name := range headNames {
 		head[name] = params[name]
 	}
-	if err := model.SaveNPZ(filepath.Join(dir, ck.Weights), head); err != nil {
-		return fmt.Errorf("finetune: checkpoint: %w", err)
-	}
 	if velocity == nil {
 		velocity = model.Params{}
 	}
-	if err := model.SaveNPZ(filepath.Join(dir, ck.Optimizer), velocity); err != nil {
-		return fmt.Errorf("finetune: checkpoint: %w", err)
-	}
-	if err := writeJSONAtomic(filepath.Join(dir, train.CheckpointFile), ck); err != nil {
-		return err
-	}
-	if old != nil {
-		train.RemoveCheckpointFiles(dir, []string{old.Weights, old.Optimizer}, ck.Weights, ck.Optimizer)
-	}
-	return nil
-}
-
-// trimMetrics drops the lines of steps after step (written after the
-// checkpoint a resumed run restarts from).
-func trimMetrics(path string, step int) error {
-	b, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("finetune: %w", err)
-	}
-	var out bytes.Buffer
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	sc.Buffer(make([]byte, 1<<16), 1<<24)
-	for sc.Scan() {
-		var m metricLine
-		if json.Unmarshal(sc.Bytes(), &m) != nil || m.Step > step {
-			continue
-		}
-		out.Write(sc.Bytes())
-		out.WriteByte('\n')
-	}
-	return writeAtomic(path, out.Bytes())
-}
-
-func writeJSONAtomic(path string, v any) error {
-	if err := atomicfile.WriteJSON(path, v); err != nil {
-		return fmt.Errorf("finetune: %w", err)
-	}
-	return nil
-}
-
-// writeAtomic replaces path with b atomically (temp file, sync, rename).
-func writeAtomic(path string, b []byte) error {
-	if err := atomicfile.Write(path, b); err != nil {
+	files := []runfolder.NPZ{{Name: ck.Weights, Params: head}, {Name: ck.Optimizer, Params: velocity}}
+	if err := runfolder.SaveCheckpoint(dir, files, ck, old); err != nil {
 		return fmt.Errorf("finetune: %w", err)
 	}
 	return nil

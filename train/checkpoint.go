@@ -1,30 +1,23 @@
 package train
 
 import (
-	"bufio"
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
-	"path/filepath"
 	"reflect"
-	"slices"
 	"strings"
 
-	"github.com/bitrun/bitrun/internal/atomicfile"
+	"github.com/bitrun/bitrun/internal/runfolder"
 	"github.com/bitrun/bitrun/model"
 )
 
 // Files of a run folder.
 const (
-	CheckpointFile = "checkpoint.json" // the latest complete checkpoint (written last)
-	CheckpointDir  = "checkpoint"      // weights and optimiser state it points to
-	MetricsFile    = "metrics.jsonl"   // one JSON object per step
-	ConfigFile     = "config.json"     // options and architecture of the run
-	SummaryFile    = "summary.json"    // written at the end
-	WeightsFile    = "weights.npz"     // final weights
+	CheckpointFile = runfolder.CheckpointFile // the latest complete checkpoint (written last)
+	CheckpointDir  = runfolder.CheckpointDir  // weights and optimiser state it points to
+	MetricsFile    = runfolder.MetricsFile    // one JSON object per step
+	ConfigFile     = "config.json"            // options and architecture of the run
+	SummaryFile    = "summary.json"           // written at the end
+	WeightsFile    = "weights.npz"            // final weights
 )
 
 // ErrRunExists is returned when a run folder already holds a checkpoint and
@@ -42,60 +35,15 @@ var ErrDiverged = errors.New("train: loss diverged")
 // ErrBadCheckpoint is wrapped when checkpoint.json names a file that is not
 // a plain file name inside the run's checkpoint folder (a path leading out of
 // the run folder, a link, a FIFO): such a record is refused, and nothing it
-// names is read or removed.
-var ErrBadCheckpoint = errors.New("train: bad checkpoint record")
+// names is read or removed. Train and finetune records both go through
+// CheckpointPath.
+var ErrBadCheckpoint = runfolder.ErrBadCheckpoint
 
 // CheckpointPath resolves name, a file named by a checkpoint record, inside
 // the run folder dir: name must be CheckpointDir + "/" + a plain file name
 // (no other separators, no "." or ".."), and when the file exists it must
 // be a regular file, not a link or a device. Errors wrap ErrBadCheckpoint.
-// Train and finetune records both go through it.
-func CheckpointPath(dir, name string) (string, error) {
-	sub, base, ok := strings.Cut(filepath.ToSlash(name), "/")
-	if !ok || sub != CheckpointDir || base == "" || base == "." || base == ".." ||
-		strings.ContainsAny(base, "/\\") || strings.ContainsRune(base, 0) {
-		return "", fmt.Errorf("%w: %s names %q; want %s/<file name> inside the run folder", ErrBadCheckpoint, CheckpointFile, name, CheckpointDir)
-	}
-	p := filepath.Join(dir, CheckpointDir, base)
-	fi, err := os.Lstat(p)
-	if err == nil && !fi.Mode().IsRegular() {
-		return "", fmt.Errorf("%w: %s is not a regular file (%v)", ErrBadCheckpoint, p, fi.Mode().Type())
-	}
-	if dfi, err := os.Lstat(filepath.Join(dir, CheckpointDir)); err == nil && !dfi.IsDir() {
-		return "", fmt.Errorf("%w: %s is not a folder (%v)", ErrBadCheckpoint, filepath.Join(dir, CheckpointDir), dfi.Mode().Type())
-	}
-	return p, nil
-}
-
-// RemoveStaleTemps removes the temporary files a killed run left in its
-// folder and checkpoint folder (atomic writes that never reached their
-// rename), logging nothing; it returns their names.
-func RemoveStaleTemps(dir string) ([]string, error) {
-	var all []string
-	for _, d := range []string{dir, filepath.Join(dir, CheckpointDir)} {
-		removed, err := atomicfile.RemoveTemps(d)
-		if err != nil {
-			return all, fmt.Errorf("train: removing stale temporary files: %w", err)
-		}
-		for _, n := range removed {
-			all = append(all, filepath.Join(d, n))
-		}
-	}
-	return all, nil
-}
-
-// RemoveCheckpointFiles removes the files an old record named, skipping
-// any name CheckpointPath refuses and those still in use (keep).
-func RemoveCheckpointFiles(dir string, old []string, keep ...string) {
-	for _, f := range old {
-		if f == "" || slices.Contains(keep, f) {
-			continue
-		}
-		if p, err := CheckpointPath(dir, f); err == nil {
-			os.Remove(p)
-		}
-	}
-}
+func CheckpointPath(dir, name string) (string, error) { return runfolder.CheckpointPath(dir, name) }
 
 // Checkpoint is the JSON record of a checkpoint. The RNG state is not stored
 // as such: data order and augmentation are pure functions of (Seed, step), so
@@ -130,47 +78,25 @@ type runKey struct {
 	Replacement bool    `json:"replacement,omitempty"`
 }
 
-func writeJSONAtomic(path string, v any) error {
-	if err := atomicfile.WriteJSON(path, v); err != nil {
-		return fmt.Errorf("train: %w", err)
-	}
-	return nil
-}
-
-// writeAtomic replaces path with b atomically (temp file, sync, rename).
-func writeAtomic(path string, b []byte) error {
-	if err := atomicfile.Write(path, b); err != nil {
-		return fmt.Errorf("train: %w", err)
-	}
-	return nil
-}
-
 // saveCheckpoint writes weights and momentum buffers under new names, then
-// the checkpoint record that points to them (atomically), then removes the
-// previous checkpoint's files. A crash at any point leaves a complete
-// checkpoint.
+// the checkpoint record that points to them, then removes the previous
+// checkpoint's files (runfolder.SaveCheckpoint): a crash at any point leaves
+// a complete checkpoint.
 func saveCheckpoint(dir string, ck Checkpoint, params, velocity model.Params) error {
-	if err := os.MkdirAll(filepath.Join(dir, CheckpointDir), 0o755); err != nil {
-		return fmt.Errorf("train: %w", err)
+	var old []string
+	if prev, err := readCheckpoint(dir); err == nil {
+		old = []string{prev.Weights, prev.Optimizer}
 	}
-	old, _ := readCheckpoint(dir)
-	ck.Weights = filepath.Join(CheckpointDir, fmt.Sprintf("weights-%08d.npz", ck.Step))
-	if err := model.SaveNPZ(filepath.Join(dir, ck.Weights), params); err != nil {
-		return fmt.Errorf("train: checkpoint: %w", err)
-	}
+	ck.Weights = runfolder.CheckpointName("weights", ck.Step)
+	files := []runfolder.NPZ{{Name: ck.Weights, Params: params}}
 	ck.Optimizer = ""
 	if len(velocity) > 0 {
-		ck.Optimizer = filepath.Join(CheckpointDir, fmt.Sprintf("optimizer-%08d.npz", ck.Step))
-		if err := model.SaveNPZ(filepath.Join(dir, ck.Optimizer), velocity); err != nil {
-			return fmt.Errorf("train: checkpoint: %w", err)
-		}
+		ck.Optimizer = runfolder.CheckpointName("optimizer", ck.Step)
+		files = append(files, runfolder.NPZ{Name: ck.Optimizer, Params: velocity})
 	}
 	ck.RNG = "derived: data order and augmentation are pure functions of (seed, step)"
-	if err := writeJSONAtomic(filepath.Join(dir, CheckpointFile), ck); err != nil {
-		return err
-	}
-	if old != nil {
-		RemoveCheckpointFiles(dir, []string{old.Weights, old.Optimizer}, ck.Weights, ck.Optimizer)
+	if err := runfolder.SaveCheckpoint(dir, files, ck, old); err != nil {
+		return fmt.Errorf("train: %w", err)
 	}
 	return nil
 }
@@ -178,13 +104,9 @@ func saveCheckpoint(dir string, ck Checkpoint, params, velocity model.Params) er
 // readCheckpoint returns the run folder's checkpoint record, or nil and an
 // error wrapping fs.ErrNotExist when there is none.
 func readCheckpoint(dir string) (*Checkpoint, error) {
-	b, err := os.ReadFile(filepath.Join(dir, CheckpointFile))
-	if err != nil {
-		return nil, fmt.Errorf("train: %w", err)
-	}
 	var ck Checkpoint
-	if err := json.Unmarshal(b, &ck); err != nil {
-		return nil, fmt.Errorf("train: %s: %w", CheckpointFile, err)
+	if err := runfolder.ReadCheckpoint(dir, &ck); err != nil {
+		return nil, fmt.Errorf("train: %w", err)
 	}
 	return &ck, nil
 }
@@ -216,36 +138,7 @@ func loadCheckpoint(dir string, ck *Checkpoint) (params, velocity model.Params, 
 }
 
 // HasCheckpoint reports whether dir holds a checkpoint record.
-func HasCheckpoint(dir string) bool {
-	_, err := os.Stat(filepath.Join(dir, CheckpointFile))
-	return !errors.Is(err, fs.ErrNotExist)
-}
-
-// trimMetrics keeps only the metric lines of steps <= step (a killed run may
-// have logged steps after its last checkpoint) and drops a torn last line.
-func trimMetrics(path string, step int) error {
-	b, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("train: %w", err)
-	}
-	var out bytes.Buffer
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	sc.Buffer(make([]byte, 1<<16), 1<<24)
-	for sc.Scan() {
-		var m struct {
-			Step *int `json:"step"`
-		}
-		if json.Unmarshal(sc.Bytes(), &m) != nil || m.Step == nil || *m.Step > step {
-			continue
-		}
-		out.Write(sc.Bytes())
-		out.WriteByte('\n')
-	}
-	return writeAtomic(path, out.Bytes())
-}
+func HasCheckpoint(dir string) bool { return runfolder.HasCheckpoint(dir) }
 
 // keyDiff lists the fields in which two run keys (and seeds) differ, as
 // "json_name: old -> new".

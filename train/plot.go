@@ -1,20 +1,19 @@
 package train
 
 import (
-	"bufio"
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"image"
 	"image/color"
 	"image/draw"
 	"image/png"
 	"math"
-	"os"
 
 	"golang.org/x/image/font"
 	"golang.org/x/image/font/basicfont"
 	"golang.org/x/image/math/fixed"
+
+	"github.com/bitrun/bitrun/internal/runfolder"
 )
 
 // CurveFile is the training-curve picture Run writes next to the metrics.
@@ -24,18 +23,9 @@ const CurveFile = "curve.png"
 // the loss (blue, left scale) and the batch accuracy (green, 0 to 1) against
 // the step, with the learning rate (grey, scaled to its maximum) behind them.
 func PlotMetrics(metricsPath, pngPath string) error {
-	b, err := os.ReadFile(metricsPath)
+	pts, err := runfolder.ReadMetrics(metricsPath)
 	if err != nil {
 		return fmt.Errorf("train: plot: %w", err)
-	}
-	var pts []metricLine
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	sc.Buffer(make([]byte, 1<<16), 1<<24)
-	for sc.Scan() {
-		var m metricLine
-		if json.Unmarshal(sc.Bytes(), &m) == nil {
-			pts = append(pts, m)
-		}
 	}
 	if len(pts) == 0 {
 		return fmt.Errorf("train: plot: %s holds no metrics", metricsPath)
@@ -98,7 +88,10 @@ func PlotMetrics(metricsPath, pngPath string) error {
 	if err := png.Encode(&buf, img); err != nil {
 		return fmt.Errorf("train: plot: %w", err)
 	}
-	return writeAtomic(pngPath, buf.Bytes())
+	if err := runfolder.Write(pngPath, buf.Bytes()); err != nil {
+		return fmt.Errorf("train: plot: %w", err)
+	}
+	return nil
 }
 
 // line draws a straight segment (Bresenham).

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/bitrun/bitrun/data"
+	"github.com/bitrun/bitrun/internal/runfolder"
 	"github.com/bitrun/bitrun/model"
 	"github.com/bitrun/bitrun/nn"
 )
@@ -300,23 +301,16 @@ func augment(img image.Image, pre, res int, crop, flip bool, rng *rand.Rand, dst
 	}
 }
 
-type metricLine struct {
-	Step         int     `json:"step"`
-	Epoch        float64 `json:"epoch"`
-	Loss         float64 `json:"loss"`
-	BatchAcc     float64 `json:"batch_acc"`
-	LR           float64 `json:"lr"`
-	ImagesPerSec float64 `json:"images_per_s"`
-	Elapsed      float64 `json:"elapsed_s"`
-}
+// metricLine is one line of metrics.jsonl.
+type metricLine = runfolder.Metric
 
 func (r *runner) run(ctx context.Context, testSet data.Dataset) (*Summary, error) {
 	o, dir := r.o, r.o.OutDir
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("train: %w", err)
 	}
-	if stale, err := RemoveStaleTemps(dir); err != nil {
-		return nil, err
+	if stale, err := runfolder.RemoveStaleTemps(dir); err != nil {
+		return nil, fmt.Errorf("train: %w", err)
 	} else if len(stale) > 0 {
 		r.log.Info("removed stale temporary files of an interrupted run", "files", stale)
 	}
@@ -340,9 +334,6 @@ func (r *runner) run(ctx context.Context, testSet data.Dataset) (*Summary, error
 			return nil, fmt.Errorf("train: checkpoint: %w", err)
 		}
 		start = ck.Step
-		if err := trimMetrics(filepath.Join(dir, MetricsFile), start); err != nil {
-			return nil, err
-		}
 		r.log.Info("resuming", "dir", dir, "step", start, "steps", r.steps)
 	case errors.Is(err, fs.ErrNotExist):
 		if o.Init != nil {
@@ -350,28 +341,25 @@ func (r *runner) run(ctx context.Context, testSet data.Dataset) (*Summary, error
 		} else {
 			params = model.Init(r.cfg, int64(o.Seed))
 		}
-		if err := os.Remove(filepath.Join(dir, MetricsFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("train: %w", err)
-		}
 	default:
 		return nil, err
 	}
-	if err := writeJSONAtomic(filepath.Join(dir, ConfigFile), struct {
+	if err := runfolder.WriteJSON(filepath.Join(dir, ConfigFile), struct {
 		Options Options      `json:"options"`
 		Model   model.Config `json:"model"`
 	}{o, r.cfg}); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("train: %w", err)
 	}
 	trainable, _ := Preset(o.Freeze)
 	net, err := NewNet(r.cfg, params, trainable)
 	if err != nil {
 		return nil, err
 	}
-	mf, err := os.OpenFile(filepath.Join(dir, MetricsFile), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	metrics, err := runfolder.OpenMetrics(dir, start)
 	if err != nil {
 		return nil, fmt.Errorf("train: %w", err)
 	}
-	defer mf.Close()
+	defer metrics.Close()
 
 	checkpoint := func(step int) error {
 		err := saveCheckpoint(dir, Checkpoint{Step: step, Seed: o.Seed, Run: r.key}, params, sgd.Velocity)
@@ -458,9 +446,8 @@ func (r *runner) run(ctx context.Context, testSet data.Dataset) (*Summary, error
 		eta := time.Duration(float64(r.steps-done) * float64(b) / ips * float64(time.Second))
 		p := Progress{Phase: "train", Step: done, Steps: r.steps, Epoch: float64(done*b) / float64(r.n), Loss: loss,
 			BatchAcc: float64(correct) / float64(b), LR: lr, ImagesPerSec: ips, ETA: eta, Elapsed: el}
-		line, _ := json.Marshal(metricLine{Step: done, Epoch: p.Epoch, Loss: loss, BatchAcc: p.BatchAcc, LR: lr, ImagesPerSec: ips, Elapsed: el.Seconds()})
-		if _, err := mf.Write(append(line, '\n')); err != nil {
-			return nil, fmt.Errorf("train: metrics: %w", err)
+		if err := metrics.Append(metricLine{Step: done, Epoch: p.Epoch, Loss: loss, BatchAcc: p.BatchAcc, LR: lr, ImagesPerSec: ips, Elapsed: el.Seconds()}); err != nil {
+			return nil, fmt.Errorf("train: %w", err)
 		}
 		if o.Progress != nil {
 			o.Progress(p)
@@ -504,8 +491,8 @@ func (r *runner) run(ctx context.Context, testSet data.Dataset) (*Summary, error
 		sum.TestExamples, sum.TestAccuracy, sum.EvalSeconds = testSet.Len(), acc, time.Since(t0).Seconds()
 		r.log.Info("evaluated", "examples", testSet.Len(), "top1", acc)
 	}
-	if err := writeJSONAtomic(filepath.Join(dir, SummaryFile), sum); err != nil {
-		return nil, err
+	if err := runfolder.WriteJSON(filepath.Join(dir, SummaryFile), sum); err != nil {
+		return nil, fmt.Errorf("train: %w", err)
 	}
 	return sum, nil
 }

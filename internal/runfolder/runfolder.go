@@ -1,0 +1,269 @@
+// Package runfolder is the one writer of a training run folder, shared by
+// train and finetune: the metrics log (metrics.jsonl, appended per step and
+// trimmed on resume), checkpoint records (checkpoint.json pointing at files
+// in checkpoint/, written files first, record last), atomic JSON files and
+// the removal of temporary files a killed run left behind. Every file goes
+// through internal/atomicfile.
+//
+// What a record holds is the caller's: train and finetune each define their
+// own checkpoint.json; this package only writes and reads it as JSON and
+// checks the file names it gives.
+package runfolder
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/bitrun/bitrun/internal/atomicfile"
+	"github.com/bitrun/bitrun/model"
+)
+
+// Files of a run folder that this package writes.
+const (
+	CheckpointFile = "checkpoint.json" // the latest complete checkpoint (written last)
+	CheckpointDir  = "checkpoint"      // files it points to
+	MetricsFile    = "metrics.jsonl"   // one Metric per line
+)
+
+// ErrBadCheckpoint is wrapped when checkpoint.json names a file that is not
+// a plain file name inside the run's checkpoint folder (a path leading out of
+// the run folder, a link, a FIFO): such a record is refused, and nothing it
+// names is read or removed.
+var ErrBadCheckpoint = errors.New("train: bad checkpoint record")
+
+// CheckpointPath resolves name, a file named by a checkpoint record, inside
+// the run folder dir: name must be CheckpointDir + "/" + a plain file name
+// (no other separators, no "." or ".."), and when the file exists it must
+// be a regular file, not a link or a device. Errors wrap ErrBadCheckpoint.
+func CheckpointPath(dir, name string) (string, error) {
+	sub, base, ok := strings.Cut(filepath.ToSlash(name), "/")
+	if !ok || sub != CheckpointDir || base == "" || base == "." || base == ".." ||
+		strings.ContainsAny(base, "/\\") || strings.ContainsRune(base, 0) {
+		return "", fmt.Errorf("%w: %s names %q; want %s/<file name> inside the run folder", ErrBadCheckpoint, CheckpointFile, name, CheckpointDir)
+	}
+	p := filepath.Join(dir, CheckpointDir, base)
+	fi, err := os.Lstat(p)
+	if err == nil && !fi.Mode().IsRegular() {
+		return "", fmt.Errorf("%w: %s is not a regular file (%v)", ErrBadCheckpoint, p, fi.Mode().Type())
+	}
+	if dfi, err := os.Lstat(filepath.Join(dir, CheckpointDir)); err == nil && !dfi.IsDir() {
+		return "", fmt.Errorf("%w: %s is not a folder (%v)", ErrBadCheckpoint, filepath.Join(dir, CheckpointDir), dfi.Mode().Type())
+	}
+	return p, nil
+}
+
+// RemoveStaleTemps removes the temporary files a killed run left in its
+// folder and checkpoint folder (atomic writes that never reached their
+// rename), logging nothing; it returns their paths.
+func RemoveStaleTemps(dir string) ([]string, error) {
+	var all []string
+	for _, d := range []string{dir, filepath.Join(dir, CheckpointDir)} {
+		removed, err := atomicfile.RemoveTemps(d)
+		if err != nil {
+			return all, fmt.Errorf("runfolder: removing stale temporary files: %w", err)
+		}
+		for _, n := range removed {
+			all = append(all, filepath.Join(d, n))
+		}
+	}
+	return all, nil
+}
+
+// RemoveCheckpointFiles removes the files an old record named, skipping
+// any name CheckpointPath refuses and those still in use (keep).
+func RemoveCheckpointFiles(dir string, old []string, keep ...string) {
+	for _, f := range old {
+		if f == "" || slices.Contains(keep, f) {
+			continue
+		}
+		if p, err := CheckpointPath(dir, f); err == nil {
+			os.Remove(p)
+		}
+	}
+}
+
+// HasCheckpoint reports whether dir holds a checkpoint record.
+func HasCheckpoint(dir string) bool {
+	_, err := os.Stat(filepath.Join(dir, CheckpointFile))
+	return !errors.Is(err, fs.ErrNotExist)
+}
+
+// ReadCheckpoint decodes dir's checkpoint record into rec. Without one the
+// error wraps fs.ErrNotExist.
+func ReadCheckpoint(dir string, rec any) error {
+	b, err := os.ReadFile(filepath.Join(dir, CheckpointFile))
+	if err != nil {
+		return fmt.Errorf("runfolder: %w", err)
+	}
+	if err := json.Unmarshal(b, rec); err != nil {
+		return fmt.Errorf("runfolder: %s: %w", CheckpointFile, err)
+	}
+	return nil
+}
+
+// NPZ is one file of a checkpoint: Params saved as .npz at Name, a path
+// relative to the run folder inside CheckpointDir (see CheckpointName).
+type NPZ struct {
+	Name   string
+	Params model.Params
+}
+
+// CheckpointName is the name, relative to the run folder, of the file
+// prefix-STEP.npz in the checkpoint folder.
+func CheckpointName(prefix string, step int) string {
+	return filepath.Join(CheckpointDir, fmt.Sprintf("%s-%08d.npz", prefix, step))
+}
+
+// SaveCheckpoint writes files, then rec (which names them) as the run's
+// checkpoint record, then removes the files of the previous record (old)
+// that files do not reuse. Each write is atomic and the record is written
+// last, so a crash at any point leaves a complete checkpoint.
+func SaveCheckpoint(dir string, files []NPZ, rec any, old []string) error {
+	if err := os.MkdirAll(filepath.Join(dir, CheckpointDir), 0o755); err != nil {
+		return fmt.Errorf("runfolder: %w", err)
+	}
+	keep := make([]string, len(files))
+	for i, f := range files {
+		if err := model.SaveNPZ(filepath.Join(dir, f.Name), f.Params); err != nil {
+			return fmt.Errorf("runfolder: checkpoint: %w", err)
+		}
+		keep[i] = f.Name
+	}
+	if err := WriteJSON(filepath.Join(dir, CheckpointFile), rec); err != nil {
+		return err
+	}
+	RemoveCheckpointFiles(dir, old, keep...)
+	return nil
+}
+
+// WriteJSON replaces path atomically with v as indented JSON.
+func WriteJSON(path string, v any) error {
+	if err := atomicfile.WriteJSON(path, v); err != nil {
+		return fmt.Errorf("runfolder: %w", err)
+	}
+	return nil
+}
+
+// Write replaces path atomically with b.
+func Write(path string, b []byte) error {
+	if err := atomicfile.Write(path, b); err != nil {
+		return fmt.Errorf("runfolder: %w", err)
+	}
+	return nil
+}
+
+// Metric is one line of metrics.jsonl: the state after a training step.
+type Metric struct {
+	Step         int     `json:"step"` // completed steps, from 1
+	Epoch        float64 `json:"epoch"`
+	Loss         float64 `json:"loss"`
+	BatchAcc     float64 `json:"batch_acc"`
+	LR           float64 `json:"lr"`
+	ImagesPerSec float64 `json:"images_per_s"`
+	Elapsed      float64 `json:"elapsed_s"`
+}
+
+// Metrics appends to a run's metrics.jsonl.
+type Metrics struct {
+	f *os.File
+}
+
+// OpenMetrics opens dir's metrics.jsonl for a run that goes on after step
+// from: from <= 0 (a new run) starts the file afresh; a resumed run keeps
+// only the lines of steps up to from (a killed run may have logged steps
+// after its last checkpoint), see ReadMetrics for which lines count.
+func OpenMetrics(dir string, from int) (*Metrics, error) {
+	path := filepath.Join(dir, MetricsFile)
+	if from <= 0 {
+		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("runfolder: %w", err)
+		}
+	} else if err := trimMetrics(path, from); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("runfolder: %w", err)
+	}
+	return &Metrics{f: f}, nil
+}
+
+// Append writes m as one line.
+func (w *Metrics) Append(m Metric) error {
+	line, err := json.Marshal(m)
+	if err == nil {
+		_, err = w.f.Write(append(line, '\n'))
+	}
+	if err != nil {
+		return fmt.Errorf("runfolder: metrics: %w", err)
+	}
+	return nil
+}
+
+// Close closes the file; it is idempotent.
+func (w *Metrics) Close() error {
+	if w.f == nil {
+		return nil
+	}
+	err := w.f.Close()
+	w.f = nil
+	return err
+}
+
+// ReadMetrics returns the metric lines of a metrics.jsonl file in order. A
+// line counts when it is a JSON object with a numeric "step": a torn last
+// line of a killed run, or any other line without a step, is skipped, not
+// read as step 0 (no step 0 is ever logged, and a point at step 0 with zero
+// loss would be plotted and kept by a resume as if it were real).
+func ReadMetrics(path string) ([]Metric, error) {
+	ms, _, err := readMetrics(path, -1)
+	return ms, err
+}
+
+// readMetrics returns the metric lines of path up to step upTo (all when
+// upTo < 0) and their raw bytes.
+func readMetrics(path string, upTo int) ([]Metric, []byte, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("runfolder: %w", err)
+	}
+	var ms []Metric
+	var raw bytes.Buffer
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	sc.Buffer(make([]byte, 1<<16), 1<<24)
+	for sc.Scan() {
+		var m struct {
+			Metric
+			Step *int `json:"step"`
+		}
+		if json.Unmarshal(sc.Bytes(), &m) != nil || m.Step == nil || (upTo >= 0 && *m.Step > upTo) {
+			continue
+		}
+		m.Metric.Step = *m.Step
+		ms = append(ms, m.Metric)
+		raw.Write(sc.Bytes())
+		raw.WriteByte('\n')
+	}
+	return ms, raw.Bytes(), nil
+}
+
+// trimMetrics rewrites path with only the metric lines of steps <= step; a
+// missing file is left missing.
+func trimMetrics(path string, step int) error {
+	_, raw, err := readMetrics(path, step)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return Write(path, raw)
+}
