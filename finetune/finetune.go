@@ -471,7 +471,7 @@ func (r *runner) trainFull(ctx context.Context, params model.Params, sum *Summar
 func (r *runner) trainOptions(params model.Params) train.Options {
 	o, h := r.o, r.rec.Rule
 	return train.Options{Arch: r.cfg.Name, Steps: h.Steps, Batch: o.Batch, BatchSplit: o.BatchSplit,
-		Resolution: h.Crop, PreSize: h.Resize, Crop: true, Flip: !o.NoFlip, LR: r.rec.LR, Warmup: h.Warmup,
+		Resolution: h.Crop, PreSize: h.Resize, Crop: true, Flip: !o.NoFlip, LR: r.rec.LR, Warmup: trainWarmup(h.Warmup),
 		Decays: append([]int{}, h.Decays...), Replacement: r.rec.Replacement, Momentum: h.Momentum,
 		WeightDecay: h.WeightDecay, MixupAlpha: h.MixupAlpha, Freeze: train.PresetAll, Seed: o.Seed,
 		CheckpointEvery: o.CheckpointEvery, Resume: o.Resume, EvalBatch: o.EvalBatch, OutDir: o.OutDir,
@@ -508,4 +508,14 @@ func (r *runner) evaluate(ctx context.Context, params model.Params, testSet data
 // lrSchedule is the HyperRule's learning rate at the run's batch.
 func (r *runner) schedule(h HyperRule) train.Schedule {
 	return func(s int) float64 { return h.LR(s, r.o.Batch) }
+}
+
+// trainWarmup is train.Options.Warmup for a recipe's warmup count: the
+// recipe's 0 is no warmup, which train.Options spells negative (its zero is
+// the upstream default).
+func trainWarmup(steps int) int {
+	if steps == 0 {
+		return -1
+	}
+	return steps
 }

@@ -22,19 +22,24 @@ import (
 	"github.com/bitrun/bitrun/nn"
 )
 
-// Options configure Run. DefaultOptions gives the BiT upstream recipe.
+// Options configure Run. DefaultOptions gives the BiT upstream recipe. As
+// in every bitrun settings struct, a zero field takes its default and, where
+// a setting can be switched off, a negative value switches it off; each
+// field says what its zero and negative values mean.
 type Options struct {
 	Arch       string  `json:"arch"`        // "tiny", "small", "R50x1", ...
-	Steps      int     `json:"steps"`       // schedule length; 0: from Epochs
-	Epochs     float64 `json:"epochs"`      // used when Steps is 0
-	Batch      int     `json:"batch"`       // logical batch
-	BatchSplit int     `json:"batch_split"` // micro-batches per step (gradient accumulation)
-	Resolution int     `json:"resolution"`  // train crop and eval size
+	Steps      int     `json:"steps"`       // schedule length; 0 or negative: from Epochs
+	Epochs     float64 `json:"epochs"`      // used when Steps is 0; must then be positive
+	Batch      int     `json:"batch"`       // logical batch; must be positive
+	BatchSplit int     `json:"batch_split"` // micro-batches per step (gradient accumulation); 0: 1; negative is an error
+	Resolution int     `json:"resolution"`  // train crop and eval size; must be positive
 	PreSize    int     `json:"pre_size"`    // resize before the random crop; 0: data.TrainPreSize
 	Crop       bool    `json:"crop"`        // random crop (else resize straight to Resolution)
 	Flip       bool    `json:"flip"`        // random horizontal flip (wrong for digits)
-	LR         float64 `json:"lr"`          // base lr; 0: 0.03*Batch/256
-	Warmup     int     `json:"warmup"`      // linear warmup steps; <0: Steps/18 (5 of 90 epochs)
+	LR         float64 `json:"lr"`          // base lr; 0 (or negative): 0.03*Batch/256
+	// Warmup is the number of linear warmup steps: 0 means the upstream
+	// Steps/18 (5 of 90 epochs), negative means none.
+	Warmup int `json:"warmup"`
 	// Decays are the steps where the lr is multiplied by 0.1 (sorted); nil:
 	// the upstream 1/3, 2/3 and 8/9 of the schedule. The fine-tuning
 	// HyperRule sets its own (200, 300, 400 of 500).
@@ -44,17 +49,18 @@ type Options struct {
 	// epoch permutations: BiT's few-shot sampler when the batch exceeds the
 	// data.
 	Replacement bool    `json:"replacement,omitempty"`
-	Momentum    float64 `json:"momentum"`
-	// WeightDecay applies to conv and head kernels.
+	Momentum    float64 `json:"momentum"` // SGD momentum; 0: none (DefaultOptions has 0.9)
+	// WeightDecay applies to conv and head kernels; 0: none (DefaultOptions
+	// has 1e-4).
 	WeightDecay float64 `json:"weight_decay"`
-	MixupAlpha  float64 `json:"mixup_alpha"` // 0: no MixUp
-	Freeze      string  `json:"freeze"`      // Preset name: "all", "head", "head+gn"
+	MixupAlpha  float64 `json:"mixup_alpha"` // 0 (the default) or negative: no MixUp
+	Freeze      string  `json:"freeze"`      // Preset name: "all", "head", "head+gn"; "": "all"
 	Seed        uint64  `json:"seed"`
-	// CheckpointEvery saves a checkpoint every N steps (0: only on
-	// cancellation and at the end).
+	// CheckpointEvery saves a checkpoint every N steps; 0 (the default) or
+	// negative: only on cancellation and at the end.
 	CheckpointEvery int    `json:"checkpoint_every"`
-	Resume          bool   `json:"resume"` // continue the run in OutDir
-	EvalBatch       int    `json:"eval_batch"`
+	Resume          bool   `json:"resume"`     // continue the run in OutDir
+	EvalBatch       int    `json:"eval_batch"` // 0 (or negative): 256
 	OutDir          string `json:"out_dir"`
 
 	// Init are the starting weights (nil: model.Init for the seed).
@@ -70,7 +76,7 @@ type Options struct {
 // random crop and flip.
 func DefaultOptions() Options {
 	return Options{Arch: "small", Epochs: 1, Batch: 128, BatchSplit: 1, Resolution: 32, Crop: true, Flip: true,
-		Warmup: -1, Momentum: 0.9, WeightDecay: 1e-4, Freeze: PresetAll, Seed: 0, EvalBatch: 256}
+		Momentum: 0.9, WeightDecay: 1e-4, Freeze: PresetAll, Seed: 0, EvalBatch: 256}
 }
 
 // Progress reports the state of a run.
@@ -141,6 +147,9 @@ func newRunner(o Options, ds data.Dataset) (*runner, error) {
 	if o.OutDir == "" {
 		return nil, errors.New("train: no run folder (OutDir)")
 	}
+	if o.BatchSplit == 0 {
+		o.BatchSplit = 1
+	}
 	if o.Batch <= 0 || o.BatchSplit <= 0 || o.Batch%o.BatchSplit != 0 {
 		return nil, fmt.Errorf("train: batch %d must be a positive multiple of batch split %d", o.Batch, o.BatchSplit)
 	}
@@ -181,10 +190,15 @@ func newRunner(o Options, ds data.Dataset) (*runner, error) {
 	if o.LR <= 0 {
 		o.LR = UpstreamLR(o.Batch)
 	}
-	if o.Warmup < 0 {
-		o.Warmup = steps / 18
+	// o.Warmup stays as given (0: the default, negative: none) so that
+	// config.json resumes the same way; warmup is the resolved count.
+	warmup := 0
+	if o.Warmup == 0 {
+		warmup = steps / 18
+	} else if o.Warmup > 0 {
+		warmup = o.Warmup
 	}
-	sched, err := UpstreamSchedule(o.LR, steps, o.Warmup)
+	sched, err := UpstreamSchedule(o.LR, steps, warmup)
 	if err != nil {
 		return nil, err
 	}
@@ -194,14 +208,14 @@ func newRunner(o Options, ds data.Dataset) (*runner, error) {
 				return nil, fmt.Errorf("train: bad decay steps %v for %d steps (want sorted, in 1..%d)", o.Decays, steps, steps)
 			}
 		}
-		sched = StepSchedule(o.LR, o.Warmup, o.Decays, 0.1)
+		sched = StepSchedule(o.LR, warmup, o.Decays, 0.1)
 	}
 	log := o.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	key := runKey{Arch: cfg.Name, Classes: cfg.Classes, Steps: steps, Batch: o.Batch, Resolution: o.Resolution,
-		PreSize: o.PreSize, Crop: o.Crop, Flip: o.Flip, LR: o.LR, Warmup: o.Warmup, Momentum: o.Momentum,
+		PreSize: o.PreSize, Crop: o.Crop, Flip: o.Flip, LR: o.LR, Warmup: warmup, Momentum: o.Momentum,
 		WeightDecay: o.WeightDecay, MixupAlpha: o.MixupAlpha, Freeze: o.Freeze, Examples: n,
 		Decays: decayKey(o.Decays), Replacement: o.Replacement}
 	return &runner{o: o, cfg: cfg, ds: ds, n: n, steps: steps, sched: sched, key: key, log: log, perms: map[int][]int{}}, nil

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -11,7 +12,9 @@ import (
 )
 
 // Options configure Pull, Verify, Import, Remove and List. The zero value is
-// usable: every zero field takes the default documented on it.
+// usable: every zero field takes the default documented on it, and a
+// negative duration or count switches its limit off, as documented per
+// field.
 type Options struct {
 	// Catalog to resolve names in; nil means Default().
 	Catalog *Catalog
@@ -32,16 +35,19 @@ type Options struct {
 	// Progress, when set, is called from the pulling goroutine at most every
 	// ProgressInterval and at each phase change.
 	Progress func(Progress)
-	// ProgressInterval defaults to 100ms.
+	// ProgressInterval is the shortest time between two Progress calls of
+	// one phase; 0: 100ms; negative: no throttling (every update).
 	ProgressInterval time.Duration
 	// StallTimeout: an attempt that receives no bytes (headers included) for
-	// this long is abandoned and retried. Default 30s.
+	// this long is abandoned and retried. 0: 30s; negative: no stall limit.
 	StallTimeout time.Duration
 	// MaxAttempts per file; an attempt that made at least 1 MiB of progress does
-	// not count. Default 5.
+	// not count. 0: 5; negative: no limit.
 	MaxAttempts int
 	// Backoff is the wait before the first retry, doubled each retry up to
-	// MaxBackoff, with jitter (each wait is drawn from [d/2, d]). Defaults 1s, 30s.
+	// MaxBackoff, with jitter (each wait is drawn from [d/2, d]). Backoff 0:
+	// 1s, negative: retry at once. MaxBackoff 0: 30s, negative: no doubling
+	// (every wait is Backoff).
 	Backoff    time.Duration
 	MaxBackoff time.Duration
 	// SkipLabels does not fetch the entry's label file.
@@ -70,25 +76,26 @@ func (o Options) withDefaults() Options {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	if o.ProgressInterval <= 0 {
-		o.ProgressInterval = 100 * time.Millisecond
-	}
-	if o.StallTimeout <= 0 {
-		o.StallTimeout = 30 * time.Second
-	}
-	if o.MaxAttempts <= 0 {
-		o.MaxAttempts = 5
-	}
-	if o.Backoff <= 0 {
-		o.Backoff = time.Second
-	}
-	if o.MaxBackoff <= 0 {
-		o.MaxBackoff = 30 * time.Second
-	}
+	o.ProgressInterval = orDefault(o.ProgressInterval, 100*time.Millisecond, 0)
+	o.StallTimeout = orDefault(o.StallTimeout, 30*time.Second, math.MaxInt64)
+	o.MaxAttempts = orDefault(o.MaxAttempts, 5, math.MaxInt)
+	o.Backoff = orDefault(o.Backoff, time.Second, 0)
+	o.MaxBackoff = orDefault(o.MaxBackoff, 30*time.Second, o.Backoff)
 	if o.MaxBackoff < o.Backoff {
 		o.MaxBackoff = o.Backoff
 	}
 	return o
+}
+
+// orDefault resolves a setting: zero is def, negative is off.
+func orDefault[T int | time.Duration](v, def, off T) T {
+	switch {
+	case v == 0:
+		return def
+	case v < 0:
+		return off
+	}
+	return v
 }
 
 // cacheDir resolves the cache directory.

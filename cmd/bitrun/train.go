@@ -63,7 +63,7 @@ Progress (step, loss, lr, images/s, ETA) goes to stderr; the summary to stdout.`
 	f.Bool("crop", d.Crop, "random crop (recipe default)")
 	f.Bool("flip", d.Flip, "random horizontal flip (recipe default; use --flip=false for digits)")
 	f.Float64("lr", 0, "base learning rate (0: 0.03 x batch/256)")
-	f.Int("warmup", d.Warmup, "linear warmup steps (-1: 1/18 of the schedule)")
+	f.Int("warmup", d.Warmup, "linear warmup steps (0: 1/18 of the schedule; negative: none)")
 	f.Float64("momentum", d.Momentum, "SGD momentum")
 	f.Float64("weight-decay", d.WeightDecay, "weight decay on conv and head kernels")
 	f.Float64("mixup", 0, "MixUp alpha (0: off)")
