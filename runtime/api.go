@@ -90,9 +90,7 @@ func (o Options) OnCPU() bool { return o.provider() == ProviderCPU }
 //
 // Several narrow Runs beat one wide Run when there is always work queued:
 // ONNX Runtime's intra-op parallelism leaves cores idle between operators
-// on small models. Measured with the small BiT at 64×64, batch 16 on 2
-// cores: one 2-thread Run 1.92 ms CPU per image at 81% core use; 1-thread
-// Runs 1.61 ms per image.
+// on small models (the README gives measured figures).
 func (o Options) ForConcurrentRuns(n, cores int) Options {
 	if n <= 1 {
 		return o
@@ -134,16 +132,13 @@ type Output struct {
 // bench, a dynamically batching server) gets every core for each Run.
 // Many concurrent small Runs contend in the shared intra-op thread pool; for
 // that load Options.Sessions > 1 with IntraThreads = cores/Sessions gives
-// each caller its own session (weights held once per session). Measured on
-// 2 busy cores with the tiny BiT at 64×64 and 4 concurrent callers
-// (BenchmarkPredictorParallel, medians of 3): shared session 258 images/s at
-// batch 1 and 434 at batch 8; two 1-thread sessions 318 and 730.
+// each caller its own session (weights held once per session);
+// BenchmarkPredictorParallel compares the two.
 //
-// ONNX Runtime's idle intra-op threads spin-wait by default. On a shared,
-// busy host that wastes the cores: R50x1 at 128×128, batch 1, 2 threads on 2
-// cores at load ~15 took 805 ms/image wall and 143 ms/image CPU with
-// spinning, 168 ms and 78 ms with SessionConfig
-// {"session.intra_op.allow_spinning": "0"} (medians of 3 rounds of 6 runs).
+// ONNX Runtime's idle intra-op threads spin-wait by default, which wastes
+// the cores of a shared, busy host; SessionConfig
+// {"session.intra_op.allow_spinning": "0"} turns the spinning off. The
+// README gives measured figures for both.
 type Predictor struct {
 	mu       sync.RWMutex // guards sessions against Close during Run
 	sessions []*ort.Session
