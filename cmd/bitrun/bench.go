@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -88,7 +89,26 @@ checkpoint layout and an SGD update (momentum 0.9, weight decay 1e-4), the
 step that train and finetune --train full repeat. --freeze takes train's
 presets (all, head, head+gn).`,
 		Args: cobra.NoArgs,
-		RunE: runBench,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			o, err := benchFlags(cmd)
+			if err != nil {
+				return err
+			}
+			if err := o.validate(); err != nil {
+				return err
+			}
+			if o.weightsGiven { // may download: after the checks
+				if o.weights, err = weightsPath(cmd); err != nil {
+					return err
+				}
+			}
+			if o.onnx != "" {
+				if o.ort, err = ortOptions(cmd); err != nil {
+					return err
+				}
+			}
+			return runBench(cmd.Context(), o, cmd.OutOrStdout(), cmd.ErrOrStderr())
+		},
 	}
 	cmd.Flags().String("onnx", "", "ONNX model file (runs on ONNX Runtime: needs a cgo build and make setup)")
 	addWeightsFlags(cmd)
@@ -112,14 +132,113 @@ presets (all, head, head+gn).`,
 	return cmd
 }
 
+// benchOptions is what bench runs, filled from flags and configuration by
+// benchFlags and checked by validate.
+type benchOptions struct {
+	onnx         string // ONNX model (ONNX Runtime)
+	weights      string // native checkpoint, resolved from --weights/--model after validate
+	weightsGiven bool   // --weights or --model was given
+	arch         string // native engine on fresh weights of this architecture
+	classes      int    // of the --arch head
+
+	resolution      int
+	resolutionGiven bool // --resolution given (else an ONNX model's own size wins)
+	channels        int  // 0: the model's
+	batch, runs     int
+	warmup          int // untimed runs first
+	streams         int // ONNX runs in flight at once
+
+	train       bool   // time a training step
+	freeze      string // with train: train's preset
+	freezeGiven bool
+	gemm        bool // time the pure-Go GEMM alone
+
+	json       bool
+	cpuprofile string          // CPU profile of the timed runs
+	ort        runtime.Options // for onnx
+}
+
+// benchFlags reads bench's flags and configuration; nothing is opened.
+func benchFlags(cmd *cobra.Command) (benchOptions, error) {
+	f := cmd.Flags()
+	var o benchOptions
+	var err error
+	if o.batch, err = configInt(cmd, "bench.batch", 1, 4096); err != nil {
+		return o, err
+	}
+	if o.runs, err = configInt(cmd, "bench.runs", 1, math.MaxInt); err != nil {
+		return o, err
+	}
+	if o.warmup, err = configInt(cmd, "bench.warmup", 0, math.MaxInt); err != nil {
+		return o, err
+	}
+	o.onnx, _ = f.GetString("onnx")
+	o.weightsGiven = weightsGiven(cmd)
+	o.arch, _ = f.GetString("arch")
+	o.classes, _ = f.GetInt("classes")
+	o.resolution, _ = f.GetInt("resolution")
+	o.resolutionGiven = f.Changed("resolution")
+	o.channels, _ = f.GetInt("channels")
+	o.streams, _ = f.GetInt("streams")
+	o.train, _ = f.GetBool("train")
+	o.freeze, _ = f.GetString("freeze")
+	o.freezeGiven = f.Changed("freeze")
+	o.gemm, _ = f.GetBool("gemm")
+	o.json, _ = f.GetBool("json")
+	o.cpuprofile, _ = f.GetString("cpuprofile")
+	return o, nil
+}
+
+// native reports whether o times bitrun's native engine.
+func (o benchOptions) native() bool { return !o.gemm && (o.weightsGiven || o.arch != "") }
+
+// validate checks o's flags against each other (usage errors).
+func (o benchOptions) validate() error {
+	switch {
+	case o.gemm:
+		if o.arch != "" || o.train || o.weightsGiven || o.onnx != "" {
+			return usagef("--gemm times the GEMM alone: no model flags")
+		}
+	case o.arch != "":
+		if o.onnx != "" || o.weightsGiven {
+			return usagef("--arch and --onnx/--weights/--model are exclusive")
+		}
+	case o.onnx != "" && o.weightsGiven:
+		return usagef("--onnx and --weights/--model are exclusive")
+	case o.onnx == "" && !o.weightsGiven:
+		return usagef("give a model: --onnx FILE, or --weights FILE / --model NAME for the native engine")
+	}
+	native := o.native()
+	switch {
+	case o.resolution <= 0 || o.resolution > 8192:
+		return usagef("--resolution %d: want 1..8192", o.resolution)
+	case o.batch <= 0 || o.runs <= 0 || o.warmup < 0:
+		return usagef("--batch and --runs must be positive and --warmup >= 0")
+	case o.channels < 0:
+		return usagef("--channels %d: must be >= 0", o.channels)
+	case o.streams < 1 || o.streams > 64:
+		return usagef("--streams %d: want 1..64", o.streams)
+	case o.streams > 1 && native:
+		return usagef("--streams applies to --onnx models (the native engine uses every core for one batch)")
+	case o.train && !native:
+		return usagef("--train times the native engine: give --weights, --model or --arch")
+	case o.freezeGiven && !o.train:
+		return usagef("--freeze applies to --train")
+	case native && o.channels != 0 && o.channels != 3:
+		return usagef("--channels %d: BiT models take 3", o.channels)
+	case o.train && o.resolution < 8:
+		return usagef("--resolution %d: training takes at least 8 pixels", o.resolution)
+	}
+	return nil
+}
+
 // nativeBench loads (or, for --arch, initialises) the native model bench
 // runs.
-func nativeBench(cmd *cobra.Command, weights, arch string) (*model.Model, string, error) {
+func nativeBench(weights, arch string, classes int) (*model.Model, string, error) {
 	if arch == "" {
 		m, err := model.Load(weights)
 		return m, weights, err
 	}
-	classes, _ := cmd.Flags().GetInt("classes")
 	cfg, err := model.Arch(arch, classes)
 	if err != nil {
 		return nil, "", usageError{err}
@@ -161,62 +280,16 @@ func trainStep(m *model.Model, freeze string, batch, res int) (func(ctx context.
 	}, nil
 }
 
-func runBench(cmd *cobra.Command, _ []string) error {
-	res, _ := cmd.Flags().GetInt("resolution")
-	channels, _ := cmd.Flags().GetInt("channels")
-	batch, err := configInt(cmd, "bench.batch", 1, 4096)
-	if err != nil {
-		return err
-	}
-	runs, err := configInt(cmd, "bench.runs", 1, math.MaxInt)
-	if err != nil {
-		return err
-	}
-	warmup, err := configInt(cmd, "bench.warmup", 0, math.MaxInt)
-	if err != nil {
-		return err
-	}
-	asJSON, _ := cmd.Flags().GetBool("json")
-	streams, _ := cmd.Flags().GetInt("streams")
-	arch, _ := cmd.Flags().GetString("arch")
-	doTrain, _ := cmd.Flags().GetBool("train")
-	freeze, _ := cmd.Flags().GetString("freeze")
-	gemm, _ := cmd.Flags().GetBool("gemm")
-	profile, _ := cmd.Flags().GetString("cpuprofile")
-	var onnxPath, weights string
-	if gemm {
-		if arch != "" || doTrain || weightsGiven(cmd) || cmd.Flags().Changed("onnx") {
-			return usagef("--gemm times the GEMM alone: no model flags")
-		}
-	} else if arch != "" {
-		if onnxPath, _ = cmd.Flags().GetString("onnx"); onnxPath != "" || weightsGiven(cmd) {
-			return usagef("--arch and --onnx/--weights/--model are exclusive")
-		}
-	} else if onnxPath, weights, err = modelSource(cmd); err != nil {
-		return err
-	}
-	native := weights != "" || arch != ""
-	switch {
-	case res <= 0 || res > 8192:
-		return usagef("--resolution %d: want 1..8192", res)
-	case batch <= 0 || runs <= 0 || warmup < 0:
-		return usagef("--batch and --runs must be positive and --warmup >= 0")
-	case channels < 0:
-		return usagef("--channels %d: must be >= 0", channels)
-	case streams < 1 || streams > 64:
-		return usagef("--streams %d: want 1..64", streams)
-	case streams > 1 && native:
-		return usagef("--streams applies to --onnx models (the native engine uses every core for one batch)")
-	case doTrain && !native:
-		return usagef("--train times the native engine: give --weights, --model or --arch")
-	case cmd.Flags().Changed("freeze") && !doTrain:
-		return usagef("--freeze applies to --train")
-	}
+// runBench times o's runs and prints the report to stdout, progress to
+// stderr.
+func runBench(ctx context.Context, o benchOptions, stdout, stderr io.Writer) error {
+	res, channels, batch, runs, warmup, streams := o.resolution, o.channels, o.batch, o.runs, o.warmup, o.streams
+	doTrain, freeze := o.train, o.freeze
 	r := benchResult{Batch: batch, Runs: runs, Warmup: warmup, Streams: streams}
 	var step func(ctx context.Context, x []float32) error
 	var flops float64 // per run, when known
 
-	if gemm {
+	if o.gemm {
 		// One m×n×k product per run, m = n = k = 8·--resolution (1024 by
 		// default), spread over every core.
 		n := 8 * res
@@ -232,13 +305,10 @@ func runBench(cmd *cobra.Command, _ []string) error {
 			nn.PureGo{}.Sgemm(false, false, n, n, n, a, n, b, n, 0, c, n)
 			return ctx.Err()
 		}
-	} else if native {
-		m, name, err := nativeBench(cmd, weights, arch)
+	} else if o.native() {
+		m, name, err := nativeBench(o.weights, o.arch, o.classes)
 		if err != nil {
 			return err
-		}
-		if channels != 0 && channels != 3 {
-			return usagef("--channels %d: BiT models take 3", channels)
 		}
 		r.Engine, r.Detail, r.Model = "native", nn.Backend().Name(), name
 		r.Channels, r.Resolution = 3, res
@@ -247,9 +317,6 @@ func runBench(cmd *cobra.Command, _ []string) error {
 			return ctx.Err()
 		}
 		if doTrain {
-			if res < 8 {
-				return usagef("--resolution %d: training takes at least 8 pixels", res)
-			}
 			if step, err = trainStep(m, freeze, batch, res); err != nil {
 				return err
 			}
@@ -260,12 +327,8 @@ func runBench(cmd *cobra.Command, _ []string) error {
 			r.Detail = fmt.Sprintf("training step, freeze %s; convolutions on go (%s), other products on %s", freeze, nn.KernelName(), nn.Backend().Name())
 		}
 	} else {
-		opts, err := ortOptions(cmd)
-		if err != nil {
-			return err
-		}
-		opts = opts.ForConcurrentRuns(streams, goruntime.NumCPU())
-		p, err := runtime.Open(onnxPath, opts)
+		opts := o.ort.ForConcurrentRuns(streams, goruntime.NumCPU())
+		p, err := runtime.Open(o.onnx, opts)
 		if err != nil {
 			return err
 		}
@@ -281,7 +344,7 @@ func runBench(cmd *cobra.Command, _ []string) error {
 		if channels != 0 {
 			r.Channels = channels
 		}
-		r.Resolution = onnxResolution(cmd, info, res)
+		r.Resolution = onnxResolution(o.resolutionGiven, info, res)
 		shape := []int64{int64(batch), int64(r.Channels), int64(r.Resolution), int64(r.Resolution)}
 		if err := p.CheckShape(shape); err != nil {
 			return usageError{err}
@@ -294,7 +357,7 @@ func runBench(cmd *cobra.Command, _ []string) error {
 		if streams > 1 {
 			threads = fmt.Sprintf("%d streams × %s, %d session(s)", streams, threads, max(opts.Sessions, 1))
 		}
-		r.Engine, r.Detail, r.Model = "onnx", fmt.Sprintf("onnxruntime %s, %s, %s", v, info.Provider, threads), onnxPath
+		r.Engine, r.Detail, r.Model = "onnx", fmt.Sprintf("onnxruntime %s, %s, %s", v, info.Provider, threads), o.onnx
 		step = func(ctx context.Context, x []float32) error {
 			_, err := p.Run(ctx, x, shape)
 			return err
@@ -306,16 +369,15 @@ func runBench(cmd *cobra.Command, _ []string) error {
 	for i := range x {
 		x[i] = float32(rng.NormFloat64())
 	}
-	ctx := cmd.Context()
-	fmt.Fprintf(cmd.ErrOrStderr(), "bench: %s %s, input %d×%d×%d×%d, %d warmup + %d runs\n",
+	fmt.Fprintf(stderr, "bench: %s %s, input %d×%d×%d×%d, %d warmup + %d runs\n",
 		r.Engine, r.Model, batch, r.Channels, r.Resolution, r.Resolution, warmup, runs)
 	for range warmup {
 		if err := step(ctx, x); err != nil {
 			return err
 		}
 	}
-	if profile != "" {
-		f, err := os.Create(profile)
+	if o.cpuprofile != "" {
+		f, err := os.Create(o.cpuprofile)
 		if err != nil {
 			return err
 		}
@@ -365,8 +427,8 @@ func runBench(cmd *cobra.Command, _ []string) error {
 	}
 	r.ImagesPerS = pctls{ips(r.BatchMs.Median), ips(r.BatchMs.P90), ips(r.BatchMs.P10)}
 
-	out := cmd.OutOrStdout()
-	if asJSON {
+	out := stdout
+	if o.json {
 		enc := json.NewEncoder(out)
 		enc.SetIndent("", "  ")
 		return enc.Encode(r)
@@ -389,17 +451,15 @@ func runBench(cmd *cobra.Command, _ []string) error {
 	if r.CPUMsPerImage > 0 {
 		fmt.Fprintf(&s, "cpu time:    %.2f ms/image (process user+system, all threads); %.2f cores busy\n", r.CPUMsPerImage, r.CoresBusy)
 	}
-	_, err = fmt.Fprint(out, s.String())
+	_, err := fmt.Fprint(out, s.String())
 	return err
 }
-
-func init() { register(newBenchCmd) }
 
 // onnxResolution is the input side bench feeds an ONNX model: --resolution
 // when given, else the model's fixed input size, else its bitrun.resolution
 // metadata (the rule predict, eval and serve follow), else def.
-func onnxResolution(cmd *cobra.Command, info runtime.Info, def int) int {
-	if cmd.Flags().Changed("resolution") {
+func onnxResolution(given bool, info runtime.Info, def int) int {
+	if given {
 		return def
 	}
 	if len(info.Shape) == 4 && info.Shape[2] > 0 {

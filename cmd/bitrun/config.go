@@ -165,19 +165,17 @@ func unknownConfigKeys() []string {
 	return unknown
 }
 
-func init() {
-	register(func() *cobra.Command {
-		c := &cobra.Command{Use: "config", Short: "Show the effective configuration"}
-		c.AddCommand(&cobra.Command{
-			Use:   "show",
-			Short: "Print every configuration key, its value and where it came from",
-			Args:  cobra.NoArgs,
-			RunE: func(cmd *cobra.Command, _ []string) error {
-				return showConfig(cmd, cmd.OutOrStdout())
-			},
-		})
-		return c
+func newConfigCmd() *cobra.Command {
+	c := &cobra.Command{Use: "config", Short: "Show the effective configuration"}
+	c.AddCommand(&cobra.Command{
+		Use:   "show",
+		Short: "Print every configuration key, its value and where it came from",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return showConfig(cmd, cmd.OutOrStdout())
+		},
 	})
+	return c
 }
 
 // showConfig prints the config file in use, then every key with its

@@ -289,5 +289,3 @@ func classCount(cmd *cobra.Command, clf eval.Classifier) (int, error) {
 	_, n, err := clf.Logits(cmd.Context(), make([]float32, pre.Channels*pre.Size*pre.Size), 1)
 	return n, err
 }
-
-func init() { register(newEvalCmd) }

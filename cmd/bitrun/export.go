@@ -52,8 +52,6 @@ written atomically.`,
 	return cmd
 }
 
-func init() { register(newExportCmd) }
-
 func runExport(cmd *cobra.Command, _ []string) error {
 	f := cmd.Flags()
 	out, _ := f.GetString("out")

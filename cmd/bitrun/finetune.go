@@ -21,8 +21,6 @@ import (
 	"golang.org/x/term"
 )
 
-func init() { register(newFinetuneCmd) }
-
 func newFinetuneCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "finetune --data PATH (--model NAME | --weights FILE) --out RUNDIR [flags]",

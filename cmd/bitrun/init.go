@@ -107,5 +107,3 @@ func groupDigits(n int64) string {
 	}
 	return s
 }
-
-func init() { register(newInitCmd) }

@@ -199,5 +199,3 @@ func printInspect(w io.Writer, r *inspectReport) error {
 	}
 	return tw.Flush()
 }
-
-func init() { register(newInspectCmd) }

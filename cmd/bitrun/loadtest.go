@@ -59,8 +59,6 @@ reachable, the mean batch size the server formed during the test is shown.`,
 	return cmd
 }
 
-func init() { register(newLoadtestCmd) }
-
 // loadReport is what loadtest prints.
 type loadReport struct {
 	URL         string         `json:"url"`

@@ -34,10 +34,24 @@ func (e usageError) Unwrap() error { return e.err }
 
 func usagef(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
 
-// commands registered by the files of this package (one file per command group).
-var commands []func() *cobra.Command
-
-func register(f func() *cobra.Command) { commands = append(commands, f) }
+// commands are every command of bitrun, in one place (as cmd/go's main.go
+// lists its commands); each is built by the file of its name.
+var commands = []func() *cobra.Command{
+	newBenchCmd,
+	newConfigCmd,
+	newEvalCmd,
+	newExportCmd,
+	newFinetuneCmd,
+	newInitCmd,
+	newInspectCmd,
+	newLoadtestCmd,
+	newPredictCmd,
+	newQuantizeCmd,
+	newServeCmd,
+	newTrainCmd,
+	newVersionCmd,
+	newZooCmd,
+}
 
 func newRoot() *cobra.Command {
 	root := &cobra.Command{

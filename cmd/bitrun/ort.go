@@ -18,7 +18,7 @@ func addORTFlags(cmd *cobra.Command) {
 	cmd.Flags().Int("threads", 0, "ONNX Runtime intra-op threads (0 = one per core)")
 	// Spinning is off by default: on a busy 2-core host it doubled the CPU
 	// time per image of R50x1 and tripled its latency (see the bench figures
-	// in runtime's Predictor docs); turn it on for a dedicated machine.
+	// in the README); turn it on for a dedicated machine.
 	cmd.Flags().Bool("ort-spin", false, "let idle ONNX Runtime threads spin-wait (can lower latency on a dedicated machine; wastes CPU on a shared one)")
 	bindKey(cmd, "ort.lib", "ort-lib")
 	bindKey(cmd, "ort.spin", "ort-spin")

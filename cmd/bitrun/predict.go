@@ -154,5 +154,3 @@ func decodeFile(name string) (image.Image, error) {
 	}
 	return img, nil
 }
-
-func init() { register(newPredictCmd) }

@@ -95,8 +95,6 @@ a step fails.`,
 	return cmd
 }
 
-func init() { register(newQuantizeCmd) }
-
 // quantizeFlags reads the flags into options.
 func quantizeFlags(cmd *cobra.Command) (quantizeOptions, error) {
 	f := cmd.Flags()

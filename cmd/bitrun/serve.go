@@ -114,8 +114,6 @@ without --auth-token-file logs a warning.`,
 	return cmd
 }
 
-func init() { register(newServeCmd) }
-
 // serveModel is one model to load: an ONNX file, or a checkpoint to export.
 type serveModel struct {
 	name    string

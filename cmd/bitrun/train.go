@@ -18,8 +18,6 @@ import (
 	"golang.org/x/term"
 )
 
-func init() { register(newTrainCmd) }
-
 func newTrainCmd() *cobra.Command {
 	d := train.DefaultOptions()
 	cmd := &cobra.Command{

@@ -30,30 +30,28 @@ func buildVersion() (version, commit string) {
 	return
 }
 
-func init() {
-	register(func() *cobra.Command {
-		return &cobra.Command{
-			Use:   "version",
-			Short: "Print the bitrun version, commit, GEMM backend, JPEG decoder and ONNX Runtime version",
-			Args:  cobra.NoArgs,
-			RunE: func(cmd *cobra.Command, _ []string) error {
-				v, c := buildVersion()
-				out := cmd.OutOrStdout()
-				fmt.Fprintf(out, "bitrun: %s\ncommit: %s\ngemm: %s\n", v, c, nn.Backend().Name())
-				if err := nn.BackendError(); err != nil {
-					fmt.Fprintf(out, "gemm error: %v\n", err)
-				}
-				jpegDec, err := data.JPEGDecoder()
-				fmt.Fprintf(out, "jpeg: %s\n", jpegDec)
-				if err != nil {
-					fmt.Fprintf(out, "jpeg error: %v\n", err)
-				}
-				for _, f := range versionLines {
-					k, val := f()
-					fmt.Fprintf(out, "%s: %s\n", k, val)
-				}
-				return nil
-			},
-		}
-	})
+func newVersionCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the bitrun version, commit, GEMM backend, JPEG decoder and ONNX Runtime version",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			v, c := buildVersion()
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "bitrun: %s\ncommit: %s\ngemm: %s\n", v, c, nn.Backend().Name())
+			if err := nn.BackendError(); err != nil {
+				fmt.Fprintf(out, "gemm error: %v\n", err)
+			}
+			jpegDec, err := data.JPEGDecoder()
+			fmt.Fprintf(out, "jpeg: %s\n", jpegDec)
+			if err != nil {
+				fmt.Fprintf(out, "jpeg error: %v\n", err)
+			}
+			for _, f := range versionLines {
+				k, val := f()
+				fmt.Fprintf(out, "%s: %s\n", k, val)
+			}
+			return nil
+		},
+	}
 }

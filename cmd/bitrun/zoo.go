@@ -24,8 +24,6 @@ import (
 // nil means zoo.Default(). Tests replace it.
 var zooCatalog *zoo.Catalog
 
-func init() { register(newZooCmd) }
-
 func newZooCmd() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "zoo",
