@@ -303,6 +303,7 @@ func TestConvHWIO(t *testing.T) {
 		{2, 16, 1, 1, 16, 3, 1, 1}, // 1x1 images (the small net's last block at 32 px)
 		{3, 8, 8, 8, 20, 3, 1, 1},  // 8x8 images grouped, written straight to NCHW
 		{4, 16, 8, 8, 24, 1, 1, 0},
+		{2, 8, 8, 8, 12, 3, 2, 1}, // 4x4 outputs: panels of whole output rows, stride 2
 	}
 	for _, tc := range cases {
 		t.Run(fmt.Sprintf("n%dc%do%dk%ds%dp%d", tc.n, tc.c, tc.o, tc.k, tc.stride, tc.pad), func(t *testing.T) {
