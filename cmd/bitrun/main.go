@@ -42,6 +42,7 @@ var commands = []func() *cobra.Command{
 	newEvalCmd,
 	newExportCmd,
 	newFinetuneCmd,
+	newHealthCmd,
 	newInitCmd,
 	newInspectCmd,
 	newLoadtestCmd,

@@ -26,7 +26,7 @@ import (
 
 func newServeCmd() *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "serve (--onnx FILE ... | --weights FILE | --model NAME | --model-repository DIR) [flags]",
+		Use:   "serve (--onnx FILE ... | --weights FILE | --model NAME | --model-repository DIR | --model-dir DIR) [flags]",
 		Short: "Serve image classifiers over HTTP: raw-image predict, KServe v2, Prometheus metrics",
 		Long: `Serve one or more ONNX image classifiers over HTTP with dynamic batching.
 
@@ -47,6 +47,10 @@ with an optional DIR/NAME/config.json (batching, labels, normalisation,
 instance count, version policy); models load and reload through the
 repository API without dropping requests, and --repository-poll picks up
 new, changed and removed models.
+
+--model-dir DIR takes a folder as KServe mounts it at /mnt/models: one
+model (DIR/model.onnx or the folder's only .onnx file, served under --name,
+as a ServingRuntime passes {{.Name}}) or else a repository as above.
 
 --onnx may be repeated; each model is named by the matching --name (in
 order) or its file name. --weights/--model serve a checkpoint (or a zoo
@@ -86,6 +90,7 @@ without --auth-token-file logs a warning.`,
 	f.String("auth-token-file", "", "file holding a bearer token every route but the health probes requires")
 	f.String("log-format", "text", "log format on stderr: text or json")
 	f.String("model-repository", "", "serve the models of a Triton-style repository folder (DIR/NAME/VERSION/model.onnx)")
+	f.String("model-dir", "", "a folder holding one model (model.onnx or a single .onnx file, named by --name) or a model repository, as KServe mounts /mnt/models")
 	f.Duration("repository-poll", 0, "with --model-repository: rescan interval for new, changed and removed models (0: no polling)")
 	f.StringArray("cors-origin", nil, "origin allowed to call the API from a browser (repeatable; \"*\" for any)")
 	addORTFlags(cmd)
@@ -109,6 +114,7 @@ without --auth-token-file logs a warning.`,
 		bindKey(cmd, key, flag)
 	}
 	bindKey(cmd, "serve.model_repository", "model-repository")
+	bindKey(cmd, "serve.model_dir", "model-dir")
 	bindKey(cmd, "serve.repository_poll", "repository-poll")
 	bindKey(cmd, "serve.cors_origins", "cors-origin")
 	return cmd
@@ -216,6 +222,24 @@ func runServe(cmd *cobra.Command, _ []string) error {
 		}
 		models = append(models, serveModel{name: name, weights: "?"})
 	}
+	if dir := cfg.GetString("serve.model_dir"); dir != "" {
+		if repoDir != "" || len(models) > 0 {
+			return usagef("give either --model-dir or models (--onnx, --weights, --model, --model-repository), not both")
+		}
+		file, err := resolveModelDir(dir)
+		switch {
+		case err != nil:
+			return err
+		case file != "":
+			models = append(models, serveModel{onnx: file, name: defaultModelName(file)})
+		case len(names) > 1:
+			return usagef("--model-dir %q is a model repository: give at most one --name", dir)
+		case len(names) == 1 && !repositoryHasModel(dir, names[0]):
+			return usagef("--name %q: the model repository %s has no folder %q (KServe passes the InferenceService name: name the model's folder after it)", names[0], dir, names[0])
+		default:
+			repoDir, names = dir, nil
+		}
+	}
 	var poll time.Duration
 	if poll, err = configDuration(cmd, "serve.repository_poll", 0, math.MaxInt64); err != nil {
 		return err
@@ -230,7 +254,7 @@ func runServe(cmd *cobra.Command, _ []string) error {
 			return usagef("--model-repository %q: not a folder", repoDir)
 		}
 	case len(models) == 0:
-		return usagef("give a model: --onnx FILE (repeatable), --weights FILE or --model NAME, or --model-repository DIR")
+		return usagef("give a model: --onnx FILE (repeatable), --weights FILE or --model NAME, or --model-repository DIR or --model-dir DIR")
 	}
 	if len(names) > len(models) {
 		return usagef("%d --name values for %d models", len(names), len(models))

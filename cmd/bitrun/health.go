@@ -1,0 +1,105 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/spf13/cobra"
+)
+
+// healthOptions is what `bitrun health` probes.
+type healthOptions struct {
+	url     string        // the server's base URL
+	path    string        // the probed route
+	timeout time.Duration // whole request
+}
+
+func newHealthCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "health [--url URL | --addr HOST:PORT] [--live]",
+		Short: "Probe a running bitrun serve: exit 0 when it is ready (the container image's health check)",
+		Long: `Probe a running bitrun serve: GET /v2/health/ready (or /v2/health/live
+with --live) and exit 0 on 200, 1 otherwise. It has no shell or curl to
+depend on, so the container image uses it as its HEALTHCHECK.
+
+Without --url the server is the one serve would start with the same
+configuration: serve.addr (--addr, BITRUN_SERVE_ADDR or the config file), an
+unspecified host (0.0.0.0, ::) probed on loopback.`,
+		Example: `  bitrun health
+  bitrun health --url http://10.0.0.7:8080 --live`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			opts, err := healthFlags(cmd)
+			if err != nil {
+				return err
+			}
+			return runHealth(cmd.Context(), opts, cmd.OutOrStdout())
+		},
+	}
+	f := cmd.Flags()
+	f.String("url", "", "server base URL (default: http:// and serve.addr)")
+	f.String("addr", "127.0.0.1:8080", "server address host:port, as given to serve --addr")
+	f.Bool("live", false, "probe liveness (/v2/health/live) instead of readiness")
+	f.Duration("timeout", 3*time.Second, "request timeout")
+	bindKey(cmd, "serve.addr", "addr")
+	return cmd
+}
+
+// healthFlags fills healthOptions from the flags and configuration.
+func healthFlags(cmd *cobra.Command) (healthOptions, error) {
+	f := cmd.Flags()
+	opts := healthOptions{path: "/v2/health/ready"}
+	opts.url, _ = f.GetString("url")
+	opts.timeout, _ = f.GetDuration("timeout")
+	if live, _ := f.GetBool("live"); live {
+		opts.path = "/v2/health/live"
+	}
+	if opts.url == "" {
+		host, port, err := net.SplitHostPort(cfg.GetString("serve.addr"))
+		if err != nil {
+			return opts, usagef("--addr %q: %v", cfg.GetString("serve.addr"), err)
+		}
+		if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+			host = "127.0.0.1"
+		}
+		opts.url = "http://" + net.JoinHostPort(host, port)
+	}
+	return opts, opts.validate()
+}
+
+func (o healthOptions) validate() error {
+	u, err := url.Parse(o.url)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return usagef("--url %q: want http://HOST:PORT", o.url)
+	}
+	if o.timeout <= 0 {
+		return usagef("--timeout %v: want a positive duration", o.timeout)
+	}
+	return nil
+}
+
+// runHealth probes the server once.
+func runHealth(ctx context.Context, o healthOptions, stdout io.Writer) error {
+	ctx, cancel := context.WithTimeout(ctx, o.timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, o.url+o.path, nil)
+	if err != nil {
+		return fmt.Errorf("health: %w", err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("health: %w", err)
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("health: %s%s: %s", o.url, o.path, resp.Status)
+	}
+	fmt.Fprintf(stdout, "%s%s: %s\n", o.url, o.path, resp.Status)
+	return nil
+}
