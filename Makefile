@@ -14,7 +14,7 @@ REQUIRE   := BITRUN_REQUIRE_ORT=1 BITRUN_REQUIRE_OPENBLAS=1 BITRUN_REQUIRE_TURBO
 # $(PREFIX)/lib/bitrun, where the installed binary looks for it.
 PREFIX    ?= $(HOME)/.local
 
-.PHONY: setup build install test test-long race fuzz bench demo clean
+.PHONY: setup build install test test-long race fuzz bench demo clean proto
 
 setup:
 	@scripts/setup.sh
@@ -50,6 +50,19 @@ bench: setup
 # results table, under demo/. Re-runnable; DEMO_CLEAN=1 starts over.
 demo: setup build
 	scripts/demo.sh
+
+# Regenerates the KServe v2 gRPC code (api/inferencepb) from its .proto:
+# protoc from apt (protobuf-compiler), the plugins from the Go module proxy.
+PROTOC_GEN_GO      := google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
+PROTOC_GEN_GO_GRPC := google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.5.1
+proto:
+	@command -v protoc >/dev/null || { echo "proto: install protoc (apt-get install protobuf-compiler)" >&2; exit 1; }
+	GOBIN=$(CURDIR)/bin $(GO) install $(PROTOC_GEN_GO)
+	GOBIN=$(CURDIR)/bin $(GO) install $(PROTOC_GEN_GO_GRPC)
+	PATH="$(CURDIR)/bin:$$PATH" protoc -I api/inferencepb \
+		--go_out=api/inferencepb --go_opt=paths=source_relative \
+		--go-grpc_out=api/inferencepb --go-grpc_opt=paths=source_relative \
+		api/inferencepb/grpc_predict_v2.proto
 
 clean:
 	rm -rf bin

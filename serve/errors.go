@@ -11,6 +11,8 @@ import (
 	"github.com/bitrun/bitrun/api"
 	"github.com/bitrun/bitrun/data"
 	"github.com/bitrun/bitrun/runtime"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // Errors a caller (or the HTTP layer) branches on. Every error returned by
@@ -101,6 +103,44 @@ func statusFor(err error) int {
 		return statusClientClosed
 	}
 	return http.StatusInternalServerError
+}
+
+// codeFor is the one place where errors become gRPC status codes (the
+// counterpart of statusFor): limits a request passes or a full queue are
+// ResourceExhausted, a model not loaded, not warmed or shutting down
+// Unavailable (retry), malformed requests InvalidArgument.
+func codeFor(err error) codes.Code {
+	if err == nil {
+		return codes.OK
+	}
+	if st, ok := status.FromError(err); ok && st.Code() != codes.Unknown {
+		return st.Code() // already a gRPC status (from grpc itself)
+	}
+	var maxBytes *http.MaxBytesError
+	switch {
+	case errors.Is(err, ErrUnauthorized):
+		return codes.Unauthenticated
+	case errors.Is(err, ErrModelNotFound), errors.Is(err, ErrVersionNotFound), errors.Is(err, ErrNotFound):
+		return codes.NotFound
+	case errors.Is(err, ErrMethodNotAllowed):
+		return codes.Unimplemented
+	case errors.As(err, &maxBytes), errors.Is(err, ErrBodyTooLarge), errors.Is(err, ErrTooManyPixels),
+		errors.Is(err, ErrTooManyImages), errors.Is(err, ErrQueueFull):
+		return codes.ResourceExhausted
+	case errors.Is(err, ErrNonFinite):
+		return codes.Internal
+	case errors.Is(err, ErrBadRequest), errors.Is(err, ErrEmptyBody), errors.Is(err, ErrUnsupportedMedia),
+		errors.Is(err, api.ErrMalformed), errors.Is(err, ErrRepository),
+		errors.Is(err, data.ErrBadImage), errors.Is(err, runtime.ErrBadInput):
+		return codes.InvalidArgument
+	case errors.Is(err, ErrNotReady), errors.Is(err, ErrClosed):
+		return codes.Unavailable
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, ErrBodyTimeout):
+		return codes.DeadlineExceeded
+	case errors.Is(err, context.Canceled):
+		return codes.Canceled
+	}
+	return codes.Internal
 }
 
 // errorBody is the JSON body of every error response.

@@ -60,6 +60,15 @@ func (s *Server) parseInfer(ctx context.Context, body []byte, headerLength strin
 	if err := api.AttachBinary(req.Inputs, rest); err != nil {
 		return nil, err
 	}
+	return s.checkInfer(ctx, &req, c)
+}
+
+// checkInfer validates a decoded infer request (HTTP or gRPC) against the
+// classifier: the input's name, datatype, shape (1 <= N <= MaxImages) and
+// data, and the requested outputs with their parameters; UINT8 pixels get
+// the model's preprocessing here.
+func (s *Server) checkInfer(ctx context.Context, req *api.InferRequest, c *Classifier) (*parsedInfer, error) {
+	var err error
 	if len(req.Outputs) > len(c.info.Outputs) {
 		return nil, fmt.Errorf("%w: %d outputs requested; the model has %d (%v)", ErrBadRequest, len(req.Outputs), len(c.info.Outputs), c.info.Outputs)
 	}
@@ -247,7 +256,24 @@ func pixelImage(px []byte, h, w, ch int, planar bool) image.Image {
 // binary, else -1. JSON cannot carry NaN or Inf: such an output is
 // ErrNonFinite.
 func (c *Classifier) inferAnswer(req *parsedInfer, outs []map[string][]float32) (body []byte, headerLen int, err error) {
-	resp := api.InferResponse{ModelName: c.name, ModelVersion: c.version, ID: req.id}
+	resp, err := c.inferResponse(req, outs)
+	if err != nil {
+		return nil, 0, err
+	}
+	b, headerLen, err := api.EncodeBody(resp, resp.Outputs)
+	if err != nil {
+		return nil, 0, fmt.Errorf("serve: encoding the infer answer: %w", err)
+	}
+	if headerLen < 0 {
+		b = append(b, '\n')
+	}
+	return b, headerLen, nil
+}
+
+// inferResponse builds the answer's tensors (see inferAnswer): binary
+// outputs carry Raw, the others JSON Data.
+func (c *Classifier) inferResponse(req *parsedInfer, outs []map[string][]float32) (resp api.InferResponse, err error) {
+	resp = api.InferResponse{ModelName: c.name, ModelVersion: c.version, ID: req.id}
 	for _, spec := range req.outputs {
 		o := api.Tensor{Name: spec.name}
 		if spec.class > 0 {
@@ -260,7 +286,7 @@ func (c *Classifier) inferAnswer(req *parsedInfer, outs []map[string][]float32) 
 			if spec.binary {
 				o.Raw = api.EncodeStrings(strs)
 			} else if o.Data, err = json.Marshal(strs); err != nil {
-				return nil, 0, fmt.Errorf("serve: encoding the infer answer: %w", err)
+				return resp, fmt.Errorf("serve: encoding the infer answer: %w", err)
 			}
 		} else {
 			o.Datatype = "FP32"
@@ -274,11 +300,11 @@ func (c *Classifier) inferAnswer(req *parsedInfer, outs []map[string][]float32) 
 			} else {
 				for i, v := range vals {
 					if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
-						return nil, 0, fmt.Errorf("%w: output %q value %d is %v", ErrNonFinite, spec.name, i, v)
+						return resp, fmt.Errorf("%w: output %q value %d is %v", ErrNonFinite, spec.name, i, v)
 					}
 				}
 				if o.Data, err = json.Marshal(vals); err != nil {
-					return nil, 0, fmt.Errorf("serve: encoding the infer answer: %w", err)
+					return resp, fmt.Errorf("serve: encoding the infer answer: %w", err)
 				}
 			}
 		}
@@ -287,14 +313,7 @@ func (c *Classifier) inferAnswer(req *parsedInfer, outs []map[string][]float32) 
 		}
 		resp.Outputs = append(resp.Outputs, o)
 	}
-	b, headerLen, err := api.EncodeBody(resp, resp.Outputs)
-	if err != nil {
-		return nil, 0, fmt.Errorf("serve: encoding the infer answer: %w", err)
-	}
-	if headerLen < 0 {
-		b = append(b, '\n')
-	}
-	return b, headerLen, nil
+	return resp, nil
 }
 
 // classify formats the top n entries of one output row as Triton's

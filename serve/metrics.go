@@ -7,6 +7,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"google.golang.org/grpc/codes"
 )
 
 // metrics are the server's Prometheus collectors, registered on its own
@@ -25,6 +26,10 @@ type metrics struct {
 	failed    *prometheus.CounterVec   // model, version
 	loadTime  *prometheus.GaugeVec     // model, version
 	loads     *prometheus.CounterVec   // model, result
+
+	grpcRequests *prometheus.CounterVec   // method, code
+	grpcLatency  *prometheus.HistogramVec // method
+	grpcInFlight prometheus.Gauge
 }
 
 var versionLabels = []string{"model", "version"}
@@ -63,6 +68,15 @@ func newMetrics(reg *prometheus.Registry, version, commit string, queued func() 
 		loads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "bitrun_model_loads_total", Help: "Model repository loads by result (ok, error); a failed load leaves the served versions as they were.",
 		}, []string{"model", "result"}),
+		grpcRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bitrun_grpc_requests_total", Help: "gRPC calls by method and status code.",
+		}, []string{"method", "code"}),
+		grpcLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "bitrun_grpc_request_duration_seconds", Help: "gRPC call latency by method.", Buckets: latencyBuckets,
+		}, []string{"method"}),
+		grpcInFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "bitrun_grpc_requests_in_flight", Help: "gRPC calls being served.",
+		}),
 	}
 	build := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "bitrun_build_info", Help: "Build information; always 1.",
@@ -73,7 +87,7 @@ func newMetrics(reg *prometheus.Registry, version, commit string, queued func() 
 	}
 	build.WithLabelValues(version, commit, goVersion).Set(1)
 	reg.MustRegister(m.requests, m.latency, m.inFlight, m.queue, m.batch, m.inference,
-		m.dropped, m.failed, m.loadTime, m.loads, build, queueCollector{queued},
+		m.dropped, m.failed, m.loadTime, m.loads, m.grpcRequests, m.grpcLatency, m.grpcInFlight, build, queueCollector{queued},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -134,4 +148,9 @@ func (m *modelMetrics) observeDropped() { m.dropped.Inc() }
 func (m *metrics) request(route string, code int, d time.Duration) {
 	m.requests.WithLabelValues(route, strconv.Itoa(code)).Inc()
 	m.latency.WithLabelValues(route).Observe(d.Seconds())
+}
+
+func (m *metrics) grpcRequest(method string, code codes.Code, d time.Duration) {
+	m.grpcRequests.WithLabelValues(method, code.String()).Inc()
+	m.grpcLatency.WithLabelValues(method).Observe(d.Seconds())
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/bitrun/bitrun/api"
 	"github.com/bitrun/bitrun/data"
 	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
 )
 
 // Config configures a Server. The zero value is usable; each zero field takes
@@ -121,6 +122,7 @@ type Server struct {
 
 	mu   sync.Mutex
 	http *http.Server
+	grpc *grpc.Server // set by ServeGRPC
 
 	closeOnce sync.Once
 	closeErr  error
@@ -244,8 +246,8 @@ func (s *Server) Serve(l net.Listener) error {
 }
 
 // Shutdown drains the server: readiness turns 503 at once, after
-// Config.DrainDelay the listener closes, requests in flight finish (their
-// batches run), then the models are closed. When ctx ends first, remaining
+// Config.DrainDelay the listeners close (HTTP and gRPC), requests and calls
+// in flight finish (their batches run), then the models are closed. When ctx ends first, remaining
 // connections are closed and ctx's error is returned.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.draining.Store(true)
@@ -262,11 +264,14 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	hs := s.http
 	s.mu.Unlock()
 	var err error
+	stopped := make(chan struct{})
+	go func() { s.stopGRPC(ctx); close(stopped) }()
 	if hs != nil {
 		if err = hs.Shutdown(ctx); err != nil {
 			err = errors.Join(fmt.Errorf("serve: shutdown: %w", err), hs.Close())
 		}
 	}
+	<-stopped
 	if ctx.Err() != nil {
 		// Out of time: stop the runs still going instead of waiting for them.
 		for _, c := range s.Models() {
@@ -288,6 +293,7 @@ func (s *Server) Close() error {
 		if hs != nil {
 			errs = append(errs, hs.Close())
 		}
+		s.stopGRPC(nil)
 		s.addMu.Lock()
 		s.closed = true
 		s.addMu.Unlock()
@@ -398,8 +404,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // requestID is the client's X-Request-Id when it is short and plain,
 // otherwise a fresh random one.
-func requestID(r *http.Request) string {
-	if id := r.Header.Get("X-Request-Id"); id != "" && len(id) <= 64 && ValidName(id) {
+func requestID(r *http.Request) string { return requestIDFrom(r.Header.Get("X-Request-Id")) }
+
+// requestIDFrom is id when it is short and plain, otherwise a fresh random
+// one.
+func requestIDFrom(id string) string {
+	if id != "" && len(id) <= 64 && ValidName(id) {
 		return id
 	}
 	var b [8]byte
@@ -515,7 +525,12 @@ func (s *Server) check(rt route, w http.ResponseWriter, r *http.Request) error {
 
 // authorized checks the request's bearer token against Config.AuthToken.
 func (s *Server) authorized(r *http.Request) error {
-	auth := r.Header.Get("Authorization")
+	return s.authorizedHeader(r.Header.Get("Authorization"))
+}
+
+// authorizedHeader checks an Authorization value (HTTP header or gRPC
+// metadata) against Config.AuthToken.
+func (s *Server) authorizedHeader(auth string) error {
 	scheme, token, ok := strings.Cut(auth, " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") {
 		return fmt.Errorf("%w: send \"Authorization: Bearer <token>\"", ErrUnauthorized)

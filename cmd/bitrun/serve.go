@@ -56,8 +56,13 @@ as a ServingRuntime passes {{.Name}}) or else a repository as above.
 order) or its file name. --weights/--model serve a checkpoint (or a zoo
 model) exported to ONNX at start-up. The server listens at once (live), and
 reports ready after every model is loaded and warmed with one batch.
-SIGTERM or Ctrl-C drains: readiness turns 503, requests in flight finish
-within --grace, then the process exits 0.
+--grpc-addr HOST:PORT also serves the KServe v2 gRPC protocol
+(inference.GRPCInferenceService: ServerLive, ServerReady, ModelReady,
+ServerMetadata, ModelMetadata, ModelInfer) with the same models, limits,
+bearer token (metadata "authorization: Bearer TOKEN") and metrics.
+
+SIGTERM or Ctrl-C drains: readiness turns 503, requests and gRPC calls in
+flight finish within --grace, then the process exits 0.
 
 Defaults are safe for untrusted clients on this machine: loopback address,
 capped bodies and pixels, every timeout set. Binding another address
@@ -75,6 +80,7 @@ without --auth-token-file logs a warning.`,
 	f.Int("resolution", export.DefaultResolution, "with --weights/--model: image side the checkpoint is exported at (a run folder's weights default to the resolution the run recorded)")
 	f.String("labels", "", "with --weights/--model: class names file (one per line or a JSON array)")
 	f.String("addr", "127.0.0.1:8080", "listen address (host:port); port 0 picks a free one")
+	f.String("grpc-addr", "", "also serve the KServe v2 gRPC protocol (inference.GRPCInferenceService) at this address (host:port; empty: no gRPC), sharing the models, limits, token and metrics")
 	f.Int("max-batch", 16, "largest batch sent to a model")
 	f.Duration("batch-delay", 5*time.Millisecond, "longest an image waits for others to share its batch (0: no wait)")
 	f.Int("max-queue", 0, "images waiting per model before 503 (default 64 × max-batch)")
@@ -96,6 +102,7 @@ without --auth-token-file logs a warning.`,
 	addORTFlags(cmd)
 	for key, flag := range map[string]string{
 		"serve.addr":            "addr",
+		"serve.grpc_addr":       "grpc-addr",
 		"serve.max_batch":       "max-batch",
 		"serve.batch_delay":     "batch-delay",
 		"serve.max_queue":       "max-queue",
@@ -293,8 +300,20 @@ func runServe(cmd *cobra.Command, _ []string) error {
 		return fmt.Errorf("serve: %w", err)
 	}
 	log.Info("listening", "url", "http://"+l.Addr().String(), "models", len(models))
-	served := make(chan error, 1)
+	served := make(chan error, 2)
 	go func() { served <- srv.Serve(l) }()
+	if addr := cfg.GetString("serve.grpc_addr"); addr != "" {
+		gl, err := net.Listen("tcp", addr)
+		if err != nil {
+			return errors.Join(fmt.Errorf("serve: --grpc-addr: %w", err), srv.Close())
+		}
+		log.Info("listening", "grpc", gl.Addr().String())
+		go func() {
+			if err := srv.ServeGRPC(gl); err != nil {
+				served <- err
+			}
+		}()
+	}
 
 	ctx := cmd.Context()
 	loadCtx, cancelLoad := context.WithCancel(ctx)
