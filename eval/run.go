@@ -15,6 +15,9 @@ type Options struct {
 	Batch int // examples per batch; 0 = DefaultBatch
 	Limit int // evaluate only the first Limit examples; 0 = all
 	K     int // the k of top-k accuracy; 0 = 5
+	// Shard, when set (Count > 0), evaluates only that 1/Count of the
+	// first Limit examples (Report.Shard records it, for Merge).
+	Shard Shard
 	// Progress, when set, is called after each batch with the examples done
 	// and the total. It runs on Run's goroutine.
 	Progress func(done, total int)
@@ -25,19 +28,23 @@ const DefaultBatch = 32
 
 // Report is the outcome of an evaluation.
 type Report struct {
-	Model      string          `json:"model"`
-	Dataset    string          `json:"dataset,omitempty"`
-	Images     int64           `json:"images"`
-	Classes    int             `json:"classes"`
-	Labels     []string        `json:"labels,omitempty"`
-	Top1       Ratio           `json:"top1"`
-	K          int             `json:"k"`
-	TopK       Ratio           `json:"topk"`
-	PerClass   []ClassAccuracy `json:"per_class"`
-	Confusion  [][]int64       `json:"confusion"` // rows true class, columns predicted
-	Preprocess Preprocess      `json:"preprocess"`
-	Batch      int             `json:"batch"`
-	Timing     Timing          `json:"timing"`
+	Model       string          `json:"model"`
+	ModelSHA256 string          `json:"model_sha256,omitempty"` // of the model file, when the caller sets it
+	Dataset     string          `json:"dataset,omitempty"`
+	Shard       *ShardInfo      `json:"shard,omitempty"` // the shard evaluated; nil for the whole run
+	Images      int64           `json:"images"`
+	Top1Correct int64           `json:"top1_correct"`
+	TopKCorrect int64           `json:"topk_correct"`
+	Classes     int             `json:"classes"`
+	Labels      []string        `json:"labels,omitempty"`
+	Top1        Ratio           `json:"top1"`
+	K           int             `json:"k"`
+	TopK        Ratio           `json:"topk"`
+	PerClass    []ClassAccuracy `json:"per_class"`
+	Confusion   [][]int64       `json:"confusion"` // rows true class, columns predicted
+	Preprocess  Preprocess      `json:"preprocess"`
+	Batch       int             `json:"batch"`
+	Timing      Timing          `json:"timing"`
 }
 
 // Timing splits an evaluation's wall time.
@@ -94,6 +101,13 @@ func Run(ctx context.Context, c Classifier, ds data.Dataset, opts Options) (*Rep
 	if total == 0 {
 		return nil, errors.New("eval: the dataset is empty")
 	}
+	if err := opts.Shard.Check(); err != nil {
+		return nil, err
+	}
+	order := opts.Shard.Indices(total)
+	if len(order) == 0 {
+		return nil, fmt.Errorf("eval: shard %s of %d examples is empty", opts.Shard, total)
+	}
 	if n := len(ds.Classes()); n > MaxClasses {
 		return nil, fmt.Errorf("eval: dataset has %d classes, more than the limit of %d", n, MaxClasses)
 	}
@@ -110,18 +124,14 @@ func Run(ctx context.Context, c Classifier, ds data.Dataset, opts Options) (*Rep
 	ready := make(chan batch, depth)
 	go func() {
 		defer close(ready)
-		for start := 0; start < total; start += bs {
+		for start := 0; start < len(order); start += bs {
 			var buf []float32
 			select {
 			case buf = <-free:
 			case <-ctx.Done():
 				return
 			}
-			end := min(start+bs, total)
-			idx := make([]int, end-start)
-			for i := range idx {
-				idx[i] = start + i
-			}
+			idx := order[start:min(start+bs, len(order))]
 			t0 := time.Now()
 			b := batch{buf: buf, n: len(idx), labels: data.Labels(ds, idx)}
 			b.err = data.Batch(ds, idx, pre.Size, pre.Channels, pre.Norm, false, nil, buf[:len(idx)*per])
@@ -170,14 +180,14 @@ func Run(ctx context.Context, c Classifier, ds data.Dataset, opts Options) (*Rep
 		free <- b.buf
 		done += b.n
 		if opts.Progress != nil {
-			opts.Progress(done, total)
+			opts.Progress(done, len(order))
 		}
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("eval: %w", err)
 	}
-	if done != total {
-		return nil, fmt.Errorf("eval: evaluated %d of %d examples", done, total)
+	if done != len(order) {
+		return nil, fmt.Errorf("eval: evaluated %d of %d examples", done, len(order))
 	}
 	wall := time.Since(start)
 	tm.Seconds = wall.Seconds()
@@ -190,19 +200,32 @@ func Run(ctx context.Context, c Classifier, ds data.Dataset, opts Options) (*Rep
 	if labels == nil || len(labels) < len(ds.Classes()) {
 		labels = ds.Classes()
 	}
-	r := &Report{
-		Model:      c.Name(),
-		Images:     m.N(),
-		Classes:    classes,
-		Labels:     labels,
-		Top1:       Ratio(m.Top1()),
-		K:          min(k, classes),
-		TopK:       Ratio(m.TopK()),
-		PerClass:   m.PerClass(labels),
-		Confusion:  m.Confusion(),
-		Preprocess: pre,
-		Batch:      bs,
-		Timing:     tm,
+	m.classes = max(m.classes, classes)
+	r := m.report(c.Name(), "", "", labels, pre, bs, tm)
+	if opts.Shard.Sharded() {
+		r.Shard = &ShardInfo{Shard: opts.Shard, Total: total}
 	}
 	return r, nil
+}
+
+// report is the Report of the recorded counts.
+func (m *Metrics) report(model, sha, dataset string, labels []string, pre Preprocess, bs int, tm Timing) *Report {
+	return &Report{
+		Model:       model,
+		ModelSHA256: sha,
+		Dataset:     dataset,
+		Images:      m.N(),
+		Top1Correct: m.top1,
+		TopKCorrect: m.topk,
+		Classes:     m.classes,
+		Labels:      labels,
+		Top1:        Ratio(m.Top1()),
+		K:           min(m.k, m.classes),
+		TopK:        Ratio(m.TopK()),
+		PerClass:    m.PerClass(labels),
+		Confusion:   m.Confusion(),
+		Preprocess:  pre,
+		Batch:       bs,
+		Timing:      tm,
+	}
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/bitrun/bitrun/eval"
+	"github.com/bitrun/bitrun/internal/atomicfile"
 	"github.com/bitrun/bitrun/model"
 	"github.com/bitrun/bitrun/runtime"
 	"github.com/spf13/cobra"
@@ -166,8 +167,15 @@ from the model's fixed input shape and its bitrun.* metadata; --resolution,
 --channels, --mean and --std override or complete it. --weights/--model run
 bitrun's native engine on a .npz checkpoint (give --resolution).
 
-The report goes to stdout as a table, or JSON with --json; --plot writes the
-confusion matrix as a PNG heat map. Progress goes to stderr.`,
+The report goes to stdout as a table, or JSON with --json; --report FILE
+also writes it as JSON to FILE (atomically); --plot writes the confusion
+matrix as a PNG heat map. Progress goes to stderr.
+
+--shard I/N evaluates a deterministic 1/N of the dataset (the examples whose
+index modulo N is I; --shard N takes I from $JOB_COMPLETION_INDEX, as a
+Kubernetes Indexed Job sets it), and "{shard}" in --report is replaced by I.
+"bitrun eval merge" combines the N shard reports into exactly the report of
+the unsharded run.`,
 		Args: cobra.NoArgs,
 		RunE: runEval,
 	}
@@ -180,10 +188,13 @@ confusion matrix as a PNG heat map. Progress goes to stderr.`,
 	cmd.Flags().Int("top-k", 5, "k of the top-k accuracy")
 	cmd.Flags().Bool("json", false, "print the report as JSON")
 	cmd.Flags().String("plot", "", "write the confusion matrix as a PNG to this file")
+	cmd.Flags().String("shard", "", shardHelp)
+	cmd.Flags().String("report", "", `also write the JSON report to this file ("{shard}" is replaced by the shard index)`)
 	addPreprocessFlags(cmd)
 	addORTFlags(cmd)
 	bindKey(cmd, "eval.batch", "batch")
 	bindKey(cmd, "eval.top_k", "top-k")
+	cmd.AddCommand(newEvalMergeCmd())
 	return cmd
 }
 
@@ -206,6 +217,18 @@ func runEval(cmd *cobra.Command, _ []string) error {
 	}
 	if limit < 0 {
 		return usagef("--limit %d: must be >= 0", limit)
+	}
+	shardFlag, _ := cmd.Flags().GetString("shard")
+	shard, err := parseShard(shardFlag, os.Getenv)
+	if err != nil {
+		return err
+	}
+	reportPath, _ := cmd.Flags().GetString("report")
+	if reportPath != "" {
+		reportPath = shardPath(reportPath, shard)
+		if err := checkOutputPath(reportPath); err != nil {
+			return fmt.Errorf("eval: --report: %w", err)
+		}
 	}
 	// Model files and the plot path are checked before the dataset is read.
 	if err := checkModelFlags(cmd); err != nil {
@@ -235,15 +258,27 @@ func runEval(cmd *cobra.Command, _ []string) error {
 	if limit > 0 {
 		total = min(total, limit)
 	}
-	fmt.Fprintf(cmd.ErrOrStderr(), "evaluating %s on %s (%s, %d images)\n", clf.Name(), dataPath, split, total)
+	if shard.Sharded() {
+		fmt.Fprintf(cmd.ErrOrStderr(), "evaluating %s on %s (%s, shard %s of %d images)\n", clf.Name(), dataPath, split, shard, total)
+	} else {
+		fmt.Fprintf(cmd.ErrOrStderr(), "evaluating %s on %s (%s, %d images)\n", clf.Name(), dataPath, split, total)
+	}
 	rep, err := eval.Run(cmd.Context(), clf, ds, eval.Options{
-		Batch: batch, Limit: limit, K: k,
+		Batch: batch, Limit: limit, K: k, Shard: shard,
 		Progress: progressPrinter(cmd.ErrOrStderr(), "eval"),
 	})
 	if err != nil {
 		return err
 	}
 	rep.Dataset = fmt.Sprintf("%s (%s)", dataPath, split)
+	if rep.ModelSHA256, err = modelFileSHA256(cmd); err != nil {
+		return err
+	}
+	if reportPath != "" {
+		if err := atomicfile.WriteJSON(reportPath, rep); err != nil {
+			return fmt.Errorf("eval: --report: %w", err)
+		}
+	}
 	// The report first: a plot that cannot be written loses nothing.
 	if asJSON {
 		err = eval.WriteJSON(cmd.OutOrStdout(), rep)
@@ -288,4 +323,14 @@ func classCount(cmd *cobra.Command, clf eval.Classifier) (int, error) {
 	pre := clf.Preprocess()
 	_, n, err := clf.Logits(cmd.Context(), make([]float32, pre.Channels*pre.Size*pre.Size), 1)
 	return n, err
+}
+
+// modelFileSHA256 is the SHA-256 of the --onnx or --weights/--model file,
+// recorded in reports so that shards of different models never merge.
+func modelFileSHA256(cmd *cobra.Command) (string, error) {
+	onnxPath, weights, err := modelSource(cmd)
+	if err != nil {
+		return "", err
+	}
+	return fileSHA256(onnxPath + weights)
 }

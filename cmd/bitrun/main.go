@@ -41,6 +41,7 @@ var commands = []func() *cobra.Command{
 	newConfigCmd,
 	newEvalCmd,
 	newExportCmd,
+	newExtractCmd,
 	newFinetuneCmd,
 	newHealthCmd,
 	newInitCmd,
