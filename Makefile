@@ -8,13 +8,15 @@ export BITRUN_ORT_LIB ?= $(ORT_LIB)
 RACE_PKGS := ./nn/... ./model/... ./train/... ./runtime/... ./zoo/... ./serve/... ./internal/turbojpeg/...
 FUZZTIME  ?= 10s
 # make setup installs these; their tests fail instead of skipping when missing.
-REQUIRE   := BITRUN_REQUIRE_ORT=1 BITRUN_REQUIRE_OPENBLAS=1 BITRUN_REQUIRE_TURBOJPEG=1 BITRUN_REQUIRE_CHROMIUM=1
+REQUIRE   := BITRUN_REQUIRE_ORT=1 BITRUN_REQUIRE_OPENBLAS=1 BITRUN_REQUIRE_TURBOJPEG=1 BITRUN_REQUIRE_CHROMIUM=1 BITRUN_REQUIRE_PODMAN=1
+# The container image make image builds (podman, no registry needed).
+IMAGE     ?= localhost/bitrun:latest
 
 # make install puts the binary in $(PREFIX)/bin and ONNX Runtime in
 # $(PREFIX)/lib/bitrun, where the installed binary looks for it.
 PREFIX    ?= $(HOME)/.local
 
-.PHONY: setup build install test test-long race fuzz bench demo clean proto
+.PHONY: setup build install image test test-long race fuzz bench demo clean proto
 
 setup:
 	@scripts/setup.sh
@@ -28,12 +30,22 @@ install: setup build
 	cp -P third_party/onnxruntime/libonnxruntime.so* $(DESTDIR)$(PREFIX)/lib/bitrun/
 	@echo "installed $(PREFIX)/bin/bitrun and $(PREFIX)/lib/bitrun/libonnxruntime.so"
 
-test: setup
+# The Containerfile's image, built here without pulling a base image: a root
+# filesystem from Debian packages (scripts/image-rootfs.sh) under the
+# Containerfile's final stage (scripts/image.sh).
+image: setup build
+	IMAGE=$(IMAGE) scripts/image.sh
+
+# deploy/ is a module of its own (the Kubernetes API types stay out of
+# bitrun's): its manifest tests and the image test (podman) run here too.
+test: setup image
 	$(GO) mod tidy -diff
 	$(GO) vet ./...
 	CGO_ENABLED=0 $(GO) build ./...
 	$(REQUIRE) $(GO) test -short -count=1 ./...
 	$(REQUIRE) $(GO) test -short -count=1 -race $(shell $(GO) list $(RACE_PKGS) 2>/dev/null)
+	cd deploy && $(GO) mod tidy -diff && $(GO) vet ./... && \
+		$(REQUIRE) BITRUN_IMAGE=$(IMAGE) BITRUN_BIN=$(CURDIR)/$(BIN) $(GO) test -short -count=1 ./...
 
 # Long tests: full-size exports and real-data training checks.
 test-long: setup

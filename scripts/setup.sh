@@ -2,8 +2,8 @@
 # Installs what bitrun's build, tests and demo need on a Debian machine:
 # OpenBLAS and libjpeg-turbo's TurboJPEG (both loaded at run time), the
 # Fashion-MNIST dataset package, npm (for the ONNX Runtime library),
-# Chromium (the serve page's browser test), Go modules and the ONNX Runtime
-# library itself.
+# Chromium (the serve page's browser test), podman and runc (the container
+# image's build and test), Go modules and the ONNX Runtime library itself.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 need=()
@@ -12,6 +12,8 @@ need=()
 [ -d /usr/share/datasets/fashion-mnist ] || need+=(dataset-fashion-mnist)
 command -v npm >/dev/null || need+=(npm)
 command -v chromium >/dev/null || need+=(chromium)
+command -v podman >/dev/null || need+=(podman)
+command -v runc >/dev/null || need+=(runc)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "setup: installing ${need[*]}" >&2
@@ -22,5 +24,5 @@ if [ ${#need[@]} -gt 0 ]; then
     exit 1
   fi
 fi
-(cd "$root" && go mod download)
+(cd "$root" && go mod download && cd deploy && go mod download)
 "$root/scripts/install-ort.sh"
