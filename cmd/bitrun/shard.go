@@ -44,5 +44,3 @@ func shardPath(path string, sh eval.Shard) string {
 	}
 	return strings.ReplaceAll(path, "{shard}", strconv.Itoa(sh.Index))
 }
-
-
