@@ -182,10 +182,10 @@ func testImageServe(t *testing.T, img string) {
 	for _, a := range c.Args {
 		args = append(args, strings.ReplaceAll(a, "{{.Name}}", "bit"))
 	}
-	addr := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	addr, grpcAddr := "127.0.0.1:"+strconv.Itoa(freePort(t)), "127.0.0.1:"+strconv.Itoa(freePort(t))
 	name := "bitrun-test-" + strconv.Itoa(os.Getpid())
 	podArgs := append(append([]string{}, podmanRun...), "-d", "--name", name, "--health-interval", "disable",
-		"-v", models+":/mnt/models:ro", "-e", "BITRUN_SERVE_ADDR="+addr, img)
+		"-v", models+":/mnt/models:ro", "-e", "BITRUN_SERVE_ADDR="+addr, "-e", "BITRUN_SERVE_GRPC_ADDR="+grpcAddr, img)
 	command(t, "podman", append(podArgs, args...)...)
 	t.Cleanup(func() { _ = exec.Command("podman", "rm", "-f", "-t", "0", name).Run() })
 	logs := func() string { out, _ := exec.Command("podman", "logs", name).CombinedOutput(); return string(out) }
@@ -202,6 +202,14 @@ func testImageServe(t *testing.T, img string) {
 		time.Sleep(100 * time.Millisecond)
 	}
 
+	if envValue(c.Env, "BITRUN_SERVE_GRPC_ADDR") != "" {
+		conn, err := net.DialTimeout("tcp", grpcAddr, 5*time.Second)
+		if err != nil {
+			t.Errorf("gRPC port: %v", err)
+		} else {
+			conn.Close()
+		}
+	}
 	body, err := os.ReadFile(photo)
 	if err != nil {
 		t.Fatal(err)
