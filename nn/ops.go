@@ -150,10 +150,9 @@ func convPanels(dst, x *Tensor, pa *packedA, kh, kw, stride, pad int, hwc bool, 
 	oh, ow := ConvOutSize(h, kh, stride, pad), ConvOutSize(wd, kw, stride, pad)
 	pix, kdim, chw := oh*ow, c*kh*kw, c*h*wd
 	groups := (n + group - 1) / group
-	// Whole (wide-kernel) panels per image: each image's columns go straight
-	// to its NCHW output (rows pix apart), no group buffer and no scatter
-	// afterwards.
-	direct := pix%(2*nr) == 0
+	// Whole panels per image: each image's columns go straight to its NCHW
+	// output (rows pix apart), no group buffer and no scatter afterwards.
+	direct := pix%nr == 0
 	var tmp []float32
 	if group > 1 && a != nil && !direct {
 		tmp = a.Get(groups * o * group * pix).Data
@@ -176,13 +175,9 @@ func convPanels(dst, x *Tensor, pa *packedA, kh, kw, stride, pad int, hwc bool, 
 		packer := newConvPacker(x.Data[b0*chw:(b0+gb)*chw], c, h, wd, kh, kw, stride, pad, oh, ow)
 		packer.hwc = hwc
 		if gb > 1 && direct {
+			l := cLayout{pix: pix, img: o * pix}
 			splitProduct(o, cols, kdim, func(i0, mb, j0, nb int) {
-				for j := j0; j < j0+nb; {
-					img, p := j/pix, j%pix
-					seg := min(pix-p, j0+nb-j)
-					gemmCore(mb, seg, kdim, pa, i0, &packer, j, 0, dst.Data[((b0+img)*o+i0)*pix+p:], pix)
-					j += seg
-				}
+				gemmCoreLayout(mb, nb, kdim, pa, i0, &packer, j0, 0, dst.Data[(b0*o+i0)*pix:], pix, l)
 			})
 			return
 		}

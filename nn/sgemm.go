@@ -200,10 +200,34 @@ func (s *matB) packB(p0, kb, j0, nb int, dst []float32) {
 // plain matrices, pre-packed kernels, and operands packed straight from
 // tensors (convPacker, patchRows, patchCols).
 func gemmCore(m, n, k int, as aSource, i0 int, bs bSource, j0 int, beta float32, c []float32, ldc int) {
+	gemmCoreLayout(m, n, k, as, i0, bs, j0, beta, c, ldc, cLayout{})
+}
+
+// cLayout places the columns of C: the zero value is a plain matrix; with
+// pix > 0 (a multiple of nr) the columns come in images of pix, image i's
+// block starting i·img values after image 0's (C straight into NCHW output:
+// rows are channels, pix apart).
+type cLayout struct{ pix, img int }
+
+// col is the offset of column j from column 0 (j a multiple of nr when
+// images are split).
+func (l cLayout) col(j int) int {
+	if l.pix == 0 {
+		return j
+	}
+	return j/l.pix*l.img + j%l.pix
+}
+
+// gemmCoreLayout is gemmCore with C laid out by l: with images split, c is
+// row i0 of image 0's block and block column j goes to column j0+j.
+func gemmCoreLayout(m, n, k int, as aSource, i0 int, bs bSource, j0 int, beta float32, c []float32, ldc int, l cLayout) {
 	if m == 0 || n == 0 {
 		return
 	}
 	if k == 0 || (beta != 0 && beta != 1) {
+		if l.pix != 0 {
+			panic("nn: gemm: scaling an image-split C")
+		}
 		scaleC(m, n, beta, c, ldc)
 		if k == 0 {
 			return
@@ -224,7 +248,11 @@ func gemmCore(m, n, k int, as aSource, i0 int, bs bSource, j0 int, beta float32,
 			for ic := 0; ic < m; ic += mcb {
 				mb := min(mcb, m-ic)
 				ap, stride := as.panels(i0+ic, mb, pc, kb, s.a)
-				macroKernel(mb, nb, kb, ap, stride, s.b, c[ic*ldc+jc:], ldc, acc, &s.tile)
+				if l.pix == 0 {
+					macroKernel(mb, nb, kb, ap, stride, s.b, c[ic*ldc+jc:], ldc, l, 0, acc, &s.tile)
+				} else {
+					macroKernel(mb, nb, kb, ap, stride, s.b, c[ic*ldc+l.col(j0+jc):], ldc, l, j0+jc, acc, &s.tile)
+				}
 			}
 		}
 	}
@@ -245,31 +273,35 @@ func scaleC(m, n int, beta float32, c []float32, ldc int) {
 }
 
 // macroKernel multiplies a packed mb×kb block of A (panels aStride apart)
-// by a packed kb×nb block of B into C (whose top-left element is c[0]).
+// by a packed kb×nb block of B into C, whose top-left element is c[0]: the
+// block's column jr lies l.col(jbase+jr)-l.col(jbase) values from it.
 // Where the 512-bit kernel runs, full tiles take two B panels at a time.
-func macroKernel(mb, nb, kb int, pa []float32, aStride int, pb, c []float32, ldc int, acc bool, tile *[mr * nr]float32) {
+func macroKernel(mb, nb, kb int, pa []float32, aStride int, pb, c []float32, ldc int, l cLayout, jbase int, acc bool, tile *[mr * nr]float32) {
 	jr := 0
 	if hasWideKernel {
 		for ; jr+2*nr <= nb; jr += 2 * nr {
 			bp := pb[jr*kb:]
+			c1, c2 := l.col(jbase+jr)-l.col(jbase), l.col(jbase+jr+nr)-l.col(jbase)
 			for ir := 0; ir < mb; ir += mr {
 				ap := pa[ir/mr*aStride:]
 				if mb-ir >= mr {
-					microKernel2(kb, ap, bp, c[ir*ldc+jr:], c[ir*ldc+jr+nr:], ldc, acc)
+					microKernel2(kb, ap, bp, c[ir*ldc+c1:], c[ir*ldc+c2:], ldc, acc)
 					continue
 				}
 				// The last rows: the wide kernel into a scratch tile.
 				var wide [mr * 2 * nr]float32
 				microKernel2(kb, ap, bp, wide[:], wide[nr:], 2*nr, false)
 				for r := 0; r < mb-ir; r++ {
-					src := wide[r*2*nr : (r+1)*2*nr]
-					dst := c[(ir+r)*ldc+jr:][:2*nr]
-					if acc {
-						for j, v := range src {
-							dst[j] += v
+					for h, off := range [2]int{c1, c2} {
+						src := wide[r*2*nr+h*nr : r*2*nr+(h+1)*nr]
+						dst := c[(ir+r)*ldc+off:][:nr]
+						if acc {
+							for j, v := range src {
+								dst[j] += v
+							}
+						} else {
+							copy(dst, src)
 						}
-					} else {
-						copy(dst, src)
 					}
 				}
 			}
@@ -278,16 +310,17 @@ func macroKernel(mb, nb, kb int, pa []float32, aStride int, pb, c []float32, ldc
 	for ; jr < nb; jr += nr {
 		nn := min(nr, nb-jr)
 		bp := pb[jr*kb:]
+		c1 := l.col(jbase+jr) - l.col(jbase)
 		for ir := 0; ir < mb; ir += mr {
 			mm := min(mr, mb-ir)
 			ap := pa[ir/mr*aStride:]
 			if mm == mr && nn == nr {
-				cc := c[ir*ldc+jr:]
+				cc := c[ir*ldc+c1:]
 				_ = cc[(mr-1)*ldc+nr-1] // the kernel writes this far
 				microKernel(kb, ap, bp, cc, ldc, acc)
 				continue
 			}
-			edgeTile(mm, nn, kb, ap, bp, c[ir*ldc+jr:], ldc, acc, tile)
+			edgeTile(mm, nn, kb, ap, bp, c[ir*ldc+c1:], ldc, acc, tile)
 		}
 	}
 }
