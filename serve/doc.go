@@ -13,11 +13,9 @@
 // Throughput: Options.Workers batches run at once (by default, on the CPU,
 // min(2, cores) workers each with cores/workers ONNX Runtime threads), and
 // uploads are decoded straight into model input rows (libjpeg-turbo when
-// present, pooled buffers). Measured on 2 cores with the load generator on
-// the same cores (scripts/serve-loadtest.sh, small BiT at 64×64, 32 clients,
-// 2000 requests, medians of 3 rounds): a 150×103 JPEG photo 778 images/s and
-// a 600×412 one 538, against 860 images/s offline from `bitrun bench
-// --batch 16` (91% and 63%) and 1333 with two 1-thread streams.
+// present, pooled buffers). Measured serving throughput against offline
+// throughput, with the command that produced it, is in the README
+// (scripts/serve-loadtest.sh).
 //
 // A Server exposes classifiers over HTTP (Handler for mounting in another
 // mux, Serve/ListenAndServe for a hardened http.Server):
