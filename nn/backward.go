@@ -126,15 +126,20 @@ func GroupNormBackward(x, y *Tensor, groups int, gamma, mean, inv []float32, dy,
 			gnBackwardGroup(x, y, dy, dx, ng, groups, cpg, hw, gamma, mean, inv, pg.Data, pb.Data)
 		}
 	})
+	// Image by image (rows of part), each channel's sum in the same order as
+	// a column walk would take, with contiguous reads.
+	sum := make([]float64, c)
 	reduce := func(dst []float32, part *Tensor) {
 		if dst == nil {
 			return
 		}
-		for ch := 0; ch < c; ch++ {
-			var t float64
-			for b := 0; b < n; b++ {
-				t += float64(part.Data[b*c+ch])
+		clear(sum)
+		for b := 0; b < n; b++ {
+			for ch, v := range part.Data[b*c : (b+1)*c] {
+				sum[ch] += float64(v)
 			}
+		}
+		for ch, t := range sum {
 			if accumulate {
 				dst[ch] += float32(t)
 			} else {
@@ -269,6 +274,10 @@ func transposeInto(dst, src []float32, rows, cols int) {
 // per-channel partial sums into pg, pb and, when dx is set, dx. Channels of
 // fewer than 16 pixels take the plain loops (no vector call per channel).
 func gnBackwardGroup(x, y, dy, dx *Tensor, ng, groups, cpg, hw int, gamma, mean, inv, pg, pb []float32) {
+	if hw < 16 {
+		gnBackwardGroupSmall(x, y, dy, dx, ng, groups, cpg, hw, gamma, mean, inv, pg, pb)
+		return
+	}
 	c, size := groups*cpg, cpg*hw
 	b, g := ng/groups, ng%groups
 	off := ng * size
@@ -308,6 +317,56 @@ func gnBackwardGroup(x, y, dy, dx *Tensor, ng, groups, cpg, hw int, gamma, mean,
 			gnApplyGo(dx.Data[off+k*hw:off+(k+1)*hw], dy.Data[off+k*hw:off+(k+1)*hw], x.Data[off+k*hw:off+(k+1)*hw], ys, mu, ka, kb, kc)
 		} else {
 			gnApply(dx.Data[off+k*hw:off+(k+1)*hw], dy.Data[off+k*hw:off+(k+1)*hw], x.Data[off+k*hw:off+(k+1)*hw], ys, mu, ka, kb, kc)
+		}
+	}
+}
+
+// gnBackwardGroupSmall is gnBackwardGroup for channels of a few pixels
+// (late blocks of small images, down to 1x1): flat loops over the group's
+// values, sliced once, so the per-channel cost is a few instructions.
+func gnBackwardGroupSmall(x, y, dy, dx *Tensor, ng, groups, cpg, hw int, gamma, mean, inv, pg, pb []float32) {
+	c, size := groups*cpg, cpg*hw
+	b, g := ng/groups, ng%groups
+	off := ng * size
+	xs, ds := x.Data[off:off+size], dy.Data[off:off+size]
+	var ys []float32
+	if y != nil {
+		ys = y.Data[off : off+size]
+	}
+	mu, sf := float64(mean[ng]), float64(inv[ng])
+	gam := gamma[g*cpg : (g+1)*cpg]
+	pgs, pbs := pg[b*c+g*cpg:][:cpg], pb[b*c+g*cpg:][:cpg]
+	var s1, s2 float64 // sums of dxhat and dxhat*xhat over the group
+	for k := range gam {
+		var sdy, sdyx float64
+		for j := k * hw; j < (k+1)*hw; j++ {
+			if ys != nil && ys[j] <= 0 {
+				continue
+			}
+			d := float64(ds[j])
+			sdy += d
+			sdyx += d * (float64(xs[j]) - mu)
+		}
+		sdyx *= sf // Σ dy·xhat
+		pgs[k], pbs[k] = float32(sdyx), float32(sdy)
+		s1 += sdy * float64(gam[k])
+		s2 += sdyx * float64(gam[k])
+	}
+	if dx == nil {
+		return
+	}
+	// dx = s·(m·dy·gamma - m1 - xhat·m2) with xhat = (x-mu)·s, as gnApply.
+	m1, m2 := s1/float64(size), s2/float64(size)
+	out := dx.Data[off : off+size]
+	muf, kb, kc := float32(mean[ng]), float32(-sf*sf*m2), float32(-sf*m1)
+	for k, gk := range gam {
+		ka := float32(sf * float64(gk))
+		for j := k * hw; j < (k+1)*hw; j++ {
+			v := kb*(xs[j]-muf) + kc
+			if ys == nil || ys[j] > 0 {
+				v += ka * ds[j]
+			}
+			out[j] = v
 		}
 	}
 }
