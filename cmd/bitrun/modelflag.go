@@ -50,9 +50,15 @@ func weightsPath(cmd *cobra.Command) (string, error) {
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	res, err := zoo.Pull(ctx, m, o)
+	return pullWeights(ctx, m, o)
+}
+
+// pullWeights returns the cached checkpoint of the zoo model name, pulled
+// with o when missing (unless o.Offline).
+func pullWeights(ctx context.Context, name string, o zoo.Options) (string, error) {
+	res, err := zoo.Pull(ctx, name, o)
 	if err != nil {
-		return "", fmt.Errorf("--model %s: %w", m, err)
+		return "", fmt.Errorf("--model %s: %w", name, err)
 	}
 	return res.Path, nil
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/bitrun/bitrun/model"
 	"github.com/bitrun/bitrun/serve"
 	"github.com/bitrun/bitrun/train"
+	"github.com/bitrun/bitrun/zoo"
 	"github.com/spf13/cobra"
 )
 
@@ -71,7 +72,16 @@ without --auth-token-file logs a warning.`,
   curl --data-binary @cat.jpg -H 'Content-Type: image/jpeg' 'http://127.0.0.1:8080/v1/models/tiny/predict?top_k=3'
   bitrun serve --onnx a.onnx --name cats --onnx b.onnx --name dogs --max-batch 32 --log-format json`,
 		Args: cobra.NoArgs,
-		RunE: runServe,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			o, err := serveFlags(cmd)
+			if err != nil {
+				return err
+			}
+			if err := o.validate(); err != nil {
+				return err
+			}
+			return runServe(cmd.Context(), o, cmd.OutOrStdout(), cmd.ErrOrStderr())
+		},
 	}
 	f := cmd.Flags()
 	f.StringArray("onnx", nil, "ONNX model file (repeatable)")
@@ -82,7 +92,7 @@ without --auth-token-file logs a warning.`,
 	f.String("addr", "127.0.0.1:8080", "listen address (host:port); port 0 picks a free one")
 	f.String("grpc-addr", "", "also serve the KServe v2 gRPC protocol (inference.GRPCInferenceService) at this address (host:port; empty: no gRPC), sharing the models, limits, token and metrics")
 	f.Int("max-batch", 16, "largest batch sent to a model")
-	f.Duration("batch-delay", 5*time.Millisecond, "longest an image waits for others to share its batch (0: no wait)")
+	f.Duration("batch-delay", 5*time.Millisecond, "longest an image waits for others to share its batch (0: the default 5ms; negative: no wait)")
 	f.Int("max-queue", 0, "images waiting per model before 503 (default 64 × max-batch)")
 	f.Int("workers", 0, "batches run concurrently per model (0 = auto: on the CPU with --threads 0, min(2, cores) workers splitting the cores)")
 	f.Int("top-k", 5, "predictions returned when the request has no top_k")
@@ -127,64 +137,94 @@ without --auth-token-file logs a warning.`,
 	return cmd
 }
 
-// serveModel is one model to load: an ONNX file, or a checkpoint to export.
-type serveModel struct {
-	name    string
-	onnx    string
-	weights string
+// serveOptions is what serve runs, filled from flags and configuration by
+// serveFlags, checked (and its model list built) by validate, then run by
+// runServe without cobra.
+type serveOptions struct {
+	onnx          []string      // --onnx files, in order
+	names         []string      // --name values, in order
+	weights       string        // --weights checkpoint
+	zooModel      string        // --model zoo name, pulled (unless offline) after the server listens
+	zoo           zoo.Options   // how --model is resolved
+	resolution    int           // export resolution of --weights/--model
+	resolutionSet bool          // --resolution given: a run folder's recorded resolution does not apply
+	labelsFile    string        // --labels for --weights/--model
+	modelDir      string        // --model-dir (KServe's /mnt/models)
+	repoDir       string        // --model-repository, or a --model-dir holding a repository after validate
+	poll          time.Duration // --repository-poll; 0: no polling
+	grpcAddr      string        // --grpc-addr; "": no gRPC
+	logFormat     string        // text or json
+	logLevel      slog.Level
+	authTokenFile string
+	grace         time.Duration // shutdown: how long requests in flight may take
+	server        serve.Config  // listener, limits and timeouts (AuthToken and Logger are set by runServe)
+	model         serve.Options // batching and runtime of every model (Name and Logger are set by runServe)
+	models        []serveModel  // built by validate
 }
 
-func runServe(cmd *cobra.Command, _ []string) error {
+// serveModel is one model to load: an ONNX file, or the --weights/--model
+// checkpoint to export at start-up.
+type serveModel struct {
+	name       string
+	onnx       string // ONNX file; "" for the checkpoint
+	checkpoint bool   // export --weights/--model
+}
+
+// serveFlags reads every serve flag and configuration key into
+// serveOptions; a bad value is a usage error naming its key and source.
+func serveFlags(cmd *cobra.Command) (serveOptions, error) {
 	f := cmd.Flags()
-	onnxFiles, _ := f.GetStringArray("onnx")
-	names, _ := f.GetStringArray("name")
-	logFormat := strings.ToLower(cfg.GetString("serve.log_format"))
-	if logFormat != "text" && logFormat != "json" {
-		return usagef("--log-format %q: want text or json", logFormat)
-	}
-	log := serveLogger(cmd, logFormat, cmd.ErrOrStderr())
+	var o serveOptions
+	var err error
+	o.onnx, _ = f.GetStringArray("onnx")
+	o.names, _ = f.GetStringArray("name")
+	o.weights, _ = f.GetString("weights")
+	o.zooModel, _ = f.GetString("model")
+	o.resolution, _ = f.GetInt("resolution")
+	o.resolutionSet = f.Changed("resolution")
+	o.labelsFile, _ = f.GetString("labels")
+	o.logFormat = strings.ToLower(cfg.GetString("serve.log_format"))
+	_ = o.logLevel.UnmarshalText([]byte(cfg.GetString("log.level"))) // flag, BITRUN_LOG_LEVEL or config; checked by checkGlobalConfig
+	o.authTokenFile = cfg.GetString("serve.auth_token_file")
+	o.grpcAddr = cfg.GetString("serve.grpc_addr")
+	o.modelDir = cfg.GetString("serve.model_dir")
+	o.repoDir = cfg.GetString("serve.model_repository")
 
 	maxBody, err := parseByteSize(cfg.GetString("serve.max_body"))
 	if err != nil {
-		return configValueError(cmd, "serve.max_body", cfg.GetString("serve.max_body"), "is not a size", "a size such as 16MiB, 512KiB or a byte count")
+		return o, configValueError(cmd, "serve.max_body", cfg.GetString("serve.max_body"), "is not a size", "a size such as 16MiB, 512KiB or a byte count")
 	}
 	maxPixels, err := parseCount(cfg.GetString("serve.max_pixels"))
 	if err != nil {
-		return configValueError(cmd, "serve.max_pixels", cfg.GetString("serve.max_pixels"), "is not a count", "a count such as 40M or 40000000")
+		return o, configValueError(cmd, "serve.max_pixels", cfg.GetString("serve.max_pixels"), "is not a count", "a count such as 40M or 40000000")
 	}
 	if maxBody < 1 {
-		return configValueError(cmd, "serve.max_body", cfg.GetString("serve.max_body"), "is out of range", "a size of at least 1 byte")
+		return o, configValueError(cmd, "serve.max_body", cfg.GetString("serve.max_body"), "is out of range", "a size of at least 1 byte")
 	}
 	if maxPixels < 1 || maxPixels > 1<<31 {
-		return configValueError(cmd, "serve.max_pixels", cfg.GetString("serve.max_pixels"), "is out of range", fmt.Sprintf("a count from 1 to %d", int64(1)<<31))
+		return o, configValueError(cmd, "serve.max_pixels", cfg.GetString("serve.max_pixels"), "is out of range", fmt.Sprintf("a count from 1 to %d", int64(1)<<31))
 	}
-	scfg := serve.Config{
-		Addr:      cfg.GetString("serve.addr"),
-		MaxBody:   maxBody,
-		MaxPixels: int(maxPixels),
-		Logger:    log,
-	}
-	scfg.Version, scfg.Commit = buildVersion()
-	scfg.CORSOrigins = cfg.GetStringSlice("serve.cors_origins")
-	repoDir := cfg.GetString("serve.model_repository")
-	opts := serve.Options{MaxPixels: int(maxPixels), Logger: log}
-	var grace time.Duration
+	o.server = serve.Config{Addr: cfg.GetString("serve.addr"), MaxBody: maxBody, MaxPixels: int(maxPixels)}
+	o.server.Version, o.server.Commit = buildVersion()
+	o.server.CORSOrigins = cfg.GetStringSlice("serve.cors_origins")
+	o.model = serve.Options{MaxPixels: int(maxPixels)}
 	// Every numeric setting is parsed strictly: a bad value names its key,
-	// the value, where it came from and the allowed range.
+	// the value, where it came from and the allowed range. Each maps
+	// straight onto its serve field (zero: the default, negative: off).
 	for _, c := range []struct {
 		key    string
 		lo, hi int
 		dst    *int
 	}{
-		{"serve.max_batch", 1, 4096, &opts.MaxBatch},
-		{"serve.max_queue", 0, math.MaxInt, &opts.MaxQueue},
-		{"serve.workers", 0, 64, &opts.Workers},
-		{"serve.top_k", 1, math.MaxInt, &opts.TopK},
-		{"serve.max_images", 1, 1024, &scfg.MaxImages},
-		{"serve.max_in_flight", 1, math.MaxInt, &scfg.MaxInFlight},
+		{"serve.max_batch", 1, 4096, &o.model.MaxBatch},
+		{"serve.max_queue", 0, math.MaxInt, &o.model.MaxQueue},
+		{"serve.workers", 0, 64, &o.model.Workers},
+		{"serve.top_k", 1, math.MaxInt, &o.model.TopK},
+		{"serve.max_images", 1, 1024, &o.server.MaxImages},
+		{"serve.max_in_flight", 1, math.MaxInt, &o.server.MaxInFlight},
 	} {
 		if *c.dst, err = configInt(cmd, c.key, c.lo, c.hi); err != nil {
-			return err
+			return o, err
 		}
 	}
 	for _, c := range []struct {
@@ -192,149 +232,134 @@ func runServe(cmd *cobra.Command, _ []string) error {
 		lo, hi time.Duration
 		dst    *time.Duration
 	}{
-		{"serve.batch_delay", 0, time.Minute, &opts.BatchDelay},
-		{"serve.timeout", time.Nanosecond, math.MaxInt64, &scfg.RequestTimeout},
-		{"serve.drain_delay", 0, math.MaxInt64, &scfg.DrainDelay},
-		{"serve.grace", time.Nanosecond, math.MaxInt64, &grace},
+		{"serve.batch_delay", -time.Minute, time.Minute, &o.model.BatchDelay},
+		{"serve.timeout", time.Nanosecond, math.MaxInt64, &o.server.RequestTimeout},
+		{"serve.drain_delay", 0, math.MaxInt64, &o.server.DrainDelay},
+		{"serve.grace", time.Nanosecond, math.MaxInt64, &o.grace},
+		{"serve.repository_poll", 0, math.MaxInt64, &o.poll},
 	} {
 		if *c.dst, err = configDuration(cmd, c.key, c.lo, c.hi); err != nil {
-			return err
+			return o, err
 		}
 	}
-	if opts.BatchDelay == 0 {
-		opts.BatchDelay = -1 // serve.Options: negative means no wait, zero the default
+	if o.model.Runtime, err = ortOptions(cmd); err != nil {
+		return o, err
 	}
-	if tf := cfg.GetString("serve.auth_token_file"); tf != "" {
-		if scfg.AuthToken, err = readToken(tf, log); err != nil {
-			return err
+	if o.zooModel != "" {
+		if o.zoo, err = zooOptions(cmd); err != nil {
+			return o, err
 		}
+		o.zoo.SkipLabels = true
 	}
-	if host, _, err := net.SplitHostPort(scfg.Addr); err != nil {
-		return usagef("--addr %q: %v", scfg.Addr, err)
-	} else if !isLoopbackHost(host) && scfg.AuthToken == "" {
-		log.Warn("listening beyond this machine without --auth-token-file: anyone who can reach it can use the models", "addr", scfg.Addr)
-	}
+	return o, nil
+}
 
-	// The models to serve, named in order.
-	var models []serveModel
-	for _, p := range onnxFiles {
-		models = append(models, serveModel{onnx: p, name: defaultModelName(p)})
+// validate checks the options as usage errors (a missing --onnx file is a
+// plain error) and builds o.models: the models to serve, named in order.
+func (o *serveOptions) validate() error {
+	if o.logFormat != "text" && o.logFormat != "json" {
+		return usagef("--log-format %q: want text or json", o.logFormat)
 	}
-	weightsFlag, _ := f.GetString("weights")
-	zooName, _ := f.GetString("model")
-	if weightsFlag != "" || zooName != "" {
-		name := zooName
-		if name == "" {
-			name = defaultModelName(weightsFlag)
+	if _, _, err := net.SplitHostPort(o.server.Addr); err != nil {
+		return usagef("--addr %q: %v", o.server.Addr, err)
+	}
+	if o.weights != "" && o.zooModel != "" {
+		return usagef("--weights and --model are exclusive")
+	}
+	if o.zooModel != "" {
+		if _, err := zoo.ParseName(o.zooModel); err != nil {
+			return usagef("--model: %v", err)
 		}
-		models = append(models, serveModel{name: name, weights: "?"})
 	}
-	if dir := cfg.GetString("serve.model_dir"); dir != "" {
-		if repoDir != "" || len(models) > 0 {
+	o.models = nil
+	for _, p := range o.onnx {
+		o.models = append(o.models, serveModel{onnx: p, name: defaultModelName(p)})
+	}
+	if o.weights != "" || o.zooModel != "" {
+		name := o.zooModel
+		if name == "" {
+			name = defaultModelName(o.weights)
+		}
+		o.models = append(o.models, serveModel{name: name, checkpoint: true})
+	}
+	if o.modelDir != "" {
+		if o.repoDir != "" || len(o.models) > 0 {
 			return usagef("give either --model-dir or models (--onnx, --weights, --model, --model-repository), not both")
 		}
-		file, err := resolveModelDir(dir)
+		file, err := resolveModelDir(o.modelDir)
 		switch {
 		case err != nil:
 			return err
 		case file != "":
-			models = append(models, serveModel{onnx: file, name: defaultModelName(file)})
-		case len(names) > 1:
-			return usagef("--model-dir %q is a model repository: give at most one --name", dir)
-		case len(names) == 1 && !repositoryHasModel(dir, names[0]):
-			return usagef("--name %q: the model repository %s has no folder %q (KServe passes the InferenceService name: name the model's folder after it)", names[0], dir, names[0])
+			o.models = append(o.models, serveModel{onnx: file, name: defaultModelName(file)})
+		case len(o.names) > 1:
+			return usagef("--model-dir %q is a model repository: give at most one --name", o.modelDir)
+		case len(o.names) == 1 && !repositoryHasModel(o.modelDir, o.names[0]):
+			return usagef("--name %q: the model repository %s has no folder %q (KServe passes the InferenceService name: name the model's folder after it)", o.names[0], o.modelDir, o.names[0])
 		default:
-			repoDir, names = dir, nil
+			o.repoDir, o.names = o.modelDir, nil
 		}
-	}
-	var poll time.Duration
-	if poll, err = configDuration(cmd, "serve.repository_poll", 0, math.MaxInt64); err != nil {
-		return err
 	}
 	switch {
-	case repoDir != "" && len(models) > 0:
+	case o.repoDir != "" && len(o.models) > 0:
 		return usagef("give either --model-repository or models (--onnx, --weights, --model), not both")
-	case repoDir == "" && poll > 0:
+	case o.repoDir == "" && o.poll > 0:
 		return usagef("--repository-poll needs --model-repository")
-	case repoDir != "":
-		if fi, err := os.Stat(repoDir); err != nil || !fi.IsDir() {
-			return usagef("--model-repository %q: not a folder", repoDir)
+	case o.repoDir != "":
+		if fi, err := os.Stat(o.repoDir); err != nil || !fi.IsDir() {
+			return usagef("--model-repository %q: not a folder", o.repoDir)
 		}
-	case len(models) == 0:
+	case len(o.models) == 0:
 		return usagef("give a model: --onnx FILE (repeatable), --weights FILE or --model NAME, or --model-repository DIR or --model-dir DIR")
 	}
-	if len(names) > len(models) {
-		return usagef("%d --name values for %d models", len(names), len(models))
+	if len(o.names) > len(o.models) {
+		return usagef("%d --name values for %d models", len(o.names), len(o.models))
 	}
 	seen := map[string]bool{}
-	for i := range models {
-		if i < len(names) {
-			models[i].name = names[i]
+	for i := range o.models {
+		m := &o.models[i]
+		if i < len(o.names) {
+			m.name = o.names[i]
 		}
-		if !serve.ValidName(models[i].name) {
-			return usagef("model name %q: use 1-128 of A-Z a-z 0-9 . _ - (set it with --name)", models[i].name)
+		if !serve.ValidName(m.name) {
+			return usagef("model name %q: use 1-128 of A-Z a-z 0-9 . _ - (set it with --name)", m.name)
 		}
-		if seen[models[i].name] {
-			return usagef("two models named %q: give distinct --name values", models[i].name)
+		if seen[m.name] {
+			return usagef("two models named %q: give distinct --name values", m.name)
 		}
-		seen[models[i].name] = true
-		if models[i].onnx != "" {
-			if _, err := os.Stat(models[i].onnx); err != nil {
+		seen[m.name] = true
+		if m.onnx != "" {
+			if _, err := os.Stat(m.onnx); err != nil {
 				return fmt.Errorf("serve: %w", err)
 			}
 		}
 	}
-	ortOpts, err := ortOptions(cmd)
+	return nil
+}
+
+// runServe serves o.models (or o.repoDir) until ctx ends, then drains:
+// readiness turns 503 and requests in flight get o.grace to finish. It
+// listens at once (live) and loads the models behind the listener (ready
+// once every one is loaded). Logs go to stderr; serve writes no data to
+// stdout.
+func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) error {
+	log := serveLogger(o.logFormat, o.logLevel, stderr)
+	srv, err := newServeServer(o, log)
 	if err != nil {
 		return err
 	}
-	ortOpts.Logger = log
-	opts.Runtime = ortOpts
-
-	srv, err := serve.NewServer(scfg)
+	served, err := listenServe(srv, o, log)
 	if err != nil {
 		return err
 	}
-	l, err := net.Listen("tcp", scfg.Addr)
-	if err != nil {
-		return fmt.Errorf("serve: %w", err)
-	}
-	log.Info("listening", "url", "http://"+l.Addr().String(), "models", len(models))
-	served := make(chan error, 2)
-	go func() { served <- srv.Serve(l) }()
-	if addr := cfg.GetString("serve.grpc_addr"); addr != "" {
-		gl, err := net.Listen("tcp", addr)
-		if err != nil {
-			return errors.Join(fmt.Errorf("serve: --grpc-addr: %w", err), srv.Close())
-		}
-		log.Info("listening", "grpc", gl.Addr().String())
-		go func() {
-			if err := srv.ServeGRPC(gl); err != nil {
-				served <- err
-			}
-		}()
-	}
 
-	ctx := cmd.Context()
 	loadCtx, cancelLoad := context.WithCancel(ctx)
 	defer cancelLoad()
 	loaded := make(chan error, 1)
-	if repoDir != "" {
-		go func() {
-			repo, err := serve.OpenRepository(repoDir, srv, serve.RepositoryOptions{Options: opts, Poll: poll, Logger: log})
-			if repo == nil {
-				loaded <- err
-				return
-			}
-			defer repo.Close()
-			if err != nil {
-				log.Warn("some models of the repository failed to load; the others serve (see /v2/repository/index)", "error", err)
-			}
-			loaded <- nil
-			<-loadCtx.Done()
-		}()
+	if o.repoDir != "" {
+		go func() { loaded <- serveRepository(loadCtx, srv, o, log) }()
 	} else {
-		go func() { loaded <- loadServeModels(loadCtx, cmd, srv, models, opts, log) }()
+		go func() { loaded <- loadServeModels(loadCtx, srv, o, log) }()
 	}
 
 	for {
@@ -344,17 +369,17 @@ func runServe(cmd *cobra.Command, _ []string) error {
 			if err != nil {
 				return errors.Join(err, srv.Close())
 			}
-			log.Info("ready", "models", len(models))
+			log.Info("ready", "models", len(o.models))
 		case err := <-served:
 			return errors.Join(fmt.Errorf("serve: %w", err), srv.Close())
 		case <-ctx.Done():
 			cancelLoad()
-			log.Info("signal received: draining", "grace", grace)
-			sctx, cancel := context.WithTimeout(context.Background(), grace)
+			log.Info("signal received: draining", "grace", o.grace)
+			sctx, cancel := context.WithTimeout(context.Background(), o.grace)
 			err := srv.Shutdown(sctx)
 			cancel()
 			if err != nil {
-				return fmt.Errorf("serve: requests still running after the %v grace period were cut off: %w", grace, err)
+				return fmt.Errorf("serve: requests still running after the %v grace period were cut off: %w", o.grace, err)
 			}
 			log.Info("stopped")
 			return nil
@@ -362,9 +387,72 @@ func runServe(cmd *cobra.Command, _ []string) error {
 	}
 }
 
+// newServeServer reads the bearer token, warns about an open address
+// without one, and makes the server.
+func newServeServer(o serveOptions, log *slog.Logger) (*serve.Server, error) {
+	scfg := o.server
+	scfg.Logger = log
+	if o.authTokenFile != "" {
+		var err error
+		if scfg.AuthToken, err = readToken(o.authTokenFile, log); err != nil {
+			return nil, err
+		}
+	}
+	if host, _, err := net.SplitHostPort(scfg.Addr); err == nil && !isLoopbackHost(host) && scfg.AuthToken == "" {
+		log.Warn("listening beyond this machine without --auth-token-file: anyone who can reach it can use the models", "addr", scfg.Addr)
+	}
+	return serve.NewServer(scfg)
+}
+
+// listenServe starts serving HTTP, and gRPC when o.grpcAddr is set; a
+// server that stops sends its error on the returned channel.
+func listenServe(srv *serve.Server, o serveOptions, log *slog.Logger) (<-chan error, error) {
+	l, err := net.Listen("tcp", o.server.Addr)
+	if err != nil {
+		return nil, errors.Join(fmt.Errorf("serve: %w", err), srv.Close())
+	}
+	log.Info("listening", "url", "http://"+l.Addr().String(), "models", len(o.models))
+	served := make(chan error, 2)
+	go func() { served <- srv.Serve(l) }()
+	if o.grpcAddr != "" {
+		gl, err := net.Listen("tcp", o.grpcAddr)
+		if err != nil {
+			return nil, errors.Join(fmt.Errorf("serve: --grpc-addr: %w", err), srv.Close())
+		}
+		log.Info("listening", "grpc", gl.Addr().String())
+		go func() {
+			if err := srv.ServeGRPC(gl); err != nil {
+				served <- err
+			}
+		}()
+	}
+	return served, nil
+}
+
+// serveRepository opens the model repository o.repoDir into srv and keeps
+// it (polling when asked) until ctx ends. It returns nil once the
+// repository is open, even when some of its models failed (they are
+// logged; the others serve), and an error only when it cannot be opened.
+func serveRepository(ctx context.Context, srv *serve.Server, o serveOptions, log *slog.Logger) error {
+	opts := o.model
+	opts.Logger, opts.Runtime.Logger = log, log
+	repo, err := serve.OpenRepository(o.repoDir, srv, serve.RepositoryOptions{Options: opts, Poll: o.poll, Logger: log})
+	if repo == nil {
+		return err
+	}
+	if err != nil {
+		log.Warn("some models of the repository failed to load; the others serve (see /v2/repository/index)", "error", err)
+	}
+	go func() {
+		<-ctx.Done()
+		repo.Close()
+	}()
+	return nil
+}
+
 // loadServeModels opens (or exports then opens) each model and publishes
 // them all at once, so that readiness covers every model.
-func loadServeModels(ctx context.Context, cmd *cobra.Command, srv *serve.Server, models []serveModel, opts serve.Options, log *slog.Logger) error {
+func loadServeModels(ctx context.Context, srv *serve.Server, o serveOptions, log *slog.Logger) error {
 	var opened []*serve.Classifier
 	fail := func(err error) error {
 		for _, c := range opened {
@@ -372,22 +460,22 @@ func loadServeModels(ctx context.Context, cmd *cobra.Command, srv *serve.Server,
 		}
 		return err
 	}
-	for _, m := range models {
+	for _, m := range o.models {
 		if err := ctx.Err(); err != nil {
 			return fail(err)
 		}
 		path := m.onnx
-		if m.weights != "" {
-			p, cleanup, err := exportForServe(ctx, cmd, log)
+		if m.checkpoint {
+			p, cleanup, err := exportForServe(ctx, o, log)
 			if err != nil {
 				return fail(err)
 			}
 			defer cleanup()
 			path = p
 		}
-		o := opts
-		o.Name = m.name
-		c, err := serve.Open(path, o)
+		opts := o.model
+		opts.Name, opts.Logger, opts.Runtime.Logger = m.name, log, log
+		c, err := serve.Open(path, opts)
 		if err != nil {
 			return fail(err)
 		}
@@ -396,28 +484,27 @@ func loadServeModels(ctx context.Context, cmd *cobra.Command, srv *serve.Server,
 	return srv.Add(opened...)
 }
 
-// exportForServe exports the --weights/--model checkpoint to a temporary
-// ONNX file; cleanup removes it (ONNX Runtime has read it by then).
-func exportForServe(ctx context.Context, cmd *cobra.Command, log *slog.Logger) (string, func(), error) {
-	weights, err := weightsPath(cmd)
-	if err != nil {
-		return "", nil, err
+// exportForServe exports the --weights/--model checkpoint (pulling a zoo
+// model first) to a temporary ONNX file; cleanup removes it (ONNX Runtime
+// has read it by then).
+func exportForServe(ctx context.Context, o serveOptions, log *slog.Logger) (string, func(), error) {
+	weights := o.weights
+	if o.zooModel != "" {
+		var err error
+		if weights, err = pullWeights(ctx, o.zooModel, o.zoo); err != nil {
+			return "", nil, err
+		}
 	}
-	resolution, _ := cmd.Flags().GetInt("resolution")
-	labelsFile, _ := cmd.Flags().GetString("labels")
 	// A run folder's weights keep what the run recorded: the labels and the
 	// test resolution of its model.onnx (finetune), or the trained
 	// resolution of its config.json (train), unless the flags say otherwise.
-	runRes, runLabels := runFolderMeta(weights)
-	if !cmd.Flags().Changed("resolution") && runRes > 0 {
+	resolution := o.resolution
+	runRes, labels := runFolderMeta(weights)
+	if !o.resolutionSet && runRes > 0 {
 		resolution = runRes
 	}
-	labels := runLabels
-	if labelsFile != "" {
-		labels = nil
-	}
-	if labelsFile != "" {
-		b, err := os.ReadFile(labelsFile)
+	if o.labelsFile != "" {
+		b, err := os.ReadFile(o.labelsFile)
 		if err != nil {
 			return "", nil, fmt.Errorf("serve: labels: %w", err)
 		}
@@ -442,11 +529,9 @@ func exportForServe(ctx context.Context, cmd *cobra.Command, log *slog.Logger) (
 	return out, cleanup, nil
 }
 
-// serveLogger logs to w in text or JSON at the --log-level of the root command.
-func serveLogger(cmd *cobra.Command, format string, w io.Writer) *slog.Logger {
-	lvl := slog.LevelInfo
-	_ = lvl.UnmarshalText([]byte(cfg.GetString("log.level"))) // flag, BITRUN_LOG_LEVEL or config; checked by checkGlobalConfig
-	ho := &slog.HandlerOptions{Level: lvl}
+// serveLogger logs to w in text or JSON at level.
+func serveLogger(format string, level slog.Level, w io.Writer) *slog.Logger {
+	ho := &slog.HandlerOptions{Level: level}
 	if format == "json" {
 		return slog.New(slog.NewJSONHandler(w, ho))
 	}
