@@ -25,8 +25,12 @@ func TestLoadtestNoRedirects(t *testing.T) {
 	}))
 	defer target.Close()
 	hc := loadtestClient(5*time.Second, 2)
-	if code := loadOne(context.Background(), hc, target.URL+"/v1/models/m/predict", "image/png", "", []byte("x")); code != http.StatusTemporaryRedirect {
-		t.Errorf("status %d, want the 307 itself", code)
+	s, err := newPredictSender(hc, target.URL+"/v1/models/m/predict", "", [][]byte{[]byte("x")}, 1, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o := s.send(context.Background()); o.code != "307" || o.ok {
+		t.Errorf("outcome %+v, want the 307 itself", o)
 	}
 	if n := elsewhere.Load(); n != 0 {
 		t.Errorf("the redirect target received %d requests", n)
