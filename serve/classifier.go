@@ -33,22 +33,25 @@ type Runner interface {
 	Close() error
 }
 
-// Options configures a Classifier. The zero value is usable; each zero field
-// takes the default documented beside it.
+// Options configures a Classifier. The zero value is usable. As in every
+// bitrun settings struct, a zero field takes the default documented beside
+// it and, where a setting can be switched off, a negative value switches it
+// off; limits that cannot be switched off take their default for a
+// negative value too.
 type Options struct {
-	Name       string        // model name in URLs; default: file name without extension ("model" for New)
-	Version    string        // model version in URLs (a positive integer, see ValidVersion); default "1"
-	MaxBatch   int           // largest batch sent to the model; default 16
-	BatchDelay time.Duration // longest a queued image waits for others to join its batch; default 5ms, negative: no wait
-	MaxQueue   int           // images waiting per model before ErrQueueFull; default 64*MaxBatch (1024)
-	Workers    int           // batches run concurrently; 0: auto (see Open), 1 for New
-	TopK       int           // predictions Classify returns; default 5
-	MaxPixels  int           // pixel cap of ClassifyBytes; default data.DefaultMaxPixels
-	Output     string        // output to score; default "logits" if present, else the first output
-	Labels     []string      // class names; default: the model's bitrun.labels metadata
-	Mean, Std  []float32     // normalisation (1 or 3 values each); default: the model's bitrun.mean/std, else BiT's
+	Name       string        // model name in URLs; "": file name without extension ("model" for New)
+	Version    string        // model version in URLs (a positive integer, see ValidVersion); "": "1"
+	MaxBatch   int           // largest batch sent to the model; 0: 16; negative: 16
+	BatchDelay time.Duration // longest a queued image waits for others to join its batch; 0: 5ms; negative: no wait
+	MaxQueue   int           // images waiting per model before ErrQueueFull; 0: 64*MaxBatch (1024); negative: the same
+	Workers    int           // batches run concurrently; 0: auto (see Open), 1 for New; negative: the same as 0
+	TopK       int           // predictions Classify returns; 0: 5; negative: 5
+	MaxPixels  int           // pixel cap of ClassifyBytes; 0: data.DefaultMaxPixels; negative: the same
+	Output     string        // output to score; "": "logits" if present, else the first output
+	Labels     []string      // class names; nil: the model's bitrun.labels metadata
+	Mean, Std  []float32     // normalisation (1 or 3 values each); nil: the model's bitrun.mean/std, else BiT's
 	Runtime    runtime.Options
-	Logger     *slog.Logger // default: discard
+	Logger     *slog.Logger // nil: discard
 }
 
 // DefaultOptions returns Options with every default filled in.

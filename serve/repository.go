@@ -48,19 +48,20 @@ type Repository struct {
 // RepositoryOptions configures a Repository.
 type RepositoryOptions struct {
 	Options Options                                              // defaults of every model; its config.json overrides them
-	Poll    time.Duration                                        // rescan interval picking up new, changed and removed models; zero or negative: no polling
-	Open    func(path string, opts Options) (*Classifier, error) // loads one version; default Open (ONNX Runtime)
-	Logger  *slog.Logger                                         // default: discard
+	Poll    time.Duration                                        // rescan interval picking up new, changed and removed models; 0 (the default) or negative: no polling
+	Open    func(path string, opts Options) (*Classifier, error) // loads one version; nil: Open (ONNX Runtime)
+	Logger  *slog.Logger                                         // nil: discard
 }
 
-// ModelConfig is the optional DIR/<model>/config.json. Zero fields keep
-// RepositoryOptions.Options.
+// ModelConfig is the optional DIR/<model>/config.json. Zero (or absent)
+// fields keep RepositoryOptions.Options; a non-zero one replaces the
+// Options field it names, negative values meaning what they mean there.
 type ModelConfig struct {
-	MaxBatchSize  int            `json:"max_batch_size,omitempty"`
-	BatchDelay    string         `json:"batch_delay,omitempty"` // Go duration, e.g. "5ms"
-	MaxQueue      int            `json:"max_queue,omitempty"`
+	MaxBatchSize  int            `json:"max_batch_size,omitempty"` // Options.MaxBatch
+	BatchDelay    string         `json:"batch_delay,omitempty"`    // Options.BatchDelay as a Go duration, e.g. "5ms"; "" or "0s": keep; negative ("-1ms"): no wait
+	MaxQueue      int            `json:"max_queue,omitempty"`      // Options.MaxQueue
 	InstanceCount int            `json:"instance_count,omitempty"` // batches run concurrently (Options.Workers)
-	TopK          int            `json:"top_k,omitempty"`
+	TopK          int            `json:"top_k,omitempty"`          // Options.TopK
 	Output        string         `json:"output,omitempty"`
 	Labels        []string       `json:"labels,omitempty"`
 	Mean          []float32      `json:"mean,omitempty"`
@@ -356,9 +357,8 @@ func (cfg ModelConfig) options(base Options, name, version string) (Options, err
 		if err != nil {
 			return o, fmt.Errorf("%w: batch_delay %q: %w", ErrRepository, cfg.BatchDelay, err)
 		}
-		o.BatchDelay = d
-		if d == 0 {
-			o.BatchDelay = -1
+		if d != 0 {
+			o.BatchDelay = d
 		}
 	}
 	if cfg.MaxQueue != 0 {

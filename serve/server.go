@@ -24,27 +24,31 @@ import (
 	"google.golang.org/grpc"
 )
 
-// Config configures a Server. The zero value is usable; each zero field takes
-// the default documented beside it (DefaultConfig returns them filled in).
+// Config configures a Server. The zero value is usable (DefaultConfig
+// returns it filled in). As in every bitrun settings struct, a zero field
+// takes the default documented beside it and, where a setting can be
+// switched off, a negative value switches it off; the caps and timeouts
+// that keep the server safe for untrusted clients cannot be switched off
+// and take their default for a negative value too.
 type Config struct {
-	Addr              string               // listen address; default "127.0.0.1:8080" (loopback only)
-	MaxBody           int64                // request body cap in bytes (413 beyond); default 16 MiB
-	MaxPixels         int                  // per-image pixel cap, checked before decoding; default data.DefaultMaxPixels
-	MaxImages         int                  // images per request (multipart parts or infer batch); default 16
-	AuthToken         string               // when set, every route but the health probes needs "Authorization: Bearer <token>"
-	RequestTimeout    time.Duration        // inference deadline per request (504 beyond); default 30s
-	ReadHeaderTimeout time.Duration        // default 5s
-	ReadTimeout       time.Duration        // whole request read; default 60s
-	WriteTimeout      time.Duration        // default RequestTimeout + 30s
-	IdleTimeout       time.Duration        // keep-alive idle; default 120s
-	DrainDelay        time.Duration        // Shutdown: time readiness reports 503 before the listener closes; default 0
-	MaxDecodes        int                  // images decoded at once (bounds decode memory); default 2*GOMAXPROCS
-	MaxInFlight       int                  // predict/infer requests decoded and run at once, slots taken once the body is in (503 beyond); default 256
-	BodyTimeout       time.Duration        // time to receive a predict/infer body once its headers are in (408 beyond); default 10s, negative: ReadTimeout only
-	Logger            *slog.Logger         // one line per request; default: discard
-	Registry          *prometheus.Registry // metrics registry; default: a new one (served at /metrics)
-	CORSOrigins       []string             // origins allowed to call the API from a browser ("*": any); default: none (no CORS headers)
-	Version, Commit   string               // reported by /v2 and bitrun_build_info
+	Addr              string               // listen address; "": "127.0.0.1:8080" (loopback only)
+	MaxBody           int64                // request body cap in bytes (413 beyond); 0 or negative: 16 MiB
+	MaxPixels         int                  // per-image pixel cap, checked before decoding; 0 or negative: data.DefaultMaxPixels
+	MaxImages         int                  // images per request (multipart parts or infer batch); 0 or negative: 16
+	AuthToken         string               // when set, every route but the health probes needs "Authorization: Bearer <token>"; "": no token
+	RequestTimeout    time.Duration        // inference deadline per request (504 beyond); 0 or negative: 30s
+	ReadHeaderTimeout time.Duration        // 0 or negative: 5s
+	ReadTimeout       time.Duration        // whole request read; 0 or negative: 60s
+	WriteTimeout      time.Duration        // 0 or negative: RequestTimeout + 30s
+	IdleTimeout       time.Duration        // keep-alive idle; 0 or negative: 120s
+	DrainDelay        time.Duration        // Shutdown: time readiness reports 503 before the listener closes; 0 (the default) or negative: none
+	MaxDecodes        int                  // images decoded at once (bounds decode memory); 0 or negative: 2*GOMAXPROCS
+	MaxInFlight       int                  // predict/infer requests decoded and run at once, slots taken once the body is in (503 beyond); 0 or negative: 256
+	BodyTimeout       time.Duration        // time to receive a predict/infer body once its headers are in (408 beyond); 0: 10s; negative: ReadTimeout only
+	Logger            *slog.Logger         // one line per request; nil: discard
+	Registry          *prometheus.Registry // metrics registry; nil: a new one (served at /metrics)
+	CORSOrigins       []string             // origins allowed to call the API from a browser ("*": any); nil: none (no CORS headers)
+	Version, Commit   string               // reported by /v2 and bitrun_build_info; "": "(devel)", "unknown"
 }
 
 // DefaultConfig returns Config with every default filled in.
