@@ -318,7 +318,69 @@ func augment(img image.Image, pre, res int, crop, flip bool, rng *rand.Rand, dst
 // metricLine is one line of metrics.jsonl.
 type metricLine = runfolder.Metric
 
+// trainState is a run's state once restored: where it starts, the weights,
+// the optimiser and the net that trains them.
+type trainState struct {
+	start  int
+	params model.Params
+	sgd    *SGD
+	net    *Net
+}
+
+// stepBuffers are the buffers every training step reuses.
+type stepBuffers struct {
+	x          *nn.Tensor
+	labels     []int
+	targets    []float32
+	mixScratch []float32 // MixUp, allocated on first use
+	partner    []int
+	dominant   []int // MixUp's scored labels, allocated on first use
+	preds      []int
+}
+
+// run trains from the run folder's state (restore) through the remaining
+// steps (step, then report, each), then writes the weights, the curve and
+// the summary and evaluates (finish). Cancelling ctx saves a checkpoint.
 func (r *runner) run(ctx context.Context, testSet data.Dataset) (*Summary, error) {
+	st, err := r.restore()
+	if err != nil {
+		return nil, err
+	}
+	metrics, err := runfolder.OpenMetrics(r.o.OutDir, st.start)
+	if err != nil {
+		return nil, fmt.Errorf("train: %w", err)
+	}
+	defer metrics.Close()
+
+	b, res := r.o.Batch, r.o.Resolution
+	buf := &stepBuffers{x: nn.New(b, 3, res, res), labels: make([]int, b), targets: make([]float32, b*r.cfg.Classes),
+		partner: make([]int, b), preds: make([]int, 0, b/r.o.BatchSplit)}
+	began := time.Now()
+	var loss float64
+	for s := st.start; s < r.steps; s++ {
+		if err := ctx.Err(); err != nil {
+			if cerr := r.checkpoint(st, s); cerr != nil {
+				return nil, errors.Join(fmt.Errorf("train: interrupted at step %d: %w", s, err), cerr)
+			}
+			return nil, fmt.Errorf("train: interrupted at step %d (checkpoint saved; resume to continue): %w", s, err)
+		}
+		var correct int
+		var lr float64
+		if loss, correct, lr, err = r.step(st, buf, s); err != nil {
+			return nil, err
+		}
+		if err := r.report(st, metrics, s, began, loss, correct, lr); err != nil {
+			return nil, err
+		}
+	}
+	return r.finish(ctx, st, testSet, loss, time.Since(began))
+}
+
+// restore prepares the run folder (stale temporary files removed) and
+// returns the run's state: the checkpoint's when resuming (refused when it
+// belongs to another run), else fresh weights. It records the options in
+// config.json.
+func (r *runner) restore() (*trainState, error) {
 	o, dir := r.o, r.o.OutDir
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("train: %w", err)
@@ -328,9 +390,7 @@ func (r *runner) run(ctx context.Context, testSet data.Dataset) (*Summary, error
 	} else if len(stale) > 0 {
 		r.log.Info("removed stale temporary files of an interrupted run", "files", stale)
 	}
-	start := 0
-	var params model.Params
-	sgd := &SGD{Momentum: o.Momentum, WeightDecay: o.WeightDecay}
+	st := &trainState{sgd: &SGD{Momentum: o.Momentum, WeightDecay: o.WeightDecay}}
 	ck, err := readCheckpoint(dir)
 	switch {
 	case err == nil && !o.Resume:
@@ -340,20 +400,20 @@ func (r *runner) run(ctx context.Context, testSet data.Dataset) (*Summary, error
 			return nil, fmt.Errorf("%w: %s (the checkpoint's value -> the value given now)", ErrResumeMismatch,
 				strings.Join(keyDiff(ck.Run, ck.Seed, r.key, o.Seed), ", "))
 		}
-		params, sgd.Velocity, err = loadCheckpoint(dir, ck)
+		st.params, st.sgd.Velocity, err = loadCheckpoint(dir, ck)
 		if err != nil {
 			return nil, err
 		}
-		if err := model.Check(r.cfg, params); err != nil {
+		if err := model.Check(r.cfg, st.params); err != nil {
 			return nil, fmt.Errorf("train: checkpoint: %w", err)
 		}
-		start = ck.Step
-		r.log.Info("resuming", "dir", dir, "step", start, "steps", r.steps)
+		st.start = ck.Step
+		r.log.Info("resuming", "dir", dir, "step", st.start, "steps", r.steps)
 	case errors.Is(err, fs.ErrNotExist):
 		if o.Init != nil {
-			params = o.Init.Clone()
+			st.params = o.Init.Clone()
 		} else {
-			params = model.Init(r.cfg, int64(o.Seed))
+			st.params = model.Init(r.cfg, int64(o.Seed))
 		}
 	default:
 		return nil, err
@@ -365,126 +425,122 @@ func (r *runner) run(ctx context.Context, testSet data.Dataset) (*Summary, error
 		return nil, fmt.Errorf("train: %w", err)
 	}
 	trainable, _ := Preset(o.Freeze)
-	net, err := NewNet(r.cfg, params, trainable)
-	if err != nil {
+	if st.net, err = NewNet(r.cfg, st.params, trainable); err != nil {
 		return nil, err
 	}
-	metrics, err := runfolder.OpenMetrics(dir, start)
-	if err != nil {
-		return nil, fmt.Errorf("train: %w", err)
-	}
-	defer metrics.Close()
+	return st, nil
+}
 
-	checkpoint := func(step int) error {
-		err := saveCheckpoint(dir, Checkpoint{Step: step, Seed: o.Seed, Run: r.key}, params, sgd.Velocity)
-		if err == nil {
-			r.log.Info("checkpoint", "step", step)
-		}
-		return err
+// checkpoint saves the weights and the optimiser state as of step.
+func (r *runner) checkpoint(st *trainState, step int) error {
+	err := saveCheckpoint(r.o.OutDir, Checkpoint{Step: step, Seed: r.o.Seed, Run: r.key}, st.params, st.sgd.Velocity)
+	if err == nil {
+		r.log.Info("checkpoint", "step", step)
 	}
+	return err
+}
 
+// step runs training step s: the step's batch (MixUp applied when asked),
+// forward and backward over its micro-batches, the SGD update. It returns
+// the mean loss, how many images the net got right (against the dominant
+// label under MixUp) and the lr.
+func (r *runner) step(st *trainState, buf *stepBuffers, s int) (loss float64, correct int, lr float64, err error) {
+	o := r.o
 	classes := r.cfg.Classes
 	b, res := o.Batch, o.Resolution
 	micro := b / o.BatchSplit
-	x := nn.New(b, 3, res, res)
-	labels := make([]int, b)
-	targets := make([]float32, b*classes)
-	var mixScratch []float32
-	partner := make([]int, b)
+	x, labels, targets := buf.x, buf.labels, buf.targets
+	if err := r.trainBatch(s, x, labels); err != nil {
+		return 0, 0, 0, err
+	}
+	if err := OneHot(labels, classes, targets); err != nil {
+		return 0, 0, 0, err
+	}
 	scored := labels // the labels BatchAcc compares with
-	var dominant []int
-	preds := make([]int, 0, micro)
-	began := time.Now()
-	var loss float64
-	for s := start; s < r.steps; s++ {
-		if err := ctx.Err(); err != nil {
-			if cerr := checkpoint(s); cerr != nil {
-				return nil, errors.Join(fmt.Errorf("train: interrupted at step %d: %w", s, err), cerr)
-			}
-			return nil, fmt.Errorf("train: interrupted at step %d (checkpoint saved; resume to continue): %w", s, err)
+	if o.MixupAlpha > 0 {
+		rng := rand.New(rand.NewPCG(o.Seed^saltMix, uint64(s)))
+		lam := float32(Beta(rng, o.MixupAlpha))
+		for i, p := range rng.Perm(b) {
+			buf.partner[i] = p
 		}
-		if err := r.trainBatch(s, x, labels); err != nil {
-			return nil, err
+		if buf.mixScratch == nil {
+			buf.mixScratch = make([]float32, x.Len())
 		}
-		if err := OneHot(labels, classes, targets); err != nil {
-			return nil, err
+		if err := MixUp(x, labels, buf.partner, classes, lam, targets, buf.mixScratch); err != nil {
+			return 0, 0, 0, err
 		}
-		if o.MixupAlpha > 0 {
-			rng := rand.New(rand.NewPCG(o.Seed^saltMix, uint64(s)))
-			lam := float32(Beta(rng, o.MixupAlpha))
-			for i, p := range rng.Perm(b) {
-				partner[i] = p
-			}
-			if mixScratch == nil {
-				mixScratch = make([]float32, x.Len())
-			}
-			if err := MixUp(x, labels, partner, classes, lam, targets, mixScratch); err != nil {
-				return nil, err
-			}
-			if dominant == nil {
-				dominant = make([]int, b)
-			}
-			scored = DominantLabels(labels, partner, lam, dominant)
-		} else {
-			scored = labels
+		if buf.dominant == nil {
+			buf.dominant = make([]int, b)
 		}
-		loss = 0
-		correct := 0
-		per := 3 * res * res
-		for m := 0; m < o.BatchSplit; m++ {
-			xm := nn.FromData(x.Data[m*micro*per:(m+1)*micro*per], micro, 3, res, res)
-			l, logits, err := net.ForwardBackward(xm, targets[m*micro*classes:(m+1)*micro*classes], 1/float32(b))
-			if err != nil {
-				return nil, err
-			}
-			loss += l
-			preds = nn.Argmax(logits, preds)
-			for i, p := range preds {
-				if p == scored[m*micro+i] {
-					correct++
-				}
-			}
+		scored = DominantLabels(labels, buf.partner, lam, buf.dominant)
+	}
+	per := 3 * res * res
+	for m := 0; m < o.BatchSplit; m++ {
+		xm := nn.FromData(x.Data[m*micro*per:(m+1)*micro*per], micro, 3, res, res)
+		l, logits, err := st.net.ForwardBackward(xm, targets[m*micro*classes:(m+1)*micro*classes], 1/float32(b))
+		if err != nil {
+			return 0, 0, 0, err
 		}
-		loss /= float64(b)
-		if math.IsNaN(loss) || math.IsInf(loss, 0) {
-			return nil, fmt.Errorf("%w (%g) at step %d: lower the learning rate", ErrDiverged, loss, s)
-		}
-		lr := r.sched(s)
-		if err := sgd.Step(params, net.Grads(), lr); err != nil {
-			return nil, err
-		}
-		net.ZeroGrad()
-		done := s + 1
-		el := time.Since(began)
-		ips := float64((done-start)*b) / el.Seconds()
-		eta := time.Duration(float64(r.steps-done) * float64(b) / ips * float64(time.Second))
-		p := Progress{Phase: "train", Step: done, Steps: r.steps, Epoch: float64(done*b) / float64(r.n), Loss: loss,
-			BatchAcc: float64(correct) / float64(b), LR: lr, ImagesPerSec: ips, ETA: eta, Elapsed: el}
-		if err := metrics.Append(metricLine{Step: done, Epoch: p.Epoch, Loss: loss, BatchAcc: p.BatchAcc, LR: lr, ImagesPerSec: ips, Elapsed: el.Seconds()}); err != nil {
-			return nil, fmt.Errorf("train: %w", err)
-		}
-		if o.Progress != nil {
-			o.Progress(p)
-		}
-		if o.CheckpointEvery > 0 && done%o.CheckpointEvery == 0 && done < r.steps {
-			if err := checkpoint(done); err != nil {
-				return nil, err
+		loss += l
+		buf.preds = nn.Argmax(logits, buf.preds)
+		for i, p := range buf.preds {
+			if p == scored[m*micro+i] {
+				correct++
 			}
 		}
 	}
-	trainTime := time.Since(began)
+	loss /= float64(b)
+	if math.IsNaN(loss) || math.IsInf(loss, 0) {
+		return 0, 0, 0, fmt.Errorf("%w (%g) at step %d: lower the learning rate", ErrDiverged, loss, s)
+	}
+	lr = r.sched(s)
+	if err := st.sgd.Step(st.params, st.net.Grads(), lr); err != nil {
+		return 0, 0, 0, err
+	}
+	st.net.ZeroGrad()
+	return loss, correct, lr, nil
+}
+
+// report records step s: a metrics.jsonl line, the Progress callback, and
+// a checkpoint every CheckpointEvery steps.
+func (r *runner) report(st *trainState, metrics *runfolder.Metrics, s int, began time.Time, loss float64, correct int, lr float64) error {
+	o, b := r.o, r.o.Batch
+	done := s + 1
+	el := time.Since(began)
+	ips := float64((done-st.start)*b) / el.Seconds()
+	eta := time.Duration(float64(r.steps-done) * float64(b) / ips * float64(time.Second))
+	p := Progress{Phase: "train", Step: done, Steps: r.steps, Epoch: float64(done*b) / float64(r.n), Loss: loss,
+		BatchAcc: float64(correct) / float64(b), LR: lr, ImagesPerSec: ips, ETA: eta, Elapsed: el}
+	if err := metrics.Append(metricLine{Step: done, Epoch: p.Epoch, Loss: loss, BatchAcc: p.BatchAcc, LR: lr, ImagesPerSec: ips, Elapsed: el.Seconds()}); err != nil {
+		return fmt.Errorf("train: %w", err)
+	}
+	if o.Progress != nil {
+		o.Progress(p)
+	}
+	if o.CheckpointEvery > 0 && done%o.CheckpointEvery == 0 && done < r.steps {
+		return r.checkpoint(st, done)
+	}
+	return nil
+}
+
+// finish saves the final checkpoint and weights, plots the curve,
+// evaluates on testSet (when given) and writes the summary. loss is the
+// last step's, trainTime the time the steps of this session took.
+func (r *runner) finish(ctx context.Context, st *trainState, testSet data.Dataset, loss float64, trainTime time.Duration) (*Summary, error) {
+	o, dir := r.o, r.o.OutDir
+	b, start := o.Batch, st.start
 	if start < r.steps || !HasCheckpoint(dir) {
-		if err := checkpoint(r.steps); err != nil {
+		if err := r.checkpoint(st, r.steps); err != nil {
 			return nil, err
 		}
 	}
-	if err := model.SaveNPZ(filepath.Join(dir, WeightsFile), params); err != nil {
+	if err := model.SaveNPZ(filepath.Join(dir, WeightsFile), st.params); err != nil {
 		return nil, fmt.Errorf("train: %w", err)
 	}
 	if err := PlotMetrics(filepath.Join(dir, MetricsFile), filepath.Join(dir, CurveFile)); err != nil {
 		r.log.Warn("no training curve", "err", err)
 	}
-	sum := &Summary{Arch: r.cfg.Name, Classes: classes, Params: r.cfg.ParamCount(), Steps: r.steps, ResumedAt: start,
+	sum := &Summary{Arch: r.cfg.Name, Classes: r.cfg.Classes, Params: r.cfg.ParamCount(), Steps: r.steps, ResumedAt: start,
 		Examples: r.n, Epochs: float64(r.steps*b) / float64(r.n), FinalLoss: loss, TrainSeconds: trainTime.Seconds(),
 		Weights: filepath.Join(dir, WeightsFile), GEMM: nn.Backend().Name(), Options: o}
 	if start < r.steps {
@@ -498,7 +554,7 @@ func (r *runner) run(ctx context.Context, testSet data.Dataset) (*Summary, error
 	}
 	if testSet != nil {
 		t0 := time.Now()
-		acc, err := Evaluate(ctx, net, testSet, res, o.EvalBatch, o.Progress)
+		acc, err := Evaluate(ctx, st.net, testSet, o.Resolution, o.EvalBatch, o.Progress)
 		if err != nil {
 			return nil, err
 		}
