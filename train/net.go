@@ -334,15 +334,29 @@ func (n *Net) stepPart(x *nn.Tensor, targets []float32, scale float32) float64 {
 	return loss
 }
 
-// maxReplicas bounds the batch-parallel split (each replica holds its own
-// gradient accumulators, a copy of the trainable parameters' size).
-const maxReplicas = 4
+// Bounds of the batch-parallel split: each replica past the first holds its
+// own gradient accumulators, a copy of the trainable parameters' size, so
+// their total is capped too (a large model trains on one replica, its
+// kernels split over the cores instead).
+const (
+	maxReplicas     = 4
+	maxReplicaBytes = 1 << 30 // extra accumulator memory
+)
 
 // parts is the number of replicas a batch of bs images is split over: one
-// per core, at most maxReplicas and bs. The split depends on the batch and
-// GOMAXPROCS only, so a step gives the same bits on every run.
+// per core, at most maxReplicas, bs, and as many as maxReplicaBytes allows.
+// The split depends on the batch, the model and GOMAXPROCS only, so a step
+// gives the same bits on every run.
 func (n *Net) parts(bs int) int {
-	return max(1, min(bs, maxReplicas, goruntime.GOMAXPROCS(0)))
+	var acc int64
+	for _, t := range n.gacc {
+		acc += int64(t.Len()) * 4
+	}
+	byMem := maxReplicas
+	if acc > 0 {
+		byMem = int(min(int64(maxReplicas), 1+maxReplicaBytes/acc))
+	}
+	return max(1, min(bs, byMem, goruntime.GOMAXPROCS(0)))
 }
 
 // setReplicas makes sure replicas 1..parts-1 exist and reads the kernels
