@@ -8,7 +8,7 @@ export BITRUN_ORT_LIB ?= $(ORT_LIB)
 RACE_PKGS := ./nn/... ./model/... ./train/... ./runtime/... ./zoo/... ./serve/... ./internal/turbojpeg/...
 FUZZTIME  ?= 10s
 # make setup installs these; their tests fail instead of skipping when missing.
-REQUIRE   := BITRUN_REQUIRE_ORT=1 BITRUN_REQUIRE_OPENBLAS=1 BITRUN_REQUIRE_TURBOJPEG=1 BITRUN_REQUIRE_CHROMIUM=1 BITRUN_REQUIRE_PODMAN=1
+REQUIRE   := BITRUN_REQUIRE_ORT=1 BITRUN_REQUIRE_OPENBLAS=1 BITRUN_REQUIRE_TURBOJPEG=1 BITRUN_REQUIRE_CHROMIUM=1 BITRUN_REQUIRE_PODMAN=1 BITRUN_REQUIRE_PYGRPC=1
 # The container image make image builds (podman, no registry needed).
 IMAGE     ?= localhost/bitrun:latest
 

@@ -3,7 +3,9 @@
 # OpenBLAS and libjpeg-turbo's TurboJPEG (both loaded at run time), the
 # Fashion-MNIST dataset package, npm (for the ONNX Runtime library),
 # Chromium (the serve page's browser test), podman and runc (the container
-# image's build and test), Go modules and the ONNX Runtime library itself.
+# image's build and test), Debian's Python gRPC stack and protoc (the
+# independent gRPC client test; /usr/bin/python3, not a pyenv one), Go
+# modules and the ONNX Runtime library itself.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 need=()
@@ -14,6 +16,9 @@ command -v npm >/dev/null || need+=(npm)
 command -v chromium >/dev/null || need+=(chromium)
 command -v podman >/dev/null || need+=(podman)
 command -v runc >/dev/null || need+=(runc)
+/usr/bin/python3 -c 'import grpc' 2>/dev/null || need+=(python3-grpcio)
+/usr/bin/python3 -c 'import google.protobuf' 2>/dev/null || need+=(python3-protobuf)
+command -v protoc >/dev/null || need+=(protobuf-compiler)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "setup: installing ${need[*]}" >&2
