@@ -36,7 +36,17 @@ written atomically.`,
   bitrun export --model BiT-M-R50x1 --out r50x1.onnx --resolution 224 --opset 21
   bitrun export --weights R152x4.npz --out r152x4.onnx   # writes r152x4.onnx.data too`,
 		Args: cobra.NoArgs,
-		RunE: runExport,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			o := exportFlags(cmd)
+			if err := o.validate(); err != nil {
+				return err
+			}
+			var err error
+			if o.weights, err = weightsPath(cmd); err != nil { // may download: after the checks
+				return err
+			}
+			return runExport(cmd.Context(), o, cmd.OutOrStdout(), cmd.ErrOrStderr())
+		},
 	}
 	addWeightsFlags(cmd)
 	f := cmd.Flags()
@@ -52,52 +62,81 @@ written atomically.`,
 	return cmd
 }
 
-func runExport(cmd *cobra.Command, _ []string) error {
+// exportOptions is what export writes, filled from flags and configuration
+// by exportFlags and checked by validate.
+type exportOptions struct {
+	weights      string // checkpoint, resolved from --weights/--model after validate
+	weightsGiven bool   // --weights or --model was given
+	out          string
+	resolution   int
+	labelsFile   string
+	labels       []string // read from labelsFile by validate
+	trainable    bool
+	force        bool
+	opset        int
+	externalData string // auto, always or never
+	external     export.ExternalMode
+}
+
+// exportFlags reads the export flags and configuration keys.
+func exportFlags(cmd *cobra.Command) exportOptions {
 	f := cmd.Flags()
-	out, _ := f.GetString("out")
-	resolution, _ := f.GetInt("resolution")
-	labelsFile, _ := f.GetString("labels")
-	trainable, _ := f.GetBool("trainable")
-	force, _ := f.GetBool("force")
-	opset := cfg.GetInt("export.opset")
-	// Every flag is checked before weightsPath, which may download --model.
+	var o exportOptions
+	o.weightsGiven = weightsGiven(cmd)
+	o.out, _ = f.GetString("out")
+	o.resolution, _ = f.GetInt("resolution")
+	o.labelsFile, _ = f.GetString("labels")
+	o.trainable, _ = f.GetBool("trainable")
+	o.force, _ = f.GetBool("force")
+	o.opset = cfg.GetInt("export.opset")
+	o.externalData = cfg.GetString("export.external_data")
+	return o
+}
+
+// validate checks the options (bad values are usage errors), refuses an
+// existing --out without --force and reads --labels: everything a --model
+// download must not wait for.
+func (o *exportOptions) validate() error {
 	switch {
-	case !weightsGiven(cmd):
+	case !o.weightsGiven:
 		return usagef("give the weights: --weights FILE or --model NAME")
-	case out == "":
+	case o.out == "":
 		return usagef("--out is required")
-	case resolution <= 0:
-		return usagef("--resolution %d: must be positive", resolution)
+	case o.resolution <= 0:
+		return usagef("--resolution %d: must be positive", o.resolution)
 	}
-	ext, err := export.ParseExternalMode(cfg.GetString("export.external_data"))
-	if err != nil {
+	var err error
+	if o.external, err = export.ParseExternalMode(o.externalData); err != nil {
 		return usagef("--external-data: %v", err)
 	}
-	if opset < export.MinOpset || opset > export.MaxOpset {
+	if o.opset < export.MinOpset || o.opset > export.MaxOpset {
 		return usagef("--opset %d is not supported: use %d to %d (17: GroupNorm as plain ops; 21: GroupNormalization-21)",
-			opset, export.MinOpset, export.MaxOpset)
+			o.opset, export.MinOpset, export.MaxOpset)
 	}
-	if err := checkOverwrite(out, force); err != nil {
+	if err := checkOverwrite(o.out, o.force); err != nil {
 		return fmt.Errorf("export: %w", err)
 	}
-	var labels []string
-	if labelsFile != "" {
-		b, err := os.ReadFile(labelsFile)
+	o.labels = nil
+	if o.labelsFile != "" {
+		b, err := os.ReadFile(o.labelsFile)
 		if err != nil {
 			return fmt.Errorf("export: labels: %w", err)
 		}
-		if labels, err = export.ParseLabels(string(b)); err != nil {
-			return usagef("--labels %s: %v", labelsFile, err)
+		if o.labels, err = export.ParseLabels(string(b)); err != nil {
+			return usagef("--labels %s: %v", o.labelsFile, err)
 		}
 	}
-	weights, err := weightsPath(cmd)
-	if err != nil {
-		return err
-	}
+	return nil
+}
+
+// runExport exports o.weights to o.out; the summary line (and progress of
+// large models) goes to stderr.
+func runExport(ctx context.Context, o exportOptions, stdout, stderr io.Writer) error {
+	weights, out, labels, labelsFile := o.weights, o.out, o.labels, o.labelsFile
+	opset, trainable, resolution, ext := o.opset, o.trainable, o.resolution, o.external
 	if err := checkModelFile(weights, "--weights", kindNPZ); err != nil {
 		return err
 	}
-	ctx := cmd.Context()
 	_, digest, err := fileDigest(ctx, weights)
 	if err != nil {
 		return fmt.Errorf("export: %w", err)
@@ -110,7 +149,6 @@ func runExport(cmd *cobra.Command, _ []string) error {
 		return fmt.Errorf("export: --labels %s has %d labels but %s has %d classes", labelsFile, len(labels), weights, m.Config.Classes)
 	}
 	version, _ := buildVersion()
-	stderr := cmd.ErrOrStderr()
 	res, err := export.Export(ctx, out, m.Config, m.Params, export.Options{
 		Opset: opset, Trainable: trainable, Resolution: resolution, Labels: labels,
 		SourceSHA: digest, Version: version, External: ext,
