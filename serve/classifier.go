@@ -132,10 +132,8 @@ type Classifier struct {
 // Runtime.IntraThreads unset, min(2, cores) workers with cores/workers
 // intra-op threads each, so one batch is preprocessed and answered while
 // another runs; otherwise 1. With several workers and IntraThreads unset,
-// the threads are split the same way (runtime.Options.ForConcurrentRuns).
-// Measured on 2 cores, the small BiT at 64×64 under 32 concurrent clients
-// sending 224×224 JPEGs: 1 worker × 2 threads 494 images/s, 2 workers × 1
-// thread 591.
+// the threads are split the same way (runtime.Options.ForConcurrentRuns);
+// the README gives the measured effect.
 func Open(path string, opts Options) (*Classifier, error) {
 	opts.Workers, opts.Runtime = autoWorkers(opts.Workers, opts.Runtime, goruntime.NumCPU())
 	start := time.Now()
