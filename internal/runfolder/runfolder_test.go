@@ -130,9 +130,9 @@ func TestRemoveStaleTemps(t *testing.T) {
 		t.Fatal(err)
 	}
 	files := map[string]bool{ // path -> removed
-		filepath.Join(dir, ".summary.json.1.tmp"):                 true,
+		filepath.Join(dir, ".summary.json.1.tmp"):                  true,
 		filepath.Join(dir, CheckpointDir, ".w-00000001.npz.2.tmp"): true,
-		filepath.Join(dir, MetricsFile):                           false,
+		filepath.Join(dir, MetricsFile):                            false,
 	}
 	for f := range files {
 		if err := os.WriteFile(f, nil, 0o644); err != nil {
