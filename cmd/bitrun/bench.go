@@ -210,8 +210,8 @@ func (o benchOptions) validate() error {
 	}
 	native := o.native()
 	switch {
-	case o.resolution <= 0 || o.resolution > 8192:
-		return usagef("--resolution %d: want 1..8192", o.resolution)
+	case checkResolution("--resolution", o.resolution, false) != nil:
+		return checkResolution("--resolution", o.resolution, false)
 	case o.batch <= 0 || o.runs <= 0 || o.warmup < 0:
 		return usagef("--batch and --runs must be positive and --warmup >= 0")
 	case o.channels < 0:
@@ -226,8 +226,6 @@ func (o benchOptions) validate() error {
 		return usagef("--freeze applies to --train")
 	case native && o.channels != 0 && o.channels != 3:
 		return usagef("--channels %d: BiT models take 3", o.channels)
-	case o.train && o.resolution < 8:
-		return usagef("--resolution %d: training takes at least 8 pixels", o.resolution)
 	}
 	return nil
 }

@@ -37,7 +37,7 @@ func TestBenchInProcess(t *testing.T) {
 		{"no model", benchOptions{resolution: 16, batch: 1, runs: 1, streams: 1}, "give a model"},
 		{"gemm and arch", benchOptions{gemm: true, arch: "tiny", resolution: 16, batch: 1, runs: 1, streams: 1}, "--gemm"},
 		{"streams native", benchOptions{arch: "tiny", resolution: 16, batch: 1, runs: 1, streams: 2}, "--streams applies"},
-		{"train small", benchOptions{arch: "tiny", train: true, resolution: 4, batch: 1, runs: 1, streams: 1}, "at least 8 pixels"},
+		{"train small", benchOptions{arch: "tiny", train: true, resolution: 4, batch: 1, runs: 1, streams: 1}, "--resolution 4: want 16..8192 pixels"},
 		{"channels", benchOptions{arch: "tiny", channels: 1, resolution: 16, batch: 1, runs: 1, streams: 1}, "BiT models take 3"},
 	} {
 		err := tc.o.validate()

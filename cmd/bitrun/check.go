@@ -15,6 +15,18 @@ const (
 	maxResolution = serve.MaxResolution
 )
 
+// checkResolution applies the resolution rule to a flag's value (0 allowed,
+// meaning the model's own, when zeroOK).
+func checkResolution(flag string, v int, zeroOK bool) error {
+	if (zeroOK && v == 0) || (v >= minResolution && v <= maxResolution) {
+		return nil
+	}
+	if zeroOK {
+		return usagef("%s %d: want %d..%d pixels, or 0 for the model's own", flag, v, minResolution, maxResolution)
+	}
+	return usagef("%s %d: want %d..%d pixels", flag, v, minResolution, maxResolution)
+}
+
 // gemmNames are the values of the train and finetune --gemm flags ("" is
 // $BITRUN_GEMM or auto).
 var gemmNames = []string{"", "auto", "go", "openblas", "gonum"}

@@ -29,8 +29,8 @@ func preprocessOverrides(cmd *cobra.Command) (eval.Overrides, error) {
 	var o eval.Overrides
 	o.Size, _ = cmd.Flags().GetInt("resolution")
 	o.Channels, _ = cmd.Flags().GetInt("channels")
-	if o.Size < 0 {
-		return o, usagef("--resolution %d: must be positive", o.Size)
+	if err := checkResolution("--resolution", o.Size, true); err != nil {
+		return o, err
 	}
 	if o.Channels != 0 && o.Channels != 1 && o.Channels != 3 {
 		return o, usagef("--channels %d: want 1 or 3", o.Channels)

@@ -102,8 +102,8 @@ func (o *exportOptions) validate() error {
 		return usagef("give the weights: --weights FILE or --model NAME")
 	case o.out == "":
 		return usagef("--out is required")
-	case o.resolution <= 0:
-		return usagef("--resolution %d: must be positive", o.resolution)
+	case checkResolution("--resolution", o.resolution, false) != nil:
+		return checkResolution("--resolution", o.resolution, false)
 	}
 	var err error
 	if o.external, err = export.ParseExternalMode(o.externalData); err != nil {

@@ -317,8 +317,8 @@ func (c *finetuneCmd) prepare(cmd *cobra.Command) error {
 	if s, _ := f.GetString("adapt-resolution"); s != "" {
 		if strings.EqualFold(s, "auto") {
 			o.AdaptResolution = c.imageSide
-		} else if o.AdaptResolution, err = strconv.Atoi(s); err != nil || o.AdaptResolution < 16 {
-			return usagef("--adapt-resolution %q: want a side of at least 16 pixels, or auto", s)
+		} else if o.AdaptResolution, err = strconv.Atoi(s); err != nil || checkResolution("--adapt-resolution", o.AdaptResolution, false) != nil {
+			return usagef("--adapt-resolution %q: want %d..%d pixels, or auto", s, minResolution, maxResolution)
 		}
 	}
 	if _, err := os.Stat(filepath.Join(o.OutDir, finetune.RuleFile)); o.Resume && err != nil && !train.HasCheckpoint(o.OutDir) {
@@ -398,8 +398,11 @@ func applyRuleFlags(cmd *cobra.Command, h finetune.HyperRule) (finetune.HyperRul
 				resize = data.TrainPreSize(res)
 			}
 		}
-		if res < 16 || resize < res {
-			return h, nil, usagef("--resolution %d / --resize %d: want a crop of at least 16 and resize >= crop", res, resize)
+		if err := checkResolution("--resolution", res, false); err != nil {
+			return h, nil, err
+		}
+		if resize < res || resize > maxResolution {
+			return h, nil, usagef("--resolution %d / --resize %d: want resize >= crop and at most %d", res, resize, maxResolution)
 		}
 		note("resolution: resize %d, crop %d -> resize %d, crop %d", h.Resize, h.Crop, resize, res)
 		h.Resize, h.Crop = resize, res

@@ -59,8 +59,8 @@ normalisation, for a bitrun export).`,
 func runInspect(cmd *cobra.Command, args []string) error {
 	asJSON, _ := cmd.Flags().GetBool("json")
 	res, _ := cmd.Flags().GetInt("resolution")
-	if res < 1 {
-		return usagef("--resolution must be positive, got %d", res)
+	if err := checkResolution("--resolution", res, false); err != nil {
+		return err
 	}
 	var path string
 	switch {

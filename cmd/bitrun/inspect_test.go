@@ -194,7 +194,7 @@ func TestInitInspectErrors(t *testing.T) {
 		{[]string{"inspect"}, 2, "no checkpoint"},
 		{[]string{"inspect", "a.npz", "b.npz"}, 2, "accepts at most 1 arg"},
 		{[]string{"inspect", "--weights", junk, junk}, 2, "not both"},
-		{[]string{"inspect", "--resolution", "0", junk}, 2, "--resolution must be positive"},
+		{[]string{"inspect", "--resolution", "0", junk}, 2, "--resolution 0: want 16..8192 pixels"},
 		{[]string{"inspect", filepath.Join(dir, "missing.npz")}, 1, "no such file"},
 		{[]string{"inspect", junk}, 1, "malformed checkpoint"},
 		{[]string{"inspect", "--bogus", junk}, 2, "unknown flag"},
