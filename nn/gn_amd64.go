@@ -101,9 +101,11 @@ func colDotRows(sa, sb []float64, g, w []float32, rows, ld int) {
 	_ = w[(rows-1)*ld+n-1]
 	bulk := n &^ 15
 	if hasAVX512 && bulk > 0 {
-		// Blocks of a few rows: one stream per row, each read a cache line
-		// at a time from left to right.
-		const rowBlock = 16
+		// Blocks of a few rows (4 measured best: 0.24-0.32 ns per value
+		// on 4608x512 and 512x2048 against 0.39-0.47 with 16 and 1.0 with
+		// all rows): one stream per row, each read a cache line at a time
+		// from left to right, the column sums stored once per block.
+		const rowBlock = 4
 		for r := 0; r < rows; r += rowBlock {
 			colDotRowsAVX512(&sa[0], &sb[:n][0], &g[r*ld], &w[r*ld], min(rowBlock, rows-r), ld, bulk)
 		}
