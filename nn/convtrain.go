@@ -37,13 +37,19 @@ func PrepareHWIO(w *Tensor, stride, pad int, dx bool, a *Arena) *HWIOKernel {
 	k := &HWIOKernel{W: w}
 	k.fwd = packAllArena(a, true, w.Data, o, o, kh*kw*c) // op(A) = wᵀ: O × K
 	if dx {
-		if flippedDX(kh, kw, stride, pad) {
-			k.dx = packFlippedArena(a, w)
-		} else {
-			k.dx = packAllArena(a, false, w.Data, o, kh*kw*c, o) // op(A) = w: K × O
-		}
+		k.dx = packDX(w, stride, pad, a)
 	}
 	return k
+}
+
+// packDX packs the input gradient's left operand of w: the flipped kernel
+// for stride-1 convolutions, else w itself (K × O) for col2im.
+func packDX(w *Tensor, stride, pad int, a *Arena) *packedA {
+	kh, kw, c, o := dims4(w)
+	if flippedDX(kh, kw, stride, pad) {
+		return packFlippedArena(a, w)
+	}
+	return packAllArena(a, false, w.Data, o, kh*kw*c, o) // op(A) = w: K × O
 }
 
 // flippedDX reports whether the input gradient is a stride-1 convolution

@@ -56,16 +56,49 @@ func StandardizeHWIOInto(dst, w *Tensor, inv []float32) {
 		panic(fmt.Sprintf("nn: StandardizeHWIOInto: w %v, dst %v, inv %d", w.Shape, dst.Shape, len(inv)))
 	}
 	rows := kh * kw * ci
+	scale, zero, shift := wsCoefficients(w, inv)
+	rowsAffine(dst.Data, w.Data, w.Data, scale, zero, shift, rows, co, false)
+}
+
+// StandardizePrepareHWIO is StandardizeHWIOInto (into a tensor from a)
+// followed by PrepareHWIO, with the forward operand's panels written in the
+// same pass over the rows as the standardised values, while those are in
+// cache. It returns the prepared kernel and 1/std per output channel.
+func StandardizePrepareHWIO(w *Tensor, stride, pad int, dx bool, a *Arena) (*HWIOKernel, []float32) {
+	kh, kw, ci, co := dims4(w)
+	rows := kh * kw * ci
+	ws, inv := a.Get(w.Shape...), a.Get(co).Data
+	scale, zero, shift := wsCoefficients(w, inv)
+	k := &HWIOKernel{W: ws, fwd: &packedA{data: a.Get(packedLen(co, rows)).Data, m: co, k: rows}}
+	parallelChunks(rows, max(1, 4096/max(co, 1)), func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			colAffine(ws.Data[r*co:][:co], w.Data[r*co:][:co], w.Data[r*co:][:co], scale, zero, shift, false)
+		}
+		packTransRows(ws.Data, co, co, lo, hi, rows, k.fwd.data) // op(A) = wsᵀ: O × K
+	})
+	if dx {
+		k.dx = packDX(ws, stride, pad, a)
+	}
+	return k, inv
+}
+
+// wsCoefficients measures the per-output-channel moments of w [KH,KW,I,O]
+// and returns the affine coefficients of its standardisation (ws = w·scale
+// + shift; zero is a zero vector for colAffine's second term), writing
+// 1/std into inv.
+func wsCoefficients(w *Tensor, inv []float32) (scale, zero, shift []float32) {
+	kh, kw, ci, co := dims4(w)
+	rows := kh * kw * ci
 	sum, ssq := colSums(w.Data, w.Data, rows, co)
 	coef := make([]float32, 3*co)
-	scale, zero, shift := coef[:co], coef[co:2*co], coef[2*co:]
+	scale, zero, shift = coef[:co], coef[co:2*co], coef[2*co:]
 	for j := range scale {
 		mean := sum[j] / float64(rows)
 		variance := max(0, ssq[j]/float64(rows)-mean*mean)
 		s := 1 / math.Sqrt(variance+WSEpsilon)
 		inv[j], scale[j], shift[j] = float32(s), float32(s), float32(-mean*s)
 	}
-	rowsAffine(dst.Data, w.Data, w.Data, scale, zero, shift, rows, co, false)
+	return scale, zero, shift
 }
 
 // StandardizeBackwardHWIO is the backward of StandardizeHWIOInto(ws, w, inv):

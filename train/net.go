@@ -162,20 +162,14 @@ func (n *Net) Forward(x *nn.Tensor) (*nn.Tensor, error) {
 // (once per step, shared by the replicas).
 func (n *Net) prepare() {
 	a := &n.arena
-	ws := map[string]*nn.Tensor{}
 	for _, s := range n.specs {
-		switch s.Kind {
-		case model.KindConv:
-			w, inv := a.Get(s.Shape...), a.Get(s.Shape[3])
-			nn.StandardizeHWIOInto(w, n.params[s.Name], inv.Data)
-			ws[s.Name], n.kinv[s.Name] = w, inv.Data
-		case model.KindHead:
+		if s.Kind == model.KindHead {
 			k := n.params[s.Name]
 			n.head = k.Reshape(k.Shape[2], k.Shape[3])
 		}
 	}
 	pack := func(key string, stride, pad int) {
-		n.kern[key] = nn.PrepareHWIO(ws[key], stride, pad, key != model.RootKernel && n.needX(key), a)
+		n.kern[key], n.kinv[key] = nn.StandardizePrepareHWIO(n.params[key], stride, pad, key != model.RootKernel && n.needX(key), a)
 	}
 	pack(model.RootKernel, 2, 3)
 	for b := 0; b < 4; b++ {
