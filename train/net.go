@@ -169,7 +169,7 @@ func (n *Net) prepare() {
 		}
 	}
 	pack := func(key string, stride, pad int) {
-		n.kern[key], n.kinv[key] = nn.StandardizePrepareHWIO(n.params[key], stride, pad, key != model.RootKernel && n.needX(key), a)
+		n.kern[key], n.kinv[key] = nn.StandardizePrepareHWIO(n.params[key], stride, pad, key != model.RootKernel && n.needDx(key), a)
 	}
 	pack(model.RootKernel, 2, 3)
 	for b := 0; b < 4; b++ {
@@ -184,11 +184,6 @@ func (n *Net) prepare() {
 		}
 	}
 }
-
-// needX reports whether the gradient must flow through the op that reads
-// the named parameter to its input: some trainable parameter comes before it
-// (the spec lists parameters in forward order).
-func (n *Net) needX(key string) bool { return n.first < n.pos[key] }
 
 func (n *Net) stats(batch int) gnStats {
 	g := n.cfg.Groups
@@ -384,9 +379,10 @@ func (n *Net) replica(i int) *Net {
 	return n.replicas[i-1]
 }
 
-// needDx reports whether the gradient must flow into the stage whose first
-// parameter sits at position first of the spec.
-func (n *Net) needDx(firstParam string) bool { return n.first < n.pos[firstParam] }
+// needDx reports whether the gradient must flow past the named parameter
+// (into the input of the op or stage that reads it first): some trainable
+// parameter comes before it (the spec lists parameters in forward order).
+func (n *Net) needDx(param string) bool { return n.first < n.pos[param] }
 
 func (n *Net) acc(name string) *nn.Tensor { return n.gacc[name] } // nil when frozen
 
@@ -446,7 +442,7 @@ func (n *Net) unitBackward(dout *nn.Tensor, b, u int) *nn.Tensor {
 	// get returns a gradient buffer shaped like t when the gradient must flow
 	// past the named parameter, else nil.
 	get := func(t *nn.Tensor, key string) *nn.Tensor {
-		if !n.needX(key) {
+		if !n.needDx(key) {
 			return nil
 		}
 		return a.Get(t.Shape...)
