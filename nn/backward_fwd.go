@@ -274,38 +274,3 @@ func LinearInto(dst, x, w *Tensor, b []float32) {
 	}
 	Backend().Sgemm(false, false, n, k, c, x.Data, c, w.Data, k, 1, dst.Data, k)
 }
-
-// HWIOToOIHWInto is HWIOToOIHW writing into dst [O,I,H,W].
-func HWIOToOIHWInto(dst, w *Tensor) {
-	kh, kw, ci, co := dims4(w)
-	if !SameShape(dst.Shape, []int{co, ci, kh, kw}) {
-		panic(fmt.Sprintf("nn: HWIOToOIHWInto: w %v, dst %v", w.Shape, dst.Shape))
-	}
-	for y := 0; y < kh; y++ {
-		for x := 0; x < kw; x++ {
-			for i := 0; i < ci; i++ {
-				src := w.Data[((y*kw+x)*ci+i)*co:][:co]
-				for o, v := range src {
-					dst.Data[((o*ci+i)*kh+y)*kw+x] = v
-				}
-			}
-		}
-	}
-}
-
-// OIHWToHWIOInto is OIHWToHWIO writing into dst [H,W,I,O].
-func OIHWToHWIOInto(dst, w *Tensor) {
-	co, ci, kh, kw := dims4(w)
-	if !SameShape(dst.Shape, []int{kh, kw, ci, co}) {
-		panic(fmt.Sprintf("nn: OIHWToHWIOInto: w %v, dst %v", w.Shape, dst.Shape))
-	}
-	for o := 0; o < co; o++ {
-		for i := 0; i < ci; i++ {
-			for y := 0; y < kh; y++ {
-				for x := 0; x < kw; x++ {
-					dst.Data[((y*kw+x)*ci+i)*co+o] = w.Data[((o*ci+i)*kh+y)*kw+x]
-				}
-			}
-		}
-	}
-}
