@@ -191,10 +191,8 @@ func (m *Model) trunk(x *nn.Tensor, ws *workspace) *nn.Tensor {
 	oh, ow := nn.ConvOutSize(x.Shape[2], 7, 2, 3), nn.ConvOutSize(x.Shape[3], 7, 2, 3)
 	r := a.Get(n, cfg.RootWidth, oh, ow)
 	nn.ConvKernelInto(r, x, m.kernels[RootKernel], 2, 3, a)
-	pad := a.Get(n, cfg.RootWidth, oh+2, ow+2)
-	nn.ZeroPadInto(pad, r, 1)
-	h := ws.out(0, n, cfg.RootWidth, nn.ConvOutSize(oh+2, 3, 2, 0), nn.ConvOutSize(ow+2, 3, 2, 0))
-	nn.MaxPoolInto(h, pad, 3, 2)
+	h := ws.out(0, n, cfg.RootWidth, nn.ConvOutSize(oh, 3, 2, 1), nn.ConvOutSize(ow, 3, 2, 1))
+	nn.PadMaxPoolInto(h, r, 1, 3, 2) // zero pad 1, then 3x3/2 max pool, no padded copy
 	i := 0
 	for b := 0; b < 4; b++ {
 		for u := 0; u < cfg.Units[b]; u++ {
