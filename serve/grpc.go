@@ -215,16 +215,11 @@ func (g grpcService) ModelInfer(ctx context.Context, req *pb.ModelInferRequest) 
 	if s.draining.Load() || !c.Ready() {
 		return nil, s.notReady()
 	}
-	release, err := s.admit()
+	c, release, err := s.take(rc, name, version)
 	if err != nil {
 		return nil, err
 	}
 	defer release()
-	c, done, err := s.use(rc, name, version)
-	if err != nil {
-		return nil, err
-	}
-	defer done()
 	start := time.Now()
 	defer func() { c.request(time.Since(start), err) }()
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)

@@ -224,6 +224,22 @@ func (s *Server) admit() (release func(), err error) {
 	}
 }
 
+// take admits a request (an in-flight slot) and takes the model version it
+// names (looked up now: it may have been reloaded while the body came in),
+// both held until release.
+func (s *Server) take(rc *reqCtx, name, version string) (*Classifier, func(), error) {
+	free, err := s.admit()
+	if err != nil {
+		return nil, nil, err
+	}
+	c, done, err := s.use(rc, name, version)
+	if err != nil {
+		free()
+		return nil, nil, err
+	}
+	return c, func() { done(); free() }, nil
+}
+
 func (s *Server) predict(rc *reqCtx, w http.ResponseWriter, r *http.Request) (err error) {
 	name, version := r.PathValue("name"), r.PathValue("version")
 	c, err := s.lookup(rc, name, version)
@@ -247,18 +263,12 @@ func (s *Server) predict(rc *reqCtx, w http.ResponseWriter, r *http.Request) (er
 		return err
 	}
 	defer releaseBody()
-	release, err := s.admit()
+	// The model is taken now and held until the answer is written.
+	c, release, err := s.take(rc, name, version)
 	if err != nil {
 		return err
 	}
 	defer release()
-	// The model is taken now (it may have been reloaded while the body came
-	// in) and held until the answer is written.
-	c, done, err := s.use(rc, name, version)
-	if err != nil {
-		return err
-	}
-	defer done()
 	start := time.Now()
 	defer func() { c.request(time.Since(start), err) }()
 	lim := uploadLimits{maxBody: s.cfg.MaxBody, maxPixels: s.cfg.MaxPixels, maxImages: s.cfg.MaxImages, budget: s.bodies}
@@ -330,16 +340,11 @@ func (s *Server) infer(rc *reqCtx, w http.ResponseWriter, r *http.Request) (err 
 		return err
 	}
 	defer releaseBody()
-	release, err := s.admit()
+	c, release, err := s.take(rc, name, version)
 	if err != nil {
 		return err
 	}
 	defer release()
-	c, done, err := s.use(rc, name, version)
-	if err != nil {
-		return err
-	}
-	defer done()
 	start := time.Now()
 	defer func() { c.request(time.Since(start), err) }()
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
