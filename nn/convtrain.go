@@ -139,9 +139,6 @@ func convHWIOShape(op string, x, w *Tensor, stride, pad int) (n, c, oh, ow int) 
 	return n, c, ConvOutSize(h, kh, stride, pad), ConvOutSize(wd, kw, stride, pad)
 }
 
-// convGroup is the number of images conv2d lays side by side in one product.
-func convGroup(n, pix int) int { return max(1, min(n, (convMinCols+pix-1)/pix)) }
-
 // packFlippedArena packs the left operand of the stride-1 input gradient:
 // op(A)[ch, (ky·KW+kx)·O+o] = w[KH-1-ky, KW-1-kx, ch, o], rows ch of w's
 // taps read in reverse.

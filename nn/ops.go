@@ -19,6 +19,10 @@ func ConvOutSize(in, k, stride, pad int) int { return (in+2*pad-k)/stride + 1 }
 // the packed kernel is reused across them.
 const convMinCols = 256
 
+// convGroup is the number of images (of pix output pixels each, n in all)
+// laid side by side in one product.
+func convGroup(n, pix int) int { return max(1, min(n, (convMinCols+pix-1)/pix)) }
+
 // Conv2D convolves x [N,C,H,W] with w [O,C,KH,KW] (no bias). It is spread
 // over all cores: across images when the batch allows it, else inside the
 // GEMM and im2col of each image.
@@ -61,7 +65,7 @@ func conv2d(dst, x, w *Tensor, stride, pad int) {
 		return
 	}
 	pix, kdim, chw := oh*ow, c*kh*kw, c*h*wd
-	group := min(n, (convMinCols+pix-1)/pix)
+	group := convGroup(n, pix)
 	groups := (n + group - 1) / group
 	g := Backend()
 	if _, ok := g.(PureGo); ok {
