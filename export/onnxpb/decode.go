@@ -176,46 +176,66 @@ func (f field) appendFloats(dst []float32, msg string) ([]float32, error) {
 	return nil, wireErr(msg, f)
 }
 
-func (m *Model) unmarshal(b []byte) error {
+// decodeMessage calls fn with each field of message b in order and stops at
+// the first error, from fn or from the wire format. Every message type's
+// unmarshal is one call of it with a switch on the field number.
+func decodeMessage(b []byte, fn func(f field) error) error {
 	it := fields{b: b}
 	for it.next() {
-		f := it.f
-		var err error
-		switch f.num {
-		case fModelIRVersion:
-			m.IRVersion, err = varint[int64](f, "ModelProto")
-		case fModelProducerName:
-			m.ProducerName, err = f.str("ModelProto")
-		case fModelProducerVersion:
-			m.ProducerVersion, err = f.str("ModelProto")
-		case fModelDomain:
-			m.Domain, err = f.str("ModelProto")
-		case fModelModelVersion:
-			m.ModelVersion, err = varint[int64](f, "ModelProto")
-		case fModelDocString:
-			m.DocString, err = f.str("ModelProto")
-		case fModelGraph:
-			var mb []byte
-			if mb, err = f.wantBytes("ModelProto"); err == nil {
-				m.Graph = &Graph{}
-				err = m.Graph.unmarshal(mb, 1)
-			}
-		case fModelOpsetImport:
-			var o OpsetID
-			if o, err = unmarshalOpset(f); err == nil {
-				m.OpsetImport = append(m.OpsetImport, o)
-			}
-		case fModelMetadataProps:
-			var e StringStringEntry
-			if e, err = unmarshalEntry(f); err == nil {
-				m.MetadataProps = append(m.MetadataProps, e)
-			}
-		}
-		if err != nil {
+		if err := fn(it.f); err != nil {
 			return err
 		}
 	}
 	return it.err
+}
+
+// message decodes a length-delimited field as a nested message with dec.
+func (f field) message(msg string, dec func(b []byte) error) error {
+	b, err := f.wantBytes(msg)
+	if err != nil {
+		return err
+	}
+	return dec(b)
+}
+
+func (m *Model) unmarshal(b []byte) error {
+	return decodeMessage(b, m.unmarshalField)
+}
+
+// unmarshalField decodes one top-level field; ReadHeader uses it too for the
+// fields it keeps.
+func (m *Model) unmarshalField(f field) (err error) {
+	const msg = "ModelProto"
+	switch f.num {
+	case fModelIRVersion:
+		m.IRVersion, err = varint[int64](f, msg)
+	case fModelProducerName:
+		m.ProducerName, err = f.str(msg)
+	case fModelProducerVersion:
+		m.ProducerVersion, err = f.str(msg)
+	case fModelDomain:
+		m.Domain, err = f.str(msg)
+	case fModelModelVersion:
+		m.ModelVersion, err = varint[int64](f, msg)
+	case fModelDocString:
+		m.DocString, err = f.str(msg)
+	case fModelGraph:
+		err = f.message(msg, func(b []byte) error {
+			m.Graph = &Graph{}
+			return m.Graph.unmarshal(b, 1)
+		})
+	case fModelOpsetImport:
+		err = f.message(msg, func(b []byte) error {
+			o, err := unmarshalOpset(b)
+			m.OpsetImport = append(m.OpsetImport, o)
+			return err
+		})
+	case fModelMetadataProps:
+		err = f.message(msg, func(b []byte) error {
+			return appendEntry(&m.MetadataProps, b)
+		})
+	}
+	return err
 }
 
 func (f field) str(msg string) (string, error) {
@@ -223,312 +243,243 @@ func (f field) str(msg string) (string, error) {
 	return string(b), err
 }
 
-func unmarshalOpset(f field) (OpsetID, error) {
-	var o OpsetID
-	b, err := f.wantBytes("ModelProto")
-	if err != nil {
-		return o, err
-	}
-	it := fields{b: b}
-	for it.next() {
-		switch it.f.num {
+func unmarshalOpset(b []byte) (o OpsetID, err error) {
+	const msg = "OperatorSetIdProto"
+	err = decodeMessage(b, func(f field) (err error) {
+		switch f.num {
 		case fOpsetDomain:
-			o.Domain, err = it.f.str("OperatorSetIdProto")
+			o.Domain, err = f.str(msg)
 		case fOpsetVersion:
-			o.Version, err = varint[int64](it.f, "OperatorSetIdProto")
+			o.Version, err = varint[int64](f, msg)
 		}
-		if err != nil {
-			return o, err
-		}
-	}
-	return o, it.err
+		return err
+	})
+	return o, err
 }
 
-func unmarshalEntry(f field) (StringStringEntry, error) {
+// appendEntry decodes a StringStringEntryProto and appends it to dst.
+func appendEntry(dst *[]StringStringEntry, b []byte) error {
+	const msg = "StringStringEntryProto"
 	var e StringStringEntry
-	b, err := f.wantBytes("entry")
-	if err != nil {
-		return e, err
-	}
-	it := fields{b: b}
-	for it.next() {
-		switch it.f.num {
+	err := decodeMessage(b, func(f field) (err error) {
+		switch f.num {
 		case fEntryKey:
-			e.Key, err = it.f.str("StringStringEntryProto")
+			e.Key, err = f.str(msg)
 		case fEntryValue:
-			e.Value, err = it.f.str("StringStringEntryProto")
+			e.Value, err = f.str(msg)
 		}
-		if err != nil {
-			return e, err
-		}
-	}
-	return e, it.err
+		return err
+	})
+	*dst = append(*dst, e)
+	return err
 }
 
 func (g *Graph) unmarshal(b []byte, depth int) error {
 	if depth > maxDepth {
 		return fmt.Errorf("%w: graphs nested deeper than %d", ErrInvalid, maxDepth)
 	}
-	it := fields{b: b}
-	for it.next() {
-		f := it.f
-		var err error
-		var mb []byte
+	const msg = "GraphProto"
+	return decodeMessage(b, func(f field) (err error) {
 		switch f.num {
 		case fGraphNode:
-			if mb, err = f.wantBytes("GraphProto"); err == nil {
+			err = f.message(msg, func(b []byte) error {
 				n := &Node{}
-				err = n.unmarshal(mb, depth+1)
 				g.Nodes = append(g.Nodes, n)
-			}
+				return n.unmarshal(b, depth+1)
+			})
 		case fGraphName:
-			g.Name, err = f.str("GraphProto")
+			g.Name, err = f.str(msg)
 		case fGraphInitializer:
-			if mb, err = f.wantBytes("GraphProto"); err == nil {
+			err = f.message(msg, func(b []byte) error {
 				t := &Tensor{}
-				err = t.unmarshal(mb)
 				g.Initializers = append(g.Initializers, t)
-			}
+				return t.unmarshal(b)
+			})
 		case fGraphDocString:
-			g.DocString, err = f.str("GraphProto")
-		case fGraphInput, fGraphOutput, fGraphValueInfo:
-			if mb, err = f.wantBytes("GraphProto"); err == nil {
-				v := &ValueInfo{}
-				err = v.unmarshal(mb)
-				switch f.num {
-				case fGraphInput:
-					g.Inputs = append(g.Inputs, v)
-				case fGraphOutput:
-					g.Outputs = append(g.Outputs, v)
-				default:
-					g.ValueInfo = append(g.ValueInfo, v)
-				}
-			}
+			g.DocString, err = f.str(msg)
+		case fGraphInput:
+			err = f.message(msg, func(b []byte) error { return appendValueInfo(&g.Inputs, b) })
+		case fGraphOutput:
+			err = f.message(msg, func(b []byte) error { return appendValueInfo(&g.Outputs, b) })
+		case fGraphValueInfo:
+			err = f.message(msg, func(b []byte) error { return appendValueInfo(&g.ValueInfo, b) })
 		}
-		if err != nil {
-			return err
-		}
-	}
-	return it.err
+		return err
+	})
 }
 
 func (nd *Node) unmarshal(b []byte, depth int) error {
-	it := fields{b: b}
-	for it.next() {
-		f := it.f
-		var err error
+	const msg = "NodeProto"
+	return decodeMessage(b, func(f field) (err error) {
 		var s string
 		switch f.num {
 		case fNodeInput:
-			if s, err = f.str("NodeProto"); err == nil {
-				nd.Inputs = append(nd.Inputs, s)
-			}
+			s, err = f.str(msg)
+			nd.Inputs = append(nd.Inputs, s)
 		case fNodeOutput:
-			if s, err = f.str("NodeProto"); err == nil {
-				nd.Outputs = append(nd.Outputs, s)
-			}
+			s, err = f.str(msg)
+			nd.Outputs = append(nd.Outputs, s)
 		case fNodeName:
-			nd.Name, err = f.str("NodeProto")
+			nd.Name, err = f.str(msg)
 		case fNodeOpType:
-			nd.OpType, err = f.str("NodeProto")
+			nd.OpType, err = f.str(msg)
 		case fNodeDomain:
-			nd.Domain, err = f.str("NodeProto")
+			nd.Domain, err = f.str(msg)
 		case fNodeDocString:
-			nd.DocString, err = f.str("NodeProto")
+			nd.DocString, err = f.str(msg)
 		case fNodeAttribute:
-			var mb []byte
-			if mb, err = f.wantBytes("NodeProto"); err == nil {
+			err = f.message(msg, func(b []byte) error {
 				a := &Attribute{}
-				err = a.unmarshal(mb, depth+1)
 				nd.Attributes = append(nd.Attributes, a)
-			}
+				return a.unmarshal(b, depth+1)
+			})
 		}
-		if err != nil {
-			return err
-		}
-	}
-	return it.err
+		return err
+	})
 }
 
 func (a *Attribute) unmarshal(b []byte, depth int) error {
-	it := fields{b: b}
-	for it.next() {
-		f := it.f
-		var err error
-		var mb []byte
+	const msg = "AttributeProto"
+	return decodeMessage(b, func(f field) (err error) {
+		var s []byte
 		switch f.num {
 		case fAttrName:
-			a.Name, err = f.str("AttributeProto")
+			a.Name, err = f.str(msg)
 		case fAttrType:
-			a.Type, err = varint[AttributeType](f, "AttributeProto")
+			a.Type, err = varint[AttributeType](f, msg)
 		case fAttrF:
 			if f.typ != protowire.Fixed32Type {
-				err = wireErr("AttributeProto", f)
+				err = wireErr(msg, f)
 			}
 			a.F = math.Float32frombits(uint32(f.v))
 		case fAttrI:
-			a.I, err = varint[int64](f, "AttributeProto")
+			a.I, err = varint[int64](f, msg)
 		case fAttrS:
-			a.S, err = f.wantBytes("AttributeProto")
+			a.S, err = f.wantBytes(msg)
 		case fAttrT:
-			if mb, err = f.wantBytes("AttributeProto"); err == nil {
+			err = f.message(msg, func(b []byte) error {
 				a.T = &Tensor{}
-				err = a.T.unmarshal(mb)
-			}
+				return a.T.unmarshal(b)
+			})
 		case fAttrG:
-			if mb, err = f.wantBytes("AttributeProto"); err == nil {
+			err = f.message(msg, func(b []byte) error {
 				a.G = &Graph{}
-				err = a.G.unmarshal(mb, depth+1)
-			}
+				return a.G.unmarshal(b, depth+1)
+			})
 		case fAttrFloats:
-			a.Floats, err = f.appendFloats(a.Floats, "AttributeProto")
+			a.Floats, err = f.appendFloats(a.Floats, msg)
 		case fAttrInts:
-			a.Ints, err = f.appendInt64s(a.Ints, "AttributeProto")
+			a.Ints, err = f.appendInt64s(a.Ints, msg)
 		case fAttrStrings:
-			if mb, err = f.wantBytes("AttributeProto"); err == nil {
-				a.Strings = append(a.Strings, mb)
-			}
+			s, err = f.wantBytes(msg)
+			a.Strings = append(a.Strings, s)
 		}
-		if err != nil {
-			return err
-		}
-	}
-	return it.err
+		return err
+	})
 }
 
 func (t *Tensor) unmarshal(b []byte) error {
-	it := fields{b: b}
-	for it.next() {
-		f := it.f
-		var err error
+	const msg = "TensorProto"
+	return decodeMessage(b, func(f field) (err error) {
 		switch f.num {
 		case fTensorDims:
-			t.Dims, err = f.appendInt64s(t.Dims, "TensorProto")
+			t.Dims, err = f.appendInt64s(t.Dims, msg)
 		case fTensorDataType:
-			t.DataType, err = varint[DataType](f, "TensorProto")
+			t.DataType, err = varint[DataType](f, msg)
 		case fTensorFloatData:
-			t.FloatData, err = f.appendFloats(t.FloatData, "TensorProto")
+			t.FloatData, err = f.appendFloats(t.FloatData, msg)
 		case fTensorInt32Data:
 			var v []int64
-			if v, err = f.appendInt64s(nil, "TensorProto"); err == nil {
-				for _, x := range v {
-					t.Int32Data = append(t.Int32Data, int32(x))
-				}
+			v, err = f.appendInt64s(nil, msg)
+			for _, x := range v {
+				t.Int32Data = append(t.Int32Data, int32(x))
 			}
 		case fTensorInt64Data:
-			t.Int64Data, err = f.appendInt64s(t.Int64Data, "TensorProto")
+			t.Int64Data, err = f.appendInt64s(t.Int64Data, msg)
 		case fTensorName:
-			t.Name, err = f.str("TensorProto")
+			t.Name, err = f.str(msg)
 		case fTensorDocString:
-			t.DocString, err = f.str("TensorProto")
+			t.DocString, err = f.str(msg)
 		case fTensorRawData:
-			t.RawData, err = f.wantBytes("TensorProto")
+			t.RawData, err = f.wantBytes(msg)
 		case fTensorExternalData:
-			var e StringStringEntry
-			if e, err = unmarshalEntry(f); err == nil {
-				t.ExternalData = append(t.ExternalData, e)
-			}
+			err = f.message(msg, func(b []byte) error {
+				return appendEntry(&t.ExternalData, b)
+			})
 		case fTensorDataLocation:
-			t.DataLocation, err = varint[DataLocation](f, "TensorProto")
+			t.DataLocation, err = varint[DataLocation](f, msg)
 		}
-		if err != nil {
-			return err
-		}
-	}
-	return it.err
+		return err
+	})
 }
 
-func (v *ValueInfo) unmarshal(b []byte) error {
-	it := fields{b: b}
-	for it.next() {
-		f := it.f
-		var err error
+// appendValueInfo decodes a ValueInfoProto and appends it to dst.
+func appendValueInfo(dst *[]*ValueInfo, b []byte) error {
+	const msg = "ValueInfoProto"
+	v := &ValueInfo{}
+	*dst = append(*dst, v)
+	return decodeMessage(b, func(f field) (err error) {
 		switch f.num {
 		case fValueName:
-			v.Name, err = f.str("ValueInfoProto")
+			v.Name, err = f.str(msg)
 		case fValueDocString:
-			v.DocString, err = f.str("ValueInfoProto")
+			v.DocString, err = f.str(msg)
 		case fValueType:
-			var tb []byte
-			if tb, err = f.wantBytes("ValueInfoProto"); err == nil {
-				err = v.unmarshalType(tb)
-			}
+			err = f.message(msg, v.unmarshalType)
 		}
-		if err != nil {
-			return err
-		}
-	}
-	return it.err
+		return err
+	})
 }
 
 // unmarshalType reads TypeProto; types other than tensor_type are skipped.
 func (v *ValueInfo) unmarshalType(b []byte) error {
-	it := fields{b: b}
-	for it.next() {
-		if it.f.num != fTypeTensorType {
-			continue
+	return decodeMessage(b, func(f field) error {
+		if f.num != fTypeTensorType {
+			return nil
 		}
-		tb, err := it.f.wantBytes("TypeProto")
-		if err != nil {
-			return err
-		}
-		tt := fields{b: tb}
-		for tt.next() {
-			switch tt.f.num {
-			case fTensorElemType:
-				e, err := tt.f.wantVarint("TypeProto.Tensor")
-				if err != nil {
-					return err
-				}
-				v.ElemType = DataType(int32(e))
-			case fTensorShape:
-				sb, err := tt.f.wantBytes("TypeProto.Tensor")
-				if err != nil {
-					return err
-				}
+		return f.message("TypeProto", v.unmarshalTensorType)
+	})
+}
+
+// unmarshalTensorType reads TypeProto.Tensor: the element type and shape.
+func (v *ValueInfo) unmarshalTensorType(b []byte) error {
+	const msg = "TypeProto.Tensor"
+	return decodeMessage(b, func(f field) (err error) {
+		switch f.num {
+		case fTensorElemType:
+			var e uint64
+			e, err = f.wantVarint(msg)
+			v.ElemType = DataType(int32(e))
+		case fTensorShape:
+			err = f.message(msg, func(b []byte) error {
 				v.HasShape = true
-				if err := v.unmarshalShape(sb); err != nil {
-					return err
-				}
-			}
+				return v.unmarshalShape(b)
+			})
 		}
-		if tt.err != nil {
-			return tt.err
-		}
-	}
-	return it.err
+		return err
+	})
 }
 
 func (v *ValueInfo) unmarshalShape(b []byte) error {
-	it := fields{b: b}
-	for it.next() {
-		if it.f.num != fShapeDim {
-			continue
+	return decodeMessage(b, func(f field) error {
+		if f.num != fShapeDim {
+			return nil
 		}
-		db, err := it.f.wantBytes("TensorShapeProto")
-		if err != nil {
+		return f.message("TensorShapeProto", func(b []byte) error {
+			var d Dim
+			err := decodeMessage(b, func(f field) (err error) {
+				switch f.num {
+				case fDimValue:
+					var x uint64
+					x, err = f.wantVarint("Dimension")
+					d.Value = int64(x)
+				case fDimParam:
+					d.Param, err = f.str("Dimension")
+				}
+				return err
+			})
+			v.Shape = append(v.Shape, d)
 			return err
-		}
-		var d Dim
-		dt := fields{b: db}
-		for dt.next() {
-			switch dt.f.num {
-			case fDimValue:
-				x, err := dt.f.wantVarint("Dimension")
-				if err != nil {
-					return err
-				}
-				d.Value = int64(x)
-			case fDimParam:
-				if d.Param, err = dt.f.str("Dimension"); err != nil {
-					return err
-				}
-			}
-		}
-		if dt.err != nil {
-			return dt.err
-		}
-		v.Shape = append(v.Shape, d)
-	}
-	return it.err
+		})
+	})
 }

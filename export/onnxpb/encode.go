@@ -172,12 +172,8 @@ func (m *Model) Size() int {
 	if m.Graph != nil {
 		n += sizeMessageField(fModelGraph, m.Graph.size())
 	}
-	for _, o := range m.OpsetImport {
-		n += sizeMessageField(fModelOpsetImport, o.size())
-	}
-	for _, e := range m.MetadataProps {
-		n += sizeMessageField(fModelMetadataProps, e.size())
-	}
+	n += sizeMessages(fModelOpsetImport, m.OpsetImport)
+	n += sizeMessages(fModelMetadataProps, m.MetadataProps)
 	return n
 }
 
@@ -191,17 +187,10 @@ func (m *Model) encode(e *encoder) {
 	}
 	e.buf = appendStringField(e.buf, fModelDocString, m.DocString)
 	if m.Graph != nil {
-		e.buf = appendMessageHeader(e.buf, fModelGraph, m.Graph.size())
-		m.Graph.encode(e)
+		e.message(fModelGraph, m.Graph)
 	}
-	for _, o := range m.OpsetImport {
-		e.buf = appendMessageHeader(e.buf, fModelOpsetImport, o.size())
-		o.encode(e)
-	}
-	for _, kv := range m.MetadataProps {
-		e.buf = appendMessageHeader(e.buf, fModelMetadataProps, kv.size())
-		kv.encode(e)
-	}
+	encodeMessages(e, fModelOpsetImport, m.OpsetImport)
+	encodeMessages(e, fModelMetadataProps, m.MetadataProps)
 }
 
 func (o OpsetID) size() int {
@@ -223,50 +212,24 @@ func (kv StringStringEntry) encode(e *encoder) {
 }
 
 func (g *Graph) size() int {
-	n := 0
-	for _, nd := range g.Nodes {
-		n += sizeMessageField(fGraphNode, nd.size())
-	}
+	n := sizeMessages(fGraphNode, g.Nodes)
 	n += sizeStringField(fGraphName, g.Name)
-	for _, t := range g.Initializers {
-		n += sizeMessageField(fGraphInitializer, t.size())
-	}
+	n += sizeMessages(fGraphInitializer, g.Initializers)
 	n += sizeStringField(fGraphDocString, g.DocString)
-	for _, v := range g.Inputs {
-		n += sizeMessageField(fGraphInput, v.size())
-	}
-	for _, v := range g.Outputs {
-		n += sizeMessageField(fGraphOutput, v.size())
-	}
-	for _, v := range g.ValueInfo {
-		n += sizeMessageField(fGraphValueInfo, v.size())
-	}
+	n += sizeMessages(fGraphInput, g.Inputs)
+	n += sizeMessages(fGraphOutput, g.Outputs)
+	n += sizeMessages(fGraphValueInfo, g.ValueInfo)
 	return n
 }
 
 func (g *Graph) encode(e *encoder) {
-	for _, nd := range g.Nodes {
-		e.buf = appendMessageHeader(e.buf, fGraphNode, nd.size())
-		nd.encode(e)
-	}
+	encodeMessages(e, fGraphNode, g.Nodes)
 	e.buf = appendStringField(e.buf, fGraphName, g.Name)
-	for _, t := range g.Initializers {
-		e.buf = appendMessageHeader(e.buf, fGraphInitializer, t.size())
-		t.encode(e)
-	}
+	encodeMessages(e, fGraphInitializer, g.Initializers)
 	e.buf = appendStringField(e.buf, fGraphDocString, g.DocString)
-	for _, v := range g.Inputs {
-		e.buf = appendMessageHeader(e.buf, fGraphInput, v.size())
-		v.encode(e)
-	}
-	for _, v := range g.Outputs {
-		e.buf = appendMessageHeader(e.buf, fGraphOutput, v.size())
-		v.encode(e)
-	}
-	for _, v := range g.ValueInfo {
-		e.buf = appendMessageHeader(e.buf, fGraphValueInfo, v.size())
-		v.encode(e)
-	}
+	encodeMessages(e, fGraphInput, g.Inputs)
+	encodeMessages(e, fGraphOutput, g.Outputs)
+	encodeMessages(e, fGraphValueInfo, g.ValueInfo)
 }
 
 func (nd *Node) size() int {
@@ -279,9 +242,7 @@ func (nd *Node) size() int {
 	}
 	n += sizeStringField(fNodeName, nd.Name)
 	n += sizeStringField(fNodeOpType, nd.OpType)
-	for _, a := range nd.Attributes {
-		n += sizeMessageField(fNodeAttribute, a.size())
-	}
+	n += sizeMessages(fNodeAttribute, nd.Attributes)
 	n += sizeStringField(fNodeDocString, nd.DocString)
 	n += sizeStringField(fNodeDomain, nd.Domain)
 	return n
@@ -299,10 +260,7 @@ func (nd *Node) encode(e *encoder) {
 	}
 	e.buf = appendStringField(e.buf, fNodeName, nd.Name)
 	e.buf = appendStringField(e.buf, fNodeOpType, nd.OpType)
-	for _, a := range nd.Attributes {
-		e.buf = appendMessageHeader(e.buf, fNodeAttribute, a.size())
-		a.encode(e)
-	}
+	encodeMessages(e, fNodeAttribute, nd.Attributes)
 	e.buf = appendStringField(e.buf, fNodeDocString, nd.DocString)
 	e.buf = appendStringField(e.buf, fNodeDomain, nd.Domain)
 }
@@ -355,13 +313,11 @@ func (a *Attribute) encode(e *encoder) {
 		e.buf = protowire.AppendBytes(e.buf, a.S)
 	case AttrTensor:
 		if a.T != nil {
-			e.buf = appendMessageHeader(e.buf, fAttrT, a.T.size())
-			a.T.encode(e)
+			e.message(fAttrT, a.T)
 		}
 	case AttrGraph:
 		if a.G != nil {
-			e.buf = appendMessageHeader(e.buf, fAttrG, a.G.size())
-			a.G.encode(e)
+			e.message(fAttrG, a.G)
 		}
 	case AttrFloats:
 		if len(a.Floats) > 0 {
@@ -405,9 +361,7 @@ func (t *Tensor) size() int {
 		n += sizeBytesField(fTensorRawData, t.DeferredLen)
 	}
 	n += sizeStringField(fTensorDocString, t.DocString)
-	for _, e := range t.ExternalData {
-		n += sizeMessageField(fTensorExternalData, e.size())
-	}
+	n += sizeMessages(fTensorExternalData, t.ExternalData)
 	if t.DataLocation != LocationDefault {
 		n += sizeVarintField(fTensorDataLocation, uint64(t.DataLocation))
 	}
@@ -456,10 +410,7 @@ func (t *Tensor) encode(e *encoder) {
 		}
 	}
 	e.buf = appendStringField(e.buf, fTensorDocString, t.DocString)
-	for _, kv := range t.ExternalData {
-		e.buf = appendMessageHeader(e.buf, fTensorExternalData, kv.size())
-		kv.encode(e)
-	}
+	encodeMessages(e, fTensorExternalData, t.ExternalData)
 	if t.DataLocation != LocationDefault {
 		e.buf = appendVarintField(e.buf, fTensorDataLocation, uint64(t.DataLocation))
 	}
@@ -475,11 +426,7 @@ func (v *ValueInfo) tensorTypeSize() int {
 }
 
 func (v *ValueInfo) shapeSize() int {
-	n := 0
-	for _, d := range v.Shape {
-		n += sizeMessageField(fShapeDim, d.size())
-	}
-	return n
+	return sizeMessages(fShapeDim, v.Shape)
 }
 
 func (d Dim) size() int {
@@ -487,6 +434,15 @@ func (d Dim) size() int {
 		return sizeBytesField(fDimParam, len(d.Param))
 	}
 	return sizeVarintField(fDimValue, uint64(d.Value))
+}
+
+func (d Dim) encode(e *encoder) {
+	if d.Param != "" {
+		e.buf = protowire.AppendTag(e.buf, fDimParam, protowire.BytesType)
+		e.buf = protowire.AppendString(e.buf, d.Param)
+	} else {
+		e.buf = appendVarintField(e.buf, fDimValue, uint64(d.Value))
+	}
 }
 
 func (v *ValueInfo) size() int {
@@ -504,17 +460,38 @@ func (v *ValueInfo) encode(e *encoder) {
 	e.buf = appendVarintField(e.buf, fTensorElemType, uint64(v.ElemType))
 	if v.HasShape {
 		e.buf = appendMessageHeader(e.buf, fTensorShape, v.shapeSize())
-		for _, d := range v.Shape {
-			e.buf = appendMessageHeader(e.buf, fShapeDim, d.size())
-			if d.Param != "" {
-				e.buf = protowire.AppendTag(e.buf, fDimParam, protowire.BytesType)
-				e.buf = protowire.AppendString(e.buf, d.Param)
-			} else {
-				e.buf = appendVarintField(e.buf, fDimValue, uint64(d.Value))
-			}
-		}
+		encodeMessages(e, fShapeDim, v.Shape)
 	}
 	e.buf = appendStringField(e.buf, fValueDocString, v.DocString)
+}
+
+// sizedMessage is a message type that encodes itself after a header that
+// carries its size.
+type sizedMessage interface {
+	size() int
+	encode(e *encoder)
+}
+
+// message writes m as field num: the header with m's size, then m.
+func (e *encoder) message(num protowire.Number, m sizedMessage) {
+	e.buf = appendMessageHeader(e.buf, num, m.size())
+	m.encode(e)
+}
+
+// encodeMessages writes each of ms as a repeated field num.
+func encodeMessages[M sizedMessage](e *encoder, num protowire.Number, ms []M) {
+	for _, m := range ms {
+		e.message(num, m)
+	}
+}
+
+// sizeMessages is the encoded size of ms as a repeated field num.
+func sizeMessages[M sizedMessage](num protowire.Number, ms []M) int {
+	n := 0
+	for _, m := range ms {
+		n += sizeMessageField(num, m.size())
+	}
+	return n
 }
 
 // Wire helpers. Empty strings are omitted (proto2 optional semantics: absent

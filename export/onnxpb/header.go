@@ -14,26 +14,12 @@ import (
 // graph (metadata, doc string, opsets): 64 MiB.
 const MaxHeaderBytes = 64 << 20
 
-// Header is a ModelProto without its graph: what ReadHeader returns.
+// Header is a ModelProto read without its graph: what ReadHeader returns.
+// Its Model holds the top-level fields, with Graph nil; GraphBytes is the
+// size of the serialized graph that was skipped.
 type Header struct {
-	IRVersion       int64
-	OpsetImport     []OpsetID
-	ProducerName    string
-	ProducerVersion string
-	Domain          string
-	ModelVersion    int64
-	DocString       string
-	MetadataProps   []StringStringEntry
-	GraphBytes      int64 // size of the serialized graph, 0 when absent
-}
-
-// Metadata returns the metadata_props as a map (a later duplicate key wins).
-func (h *Header) Metadata() map[string]string {
-	out := make(map[string]string, len(h.MetadataProps))
-	for _, e := range h.MetadataProps {
-		out[e.Key] = e.Value
-	}
-	return out
+	Model
+	GraphBytes int64 // size of the serialized graph, 0 when absent
 }
 
 // ReadHeader reads the top-level fields of a serialized ModelProto from r,
@@ -116,28 +102,8 @@ func ReadHeader(r io.Reader) (*Header, error) {
 			if uint64(len(b)) != n {
 				return nil, fmt.Errorf("%w: truncated", ErrInvalid)
 			}
-			f := field{num: num, typ: typ, b: b}
-			switch num {
-			case fModelProducerName:
-				h.ProducerName = string(b)
-			case fModelProducerVersion:
-				h.ProducerVersion = string(b)
-			case fModelDomain:
-				h.Domain = string(b)
-			case fModelDocString:
-				h.DocString = string(b)
-			case fModelOpsetImport:
-				o, err := unmarshalOpset(f)
-				if err != nil {
-					return nil, err
-				}
-				h.OpsetImport = append(h.OpsetImport, o)
-			case fModelMetadataProps:
-				e, err := unmarshalEntry(f)
-				if err != nil {
-					return nil, err
-				}
-				h.MetadataProps = append(h.MetadataProps, e)
+			if err := h.unmarshalField(field{num: num, typ: typ, b: b}); err != nil {
+				return nil, err
 			}
 		default:
 			// Groups are not used by ONNX; anything else is not protobuf.

@@ -39,6 +39,17 @@ func (d DataType) elemSize() int {
 	return 0
 }
 
+// name is the ONNX name of the types inline decodes, for error messages.
+func (d DataType) name() string {
+	switch d {
+	case Float:
+		return "FLOAT"
+	case Int64:
+		return "INT64"
+	}
+	return strconv.Itoa(int(d))
+}
+
 // DataLocation is TensorProto.DataLocation.
 type DataLocation int32
 
@@ -208,36 +219,24 @@ func (t *Tensor) NumElements() (int64, error) {
 // Floats decodes a FLOAT tensor stored inline (RawData or FloatData). External
 // tensors return an error wrapping ErrExternal.
 func (t *Tensor) Floats() ([]float32, error) {
-	if t.DataType != Float {
-		return nil, fmt.Errorf("%w: tensor %q has data type %d, not FLOAT", ErrInvalid, t.Name, t.DataType)
-	}
-	if t.DataLocation == LocationExternal {
-		return nil, fmt.Errorf("%w: tensor %q", ErrExternal, t.Name)
-	}
-	n, err := t.NumElements()
-	if err != nil {
-		return nil, err
-	}
-	if t.RawData != nil {
-		if int64(len(t.RawData)) != 4*n {
-			return nil, fmt.Errorf("%w: tensor %q: %d raw bytes for %d floats", ErrInvalid, t.Name, len(t.RawData), n)
-		}
-		out := make([]float32, n)
-		for i := range out {
-			out[i] = math.Float32frombits(binary.LittleEndian.Uint32(t.RawData[4*i:]))
-		}
-		return out, nil
-	}
-	if int64(len(t.FloatData)) != n {
-		return nil, fmt.Errorf("%w: tensor %q: %d floats for %d elements", ErrInvalid, t.Name, len(t.FloatData), n)
-	}
-	return append([]float32(nil), t.FloatData...), nil
+	return inline(t, Float, t.FloatData, "floats", func(b []byte) float32 {
+		return math.Float32frombits(binary.LittleEndian.Uint32(b))
+	})
 }
 
 // Int64s decodes an INT64 tensor stored inline.
 func (t *Tensor) Int64s() ([]int64, error) {
-	if t.DataType != Int64 {
-		return nil, fmt.Errorf("%w: tensor %q has data type %d, not INT64", ErrInvalid, t.Name, t.DataType)
+	return inline(t, Int64, t.Int64Data, "int64s", func(b []byte) int64 {
+		return int64(binary.LittleEndian.Uint64(b))
+	})
+}
+
+// inline decodes the values of a tensor of data type want stored inline:
+// from RawData with get (one element of want's size), else a copy of typed
+// (the FloatData or Int64Data field). what names the values in errors.
+func inline[T any](t *Tensor, want DataType, typed []T, what string, get func([]byte) T) ([]T, error) {
+	if t.DataType != want {
+		return nil, fmt.Errorf("%w: tensor %q has data type %d, not %s", ErrInvalid, t.Name, t.DataType, want.name())
 	}
 	if t.DataLocation == LocationExternal {
 		return nil, fmt.Errorf("%w: tensor %q", ErrExternal, t.Name)
@@ -247,19 +246,20 @@ func (t *Tensor) Int64s() ([]int64, error) {
 		return nil, err
 	}
 	if t.RawData != nil {
-		if int64(len(t.RawData)) != 8*n {
-			return nil, fmt.Errorf("%w: tensor %q: %d raw bytes for %d int64s", ErrInvalid, t.Name, len(t.RawData), n)
+		size := want.elemSize()
+		if int64(len(t.RawData)) != int64(size)*n {
+			return nil, fmt.Errorf("%w: tensor %q: %d raw bytes for %d %s", ErrInvalid, t.Name, len(t.RawData), n, what)
 		}
-		out := make([]int64, n)
+		out := make([]T, n)
 		for i := range out {
-			out[i] = int64(binary.LittleEndian.Uint64(t.RawData[8*i:]))
+			out[i] = get(t.RawData[size*i:])
 		}
 		return out, nil
 	}
-	if int64(len(t.Int64Data)) != n {
-		return nil, fmt.Errorf("%w: tensor %q: %d int64s for %d elements", ErrInvalid, t.Name, len(t.Int64Data), n)
+	if int64(len(typed)) != n {
+		return nil, fmt.Errorf("%w: tensor %q: %d %s for %d elements", ErrInvalid, t.Name, len(typed), what, n)
 	}
-	return append([]int64(nil), t.Int64Data...), nil
+	return append([]T(nil), typed...), nil
 }
 
 // External describes where an external tensor's bytes are: the location
