@@ -46,6 +46,7 @@ import "C"
 import (
 	"errors"
 	"fmt"
+	"sync"
 	"unsafe"
 )
 
@@ -111,4 +112,55 @@ func (l *Lib) Close() error {
 		return errors.New(C.GoString(&errBuf[0]))
 	}
 	return nil
+}
+
+// Guard is how a boundary package holds its loaded library. Calls hold the
+// read lock (RLock) while they use a symbol; Close takes the write lock, so
+// it waits for running calls, and leaves every symbol nil, so a later call
+// finds nil and refuses.
+type Guard struct {
+	sync.RWMutex
+	lib  *Lib
+	syms []unsafe.Pointer
+}
+
+// Load opens the library at path as Open does and returns the file it was
+// loaded from (Lib.Path).
+func (g *Guard) Load(path string, names []string, required int) (string, error) {
+	l, err := Open(path, names, required)
+	if err != nil {
+		return "", err
+	}
+	g.lib, g.syms = l, l.Syms()
+	return l.Path(), nil
+}
+
+// Sym is the i-th symbol Load was asked for: nil when the library lacks it,
+// was never loaded or is closed.
+func (g *Guard) Sym(i int) unsafe.Pointer {
+	if i >= len(g.syms) {
+		return nil
+	}
+	return g.syms[i]
+}
+
+// Loaded reports whether the library is loaded and not closed.
+func (g *Guard) Loaded() bool { return g.lib != nil }
+
+// Close runs release (the package's own clean-up while the symbols are still
+// valid; may be nil) and unloads the library, under the write lock. Closing
+// a closed or never loaded Guard does nothing.
+func (g *Guard) Close(release func()) error {
+	g.Lock()
+	defer g.Unlock()
+	if g.lib == nil {
+		return nil
+	}
+	if release != nil {
+		release()
+	}
+	l := g.lib
+	g.lib = nil
+	clear(g.syms)
+	return l.Close()
 }

@@ -9,7 +9,6 @@ import "C"
 
 import (
 	"fmt"
-	"sync"
 	"unsafe"
 
 	"github.com/bitrun/bitrun/internal/dynlib"
@@ -22,7 +21,6 @@ const (
 	symGetThreads
 	symGetConfig
 	symGetCorename
-	numSyms
 )
 
 const cgoEnabled = true
@@ -31,34 +29,23 @@ const cgoEnabled = true
 var symNames = []string{"cblas_sgemm", "openblas_set_num_threads", "openblas_get_num_threads", "openblas_get_config", "openblas_get_corename"}
 
 type impl struct {
-	mu   sync.RWMutex // read-held by products, write-held by close
-	dl   *dynlib.Lib  // nil once closed
-	syms [numSyms]unsafe.Pointer
+	lib  dynlib.Guard // read-held by products, write-held by close
 	path string
 }
 
 func (l *Lib) open(path string) error {
 	// Only cblas_sgemm is required; the thread and config calls are used
 	// when present.
-	dl, err := dynlib.Open(path, symNames, 1)
+	p, err := l.lib.Load(path, symNames, 1)
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
-	copy(l.syms[:], dl.Syms())
-	l.dl, l.path = dl, dl.Path()
+	l.path = p
 	return nil
 }
 
 func (l *Lib) close() error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.dl == nil {
-		return nil
-	}
-	dl := l.dl
-	l.dl = nil
-	l.syms = [numSyms]unsafe.Pointer{}
-	if err := dl.Close(); err != nil {
+	if err := l.lib.Close(nil); err != nil {
 		return fmt.Errorf("openblas: dlclose %s: %v", l.path, err)
 	}
 	return nil
@@ -79,9 +66,9 @@ func b2i(b bool) C.int {
 }
 
 func (l *Lib) sgemm(transA, transB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
-	l.mu.RLock()
-	defer l.mu.RUnlock()
-	fn := l.syms[symSgemm]
+	l.lib.RLock()
+	defer l.lib.RUnlock()
+	fn := l.lib.Sym(symSgemm)
 	if fn == nil {
 		panic("openblas: Sgemm on a closed library")
 	}
@@ -93,9 +80,9 @@ func (l *Lib) sgemm(transA, transB bool, m, n, k int, a []float32, lda int, b []
 // each product. It reports false when the library has no
 // openblas_set_num_threads (or is closed).
 func (l *Lib) SetThreads(n int) bool {
-	l.mu.RLock()
-	defer l.mu.RUnlock()
-	fn := l.syms[symSetThreads]
+	l.lib.RLock()
+	defer l.lib.RUnlock()
+	fn := l.lib.Sym(symSetThreads)
 	if fn == nil || n < 1 {
 		return false
 	}
@@ -106,9 +93,9 @@ func (l *Lib) SetThreads(n int) bool {
 // Threads is the number of threads OpenBLAS uses per product, or 0 when
 // unknown.
 func (l *Lib) Threads() int {
-	l.mu.RLock()
-	defer l.mu.RUnlock()
-	fn := l.syms[symGetThreads]
+	l.lib.RLock()
+	defer l.lib.RUnlock()
+	fn := l.lib.Sym(symGetThreads)
 	if fn == nil {
 		return 0
 	}
@@ -119,13 +106,13 @@ func (l *Lib) Threads() int {
 // "OpenBLAS 0.3.21 DYNAMIC_ARCH NO_AFFINITY Haswell MAX_THREADS=64") plus
 // the core it selected, or "" when the library does not say.
 func (l *Lib) Config() string {
-	l.mu.RLock()
-	defer l.mu.RUnlock()
+	l.lib.RLock()
+	defer l.lib.RUnlock()
 	str := func(i int) string {
-		if l.syms[i] == nil {
+		if l.lib.Sym(i) == nil {
 			return ""
 		}
-		p := C.bb_get_string(l.syms[i])
+		p := C.bb_get_string(l.lib.Sym(i))
 		if p == nil {
 			return ""
 		}

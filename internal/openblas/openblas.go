@@ -15,13 +15,9 @@ var ErrUnavailable = errors.New("openblas: unavailable")
 // EnvLib names the environment variable holding an explicit library path.
 const EnvLib = "BITRUN_OPENBLAS_LIB"
 
-// candidates lists the library names and paths Open tries after $BITRUN_OPENBLAS_LIB.
+// candidates lists the library names and paths Open tries.
 func candidates() []string {
-	var c []string
-	if p := os.Getenv(EnvLib); p != "" {
-		return []string{p}
-	}
-	c = append(c,
+	return dynlib.Candidates(EnvLib,
 		"libopenblas.so.0",
 		"libopenblas.so",
 		"/usr/lib/x86_64-linux-gnu/libopenblas.so.0",
@@ -33,7 +29,6 @@ func candidates() []string {
 		"/opt/homebrew/opt/openblas/lib/libopenblas.dylib",
 		"/usr/local/opt/openblas/lib/libopenblas.dylib",
 	)
-	return c
 }
 
 // Candidates returns the paths Open tries, in order. When $BITRUN_OPENBLAS_LIB
@@ -56,12 +51,8 @@ func Open() (*Lib, error) {
 	if !cgoEnabled {
 		return OpenPath(candidates()[0])
 	}
-	l, tried, ok := dynlib.FirstOf(candidates(), ErrUnavailable, OpenPath)
-	if !ok {
-		return nil, fmt.Errorf("%w: no usable library (install OpenBLAS, e.g. Debian's libopenblas0, or set %s to its path): %s",
-			ErrUnavailable, EnvLib, tried)
-	}
-	return l, nil
+	return dynlib.First(candidates(), ErrUnavailable,
+		"install OpenBLAS, e.g. Debian's libopenblas0, or set "+EnvLib+" to its path", OpenPath)
 }
 
 // OpenPath loads OpenBLAS from path (a file path or a name for the dynamic

@@ -10,7 +10,6 @@ import "C"
 import (
 	"errors"
 	"fmt"
-	"sync"
 	"unsafe"
 
 	"github.com/bitrun/bitrun/internal/dynlib"
@@ -24,7 +23,6 @@ const (
 	symDestroy
 	symErrStr
 	symErrCode
-	numSyms
 )
 
 const cgoEnabled = true
@@ -38,46 +36,37 @@ const decodeFlags = 8192 | 32768
 var symNames = []string{"tjInitDecompress", "tjDecompressHeader3", "tjDecompress2", "tjDestroy", "tjGetErrorStr2", "tjGetErrorCode"}
 
 type impl struct {
-	mu   sync.RWMutex // read-held by calls, write-held by close
-	dl   *dynlib.Lib  // nil once closed
-	syms [numSyms]unsafe.Pointer
+	lib  dynlib.Guard // read-held by calls, write-held by close
 	path string
 	idle chan unsafe.Pointer
 }
 
 func (l *Lib) open(path string) error {
 	// Every symbol but tjGetErrorCode (used when present) is required.
-	dl, err := dynlib.Open(path, symNames, symErrCode)
+	p, err := l.lib.Load(path, symNames, symErrCode)
 	if errors.Is(err, dynlib.ErrMissingSymbol) {
 		return fmt.Errorf("%w: %v (TurboJPEG 2.0 or newer is needed)", ErrUnavailable, err)
 	}
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
-	copy(l.syms[:], dl.Syms())
-	l.dl, l.path = dl, dl.Path()
+	l.path = p
 	l.idle = make(chan unsafe.Pointer, idleHandles)
 	return nil
 }
 
 func (l *Lib) close() error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.dl == nil {
-		return nil
-	}
-	for drained := false; !drained; {
-		select {
-		case h := <-l.idle:
-			C.tj_destroy(l.syms[symDestroy], h)
-		default:
-			drained = true
+	err := l.lib.Close(func() {
+		for drained := false; !drained; {
+			select {
+			case h := <-l.idle:
+				C.tj_destroy(l.lib.Sym(symDestroy), h)
+			default:
+				drained = true
+			}
 		}
-	}
-	dl := l.dl
-	l.dl = nil
-	l.syms = [numSyms]unsafe.Pointer{}
-	if err := dl.Close(); err != nil {
+	})
+	if err != nil {
 		return fmt.Errorf("turbojpeg: dlclose %s: %v", l.path, err)
 	}
 	return nil
@@ -85,7 +74,7 @@ func (l *Lib) close() error {
 
 // get borrows a decompressor handle; the caller holds l.mu for reading.
 func (l *Lib) get() (unsafe.Pointer, error) {
-	if l.dl == nil {
+	if !l.lib.Loaded() {
 		return nil, fmt.Errorf("turbojpeg: library used after Close")
 	}
 	select {
@@ -93,7 +82,7 @@ func (l *Lib) get() (unsafe.Pointer, error) {
 		return h, nil
 	default:
 	}
-	h := C.tj_init(l.syms[symInit])
+	h := C.tj_init(l.lib.Sym(symInit))
 	if h == nil {
 		return nil, fmt.Errorf("turbojpeg: tjInitDecompress failed (out of memory?)")
 	}
@@ -105,42 +94,42 @@ func (l *Lib) put(h unsafe.Pointer) {
 	select {
 	case l.idle <- h:
 	default:
-		C.tj_destroy(l.syms[symDestroy], h)
+		C.tj_destroy(l.lib.Sym(symDestroy), h)
 	}
 }
 
 // lastError is the handle's last error as a *DecodeError.
 func (l *Lib) lastError(h unsafe.Pointer) error {
 	var msg [512]C.char
-	code := C.tj_error(l.syms[symErrStr], l.syms[symErrCode], h, &msg[0], C.size_t(len(msg)))
+	code := C.tj_error(l.lib.Sym(symErrStr), l.lib.Sym(symErrCode), h, &msg[0], C.size_t(len(msg)))
 	return &DecodeError{Msg: C.GoString(&msg[0]), Warning: code == 0}
 }
 
 func (l *Lib) header(b []byte) (Header, error) {
-	l.mu.RLock()
-	defer l.mu.RUnlock()
+	l.lib.RLock()
+	defer l.lib.RUnlock()
 	h, err := l.get()
 	if err != nil {
 		return Header{}, err
 	}
 	defer l.put(h)
 	var w, ht, sub, cs C.int
-	if C.tj_header(l.syms[symHeader], h, (*C.uchar)(unsafe.Pointer(&b[0])), C.size_t(len(b)), &w, &ht, &sub, &cs) != 0 {
+	if C.tj_header(l.lib.Sym(symHeader), h, (*C.uchar)(unsafe.Pointer(&b[0])), C.size_t(len(b)), &w, &ht, &sub, &cs) != 0 {
 		return Header{}, l.lastError(h)
 	}
 	return Header{Width: int(w), Height: int(ht), Colorspace: Colorspace(cs)}, nil
 }
 
 func (l *Lib) decode(b []byte, f Format, dst []byte, w, ht int) error {
-	l.mu.RLock()
-	defer l.mu.RUnlock()
+	l.lib.RLock()
+	defer l.lib.RUnlock()
 	h, err := l.get()
 	if err != nil {
 		return err
 	}
 	defer l.put(h)
 	pitch := w * f.BytesPerPixel()
-	if C.tj_decompress(l.syms[symDecompress], h, (*C.uchar)(unsafe.Pointer(&b[0])), C.size_t(len(b)),
+	if C.tj_decompress(l.lib.Sym(symDecompress), h, (*C.uchar)(unsafe.Pointer(&b[0])), C.size_t(len(b)),
 		(*C.uchar)(unsafe.Pointer(&dst[0])), C.int(w), C.int(pitch), C.int(ht), C.int(f), decodeFlags) != 0 {
 		return l.lastError(h)
 	}

@@ -3,7 +3,6 @@ package turbojpeg
 import (
 	"errors"
 	"fmt"
-	"os"
 
 	"github.com/bitrun/bitrun/internal/dynlib"
 )
@@ -83,10 +82,7 @@ const idleHandles = 32
 
 // candidates lists the library names and paths Open tries.
 func candidates() []string {
-	if p := os.Getenv(EnvLib); p != "" {
-		return []string{p}
-	}
-	return []string{
+	return dynlib.Candidates(EnvLib,
 		"libturbojpeg.so.0",
 		"libturbojpeg.so",
 		"/usr/lib/x86_64-linux-gnu/libturbojpeg.so.0",
@@ -96,7 +92,7 @@ func candidates() []string {
 		"/opt/libjpeg-turbo/lib64/libturbojpeg.so.0",
 		"/opt/homebrew/opt/jpeg-turbo/lib/libturbojpeg.dylib",
 		"/usr/local/opt/jpeg-turbo/lib/libturbojpeg.dylib",
-	}
+	)
 }
 
 // Candidates returns the paths Open tries, in order. When
@@ -117,12 +113,8 @@ func Open() (*Lib, error) {
 	if !cgoEnabled {
 		return OpenPath(candidates()[0])
 	}
-	l, tried, ok := dynlib.FirstOf(candidates(), ErrUnavailable, OpenPath)
-	if !ok {
-		return nil, fmt.Errorf("%w: no usable library (install libjpeg-turbo's TurboJPEG library, e.g. Debian's libturbojpeg0, or set %s to its path): %s",
-			ErrUnavailable, EnvLib, tried)
-	}
-	return l, nil
+	return dynlib.First(candidates(), ErrUnavailable,
+		"install libjpeg-turbo's TurboJPEG library, e.g. Debian's libturbojpeg0, or set "+EnvLib+" to its path", OpenPath)
 }
 
 // OpenPath loads libturbojpeg from path (a file path or a name for the
