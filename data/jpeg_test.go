@@ -13,6 +13,8 @@ import (
 	goruntime "runtime"
 	"strings"
 	"testing"
+
+	"github.com/bitrun/bitrun/internal/testenv"
 )
 
 // useJPEG selects a JPEG decoder for one test and restores the default
@@ -22,12 +24,7 @@ import (
 func useJPEG(t testing.TB, name string) {
 	t.Helper()
 	t.Cleanup(func() { _ = SelectJPEG(os.Getenv(EnvJPEG)) })
-	if err := SelectJPEG(name); err != nil {
-		if os.Getenv("BITRUN_REQUIRE_TURBOJPEG") == "1" {
-			t.Fatalf("BITRUN_REQUIRE_TURBOJPEG=1 but: %v", err)
-		}
-		t.Skipf("libjpeg-turbo not available: %v", err)
-	}
+	testenv.Require(t, "BITRUN_REQUIRE_TURBOJPEG", "libjpeg-turbo", SelectJPEG(name))
 }
 
 // photoLike is a w×h image with smooth colour gradients, a few hard edges and

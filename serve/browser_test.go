@@ -12,6 +12,7 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -27,6 +28,8 @@ import (
 
 	"github.com/bitrun/bitrun/runtime"
 	"github.com/bitrun/bitrun/serve"
+
+	"github.com/bitrun/bitrun/internal/testenv"
 )
 
 func chromiumPath(t *testing.T) string {
@@ -36,10 +39,8 @@ func chromiumPath(t *testing.T) string {
 			return p
 		}
 	}
-	if os.Getenv("BITRUN_REQUIRE_CHROMIUM") == "1" {
-		t.Fatal("Chromium required (BITRUN_REQUIRE_CHROMIUM=1) but not found; make setup installs Debian's chromium")
-	}
-	t.Skip("Chromium not installed (apt-get install chromium, or make setup)")
+	testenv.Require(t, "BITRUN_REQUIRE_CHROMIUM", "Chromium",
+		errors.New("not installed (apt-get install chromium, or make setup)"))
 	return ""
 }
 

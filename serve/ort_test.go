@@ -32,6 +32,8 @@ import (
 	"github.com/bitrun/bitrun/model"
 	"github.com/bitrun/bitrun/runtime"
 	"github.com/bitrun/bitrun/serve"
+
+	"github.com/bitrun/bitrun/internal/ort/onnxtest"
 )
 
 const ortRes = 64
@@ -40,12 +42,8 @@ var ortLabels = []string{"zero", "one", "two", "three", "four", "five", "six", "
 
 func requireORT(t testing.TB) {
 	t.Helper()
-	if _, err := runtime.Version(runtime.Options{}); err != nil {
-		if os.Getenv("BITRUN_REQUIRE_ORT") == "1" {
-			t.Fatalf("ONNX Runtime required (BITRUN_REQUIRE_ORT=1): %v", err)
-		}
-		t.Skipf("ONNX Runtime not available: %v", err)
-	}
+	_, err := runtime.Version(runtime.Options{})
+	onnxtest.Require(t, err)
 }
 
 // exportTiny writes the tiny BiT (random trunk from model.Init, random

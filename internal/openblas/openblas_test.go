@@ -7,6 +7,8 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/bitrun/bitrun/internal/testenv"
 )
 
 // openOrSkip loads the library, failing when BITRUN_REQUIRE_OPENBLAS=1 and
@@ -14,12 +16,7 @@ import (
 func openOrSkip(t *testing.T) *Lib {
 	t.Helper()
 	l, err := Open()
-	if err != nil {
-		if os.Getenv("BITRUN_REQUIRE_OPENBLAS") == "1" {
-			t.Fatalf("BITRUN_REQUIRE_OPENBLAS=1 but: %v", err)
-		}
-		t.Skipf("OpenBLAS not available: %v", err)
-	}
+	testenv.Require(t, "BITRUN_REQUIRE_OPENBLAS", "OpenBLAS", err)
 	t.Cleanup(func() { l.Close() })
 	return l
 }

@@ -6,10 +6,11 @@ import (
 	"image"
 	"image/color"
 	"image/jpeg"
-	"os"
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/bitrun/bitrun/internal/testenv"
 )
 
 // openOrSkip loads the library, failing when BITRUN_REQUIRE_TURBOJPEG=1 and
@@ -17,12 +18,7 @@ import (
 func openOrSkip(t *testing.T) *Lib {
 	t.Helper()
 	l, err := Open()
-	if err != nil {
-		if os.Getenv("BITRUN_REQUIRE_TURBOJPEG") == "1" {
-			t.Fatalf("BITRUN_REQUIRE_TURBOJPEG=1 but: %v", err)
-		}
-		t.Skipf("libturbojpeg not available: %v", err)
-	}
+	testenv.Require(t, "BITRUN_REQUIRE_TURBOJPEG", "libturbojpeg", err)
 	t.Cleanup(func() { _ = l.Close() })
 	return l
 }

@@ -1,8 +1,9 @@
 package onnxtest
 
 import (
-	"os"
 	"testing"
+
+	"github.com/bitrun/bitrun/internal/testenv"
 )
 
 // EnvRequire names the environment variable that turns a missing ONNX
@@ -14,11 +15,5 @@ const EnvRequire = "BITRUN_REQUIRE_ORT"
 // EnvRequire is "1", or else skips t with the reason.
 func Require(t testing.TB, loadErr error) {
 	t.Helper()
-	if loadErr == nil {
-		return
-	}
-	if os.Getenv(EnvRequire) == "1" {
-		t.Fatalf("ONNX Runtime required (%s=1): %v", EnvRequire, loadErr)
-	}
-	t.Skipf("ONNX Runtime not available: %v", loadErr)
+	testenv.Require(t, EnvRequire, "ONNX Runtime", loadErr)
 }
