@@ -13,15 +13,26 @@ type Method struct {
 	// Percentile, when positive, clips the range at this percentile of the
 	// absolute values (for example 99.99); 0 means min-max.
 	Percentile float64
+	// Entropy clips the range at the threshold whose quantized histogram of
+	// absolute values is closest to the measured one (least Kullback-Leibler
+	// divergence, the method of TensorRT's and ONNX Runtime's entropy
+	// calibrators). Exclusive with Percentile.
+	Entropy bool
 }
+
+// Entropy is the KL-divergence (entropy) method.
+var Entropy = Method{Entropy: true}
 
 // MinMax is the min-max method: the range is the smallest and largest value
 // seen.
 var MinMax = Method{}
 
-// String is the method as ParseMethod reads it: "minmax" or
+// String is the method as ParseMethod reads it: "minmax", "entropy" or
 // "percentile:P".
 func (m Method) String() string {
+	if m.Entropy {
+		return "entropy"
+	}
 	if m.Percentile > 0 {
 		return "percentile:" + strconv.FormatFloat(m.Percentile, 'g', -1, 64)
 	}
@@ -31,13 +42,15 @@ func (m Method) String() string {
 // DefaultPercentile is the percentile of "percentile" without a value.
 const DefaultPercentile = 99.99
 
-// ParseMethod reads "minmax", "percentile" (99.99) or "percentile:P" with
-// 50 <= P < 100.
+// ParseMethod reads "minmax", "entropy", "percentile" (99.99) or
+// "percentile:P" with 50 <= P < 100.
 func ParseMethod(s string) (Method, error) {
 	s = strings.ToLower(strings.TrimSpace(s))
 	switch {
 	case s == "minmax" || s == "min-max" || s == "":
 		return MinMax, nil
+	case s == "entropy" || s == "kl":
+		return Entropy, nil
 	case s == "percentile":
 		return Method{Percentile: DefaultPercentile}, nil
 	case strings.HasPrefix(s, "percentile:"):
@@ -47,28 +60,31 @@ func ParseMethod(s string) (Method, error) {
 		}
 		return Method{Percentile: p}, nil
 	}
-	return Method{}, fmt.Errorf("%w: calibration method %q (want minmax or percentile:P, e.g. percentile:99.99)", ErrOptions, s)
+	return Method{}, fmt.Errorf("%w: calibration method %q (want minmax, entropy or percentile:P, e.g. percentile:99.99)", ErrOptions, s)
 }
 
-// histBins is the resolution of the percentile histograms.
+// histBins is the resolution of the percentile and entropy histograms.
 const histBins = 2048
 
 // rangeStats accumulates what calibration needs of one activation tensor:
-// its exact min and max and, for the percentile method, a histogram of
+// its exact min and max and, for the percentile and entropy methods, a histogram of
 // absolute values over [0, top). The histogram keeps a fixed number of
 // bins; when a value passes top, top doubles and neighbouring bins merge,
-// so memory stays histBins counters whatever the data.
+// so memory stays histBins counters whatever the data. Exact zeros are
+// counted apart: every range represents them exactly, and in the first bin
+// their spike would dominate the entropy method's comparison.
 type rangeStats struct {
 	name     string
 	min, max float32
 	n        int64
-	hist     []int64 // nil for min-max
+	zeros    int64   // exact zeros (ReLU outputs: about half), kept out of hist
+	hist     []int64 // nil for min-max; the non-zero values
 	top      float64
 }
 
 func newRangeStats(name string, m Method) *rangeStats {
 	s := &rangeStats{name: name, min: float32(math.Inf(1)), max: float32(math.Inf(-1))}
-	if m.Percentile > 0 {
+	if m.Percentile > 0 || m.Entropy {
 		s.hist = make([]int64, histBins)
 	}
 	return s
@@ -104,13 +120,19 @@ func (s *rangeStats) add(x []float32) error {
 	scale := histBins / s.top
 	last := histBins - 1
 	h := s.hist
+	zeros := int64(0)
 	for _, v := range x {
+		if v == 0 {
+			zeros++
+			continue
+		}
 		b := int(float64(max(v, -v)) * scale)
 		if b > last {
 			b = last
 		}
 		h[b]++
 	}
+	s.zeros += zeros
 	return nil
 }
 
@@ -123,25 +145,121 @@ func (s *rangeStats) grow() {
 	s.top *= 2
 }
 
-// bounds returns the range to quantize: min-max, or clipped at the
-// percentile p of the absolute values. The range always holds zero.
-func (s *rangeStats) bounds(p float64) (lo, hi float32) {
+// bounds returns the range to quantize with method m: min-max, or clipped
+// symmetrically at a threshold on the absolute values (the percentile, or
+// the entropy threshold). The range always holds zero.
+func (s *rangeStats) bounds(m Method) (lo, hi float32) {
 	lo, hi = min(s.min, 0), max(s.max, 0)
-	if s.hist == nil || p <= 0 || s.n == 0 {
+	if s.hist == nil || s.n == 0 {
 		return lo, hi
 	}
-	target := int64(math.Ceil(p / 100 * float64(s.n)))
-	var cum int64
-	thr := s.top
-	for i, c := range s.hist {
-		cum += c
-		if cum >= target {
-			thr = float64(i+1) * s.top / histBins
-			break
+	var thr float64
+	switch {
+	case m.Entropy:
+		// A tensor that is never negative spends all 256 uint8 levels on
+		// [0, thr]; a signed one about half of them on each side.
+		levels := 128
+		if s.min >= 0 {
+			levels = 256
 		}
+		thr = float64(entropyBins(s.hist, levels)) * s.top / histBins
+	case m.Percentile > 0:
+		target := int64(math.Ceil(m.Percentile / 100 * float64(s.n)))
+		cum := s.zeros
+		thr = s.top
+		for i, c := range s.hist {
+			cum += c
+			if cum >= target {
+				thr = float64(i+1) * s.top / histBins
+				break
+			}
+		}
+	default:
+		return lo, hi
 	}
 	t := float32(thr)
 	return max(lo, -t), min(hi, t)
+}
+
+// entropyBins chooses the clipping threshold of a histogram of absolute
+// values quantized to levels steps: the number i of leading bins whose
+// reference distribution P (the first i bins, the counts past them added
+// to bin i-1 as clipping puts them there) is closest, in Kullback-Leibler
+// divergence, to Q, its quantized version (the i bins merged into levels
+// equal groups, each group's count spread evenly over its non-empty bins).
+// Candidates run from levels bins (no rounding at all) to the last
+// non-empty bin; a histogram with fewer non-empty bins keeps them all.
+//
+// Work is O(bins²) per call (about 2 million steps for 2048 bins) and
+// memory two bins-long buffers.
+func entropyBins(hist []int64, levels int) int {
+	last := len(hist)
+	for last > 0 && hist[last-1] == 0 {
+		last--
+	}
+	if last <= levels {
+		return max(last, 1)
+	}
+	var total int64
+	for _, c := range hist {
+		total += c
+	}
+	// inside[i] is the count of the first i bins.
+	inside := make([]int64, last+1)
+	for i, c := range hist[:last] {
+		inside[i+1] = inside[i] + c
+	}
+	q := make([]float64, last)
+	best, bestKL := last, math.Inf(1)
+	for i := levels; i <= last; i++ {
+		// Q: each of the levels groups of bins [a, b) keeps its count
+		// (without the clipped tail), spread over its non-empty bins.
+		for j := range levels {
+			a, b := j*i/levels, (j+1)*i/levels
+			nonEmpty := 0
+			for _, c := range hist[a:b] {
+				if c != 0 {
+					nonEmpty++
+				}
+			}
+			share := 0.0
+			if nonEmpty > 0 {
+				share = float64(inside[b]-inside[a]) / float64(nonEmpty)
+			}
+			for k := a; k < b; k++ {
+				q[k] = 0
+				if hist[k] != 0 {
+					q[k] = share
+				}
+			}
+		}
+		// P is hist[:i] with the tail (total - inside[i]) added to bin
+		// i-1. Both are normalised by their sums: P's is total, Q's
+		// inside[i].
+		kl := 0.0
+		qSum := float64(inside[i])
+		for k := range i {
+			p := float64(hist[k])
+			if k == i-1 {
+				p += float64(total - inside[i])
+			}
+			if p == 0 {
+				continue
+			}
+			pn := p / float64(total)
+			qn := q[k] / qSum
+			if qn == 0 {
+				// Only the last bin can be empty in the histogram and full
+				// in P (the tail): a clip that leaves nothing below it.
+				qn = 1e-12
+			}
+			kl += pn * math.Log(pn/qn)
+		}
+		if kl < bestKL {
+			best, bestKL = i, kl
+		}
+	}
+	return best
 }
 
 // uint8Params are the scale and zero point of an asymmetric uint8

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	goruntime "runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -78,6 +79,48 @@ func (h Head) String() string {
 	return "float"
 }
 
+// Guard is what the accuracy guard measures.
+type Guard int
+
+const (
+	// GuardAuto (the zero value) is GuardLabels when the evaluation set has
+	// the model's class count, else GuardAgreement.
+	GuardAuto Guard = iota
+	// GuardLabels measures the top-1 accuracy of both models against the
+	// dataset's labels; the calibration and evaluation sets must have the
+	// model's class count. MaxDrop limits the fall in top-1.
+	GuardLabels
+	// GuardAgreement measures how often the int8 model's top-1 is the fp32
+	// model's (and the fp32 top-1 is among the int8 top 5), labels unused:
+	// for models whose classes are not the dataset's, such as the zoo's
+	// 1000- and 21843-class upstream checkpoints. MaxDrop limits the
+	// disagreement, 100 × (1 - agreement) points.
+	GuardAgreement
+)
+
+func (g Guard) String() string {
+	switch g {
+	case GuardLabels:
+		return "labels"
+	case GuardAgreement:
+		return "agreement"
+	}
+	return "auto"
+}
+
+// ParseGuard reads "auto", "labels" or "agreement".
+func ParseGuard(s string) (Guard, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "auto", "":
+		return GuardAuto, nil
+	case "labels", "top1", "top-1":
+		return GuardLabels, nil
+	case "agreement":
+		return GuardAgreement, nil
+	}
+	return 0, fmt.Errorf("%w: guard %q (want auto, labels or agreement)", ErrOptions, s)
+}
+
 // ParseHead reads "float" or "int8".
 func ParseHead(s string) (Head, error) {
 	switch strings.ToLower(strings.TrimSpace(s)) {
@@ -102,8 +145,8 @@ const (
 // negative turns the guard off (both models are still evaluated when Eval
 // is set).
 type Options struct {
-	// Calibration supplies the calibration images (labels unused); its
-	// class count must equal the model's. Required.
+	// Calibration supplies the calibration images (labels unused); under
+	// GuardLabels its class count must equal the model's. Required.
 	Calibration data.Dataset
 	// CalibrationName describes it in the metadata, e.g. "fmnist (train)".
 	CalibrationName string
@@ -128,12 +171,15 @@ type Options struct {
 	// Eval is the held-out split of the accuracy guard; nil skips the
 	// evaluation, which is only allowed with a negative MaxDrop.
 	Eval data.Dataset
+	// Guard is what the guard measures on Eval (zero: GuardAuto).
+	Guard Guard
 	// EvalName describes it in the metadata.
 	EvalName string
 	// Limit evaluates only the first Limit images of Eval; 0 means all.
 	Limit int
-	// MaxDrop is the largest top-1 drop (percentage points) written without
-	// Force; 0 means DefaultMaxDrop, negative disables the guard.
+	// MaxDrop is the largest top-1 drop (GuardLabels) or disagreement
+	// (GuardAgreement), in percentage points, written without Force; 0
+	// means DefaultMaxDrop, negative disables the guard.
 	MaxDrop float64
 	// Force writes the model even when the drop exceeds MaxDrop.
 	Force bool
@@ -174,8 +220,12 @@ func (o Options) normalized() (Options, error) {
 		return o, fmt.Errorf("%w: the accuracy guard needs an evaluation split (or a negative MaxDrop)", ErrOptions)
 	case o.Method.Percentile != 0 && !(o.Method.Percentile >= 50 && o.Method.Percentile < 100):
 		return o, fmt.Errorf("%w: percentile %v out of range [50, 100)", ErrOptions, o.Method.Percentile)
+	case o.Method.Percentile != 0 && o.Method.Entropy:
+		return o, fmt.Errorf("%w: the percentile and entropy methods are exclusive", ErrOptions)
 	case o.Head != HeadFloat && o.Head != HeadInt8:
 		return o, fmt.Errorf("%w: head %d", ErrOptions, o.Head)
+	case o.Guard < GuardAuto || o.Guard > GuardAgreement:
+		return o, fmt.Errorf("%w: guard %d", ErrOptions, o.Guard)
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -200,16 +250,25 @@ type CalibrationInfo struct {
 
 // Accuracy is the accuracy guard's measurement (the MetaAccuracy record).
 type Accuracy struct {
-	Data     string  `json:"data,omitempty"`
-	Images   int64   `json:"images"`
-	FP32Top1 float64 `json:"fp32_top1"` // fraction in [0,1]
-	Int8Top1 float64 `json:"int8_top1"`
-	// Drop is FP32Top1 - Int8Top1 in percentage points.
+	Data   string `json:"data,omitempty"`
+	Images int64  `json:"images"`
+	// Guard is what was measured: "labels" or "agreement" (Guard.String).
+	Guard string `json:"guard"`
+	// FP32Top1 and Int8Top1 are the top-1 accuracies against the labels,
+	// fractions in [0,1]; the agreement guard leaves them out (zero).
+	FP32Top1 float64 `json:"fp32_top1,omitempty"`
+	Int8Top1 float64 `json:"int8_top1,omitempty"`
+	// Drop is what MaxDrop limits, in percentage points: FP32Top1 -
+	// Int8Top1 under the labels guard, 100 × (1 - Agreement) under the
+	// agreement guard.
 	Drop    float64 `json:"drop_points"`
 	MaxDrop float64 `json:"max_drop_points"` // the guard's limit; negative: off
 	Forced  bool    `json:"forced,omitempty"`
 	// Agreement is the share of images where both models pick the same class.
 	Agreement float64 `json:"agreement"`
+	// Top5Agreement is the share of images whose fp32 top-1 is among the
+	// int8 model's five best classes.
+	Top5Agreement float64 `json:"top5_agreement"`
 }
 
 // Result describes a quantization.
@@ -239,7 +298,7 @@ type Result struct {
 // Accuracy) and an error wrapping ErrAccuracy.
 //
 // Memory: the fp32 model and the int8 model (a quarter of its size), the
-// statistics of each activation (2048 counters with percentile), and one
+// statistics of each activation (2048 counters with percentile or entropy), and one
 // calibration batch of activations as ONNX Runtime returns them: for R50x1
 // at 128 px about 23 MB per image, so Batch bounds it.
 func Quantize(ctx context.Context, in, out string, opts Options) (*Result, error) {
@@ -268,11 +327,20 @@ func Quantize(ctx context.Context, in, out string, opts Options) (*Result, error
 	res := &Result{SourceBytes: int64(len(raw)), SourceSHA: hex.EncodeToString(sum[:])}
 	res.FloatConvs = g.keepFloat(opts.MinChannels)
 	res.Convs = len(g.convs)
-	if err := checkDataset("calibration", opts.Calibration, g); err != nil {
+	mode := opts.Guard
+	if mode == GuardAuto && opts.Eval != nil {
+		mode = GuardLabels
+		if len(opts.Eval.Classes()) != g.meta.Classes {
+			mode = GuardAgreement
+			opts.Logger.Info("quantize: the evaluation set's classes are not the model's: the guard measures fp32/int8 agreement",
+				"dataset_classes", len(opts.Eval.Classes()), "model_classes", g.meta.Classes)
+		}
+	}
+	if err := checkDataset("calibration", opts.Calibration, g, mode == GuardLabels); err != nil {
 		return nil, err
 	}
 	if opts.Eval != nil {
-		if err := checkDataset("evaluation", opts.Eval, g); err != nil {
+		if err := checkDataset("evaluation", opts.Eval, g, mode == GuardLabels); err != nil {
 			return nil, err
 		}
 	}
@@ -299,7 +367,7 @@ func Quantize(ctx context.Context, in, out string, opts Options) (*Result, error
 	// Phase 3: rewrite to QDQ.
 	act := make(map[string]qparams, len(stats))
 	for _, s := range stats {
-		lo, hi := s.bounds(opts.Method.Percentile)
+		lo, hi := s.bounds(opts.Method)
 		sc, z := uint8Params(lo, hi)
 		act[s.name] = qparams{scale: sc, zero: z}
 	}
@@ -317,7 +385,7 @@ func Quantize(ctx context.Context, in, out string, opts Options) (*Result, error
 		if err := writeModel(tmp, q); err != nil {
 			return nil, err
 		}
-		acc, fp, i8, err := guard(ctx, in, tmp, opts)
+		acc, fp, i8, err := guard(ctx, in, tmp, mode, opts)
 		if err != nil {
 			return nil, err
 		}
@@ -325,6 +393,10 @@ func Quantize(ctx context.Context, in, out string, opts Options) (*Result, error
 		addMeta(q, map[string]string{MetaAccuracy: mustJSON(acc)})
 		if opts.MaxDrop >= 0 && acc.Drop > opts.MaxDrop && !opts.Force {
 			res.Duration = time.Since(start)
+			if mode == GuardAgreement {
+				return res, fmt.Errorf("%w: the int8 model's top-1 is the fp32 model's on %.2f%% of the images (disagreement %.2f points, limit %.2f); %s not written",
+					ErrAccuracy, 100*acc.Agreement, acc.Drop, opts.MaxDrop, out)
+			}
 			return res, fmt.Errorf("%w: top-1 %.2f%% -> %.2f%% (drop %.2f points, limit %.2f); %s not written",
 				ErrAccuracy, 100*acc.FP32Top1, 100*acc.Int8Top1, acc.Drop, opts.MaxDrop, out)
 		}
@@ -346,10 +418,12 @@ func Quantize(ctx context.Context, in, out string, opts Options) (*Result, error
 	return res, nil
 }
 
-// checkDataset checks a dataset's classes against the model's.
-func checkDataset(what string, ds data.Dataset, g *bitGraph) error {
-	if n := len(ds.Classes()); n != g.meta.Classes {
-		return fmt.Errorf("%w: the %s set has %d classes, the model %d", ErrData, what, n, g.meta.Classes)
+// checkDataset checks that a dataset is not empty and, when classes is
+// set, that its class count is the model's.
+func checkDataset(what string, ds data.Dataset, g *bitGraph, classes bool) error {
+	if n := len(ds.Classes()); classes && n != g.meta.Classes {
+		return fmt.Errorf("%w: the %s set has %d classes, the model %d (the labels guard needs the model's classes; --guard agreement compares fp32 and int8 without labels)",
+			ErrData, what, n, g.meta.Classes)
 	}
 	if ds.Len() == 0 {
 		return fmt.Errorf("%w: the %s set is empty", ErrData, what)
@@ -493,9 +567,13 @@ func cmpErr(have, err error) error {
 	return err
 }
 
-// guard evaluates the fp32 and int8 models on opts.Eval.
-func guard(ctx context.Context, fp32, int8 string, opts Options) (*Accuracy, *eval.Report, *eval.Report, error) {
-	run := func(path, phase string) (*eval.Report, []int, error) {
+// guard evaluates the fp32 and int8 models on opts.Eval, one after the
+// other: both against the labels with eval.Run (GuardLabels, which also
+// gives the reports), or only recording their classes (GuardAgreement).
+// Either way the agreement of the two models is measured.
+func guard(ctx context.Context, fp32, int8 string, mode Guard, opts Options) (*Accuracy, *eval.Report, *eval.Report, error) {
+	batch := max(opts.Batch, 16)
+	run := func(path, phase string, k int) (*eval.Report, [][]int, error) {
 		p, err := runtime.Open(path, opts.Runtime)
 		if err != nil {
 			return nil, nil, fmt.Errorf("quantize: %w", err)
@@ -505,36 +583,86 @@ func guard(ctx context.Context, fp32, int8 string, opts Options) (*Accuracy, *ev
 		if err != nil {
 			return nil, nil, fmt.Errorf("quantize: %w", err)
 		}
-		rec := &recorder{Classifier: c}
-		rep, err := eval.Run(ctx, rec, opts.Eval, eval.Options{Batch: max(opts.Batch, 16), Limit: opts.Limit,
-			Progress: func(done, total int) { opts.Progress(phase, done, total) }})
+		rec := &recorder{Classifier: c, k: k}
+		progress := func(done, total int) { opts.Progress(phase, done, total) }
+		var rep *eval.Report
+		if mode == GuardLabels {
+			rep, err = eval.Run(ctx, rec, opts.Eval, eval.Options{Batch: batch, Limit: opts.Limit, Progress: progress})
+		} else {
+			err = classify(ctx, rec, opts.Eval, batch, opts.Limit, progress)
+		}
 		if err != nil {
 			return nil, nil, fmt.Errorf("quantize: %s: %w", phase, err)
 		}
-		return rep, rec.top1, nil
+		return rep, rec.top, nil
 	}
-	fp, fpTop, err := run(fp32, "eval fp32")
+	fp, fpTop, err := run(fp32, "eval fp32", 1)
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	i8, i8Top, err := run(int8, "eval int8")
+	i8, i8Top, err := run(int8, "eval int8", 5)
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	agree := 0
-	for i := range min(len(fpTop), len(i8Top)) {
-		if fpTop[i] == i8Top[i] {
+	n := min(len(fpTop), len(i8Top))
+	agree, agree5 := 0, 0
+	for i := range n {
+		if len(fpTop[i]) == 0 || len(i8Top[i]) == 0 {
+			continue
+		}
+		if fpTop[i][0] == i8Top[i][0] {
 			agree++
 		}
+		if slices.Contains(i8Top[i], fpTop[i][0]) {
+			agree5++
+		}
 	}
-	acc := &Accuracy{Data: opts.EvalName, Images: fp.Images, FP32Top1: float64(fp.Top1), Int8Top1: float64(i8.Top1),
-		MaxDrop: opts.MaxDrop, Forced: opts.Force}
-	acc.Drop = round4(100 * (acc.FP32Top1 - acc.Int8Top1))
-	if n := len(fpTop); n > 0 {
+	acc := &Accuracy{Data: opts.EvalName, Images: int64(n), Guard: mode.String(), MaxDrop: opts.MaxDrop, Forced: opts.Force}
+	if n > 0 {
 		acc.Agreement = float64(agree) / float64(n)
+		acc.Top5Agreement = float64(agree5) / float64(n)
 	}
-	opts.Logger.Info("quantize: accuracy", "fp32_top1", acc.FP32Top1, "int8_top1", acc.Int8Top1, "drop_points", acc.Drop, "agreement", acc.Agreement)
+	if mode == GuardLabels {
+		acc.Images, acc.FP32Top1, acc.Int8Top1 = fp.Images, float64(fp.Top1), float64(i8.Top1)
+		acc.Drop = round4(100 * (acc.FP32Top1 - acc.Int8Top1))
+	} else {
+		acc.Drop = round4(100 * (1 - acc.Agreement))
+	}
+	opts.Logger.Info("quantize: accuracy", "guard", acc.Guard, "fp32_top1", acc.FP32Top1, "int8_top1", acc.Int8Top1,
+		"drop_points", acc.Drop, "agreement", acc.Agreement, "top5_agreement", acc.Top5Agreement)
 	return acc, fp, i8, nil
+}
+
+// classify runs c over the first limit images of ds (all when limit is 0)
+// in batches, with c's preprocessing, for what c records.
+func classify(ctx context.Context, c eval.Classifier, ds data.Dataset, batch, limit int, progress func(done, total int)) error {
+	pre := c.Preprocess()
+	n := ds.Len()
+	if limit > 0 {
+		n = min(n, limit)
+	}
+	per := pre.Channels * pre.Size * pre.Size
+	buf := make([]float32, batch*per)
+	idx := make([]int, 0, batch)
+	for done := 0; done < n; {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		idx = idx[:0]
+		for i := done; i < min(done+batch, n); i++ {
+			idx = append(idx, i)
+		}
+		x := buf[:len(idx)*per]
+		if err := data.Batch(ds, idx, pre.Size, pre.Channels, pre.Norm, false, nil, x); err != nil {
+			return err
+		}
+		if _, _, err := c.Logits(ctx, x, len(idx)); err != nil {
+			return err
+		}
+		done += len(idx)
+		progress(done, n)
+	}
+	return nil
 }
 
 func round4(v float64) float64 {
@@ -542,24 +670,20 @@ func round4(v float64) float64 {
 	return f
 }
 
-// recorder remembers the top-1 class of every image a classifier scores.
+// recorder remembers the k best classes of every image a classifier
+// scores, best first.
 type recorder struct {
 	eval.Classifier
-	top1 []int
+	k   int
+	top [][]int
 }
 
 func (r *recorder) Logits(ctx context.Context, x []float32, n int) ([]float32, int, error) {
-	l, k, err := r.Classifier.Logits(ctx, x, n)
-	if err == nil && k > 0 {
+	l, c, err := r.Classifier.Logits(ctx, x, n)
+	if err == nil && c > 0 {
 		for i := range n {
-			best := 0
-			for j := 1; j < k; j++ {
-				if l[i*k+j] > l[i*k+best] {
-					best = j
-				}
-			}
-			r.top1 = append(r.top1, best)
+			r.top = append(r.top, eval.TopK(l[i*c:(i+1)*c], max(r.k, 1)))
 		}
 	}
-	return l, k, err
+	return l, c, err
 }

@@ -11,6 +11,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -114,11 +115,15 @@ func predictions(t *testing.T, path string, ds data.Dataset) []int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec := &recorder{Classifier: c}
+	rec := &recorder{Classifier: c, k: 1}
 	if _, err := eval.Run(context.Background(), rec, ds, eval.Options{Batch: 64}); err != nil {
 		t.Fatal(err)
 	}
-	return rec.top1
+	top1 := make([]int, len(rec.top))
+	for i, top := range rec.top {
+		top1[i] = top[0]
+	}
+	return top1
 }
 
 // TestQuantizeFashionMNIST quantizes the tiny model on real Fashion-MNIST
@@ -141,7 +146,7 @@ func TestQuantizeFashionMNIST(t *testing.T) {
 		head        Head
 		method      string
 		minChannels int
-	}{{HeadFloat, "minmax", 0}, {HeadInt8, "percentile:99.99", -1}} {
+	}{{HeadFloat, "minmax", 0}, {HeadInt8, "percentile:99.99", -1}, {HeadFloat, "entropy", 0}} {
 		t.Run(tc.head.String()+"-"+tc.method, func(t *testing.T) {
 			method, err := ParseMethod(tc.method)
 			if err != nil {
@@ -379,6 +384,56 @@ func TestGuardRefuses(t *testing.T) {
 	}
 }
 
+// TestGuardAgreement: an evaluation set whose classes are not the model's
+// (3 against 10, like Fashion-MNIST against a zoo model's 21843) switches
+// the automatic guard to fp32/int8 agreement. The int8 copy of the tiny
+// untrained model picks another class than the fp32 one on a few percent
+// of the images (3% measured), so a 1-point limit refuses it and writes
+// nothing; a 50-point limit writes it with the agreement record in the
+// metadata.
+func TestGuardAgreement(t *testing.T) {
+	requireORT(t)
+	in := tinyModel(t)
+	train, test := fashion(t, "train"), fashion(t, "test")
+	test = fewClasses{data.Subset(test, seq(200))}
+	out := filepath.Join(t.TempDir(), "int8.onnx")
+	opts := Options{Calibration: train, Images: 32, Eval: test, MaxDrop: 1, Runtime: runtime.Options{IntraThreads: 2}}
+	res, err := Quantize(context.Background(), in, out, opts)
+	if !errors.Is(err, ErrAccuracy) || !strings.Contains(err.Error(), "disagreement") {
+		t.Fatalf("err = %v, want ErrAccuracy on the disagreement", err)
+	}
+	a := res.Accuracy
+	t.Logf("refused: %v (top-5 agreement %.2f%%)", err, 100*a.Top5Agreement)
+	switch {
+	case a.Guard != "agreement" || a.Images != 200 || a.FP32Top1 != 0 || a.Int8Top1 != 0:
+		t.Errorf("accuracy %+v, want the agreement guard on 200 images without top-1", a)
+	case a.Drop != round4(100*(1-a.Agreement)) || a.Drop <= 1:
+		t.Errorf("drop %v, agreement %v", a.Drop, a.Agreement)
+	case a.Top5Agreement < a.Agreement || a.Top5Agreement > 1:
+		t.Errorf("top-5 agreement %v below top-1 agreement %v", a.Top5Agreement, a.Agreement)
+	case res.FP32 != nil || res.Int8 != nil:
+		t.Errorf("reports against labels under the agreement guard")
+	}
+	if _, serr := os.Stat(out); !errors.Is(serr, os.ErrNotExist) {
+		t.Fatalf("%s written by a refused quantization (%v)", out, serr)
+	}
+	opts.MaxDrop = 50
+	if res, err = Quantize(context.Background(), in, out, opts); err != nil {
+		t.Fatal(err)
+	}
+	m, err := onnxpb.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rec map[string]any
+	if err := json.Unmarshal([]byte(m.Metadata()[MetaAccuracy]), &rec); err != nil {
+		t.Fatal(err)
+	}
+	if rec["guard"] != "agreement" || rec["fp32_top1"] != nil || rec["top5_agreement"] == nil || rec["drop_points"] != res.Accuracy.Drop {
+		t.Errorf("accuracy record %v", rec)
+	}
+}
+
 // fewClasses is a dataset that claims another class count.
 type fewClasses struct{ data.Dataset }
 
@@ -462,11 +517,13 @@ func TestBadInputs(t *testing.T) {
 		{"not bitrun", notBiT, good, ErrNotBiT, "only bitrun exports"},
 		{"trainable export", trainable, good, ErrNotBiT, "trainable"},
 		{"already quantized", quantized, good, ErrQuantized, "bitrun.quantized"},
-		{"class mismatch", in, withOpts(func(o *Options) { o.Calibration = fewClasses{o.Calibration} }), ErrData, "3 classes, the model 10"},
+		{"class mismatch", in, withOpts(func(o *Options) { o.Calibration, o.Guard = fewClasses{o.Calibration}, GuardLabels }), ErrData, "3 classes, the model 10"},
 		{"channel mismatch", oneChannel, good, ErrData, "reads 3"},
 		{"too few images", in, withOpts(func(o *Options) { o.Images = 65 }), ErrData, "64 images, 65 asked"},
 		{"NaN activations", nanGamma, good, ErrNonFinite, "NaN"},
-		{"eval class mismatch", in, withOpts(func(o *Options) { o.Eval, o.MaxDrop = fewClasses{grayImages{8}}, 1 }), ErrData, "evaluation set"},
+		{"eval class mismatch", in, withOpts(func(o *Options) { o.Eval, o.MaxDrop, o.Guard = fewClasses{grayImages{8}}, 1, GuardLabels }), ErrData, "evaluation set"},
+		{"bad guard", in, withOpts(func(o *Options) { o.Guard = 7 }), ErrOptions, "guard 7"},
+		{"entropy and percentile", in, withOpts(func(o *Options) { o.Method = Method{Percentile: 99, Entropy: true} }), ErrOptions, "exclusive"},
 		{"no guard data", in, withOpts(func(o *Options) { o.MaxDrop = 0 }), ErrOptions, "evaluation split"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -498,12 +555,12 @@ func TestPercentileStats(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	lo, hi := s.bounds(99)
+	lo, hi := s.bounds(Method{Percentile: 99})
 	exact := quantile(all, 0.99)
 	if lo != 0 || math.Abs(float64(hi)-exact) > 0.01*exact+s.top/histBins {
 		t.Fatalf("percentile 99: got [%v, %v], exact %v (bin %v)", lo, hi, exact, s.top/histBins)
 	}
-	if _, mhi := s.bounds(0); float64(mhi) < exact {
+	if _, mhi := s.bounds(MinMax); float64(mhi) < exact {
 		t.Fatalf("min-max bound %v below the 99th percentile %v", mhi, exact)
 	}
 	if err := s.add([]float32{1, float32(math.Inf(1))}); !errors.Is(err, ErrNonFinite) {
@@ -511,25 +568,81 @@ func TestPercentileStats(t *testing.T) {
 	}
 }
 
-func quantile(v []float64, q float64) float64 {
-	c := append([]float64(nil), v...)
-	for i := 1; i < len(c); i++ { // small: insertion sort is fine
-		for j := i; j > 0 && c[j] < c[j-1]; j-- {
-			c[j], c[j-1] = c[j-1], c[j]
-		}
+// TestEntropyStats checks the entropy threshold on known distributions fed
+// in batches: for a uniform distribution every clip loses information, so
+// the threshold stays near the maximum (within 5%), and near it (within
+// 30%) for a ReLU'd Gaussian; for a heavy tail (a Student t with 2 degrees
+// of freedom, whose maximum over 100k draws is tens of times its 99th
+// percentile) it clips far below the maximum (under a third) but above the
+// bulk (the 99th percentile of |x|). A signed tensor is clipped on both
+// sides; a non-negative one keeps its zero floor.
+func TestEntropyStats(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for _, tc := range []struct {
+		name string
+		draw func() float64
+		// want checks the threshold against the largest |x| and the exact
+		// 99th percentile of |x|.
+		want func(thr, amax, p99 float64) bool
+	}{
+		{"uniform", func() float64 { return rng.Float64() }, func(thr, amax, _ float64) bool { return thr >= 0.95*amax }},
+		{"signed uniform", func() float64 { return 2*rng.Float64() - 1 }, func(thr, amax, _ float64) bool { return thr >= 0.95*amax }},
+		// A ReLU output: half exact zeros (kept out of the histogram: their
+		// spike would otherwise be smeared over the first quantization step
+		// and pull the threshold down to about 1.3 standard deviations).
+		{"relu gaussian", func() float64 { return max(0, rng.NormFloat64()) }, func(thr, amax, p99 float64) bool { return thr >= 0.7*amax }},
+		{"student t2", func() float64 {
+			z, g1, g2 := rng.NormFloat64(), rng.NormFloat64(), rng.NormFloat64()
+			return z / math.Sqrt((g1*g1+g2*g2)/2) // N(0,1) / sqrt(χ²₂/2)
+		}, func(thr, amax, p99 float64) bool { return thr < amax/3 && thr > p99 }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newRangeStats("x", Entropy)
+			var abs []float64
+			for range 20 {
+				x := make([]float32, 5000)
+				for i := range x {
+					x[i] = float32(tc.draw())
+					abs = append(abs, math.Abs(float64(x[i])))
+				}
+				if err := s.add(x); err != nil {
+					t.Fatal(err)
+				}
+			}
+			lo, hi := s.bounds(Entropy)
+			amax := slices.Max(abs)
+			thr := float64(max(hi, -lo))
+			slices.Sort(abs)
+			p99 := abs[int(0.99*float64(len(abs)))]
+			t.Logf("range [%.4g, %.4g] of [%.4g, %.4g]; max |x| %.4g, p99 %.4g", lo, hi, s.min, s.max, amax, p99)
+			if !tc.want(thr, amax, p99) {
+				t.Errorf("threshold %.4g: max |x| %.4g, 99th percentile %.4g", thr, amax, p99)
+			}
+			if s.min >= 0 && lo != 0 {
+				t.Errorf("non-negative tensor: low bound %v", lo)
+			}
+		})
 	}
+	if got := entropyBins(make([]int64, histBins), 128); got != 1 {
+		t.Errorf("empty histogram: %d bins", got)
+	}
+}
+
+func quantile(v []float64, q float64) float64 {
+	c := slices.Clone(v)
+	slices.Sort(c)
 	return c[int(math.Ceil(q*float64(len(c))))-1]
 }
 
 // TestParse covers the option parsers.
 func TestParse(t *testing.T) {
-	for s, want := range map[string]string{"minmax": "minmax", "percentile": "percentile:99.99", "percentile:99.9": "percentile:99.9"} {
+	for s, want := range map[string]string{"minmax": "minmax", "percentile": "percentile:99.99", "percentile:99.9": "percentile:99.9", "entropy": "entropy", "KL": "entropy"} {
 		m, err := ParseMethod(s)
 		if err != nil || m.String() != want {
 			t.Errorf("ParseMethod(%q) = %v, %v; want %s", s, m, err, want)
 		}
 	}
-	for _, s := range []string{"entropy", "percentile:100", "percentile:x", "percentile:10"} {
+	for _, s := range []string{"entropy:1", "percentile:100", "percentile:x", "percentile:10"} {
 		if _, err := ParseMethod(s); !errors.Is(err, ErrOptions) {
 			t.Errorf("ParseMethod(%q) err = %v", s, err)
 		}
@@ -539,6 +652,14 @@ func TestParse(t *testing.T) {
 	}
 	if _, err := ParseHead("int4"); !errors.Is(err, ErrOptions) {
 		t.Errorf("ParseHead(int4) err = %v", err)
+	}
+	for s, want := range map[string]Guard{"": GuardAuto, "auto": GuardAuto, "labels": GuardLabels, "agreement": GuardAgreement} {
+		if g, err := ParseGuard(s); err != nil || g != want || (s != "" && g.String() != s) {
+			t.Errorf("ParseGuard(%q) = %v, %v", s, g, err)
+		}
+	}
+	if _, err := ParseGuard("top5"); !errors.Is(err, ErrOptions) {
+		t.Errorf("ParseGuard(top5) err = %v", err)
 	}
 	q, s := int8PerChannel([]float32{1, -0.5, 0.25, 0, 0, 0}, 2, false)
 	if s[0] != 1.0/127 || q[0] != 127 || q[1] != -64 || s[1] != 1 || q[3] != 0 {

@@ -11,6 +11,7 @@ import (
 	"github.com/bitrun/bitrun/data"
 	"github.com/bitrun/bitrun/quantize"
 	"github.com/bitrun/bitrun/runtime"
+	"github.com/bitrun/bitrun/zoo"
 	"github.com/spf13/cobra"
 )
 
@@ -18,6 +19,7 @@ import (
 // flags by quantizeFlags and checked by validate.
 type quantizeOptions struct {
 	in, out     string
+	zooModel    string // --model: a zoo name, resolved to its cached export after validate
 	data        string
 	calibSplit  string
 	evalSplit   string
@@ -25,6 +27,7 @@ type quantizeOptions struct {
 	seed        uint64
 	method      string
 	head        string
+	guard       string
 	batch       int
 	minChannels int
 	limit       int
@@ -34,11 +37,12 @@ type quantizeOptions struct {
 	runtime     runtime.Options
 	parsedHead  quantize.Head
 	parsedCalib quantize.Method
+	parsedGuard quantize.Guard
 }
 
 func newQuantizeCmd() *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "quantize --onnx IN --data DIR --out OUT",
+		Use:   "quantize (--onnx IN | --model NAME) --data DIR --out OUT",
 		Short: "Quantize a BiT ONNX export to int8 (static, QDQ) with calibration and an accuracy guard",
 		Long: `Static post-training quantization of a bitrun BiT export to an int8 QDQ
 model that ONNX Runtime runs with integer kernels.
@@ -46,23 +50,43 @@ model that ONNX Runtime runs with integer kernels.
 Convolution kernels become int8 with one symmetric scale per output channel;
 the activations around every convolution become uint8, their ranges measured
 on --calibration images of --data (--calibration-split, default train) with
-the model's own preprocessing: --calibrate minmax, or percentile:P to clip at
-the P-th percentile of the absolute values. GroupNorm, the residual additions
-and the softmax stay float; --head int8 quantizes the classifier too.
+the model's own preprocessing: --calibrate minmax; percentile:P to clip at
+the P-th percentile of the absolute values; or entropy, the clip whose
+quantized histogram is closest to the measured one (least KL divergence, as
+TensorRT's and ONNX Runtime's entropy calibrators). GroupNorm, the residual
+additions and the softmax stay float; --head int8 quantizes the classifier
+too.
 
-The accuracy guard then measures top-1 of both models on --eval-split
-(default test; --limit N for the first N images), prints both and the drop,
-and refuses to write OUT when the drop exceeds --max-drop points (negative:
-guard off) unless --force. --force also overwrites an existing OUT.
+The accuracy guard then runs both models on --eval-split (default test;
+--limit N for the first N images) and refuses to write OUT when the int8
+model falls more than --max-drop points behind (negative: guard off) unless
+--force. --force also overwrites an existing OUT. What it measures
+(--guard):
+  labels     top-1 of both models against the dataset's labels; the limit
+             applies to the drop. The dataset must have the model's classes.
+  agreement  how often the int8 model's top-1 is the fp32 model's (and the
+             fp32 top-1 is among the int8 top 5); labels unused, the limit
+             applies to the disagreement, 100 - agreement %. For models
+             whose classes are not the dataset's, such as the zoo's
+             1000-class (BiT-S) and 21843-class (BiT-M) checkpoints.
+  auto       (default) labels when the dataset has the model's class count,
+             else agreement.
 
---onnx takes the .onnx file or a run folder holding model.onnx. OUT keeps
-the export's metadata (predict, eval, bench and serve use it unchanged) and
-records the quantization method, the calibration data, the fp32 model's
-SHA-256 and the measured accuracy. It is written atomically, and never when
-a step fails.`,
+--onnx takes the .onnx file or a run folder holding model.onnx. --model
+takes a zoo name: its checkpoint is pulled into the cache (unless --offline)
+and exported once to NAME.onnx beside it at the catalog's resolution, as
+"bitrun zoo pull --onnx" does; that export is the fp32 model. For a
+checkpoint file, run "bitrun export" first.
+
+OUT keeps the export's metadata (predict, eval, bench and serve use it
+unchanged) and records the quantization method, the calibration data, the
+fp32 model's SHA-256 and the measured accuracy. It is written atomically,
+and never when a step fails.`,
 		Example: `  bitrun quantize --onnx r50x1.onnx --data /usr/share/datasets/fashion-mnist --out r50x1-int8.onnx
   bitrun quantize --onnx runs/fmnist --data /usr/share/datasets/fashion-mnist --out int8.onnx \
-      --calibration 256 --calibrate percentile:99.99 --limit 2000`,
+      --calibration 256 --calibrate percentile:99.99 --limit 2000
+  bitrun quantize --model BiT-M-R50x1 --data /usr/share/datasets/fashion-mnist --out r50x1-int8.onnx \
+      --calibrate entropy --limit 1000   # 21843 classes: the guard measures fp32/int8 agreement`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			opts, err := quantizeFlags(cmd)
@@ -72,26 +96,34 @@ a step fails.`,
 			if err := opts.validate(); err != nil {
 				return err
 			}
+			if opts.zooModel != "" { // may download: after the checks
+				if err := opts.resolveZooModel(cmd); err != nil {
+					return err
+				}
+			}
 			return runQuantize(cmd.Context(), opts, cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
 	}
 	f := cmd.Flags()
 	f.String("onnx", "", "fp32 BiT ONNX export (a file, or a run folder holding model.onnx)")
+	f.String("model", "", "zoo model name (e.g. BiT-M-R50x1): its cached ONNX export, pulled and exported unless --offline")
 	f.String("data", "", "dataset: IDX folder or image folder (required)")
 	f.String("out", "", "output int8 ONNX file (required)")
 	f.Int("calibration", quantize.DefaultImages, "calibration images")
 	f.String("calibration-split", "train", "split the calibration images come from: train or test")
 	f.Uint64("seed", 1, "seed of the calibration image draw")
-	f.String("calibrate", "minmax", "calibration method: minmax or percentile:P (e.g. percentile:99.99)")
+	f.String("calibrate", "minmax", "calibration method: minmax, entropy or percentile:P (e.g. percentile:99.99)")
 	f.String("head", "float", "classifier head: float or int8")
+	f.String("guard", "auto", "what the accuracy guard measures: labels (top-1), agreement (fp32 vs int8 top-1), auto (labels when the classes match)")
 	f.String("eval-split", "test", "held-out split of the accuracy guard: train or test")
 	f.Int("limit", 0, "evaluate only the first N images of the eval split (0 = all)")
-	f.Float64("max-drop", quantize.DefaultMaxDrop, "largest top-1 drop in points written without --force (negative: guard off)")
+	f.Float64("max-drop", quantize.DefaultMaxDrop, "largest top-1 drop (or disagreement, --guard agreement) in points written without --force (negative: guard off)")
 	f.Int("min-channels", quantize.DefaultMinChannels, "keep convolutions with fewer input channels float (the 3-channel root conv is faster in float; negative: quantize all)")
 	f.Int("batch", quantize.DefaultBatch, "calibration batch (bounds memory: one batch of activations)")
 	f.Bool("per-class", false, "print per-class accuracy of both models")
 	f.Bool("force", false, "write OUT even when the drop exceeds --max-drop, and overwrite an existing OUT")
 	addORTFlags(cmd)
+	addZooFlagSet(cmd, false)
 	return cmd
 }
 
@@ -100,6 +132,7 @@ func quantizeFlags(cmd *cobra.Command) (quantizeOptions, error) {
 	f := cmd.Flags()
 	var o quantizeOptions
 	o.in, _ = f.GetString("onnx")
+	o.zooModel, _ = f.GetString("model")
 	o.out, _ = f.GetString("out")
 	o.data, _ = f.GetString("data")
 	o.calibSplit, _ = f.GetString("calibration-split")
@@ -108,6 +141,7 @@ func quantizeFlags(cmd *cobra.Command) (quantizeOptions, error) {
 	o.seed, _ = f.GetUint64("seed")
 	o.method, _ = f.GetString("calibrate")
 	o.head, _ = f.GetString("head")
+	o.guard, _ = f.GetString("guard")
 	o.batch, _ = f.GetInt("batch")
 	o.minChannels, _ = f.GetInt("min-channels")
 	o.limit, _ = f.GetInt("limit")
@@ -122,8 +156,10 @@ func quantizeFlags(cmd *cobra.Command) (quantizeOptions, error) {
 // validate checks the options and resolves a run folder to its model.
 func (o *quantizeOptions) validate() error {
 	switch {
-	case o.in == "":
-		return usagef("--onnx is required")
+	case o.in != "" && o.zooModel != "":
+		return usagef("--onnx and --model are exclusive")
+	case o.in == "" && o.zooModel == "":
+		return usagef("give the fp32 model: --onnx FILE (or run folder) or --model NAME")
 	case o.data == "":
 		return usagef("--data is required")
 	case o.out == "":
@@ -142,15 +178,50 @@ func (o *quantizeOptions) validate() error {
 	if o.parsedHead, err = quantize.ParseHead(o.head); err != nil {
 		return usageError{err}
 	}
+	if o.parsedGuard, err = quantize.ParseGuard(o.guard); err != nil {
+		return usageError{err}
+	}
+	if o.zooModel != "" {
+		if _, err := zoo.ParseName(o.zooModel); err != nil {
+			return usagef("--model: %v", err)
+		}
+		return checkOverwrite(o.out, o.force)
+	}
 	if st, err := os.Stat(o.in); err == nil && st.IsDir() {
 		o.in = filepath.Join(o.in, "model.onnx")
 	}
-	if abs, err := filepath.Abs(o.in); err == nil {
-		if out, err := filepath.Abs(o.out); err == nil && abs == out {
-			return usagef("--out %s is the input model", o.out)
-		}
+	if sameFile(o.in, o.out) {
+		return usagef("--out %s is the input model", o.out)
 	}
 	return checkOverwrite(o.out, o.force)
+}
+
+// resolveZooModel sets o.in to the cached ONNX export of the --model zoo
+// name: the checkpoint (and its label file) pulled unless offline, and
+// exported beside it when no export is there yet, as zoo pull --onnx does.
+func (o *quantizeOptions) resolveZooModel(cmd *cobra.Command) error {
+	zo, err := zooOptions(cmd)
+	if err != nil {
+		return err
+	}
+	res, err := zoo.Pull(cmd.Context(), o.zooModel, zo)
+	if err != nil {
+		return offlineHint(err, o.zooModel)
+	}
+	if o.in, err = zooExportONNX(cmd, res); err != nil {
+		return err
+	}
+	if sameFile(o.in, o.out) {
+		return usagef("--out %s is the input model", o.out)
+	}
+	return nil
+}
+
+// sameFile reports whether a and b name the same path.
+func sameFile(a, b string) bool {
+	aa, err1 := filepath.Abs(a)
+	ba, err2 := filepath.Abs(b)
+	return err1 == nil && err2 == nil && aa == ba
 }
 
 // runQuantize quantizes and prints the accuracy table on stdout.
@@ -176,7 +247,7 @@ func runQuantize(ctx context.Context, o quantizeOptions, stdout, stderr io.Write
 		Calibration: calib, CalibrationName: fmt.Sprintf("%s (%s)", o.data, o.calibSplit),
 		Images: o.images, Seed: o.seed, Method: o.parsedCalib, Head: o.parsedHead, Batch: o.batch,
 		MinChannels: o.minChannels,
-		Eval:        evalSet, EvalName: fmt.Sprintf("%s (%s)", o.data, o.evalSplit), Limit: o.limit,
+		Eval:        evalSet, EvalName: fmt.Sprintf("%s (%s)", o.data, o.evalSplit), Limit: o.limit, Guard: o.parsedGuard,
 		MaxDrop: maxDrop, Force: o.force, Runtime: o.runtime, Logger: o.runtime.Logger,
 		Progress: func(phase string, done, total int) {
 			p := progress[phase]
@@ -203,15 +274,23 @@ func runQuantize(ctx context.Context, o quantizeOptions, stdout, stderr io.Write
 	return nil
 }
 
-// writeQuantizeReport prints fp32 and int8 top-1, the drop and optionally
-// the per-class changes.
+// writeQuantizeReport prints what the guard measured: fp32 and int8 top-1
+// and the drop, or the agreement and disagreement; the agreement either
+// way, and optionally the per-class changes.
 func writeQuantizeReport(w io.Writer, res *quantize.Result, perClass bool) {
 	a := res.Accuracy
-	fmt.Fprintf(w, "eval images   %d  (%s)\n", a.Images, a.Data)
-	fmt.Fprintf(w, "fp32 top-1    %.2f%%\n", 100*a.FP32Top1)
-	fmt.Fprintf(w, "int8 top-1    %.2f%%\n", 100*a.Int8Top1)
-	fmt.Fprintf(w, "drop          %.2f points (limit %.2f)\n", a.Drop, a.MaxDrop)
-	fmt.Fprintf(w, "agreement     %.2f%% of images with the same top-1\n", 100*a.Agreement)
+	fmt.Fprintf(w, "eval images      %d  (%s)\n", a.Images, a.Data)
+	fmt.Fprintf(w, "guard            %s\n", a.Guard)
+	if a.Guard == quantize.GuardLabels.String() {
+		fmt.Fprintf(w, "fp32 top-1       %.2f%%\n", 100*a.FP32Top1)
+		fmt.Fprintf(w, "int8 top-1       %.2f%%\n", 100*a.Int8Top1)
+		fmt.Fprintf(w, "drop             %.2f points (limit %.2f)\n", a.Drop, a.MaxDrop)
+	}
+	fmt.Fprintf(w, "top-1 agreement  %.2f%% of images: int8 top-1 = fp32 top-1\n", 100*a.Agreement)
+	fmt.Fprintf(w, "top-5 agreement  %.2f%% of images: fp32 top-1 in int8 top-5\n", 100*a.Top5Agreement)
+	if a.Guard != quantize.GuardLabels.String() {
+		fmt.Fprintf(w, "disagreement     %.2f points (limit %.2f)\n", a.Drop, a.MaxDrop)
+	}
 	if !perClass || res.FP32 == nil || res.Int8 == nil {
 		return
 	}

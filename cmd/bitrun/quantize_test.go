@@ -9,6 +9,7 @@ import (
 
 	"github.com/bitrun/bitrun/export/onnxpb"
 	"github.com/bitrun/bitrun/quantize"
+	"github.com/bitrun/bitrun/zoo"
 )
 
 // TestQuantizeCLI quantizes the tiny model from the command line and runs
@@ -53,13 +54,68 @@ func TestQuantizeCLI(t *testing.T) {
 	}
 }
 
+// TestQuantizeZooModel quantizes a --model zoo name (the test catalog's
+// 10-class tiny checkpoint from a local server) calibrated and guarded on a
+// 2-class image folder: the classes differ, so the automatic guard measures
+// fp32/int8 agreement and the report and metadata say so. Offline without
+// the checkpoint in the cache is an error that writes nothing.
+func TestQuantizeZooModel(t *testing.T) {
+	requireORTCLI(t)
+	s := newZooTestServer(t)
+	t.Setenv("BITRUN_ZOO_BASE_URL", s.url)
+	cache, ds := t.TempDir(), writeShapesFolder(t)
+	out := filepath.Join(t.TempDir(), "int8.onnx")
+	args := []string{"quantize", "--model", "test-tiny", "--cache-dir", cache, "--data", ds, "--out", out,
+		"--calibration", "8", "--batch", "4", "--threads", "1"}
+	if _, _, err := execCLI(t, append(args, "--offline")...); !errors.Is(err, zoo.ErrOffline) {
+		t.Fatalf("offline, not cached: err = %v", err)
+	}
+	if _, err := os.Stat(out); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("OUT written without a model")
+	}
+	stdout, stderr, err := execCLI(t, args...)
+	if err != nil {
+		t.Fatalf("quantize --model: %v\n%s", err, stderr)
+	}
+	for _, want := range []string{"guard            agreement", "top-1 agreement", "top-5 agreement", "disagreement"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("report lacks %q:\n%s", want, stdout)
+		}
+	}
+	if strings.Contains(stdout, "\nfp32 top-1") || strings.Contains(stdout, "\ndrop") {
+		t.Errorf("top-1 against labels reported for a 10-class model on 2 classes:\n%s", stdout)
+	}
+	export := filepath.Join(cache, "test", "tiny.onnx")
+	md, err := onnxpb.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	meta := md.Metadata()
+	if sum, err := fileSHA256(export); err != nil || meta[quantize.MetaSourceModel] != sum {
+		t.Errorf("source digest %s, the cached export's %s (%v)", meta[quantize.MetaSourceModel], sum, err)
+	}
+	if !strings.Contains(meta[quantize.MetaAccuracy], `"guard":"agreement"`) {
+		t.Errorf("accuracy record %s", meta[quantize.MetaAccuracy])
+	}
+	// --guard labels refuses the 2-class dataset for the 10-class model.
+	again := filepath.Join(t.TempDir(), "again.onnx")
+	if _, _, err := execCLI(t, append(args[:len(args):len(args)], "--offline", "--guard", "labels", "--out", again)...); !errors.Is(err, quantize.ErrData) {
+		t.Errorf("--guard labels on other classes: err = %v", err)
+	}
+	if _, err := os.Stat(again); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("OUT written for a refused dataset")
+	}
+}
+
 // TestQuantizeUsage: bad flags are usage errors before anything is read.
 func TestQuantizeUsage(t *testing.T) {
 	for _, args := range [][]string{
 		{"quantize", "--data", "d", "--out", "o"},
+		{"quantize", "--onnx", "m", "--model", "BiT-M-R50x1", "--data", "d", "--out", "o"},
+		{"quantize", "--onnx", "m", "--data", "d", "--out", "o", "--guard", "top5"},
 		{"quantize", "--onnx", "m", "--out", "o"},
 		{"quantize", "--onnx", "m", "--data", "d"},
-		{"quantize", "--onnx", "m", "--data", "d", "--out", "o", "--calibrate", "entropy"},
+		{"quantize", "--onnx", "m", "--data", "d", "--out", "o", "--calibrate", "entropy:2"},
 		{"quantize", "--onnx", "m", "--data", "d", "--out", "o", "--head", "int4"},
 		{"quantize", "--onnx", "m", "--data", "d", "--out", "o", "--calibration", "0"},
 		{"quantize", "--onnx", "m", "--data", "d", "--out", "m"},
