@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -89,26 +88,7 @@ checkpoint layout and an SGD update (momentum 0.9, weight decay 1e-4), the
 step that train and finetune --train full repeat. --freeze takes train's
 presets (all, head, head+gn).`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			o, err := benchFlags(cmd)
-			if err != nil {
-				return err
-			}
-			if err := o.validate(); err != nil {
-				return err
-			}
-			if o.weightsGiven { // may download: after the checks
-				if o.weights, err = weightsPath(cmd); err != nil {
-					return err
-				}
-			}
-			if o.onnx != "" {
-				if o.ort, err = ortOptions(cmd); err != nil {
-					return err
-				}
-			}
-			return runBench(cmd.Context(), o, cmd.OutOrStdout(), cmd.ErrOrStderr())
-		},
+		RunE: runE(benchFlags, runBench),
 	}
 	cmd.Flags().String("onnx", "", "ONNX model file (runs on ONNX Runtime: needs a cgo build and make setup)")
 	addWeightsFlags(cmd)
@@ -135,11 +115,10 @@ presets (all, head, head+gn).`,
 // benchOptions is what bench runs, filled from flags and configuration by
 // benchFlags and checked by validate.
 type benchOptions struct {
-	onnx         string // ONNX model (ONNX Runtime)
-	weights      string // native checkpoint, resolved from --weights/--model after validate
-	weightsGiven bool   // --weights or --model was given
-	arch         string // native engine on fresh weights of this architecture
-	classes      int    // of the --arch head
+	onnx    string     // ONNX model (ONNX Runtime)
+	weights weightsRef // native checkpoint, resolved (a --model pulled) by runBench
+	arch    string     // native engine on fresh weights of this architecture
+	classes int        // of the --arch head
 
 	resolution      int
 	resolutionGiven bool // --resolution given (else an ONNX model's own size wins)
@@ -155,11 +134,11 @@ type benchOptions struct {
 
 	json       bool
 	cpuprofile string          // CPU profile of the timed runs
-	ort        runtime.Options // for onnx
+	ort        runtime.Options // for onnx (read only with --onnx)
 }
 
 // benchFlags reads bench's flags and configuration; nothing is opened.
-func benchFlags(cmd *cobra.Command) (benchOptions, error) {
+func benchFlags(cmd *cobra.Command, _ []string) (benchOptions, error) {
 	f := cmd.Flags()
 	var o benchOptions
 	var err error
@@ -173,7 +152,14 @@ func benchFlags(cmd *cobra.Command) (benchOptions, error) {
 		return o, err
 	}
 	o.onnx, _ = f.GetString("onnx")
-	o.weightsGiven = weightsGiven(cmd)
+	if o.weights, err = weightsFlags(cmd); err != nil {
+		return o, err
+	}
+	if o.onnx != "" {
+		if o.ort, err = ortOptions(cmd); err != nil {
+			return o, err
+		}
+	}
 	o.arch, _ = f.GetString("arch")
 	o.classes, _ = f.GetInt("classes")
 	o.resolution, _ = f.GetInt("resolution")
@@ -190,23 +176,25 @@ func benchFlags(cmd *cobra.Command) (benchOptions, error) {
 }
 
 // native reports whether o times bitrun's native engine.
-func (o benchOptions) native() bool { return !o.gemm && (o.weightsGiven || o.arch != "") }
+func (o benchOptions) native() bool { return !o.gemm && (o.weights.given() || o.arch != "") }
 
 // validate checks o's flags against each other (usage errors).
 func (o benchOptions) validate() error {
 	switch {
 	case o.gemm:
-		if o.arch != "" || o.train || o.weightsGiven || o.onnx != "" {
+		if o.arch != "" || o.train || o.weights.given() || o.onnx != "" {
 			return usagef("--gemm times the GEMM alone: no model flags")
 		}
 	case o.arch != "":
-		if o.onnx != "" || o.weightsGiven {
+		if o.onnx != "" || o.weights.given() {
 			return usagef("--arch and --onnx/--weights/--model are exclusive")
 		}
-	case o.onnx != "" && o.weightsGiven:
+	case o.onnx != "" && o.weights.given():
 		return usagef("--onnx and --weights/--model are exclusive")
-	case o.onnx == "" && !o.weightsGiven:
+	case o.onnx == "" && !o.weights.given():
 		return usagef("give a model: --onnx FILE, or --weights FILE / --model NAME for the native engine")
+	case o.weights.check() != nil:
+		return o.weights.check()
 	}
 	native := o.native()
 	switch {
@@ -230,10 +218,14 @@ func (o benchOptions) validate() error {
 	return nil
 }
 
-// nativeBench loads (or, for --arch, initialises) the native model bench
-// runs.
-func nativeBench(weights, arch string, classes int) (*model.Model, string, error) {
+// nativeBench loads (pulling a --model) or, for --arch, initialises the
+// native model bench runs.
+func nativeBench(ctx context.Context, w weightsRef, arch string, classes int) (*model.Model, string, error) {
 	if arch == "" {
+		weights, err := w.resolve(ctx)
+		if err != nil {
+			return nil, "", err
+		}
 		m, err := model.Load(weights)
 		return m, weights, err
 	}
@@ -304,7 +296,7 @@ func runBench(ctx context.Context, o benchOptions, stdout, stderr io.Writer) err
 			return ctx.Err()
 		}
 	} else if o.native() {
-		m, name, err := nativeBench(o.weights, o.arch, o.classes)
+		m, name, err := nativeBench(ctx, o.weights, o.arch, o.classes)
 		if err != nil {
 			return err
 		}
@@ -427,9 +419,7 @@ func runBench(ctx context.Context, o benchOptions, stdout, stderr io.Writer) err
 
 	out := stdout
 	if o.json {
-		enc := json.NewEncoder(out)
-		enc.SetIndent("", "  ")
-		return enc.Encode(r)
+		return writeJSON(out, r)
 	}
 	var s strings.Builder
 	fmt.Fprintf(&s, "engine:      %s (%s)\n", r.Engine, r.Detail)

@@ -27,6 +27,20 @@ func checkResolution(flag string, v int, zeroOK bool) error {
 	return usagef("%s %d: want %d..%d pixels", flag, v, minResolution, maxResolution)
 }
 
+// checkRunFlags checks the flags train and finetune share: the dataset,
+// the run folder and the batch's micro-batches.
+func checkRunFlags(data, out string, batch, split int) error {
+	switch {
+	case data == "":
+		return usagef("--data is required")
+	case out == "":
+		return usagef("--out is required")
+	case batch%split != 0:
+		return usagef("--batch %d must be a positive multiple of --batch-split %d", batch, split)
+	}
+	return nil
+}
+
 // gemmNames are the values of the train and finetune --gemm flags ("" is
 // $BITRUN_GEMM or auto).
 var gemmNames = []string{"", "auto", "go", "openblas", "gonum"}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -25,6 +26,8 @@ func addPreprocessFlags(cmd *cobra.Command) {
 	cmd.Flags().String("std", "", "per-channel std on [0,1] pixels, \"r,g,b\" or one value (default: the model's bitrun.std metadata; BiT: 0.5)")
 }
 
+// preprocessOverrides reads the preprocessing flags (usage errors for bad
+// values).
 func preprocessOverrides(cmd *cobra.Command) (eval.Overrides, error) {
 	var o eval.Overrides
 	o.Size, _ = cmd.Flags().GetInt("resolution")
@@ -53,54 +56,72 @@ func preprocessOverrides(cmd *cobra.Command) (eval.Overrides, error) {
 	return o, nil
 }
 
-// openClassifier opens the model named by --onnx or --weights/--model. The
-// returned close function releases it.
-func openClassifier(cmd *cobra.Command, labels []string) (eval.Classifier, func() error, error) {
-	onnxPath, weights, err := modelSource(cmd)
-	if err != nil {
-		return nil, nil, err
+// classifierOptions is the model flag group of predict and eval: --onnx or
+// --weights/--model, the preprocessing overrides and the ONNX Runtime flags,
+// read by classifierFlags.
+type classifierOptions struct {
+	model   modelRef
+	pre     eval.Overrides
+	runtime runtime.Options // read with --onnx only
+}
+
+// classifierFlags reads the model, preprocessing and ONNX Runtime flags.
+func classifierFlags(cmd *cobra.Command) (classifierOptions, error) {
+	var c classifierOptions
+	var err error
+	if c.model, err = modelFlags(cmd); err != nil {
+		return c, err
 	}
-	o, err := preprocessOverrides(cmd)
+	if c.pre, err = preprocessOverrides(cmd); err != nil {
+		return c, err
+	}
+	if c.model.onnx != "" {
+		c.runtime, err = ortOptions(cmd)
+	}
+	return c, err
+}
+
+// open opens the classifier (pulling a --model first) and returns it with
+// its file; the close function releases it. command names the caller in
+// errors that a flag fixes.
+func (c classifierOptions) open(ctx context.Context, command string, labels []string) (eval.Classifier, string, func() error, error) {
+	onnxPath, weights, err := c.model.resolve(ctx)
 	if err != nil {
-		return nil, nil, err
+		return nil, "", nil, err
 	}
 	if weights != "" {
 		if err := checkModelFile(weights, "--weights", kindNPZ); err != nil {
-			return nil, nil, err
+			return nil, "", nil, err
 		}
 		m, err := model.Load(weights)
 		if err != nil {
-			return nil, nil, err
+			return nil, "", nil, err
 		}
-		c, err := eval.NewNative(m, o, labels)
+		clf, err := eval.NewNative(m, c.pre, labels)
 		if err != nil {
-			return nil, nil, preprocessUsage(cmd, err)
+			return nil, "", nil, preprocessUsage(command, err)
 		}
-		return c, func() error { return nil }, nil
-	}
-	opts, err := ortOptions(cmd)
-	if err != nil {
-		return nil, nil, err
+		return clf, weights, func() error { return nil }, nil
 	}
 	if err := checkModelFile(onnxPath, "--onnx", kindONNX); err != nil {
-		return nil, nil, err
+		return nil, "", nil, err
 	}
-	p, err := runtime.Open(onnxPath, opts)
+	p, err := runtime.Open(onnxPath, c.runtime)
 	if err != nil {
-		return nil, nil, err
+		return nil, "", nil, err
 	}
-	c, err := eval.NewONNX(p, o)
+	clf, err := eval.NewONNX(p, c.pre)
 	if err != nil {
-		return nil, nil, errors.Join(preprocessUsage(cmd, err), p.Close())
+		return nil, "", nil, errors.Join(preprocessUsage(command, err), p.Close())
 	}
-	return c, p.Close, nil
+	return clf, onnxPath, p.Close, nil
 }
 
 // preprocessUsage turns "preprocessing unknown" into a usage error: the fix
 // is a flag.
-func preprocessUsage(cmd *cobra.Command, err error) error {
+func preprocessUsage(command string, err error) error {
 	if errors.Is(err, eval.ErrPreprocess) {
-		return usageError{commandPrefixed{cmd.Name(), err}}
+		return usageError{commandPrefixed{command, err}}
 	}
 	return err
 }
@@ -177,7 +198,7 @@ Kubernetes Indexed Job sets it), and "{shard}" in --report is replaced by I.
 "bitrun eval merge" combines the N shard reports into exactly the report of
 the unsharded run.`,
 		Args: cobra.NoArgs,
-		RunE: runEval,
+		RunE: runE(evalFlags, runEval),
 	}
 	cmd.Flags().String("onnx", "", "ONNX model file (runs on ONNX Runtime: needs a cgo build and make setup)")
 	addWeightsFlags(cmd)
@@ -198,92 +219,134 @@ the unsharded run.`,
 	return cmd
 }
 
-func runEval(cmd *cobra.Command, _ []string) error {
-	dataPath, _ := cmd.Flags().GetString("data")
-	if dataPath == "" {
+// evalOptions is what eval measures, read by evalFlags and checked by
+// validate.
+type evalOptions struct {
+	classifier classifierOptions
+	data       string
+	split      string
+	batch      int
+	limit      int // 0: every image
+	topK       int
+	shard      eval.Shard
+	report     string // also write the JSON report here ("{shard}" replaced)
+	plot       string // write the confusion matrix PNG here
+	json       bool
+}
+
+// evalFlags reads eval's flags and configuration; nothing is opened.
+func evalFlags(cmd *cobra.Command, _ []string) (evalOptions, error) {
+	f := cmd.Flags()
+	var o evalOptions
+	o.data, _ = f.GetString("data")
+	o.split, _ = f.GetString("split")
+	o.limit, _ = f.GetInt("limit")
+	o.json, _ = f.GetBool("json")
+	o.plot, _ = f.GetString("plot")
+	o.report, _ = f.GetString("report")
+	var err error
+	if o.batch, err = configInt(cmd, "eval.batch", 1, 4096); err != nil {
+		return o, err
+	}
+	if o.topK, err = configInt(cmd, "eval.top_k", 1, math.MaxInt); err != nil {
+		return o, err
+	}
+	s, _ := f.GetString("shard")
+	if o.shard, err = parseShard(s, os.Getenv); err != nil {
+		return o, err
+	}
+	if o.report != "" {
+		o.report = shardPath(o.report, o.shard)
+	}
+	o.classifier, err = classifierFlags(cmd)
+	return o, err
+}
+
+// validate checks the options and, before the dataset is read, the output
+// paths and the model files.
+func (o evalOptions) validate() error {
+	switch {
+	case o.data == "":
 		return usagef("--data is required")
+	case o.limit < 0:
+		return usagef("--limit %d: must be >= 0", o.limit)
 	}
-	split, _ := cmd.Flags().GetString("split")
-	limit, _ := cmd.Flags().GetInt("limit")
-	asJSON, _ := cmd.Flags().GetBool("json")
-	plot, _ := cmd.Flags().GetString("plot")
-	batch, err := configInt(cmd, "eval.batch", 1, 4096)
-	if err != nil {
-		return err
-	}
-	k, err := configInt(cmd, "eval.top_k", 1, math.MaxInt)
-	if err != nil {
-		return err
-	}
-	if limit < 0 {
-		return usagef("--limit %d: must be >= 0", limit)
-	}
-	shardFlag, _ := cmd.Flags().GetString("shard")
-	shard, err := parseShard(shardFlag, os.Getenv)
-	if err != nil {
-		return err
-	}
-	reportPath, _ := cmd.Flags().GetString("report")
-	if reportPath != "" {
-		reportPath = shardPath(reportPath, shard)
-		if err := checkOutputPath(reportPath); err != nil {
+	if o.report != "" {
+		if err := checkOutputPath(o.report); err != nil {
 			return fmt.Errorf("eval: --report: %w", err)
 		}
 	}
-	// Model files and the plot path are checked before the dataset is read.
-	if err := checkModelFlags(cmd); err != nil {
+	if err := o.classifier.model.check(); err != nil {
 		return err
 	}
-	if plot != "" {
-		if err := checkOutputPath(plot); err != nil {
+	if err := o.classifier.model.checkFiles(); err != nil {
+		return err
+	}
+	if o.plot != "" {
+		if err := checkOutputPath(o.plot); err != nil {
 			return fmt.Errorf("eval: --plot: %w", err)
 		}
 	}
-	ds, err := openDataset(dataPath, split)
+	return nil
+}
+
+// runEval evaluates the model on the dataset: the report to stdout (and
+// o.report), progress and the plot's path to stderr.
+func runEval(ctx context.Context, o evalOptions, stdout, stderr io.Writer) error {
+	ds, err := openDataset(o.data, o.split)
 	if err != nil {
 		return err
 	}
-	clf, closeFn, err := openClassifier(cmd, ds.Classes())
+	clf, file, closeFn, err := o.classifier.open(ctx, "eval", ds.Classes())
 	if err != nil {
 		return err
 	}
 	defer closeFn()
-	if n, err := classCount(cmd, clf); err != nil {
+	if n, err := classCount(ctx, clf); err != nil {
 		return err
 	} else if n != len(ds.Classes()) {
-		fmt.Fprintf(cmd.ErrOrStderr(), "bitrun: warning: the model has %d classes, the dataset %d (%s): accuracy compares class indices\n",
-			n, len(ds.Classes()), dataPath)
+		fmt.Fprintf(stderr, "bitrun: warning: the model has %d classes, the dataset %d (%s): accuracy compares class indices\n",
+			n, len(ds.Classes()), o.data)
 	}
 	total := ds.Len()
-	if limit > 0 {
-		total = min(total, limit)
+	if o.limit > 0 {
+		total = min(total, o.limit)
 	}
-	if shard.Sharded() {
-		fmt.Fprintf(cmd.ErrOrStderr(), "evaluating %s on %s (%s, shard %s of %d images)\n", clf.Name(), dataPath, split, shard, total)
+	if o.shard.Sharded() {
+		fmt.Fprintf(stderr, "evaluating %s on %s (%s, shard %s of %d images)\n", clf.Name(), o.data, o.split, o.shard, total)
 	} else {
-		fmt.Fprintf(cmd.ErrOrStderr(), "evaluating %s on %s (%s, %d images)\n", clf.Name(), dataPath, split, total)
+		fmt.Fprintf(stderr, "evaluating %s on %s (%s, %d images)\n", clf.Name(), o.data, o.split, total)
 	}
-	rep, err := eval.Run(cmd.Context(), clf, ds, eval.Options{
-		Batch: batch, Limit: limit, K: k, Shard: shard,
-		Progress: progressPrinter(cmd.ErrOrStderr(), "eval"),
+	rep, err := eval.Run(ctx, clf, ds, eval.Options{
+		Batch: o.batch, Limit: o.limit, K: o.topK, Shard: o.shard,
+		Progress: progressPrinter(stderr, "eval"),
 	})
 	if err != nil {
 		return err
 	}
-	rep.Dataset = fmt.Sprintf("%s (%s)", dataPath, split)
-	if rep.ModelSHA256, err = modelFileSHA256(cmd); err != nil {
+	rep.Dataset = fmt.Sprintf("%s (%s)", o.data, o.split)
+	// The SHA-256 of the model file: shards of different models never merge.
+	if rep.ModelSHA256, err = fileSHA256(file); err != nil {
 		return err
 	}
-	if reportPath != "" {
-		if err := atomicfile.WriteJSON(reportPath, rep); err != nil {
+	if o.report != "" {
+		if err := atomicfile.WriteJSON(o.report, rep); err != nil {
 			return fmt.Errorf("eval: --report: %w", err)
 		}
 	}
+	return writeReport(stdout, stderr, rep, o.json, o.plot)
+}
+
+// writeReport prints an eval report to stdout, as JSON or a table, then
+// writes its confusion matrix to plot when one is given (eval and eval
+// merge).
+func writeReport(stdout, stderr io.Writer, rep *eval.Report, asJSON bool, plot string) error {
 	// The report first: a plot that cannot be written loses nothing.
+	var err error
 	if asJSON {
-		err = eval.WriteJSON(cmd.OutOrStdout(), rep)
+		err = eval.WriteJSON(stdout, rep)
 	} else {
-		err = eval.WriteText(cmd.OutOrStdout(), rep)
+		err = eval.WriteText(stdout, rep)
 	}
 	if err != nil || plot == "" {
 		return err
@@ -291,7 +354,7 @@ func runEval(cmd *cobra.Command, _ []string) error {
 	if err := eval.WriteConfusionPNG(plot, rep); err != nil {
 		return err
 	}
-	fmt.Fprintf(cmd.ErrOrStderr(), "confusion matrix written to %s\n", plot)
+	fmt.Fprintf(stderr, "confusion matrix written to %s\n", plot)
 	return nil
 }
 
@@ -319,18 +382,8 @@ func checkOutputPath(path string) error {
 
 // classCount returns the number of classes clf scores: one forward pass of
 // a blank image.
-func classCount(cmd *cobra.Command, clf eval.Classifier) (int, error) {
+func classCount(ctx context.Context, clf eval.Classifier) (int, error) {
 	pre := clf.Preprocess()
-	_, n, err := clf.Logits(cmd.Context(), make([]float32, pre.Channels*pre.Size*pre.Size), 1)
+	_, n, err := clf.Logits(ctx, make([]float32, pre.Channels*pre.Size*pre.Size), 1)
 	return n, err
-}
-
-// modelFileSHA256 is the SHA-256 of the --onnx or --weights/--model file,
-// recorded in reports so that shards of different models never merge.
-func modelFileSHA256(cmd *cobra.Command) (string, error) {
-	onnxPath, weights, err := modelSource(cmd)
-	if err != nil {
-		return "", err
-	}
-	return fileSHA256(onnxPath + weights)
 }

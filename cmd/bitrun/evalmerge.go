@@ -81,17 +81,5 @@ func runEvalMerge(_ context.Context, opts evalMergeOptions, stdout, stderr io.Wr
 			return fmt.Errorf("eval merge: %w", err)
 		}
 	}
-	if opts.JSON {
-		err = eval.WriteJSON(stdout, merged)
-	} else {
-		err = eval.WriteText(stdout, merged)
-	}
-	if err != nil || opts.Plot == "" {
-		return err
-	}
-	if err := eval.WriteConfusionPNG(opts.Plot, merged); err != nil {
-		return err
-	}
-	fmt.Fprintf(stderr, "confusion matrix written to %s\n", opts.Plot)
-	return nil
+	return writeReport(stdout, stderr, merged, opts.JSON, opts.Plot)
 }

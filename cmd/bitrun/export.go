@@ -36,17 +36,7 @@ written atomically.`,
   bitrun export --model BiT-M-R50x1 --out r50x1.onnx --resolution 224 --opset 21
   bitrun export --weights R152x4.npz --out r152x4.onnx   # writes r152x4.onnx.data too`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			o := exportFlags(cmd)
-			if err := o.validate(); err != nil {
-				return err
-			}
-			var err error
-			if o.weights, err = weightsPath(cmd); err != nil { // may download: after the checks
-				return err
-			}
-			return runExport(cmd.Context(), o, cmd.OutOrStdout(), cmd.ErrOrStderr())
-		},
+		RunE: runE(exportFlags, runExport),
 	}
 	addWeightsFlags(cmd)
 	f := cmd.Flags()
@@ -65,8 +55,7 @@ written atomically.`,
 // exportOptions is what export writes, filled from flags and configuration
 // by exportFlags and checked by validate.
 type exportOptions struct {
-	weights      string // checkpoint, resolved from --weights/--model after validate
-	weightsGiven bool   // --weights or --model was given
+	weights      weightsRef // resolved (a --model pulled) by runExport, after validate
 	out          string
 	resolution   int
 	labelsFile   string
@@ -79,10 +68,13 @@ type exportOptions struct {
 }
 
 // exportFlags reads the export flags and configuration keys.
-func exportFlags(cmd *cobra.Command) exportOptions {
+func exportFlags(cmd *cobra.Command, _ []string) (exportOptions, error) {
 	f := cmd.Flags()
 	var o exportOptions
-	o.weightsGiven = weightsGiven(cmd)
+	var err error
+	if o.weights, err = weightsFlags(cmd); err != nil {
+		return o, err
+	}
 	o.out, _ = f.GetString("out")
 	o.resolution, _ = f.GetInt("resolution")
 	o.labelsFile, _ = f.GetString("labels")
@@ -90,7 +82,7 @@ func exportFlags(cmd *cobra.Command) exportOptions {
 	o.force, _ = f.GetBool("force")
 	o.opset = cfg.GetInt("export.opset")
 	o.externalData = cfg.GetString("export.external_data")
-	return o
+	return o, nil
 }
 
 // validate checks the options (bad values are usage errors), refuses an
@@ -98,8 +90,10 @@ func exportFlags(cmd *cobra.Command) exportOptions {
 // download must not wait for.
 func (o *exportOptions) validate() error {
 	switch {
-	case !o.weightsGiven:
+	case !o.weights.given():
 		return usagef("give the weights: --weights FILE or --model NAME")
+	case o.weights.check() != nil:
+		return o.weights.check()
 	case o.out == "":
 		return usagef("--out is required")
 	case checkResolution("--resolution", o.resolution, false) != nil:
@@ -129,10 +123,14 @@ func (o *exportOptions) validate() error {
 	return nil
 }
 
-// runExport exports o.weights to o.out; the summary line (and progress of
-// large models) goes to stderr.
-func runExport(ctx context.Context, o exportOptions, stdout, stderr io.Writer) error {
-	weights, out, labels, labelsFile := o.weights, o.out, o.labels, o.labelsFile
+// runExport exports o.weights (pulling a --model first) to o.out; the
+// summary line (and progress of large models) goes to stderr.
+func runExport(ctx context.Context, o exportOptions, _, stderr io.Writer) error {
+	weights, err := o.weights.resolve(ctx)
+	if err != nil {
+		return err
+	}
+	out, labels, labelsFile := o.out, o.labels, o.labelsFile
 	opset, trainable, resolution, ext := o.opset, o.trainable, o.resolution, o.external
 	if err := checkModelFile(weights, "--weights", kindNPZ); err != nil {
 		return err

@@ -23,7 +23,7 @@ func TestExportInProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	base := func() exportOptions {
-		return exportOptions{weightsGiven: true, weights: m.npz, out: filepath.Join(dir, "m.onnx"), resolution: 32,
+		return exportOptions{weights: weightsRef{file: m.npz}, out: filepath.Join(dir, "m.onnx"), resolution: 32,
 			opset: export.DefaultOpset, externalData: "auto"}
 	}
 	o := base()
@@ -50,7 +50,7 @@ func TestExportInProcess(t *testing.T) {
 		edit func(*exportOptions)
 		want string
 	}{
-		{"no weights", func(o *exportOptions) { o.weightsGiven = false }, "give the weights"},
+		{"no weights", func(o *exportOptions) { o.weights = weightsRef{} }, "give the weights"},
 		{"no out", func(o *exportOptions) { o.out = "" }, "--out is required"},
 		{"resolution", func(o *exportOptions) { o.resolution = 0 }, "--resolution 0"},
 		{"external data", func(o *exportOptions) { o.externalData = "sometimes" }, "--external-data"},

@@ -1,10 +1,11 @@
 package main
 
 import (
-	"encoding/json"
+	"context"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math"
 	"os"
 	"path/filepath"
@@ -18,7 +19,6 @@ import (
 	"github.com/bitrun/bitrun/nn"
 	"github.com/bitrun/bitrun/train"
 	"github.com/spf13/cobra"
-	"golang.org/x/term"
 )
 
 func newFinetuneCmd() *cobra.Command {
@@ -35,6 +35,8 @@ lr 0.003 at batch 512 (the run uses lr x batch/512), no weight decay, and a
 zero-initialised head. The rule is printed on stderr and stored in
 RUNDIR/hyperrule.json with every value changed by a flag. --steps rescales
 the warmup and decays proportionally unless --warmup/--decays are given.
+Recipe flags follow one convention: 0 keeps the HyperRule's value, a
+negative --warmup or --mixup-alpha switches warmup or MixUp off.
 
 --train full   fine-tunes every weight with the native engine.
 --train head   freezes the trunk and trains the pre-head GroupNorm affine and
@@ -49,7 +51,7 @@ the warmup and decays proportionally unless --warmup/--decays are given.
                the pre-head GroupNorm: because GroupNorm and ReLU are
                non-linear this is NOT equivalent to pixel MixUp; it is the
                honest cheap analogue, recorded as mixup_on in hyperrule.json.
-               Use --mixup-alpha 0 to switch it off.
+               Use --mixup-alpha -1 to switch it off.
 
 --examples-per-class K trains on K seeded examples of each class (few-shot);
 when the batch exceeds the selected examples they are sampled with
@@ -76,7 +78,7 @@ Ctrl-C saves a checkpoint; --resume continues to the same result.
   bitrun finetune --data ./flowers --model BiT-M-R50x1 --train full --batch 64 --batch-split 4 --out runs/flowers
   bitrun finetune table runs/fmnist-head runs/flowers`,
 		Args: cobra.NoArgs,
-		RunE: runFinetune,
+		RunE: runE(finetuneFlags, runFinetune),
 	}
 	f := cmd.Flags()
 	f.String("data", "", `dataset folder (IDX files or one sub-folder per class), or "mnist" (GoMNIST module data)`)
@@ -85,14 +87,14 @@ Ctrl-C saves a checkpoint; --resume continues to the same result.
 	f.String("train", finetune.ModeFull, "what to train: full (every weight) or head (pre-head GroupNorm + head on cached trunk activations)")
 	f.String("resolution-rule", string(finetune.RulePaper), "large-image tier: paper (448 -> 384) or code (512 -> 480)")
 	f.Int("steps", 0, "schedule length (0: the HyperRule's); rescales warmup and decays")
-	f.Int("warmup", -1, "linear warmup steps (-1: the HyperRule's, rescaled with --steps)")
+	f.Int("warmup", 0, "linear warmup steps (0: the HyperRule's, rescaled with --steps; negative: none; before bitrun 0.x 0 meant none and -1 the HyperRule's)")
 	f.String("decays", "", "lr x0.1 steps, comma-separated (default: the HyperRule's, rescaled with --steps)")
 	f.Int("batch", 512, "logical batch size (lr scales with batch/512)")
 	f.Int("batch-split", 1, "micro-batches per step for --train full (gradient accumulation; must divide --batch)")
 	f.Float64("lr", 0, "base learning rate at batch 512 (0: the HyperRule's 0.003)")
 	f.Int("resolution", 0, "train crop = test resolution (0: the HyperRule's)")
 	f.Int("resize", 0, "resize before the random crop (0: the HyperRule's, or 5/4 of --resolution when that is given)")
-	f.Float64("mixup-alpha", -1, "MixUp alpha (-1: the HyperRule's; 0 disables)")
+	f.Float64("mixup-alpha", 0, "MixUp alpha (0: the HyperRule's; negative: no MixUp; before bitrun 0.x 0 meant none and -1 the HyperRule's)")
 	f.Float64("momentum", 0.9, "SGD momentum")
 	f.Float64("weight-decay", 0, "weight decay (the HyperRule has none)")
 	f.Bool("flip", true, "random horizontal flip (use --flip=false for digits or text)")
@@ -129,44 +131,196 @@ weights (native engine), the exported model's top-1 under ONNX Runtime when
 the folder holds eval-onnx.json (bitrun eval --onnx RUNDIR/model.onnx --json),
 and the training time.`,
 		Args: cobra.MinimumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			rows := make([]finetune.Row, 0, len(args))
-			for _, dir := range args {
-				r, err := finetune.LoadRow(dir)
-				if err != nil {
-					return err
-				}
-				rows = append(rows, r)
-			}
-			return finetune.WriteTable(cmd.OutOrStdout(), rows)
-		},
+		RunE: runE(func(_ *cobra.Command, dirs []string) (finetuneTableOptions, error) {
+			return finetuneTableOptions{dirs: dirs}, nil
+		}, runFinetuneTable),
 	}
 }
 
-// finetuneCmd is what the finetune command runs: the library options and
-// the command's own settings, filled from flags and config by
-// finetuneOptions, completed by prepare.
-type finetuneCmd struct {
-	o                   finetune.Options
-	dataPath, weights   string
-	asJSON, dryRun      bool
+// finetuneTableOptions are the run folders finetune table reads.
+type finetuneTableOptions struct{ dirs []string }
+
+func (finetuneTableOptions) validate() error { return nil }
+
+// runFinetuneTable prints the table of the run folders on stdout.
+func runFinetuneTable(_ context.Context, o finetuneTableOptions, stdout, _ io.Writer) error {
+	rows := make([]finetune.Row, 0, len(o.dirs))
+	for _, dir := range o.dirs {
+		r, err := finetune.LoadRow(dir)
+		if err != nil {
+			return err
+		}
+		rows = append(rows, r)
+	}
+	return finetune.WriteTable(stdout, rows)
+}
+
+// finetuneOptions is what the finetune command runs: the library options
+// and the command's own settings, filled from flags and configuration by
+// finetuneFlags, checked by validate and completed by prepare.
+type finetuneOptions struct {
+	o              finetune.Options
+	dataPath       string
+	weights        weightsRef // the source model
+	gemm           string     // "": $BITRUN_GEMM or auto
+	ruleName       string     // --resolution-rule
+	recipe         recipeFlags
+	note           string // why the recipe was changed
+	adaptRes       string // --adapt-resolution: pixels, "auto" or "" (off)
+	cacheMB        int
+	asJSON, dryRun bool
+	notices        []string // printed on stderr before the run
+
+	// set by prepare
 	trainSet, testSet   data.Dataset
 	selected, imageSide int // training examples used; native image side
+	source              string
 }
 
-// runFinetune: flags -> options (checked) -> data and recipe -> estimate ->
-// finetune.Run -> summary.
-func runFinetune(cmd *cobra.Command, _ []string) error {
-	c, err := finetuneOptions(cmd)
+// recipeFlags are the flags that change the computed HyperRule. Each
+// follows the settings convention: 0 keeps the rule's value, and a
+// negative warmup or MixUp alpha switches it off.
+type recipeFlags struct {
+	steps       int      // schedule length, rescaling warmup and decays; 0: the rule's
+	warmup      int      // warmup steps; 0: the rule's (rescaled with steps); negative: none
+	decays      *string  // lr x0.1 steps, comma-separated; nil: the rule's (rescaled); "": none
+	lr          float64  // base lr at the rule's batch; 0: the rule's
+	resolution  int      // train crop = test resolution; 0: the rule's
+	resize      int      // resize before the crop; 0: the rule's, or 5/4 of resolution when that is given
+	mixupAlpha  float64  // 0: the rule's; negative: no MixUp
+	momentum    *float64 // nil: the rule's
+	weightDecay *float64 // nil: the rule's
+}
+
+// finetuneFlags reads the flags and configuration; nothing is read from
+// disk or the network yet.
+func finetuneFlags(cmd *cobra.Command, _ []string) (finetuneOptions, error) {
+	f := cmd.Flags()
+	c := finetuneOptions{dataPath: cfg.GetString("finetune.data")}
+	o := &c.o
+	o.OutDir, _ = f.GetString("out")
+	var err error
+	if o.Mode, err = configEnum(cmd, "finetune.train", finetune.ModeFull, finetune.ModeHead); err != nil {
+		return c, err
+	}
+	if o.Batch, err = configInt(cmd, "finetune.batch", 1, math.MaxInt); err != nil {
+		return c, err
+	}
+	if o.BatchSplit, err = configInt(cmd, "finetune.batch_split", 1, math.MaxInt); err != nil {
+		return c, err
+	}
+	if o.Seed, err = configUint64(cmd, "finetune.seed"); err != nil {
+		return c, err
+	}
+	if o.CheckpointEvery, err = configInt(cmd, "finetune.checkpoint_every", 0, math.MaxInt); err != nil {
+		return c, err
+	}
+	if o.Engine, err = configEnum(cmd, "finetune.engine", finetune.EngineAuto, finetune.EngineORT, finetune.EngineNative); err != nil {
+		return c, err
+	}
+	if o.Views, err = configInt(cmd, "finetune.views", 1, 1024); err != nil {
+		return c, err
+	}
+	if c.gemm, err = configEnum(cmd, "finetune.gemm", gemmNames...); err != nil {
+		return c, err
+	}
+	o.ExamplesPerClass, _ = f.GetInt("examples-per-class")
+	o.AdaptSteps, _ = f.GetInt("adapt-steps")
+	o.Resume, _ = f.GetBool("resume")
+	o.EvalBatch, _ = f.GetInt("eval-batch")
+	flip, _ := f.GetBool("flip")
+	o.NoFlip = !flip
+	c.cacheMB, _ = f.GetInt("max-cache-mb")
+	o.MaxCacheBytes = int64(c.cacheMB) << 20
+	c.asJSON, _ = f.GetBool("json")
+	c.dryRun, _ = f.GetBool("dry-run")
+	c.ruleName, _ = f.GetString("resolution-rule")
+	c.note, _ = f.GetString("note")
+	c.adaptRes, _ = f.GetString("adapt-resolution")
+	r := &c.recipe
+	r.steps, _ = f.GetInt("steps")
+	r.warmup, _ = f.GetInt("warmup")
+	r.lr, _ = f.GetFloat64("lr")
+	r.resolution, _ = f.GetInt("resolution")
+	r.resize, _ = f.GetInt("resize")
+	r.mixupAlpha, _ = f.GetFloat64("mixup-alpha")
+	if f.Changed("decays") {
+		d, _ := f.GetString("decays")
+		r.decays = &d
+	}
+	if f.Changed("momentum") {
+		m, _ := f.GetFloat64("momentum")
+		r.momentum = &m
+	}
+	if f.Changed("weight-decay") {
+		wd, _ := f.GetFloat64("weight-decay")
+		r.weightDecay = &wd
+	}
+	// 0 meant "none" for these two flags before the settings convention.
+	for _, name := range []string{"warmup", "mixup-alpha"} {
+		if v := f.Lookup(name); v.Changed && v.Value.String() == "0" {
+			c.notices = append(c.notices, fmt.Sprintf("bitrun: note: --%s 0 keeps the HyperRule's value; give a negative value to switch it off", name))
+		}
+	}
+	if c.weights, err = weightsFlags(cmd); err != nil {
+		return c, err
+	}
+	ro, err := ortOptions(cmd)
 	if err != nil {
+		return c, err
+	}
+	ro.Logger = nil // the trunk session's load details are noise here
+	o.Runtime = ro
+	o.Logger = cliLogger(cmd)
+	return c, nil
+}
+
+// validate checks the options against each other and selects the GEMM
+// backend (usage errors).
+func (c *finetuneOptions) validate() error {
+	o := &c.o
+	if err := checkRunFlags(c.dataPath, o.OutDir, o.Batch, o.BatchSplit); err != nil {
 		return err
 	}
-	if err := c.prepare(cmd); err != nil {
+	switch {
+	case o.ExamplesPerClass < 0:
+		return usagef("--examples-per-class %d: must be >= 0", o.ExamplesPerClass)
+	case c.cacheMB <= 0:
+		return usagef("--max-cache-mb %d: must be positive", c.cacheMB)
+	}
+	if err := selectGEMM(c.gemm); err != nil {
 		return err
 	}
-	o, stderr := &c.o, cmd.ErrOrStderr()
+	if !c.weights.given() {
+		return usagef("give the source model: --model NAME (zoo) or --weights FILE")
+	}
+	return c.weights.check()
+}
+
+// selectGEMM selects the GEMM backend train and finetune --gemm name
+// ("": $BITRUN_GEMM or auto, which must have loaded).
+func selectGEMM(name string) error {
+	if name == "" {
+		return nn.BackendError()
+	}
+	if _, err := nn.SelectBackend(name); err != nil {
+		return usageError{err}
+	}
+	return nil
+}
+
+// runFinetune: data and recipe (prepare) -> estimate -> finetune.Run ->
+// summary on stdout; the recipe, estimate and progress on stderr.
+func runFinetune(ctx context.Context, c finetuneOptions, stdout, stderr io.Writer) error {
+	for _, n := range c.notices {
+		fmt.Fprintln(stderr, n)
+	}
+	if err := c.prepare(ctx, stderr); err != nil {
+		return err
+	}
+	o := &c.o
 	if !o.Resume || c.dryRun {
-		est, err := finetune.EstimateRun(cmd.Context(), *o, c.trainSet, c.testSet)
+		est, err := finetune.EstimateRun(ctx, *o, c.trainSet, c.testSet)
 		if err != nil {
 			return err
 		}
@@ -176,9 +330,12 @@ func runFinetune(cmd *cobra.Command, _ []string) error {
 		}
 	}
 	o.Progress = finetuneProgress(stderr)
-	o.Logger.Info("fine-tuning", "mode", o.Mode, "source", c.weights, "data", c.dataPath, "train", c.selected, "test", c.testSet.Len(),
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	o.Logger.Info("fine-tuning", "mode", o.Mode, "source", c.source, "data", c.dataPath, "train", c.selected, "test", c.testSet.Len(),
 		"classes", len(c.trainSet.Classes()), "gemm", nn.Backend().Name(), "out", o.OutDir)
-	sum, err := finetune.Run(cmd.Context(), *o, c.trainSet, c.testSet)
+	sum, err := finetune.Run(ctx, *o, c.trainSet, c.testSet)
 	if err != nil {
 		// An existing run folder or a resume with other options is a state
 		// error (the error alone); only invalid options are usage errors.
@@ -187,105 +344,25 @@ func runFinetune(cmd *cobra.Command, _ []string) error {
 		}
 		return err
 	}
-	w := cmd.OutOrStdout()
 	if c.asJSON {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(sum)
+		return writeJSON(stdout, sum)
 	}
-	return printFinetuneSummary(w, sum)
-}
-
-// finetuneOptions reads and checks the flags and configuration; nothing is
-// read from disk or the network yet.
-func finetuneOptions(cmd *cobra.Command) (*finetuneCmd, error) {
-	f := cmd.Flags()
-	out, _ := f.GetString("out")
-	c := &finetuneCmd{dataPath: cfg.GetString("finetune.data")}
-	switch {
-	case c.dataPath == "":
-		return nil, usagef("--data is required")
-	case out == "":
-		return nil, usagef("--out is required")
-	}
-	o := &c.o
-	o.OutDir = out
-	var err error
-	if o.Mode, err = configEnum(cmd, "finetune.train", finetune.ModeFull, finetune.ModeHead); err != nil {
-		return nil, err
-	}
-	if o.Batch, err = configInt(cmd, "finetune.batch", 1, math.MaxInt); err != nil {
-		return nil, err
-	}
-	if o.BatchSplit, err = configInt(cmd, "finetune.batch_split", 1, math.MaxInt); err != nil {
-		return nil, err
-	}
-	if o.Seed, err = configUint64(cmd, "finetune.seed"); err != nil {
-		return nil, err
-	}
-	if o.CheckpointEvery, err = configInt(cmd, "finetune.checkpoint_every", 0, math.MaxInt); err != nil {
-		return nil, err
-	}
-	if o.Engine, err = configEnum(cmd, "finetune.engine", finetune.EngineAuto, finetune.EngineORT, finetune.EngineNative); err != nil {
-		return nil, err
-	}
-	if o.Views, err = configInt(cmd, "finetune.views", 1, 1024); err != nil {
-		return nil, err
-	}
-	gemm, err := configEnum(cmd, "finetune.gemm", gemmNames...)
-	if err != nil {
-		return nil, err
-	}
-	o.ExamplesPerClass, _ = f.GetInt("examples-per-class")
-	o.AdaptSteps, _ = f.GetInt("adapt-steps")
-	o.Resume, _ = f.GetBool("resume")
-	o.EvalBatch, _ = f.GetInt("eval-batch")
-	flip, _ := f.GetBool("flip")
-	o.NoFlip = !flip
-	cacheMB, _ := f.GetInt("max-cache-mb")
-	o.MaxCacheBytes = int64(cacheMB) << 20
-	c.asJSON, _ = f.GetBool("json")
-	c.dryRun, _ = f.GetBool("dry-run")
-	switch {
-	case o.Batch%o.BatchSplit != 0:
-		return nil, usagef("--batch %d must be a positive multiple of --batch-split %d", o.Batch, o.BatchSplit)
-	case o.ExamplesPerClass < 0:
-		return nil, usagef("--examples-per-class %d: must be >= 0", o.ExamplesPerClass)
-	case cacheMB <= 0:
-		return nil, usagef("--max-cache-mb %d: must be positive", cacheMB)
-	}
-	if gemm != "" {
-		if _, err := nn.SelectBackend(gemm); err != nil {
-			return nil, usageError{err}
-		}
-	} else if err := nn.BackendError(); err != nil {
-		return nil, err
-	}
-	ro, err := ortOptions(cmd)
-	if err != nil {
-		return nil, err
-	}
-	ro.Logger = nil // the trunk session's load details are noise here
-	o.Runtime = ro
-	return c, nil
+	return printFinetuneSummary(stdout, sum)
 }
 
 // prepare resolves the source weights (pulling a --model), opens the data,
 // computes the HyperRule with the recipe flags applied, loads the source
 // and prints the recipe on stderr.
-func (c *finetuneCmd) prepare(cmd *cobra.Command) error {
-	f, o := cmd.Flags(), &c.o
-	weights, err := weightsPath(cmd)
+func (c *finetuneOptions) prepare(ctx context.Context, stderr io.Writer) error {
+	o := &c.o
+	weights, err := c.weights.resolve(ctx)
 	if err != nil {
 		return err
-	}
-	if weights == "" {
-		return usagef("give the source model: --model NAME (zoo) or --weights FILE")
 	}
 	if err := checkModelFile(weights, "--weights", kindNPZ); err != nil {
 		return err
 	}
-	c.weights = weights
+	c.source = weights
 	if c.trainSet, err = openDataset(c.dataPath, "train"); err != nil {
 		return err
 	}
@@ -298,12 +375,11 @@ func (c *finetuneCmd) prepare(cmd *cobra.Command) error {
 		return err
 	}
 	c.selected, c.imageSide = sel.Len(), max(bounds.Dx(), bounds.Dy())
-	ruleName, _ := f.GetString("resolution-rule")
-	rule, err := finetune.HyperRuleFor(sel.Len(), area, finetune.ResolutionRule(ruleName))
+	rule, err := finetune.HyperRuleFor(sel.Len(), area, finetune.ResolutionRule(c.ruleName))
 	if err != nil {
 		return usageError{err}
 	}
-	rule, o.Changes, err = applyRuleFlags(cmd, rule)
+	rule, o.Changes, err = c.recipe.apply(rule)
 	if err != nil {
 		return err
 	}
@@ -311,10 +387,10 @@ func (c *finetuneCmd) prepare(cmd *cobra.Command) error {
 		o.Changes = append(o.Changes, fmt.Sprintf("batch: %d -> %d (lr %.4g x %d/%d = %.4g)", rule.BatchSize, o.Batch,
 			rule.BaseLR, o.Batch, rule.BatchSize, rule.BaseLR*float64(o.Batch)/float64(rule.BatchSize)))
 	}
-	if note, _ := f.GetString("note"); note != "" {
-		o.Changes = append(o.Changes, "why: "+note)
+	if c.note != "" {
+		o.Changes = append(o.Changes, "why: "+c.note)
 	}
-	if s, _ := f.GetString("adapt-resolution"); s != "" {
+	if s := c.adaptRes; s != "" {
 		if strings.EqualFold(s, "auto") {
 			o.AdaptResolution = c.imageSide
 		} else if o.AdaptResolution, err = strconv.Atoi(s); err != nil || checkResolution("--adapt-resolution", o.AdaptResolution, false) != nil {
@@ -333,37 +409,33 @@ func (c *finetuneCmd) prepare(cmd *cobra.Command) error {
 		return err
 	}
 	o.Version, _ = buildVersion()
-	o.Logger = cliLogger(cmd)
-	printRule(cmd.ErrOrStderr(), *o, rule, sel.Len(), bounds.Dx(), bounds.Dy())
+	printRule(stderr, *o, rule, sel.Len(), bounds.Dx(), bounds.Dy())
 	o.Rule = rule
 	return nil
 }
 
-// applyRuleFlags applies the recipe flags to the computed rule and lists
-// what changed.
-func applyRuleFlags(cmd *cobra.Command, h finetune.HyperRule) (finetune.HyperRule, []string, error) {
-	f := cmd.Flags()
+// apply applies the recipe flags to the computed rule and lists what
+// changed.
+func (r recipeFlags) apply(h finetune.HyperRule) (finetune.HyperRule, []string, error) {
 	orig := h
 	var changes []string
 	note := func(format string, args ...any) { changes = append(changes, fmt.Sprintf(format, args...)) }
-	if f.Changed("steps") {
-		steps, _ := f.GetInt("steps")
-		if steps <= 0 {
-			return h, nil, usagef("--steps %d: must be positive", steps)
-		}
-		h = h.Scale(steps)
+	if r.steps < 0 {
+		return h, nil, usagef("--steps %d: must be positive (0: the HyperRule's)", r.steps)
+	}
+	if r.steps > 0 {
+		h = h.Scale(r.steps)
 		note("steps: %d -> %d (warmup and decays rescaled: %d, %v)", orig.Steps, h.Steps, h.Warmup, h.Decays)
 	}
-	if f.Changed("warmup") {
-		w, _ := f.GetInt("warmup")
-		if w < 0 || w >= h.Steps {
-			return h, nil, usagef("--warmup %d: want 0..%d", w, h.Steps-1)
+	if w := max(r.warmup, 0); r.warmup != 0 && w != h.Warmup {
+		if w >= h.Steps {
+			return h, nil, usagef("--warmup %d: want 1..%d, 0 for the HyperRule's or negative for none", r.warmup, h.Steps-1)
 		}
 		note("warmup: %d -> %d", h.Warmup, w)
 		h.Warmup = w
 	}
-	if f.Changed("decays") {
-		s, _ := f.GetString("decays")
+	if r.decays != nil {
+		s := *r.decays
 		d := []int{}
 		for _, p := range strings.Split(s, ",") {
 			if p = strings.TrimSpace(p); p == "" {
@@ -378,23 +450,20 @@ func applyRuleFlags(cmd *cobra.Command, h finetune.HyperRule) (finetune.HyperRul
 		note("decays: %v -> %v", h.Decays, d)
 		h.Decays = d
 	}
-	if f.Changed("lr") {
-		lr, _ := f.GetFloat64("lr")
-		if lr <= 0 {
-			return h, nil, usagef("--lr %g: must be positive", lr)
-		}
-		note("base lr at batch %d: %g -> %g", h.BatchSize, h.BaseLR, lr)
-		h.BaseLR = lr
+	if r.lr < 0 {
+		return h, nil, usagef("--lr %g: must be positive (0: the HyperRule's)", r.lr)
 	}
-	if f.Changed("resolution") || f.Changed("resize") {
-		res, _ := f.GetInt("resolution")
-		resize, _ := f.GetInt("resize")
+	if r.lr > 0 {
+		note("base lr at batch %d: %g -> %g", h.BatchSize, h.BaseLR, r.lr)
+		h.BaseLR = r.lr
+	}
+	if res, resize := r.resolution, r.resize; res != 0 || resize != 0 {
 		if res == 0 {
 			res = h.Crop
 		}
 		if resize == 0 {
 			resize = h.Resize
-			if f.Changed("resolution") {
+			if r.resolution != 0 {
 				resize = data.TrainPreSize(res)
 			}
 		}
@@ -407,23 +476,17 @@ func applyRuleFlags(cmd *cobra.Command, h finetune.HyperRule) (finetune.HyperRul
 		note("resolution: resize %d, crop %d -> resize %d, crop %d", h.Resize, h.Crop, resize, res)
 		h.Resize, h.Crop = resize, res
 	}
-	if f.Changed("mixup-alpha") {
-		a, _ := f.GetFloat64("mixup-alpha")
-		if a < 0 {
-			return h, nil, usagef("--mixup-alpha %g: must be >= 0", a)
-		}
+	if a := max(r.mixupAlpha, 0); r.mixupAlpha != 0 && a != h.MixupAlpha {
 		note("mixup alpha: %g -> %g", h.MixupAlpha, a)
 		h.MixupAlpha = a
 	}
-	if f.Changed("momentum") {
-		m, _ := f.GetFloat64("momentum")
-		note("momentum: %g -> %g", h.Momentum, m)
-		h.Momentum = m
+	if r.momentum != nil {
+		note("momentum: %g -> %g", h.Momentum, *r.momentum)
+		h.Momentum = *r.momentum
 	}
-	if f.Changed("weight-decay") {
-		wd, _ := f.GetFloat64("weight-decay")
-		note("weight decay: %g -> %g", h.WeightDecay, wd)
-		h.WeightDecay = wd
+	if r.weightDecay != nil {
+		note("weight decay: %g -> %g", h.WeightDecay, *r.weightDecay)
+		h.WeightDecay = *r.weightDecay
 	}
 	return h, changes, nil
 }
@@ -502,38 +565,14 @@ func printFinetuneSummary(w io.Writer, s *finetune.Summary) error {
 	return nil
 }
 
-// finetuneProgress prints progress on stderr: an updating line on a
-// terminal, a line every 10 s otherwise.
+// finetuneProgress prints finetune's progress on w, the first line of each
+// phase included (see stepProgress).
 func finetuneProgress(w io.Writer) func(train.Progress) {
-	tty := false
-	if f, ok := w.(*os.File); ok {
-		tty = term.IsTerminal(int(f.Fd()))
-	}
-	var last time.Time
-	var lastPhase string
-	return func(p train.Progress) {
-		final := p.Step == p.Steps
-		first := p.Phase != lastPhase
-		lastPhase = p.Phase
-		if !first && !final && (time.Since(last) < 250*time.Millisecond || (!tty && time.Since(last) < 10*time.Second)) {
-			return
-		}
-		last = time.Now()
-		var line string
-		switch p.Phase {
-		case "train", "adapt":
-			line = fmt.Sprintf("%s step %d/%d  loss %.4f  acc %.3f  lr %.4g  %.1f ex/s  ETA %s", p.Phase,
+	return stepProgress(w, true, func(p train.Progress) string {
+		if p.Phase == "train" || p.Phase == "adapt" {
+			return fmt.Sprintf("%s step %d/%d  loss %.4f  acc %.3f  lr %.4g  %.1f ex/s  ETA %s", p.Phase,
 				p.Step, p.Steps, p.Loss, p.BatchAcc, p.LR, p.ImagesPerSec, p.ETA.Round(time.Second))
-		default:
-			line = fmt.Sprintf("%s %d/%d  %.0f img/s  ETA %s", p.Phase, p.Step, p.Steps, p.ImagesPerSec, p.ETA.Round(time.Second))
 		}
-		if tty {
-			fmt.Fprintf(w, "\r\033[K%s", line)
-			if final {
-				fmt.Fprintln(w)
-			}
-			return
-		}
-		fmt.Fprintln(w, line)
-	}
+		return fmt.Sprintf("%s %d/%d  %.0f img/s  ETA %s", p.Phase, p.Step, p.Steps, p.ImagesPerSec, p.ETA.Round(time.Second))
+	})
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -48,7 +47,7 @@ normalisation, for a bitrun export).`,
 		Example: `  bitrun inspect r50x1.npz
   bitrun inspect --resolution 128 --json r50x1.npz`,
 		Args: cobra.MaximumNArgs(1),
-		RunE: runInspect,
+		RunE: runE(inspectFlags, runInspect),
 	}
 	cmd.Flags().Bool("json", false, "print JSON instead of text")
 	cmd.Flags().Int("resolution", 224, "input resolution for the output sizes and FLOPs")
@@ -56,33 +55,56 @@ normalisation, for a bitrun export).`,
 	return cmd
 }
 
-func runInspect(cmd *cobra.Command, args []string) error {
-	asJSON, _ := cmd.Flags().GetBool("json")
-	res, _ := cmd.Flags().GetInt("resolution")
-	if err := checkResolution("--resolution", res, false); err != nil {
+// inspectOptions is what inspect describes, read by inspectFlags and
+// checked by validate.
+type inspectOptions struct {
+	file       string     // the FILE argument
+	weights    weightsRef // or --weights/--model
+	resolution int        // for the stage sizes and FLOPs
+	json       bool
+}
+
+// inspectFlags reads inspect's flags and its FILE argument.
+func inspectFlags(cmd *cobra.Command, args []string) (inspectOptions, error) {
+	var o inspectOptions
+	if len(args) == 1 {
+		o.file = args[0]
+	}
+	o.json, _ = cmd.Flags().GetBool("json")
+	o.resolution, _ = cmd.Flags().GetInt("resolution")
+	var err error
+	o.weights, err = weightsFlags(cmd)
+	return o, err
+}
+
+func (o inspectOptions) validate() error {
+	if err := checkResolution("--resolution", o.resolution, false); err != nil {
 		return err
 	}
-	var path string
 	switch {
-	case len(args) == 1 && weightsGiven(cmd):
+	case o.file != "" && o.weights.given():
 		return usagef("give the checkpoint as an argument or with --weights/--model, not both")
-	case len(args) == 1:
-		path = args[0]
-	case !weightsGiven(cmd):
+	case o.file == "" && !o.weights.given():
 		return usagef("no checkpoint: give FILE, --weights FILE or --model NAME")
-	default:
+	}
+	return o.weights.check()
+}
+
+// runInspect describes the checkpoint or ONNX model on stdout.
+func runInspect(ctx context.Context, o inspectOptions, stdout, _ io.Writer) error {
+	path := o.file
+	if path == "" {
 		var err error
-		if path, err = weightsPath(cmd); err != nil {
+		if path, err = o.weights.resolve(ctx); err != nil {
 			return err
 		}
 	}
+	asJSON, res := o.json, o.resolution
 	kind, err := sniffFile(path)
 	if err != nil {
 		return fmt.Errorf("inspect: %w", err)
 	}
-	out := cmd.OutOrStdout()
-	enc := json.NewEncoder(out)
-	enc.SetIndent("", "  ")
+	out := stdout
 	switch kind {
 	case kindNPZ:
 	case kindOther:
@@ -91,23 +113,23 @@ func runInspect(cmd *cobra.Command, args []string) error {
 		}
 		// A damaged checkpoint: the .npz reader says what is wrong.
 	case kindONNX:
-		rep, err := inspectONNX(cmd.Context(), path)
+		rep, err := inspectONNX(ctx, path)
 		if err != nil {
 			return err
 		}
 		if asJSON {
-			return enc.Encode(rep)
+			return writeJSON(out, rep)
 		}
 		return printONNXInspect(out, rep)
 	default:
 		return fmt.Errorf("inspect: %s: a %s, neither a .npz checkpoint nor an ONNX model", path, kind)
 	}
-	rep, err := inspectFile(cmd.Context(), path, res)
+	rep, err := inspectFile(ctx, path, res)
 	if err != nil {
 		return err
 	}
 	if asJSON {
-		return enc.Encode(rep)
+		return writeJSON(out, rep)
 	}
 	return printInspect(out, rep)
 }

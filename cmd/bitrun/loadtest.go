@@ -263,9 +263,7 @@ func runLoadtest(ctx context.Context, o loadOptions, stdout io.Writer) error {
 		}
 	}
 	if o.JSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(rep)
+		return writeJSON(stdout, rep)
 	}
 	return writeLoadReport(stdout, rep)
 }

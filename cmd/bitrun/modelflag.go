@@ -17,66 +17,113 @@ func addWeightsFlags(cmd *cobra.Command) {
 	addZooFlagSet(cmd, false)
 }
 
-// weightsGiven reports whether --weights or --model is set: what a command
-// checks its other flags against before weightsPath, which may download.
-func weightsGiven(cmd *cobra.Command) bool {
-	w, _ := cmd.Flags().GetString("weights")
-	m, _ := cmd.Flags().GetString("model")
-	return w != "" || m != ""
+// weightsRef is the checkpoint a command names with --weights FILE or
+// --model NAME, read by weightsFlags. check applies the flag rules; resolve
+// gives the file, pulling a --model from the zoo when it is not cached.
+type weightsRef struct {
+	file string      // --weights
+	name string      // --model, a zoo name
+	zoo  zoo.Options // how name is resolved (set only when name is)
 }
 
-// weightsPath returns the checkpoint path named by --weights or --model.
-// An empty result with nil error means neither flag was given. A --model name
-// is looked up in the cache (verified against its recorded digest) and pulled
-// when missing, unless offline; progress goes to stderr.
-func weightsPath(cmd *cobra.Command) (string, error) {
-	w, _ := cmd.Flags().GetString("weights")
-	m, _ := cmd.Flags().GetString("model")
-	if w != "" && m != "" {
-		return "", usagef("--weights and --model are exclusive")
+// weightsFlags reads --weights, --model and, for a --model, the zoo
+// settings; nothing is opened or downloaded.
+func weightsFlags(cmd *cobra.Command) (weightsRef, error) {
+	var r weightsRef
+	r.file, _ = cmd.Flags().GetString("weights")
+	r.name, _ = cmd.Flags().GetString("model")
+	if r.name == "" {
+		return r, nil
 	}
-	if m == "" {
-		return w, nil
-	}
-	if _, err := zoo.ParseName(m); err != nil {
-		return "", usagef("--model: %v", err)
-	}
-	o, err := zooOptions(cmd)
-	if err != nil {
-		return "", err
-	}
-	o.SkipLabels = true
-	ctx := cmd.Context()
-	if ctx == nil {
-		ctx = context.Background()
-	}
-	return pullWeights(ctx, m, o)
+	var err error
+	r.zoo, err = zooOptions(cmd)
+	r.zoo.SkipLabels = true
+	return r, err
 }
 
-// pullWeights returns the cached checkpoint of the zoo model name, pulled
-// with o when missing (unless o.Offline).
-func pullWeights(ctx context.Context, name string, o zoo.Options) (string, error) {
-	res, err := zoo.Pull(ctx, name, o)
+// given reports whether --weights or --model is set: what a command checks
+// its other flags against before resolve, which may download.
+func (r weightsRef) given() bool { return r.file != "" || r.name != "" }
+
+// check refuses both flags at once and a --model that is not a zoo name
+// (usage errors).
+func (r weightsRef) check() error {
+	if r.file != "" && r.name != "" {
+		return usagef("--weights and --model are exclusive")
+	}
+	if r.name != "" {
+		if _, err := zoo.ParseName(r.name); err != nil {
+			return usagef("--model: %v", err)
+		}
+	}
+	return nil
+}
+
+// resolve returns the checkpoint path; "" with a nil error when neither
+// flag was given. A --model name is looked up in the cache (verified against
+// its recorded digest) and pulled when missing, unless offline; progress goes
+// to the zoo options' writer.
+func (r weightsRef) resolve(ctx context.Context) (string, error) {
+	if err := r.check(); err != nil || r.name == "" {
+		return r.file, err
+	}
+	res, err := zoo.Pull(ctx, r.name, r.zoo)
 	if err != nil {
-		return "", fmt.Errorf("--model %s: %w", name, err)
+		return "", fmt.Errorf("--model %s: %w", r.name, err)
 	}
 	return res.Path, nil
 }
 
-// modelSource returns the model of a command that takes --onnx FILE or
-// --weights FILE / --model NAME: exactly one of onnxPath and weights is set.
-// The flags are checked before a --model name is resolved, so a usage error
-// never waits for a download.
-func modelSource(cmd *cobra.Command) (onnxPath, weights string, err error) {
-	onnxPath, _ = cmd.Flags().GetString("onnx")
+// modelRef is the model of a command that takes --onnx FILE or
+// --weights FILE / --model NAME for the native engine, read by modelFlags.
+type modelRef struct {
+	onnx    string // --onnx
+	weights weightsRef
+}
+
+// modelFlags reads --onnx, --weights and --model.
+func modelFlags(cmd *cobra.Command) (modelRef, error) {
+	var m modelRef
+	m.onnx, _ = cmd.Flags().GetString("onnx")
+	var err error
+	m.weights, err = weightsFlags(cmd)
+	return m, err
+}
+
+// check requires exactly one model and the flag rules of --weights/--model;
+// a --model name is not resolved, so a usage error never waits for a
+// download.
+func (m modelRef) check() error {
 	switch {
-	case onnxPath != "" && weightsGiven(cmd):
-		return "", "", usagef("--onnx and --weights/--model are exclusive")
-	case onnxPath != "":
-		return onnxPath, "", nil
-	case !weightsGiven(cmd):
-		return "", "", usagef("give a model: --onnx FILE, or --weights FILE / --model NAME for the native engine")
+	case m.onnx != "" && m.weights.given():
+		return usagef("--onnx and --weights/--model are exclusive")
+	case m.onnx == "" && !m.weights.given():
+		return usagef("give a model: --onnx FILE, or --weights FILE / --model NAME for the native engine")
 	}
-	weights, err = weightsPath(cmd)
+	return m.weights.check()
+}
+
+// checkFiles checks the files named by --onnx and --weights (not a --model
+// name, which may download) before a command does slower work.
+func (m modelRef) checkFiles() error {
+	if m.onnx != "" {
+		return checkModelFile(m.onnx, "--onnx", kindONNX)
+	}
+	if m.weights.file != "" {
+		return checkModelFile(m.weights.file, "--weights", kindNPZ)
+	}
+	return nil
+}
+
+// resolve returns the model's file: exactly one of onnxPath and weights is
+// set (a --model pulled as weightsRef.resolve does).
+func (m modelRef) resolve(ctx context.Context) (onnxPath, weights string, err error) {
+	if err := m.check(); err != nil {
+		return "", "", err
+	}
+	if m.onnx != "" {
+		return m.onnx, "", nil
+	}
+	weights, err = m.weights.resolve(ctx)
 	return "", weights, err
 }

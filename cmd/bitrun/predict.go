@@ -1,9 +1,10 @@
 package main
 
 import (
-	"encoding/json"
+	"context"
 	"fmt"
 	"image"
+	"io"
 	"math"
 	"os"
 	"strings"
@@ -35,7 +36,7 @@ func newPredictCmd() *cobra.Command {
 from the ONNX model's metadata (or --resolution/--mean/--std/--channels).
 Results go to stdout: one block per image, or a JSON array with --json.`,
 		Args: cobra.MinimumNArgs(1),
-		RunE: runPredict,
+		RunE: runE(predictFlags, runPredict),
 	}
 	cmd.Flags().String("onnx", "", "ONNX model file (runs on ONNX Runtime: needs a cgo build and make setup)")
 	addWeightsFlags(cmd)
@@ -50,28 +51,53 @@ Results go to stdout: one block per image, or a JSON array with --json.`,
 	return cmd
 }
 
-func runPredict(cmd *cobra.Command, images []string) error {
-	k, err := configInt(cmd, "predict.top_k", 1, math.MaxInt)
-	if err != nil {
-		return err
+// predictOptions is what predict classifies, read by predictFlags and
+// checked by validate.
+type predictOptions struct {
+	classifier classifierOptions
+	images     []string
+	topK       int
+	batch      int
+	json       bool
+	labelsFile string
+	labels     []string // read from labelsFile by validate
+}
+
+// predictFlags reads predict's flags, configuration and image arguments.
+func predictFlags(cmd *cobra.Command, images []string) (predictOptions, error) {
+	o := predictOptions{images: images}
+	var err error
+	if o.topK, err = configInt(cmd, "predict.top_k", 1, math.MaxInt); err != nil {
+		return o, err
 	}
-	batch, err := configInt(cmd, "predict.batch", 1, 4096)
-	if err != nil {
-		return err
+	if o.batch, err = configInt(cmd, "predict.batch", 1, 4096); err != nil {
+		return o, err
 	}
-	asJSON, _ := cmd.Flags().GetBool("json")
-	labelsFile, _ := cmd.Flags().GetString("labels")
-	var fileLabels []string
-	if labelsFile != "" {
-		b, err := os.ReadFile(labelsFile)
+	o.json, _ = cmd.Flags().GetBool("json")
+	o.labelsFile, _ = cmd.Flags().GetString("labels")
+	o.classifier, err = classifierFlags(cmd)
+	return o, err
+}
+
+// validate reads --labels and checks the model flags.
+func (o *predictOptions) validate() error {
+	o.labels = nil
+	if o.labelsFile != "" {
+		b, err := os.ReadFile(o.labelsFile)
 		if err != nil {
 			return fmt.Errorf("predict: labels: %w", err)
 		}
-		if fileLabels, err = eval.ParseLabels(string(b)); err != nil {
+		if o.labels, err = eval.ParseLabels(string(b)); err != nil {
 			return err
 		}
 	}
-	clf, closeFn, err := openClassifier(cmd, fileLabels)
+	return o.classifier.model.check()
+}
+
+// runPredict classifies the images and prints their top-k on stdout.
+func runPredict(ctx context.Context, o predictOptions, stdout, _ io.Writer) error {
+	images, k, batch, fileLabels, labelsFile := o.images, o.topK, o.batch, o.labels, o.labelsFile
+	clf, _, closeFn, err := o.classifier.open(ctx, "predict", fileLabels)
 	if err != nil {
 		return err
 	}
@@ -93,7 +119,7 @@ func runPredict(cmd *cobra.Command, images []string) error {
 			}
 			data.EvalTensor(img, pre.Size, pre.Channels, pre.Norm, x[i*per:(i+1)*per])
 		}
-		logits, classes, err := clf.Logits(cmd.Context(), x, len(names))
+		logits, classes, err := clf.Logits(ctx, x, len(names))
 		if err != nil {
 			return err
 		}
@@ -120,11 +146,9 @@ func runPredict(cmd *cobra.Command, images []string) error {
 			results = append(results, p)
 		}
 	}
-	out := cmd.OutOrStdout()
-	if asJSON {
-		enc := json.NewEncoder(out)
-		enc.SetIndent("", "  ")
-		return enc.Encode(results)
+	out := stdout
+	if o.json {
+		return writeJSON(out, results)
 	}
 	var b strings.Builder
 	for _, r := range results {

@@ -21,7 +21,6 @@ import (
 	"github.com/bitrun/bitrun/model"
 	"github.com/bitrun/bitrun/serve"
 	"github.com/bitrun/bitrun/train"
-	"github.com/bitrun/bitrun/zoo"
 	"github.com/spf13/cobra"
 )
 
@@ -72,16 +71,7 @@ without --auth-token-file logs a warning.`,
   curl --data-binary @cat.jpg -H 'Content-Type: image/jpeg' 'http://127.0.0.1:8080/v1/models/tiny/predict?top_k=3'
   bitrun serve --onnx a.onnx --name cats --onnx b.onnx --name dogs --max-batch 32 --log-format json`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			o, err := serveFlags(cmd)
-			if err != nil {
-				return err
-			}
-			if err := o.validate(); err != nil {
-				return err
-			}
-			return runServe(cmd.Context(), o, cmd.OutOrStdout(), cmd.ErrOrStderr())
-		},
+		RunE: runE(serveFlags, runServe),
 	}
 	f := cmd.Flags()
 	f.StringArray("onnx", nil, "ONNX model file (repeatable)")
@@ -143,9 +133,7 @@ without --auth-token-file logs a warning.`,
 type serveOptions struct {
 	onnx          []string      // --onnx files, in order
 	names         []string      // --name values, in order
-	weights       string        // --weights checkpoint
-	zooModel      string        // --model zoo name, pulled (unless offline) after the server listens
-	zoo           zoo.Options   // how --model is resolved
+	weights       weightsRef    // --weights, or --model pulled (unless offline) after the server listens
 	resolution    int           // export resolution of --weights/--model
 	resolutionSet bool          // --resolution given: a run folder's recorded resolution does not apply
 	labelsFile    string        // --labels for --weights/--model
@@ -172,14 +160,15 @@ type serveModel struct {
 
 // serveFlags reads every serve flag and configuration key into
 // serveOptions; a bad value is a usage error naming its key and source.
-func serveFlags(cmd *cobra.Command) (serveOptions, error) {
+func serveFlags(cmd *cobra.Command, _ []string) (serveOptions, error) {
 	f := cmd.Flags()
 	var o serveOptions
 	var err error
 	o.onnx, _ = f.GetStringArray("onnx")
 	o.names, _ = f.GetStringArray("name")
-	o.weights, _ = f.GetString("weights")
-	o.zooModel, _ = f.GetString("model")
+	if o.weights, err = weightsFlags(cmd); err != nil {
+		return o, err
+	}
 	o.resolution, _ = f.GetInt("resolution")
 	o.resolutionSet = f.Changed("resolution")
 	o.labelsFile, _ = f.GetString("labels")
@@ -245,12 +234,6 @@ func serveFlags(cmd *cobra.Command) (serveOptions, error) {
 	if o.model.Runtime, err = ortOptions(cmd); err != nil {
 		return o, err
 	}
-	if o.zooModel != "" {
-		if o.zoo, err = zooOptions(cmd); err != nil {
-			return o, err
-		}
-		o.zoo.SkipLabels = true
-	}
 	return o, nil
 }
 
@@ -263,22 +246,17 @@ func (o *serveOptions) validate() error {
 	if _, _, err := net.SplitHostPort(o.server.Addr); err != nil {
 		return usagef("--addr %q: %v", o.server.Addr, err)
 	}
-	if o.weights != "" && o.zooModel != "" {
-		return usagef("--weights and --model are exclusive")
-	}
-	if o.zooModel != "" {
-		if _, err := zoo.ParseName(o.zooModel); err != nil {
-			return usagef("--model: %v", err)
-		}
+	if err := o.weights.check(); err != nil {
+		return err
 	}
 	o.models = nil
 	for _, p := range o.onnx {
 		o.models = append(o.models, serveModel{onnx: p, name: defaultModelName(p)})
 	}
-	if o.weights != "" || o.zooModel != "" {
-		name := o.zooModel
+	if o.weights.given() {
+		name := o.weights.name
 		if name == "" {
-			name = defaultModelName(o.weights)
+			name = defaultModelName(o.weights.file)
 		}
 		o.models = append(o.models, serveModel{name: name, checkpoint: true})
 	}
@@ -488,12 +466,9 @@ func loadServeModels(ctx context.Context, srv *serve.Server, o serveOptions, log
 // model first) to a temporary ONNX file; cleanup removes it (ONNX Runtime
 // has read it by then).
 func exportForServe(ctx context.Context, o serveOptions, log *slog.Logger) (string, func(), error) {
-	weights := o.weights
-	if o.zooModel != "" {
-		var err error
-		if weights, err = pullWeights(ctx, o.zooModel, o.zoo); err != nil {
-			return "", nil, err
-		}
+	weights, err := o.weights.resolve(ctx)
+	if err != nil {
+		return "", nil, err
 	}
 	// A run folder's weights keep what the run recorded: the labels and the
 	// test resolution of its model.onnx (finetune), or the trained

@@ -32,7 +32,7 @@ func TestServeInProcess(t *testing.T) {
 	}
 
 	o := base()
-	o.onnx, o.names, o.weights = []string{a, b}, []string{"first"}, filepath.Join(dir, "run", "weights.npz")
+	o.onnx, o.names, o.weights = []string{a, b}, []string{"first"}, weightsRef{file: filepath.Join(dir, "run", "weights.npz")}
 	if err := o.validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -54,7 +54,7 @@ func TestServeInProcess(t *testing.T) {
 		{"no model", func(o *serveOptions) {}, "give a model"},
 		{"log format", func(o *serveOptions) { o.onnx, o.logFormat = []string{a}, "xml" }, "--log-format"},
 		{"addr", func(o *serveOptions) { o.onnx, o.server.Addr = []string{a}, "nope" }, "--addr"},
-		{"weights and model", func(o *serveOptions) { o.weights, o.zooModel = "w.npz", "BiT-M-R50x1" }, "exclusive"},
+		{"weights and model", func(o *serveOptions) { o.weights = weightsRef{file: "w.npz", name: "BiT-M-R50x1"} }, "exclusive"},
 		{"names", func(o *serveOptions) { o.onnx, o.names = []string{a}, []string{"x", "y"} }, "2 --name values for 1 models"},
 		{"same name", func(o *serveOptions) { o.onnx = []string{a, a} }, "two models named"},
 		{"bad name", func(o *serveOptions) { o.onnx, o.names = []string{a}, []string{"../x"} }, "model name"},
@@ -115,7 +115,7 @@ func TestServeFlagsMapStraight(t *testing.T) {
 		if err := loadConfig(cmd); err != nil {
 			t.Fatal(err)
 		}
-		o, err := serveFlags(cmd)
+		o, err := serveFlags(cmd, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -9,7 +9,6 @@ import (
 	"os"
 
 	"github.com/bitrun/bitrun/export/onnxpb"
-	"github.com/spf13/cobra"
 )
 
 // File kinds sniffFile tells apart.
@@ -85,24 +84,4 @@ func checkModelFile(path, flag, want string) error {
 		return usagef("%s %s: this is an image, not a %s", flag, path, want)
 	}
 	return usagef("%s %s: not a %s (neither a zip archive nor an ONNX model)", flag, path, want)
-}
-
-// checkModelFlags checks the files named by --onnx and --weights (not a
-// --model name, which may download) before a command does slower work.
-func checkModelFlags(cmd *cobra.Command) error {
-	o, _ := cmd.Flags().GetString("onnx")
-	w, _ := cmd.Flags().GetString("weights")
-	m, _ := cmd.Flags().GetString("model")
-	if o != "" && (w != "" || m != "") {
-		return usagef("--onnx and --weights/--model are exclusive")
-	}
-	if p := o; p != "" {
-		if err := checkModelFile(p, "--onnx", kindONNX); err != nil {
-			return err
-		}
-	}
-	if p, _ := cmd.Flags().GetString("weights"); p != "" {
-		return checkModelFile(p, "--weights", kindNPZ)
-	}
-	return nil
 }

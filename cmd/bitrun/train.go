@@ -1,11 +1,13 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"math"
 	"os"
 	"path/filepath"
@@ -15,7 +17,6 @@ import (
 	"github.com/bitrun/bitrun/nn"
 	"github.com/bitrun/bitrun/train"
 	"github.com/spf13/cobra"
-	"golang.org/x/term"
 )
 
 func newTrainCmd() *cobra.Command {
@@ -47,7 +48,7 @@ Progress (step, loss, lr, images/s, ETA) goes to stderr; the summary to stdout.`
       --epochs 3 --batch 128 --out /work/runs/mnist-small
   bitrun train --data mnist --flip=false --out /work/runs/mnist-small --resume`,
 		Args: cobra.NoArgs,
-		RunE: runTrain,
+		RunE: runE(trainFlags, runTrain),
 	}
 	f := cmd.Flags()
 	f.String("data", "", `dataset folder, or "mnist" (GoMNIST module data)`)
@@ -80,29 +81,41 @@ Progress (step, loss, lr, images/s, ETA) goes to stderr; the summary to stdout.`
 	return cmd
 }
 
-func runTrain(cmd *cobra.Command, _ []string) error {
+// trainOptions is what train runs, filled from flags and configuration
+// (and, with --resume, the run's config.json) by trainFlags and checked by
+// validate.
+type trainOptions struct {
+	o              train.Options
+	data           string
+	gemm           string // "": $BITRUN_GEMM or auto
+	asJSON, dryRun bool
+}
+
+// trainFlags reads train's flags and configuration; with --resume, the
+// settings not given take the run's recorded values.
+func trainFlags(cmd *cobra.Command, _ []string) (trainOptions, error) {
 	f := cmd.Flags()
-	o := train.DefaultOptions()
+	c := trainOptions{o: train.DefaultOptions(), data: cfg.GetString("train.data")}
+	o := &c.o
 	o.Arch = cfg.GetString("train.arch")
 	var err error
 	if o.Batch, err = configInt(cmd, "train.batch", 1, math.MaxInt); err != nil {
-		return err
+		return c, err
 	}
 	if o.BatchSplit, err = configInt(cmd, "train.batch_split", 1, math.MaxInt); err != nil {
-		return err
+		return c, err
 	}
 	if o.Resolution, err = configInt(cmd, "train.resolution", minResolution, maxResolution); err != nil {
-		return err
+		return c, err
 	}
 	if o.Seed, err = configUint64(cmd, "train.seed"); err != nil {
-		return err
+		return c, err
 	}
 	if o.CheckpointEvery, err = configInt(cmd, "train.checkpoint_every", 0, math.MaxInt); err != nil {
-		return err
+		return c, err
 	}
-	gemm, err := configEnum(cmd, "train.gemm", gemmNames...)
-	if err != nil {
-		return err
+	if c.gemm, err = configEnum(cmd, "train.gemm", gemmNames...); err != nil {
+		return c, err
 	}
 	o.Epochs, _ = f.GetFloat64("epochs")
 	o.Steps, _ = f.GetInt("steps")
@@ -118,71 +131,81 @@ func runTrain(cmd *cobra.Command, _ []string) error {
 	o.Resume, _ = f.GetBool("resume")
 	o.EvalBatch, _ = f.GetInt("eval-batch")
 	o.OutDir, _ = f.GetString("out")
-	asJSON, _ := f.GetBool("json")
-	dryRun, _ := f.GetBool("dry-run")
-
+	c.asJSON, _ = f.GetBool("json")
+	c.dryRun, _ = f.GetBool("dry-run")
+	o.Logger = cliLogger(cmd)
 	if o.Resume {
-		if err := resumeDefaults(cmd, &o); err != nil {
-			return err
+		given := func(flag string) bool {
+			if f.Changed(flag) {
+				return true
+			}
+			key := "train." + strings.ReplaceAll(flag, "-", "_")
+			_, bound := configKeys[key]
+			return bound && configSource(cmd, key) != "default"
+		}
+		if err := resumeDefaults(o, given); err != nil {
+			return c, err
 		}
 	}
-	dataPath := cfg.GetString("train.data")
-	switch {
-	case dataPath == "":
-		return usagef("--data is required")
-	case o.OutDir == "":
-		return usagef("--out is required")
-	case o.Batch%o.BatchSplit != 0:
-		return usagef("--batch %d must be a positive multiple of --batch-split %d", o.Batch, o.BatchSplit)
-	case o.Steps < 0 || (o.Steps == 0 && o.Epochs <= 0):
+	return c, nil
+}
+
+// validate checks the options against each other and selects the GEMM
+// backend (usage errors).
+func (c trainOptions) validate() error {
+	o := c.o
+	if err := checkRunFlags(c.data, o.OutDir, o.Batch, o.BatchSplit); err != nil {
+		return err
+	}
+	if o.Steps < 0 || (o.Steps == 0 && o.Epochs <= 0) {
 		return usagef("give --steps or a positive --epochs")
 	}
 	if _, err := train.Preset(o.Freeze); err != nil {
 		return usageError{err}
 	}
-	if gemm != "" {
-		if _, err := nn.SelectBackend(gemm); err != nil {
-			return usageError{err}
-		}
-	} else if err := nn.BackendError(); err != nil {
-		return err
-	}
-	if !o.Resume && !dryRun && train.HasCheckpoint(o.OutDir) {
+	return selectGEMM(c.gemm)
+}
+
+// runTrain trains (after an estimate, unless resuming): progress and the
+// estimate on stderr, the summary on stdout.
+func runTrain(ctx context.Context, c trainOptions, stdout, stderr io.Writer) error {
+	o := c.o
+	if !o.Resume && !c.dryRun && train.HasCheckpoint(o.OutDir) {
 		// A state error, not a usage one: the error alone, exit 1.
 		return fmt.Errorf("train: %s already holds a checkpoint: pass --resume to continue it, or choose another --out", o.OutDir)
 	}
-	trainSet, err := openDataset(dataPath, "train")
+	trainSet, err := openDataset(c.data, "train")
 	if err != nil {
 		return err
 	}
-	testSet, err := openDataset(dataPath, "test")
+	testSet, err := openDataset(c.data, "test")
 	if err != nil {
 		return err
 	}
-	if !o.Resume || dryRun {
-		est, err := train.EstimateRun(cmd.Context(), o, trainSet, testSet)
+	if !o.Resume || c.dryRun {
+		est, err := train.EstimateRun(ctx, o, trainSet, testSet)
 		if err != nil {
 			return err
 		}
-		printTrainEstimate(cmd.ErrOrStderr(), o, est)
-		if dryRun {
+		printTrainEstimate(stderr, o, est)
+		if c.dryRun {
 			return nil
 		}
 	}
-	o.Logger = cliLogger(cmd)
-	o.Progress = trainProgress(cmd.ErrOrStderr())
-	o.Logger.Info("training", "arch", o.Arch, "data", dataPath, "train", trainSet.Len(), "test", testSet.Len(),
+	o.Progress = trainProgress(stderr)
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	o.Logger.Info("training", "arch", o.Arch, "data", c.data, "train", trainSet.Len(), "test", testSet.Len(),
 		"classes", len(trainSet.Classes()), "gemm", nn.Backend().Name(), "out", o.OutDir)
-	sum, err := train.Run(cmd.Context(), o, trainSet, testSet)
+	sum, err := train.Run(ctx, o, trainSet, testSet)
 	if err != nil {
 		return err
 	}
-	out := cmd.OutOrStdout()
-	if asJSON {
-		enc := json.NewEncoder(out)
-		enc.SetIndent("", "  ")
-		return enc.Encode(sum)
+	if c.asJSON {
+		return writeJSON(stdout, sum)
 	}
+	out := stdout
 	fmt.Fprintf(out, "arch           %s (%d params, %d classes)\n", sum.Arch, sum.Params, sum.Classes)
 	fmt.Fprintf(out, "steps          %d (%.2f epochs of %d examples; resumed at %d)\n", sum.Steps, sum.Epochs, sum.Examples, sum.ResumedAt)
 	fmt.Fprintf(out, "final loss     %.4f\n", sum.FinalLoss)
@@ -192,35 +215,42 @@ func runTrain(cmd *cobra.Command, _ []string) error {
 	return nil
 }
 
-// trainProgress prints progress on stderr: an updating line on a terminal,
-// a line every 10 s otherwise.
+// trainProgress prints train's progress on w (see stepProgress).
 func trainProgress(w io.Writer) func(train.Progress) {
-	tty := false
-	if f, ok := w.(*os.File); ok {
-		tty = term.IsTerminal(int(f.Fd()))
-	}
+	return stepProgress(w, false, func(p train.Progress) string {
+		if p.Phase == "eval" {
+			return fmt.Sprintf("eval %d/%d  %.0f img/s  ETA %s", p.Step, p.Steps, p.ImagesPerSec, p.ETA.Round(time.Second))
+		}
+		return fmt.Sprintf("step %d/%d  epoch %.2f  loss %.4f  acc %.3f  lr %.4g  %.1f img/s  ETA %s",
+			p.Step, p.Steps, p.Epoch, p.Loss, p.BatchAcc, p.LR, p.ImagesPerSec, p.ETA.Round(time.Second))
+	})
+}
+
+// stepProgress prints the progress of a training run on w: on a terminal
+// one line redrawn in place at most every 250 ms, otherwise a line every
+// 10 s; always the final step's line and, with phases, the first line of
+// each phase. line formats one report.
+func stepProgress(w io.Writer, phases bool, line func(train.Progress) string) func(train.Progress) {
+	tty := isTerminal(w)
 	var last time.Time
+	var lastPhase string
 	return func(p train.Progress) {
 		final := p.Step == p.Steps
-		if !final && time.Since(last) < 250*time.Millisecond || (!tty && !final && time.Since(last) < 10*time.Second) {
+		first := phases && p.Phase != lastPhase
+		lastPhase = p.Phase
+		if !first && !final && (time.Since(last) < 250*time.Millisecond || (!tty && time.Since(last) < 10*time.Second)) {
 			return
 		}
 		last = time.Now()
-		var line string
-		if p.Phase == "eval" {
-			line = fmt.Sprintf("eval %d/%d  %.0f img/s  ETA %s", p.Step, p.Steps, p.ImagesPerSec, p.ETA.Round(time.Second))
-		} else {
-			line = fmt.Sprintf("step %d/%d  epoch %.2f  loss %.4f  acc %.3f  lr %.4g  %.1f img/s  ETA %s",
-				p.Step, p.Steps, p.Epoch, p.Loss, p.BatchAcc, p.LR, p.ImagesPerSec, p.ETA.Round(time.Second))
-		}
+		s := line(p)
 		if tty {
-			fmt.Fprintf(w, "\r\033[K%s", line)
+			fmt.Fprintf(w, "\r\033[K%s", s)
 			if final {
 				fmt.Fprintln(w)
 			}
 			return
 		}
-		fmt.Fprintln(w, line)
+		fmt.Fprintln(w, s)
 	}
 }
 
@@ -228,8 +258,9 @@ func trainProgress(w io.Writer) func(train.Progress) {
 // for every setting not given by a flag, environment variable or config
 // file, so `train --resume --out RUN --data D` continues RUN as it was
 // started; a setting given now that differs is reported by train.Run
-// field by field.
-func resumeDefaults(cmd *cobra.Command, o *train.Options) error {
+// field by field. given reports whether a flag (or its configuration key)
+// was set.
+func resumeDefaults(o *train.Options, given func(flag string) bool) error {
 	path := filepath.Join(o.OutDir, train.ConfigFile)
 	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -245,14 +276,6 @@ func resumeDefaults(cmd *cobra.Command, o *train.Options) error {
 		return fmt.Errorf("train: %s: %w", path, err)
 	}
 	s := saved.Options
-	given := func(flag string) bool {
-		if cmd.Flags().Changed(flag) {
-			return true
-		}
-		key := "train." + strings.ReplaceAll(flag, "-", "_")
-		_, bound := configKeys[key]
-		return bound && configSource(cmd, key) != "default"
-	}
 	if !given("arch") {
 		o.Arch = s.Arch
 	}

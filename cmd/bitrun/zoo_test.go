@@ -218,8 +218,11 @@ func TestZooModelFlagResolvesAndPulls(t *testing.T) {
 	var got string
 	probe := func() *cobra.Command {
 		c := &cobra.Command{Use: "probe", RunE: func(cmd *cobra.Command, _ []string) error {
-			p, err := weightsPath(cmd)
-			got = p
+			r, err := weightsFlags(cmd)
+			if err != nil {
+				return err
+			}
+			got, err = r.resolve(cmd.Context())
 			return err
 		}}
 		addWeightsFlags(c)
