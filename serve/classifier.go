@@ -373,6 +373,26 @@ func (c *Classifier) infer(ctx context.Context, x []float32) (map[string][]float
 	return out, nil
 }
 
+// ranked is the indices of row from the largest value down, ties to the
+// lower index: the order of both predictions (topK) and the classification
+// extension (classify).
+func ranked(row []float32) []int {
+	idx := make([]int, len(row))
+	for i := range idx {
+		idx[i] = i
+	}
+	slices.SortStableFunc(idx, func(a, b int) int {
+		switch {
+		case row[a] > row[b]:
+			return -1
+		case row[a] < row[b]:
+			return 1
+		}
+		return a - b
+	})
+	return idx
+}
+
 // topK turns one row of logits into the k best predictions: ranked by logit
 // (ties to the lower index), scored with the softmax, exactly as
 // `bitrun predict` ranks and scores.
@@ -383,19 +403,7 @@ func (c *Classifier) topK(logits []float32, k int) ([]Prediction, error) {
 		}
 	}
 	scores := Softmax(logits)
-	idx := make([]int, len(logits))
-	for i := range idx {
-		idx[i] = i
-	}
-	slices.SortStableFunc(idx, func(a, b int) int {
-		switch {
-		case logits[a] > logits[b]:
-			return -1
-		case logits[a] < logits[b]:
-			return 1
-		}
-		return a - b
-	})
+	idx := ranked(logits)
 	k = min(k, len(idx))
 	preds := make([]Prediction, k)
 	for i, j := range idx[:k] {

@@ -71,74 +71,72 @@ const statusClientClosed = 499
 // retryAfterSeconds is the Retry-After value sent with 503 responses.
 const retryAfterSeconds = 1
 
+// errorClasses is the one table of how errors reach callers: the HTTP status
+// (statusFor) and the gRPC code (codeFor) of each condition, checked in
+// order. Limits a request passes are 413 over HTTP and ResourceExhausted
+// over gRPC, a full queue 503 and ResourceExhausted, a model not loaded, not
+// warmed or shutting down 503 and Unavailable (retry), malformed requests
+// 400 and InvalidArgument. An error matching none is a 500 and Internal.
+var errorClasses = []struct {
+	errs   []error
+	status int
+	code   codes.Code
+}{
+	{[]error{ErrUnauthorized}, http.StatusUnauthorized, codes.Unauthenticated},
+	{[]error{ErrModelNotFound, ErrVersionNotFound, ErrNotFound}, http.StatusNotFound, codes.NotFound},
+	{[]error{ErrMethodNotAllowed}, http.StatusMethodNotAllowed, codes.Unimplemented},
+	{[]error{errMaxBytes, ErrBodyTooLarge, ErrTooManyPixels, ErrTooManyImages}, http.StatusRequestEntityTooLarge, codes.ResourceExhausted},
+	{[]error{ErrUnsupportedMedia}, http.StatusUnsupportedMediaType, codes.InvalidArgument},
+	{[]error{ErrBodyTimeout}, http.StatusRequestTimeout, codes.DeadlineExceeded},
+	{[]error{ErrNonFinite}, http.StatusInternalServerError, codes.Internal},
+	{[]error{ErrBadRequest, ErrEmptyBody, api.ErrMalformed, ErrRepository, data.ErrBadImage, runtime.ErrBadInput},
+		http.StatusBadRequest, codes.InvalidArgument},
+	{[]error{ErrQueueFull}, http.StatusServiceUnavailable, codes.ResourceExhausted},
+	{[]error{ErrNotReady, ErrClosed}, http.StatusServiceUnavailable, codes.Unavailable},
+	{[]error{context.DeadlineExceeded}, http.StatusGatewayTimeout, codes.DeadlineExceeded},
+	{[]error{context.Canceled}, statusClientClosed, codes.Canceled},
+}
+
+// errMaxBytes stands in errorClasses for an *http.MaxBytesError (the body
+// limit of http.MaxBytesReader), which is matched by type.
+var errMaxBytes = errors.New("serve: http.MaxBytesError")
+
+// classify is the index of err's entry in errorClasses, -1 for none.
+func classify(err error) int {
+	var maxBytes *http.MaxBytesError
+	for i, c := range errorClasses {
+		for _, e := range c.errs {
+			if errors.Is(err, e) || e == errMaxBytes && errors.As(err, &maxBytes) {
+				return i
+			}
+		}
+	}
+	return -1
+}
+
 // statusFor is the one place where errors become HTTP status codes.
 func statusFor(err error) int {
-	var maxBytes *http.MaxBytesError
-	switch {
-	case err == nil:
+	if err == nil {
 		return http.StatusOK
-	case errors.Is(err, ErrUnauthorized):
-		return http.StatusUnauthorized
-	case errors.Is(err, ErrModelNotFound), errors.Is(err, ErrVersionNotFound), errors.Is(err, ErrNotFound):
-		return http.StatusNotFound
-	case errors.Is(err, ErrMethodNotAllowed):
-		return http.StatusMethodNotAllowed
-	case errors.As(err, &maxBytes), errors.Is(err, ErrBodyTooLarge),
-		errors.Is(err, ErrTooManyPixels), errors.Is(err, ErrTooManyImages):
-		return http.StatusRequestEntityTooLarge
-	case errors.Is(err, ErrUnsupportedMedia):
-		return http.StatusUnsupportedMediaType
-	case errors.Is(err, ErrBodyTimeout):
-		return http.StatusRequestTimeout
-	case errors.Is(err, ErrNonFinite):
-		return http.StatusInternalServerError
-	case errors.Is(err, ErrBadRequest), errors.Is(err, ErrEmptyBody), errors.Is(err, api.ErrMalformed), errors.Is(err, ErrRepository),
-		errors.Is(err, data.ErrBadImage), errors.Is(err, runtime.ErrBadInput):
-		return http.StatusBadRequest
-	case errors.Is(err, ErrQueueFull), errors.Is(err, ErrNotReady), errors.Is(err, ErrClosed):
-		return http.StatusServiceUnavailable
-	case errors.Is(err, context.DeadlineExceeded):
-		return http.StatusGatewayTimeout
-	case errors.Is(err, context.Canceled):
-		return statusClientClosed
+	}
+	if i := classify(err); i >= 0 {
+		return errorClasses[i].status
 	}
 	return http.StatusInternalServerError
 }
 
 // codeFor is the one place where errors become gRPC status codes (the
-// counterpart of statusFor): limits a request passes or a full queue are
-// ResourceExhausted, a model not loaded, not warmed or shutting down
-// Unavailable (retry), malformed requests InvalidArgument.
+// counterpart of statusFor, from the same table); an error that already is
+// a gRPC status (from grpc itself) keeps its code.
 func codeFor(err error) codes.Code {
 	if err == nil {
 		return codes.OK
 	}
 	if st, ok := status.FromError(err); ok && st.Code() != codes.Unknown {
-		return st.Code() // already a gRPC status (from grpc itself)
+		return st.Code()
 	}
-	var maxBytes *http.MaxBytesError
-	switch {
-	case errors.Is(err, ErrUnauthorized):
-		return codes.Unauthenticated
-	case errors.Is(err, ErrModelNotFound), errors.Is(err, ErrVersionNotFound), errors.Is(err, ErrNotFound):
-		return codes.NotFound
-	case errors.Is(err, ErrMethodNotAllowed):
-		return codes.Unimplemented
-	case errors.As(err, &maxBytes), errors.Is(err, ErrBodyTooLarge), errors.Is(err, ErrTooManyPixels),
-		errors.Is(err, ErrTooManyImages), errors.Is(err, ErrQueueFull):
-		return codes.ResourceExhausted
-	case errors.Is(err, ErrNonFinite):
-		return codes.Internal
-	case errors.Is(err, ErrBadRequest), errors.Is(err, ErrEmptyBody), errors.Is(err, ErrUnsupportedMedia),
-		errors.Is(err, api.ErrMalformed), errors.Is(err, ErrRepository),
-		errors.Is(err, data.ErrBadImage), errors.Is(err, runtime.ErrBadInput):
-		return codes.InvalidArgument
-	case errors.Is(err, ErrNotReady), errors.Is(err, ErrClosed):
-		return codes.Unavailable
-	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, ErrBodyTimeout):
-		return codes.DeadlineExceeded
-	case errors.Is(err, context.Canceled):
-		return codes.Canceled
+	if i := classify(err); i >= 0 {
+		return errorClasses[i].code
 	}
 	return codes.Internal
 }

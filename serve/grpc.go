@@ -49,16 +49,8 @@ func (s *Server) ServeGRPC(l net.Listener) error {
 		grpc.UnaryInterceptor(s.grpcUnary),
 	)
 	pb.RegisterGRPCInferenceServiceServer(gs, grpcService{s: s})
-	s.mu.Lock()
-	if s.grpc != nil {
-		s.mu.Unlock()
-		return errors.New("serve: ServeGRPC called twice")
-	}
-	s.grpc = gs
-	s.mu.Unlock()
-	if s.draining.Load() {
-		_ = l.Close()
-		return nil
+	if ok, err := install(s, &s.grpc, gs, "ServeGRPC", l); !ok {
+		return err
 	}
 	if err := gs.Serve(l); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
 		return fmt.Errorf("serve: grpc: %w", err)
@@ -208,22 +200,14 @@ func (g grpcService) ModelMetadata(ctx context.Context, req *pb.ModelMetadataReq
 func (g grpcService) ModelInfer(ctx context.Context, req *pb.ModelInferRequest) (resp *pb.ModelInferResponse, err error) {
 	s, rc := g.s, grpcReq(ctx)
 	name, version := req.GetModelName(), req.GetModelVersion()
-	c, err := s.lookup(rc, name, version)
+	if _, err := s.lookupReady(rc, name, version); err != nil {
+		return nil, err
+	}
+	c, ctx, end, err := s.start(ctx, rc, name, version)
 	if err != nil {
 		return nil, err
 	}
-	if s.draining.Load() || !c.Ready() {
-		return nil, s.notReady()
-	}
-	c, release, err := s.take(rc, name, version)
-	if err != nil {
-		return nil, err
-	}
-	defer release()
-	start := time.Now()
-	defer func() { c.request(time.Since(start), err) }()
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
-	defer cancel()
+	defer func() { end(err) }()
 	// The decoded message and the copy made from it are charged to the
 	// body budget while the request is parsed, as an HTTP body is.
 	charge := 2 * int64(proto.Size(req))

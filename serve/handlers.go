@@ -79,12 +79,9 @@ func (s *Server) listModels(_ *reqCtx, w http.ResponseWriter, _ *http.Request) e
 }
 
 func (s *Server) modelReady(rc *reqCtx, w http.ResponseWriter, r *http.Request) error {
-	c, err := s.lookup(rc, r.PathValue("name"), r.PathValue("version"))
+	c, err := s.lookupReady(rc, r.PathValue("name"), r.PathValue("version"))
 	if err != nil {
 		return err
-	}
-	if s.draining.Load() || !c.Ready() {
-		return s.notReady()
 	}
 	writeJSON(w, http.StatusOK, api.ModelReady{Name: c.name, Version: c.version, Ready: true})
 	return nil
@@ -240,14 +237,46 @@ func (s *Server) take(rc *reqCtx, name, version string) (*Classifier, func(), er
 	return c, func() { done(); free() }, nil
 }
 
+// start takes the model of one inference request (take) and returns it,
+// ctx bounded by Config.RequestTimeout, and end, which records the request's
+// duration and error in the model's statistics and gives back what start
+// took. HTTP routes use startBody; gRPC's ModelInfer calls start directly.
+func (s *Server) start(ctx context.Context, rc *reqCtx, name, version string) (*Classifier, context.Context, func(err error), error) {
+	c, release, err := s.take(rc, name, version)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	begun := time.Now()
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
+	return c, ctx, func(err error) {
+		cancel()
+		c.request(time.Since(begun), err)
+		release()
+	}, nil
+}
+
+// startBody reads the request body in full, then starts the request: slow
+// clients hold only the bytes they sent (charged to the body budget), never
+// an in-flight slot, and the model is held until the answer is written. end
+// also gives the body's budget back.
+func (s *Server) startBody(rc *reqCtx, w http.ResponseWriter, r *http.Request, name, version string) (raw []byte, c *Classifier, ctx context.Context, end func(err error), err error) {
+	raw, releaseBody, err := s.readBody(w, r)
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	c, ctx, endRequest, err := s.start(r.Context(), rc, name, version)
+	if err != nil {
+		releaseBody()
+		return nil, nil, nil, nil, err
+	}
+	return raw, c, ctx, func(err error) { endRequest(err); releaseBody() }, nil
+}
+
 func (s *Server) predict(rc *reqCtx, w http.ResponseWriter, r *http.Request) (err error) {
 	name, version := r.PathValue("name"), r.PathValue("version")
-	c, err := s.lookup(rc, name, version)
+	c, err := s.lookupReady(rc, name, version)
 	if err != nil {
 		return err
-	}
-	if s.draining.Load() || !c.Ready() {
-		return s.notReady()
 	}
 	k := c.opts.TopK
 	if q := r.URL.Query().Get("top_k"); q != "" {
@@ -255,25 +284,12 @@ func (s *Server) predict(rc *reqCtx, w http.ResponseWriter, r *http.Request) (er
 			return fmt.Errorf("%w: top_k=%q; want a positive integer", ErrBadRequest, q)
 		}
 	}
-	// The body is read in full before an in-flight slot is taken, so slow
-	// clients hold only the bytes they sent (charged to the body budget),
-	// never a slot.
-	raw, releaseBody, err := s.readBody(w, r)
+	raw, c, ctx, end, err := s.startBody(rc, w, r, name, version)
 	if err != nil {
 		return err
 	}
-	defer releaseBody()
-	// The model is taken now and held until the answer is written.
-	c, release, err := s.take(rc, name, version)
-	if err != nil {
-		return err
-	}
-	defer release()
-	start := time.Now()
-	defer func() { c.request(time.Since(start), err) }()
+	defer func() { end(err) }()
 	lim := uploadLimits{maxBody: s.cfg.MaxBody, maxPixels: s.cfg.MaxPixels, maxImages: s.cfg.MaxImages, budget: s.bodies}
-	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
-	defer cancel()
 	// Each image becomes its model input row at once; its bytes and pixels
 	// are reused for the next upload.
 	ups, err := decodeUpload(r.Header.Get("Content-Type"), bytes.NewReader(raw), int64(len(raw)), lim, func(b []byte) ([]float32, error) {
@@ -323,32 +339,20 @@ func (s *Server) decodeSlot(ctx context.Context) error {
 
 func (s *Server) infer(rc *reqCtx, w http.ResponseWriter, r *http.Request) (err error) {
 	name, version := r.PathValue("name"), r.PathValue("version")
-	c, err := s.lookup(rc, name, version)
+	c, err := s.lookupReady(rc, name, version)
 	if err != nil {
 		return err
-	}
-	if s.draining.Load() || !c.Ready() {
-		return s.notReady()
 	}
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/json" && mt != "application/octet-stream" {
 			return fmt.Errorf("%w: %q; the infer endpoint takes application/json, or application/octet-stream with the %s header (KServe v2 binary tensors)", ErrUnsupportedMedia, ct, api.HeaderInferenceContentLength)
 		}
 	}
-	raw, releaseBody, err := s.readBody(w, r)
+	raw, c, ctx, end, err := s.startBody(rc, w, r, name, version)
 	if err != nil {
 		return err
 	}
-	defer releaseBody()
-	c, release, err := s.take(rc, name, version)
-	if err != nil {
-		return err
-	}
-	defer release()
-	start := time.Now()
-	defer func() { c.request(time.Since(start), err) }()
-	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
-	defer cancel()
+	defer func() { end(err) }()
 	// Parsing copies the tensor data once more: charge it too.
 	if err := s.bodies.take(int64(len(raw))); err != nil {
 		return err

@@ -319,19 +319,7 @@ func (c *Classifier) inferResponse(req *parsedInfer, outs []map[string][]float32
 // classify formats the top n entries of one output row as Triton's
 // classification extension does: "value:index:label".
 func (c *Classifier) classify(row []float32, n int) []string {
-	idx := make([]int, len(row))
-	for i := range idx {
-		idx[i] = i
-	}
-	slices.SortStableFunc(idx, func(a, b int) int {
-		switch {
-		case row[a] > row[b]:
-			return -1
-		case row[a] < row[b]:
-			return 1
-		}
-		return a - b
-	})
+	idx := ranked(row)
 	out := make([]string, min(n, len(idx)))
 	for i, j := range idx[:len(out)] {
 		out[i] = strconv.FormatFloat(float64(row[j]), 'f', 6, 32) + ":" + strconv.Itoa(j) + ":" + c.label(j)

@@ -138,17 +138,27 @@ func (s *Server) lookup(rc *reqCtx, name, version string) (*Classifier, error) {
 	return t.find(name, version)
 }
 
+// lookupReady is lookup refusing, with ErrNotReady, a model that is not
+// ready yet and every model while the server drains.
+func (s *Server) lookupReady(rc *reqCtx, name, version string) (*Classifier, error) {
+	c, err := s.lookup(rc, name, version)
+	if err != nil {
+		return nil, err
+	}
+	if s.draining.Load() || !c.Ready() {
+		return nil, s.notReady()
+	}
+	return c, nil
+}
+
 // use looks the request's model up and takes a reference on it for the
 // request's duration (release it). A model being replaced is looked up
 // again in the table that replaced it, so a reload never fails a request.
 func (s *Server) use(rc *reqCtx, name, version string) (*Classifier, func(), error) {
 	for range 8 {
-		c, err := s.lookup(rc, name, version)
+		c, err := s.lookupReady(rc, name, version)
 		if err != nil {
 			return nil, nil, err
-		}
-		if s.draining.Load() || !c.Ready() {
-			return nil, nil, s.notReady()
 		}
 		if c.refs.acquire() {
 			rc.version = c.version

@@ -1,6 +1,7 @@
 package serve
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -235,18 +236,30 @@ func (s *Server) Serve(l net.Listener) error {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(s.cfg.Logger.Handler(), slog.LevelWarn),
 	}
-	s.mu.Lock()
-	if s.http != nil {
-		s.mu.Unlock()
-		return errors.New("serve: Serve called twice")
+	if ok, err := install(s, &s.http, hs, "Serve", l); !ok {
+		return cmp.Or(err, http.ErrServerClosed)
 	}
-	s.http = hs
+	return hs.Serve(l)
+}
+
+// install records srv, the server Serve or ServeGRPC (method) runs, in *slot
+// for Shutdown and Close to find. It refuses a second call, and closes l and
+// reports false when the server is already draining: then the method
+// returns at once.
+func install[T comparable](s *Server, slot *T, srv T, method string, l net.Listener) (ok bool, err error) {
+	var none T
+	s.mu.Lock()
+	if *slot != none {
+		s.mu.Unlock()
+		return false, fmt.Errorf("serve: %s called twice", method)
+	}
+	*slot = srv
 	s.mu.Unlock()
 	if s.draining.Load() {
 		_ = l.Close()
-		return http.ErrServerClosed
+		return false, nil
 	}
-	return hs.Serve(l)
+	return true, nil
 }
 
 // Shutdown drains the server: readiness turns 503 at once, after
