@@ -17,6 +17,7 @@ import (
 
 	"github.com/bitrun/bitrun/api"
 	"github.com/bitrun/bitrun/client"
+	"github.com/bitrun/bitrun/internal/servetest"
 	"github.com/bitrun/bitrun/runtime"
 	"github.com/bitrun/bitrun/serve"
 )
@@ -50,13 +51,7 @@ func startServer(t testing.TB, cfg serve.Config) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := serve.NewServer(cfg, c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewServer(srv.Handler())
-	t.Cleanup(func() { ts.Close(); srv.Close() })
-	return ts.URL
+	return servetest.HTTP(t, servetest.NewServer(t, cfg, c)).URL
 }
 
 func pngOf(c color.Color) []byte {

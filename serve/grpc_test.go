@@ -18,6 +18,7 @@ import (
 	"github.com/bitrun/bitrun/api"
 	pb "github.com/bitrun/bitrun/api/inferencepb"
 	"github.com/bitrun/bitrun/data"
+	"github.com/bitrun/bitrun/eval"
 	"github.com/bitrun/bitrun/runtime"
 	"github.com/bitrun/bitrun/serve"
 	"google.golang.org/grpc"
@@ -372,20 +373,6 @@ func TestORTGRPCMatchesHTTP(t *testing.T) {
 	}
 }
 
-// rankOf is the index of row's j-th largest value (ties to the lower index).
-func rankOf(row []float32, j int) int {
-	idx := make([]int, len(row))
-	for i := range idx {
-		idx[i] = i
-	}
-	slices.SortStableFunc(idx, func(a, b int) int {
-		switch {
-		case row[a] > row[b]:
-			return -1
-		case row[a] < row[b]:
-			return 1
-		}
-		return a - b
-	})
-	return idx[j]
-}
+// rankOf is the index of row's j-th largest value (ties to the lower index),
+// by eval's ranking rather than the server's.
+func rankOf(row []float32, j int) int { return eval.TopK(row, j+1)[j] }

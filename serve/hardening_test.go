@@ -15,13 +15,13 @@ import (
 	"math"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/bitrun/bitrun/internal/regfile"
+	"github.com/bitrun/bitrun/internal/servetest"
 	"github.com/bitrun/bitrun/runtime"
 	"github.com/bitrun/bitrun/serve"
 )
@@ -113,11 +113,8 @@ func TestInferNonFiniteOutputs(t *testing.T) {
 		t.Fatal(err)
 	}
 	var logs bytes.Buffer
-	srv, err := serve.NewServer(serve.Config{Logger: newTextLogger(&logs)}, c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := newHTTPTest(t, srv)
+	srv := servetest.NewServer(t, serve.Config{Logger: newTextLogger(&logs)}, c)
+	ts := servetest.HTTP(t, srv)
 	resp, b := do(t, "POST", ts.URL+"/v2/models/colors/infer", "application/json", inferWithOutputs(), nil)
 	var e errorJSON
 	if resp.StatusCode != 500 || json.Unmarshal(b, &e) != nil || !strings.Contains(e.Error, "non-finite model output") {
@@ -228,18 +225,6 @@ func (l *lockedWriter) Write(b []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.w.Write(b)
-}
-
-// newHTTPTest serves srv over httptest until the test ends.
-func newHTTPTest(t *testing.T, srv *serve.Server) *httptest.Server {
-	ts := httptest.NewServer(srv.Handler())
-	t.Cleanup(func() {
-		ts.Close()
-		if err := srv.Close(); err != nil {
-			t.Error(err)
-		}
-	})
-	return ts
 }
 
 // declaredRunner declares an input shape and fails the test if it is run.

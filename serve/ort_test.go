@@ -16,7 +16,6 @@ import (
 	"math"
 	"math/rand/v2"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -28,7 +27,9 @@ import (
 	"github.com/bitrun/bitrun/api"
 	"github.com/bitrun/bitrun/client"
 	"github.com/bitrun/bitrun/data"
+	"github.com/bitrun/bitrun/eval"
 	"github.com/bitrun/bitrun/export"
+	"github.com/bitrun/bitrun/internal/servetest"
 	"github.com/bitrun/bitrun/model"
 	"github.com/bitrun/bitrun/runtime"
 	"github.com/bitrun/bitrun/serve"
@@ -111,19 +112,7 @@ func reference(t testing.TB, p *runtime.Predictor, img []byte, k int) []client.P
 		t.Fatal(err)
 	}
 	logits := outs["logits"].Data
-	idx := make([]int, len(logits))
-	for i := range idx {
-		idx[i] = i
-	}
-	slices.SortStableFunc(idx, func(a, b int) int {
-		if logits[a] != logits[b] {
-			if logits[a] > logits[b] {
-				return -1
-			}
-			return 1
-		}
-		return a - b
-	})
+	idx := eval.TopK(logits, len(logits))
 	var sum float64
 	mx := float64(logits[idx[0]])
 	for _, v := range logits {
@@ -142,17 +131,9 @@ func startORT(t testing.TB, path string, cfg serve.Config, opts serve.Options) (
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := serve.NewServer(cfg, c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewServer(srv.Handler())
-	t.Cleanup(func() { ts.Close(); srv.Close() })
-	cl, err := client.New(ts.URL, client.WithHTTPClient(&http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return srv, cl, ts.URL
+	srv := servetest.NewServer(t, cfg, c)
+	ts := servetest.HTTP(t, srv)
+	return srv, servetest.Client(t, ts.URL, 64), ts.URL
 }
 
 // TestORTPredictMatchesReference: images sent concurrently (so that they are

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"image/color"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/bitrun/bitrun/api"
 	"github.com/bitrun/bitrun/client"
+	"github.com/bitrun/bitrun/internal/servetest"
 	"github.com/bitrun/bitrun/serve"
 )
 
@@ -43,10 +43,7 @@ func writeVersion(t *testing.T, dir, model, version string) {
 
 func startRepo(t *testing.T, dir string, opts serve.RepositoryOptions) (*serve.Repository, *client.Client, string) {
 	t.Helper()
-	srv, err := serve.NewServer(serve.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv := servetest.NewServer(t, serve.Config{})
 	opts.Options.Workers = 1
 	repo, err := serve.OpenRepository(dir, srv, opts)
 	if err != nil {
@@ -55,13 +52,9 @@ func startRepo(t *testing.T, dir string, opts serve.RepositoryOptions) (*serve.R
 	if repo == nil {
 		t.Fatal("no repository")
 	}
-	ts := httptest.NewServer(srv.Handler())
-	t.Cleanup(func() { repo.Close(); ts.Close(); srv.Close() })
-	cl, err := client.New(ts.URL, client.WithHTTPClient(&http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 32}}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return repo, cl, ts.URL
+	ts := servetest.HTTP(t, srv)
+	t.Cleanup(func() { repo.Close() }) // runs first, as before
+	return repo, servetest.Client(t, ts.URL, 32), ts.URL
 }
 
 // TestRepositoryReloadUnderLoad (issue 14): clients keep sending predict

@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bitrun/bitrun/internal/servetest"
 	"github.com/bitrun/bitrun/serve"
 )
 
@@ -34,18 +35,9 @@ func newTestServer(t *testing.T, cfg serve.Config, opts serve.Options) (*serve.S
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := serve.NewServer(cfg, c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewServer(srv.Handler())
-	t.Cleanup(func() {
-		r.release()
-		ts.Close()
-		if err := srv.Close(); err != nil {
-			t.Error(err)
-		}
-	})
+	srv := servetest.NewServer(t, cfg, c)
+	ts := servetest.HTTP(t, srv)
+	t.Cleanup(r.release) // runs first: held batches end before the server closes
 	return srv, r, ts
 }
 
@@ -456,22 +448,28 @@ func TestDeadline(t *testing.T) {
 	}
 }
 
-// TestGracefulShutdown: readiness turns 503 as soon as Shutdown starts,
-// requests in flight complete, Shutdown returns within the grace period.
-func TestGracefulShutdown(t *testing.T) {
+// newShutdownServer is the colour model without batching delay on a server
+// and a local listener, for the tests that run Serve and Shutdown
+// themselves.
+func newShutdownServer(t *testing.T) (*colorRunner, *serve.Classifier, *serve.Server, net.Listener) {
+	t.Helper()
 	r := newColorRunner(t, 8)
 	c, err := serve.New(r, serve.Options{Name: "colors", BatchDelay: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := serve.NewServer(serve.Config{}, c)
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv := servetest.NewServer(t, serve.Config{}, c)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
+	return r, c, srv, l
+}
+
+// TestGracefulShutdown: readiness turns 503 as soon as Shutdown starts,
+// requests in flight complete, Shutdown returns within the grace period.
+func TestGracefulShutdown(t *testing.T) {
+	r, c, srv, l := newShutdownServer(t)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(l) }()
 	base := "http://" + l.Addr().String()
@@ -550,19 +548,7 @@ func TestGracefulShutdown(t *testing.T) {
 // TestShutdownGraceExpires: a model stuck past the grace period is aborted
 // and Shutdown returns the context's error instead of hanging.
 func TestShutdownGraceExpires(t *testing.T) {
-	r := newColorRunner(t, 8)
-	c, err := serve.New(r, serve.Options{Name: "colors", BatchDelay: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := serve.NewServer(serve.Config{}, c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	r, _, srv, l := newShutdownServer(t)
 	go srv.Serve(l)
 	r.hold()
 	done := make(chan struct{})
@@ -577,7 +563,7 @@ func TestShutdownGraceExpires(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	err = srv.Shutdown(ctx)
+	err := srv.Shutdown(ctx)
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("Shutdown: %v, want deadline exceeded", err)
 	}
@@ -637,13 +623,8 @@ func TestNewRejects(t *testing.T) {
 // TestLoading: a server built without models is live but not ready, and
 // answers 503 on model routes until Add publishes the models.
 func TestLoading(t *testing.T) {
-	srv, err := serve.NewServer(serve.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewServer(srv.Handler())
-	defer ts.Close()
-	defer srv.Close()
+	srv := servetest.NewServer(t, serve.Config{})
+	ts := servetest.HTTP(t, srv)
 	for path, want := range map[string]int{"/v2/health/live": 200, "/v2/health/ready": 503, "/healthz": 503, "/v2/models/colors": 503, "/v1/models": 200} {
 		if resp, b := do(t, "GET", ts.URL+path, "", nil, nil); resp.StatusCode != want {
 			t.Errorf("loading: GET %s = %d %s, want %d", path, resp.StatusCode, b, want)
