@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -171,37 +172,30 @@ func newConfigCmd() *cobra.Command {
 		Use:   "show",
 		Short: "Print every configuration key, its value and where it came from",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			return showConfig(cmd, cmd.OutOrStdout())
-		},
+		RunE:  runE(configShowFlags, runConfigShow),
 	})
 	return c
 }
 
-// showConfig prints the config file in use, then every key with its
-// effective value, its source and its environment variables, aligned; the
+// configShowOptions is what config show prints, read by configShowFlags:
+// the config file in use and every key with its effective value and
+// source.
+type configShowOptions struct {
+	path, chosen string // config file and how it was chosen; "" when none
+	found        bool
+	unknown      []string    // keys of the file no command binds
+	rows         [][4]string // key, value, source, environment variables
+}
+
+// configShowFlags reads the effective configuration, sorted by key; the
 // environment-only settings (GEMM backend, JPEG decoder) close the list.
-func showConfig(cmd *cobra.Command, out io.Writer) error {
-	state := "not found"
-	if configFile.found {
-		state = "read"
-	}
-	if configFile.path == "" {
-		fmt.Fprintln(out, "config file: none (no user config directory)")
-	} else {
-		fmt.Fprintf(out, "config file: %s (%s; %s)\n", configFile.path, configFile.chosen, state)
-	}
-	if unknown := unknownConfigKeys(); len(unknown) > 0 {
-		fmt.Fprintf(out, "unknown keys in it (ignored): %s\n", strings.Join(unknown, ", "))
-	}
-	fmt.Fprintln(out)
+func configShowFlags(cmd *cobra.Command, _ []string) (configShowOptions, error) {
+	o := configShowOptions{path: configFile.path, chosen: configFile.chosen, found: configFile.found, unknown: unknownConfigKeys()}
 	keys := make([]string, 0, len(configKeys))
 	for k := range configKeys {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
-	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "KEY\tVALUE\tSOURCE\tENV")
 	for _, k := range keys {
 		v := cfg.GetString(k)
 		if v == "" {
@@ -211,11 +205,37 @@ func showConfig(cmd *cobra.Command, out io.Writer) error {
 		if strings.HasPrefix(src, "config ") {
 			src = "config file"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", k, v, src, strings.Join(configKeys[k].env, ", "))
+		o.rows = append(o.rows, [4]string{k, v, src, strings.Join(configKeys[k].env, ", ")})
 	}
 	for _, e := range envOnly {
 		v, src := e.effective()
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", e.key, v, src, e.env)
+		o.rows = append(o.rows, [4]string{e.key, v, src, e.env})
+	}
+	return o, nil
+}
+
+func (configShowOptions) validate() error { return nil }
+
+// runConfigShow prints the config file in use, then every key with its
+// effective value, its source and its environment variables, aligned.
+func runConfigShow(_ context.Context, o configShowOptions, out, _ io.Writer) error {
+	state := "not found"
+	if o.found {
+		state = "read"
+	}
+	if o.path == "" {
+		fmt.Fprintln(out, "config file: none (no user config directory)")
+	} else {
+		fmt.Fprintf(out, "config file: %s (%s; %s)\n", o.path, o.chosen, state)
+	}
+	if len(o.unknown) > 0 {
+		fmt.Fprintf(out, "unknown keys in it (ignored): %s\n", strings.Join(o.unknown, ", "))
+	}
+	fmt.Fprintln(out)
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "KEY\tVALUE\tSOURCE\tENV")
+	for _, r := range o.rows {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r[0], r[1], r[2], r[3])
 	}
 	return tw.Flush()
 }

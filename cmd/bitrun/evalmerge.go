@@ -34,13 +34,11 @@ the sum of the shards' times.`,
 		Example: `  bitrun eval --onnx m.onnx --data DIR --shard 0/3 --report eval-{shard}.json   # and 1/3, 2/3
   bitrun eval merge eval-0.json eval-1.json eval-2.json --json`,
 		Args: cobra.MinimumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			opts.Reports = args
-			if err := opts.validate(); err != nil {
-				return err
-			}
-			return runEvalMerge(cmd.Context(), opts, cmd.OutOrStdout(), cmd.ErrOrStderr())
-		},
+		RunE: runE(func(_ *cobra.Command, reports []string) (evalMergeOptions, error) {
+			o := opts
+			o.Reports = reports
+			return o, nil
+		}, runEvalMerge),
 	}
 	cmd.Flags().BoolVar(&opts.JSON, "json", false, "print the merged report as JSON")
 	cmd.Flags().StringVar(&opts.Out, "out", "", "also write the merged JSON report to this file")

@@ -51,16 +51,7 @@ together row for row, exactly as the unsharded run writes them.`,
   bitrun extract --onnx m.onnx --data DIR --split all --shard 1/3 --out feats-{shard}.npy
   bitrun extract merge --out feats.npy feats-0.npy feats-1.npy feats-2.npy`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			opts, err := extractFlags(cmd)
-			if err != nil {
-				return err
-			}
-			if err := opts.validate(); err != nil {
-				return err
-			}
-			return runExtract(cmd.Context(), opts, cmd.OutOrStdout(), cmd.ErrOrStderr())
-		},
+		RunE: runE(extractFlags, runExtract),
 	}
 	f := cmd.Flags()
 	f.String("onnx", "", "ONNX model file (runs on ONNX Runtime: needs a cgo build and make setup)")
@@ -78,7 +69,7 @@ together row for row, exactly as the unsharded run writes them.`,
 }
 
 // extractFlags fills extractOptions from the flags; nothing is read yet.
-func extractFlags(cmd *cobra.Command) (extractOptions, error) {
+func extractFlags(cmd *cobra.Command, _ []string) (extractOptions, error) {
 	var o extractOptions
 	f := cmd.Flags()
 	o.ONNX, _ = f.GetString("onnx")
@@ -184,13 +175,11 @@ shard, with its labels, file names and manifest) into the files the
 unsharded run writes, row for row. Shards of different models, datasets,
 outputs or shard counts are refused, and so is a missing or repeated shard.`,
 		Args: cobra.MinimumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			opts.Parts = args
-			if err := opts.validate(); err != nil {
-				return err
-			}
-			return runExtractMerge(cmd.Context(), opts, cmd.OutOrStdout(), cmd.ErrOrStderr())
-		},
+		RunE: runE(func(_ *cobra.Command, parts []string) (extractMergeOptions, error) {
+			o := opts
+			o.Parts = parts
+			return o, nil
+		}, runExtractMerge),
 	}
 	cmd.Flags().StringVar(&opts.Out, "out", "", "merged features file NAME.npy (required)")
 	return cmd

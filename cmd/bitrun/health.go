@@ -33,13 +33,7 @@ unspecified host (0.0.0.0, ::) probed on loopback.`,
 		Example: `  bitrun health
   bitrun health --url http://10.0.0.7:8080 --live`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			opts, err := healthFlags(cmd)
-			if err != nil {
-				return err
-			}
-			return runHealth(cmd.Context(), opts, cmd.OutOrStdout())
-		},
+		RunE: runE(healthFlags, runHealth),
 	}
 	f := cmd.Flags()
 	f.String("url", "", "server base URL (default: http:// and serve.addr)")
@@ -51,7 +45,7 @@ unspecified host (0.0.0.0, ::) probed on loopback.`,
 }
 
 // healthFlags fills healthOptions from the flags and configuration.
-func healthFlags(cmd *cobra.Command) (healthOptions, error) {
+func healthFlags(cmd *cobra.Command, _ []string) (healthOptions, error) {
 	f := cmd.Flags()
 	opts := healthOptions{path: "/v2/health/ready"}
 	opts.url, _ = f.GetString("url")
@@ -69,7 +63,7 @@ func healthFlags(cmd *cobra.Command) (healthOptions, error) {
 		}
 		opts.url = "http://" + net.JoinHostPort(host, port)
 	}
-	return opts, opts.validate()
+	return opts, nil
 }
 
 func (o healthOptions) validate() error {
@@ -84,7 +78,7 @@ func (o healthOptions) validate() error {
 }
 
 // runHealth probes the server once.
-func runHealth(ctx context.Context, o healthOptions, stdout io.Writer) error {
+func runHealth(ctx context.Context, o healthOptions, stdout, _ io.Writer) error {
 	ctx, cancel := context.WithTimeout(ctx, o.timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, o.url+o.path, nil)

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"strings"
@@ -25,7 +27,7 @@ Weights take 4 bytes per parameter (R152x4: 3.7 GB) in memory and on disk.`,
 		Example: `  bitrun init --arch R50x1 --classes 10 --out r50x1.npz
   bitrun init --arch tiny --classes 10 --seed 7 --out tiny.npz`,
 		Args: cobra.NoArgs,
-		RunE: runInit,
+		RunE: runE(initFlags, runInit),
 	}
 	f := cmd.Flags()
 	f.String("arch", "", "architecture (R50x1, R152x4, tiny, ...)")
@@ -38,30 +40,50 @@ Weights take 4 bytes per parameter (R152x4: 3.7 GB) in memory and on disk.`,
 
 func archList() string { return strings.Join(model.ArchNames(), ", ") }
 
-func runInit(cmd *cobra.Command, _ []string) error {
+// initOptions is what init writes, read by initFlags and checked by
+// validate.
+type initOptions struct {
+	arch    string
+	classes int
+	out     string
+	seed    int64
+	force   bool
+	cfg     model.Config // the architecture, set by validate
+}
+
+// initFlags reads init's flags.
+func initFlags(cmd *cobra.Command, _ []string) (initOptions, error) {
 	f := cmd.Flags()
-	arch, _ := f.GetString("arch")
-	classes, _ := f.GetInt("classes")
-	out, _ := f.GetString("out")
-	seed, _ := f.GetInt64("seed")
-	force, _ := f.GetBool("force")
-	if arch == "" {
+	var o initOptions
+	o.arch, _ = f.GetString("arch")
+	o.classes, _ = f.GetInt("classes")
+	o.out, _ = f.GetString("out")
+	o.seed, _ = f.GetInt64("seed")
+	o.force, _ = f.GetBool("force")
+	return o, nil
+}
+
+// validate checks the flags (usage errors), resolves the architecture and
+// refuses an existing --out without --force.
+func (o *initOptions) validate() error {
+	switch {
+	case o.arch == "":
 		return usagef("--arch is required (one of %s)", archList())
-	}
-	if out == "" {
+	case o.out == "":
 		return usagef("--out is required")
+	case o.classes < 1:
+		return usagef("--classes must be positive, got %d", o.classes)
 	}
-	if classes < 1 {
-		return usagef("--classes must be positive, got %d", classes)
-	}
-	cfg, err := model.Arch(arch, classes)
-	if err != nil {
+	var err error
+	if o.cfg, err = model.Arch(o.arch, o.classes); err != nil {
 		return usagef("--arch: %v", err)
 	}
-	if err := checkOverwrite(out, force); err != nil {
-		return err
-	}
-	ctx := cmd.Context()
+	return checkOverwrite(o.out, o.force)
+}
+
+// runInit writes the initialised checkpoint; the summary goes to stderr.
+func runInit(ctx context.Context, o initOptions, _, stderr io.Writer) error {
+	cfg, out, seed := o.cfg, o.out, o.seed
 	params := model.Init(cfg, seed)
 	if params == nil {
 		return fmt.Errorf("architecture %s is not valid", cfg.Name)
@@ -72,7 +94,7 @@ func runInit(cmd *cobra.Command, _ []string) error {
 	if err := model.SaveNPZContext(ctx, out, params); err != nil {
 		return err
 	}
-	fmt.Fprintf(cmd.ErrOrStderr(), "wrote %s: %s, %d classes, %s parameters, seed %d\n",
+	fmt.Fprintf(stderr, "wrote %s: %s, %d classes, %s parameters, seed %d\n",
 		out, cfg.Name, cfg.Classes, groupDigits(cfg.ParamCount()), seed)
 	return nil
 }

@@ -82,13 +82,7 @@ the mean batch size the server formed during the test is shown.`,
 		Example: `  bitrun loadtest --url http://127.0.0.1:8080 --image cat.jpg --concurrency 32 --requests 2000
   bitrun loadtest --protocol grpc --grpc-addr 127.0.0.1:9001 --batch 16 --image cat.jpg --requests 100`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			o := loadtestFlags(cmd)
-			if err := o.validate(); err != nil {
-				return err
-			}
-			return runLoadtest(cmd.Context(), o, cmd.OutOrStdout())
-		},
+		RunE: runE(loadtestFlags, runLoadtest),
 	}
 	f := cmd.Flags()
 	f.String("url", "http://127.0.0.1:8080", "server base URL or predict URL (loopback only)")
@@ -122,7 +116,7 @@ type loadOptions struct {
 	JSON        bool
 }
 
-func loadtestFlags(cmd *cobra.Command) loadOptions {
+func loadtestFlags(cmd *cobra.Command, _ []string) (loadOptions, error) {
 	f := cmd.Flags()
 	var o loadOptions
 	o.URL, _ = f.GetString("url")
@@ -137,7 +131,7 @@ func loadtestFlags(cmd *cobra.Command) loadOptions {
 	o.Timeout, _ = f.GetDuration("timeout")
 	o.TokenFile, _ = f.GetString("token-file")
 	o.JSON, _ = f.GetBool("json")
-	return o
+	return o, nil
 }
 
 func (o *loadOptions) validate() error {
@@ -204,7 +198,7 @@ type loadSender interface {
 	target() string // what the report's url line shows
 }
 
-func runLoadtest(ctx context.Context, o loadOptions, stdout io.Writer) error {
+func runLoadtest(ctx context.Context, o loadOptions, stdout, _ io.Writer) error {
 	base, err := url.Parse(o.URL)
 	if err != nil || (base.Scheme != "http" && base.Scheme != "https") || base.Host == "" {
 		return usagef("--url %q: want http://HOST:PORT[/...]", o.URL)

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"io"
 	"runtime/debug"
 
 	"github.com/bitrun/bitrun/data"
@@ -35,23 +37,30 @@ func newVersionCmd() *cobra.Command {
 		Use:   "version",
 		Short: "Print the bitrun version, commit, GEMM backend, JPEG decoder and ONNX Runtime version",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			v, c := buildVersion()
-			out := cmd.OutOrStdout()
-			fmt.Fprintf(out, "bitrun: %s\ncommit: %s\ngemm: %s\n", v, c, nn.Backend().Name())
-			if err := nn.BackendError(); err != nil {
-				fmt.Fprintf(out, "gemm error: %v\n", err)
-			}
-			jpegDec, err := data.JPEGDecoder()
-			fmt.Fprintf(out, "jpeg: %s\n", jpegDec)
-			if err != nil {
-				fmt.Fprintf(out, "jpeg error: %v\n", err)
-			}
-			for _, f := range versionLines {
-				k, val := f()
-				fmt.Fprintf(out, "%s: %s\n", k, val)
-			}
-			return nil
-		},
+		RunE:  runE(func(*cobra.Command, []string) (versionOptions, error) { return versionOptions{}, nil }, runVersion),
 	}
+}
+
+// versionOptions: version takes no settings.
+type versionOptions struct{}
+
+func (versionOptions) validate() error { return nil }
+
+// runVersion prints the version lines on stdout.
+func runVersion(_ context.Context, _ versionOptions, out, _ io.Writer) error {
+	v, c := buildVersion()
+	fmt.Fprintf(out, "bitrun: %s\ncommit: %s\ngemm: %s\n", v, c, nn.Backend().Name())
+	if err := nn.BackendError(); err != nil {
+		fmt.Fprintf(out, "gemm error: %v\n", err)
+	}
+	jpegDec, err := data.JPEGDecoder()
+	fmt.Fprintf(out, "jpeg: %s\n", jpegDec)
+	if err != nil {
+		fmt.Fprintf(out, "jpeg error: %v\n", err)
+	}
+	for _, f := range versionLines {
+		k, val := f()
+		fmt.Fprintf(out, "%s: %s\n", k, val)
+	}
+	return nil
 }

@@ -1,7 +1,7 @@
 package main
 
 import (
-	"encoding/json"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -125,6 +125,53 @@ func zooLogger(cmd *cobra.Command) *slog.Logger {
 	return slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: lvl}))
 }
 
+// zooCmdOptions is what a zoo subcommand works on, read by zooFlags (each
+// subcommand defines the flags it takes) and checked by validate.
+type zooCmdOptions struct {
+	args        []string    // NAMEs (a FILTER for list, the FILE for import)
+	zoo         zoo.Options // cache, mirror, network and, with --sha256, the pinned digest
+	cacheSource string      // where the cache folder setting came from
+	importing   bool        // import: --name is required
+	name        string      // import --name
+	onnx        bool        // pull --onnx
+	json        bool        // list --json
+	cached      bool        // list --cached
+	group       string      // list --group
+}
+
+// zooFlags reads the zoo settings and the subcommand's flags and arguments.
+func zooFlags(cmd *cobra.Command, args []string) (zooCmdOptions, error) {
+	f := cmd.Flags()
+	o := zooCmdOptions{args: args, importing: cmd.Name() == "import", cacheSource: zooCacheSource(cmd)}
+	var err error
+	if o.zoo, err = zooOptions(cmd); err != nil {
+		return o, err
+	}
+	o.zoo.SHA256, _ = f.GetString("sha256")
+	o.name, _ = f.GetString("name")
+	o.onnx, _ = f.GetBool("onnx")
+	o.json, _ = f.GetBool("json")
+	o.cached, _ = f.GetBool("cached")
+	o.group, _ = f.GetString("group")
+	return o, nil
+}
+
+// validate checks the flags a subcommand takes against its arguments.
+func (o zooCmdOptions) validate() error {
+	if o.importing && o.name == "" {
+		return usagef("--name NAME is required (the catalog model this file is)")
+	}
+	if pin := o.zoo.SHA256; pin != "" {
+		if len(o.args) != 1 {
+			return usagef("--sha256 pins one file: give exactly one NAME")
+		}
+		if _, err := zoo.ParseDigest(pin); err != nil {
+			return usagef("--sha256: %v", err)
+		}
+	}
+	return nil
+}
+
 func newZooListCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "list [FILTER...]",
@@ -135,70 +182,63 @@ func newZooListCmd() *cobra.Command {
 		Example: `  bitrun zoo list
   bitrun zoo list --cached
   bitrun zoo list R50x1 --json | jq '.[].name'`,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			o, err := zooOptions(cmd)
-			if err != nil {
-				return err
-			}
-			asJSON, _ := cmd.Flags().GetBool("json")
-			onlyCached, _ := cmd.Flags().GetBool("cached")
-			group, _ := cmd.Flags().GetString("group")
-			items, err := zoo.List(o)
-			if err != nil {
-				return err
-			}
-			sel := items[:0]
-			for _, it := range items {
-				if onlyCached && !it.Cached {
-					continue
-				}
-				if group != "" && !strings.EqualFold(group, it.Group) {
-					continue
-				}
-				if len(args) > 0 && !containsAny(it.Name, args) {
-					continue
-				}
-				sel = append(sel, it)
-			}
-			out := cmd.OutOrStdout()
-			if asJSON {
-				enc := json.NewEncoder(out)
-				enc.SetIndent("", "  ")
-				if sel == nil {
-					sel = []zoo.Item{}
-				}
-				return enc.Encode(sel)
-			}
-			tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-			fmt.Fprintln(tw, "NAME\tARCH\tCLASSES\tRES\tSIZE\tCACHED")
-			for _, it := range sel {
-				size := "~" + byteSize(it.Estimate)
-				if it.Size > 0 {
-					size = byteSize(it.Size)
-				}
-				state := "-"
-				switch {
-				case it.Cached:
-					state, size = "yes", byteSize(it.Bytes)
-				case it.Partial > 0:
-					state = "partial " + byteSize(it.Partial)
-				}
-				fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%s\n", it.Name, it.Arch, it.Classes, it.Resolution, size, state)
-			}
-			if err := tw.Flush(); err != nil {
-				return err
-			}
-			if len(sel) == 0 && !asJSON {
-				fmt.Fprintln(cmd.ErrOrStderr(), "no matching models")
-			}
-			return nil
-		},
+		RunE: runE(zooFlags, runZooList),
 	}
 	cmd.Flags().Bool("json", false, "print JSON (an array of entries with their cache state)")
 	cmd.Flags().Bool("cached", false, "only models present in the cache")
 	cmd.Flags().String("group", "", "only one group: upstream, ilsvrc2012, cifar10, distilled, vtab")
 	addZooFlags(cmd)
 	return cmd
+}
+
+// runZooList prints the catalog entries matching o.args on stdout.
+func runZooList(_ context.Context, o zooCmdOptions, stdout, stderr io.Writer) error {
+	items, err := zoo.List(o.zoo)
+	if err != nil {
+		return err
+	}
+	sel := items[:0]
+	for _, it := range items {
+		if o.cached && !it.Cached {
+			continue
+		}
+		if o.group != "" && !strings.EqualFold(o.group, it.Group) {
+			continue
+		}
+		if len(o.args) > 0 && !containsAny(it.Name, o.args) {
+			continue
+		}
+		sel = append(sel, it)
+	}
+	if o.json {
+		if sel == nil {
+			sel = []zoo.Item{}
+		}
+		return writeJSON(stdout, sel)
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tARCH\tCLASSES\tRES\tSIZE\tCACHED")
+	for _, it := range sel {
+		size := "~" + byteSize(it.Estimate)
+		if it.Size > 0 {
+			size = byteSize(it.Size)
+		}
+		state := "-"
+		switch {
+		case it.Cached:
+			state, size = "yes", byteSize(it.Bytes)
+		case it.Partial > 0:
+			state = "partial " + byteSize(it.Partial)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%s\n", it.Name, it.Arch, it.Classes, it.Resolution, size, state)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if len(sel) == 0 {
+		fmt.Fprintln(stderr, "no matching models")
+	}
+	return nil
 }
 
 func containsAny(name string, words []string) bool {
@@ -229,37 +269,7 @@ resolution, with its labels).`,
   bitrun zoo pull BiT-M-R50x1-CIFAR10 --onnx
   bitrun zoo pull BiT-S-R50x1 --sha256 3f...   # pin a digest`,
 		Args: cobra.MinimumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			o, err := zooOptions(cmd)
-			if err != nil {
-				return err
-			}
-			if err := pinSHA256(cmd, &o, len(args)); err != nil {
-				return err
-			}
-			withONNX, _ := cmd.Flags().GetBool("onnx")
-			for _, name := range args {
-				res, err := zoo.Pull(cmd.Context(), name, o)
-				if err != nil {
-					return offlineHint(err, name)
-				}
-				stderr := cmd.ErrOrStderr()
-				if res.Cached {
-					fmt.Fprintf(stderr, "%s: cached, sha256 %s\n", res.Entry.Name, res.SHA256)
-				} else {
-					fmt.Fprintf(stderr, "%s: pulled %s, sha256 %s\n", res.Entry.Name, byteSize(res.Size), res.SHA256)
-				}
-				fmt.Fprintln(cmd.OutOrStdout(), res.Path)
-				if withONNX {
-					path, err := zooExportONNX(cmd, res)
-					if err != nil {
-						return err
-					}
-					fmt.Fprintln(cmd.OutOrStdout(), path)
-				}
-			}
-			return nil
-		},
+		RunE: runE(zooFlags, runZooPull),
 	}
 	cmd.Flags().Bool("onnx", false, "also export NAME.onnx next to the checkpoint")
 	cmd.Flags().String("sha256", "", "expected SHA-256 of the file (overrides the catalog and the lock file)")
@@ -267,13 +277,45 @@ resolution, with its labels).`,
 	return cmd
 }
 
-// zooExportONNX writes the ONNX export of a pulled checkpoint next to it,
-// unless an export newer than the checkpoint is already there.
+// runZooPull pulls every named model and prints its path (and its export's
+// with --onnx) on stdout.
+func runZooPull(ctx context.Context, o zooCmdOptions, stdout, stderr io.Writer) error {
+	for _, name := range o.args {
+		res, err := zoo.Pull(ctx, name, o.zoo)
+		if err != nil {
+			return offlineHint(err, name)
+		}
+		if res.Cached {
+			fmt.Fprintf(stderr, "%s: cached, sha256 %s\n", res.Entry.Name, res.SHA256)
+		} else {
+			fmt.Fprintf(stderr, "%s: pulled %s, sha256 %s\n", res.Entry.Name, byteSize(res.Size), res.SHA256)
+		}
+		fmt.Fprintln(stdout, res.Path)
+		if o.onnx {
+			path, err := exportPulled(ctx, res, o.zoo.Logger, stderr)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(stdout, path)
+		}
+	}
+	return nil
+}
+
+// zooExportONNX is exportPulled for a command that still reads cobra
+// inside (quantize --model), with the command's logger and stderr.
 func zooExportONNX(cmd *cobra.Command, res zoo.Result) (string, error) {
+	return exportPulled(cmd.Context(), res, zooLogger(cmd), cmd.ErrOrStderr())
+}
+
+// exportPulled writes the ONNX export of a pulled checkpoint next to it,
+// unless an export newer than the checkpoint is already there; progress
+// goes to stderr, a label file that does not fit to log.
+func exportPulled(ctx context.Context, res zoo.Result, log *slog.Logger, stderr io.Writer) (string, error) {
 	out := strings.TrimSuffix(res.Path, ".npz") + ".onnx"
 	if st, err := os.Stat(out); err == nil {
 		if src, err := os.Stat(res.Path); err == nil && st.ModTime().After(src.ModTime()) && !res.Recorded {
-			fmt.Fprintf(cmd.ErrOrStderr(), "%s: ONNX export already present\n", res.Entry.Name)
+			fmt.Fprintf(stderr, "%s: ONNX export already present\n", res.Entry.Name)
 			return out, nil
 		}
 	}
@@ -288,38 +330,21 @@ func zooExportONNX(cmd *cobra.Command, res zoo.Result) (string, error) {
 			return "", fmt.Errorf("zoo: reading labels: %w", err)
 		}
 		if labels, err = export.ParseLabels(string(b)); err != nil || len(labels) != m.Config.Classes {
-			zooLogger(cmd).Warn("label file does not fit the model; exporting without labels",
+			log.Warn("label file does not fit the model; exporting without labels",
 				"labels", res.Labels, "count", len(labels), "classes", m.Config.Classes)
 			labels = nil
 		}
 	}
 	version, _ := buildVersion()
-	r, err := export.Export(cmd.Context(), out, m.Config, m.Params, export.Options{
+	r, err := export.Export(ctx, out, m.Config, m.Params, export.Options{
 		Resolution: res.Entry.Resolution, Labels: labels, SourceSHA: res.SHA256, Version: version,
-		Progress: byteProgress(cmd.ErrOrStderr(), "export", m.Params.Count()*4),
+		Progress: byteProgress(stderr, "export", m.Params.Count()*4),
 	})
 	if err != nil {
 		return "", err
 	}
-	fmt.Fprintf(cmd.ErrOrStderr(), "%s: exported %s (%s)\n", res.Entry.Name, r.Path, byteSize(r.Bytes+r.DataBytes))
+	fmt.Fprintf(stderr, "%s: exported %s (%s)\n", res.Entry.Name, r.Path, byteSize(r.Bytes+r.DataBytes))
 	return r.Path, nil
-}
-
-// pinSHA256 sets o.SHA256 from --sha256 when it is given: a valid digest
-// for a command that names exactly one file (files is how many it names).
-func pinSHA256(cmd *cobra.Command, o *zoo.Options, files int) error {
-	pin, _ := cmd.Flags().GetString("sha256")
-	if pin == "" {
-		return nil
-	}
-	if files != 1 {
-		return usagef("--sha256 pins one file: give exactly one NAME")
-	}
-	if _, err := zoo.ParseDigest(pin); err != nil {
-		return usagef("--sha256: %v", err)
-	}
-	o.SHA256 = pin
-	return nil
 }
 
 func newZooPathCmd() *cobra.Command {
@@ -327,33 +352,33 @@ func newZooPathCmd() *cobra.Command {
 		Use:   "path [NAME]",
 		Short: "Print the cache directory (and where that setting came from), or a cached model's file",
 		Args:  cobra.MaximumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			o, err := zooOptions(cmd)
-			if err != nil {
-				return err
-			}
-			if len(args) == 0 {
-				dir, err := zoo.CacheDir(o)
-				if err != nil {
-					return err
-				}
-				fmt.Fprintln(cmd.OutOrStdout(), dir)
-				fmt.Fprintf(cmd.ErrOrStderr(), "cache dir from %s\n", zooCacheSource(cmd))
-				return nil
-			}
-			it, err := zoo.Locate(args[0], o)
-			if err != nil {
-				return err
-			}
-			if !it.Cached {
-				return fmt.Errorf("%w: %s (it would be at %s; run `bitrun zoo pull %s`)", zoo.ErrNotCached, it.Name, it.Path, it.Name)
-			}
-			fmt.Fprintln(cmd.OutOrStdout(), it.Path)
-			return nil
-		},
+		RunE:  runE(zooFlags, runZooPath),
 	}
 	addZooFlags(cmd)
 	return cmd
+}
+
+// runZooPath prints the cache folder (and where that setting came from), or
+// the file of the named cached model.
+func runZooPath(_ context.Context, o zooCmdOptions, stdout, stderr io.Writer) error {
+	if len(o.args) == 0 {
+		dir, err := zoo.CacheDir(o.zoo)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout, dir)
+		fmt.Fprintf(stderr, "cache dir from %s\n", o.cacheSource)
+		return nil
+	}
+	it, err := zoo.Locate(o.args[0], o.zoo)
+	if err != nil {
+		return err
+	}
+	if !it.Cached {
+		return fmt.Errorf("%w: %s (it would be at %s; run `bitrun zoo pull %s`)", zoo.ErrNotCached, it.Name, it.Path, it.Name)
+	}
+	fmt.Fprintln(stdout, it.Path)
+	return nil
 }
 
 func newZooVerifyCmd() *cobra.Command {
@@ -364,52 +389,49 @@ func newZooVerifyCmd() *cobra.Command {
 SHA-256 must match the pinned (--sha256, catalog) or recorded digest and the
 file must open as the catalog's architecture. Prints "ok NAME SHA256" per good
 file; fails if any file is bad.`,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			o, err := zooOptions(cmd)
-			if err != nil {
-				return err
-			}
-			if err := pinSHA256(cmd, &o, len(args)); err != nil {
-				return err
-			}
-			names := args
-			if len(names) == 0 {
-				items, err := zoo.List(o)
-				if err != nil {
-					return err
-				}
-				for _, it := range items {
-					if it.Cached {
-						names = append(names, it.Name)
-					}
-				}
-				if len(names) == 0 {
-					fmt.Fprintln(cmd.ErrOrStderr(), "no models in the cache")
-					return nil
-				}
-			}
-			var failed []string
-			for _, name := range names {
-				res, err := zoo.Verify(cmd.Context(), name, o)
-				if err != nil {
-					if cmd.Context().Err() != nil {
-						return err
-					}
-					fmt.Fprintf(cmd.ErrOrStderr(), "FAILED %s: %v\n", name, err)
-					failed = append(failed, name)
-					continue
-				}
-				fmt.Fprintf(cmd.OutOrStdout(), "ok %s %s\n", res.Entry.Name, res.SHA256)
-			}
-			if len(failed) > 0 {
-				return fmt.Errorf("zoo: verification failed for %s", strings.Join(failed, ", "))
-			}
-			return nil
-		},
+		RunE: runE(zooFlags, runZooVerify),
 	}
 	cmd.Flags().String("sha256", "", "expected SHA-256 (one NAME only)")
 	addZooFlags(cmd)
 	return cmd
+}
+
+// runZooVerify verifies the named models, or every cached one: "ok NAME
+// SHA256" on stdout per good file, failures on stderr.
+func runZooVerify(ctx context.Context, o zooCmdOptions, stdout, stderr io.Writer) error {
+	names := o.args
+	if len(names) == 0 {
+		items, err := zoo.List(o.zoo)
+		if err != nil {
+			return err
+		}
+		for _, it := range items {
+			if it.Cached {
+				names = append(names, it.Name)
+			}
+		}
+		if len(names) == 0 {
+			fmt.Fprintln(stderr, "no models in the cache")
+			return nil
+		}
+	}
+	var failed []string
+	for _, name := range names {
+		res, err := zoo.Verify(ctx, name, o.zoo)
+		if err != nil {
+			if ctx.Err() != nil {
+				return err
+			}
+			fmt.Fprintf(stderr, "FAILED %s: %v\n", name, err)
+			failed = append(failed, name)
+			continue
+		}
+		fmt.Fprintf(stdout, "ok %s %s\n", res.Entry.Name, res.SHA256)
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("zoo: verification failed for %s", strings.Join(failed, ", "))
+	}
+	return nil
 }
 
 func newZooRmCmd() *cobra.Command {
@@ -417,24 +439,23 @@ func newZooRmCmd() *cobra.Command {
 		Use:   "rm NAME...",
 		Short: "Remove cached checkpoints, partial downloads and their recorded digests",
 		Args:  cobra.MinimumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			o, err := zooOptions(cmd)
-			if err != nil {
-				return err
-			}
-			var errs []error
-			for _, name := range args {
-				if err := zoo.Remove(cmd.Context(), name, o); err != nil {
-					errs = append(errs, err)
-					continue
-				}
-				fmt.Fprintf(cmd.ErrOrStderr(), "removed %s\n", name)
-			}
-			return errors.Join(errs...)
-		},
+		RunE:  runE(zooFlags, runZooRm),
 	}
 	addZooFlags(cmd)
 	return cmd
+}
+
+// runZooRm removes the named models from the cache.
+func runZooRm(ctx context.Context, o zooCmdOptions, _, stderr io.Writer) error {
+	var errs []error
+	for _, name := range o.args {
+		if err := zoo.Remove(ctx, name, o.zoo); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		fmt.Fprintf(stderr, "removed %s\n", name)
+	}
+	return errors.Join(errs...)
 }
 
 func newZooImportCmd() *cobra.Command {
@@ -446,31 +467,23 @@ NAME's architecture and class count (and matches --sha256 or a pinned digest),
 and record its digest so later uses verify against it.`,
 		Example: `  bitrun zoo import /media/usb/BiT-M-R50x1.npz --name BiT-M-R50x1`,
 		Args:    cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			o, err := zooOptions(cmd)
-			if err != nil {
-				return err
-			}
-			name, _ := cmd.Flags().GetString("name")
-			if name == "" {
-				return usagef("--name NAME is required (the catalog model this file is)")
-			}
-			if err := pinSHA256(cmd, &o, 1); err != nil {
-				return err
-			}
-			res, err := zoo.Import(cmd.Context(), args[0], name, o)
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.ErrOrStderr(), "%s: imported %s, sha256 %s\n", res.Entry.Name, byteSize(res.Size), res.SHA256)
-			fmt.Fprintln(cmd.OutOrStdout(), res.Path)
-			return nil
-		},
+		RunE:    runE(zooFlags, runZooImport),
 	}
 	cmd.Flags().String("name", "", "catalog name of the model (required)")
 	cmd.Flags().String("sha256", "", "expected SHA-256 of FILE")
 	addZooFlags(cmd)
 	return cmd
+}
+
+// runZooImport copies the FILE argument into the cache as model o.name.
+func runZooImport(ctx context.Context, o zooCmdOptions, stdout, stderr io.Writer) error {
+	res, err := zoo.Import(ctx, o.args[0], o.name, o.zoo)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stderr, "%s: imported %s, sha256 %s\n", res.Entry.Name, byteSize(res.Size), res.SHA256)
+	fmt.Fprintln(stdout, res.Path)
+	return nil
 }
 
 // zooProgress renders pull progress on w: a redrawn bar on a terminal, plain
