@@ -276,9 +276,10 @@ func TestStandardizeHWIO(t *testing.T) {
 			nn.StandardizeWeightBackward(want, wantInv, nn.HWIOToOIHW(gs), tmp, false)
 			wantDW := nn.OIHWToHWIO(tmp)
 			dw := nn.New(shape...)
-			nn.StandardizeBackwardHWIO(ws, inv, gs, dw, false)
+			s := nn.StandardizationHWIO(w)
+			nn.StandardizeBackwardHWIO(w, s, gs, dw, false)
 			checkClose(t, "StandardizeBackwardHWIO", dw.Data, f64(wantDW.Data), 1e-5)
-			nn.StandardizeBackwardHWIO(ws, inv, gs, dw, true)
+			nn.StandardizeBackwardHWIO(w, s, gs, dw, true)
 			for i := range wantDW.Data {
 				wantDW.Data[i] *= 2
 			}
@@ -375,5 +376,46 @@ func TestPadMaxPool(t *testing.T) {
 		dx := nn.New(x.Shape...)
 		nn.PadMaxPoolBackward(x, got, dy, 1, 3, 2, dx)
 		checkClose(t, "PadMaxPoolBackward", dx.Data, f64(wantDX.Data), 1e-6)
+	}
+}
+
+// StandardizedSGD gives what the standardisation backward followed by the
+// momentum SGD update give, with one or two gradient accumulators, for
+// channel counts on and off the 16-column blocks and rows over several
+// chunks.
+func TestStandardizedSGD(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 5))
+	for _, shape := range [][]int{{3, 3, 5, 7}, {1, 1, 32, 130}, {3, 3, 64, 48}, {1, 1, 300, 16}} {
+		for _, two := range []bool{false, true} {
+			t.Run(fmt.Sprint(shape, two), func(t *testing.T) {
+				w := randT(rng, 0.2, shape...)
+				v := randT(rng, 0.1, shape...)
+				g0, g1 := randT(rng, 1, shape...), randT(rng, 1, shape...)
+				const mu, lr, wd = 0.9, 0.05, 1e-3
+				// Reference: standardise, gather, backward, SGD.
+				ws, inv := nn.New(shape...), make([]float32, shape[3])
+				nn.StandardizeHWIOInto(ws, w, inv)
+				gs := g0.Clone()
+				if two {
+					nn.AddInPlace(gs, g1)
+				}
+				dw := nn.New(shape...)
+				nn.StandardizeBackwardHWIO(w, nn.StandardizationHWIO(w), gs, dw, false)
+				wantV, wantW := make([]float64, len(w.Data)), make([]float64, len(w.Data))
+				for i := range w.Data {
+					nv := mu*v.Data[i] + dw.Data[i] + wd*w.Data[i]
+					wantV[i], wantW[i] = float64(nv), float64(w.Data[i]-lr*nv)
+				}
+				s := nn.StandardizationHWIO(w)
+				checkClose(t, "scale", s.Scale, f64(inv), 0)
+				var g1t *nn.Tensor
+				if two {
+					g1t = g1
+				}
+				nn.StandardizedSGD(w, v, s, g0, g1t, mu, lr, wd)
+				checkClose(t, "v", v.Data, wantV, 0)
+				checkClose(t, "w", w.Data, wantW, 0)
+			})
+		}
 	}
 }

@@ -24,6 +24,10 @@ import "fmt"
 // included). Make it with PrepareHWIO; it is read-only afterwards.
 type HWIOKernel struct {
 	W *Tensor
+	// WS is the standardisation the kernel was made with
+	// (StandardizePrepareHWIO: W is then the standardised kernel); zero for
+	// PrepareHWIO.
+	WS WS
 
 	fwd *packedA // Wᵀ (O × K): the forward
 	dx  *packedA // the input gradient's left operand; nil when not needed

@@ -310,46 +310,63 @@ trdone:
 	VZEROUPPER
 	RET
 
-// func colDotRowsAVX512(sav, sbv *float64, gv, w *float32, rows, ld, n int)
-// For each column j < n (a multiple of 16) of the rows×n blocks of gv and w
-// (rows ld apart): sav[j] += Σ gv[r][j], sbv[j] += Σ gv[r][j]·w[r][j], in
-// float64, 16 columns at a time with the sums in registers.
-TEXT ·colDotRowsAVX512(SB), NOSPLIT, $0-56
+// func wsGradSumsAVX512(sav, sbv *float64, g0, g1, w, scale, shift *float32, rows, ldb, n int, two bool)
+// For each column j < n (a multiple of 16) of the rows×n blocks (rows ldb
+// bytes apart): with gs = g0 (+ g1 when two) and ws = w·scale + shift (one
+// FMA), sav[j] += Σ gs and sbv[j] += Σ gs·ws, in float64, 16 columns at a
+// time with the sums in registers.
+TEXT ·wsGradSumsAVX512(SB), NOSPLIT, $0-81
 	MOVQ sav+0(FP), DI
 	MOVQ sbv+8(FP), R9
-	MOVQ gv+16(FP), SI
-	MOVQ w+24(FP), R8
-	MOVQ rows+32(FP), DX
-	MOVQ ld+40(FP), R10
-	SHLQ $2, R10
-	MOVQ n+48(FP), CX
+	MOVQ g0+16(FP), SI
+	MOVQ g1+24(FP), R13
+	MOVQ w+32(FP), R8
+	MOVQ scale+40(FP), R14
+	MOVQ shift+48(FP), R12
+	MOVQ n+72(FP), CX
 	SHRQ $4, CX
-	JZ   cdrdone
+	JZ   wgsdone
+	MOVQ rows+56(FP), DX
 	TESTQ DX, DX
-	JZ   cdrdone
+	JZ   wgsdone
 
-cdrcol:
+wgscol:
 	VMOVUPD (DI), Z0
 	VMOVUPD 64(DI), Z1
 	VMOVUPD (R9), Z2
 	VMOVUPD 64(R9), Z3
+	VMOVUPS (R14), Z10
+	VMOVUPS (R12), Z11
 	MOVQ    SI, R11
-	MOVQ    R8, R12
-	MOVQ    DX, BX
+	MOVQ    R13, AX
+	MOVQ    R8, BX
+	MOVQ    rows+56(FP), DX
 
-cdrrow:
-	VCVTPS2PD   (R11), Z4
-	VCVTPS2PD   32(R11), Z5
-	VCVTPS2PD   (R12), Z6
-	VCVTPS2PD   32(R12), Z7
-	VADDPD      Z4, Z0, Z0
-	VADDPD      Z5, Z1, Z1
-	VFMADD231PD Z4, Z6, Z2
-	VFMADD231PD Z5, Z7, Z3
-	ADDQ        R10, R11
-	ADDQ        R10, R12
-	DECQ        BX
-	JNZ         cdrrow
+wgsrow:
+	VMOVUPS (R11), Z4
+	CMPB    two+80(FP), $0
+	JEQ     wgsone
+	VADDPS  (AX), Z4, Z4
+
+wgsone:
+	VMOVAPS       Z11, Z5
+	VFMADD231PS   (BX), Z10, Z5
+	VCVTPS2PD     Y4, Z6
+	VEXTRACTF64X4 $1, Z4, Y7
+	VCVTPS2PD     Y7, Z7
+	VCVTPS2PD     Y5, Z8
+	VEXTRACTF64X4 $1, Z5, Y9
+	VCVTPS2PD     Y9, Z9
+	VADDPD        Z6, Z0, Z0
+	VADDPD        Z7, Z1, Z1
+	VFMADD231PD   Z6, Z8, Z2
+	VFMADD231PD   Z7, Z9, Z3
+	MOVQ          ldb+64(FP), R10
+	ADDQ          R10, R11
+	ADDQ          R10, AX
+	ADDQ          R10, BX
+	DECQ          DX
+	JNZ           wgsrow
 
 	VMOVUPD Z0, (DI)
 	VMOVUPD Z1, 64(DI)
@@ -358,10 +375,71 @@ cdrrow:
 	ADDQ    $128, DI
 	ADDQ    $128, R9
 	ADDQ    $64, SI
+	ADDQ    $64, R13
 	ADDQ    $64, R8
+	ADDQ    $64, R14
+	ADDQ    $64, R12
 	DECQ    CX
-	JNZ     cdrcol
+	JNZ     wgscol
 
-cdrdone:
+wgsdone:
+	VZEROUPPER
+	RET
+
+// func wsSGDAVX512(w, v, g0, g1, scale, shift, b, c *float32, n int, mu, lr, wd float32, two bool)
+// One row of n values (a multiple of 16) of the fused standardisation
+// backward and momentum SGD: gs = g0 (+ g1 when two), ws = w·scale + shift,
+// d = gs·scale + ws·b + c (two FMAs, as colAffineAVX512), v ← (mu·v + d) +
+// wd·w, w ← w − lr·v (separate roundings, as the Go SGD loop).
+TEXT ·wsSGDAVX512(SB), NOSPLIT, $0-85
+	MOVQ         w+0(FP), DI
+	MOVQ         v+8(FP), SI
+	MOVQ         g0+16(FP), R8
+	MOVQ         g1+24(FP), R9
+	MOVQ         scale+32(FP), R10
+	MOVQ         shift+40(FP), R11
+	MOVQ         b+48(FP), R12
+	MOVQ         c+56(FP), R13
+	MOVQ         n+64(FP), CX
+	VBROADCASTSS mu+72(FP), Z28
+	VBROADCASTSS lr+76(FP), Z29
+	VBROADCASTSS wd+80(FP), Z30
+	MOVBLZX      two+84(FP), AX
+	SHRQ         $4, CX
+	JZ           sgddone
+
+sgdloop:
+	VMOVUPS     (R8), Z0
+	TESTL       AX, AX
+	JZ          sgdone
+	VADDPS      (R9), Z0, Z0
+
+sgdone:
+	VMOVUPS     (DI), Z1
+	VMOVUPS     (R11), Z2
+	VFMADD231PS (R10), Z1, Z2
+	VMOVUPS     (R13), Z3
+	VFMADD231PS (R10), Z0, Z3
+	VFMADD231PS (R12), Z2, Z3
+	VMULPS      (SI), Z28, Z4
+	VADDPS      Z3, Z4, Z4
+	VMULPS      Z1, Z30, Z5
+	VADDPS      Z5, Z4, Z4
+	VMOVUPS     Z4, (SI)
+	VMULPS      Z4, Z29, Z6
+	VSUBPS      Z6, Z1, Z1
+	VMOVUPS     Z1, (DI)
+	ADDQ        $64, DI
+	ADDQ        $64, SI
+	ADDQ        $64, R8
+	ADDQ        $64, R9
+	ADDQ        $64, R10
+	ADDQ        $64, R11
+	ADDQ        $64, R12
+	ADDQ        $64, R13
+	DECQ        CX
+	JNZ         sgdloop
+
+sgddone:
 	VZEROUPPER
 	RET

@@ -112,7 +112,7 @@ func (p *packedA) fill(trans bool, a []float32, lda int) {
 		blocks := (k + transBlock - 1) / transBlock
 		ParallelFor(blocks, func(bi int) {
 			q0, q1 := bi*transBlock, min(k, (bi+1)*transBlock)
-			packTransRows(a, lda, m, q0, q1, k, p.data)
+			packTransRows(a[q0*lda:], lda, m, q0, q1, k, p.data)
 		})
 		return
 	}
@@ -122,15 +122,15 @@ func (p *packedA) fill(trans bool, a []float32, lda int) {
 	})
 }
 
-// packTransRows writes rows q0..q1-1 of a transposed left operand (column q
-// of op(A) is row q of a, m values) into steps q0..q1-1 of every panel of
-// data (depth k).
+// packTransRows writes columns q0..q1-1 of a transposed left operand
+// (column q of op(A) is row q-q0 of a, m values) into steps q0..q1-1 of
+// every panel of data (depth k).
 func packTransRows(a []float32, lda, m, q0, q1, k int, data []float32) {
 	i := 0
 	for ; i+mr <= m; i += mr {
 		d := data[i*k:]
 		for q := q0; q < q1; q++ {
-			v := *(*[mr]float32)(a[q*lda+i:])
+			v := *(*[mr]float32)(a[(q-q0)*lda+i:])
 			*(*[mr]float32)(d[q*mr:]) = v
 		}
 	}
@@ -138,7 +138,7 @@ func packTransRows(a []float32, lda, m, q0, q1, k int, data []float32) {
 		d := data[i*k:]
 		for q := q0; q < q1; q++ {
 			t := d[q*mr : q*mr+mr]
-			copy(t, a[q*lda+i:q*lda+m])
+			copy(t, a[(q-q0)*lda+i:(q-q0)*lda+m])
 			clear(t[m-i:])
 		}
 	}

@@ -86,14 +86,6 @@ func gnApplyGo(out, dy, x, y []float32, mu, a, b, c float32) {
 	}
 }
 
-func colDotGo(sa, sb []float64, g, w []float32) {
-	sa, sb, w = sa[:len(g)], sb[:len(g)], w[:len(g)]
-	for j, v := range g {
-		sa[j] += float64(v)
-		sb[j] += float64(v) * float64(w[j])
-	}
-}
-
 func colAffineGo(out, g, w, a, b, c []float32, acc bool) {
 	out, w, a, b, c = out[:len(g)], w[:len(g)], a[:len(g)], b[:len(g)], c[:len(g)]
 	for j, v := range g {
@@ -111,5 +103,37 @@ func transpose16Go(dst, src []float32, ld, n int) {
 		for p, v := range row {
 			dst[p*16+j] = v
 		}
+	}
+}
+
+// wsGradSumsGo is wsGradSums for columns len(sa) of rows ld apart, in Go.
+func wsGradSumsGo(sa, sb []float64, g0, g1, w, scale, shift []float32, rows, ld int) {
+	n := len(sa)
+	for r := 0; r < rows; r++ {
+		o := r * ld
+		for j := 0; j < n; j++ {
+			gs := g0[o+j]
+			if g1 != nil {
+				gs += g1[o+j]
+			}
+			ws := w[o+j]*scale[j] + shift[j]
+			sa[j] += float64(gs)
+			sb[j] += float64(gs) * float64(ws)
+		}
+	}
+}
+
+// wsSGDGo is wsSGDRow in Go.
+func wsSGDGo(w, v, g0, g1, scale, shift, b, c []float32, mu, lr, wd float32) {
+	v, g0, scale, shift, b, c = v[:len(w)], g0[:len(w)], scale[:len(w)], shift[:len(w)], b[:len(w)], c[:len(w)]
+	for j, wj := range w {
+		gs := g0[j]
+		if g1 != nil {
+			gs += g1[j]
+		}
+		ws := wj*scale[j] + shift[j]
+		d := gs*scale[j] + ws*b[j] + c[j]
+		v[j] = mu*v[j] + d + wd*wj
+		w[j] = wj - lr*v[j]
 	}
 }

@@ -21,9 +21,11 @@ func colAffine(out, g, w, a, b, c []float32, acc bool) {
 
 func transpose16(dst, src []float32, ld, n int) { transpose16Go(dst, src, ld, n) }
 
-func colDotRows(sa, sb []float64, g, w []float32, rows, ld int) {
-	n := len(sa)
-	for r := 0; r < rows; r++ {
-		colDotGo(sa, sb[:n], g[r*ld:r*ld+n], w[r*ld:r*ld+n])
-	}
+
+func wsGradSums(sa, sb []float64, g0, g1, w, scale, shift []float32, rows, ld int) {
+	wsGradSumsGo(sa, sb, g0, g1, w, scale, shift, rows, ld)
+}
+
+func wsSGDRow(w, v, g0, g1, scale, shift, b, c []float32, mu, lr, wd float32) {
+	wsSGDGo(w, v, g0, g1, scale, shift, b, c, mu, lr, wd)
 }

@@ -14,16 +14,30 @@ import (
 // wsChunks is the most row chunks a column reduction is split into.
 const wsChunks = 8
 
-// colSums returns, per column j of the rows×cols matrices g and w, Σ g and
-// Σ g·w over the rows, in float64.
-func colSums(g, w []float32, rows, cols int) (sa, sb []float64) {
+// colMoments returns, per column j of the rows×cols matrix w, Σ w and Σ w²
+// over the rows, in float64 (wsGradSums with a unit scale: w·1 + 0 is w).
+func colMoments(w []float32, rows, cols int) (sum, ssq []float64) {
+	unit := make([]float32, 2*cols)
+	one, zero := unit[:cols], unit[cols:]
+	for j := range one {
+		one[j] = 1
+	}
+	return colReduce(rows, cols, func(pa, pb []float64, lo, n int) {
+		wsGradSums(pa, pb, w[lo*cols:], nil, w[lo*cols:], one, zero, n, cols)
+	})
+}
+
+// colReduce returns two float64 sums per column of a rows×cols matrix:
+// add(pa, pb, lo, n) adds rows lo..lo+n-1 into pa and pb (zeroed, len
+// cols); chunks of rows run in parallel and are added in order.
+func colReduce(rows, cols int, add func(pa, pb []float64, lo, n int)) (sa, sb []float64) {
 	per := max(16, (rows+wsChunks-1)/wsChunks)
 	chunks := (rows + per - 1) / per
-	part := make([]float64, 2*chunks*cols)
+	part := make([]float64, 2*max(chunks, 1)*cols)
 	ParallelFor(chunks, func(ci int) {
 		pa, pb := part[2*ci*cols:][:cols], part[(2*ci+1)*cols:][:cols]
 		lo := ci * per
-		colDotRows(pa, pb, g[lo*cols:], w[lo*cols:], min(rows, lo+per)-lo, cols)
+		add(pa, pb, lo, min(rows, lo+per)-lo)
 	})
 	sa, sb = part[:cols], part[cols:2*cols]
 	for ci := 1; ci < chunks; ci++ {
@@ -56,68 +70,175 @@ func StandardizeHWIOInto(dst, w *Tensor, inv []float32) {
 		panic(fmt.Sprintf("nn: StandardizeHWIOInto: w %v, dst %v, inv %d", w.Shape, dst.Shape, len(inv)))
 	}
 	rows := kh * kw * ci
-	scale, zero, shift := wsCoefficients(w, inv)
-	rowsAffine(dst.Data, w.Data, w.Data, scale, zero, shift, rows, co, false)
+	coef := make([]float32, 2*co)
+	zero, shift := coef[:co], coef[co:]
+	wsMoments(w, inv, shift)
+	rowsAffine(dst.Data, w.Data, w.Data, inv, zero, shift, rows, co, false)
 }
 
-// StandardizePrepareHWIO is StandardizeHWIOInto (into a tensor from a)
-// followed by PrepareHWIO, with the forward operand's panels written in the
-// same pass over the rows as the standardised values, while those are in
-// cache. It returns the prepared kernel and 1/std per output channel.
-func StandardizePrepareHWIO(w *Tensor, stride, pad int, dx bool, a *Arena) (*HWIOKernel, []float32) {
+// StandardizePrepareHWIO prepares w [KH,KW,I,O] for a training step's
+// convolutions on its standardisation: it measures the standardisation
+// (k.WS) and packs the standardised kernel's forward operand, and the input
+// gradient's when dx is set, as PrepareHWIO would pack the standardised
+// kernel, without writing that kernel out: one pass over blocks of at most
+// mr rows, each standardised into a small scratch and packed into both
+// operands while in cache. k.W is w itself. Packed panels come from a.
+func StandardizePrepareHWIO(w *Tensor, stride, pad int, dx bool, a *Arena) *HWIOKernel {
 	kh, kw, ci, co := dims4(w)
-	rows := kh * kw * ci
-	ws, inv := a.Get(w.Shape...), a.Get(co).Data
-	scale, zero, shift := wsCoefficients(w, inv)
-	k := &HWIOKernel{W: ws, fwd: &packedA{data: a.Get(packedLen(co, rows)).Data, m: co, k: rows}}
-	parallelChunks(rows, max(1, 4096/max(co, 1)), func(lo, hi int) {
-		for r := lo; r < hi; r++ {
-			colAffine(ws.Data[r*co:][:co], w.Data[r*co:][:co], w.Data[r*co:][:co], scale, zero, shift, false)
-		}
-		packTransRows(ws.Data, co, co, lo, hi, rows, k.fwd.data) // op(A) = wsᵀ: O × K
-	})
-	if dx {
-		k.dx = packDX(ws, stride, pad, a)
+	rows, taps := kh*kw*ci, kh*kw
+	coef := a.Get(3 * co).Data
+	scale, zero, shift := coef[:co], coef[co:2*co], coef[2*co:]
+	wsMoments(w, scale, shift)
+	clear(zero)
+	k := &HWIOKernel{W: w, WS: WS{Scale: scale, Shift: shift}, fwd: &packedA{data: a.Get(packedLen(co, rows)).Data, m: co, k: rows}}
+	// Blocks of rows [r0, r0+n) with where their input-gradient panel goes.
+	// The flipped kernel (stride-1 dX) has one panel per mr input
+	// channels, tap by tap in reverse order; col2im's operand is w itself,
+	// one panel per mr rows.
+	flipped := dx && flippedDX(kh, kw, stride, pad)
+	var blocks int
+	switch {
+	case flipped:
+		k.dx = &packedA{data: a.Get(packedLen(ci, taps*co)).Data, m: ci, k: taps * co}
+		blocks = taps * ((ci + mr - 1) / mr)
+	case dx:
+		k.dx = &packedA{data: a.Get(packedLen(rows, co)).Data, m: rows, k: co}
+		fallthrough
+	default:
+		blocks = (rows + mr - 1) / mr
 	}
-	return k, inv
+	block := func(b int) (r0, n int, dst []float32) {
+		if flipped {
+			per := (ci + mr - 1) / mr
+			t, c0 := b/per, b%per*mr
+			r0, n = t*ci+c0, min(mr, ci-c0)
+			return r0, n, k.dx.data[c0*taps*co+(taps-1-t)*co*mr:]
+		}
+		r0, n = b*mr, min(mr, rows-b*mr)
+		if k.dx != nil {
+			dst = k.dx.data[r0*co:]
+		}
+		return r0, n, dst
+	}
+	parallelChunks(blocks, max(1, 1024/max(co, 1)), func(lo, hi int) {
+		buf := getFloats(mr * co)
+		defer putFloats(buf)
+		scratch := (*buf)[:mr*co]
+		for b := lo; b < hi; b++ {
+			r0, n, dst := block(b)
+			for i := 0; i < n; i++ {
+				src := w.Data[(r0+i)*co:][:co]
+				colAffine(scratch[i*co:][:co], src, src, scale, zero, shift, false)
+			}
+			packTransRows(scratch, co, co, r0, r0+n, rows, k.fwd.data) // op(A) = wsᵀ: O × K
+			if dst != nil {
+				packA(false, scratch, co, 0, n, 0, co, dst) // rows of ws, mr per panel
+			}
+		}
+	})
+	return k
 }
 
-// wsCoefficients measures the per-output-channel moments of w [KH,KW,I,O]
-// and returns the affine coefficients of its standardisation (ws = w·scale
-// + shift; zero is a zero vector for colAffine's second term), writing
-// 1/std into inv.
-func wsCoefficients(w *Tensor, inv []float32) (scale, zero, shift []float32) {
+// wsMoments measures the per-output-channel moments of w [KH,KW,I,O] and
+// writes the affine coefficients of its standardisation, ws = w·scale +
+// shift (scale = 1/std).
+func wsMoments(w *Tensor, scale, shift []float32) {
 	kh, kw, ci, co := dims4(w)
 	rows := kh * kw * ci
-	sum, ssq := colSums(w.Data, w.Data, rows, co)
-	coef := make([]float32, 3*co)
-	scale, zero, shift = coef[:co], coef[co:2*co], coef[2*co:]
-	for j := range scale {
+	sum, ssq := colMoments(w.Data, rows, co)
+	for j := range scale[:co] {
 		mean := sum[j] / float64(rows)
 		variance := max(0, ssq[j]/float64(rows)-mean*mean)
 		s := 1 / math.Sqrt(variance+WSEpsilon)
-		inv[j], scale[j], shift[j] = float32(s), float32(s), float32(-mean*s)
+		scale[j], shift[j] = float32(s), float32(-mean*s)
 	}
-	return scale, zero, shift
 }
 
-// StandardizeBackwardHWIO is the backward of StandardizeHWIOInto(ws, w, inv):
-// from gs, the gradient with respect to ws, it writes the gradient with
-// respect to w, dw = inv * (gs - mean(gs) - ws * mean(gs*ws)) per output
-// channel (overwritten, or added to when accumulate is set). All in
-// [KH,KW,I,O].
-func StandardizeBackwardHWIO(ws *Tensor, inv []float32, gs, dw *Tensor, accumulate bool) {
-	kh, kw, ci, co := dims4(ws)
-	if !SameShape(gs.Shape, ws.Shape) || !SameShape(dw.Shape, ws.Shape) || len(inv) != co {
-		panic(fmt.Sprintf("nn: StandardizeBackwardHWIO: ws %v, gs %v, dw %v, inv %d", ws.Shape, gs.Shape, dw.Shape, len(inv)))
+// StandardizeBackwardHWIO is the backward of the standardisation s of w
+// [KH,KW,I,O] (ws = w·s.Scale + s.Shift): from gs, the gradient with
+// respect to ws, it writes the gradient with respect to w, dw = Scale·(gs -
+// mean(gs) - ws·mean(gs·ws)) per output channel (overwritten, or added to
+// when accumulate is set). All in [KH,KW,I,O]. A training step uses the
+// fused StandardizedSGD instead.
+func StandardizeBackwardHWIO(w *Tensor, s WS, gs, dw *Tensor, accumulate bool) {
+	kh, kw, ci, co := dims4(w)
+	if !SameShape(gs.Shape, w.Shape) || !SameShape(dw.Shape, w.Shape) || len(s.Scale) != co || len(s.Shift) != co {
+		panic(fmt.Sprintf("nn: StandardizeBackwardHWIO: w %v, gs %v, dw %v, scale %d, shift %d", w.Shape, gs.Shape, dw.Shape, len(s.Scale), len(s.Shift)))
 	}
 	rows := kh * kw * ci
-	sg, sgw := colSums(gs.Data, ws.Data, rows, co)
+	sg, sgw := colReduce(rows, co, func(pa, pb []float64, lo, n int) {
+		wsGradSums(pa, pb, gs.Data[lo*co:], nil, w.Data[lo*co:], s.Scale, s.Shift, n, co)
+	})
 	coef := make([]float32, 3*co)
-	a, b, c := coef[:co], coef[co:2*co], coef[2*co:]
-	for j := range a {
-		s := float64(inv[j])
-		a[j], b[j], c[j] = float32(s), float32(-s*sgw[j]/float64(rows)), float32(-s*sg[j]/float64(rows))
+	zero, b, c := coef[:co], coef[co:2*co], coef[2*co:]
+	for j := range b {
+		sc := float64(s.Scale[j])
+		b[j], c[j] = float32(-sc*sgw[j]/float64(rows)), float32(-sc*sg[j]/float64(rows))
 	}
-	rowsAffine(dw.Data, gs.Data, ws.Data, a, b, c, rows, co, accumulate)
+	ws := New(w.Shape...)
+	rowsAffine(ws.Data, w.Data, w.Data, s.Scale, zero, s.Shift, rows, co, false)
+	rowsAffine(dw.Data, gs.Data, ws.Data, s.Scale, b, c, rows, co, accumulate)
+}
+
+// WS is the weight standardisation of a kernel w [KH,KW,I,O]: ws = w·Scale
+// + Shift per output channel, with Scale = 1/sqrt(var+WSEpsilon) and Shift
+// = -mean·Scale (biased moments over KH·KW·I, accumulated in float64).
+type WS struct{ Scale, Shift []float32 }
+
+// StandardizationHWIO measures the standardisation of w [KH,KW,I,O].
+func StandardizationHWIO(w *Tensor) WS {
+	co := w.Shape[3]
+	coef := make([]float32, 2*co)
+	s := WS{Scale: coef[:co], Shift: coef[co:]}
+	wsMoments(w, s.Scale, s.Shift)
+	return s
+}
+
+// StandardizedSGD updates the kernel w [KH,KW,I,O] in place by one step of
+// SGD with momentum (velocity v, same shape), from g0 + g1, the gradient
+// with respect to its standardisation ws = w·s.Scale + s.Shift (g1 may be
+// nil). It gives what StandardizeBackwardHWIO followed by the update
+//
+//	v ← momentum·v + dw + weightDecay·w,  w ← w − lr·v
+//
+// gives, in two passes over the rows instead of five and without
+// materialising ws, g0+g1 or dw: the first takes the column sums the
+// standardisation backward needs, the second updates w and v.
+func StandardizedSGD(w, v *Tensor, s WS, g0, g1 *Tensor, momentum, lr, weightDecay float32) {
+	kh, kw, ci, co := dims4(w)
+	if !SameShape(v.Shape, w.Shape) || !SameShape(g0.Shape, w.Shape) || (g1 != nil && !SameShape(g1.Shape, w.Shape)) ||
+		len(s.Scale) != co || len(s.Shift) != co {
+		panic(fmt.Sprintf("nn: StandardizedSGD: w %v, v %v, g0 %v, scale %d, shift %d", w.Shape, v.Shape, g0.Shape, len(s.Scale), len(s.Shift)))
+	}
+	rows := kh * kw * ci
+	var g1d []float32
+	if g1 != nil {
+		g1d = g1.Data
+	}
+	from := func(d []float32, lo int) []float32 {
+		if d == nil {
+			return nil
+		}
+		return d[lo*co:]
+	}
+	sg, sgw := colReduce(rows, co, func(pa, pb []float64, lo, n int) {
+		wsGradSums(pa, pb, g0.Data[lo*co:], from(g1d, lo), w.Data[lo*co:], s.Scale, s.Shift, n, co)
+	})
+	coef := make([]float32, 2*co)
+	b, c := coef[:co], coef[co:]
+	for j := range b {
+		sc := float64(s.Scale[j])
+		b[j], c[j] = float32(-sc*sgw[j]/float64(rows)), float32(-sc*sg[j]/float64(rows))
+	}
+	parallelChunks(rows, max(1, 4096/max(co, 1)), func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			row := func(d []float32) []float32 {
+				if d == nil {
+					return nil
+				}
+				return d[r*co:][:co]
+			}
+			wsSGDRow(row(w.Data), row(v.Data), row(g0.Data), row(g1d), s.Scale, s.Shift, b, c, momentum, lr, weightDecay)
+		}
+	})
 }

@@ -41,7 +41,7 @@ func benchTrainStep(b *testing.B, arch string, res, batch int) {
 				if _, _, err := net.ForwardBackward(x, targets, 1/float32(batch)); err != nil {
 					b.Fatal(err)
 				}
-				if err := opt.Step(params, net.Grads(), 1e-3); err != nil {
+				if err := net.Step(opt, 1e-3); err != nil {
 					b.Fatal(err)
 				}
 				net.ZeroGrad()
@@ -73,4 +73,82 @@ func BenchmarkTrainStepR50(b *testing.B) {
 		b.Skip("R50x1 at 128px takes seconds per step")
 	}
 	benchTrainStep(b, "R50x1", 128, 8)
+}
+
+// BenchmarkParamPasses times the passes of a training step over
+// parameter-sized arrays (R50x1's conv kernels: about 23.5M values), which
+// are bound by memory bandwidth, not by the products: standardising and
+// packing the kernels, the standardisation backward, gathering two
+// replicas' gradients and the SGD update, and the fused form of the last
+// three (Net.Step). SetBytes counts the bytes each
+// pass reads and writes, so MB/s is its bandwidth.
+func BenchmarkParamPasses(b *testing.B) {
+	cfg, err := model.Arch("R50x1", 10)
+	if err != nil {
+		b.Fatal(err)
+	}
+	params := randomParams(cfg, 1)
+	var convs []string
+	var n int64
+	for _, s := range cfg.Spec() {
+		if s.Kind == model.KindConv {
+			convs = append(convs, s.Name)
+			n += int64(params[s.Name].Len())
+		}
+	}
+	grads, other := model.Params{}, model.Params{}
+	for _, name := range convs {
+		grads[name] = randomInput(3, params[name].Shape...)
+		other[name] = randomInput(4, params[name].Shape...)
+	}
+	var a nn.Arena
+	kern := map[string]*nn.HWIOKernel{}
+	prepare := func() {
+		a.Reset()
+		for _, name := range convs {
+			kern[name] = nn.StandardizePrepareHWIO(params[name], 1, 0, true, &a)
+		}
+	}
+	b.Run("ws-prepare", func(b *testing.B) {
+		b.SetBytes(4 * n * 4) // moments read w; one pass reads w, writes two packings
+		for i := 0; i < b.N; i++ {
+			prepare()
+		}
+	})
+	prepare()
+	b.Run("ws-backward", func(b *testing.B) {
+		b.SetBytes(4 * n * 6) // sums read gs, w; ws written; affine reads gs, ws, writes dw
+		for i := 0; i < b.N; i++ {
+			for _, name := range convs {
+				nn.StandardizeBackwardHWIO(kern[name].W, kern[name].WS, grads[name], other[name], false)
+			}
+		}
+	})
+	b.Run("gather", func(b *testing.B) {
+		b.SetBytes(4 * n * 3)
+		for i := 0; i < b.N; i++ {
+			for _, name := range convs {
+				nn.AddInPlace(other[name], grads[name])
+			}
+		}
+	})
+	b.Run("ws-sgd-fused", func(b *testing.B) {
+		opt := &SGD{Momentum: 0.9}
+		b.SetBytes(4 * n * 9) // sums read g0, g1, w; update reads g0, g1, w, v, writes w, v
+		for i := 0; i < b.N; i++ {
+			for _, name := range convs {
+				v, mu, wd, _ := opt.state(name, params[name])
+				nn.StandardizedSGD(params[name], v, kern[name].WS, grads[name], other[name], mu, 1e-9, wd)
+			}
+		}
+	})
+	b.Run("sgd", func(b *testing.B) {
+		opt := &SGD{Momentum: 0.9}
+		b.SetBytes(4 * n * 5) // reads w, g, v; writes w, v
+		for i := 0; i < b.N; i++ {
+			if err := opt.Step(params, grads, 1e-9); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }

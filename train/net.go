@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	goruntime "runtime"
+	"sort"
 
 	"github.com/bitrun/bitrun/model"
 	"github.com/bitrun/bitrun/nn"
@@ -55,7 +56,6 @@ type Net struct {
 
 	// Prepared for the current forward (arena-backed).
 	kern map[string]*nn.HWIOKernel // standardised kernels (checkpoint layout), packed for the step
-	kinv map[string][]float32      // their 1/std per output channel
 	head *nn.Tensor                // head kernel viewed as [C, classes]
 	c    cache                     // activations of the last forward
 	gacc map[string]*nn.Tensor     // gradient accumulators (conv: w.r.t. the standardised kernel)
@@ -95,7 +95,7 @@ func NewNet(cfg model.Config, params model.Params, trainable Trainable) (*Net, e
 		trainable = func(string) bool { return true }
 	}
 	n := &Net{cfg: cfg, params: params, trainable: trainable, pos: map[string]int{},
-		kern: map[string]*nn.HWIOKernel{}, kinv: map[string][]float32{}, gacc: map[string]*nn.Tensor{},
+		kern: map[string]*nn.HWIOKernel{}, gacc: map[string]*nn.Tensor{},
 		grad: model.Params{}, conv: map[string]bool{}}
 	n.specs = cfg.Spec()
 	n.first = len(n.specs)
@@ -169,7 +169,7 @@ func (n *Net) prepare() {
 		}
 	}
 	pack := func(key string, stride, pad int) {
-		n.kern[key], n.kinv[key] = nn.StandardizePrepareHWIO(n.params[key], stride, pad, key != model.RootKernel && n.needDx(key), a)
+		n.kern[key] = nn.StandardizePrepareHWIO(n.params[key], stride, pad, key != model.RootKernel && n.needDx(key), a)
 	}
 	pack(model.RootKernel, 2, 3)
 	for b := 0; b < 4; b++ {
@@ -364,7 +364,7 @@ func (n *Net) setReplicas(parts int) {
 		n.replicas = append(n.replicas, r)
 	}
 	for _, r := range n.replicas[:parts-1] {
-		r.kern, r.kinv, r.head = n.kern, n.kinv, n.head
+		r.kern, r.head = n.kern, n.head
 		r.arena.Reset()
 	}
 }
@@ -536,12 +536,74 @@ func (n *Net) Grads() model.Params {
 			continue
 		}
 		if n.conv[name] {
-			nn.StandardizeBackwardHWIO(n.kern[name].W, n.kinv[name], src, gt, false)
+			k := n.kern[name]
+			nn.StandardizeBackwardHWIO(k.W, k.WS, src, gt, false)
 			continue
 		}
 		copy(gt.Data, src.Data)
 	}
 	return n.grad
+}
+
+// Step updates the parameters with opt from the gradients accumulated
+// since ZeroGrad, with learning rate lr: to the bit what
+// opt.Step(n.Params(), n.Grads(), lr) does, but each trainable conv
+// kernel's standardisation backward, the gather of the batch-parallel
+// replicas' gradients and its SGD update run as two fused passes over the
+// kernel (nn.StandardizedSGD) instead of six. Call it after the last
+// ForwardBackward of a logical step and before the parameters change; the
+// accumulators are left as they are (ZeroGrad starts the next step).
+func (n *Net) Step(opt *SGD, lr float64) error {
+	var from []*Net // the replicas holding gradients, in order
+	for i := 0; i <= len(n.replicas); i++ {
+		if r := n.replica(i); r.seen {
+			from = append(from, r)
+		}
+	}
+	if len(from) == 0 || len(from) > 2 || !from[0].seen || from[0] != n {
+		return opt.Step(n.params, n.Grads(), lr)
+	}
+	// The other parameters (GroupNorm, head: small) go through opt.Step
+	// with their gathered gradients; the kernels' state is checked before
+	// anything is written.
+	rest := model.Params{}
+	var convs []string
+	for name, g := range n.grad {
+		if n.conv[name] {
+			convs = append(convs, name)
+			continue
+		}
+		copy(g.Data, n.gacc[name].Data)
+		if len(from) == 2 {
+			nn.AddInPlace(g, from[1].gacc[name])
+		}
+		rest[name] = g
+	}
+	sort.Strings(convs)
+	type kernelStep struct {
+		w, v, g0, g1 *nn.Tensor
+		s            nn.WS
+		mu, wd       float32
+	}
+	steps := make([]kernelStep, len(convs))
+	for i, name := range convs {
+		w := n.params[name]
+		v, mu, wd, err := opt.state(name, w)
+		if err != nil {
+			return err
+		}
+		steps[i] = kernelStep{w: w, v: v, g0: n.gacc[name], s: n.kern[name].WS, mu: mu, wd: wd}
+		if len(from) == 2 {
+			steps[i].g1 = from[1].gacc[name]
+		}
+	}
+	if err := opt.Step(n.params, rest, lr); err != nil {
+		return err
+	}
+	for _, k := range steps {
+		nn.StandardizedSGD(k.w, k.v, k.s, k.g0, k.g1, k.mu, float32(lr), k.wd)
+	}
+	return nil
 }
 
 // OneHot writes one-hot targets for labels into dst (len(labels)×classes).

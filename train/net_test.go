@@ -1,6 +1,7 @@
 package train
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	goruntime "runtime"
@@ -369,5 +370,67 @@ func TestPartialFreeze(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// Net.Step gives to the bit what SGD.Step over Net.Grads gives, over
+// steps with one or two replicas, micro-batches, weight decay and frozen
+// presets; and so do the momentum buffers.
+func TestNetStep(t *testing.T) {
+	cfg := tinyConfig(t, 4)
+	x := randomInput(6, 4, 3, 32, 32)
+	targets := make([]float32, 4*4)
+	if err := OneHot([]int{0, 3, 1, 2}, 4, targets); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		preset string
+		procs  int
+		micro  int
+	}{{PresetAll, 2, 1}, {PresetAll, 1, 1}, {PresetAll, 2, 2}, {PresetAll, 3, 1}, {PresetHeadGN, 2, 1}} {
+		t.Run(fmt.Sprint(tc), func(t *testing.T) {
+			defer goruntime.GOMAXPROCS(goruntime.GOMAXPROCS(tc.procs))
+			tr, err := Preset(tc.preset)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pa, pb := randomParams(cfg, 5), randomParams(cfg, 5)
+			na, _ := NewNet(cfg, pa, tr)
+			nb, _ := NewNet(cfg, pb, tr)
+			oa := &SGD{Momentum: 0.9, WeightDecay: 1e-3}
+			ob := &SGD{Momentum: 0.9, WeightDecay: 1e-3}
+			per := 4 / tc.micro
+			for step := 0; step < 3; step++ {
+				for _, n := range []*Net{na, nb} {
+					for m := 0; m < tc.micro; m++ {
+						xm := nn.FromData(x.Data[m*per*3*32*32:(m+1)*per*3*32*32], per, 3, 32, 32)
+						if _, _, err := n.ForwardBackward(xm, targets[m*per*4:(m+1)*per*4], 0.25); err != nil {
+							t.Fatal(err)
+						}
+					}
+				}
+				if err := oa.Step(pa, na.Grads(), 0.1); err != nil {
+					t.Fatal(err)
+				}
+				if err := nb.Step(ob, 0.1); err != nil {
+					t.Fatal(err)
+				}
+				na.ZeroGrad()
+				nb.ZeroGrad()
+			}
+			for name, w := range pa {
+				if !slices.Equal(w.Data, pb[name].Data) {
+					t.Errorf("%s: Net.Step and SGD.Step(Grads) differ", name)
+				}
+			}
+			for name, v := range oa.Velocity {
+				if !slices.Equal(v.Data, ob.Velocity[name].Data) {
+					t.Errorf("velocity %s differs", name)
+				}
+			}
+			if len(oa.Velocity) != len(ob.Velocity) {
+				t.Errorf("%d velocities, want %d", len(ob.Velocity), len(oa.Velocity))
+			}
+		})
 	}
 }

@@ -494,7 +494,7 @@ func (r *runner) step(st *trainState, buf *stepBuffers, s int) (loss float64, co
 		return 0, 0, 0, fmt.Errorf("%w (%g) at step %d: lower the learning rate", ErrDiverged, loss, s)
 	}
 	lr = r.sched(s)
-	if err := st.sgd.Step(st.params, st.net.Grads(), lr); err != nil {
+	if err := st.net.Step(st.sgd, lr); err != nil {
 		return 0, 0, 0, err
 	}
 	st.net.ZeroGrad()

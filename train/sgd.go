@@ -39,13 +39,6 @@ func DecayKernels(name string) bool {
 // Step updates params in place from grads (only the names in grads) with
 // learning rate lr. Deterministic: each element is updated independently.
 func (o *SGD) Step(params, grads model.Params, lr float64) error {
-	if o.Velocity == nil {
-		o.Velocity = model.Params{}
-	}
-	decay := o.Decay
-	if decay == nil {
-		decay = DecayKernels
-	}
 	names := make([]string, 0, len(grads))
 	for name := range grads {
 		names = append(names, name)
@@ -57,18 +50,11 @@ func (o *SGD) Step(params, grads model.Params, lr float64) error {
 		if w == nil || !nn.SameShape(w.Shape, g.Shape) {
 			return fmt.Errorf("train: sgd: gradient %s %v does not match parameter %v", name, g.Shape, w)
 		}
-		v := o.Velocity[name]
-		if v == nil {
-			v = nn.New(w.Shape...)
-			o.Velocity[name] = v
-		} else if !nn.SameShape(v.Shape, w.Shape) {
-			return fmt.Errorf("train: sgd: momentum buffer %s %v does not match parameter %v", name, v.Shape, w.Shape)
+		v, mu, wd, err := o.state(name, w)
+		if err != nil {
+			return err
 		}
-		mu, lrf := float32(o.Momentum), float32(lr)
-		wd := float32(0)
-		if o.WeightDecay != 0 && decay(name) {
-			wd = float32(o.WeightDecay)
-		}
+		lrf := float32(lr)
 		for lo := 0; lo < len(w.Data); lo += sgdChunk {
 			hi := min(len(w.Data), lo+sgdChunk)
 			parts = append(parts, sgdPart{w.Data[lo:hi], g.Data[lo:hi], v.Data[lo:hi], mu, lrf, wd})
@@ -76,6 +62,29 @@ func (o *SGD) Step(params, grads model.Params, lr float64) error {
 	}
 	nn.ParallelFor(len(parts), func(i int) { parts[i].update() })
 	return nil
+}
+
+// state returns the momentum buffer of the named parameter w (made on
+// first use), the momentum and the weight decay that apply to it.
+func (o *SGD) state(name string, w *nn.Tensor) (v *nn.Tensor, mu, wd float32, err error) {
+	if o.Velocity == nil {
+		o.Velocity = model.Params{}
+	}
+	v = o.Velocity[name]
+	if v == nil {
+		v = nn.New(w.Shape...)
+		o.Velocity[name] = v
+	} else if !nn.SameShape(v.Shape, w.Shape) {
+		return nil, 0, 0, fmt.Errorf("train: sgd: momentum buffer %s %v does not match parameter %v", name, v.Shape, w.Shape)
+	}
+	decay := o.Decay
+	if decay == nil {
+		decay = DecayKernels
+	}
+	if o.WeightDecay != 0 && decay(name) {
+		wd = float32(o.WeightDecay)
+	}
+	return v, float32(o.Momentum), wd, nil
 }
 
 // sgdChunk is the number of elements one core updates at a time.
