@@ -21,7 +21,6 @@ func colAffine(out, g, w, a, b, c []float32, acc bool) {
 
 func transpose16(dst, src []float32, ld, n int) { transpose16Go(dst, src, ld, n) }
 
-
 func wsGradSums(sa, sb []float64, g0, g1, w, scale, shift []float32, rows, ld int) {
 	wsGradSumsGo(sa, sb, g0, g1, w, scale, shift, rows, ld)
 }
