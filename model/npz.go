@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/bitrun/bitrun/internal/atomicfile"
+	"github.com/bitrun/bitrun/internal/ctxio"
 	"github.com/bitrun/bitrun/internal/regfile"
 	"github.com/bitrun/bitrun/nn"
 )
@@ -299,21 +300,8 @@ func SaveNPZ(path string, params Params) error {
 // error wrapping ctx.Err(); path is then untouched.
 func SaveNPZContext(ctx context.Context, path string, params Params) error {
 	return writeFileAtomic(path, func(w io.Writer) error {
-		return WriteNPZ(ctxWriter{ctx, w}, params)
+		return WriteNPZ(ctxio.Writer(ctx, w), params)
 	})
-}
-
-// ctxWriter fails writes once its context is done.
-type ctxWriter struct {
-	ctx context.Context
-	w   io.Writer
-}
-
-func (c ctxWriter) Write(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.w.Write(p)
 }
 
 // writeFileAtomic writes a file through write into a pending file next to

@@ -14,6 +14,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/bitrun/bitrun/internal/atomicfile"
+	"github.com/bitrun/bitrun/internal/ctxio"
 	"github.com/bitrun/bitrun/model"
 )
 
@@ -500,24 +501,11 @@ func copyToPending(ctx context.Context, src, final string) (*atomicfile.File, er
 	if err != nil {
 		return nil, fmt.Errorf("zoo: %w", err)
 	}
-	if _, err := io.Copy(f, ctxReader{ctx, in}); err != nil {
+	if _, err := io.Copy(f, ctxio.Reader(ctx, in)); err != nil {
 		f.Cleanup()
 		return nil, fmt.Errorf("zoo: copying %s into the cache: %w", src, err)
 	}
 	return f, nil
-}
-
-// ctxReader stops a copy when ctx is done.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(b []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(b)
 }
 
 // Remove deletes a model's file, any partial download and its lock-file
