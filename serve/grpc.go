@@ -115,20 +115,7 @@ func (s *Server) grpcUnary(ctx context.Context, req any, info *grpc.UnaryServerI
 	if p, ok := peer.FromContext(ctx); ok {
 		attrs = append(attrs, slog.String("remote", p.Addr.String()))
 	}
-	if rc.model != "" {
-		attrs = append(attrs, slog.String("model", rc.model))
-	}
-	if rc.version != "" {
-		attrs = append(attrs, slog.String("version", rc.version))
-	}
-	level := slog.LevelInfo
-	if err != nil {
-		attrs = append(attrs, slog.String("error", err.Error()))
-		if code == codes.Internal || code == codes.Unknown {
-			level = slog.LevelError
-		}
-	}
-	s.cfg.Logger.LogAttrs(ctx, level, "grpc request", attrs...)
+	s.logRequest(ctx, "grpc request", rc, attrs, err, code == codes.Internal || code == codes.Unknown)
 	if err != nil {
 		return nil, status.Error(code, err.Error())
 	}

@@ -403,6 +403,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		slog.String("route", rc.route), slog.Int("status", code), slog.Int64("bytes", rc.w.bytes),
 		slog.Float64("ms", float64(d.Microseconds())/1000), slog.String("remote", r.RemoteAddr),
 	}
+	s.logRequest(r.Context(), "request", rc, attrs, err, code >= 500 && code != statusClientClosed)
+}
+
+// logRequest writes the one log line (msg) of an HTTP request or a gRPC
+// call: attrs, the model and version it named, and its error. A failure
+// that is the server's fault (serverFault) logs at Error, others at Info.
+func (s *Server) logRequest(ctx context.Context, msg string, rc *reqCtx, attrs []slog.Attr, err error, serverFault bool) {
 	if rc.model != "" {
 		attrs = append(attrs, slog.String("model", rc.model))
 	}
@@ -412,11 +419,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	level := slog.LevelInfo
 	if err != nil {
 		attrs = append(attrs, slog.String("error", err.Error()))
-		if code >= 500 && code != statusClientClosed {
+		if serverFault {
 			level = slog.LevelError
 		}
 	}
-	s.cfg.Logger.LogAttrs(r.Context(), level, "request", attrs...)
+	s.cfg.Logger.LogAttrs(ctx, level, msg, attrs...)
 }
 
 // requestID is the client's X-Request-Id when it is short and plain,
