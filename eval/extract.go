@@ -264,11 +264,9 @@ func ReadFeatures(path string) (*Features, error) {
 // datasets, outputs or shard counts, and a missing or duplicate shard
 // (ErrShards).
 func MergeFeatures(parts []*Features) (*Features, error) {
-	infos := make([]*ShardInfo, len(parts))
-	for i, p := range parts {
-		infos[i] = p.Shard
-	}
-	if err := checkShards(infos); err != nil {
+	err := checkParts(parts, func(f *Features) *ShardInfo { return f.Shard },
+		func(f *Features) (string, string, Preprocess) { return f.Model, f.ModelSHA256, f.Preprocess })
+	if err != nil {
 		return nil, err
 	}
 	a := parts[0]
@@ -276,15 +274,10 @@ func MergeFeatures(parts []*Features) (*Features, error) {
 	rows := 0
 	for _, p := range parts {
 		switch {
-		case p.Model != a.Model || p.ModelSHA256 != a.ModelSHA256:
-			return nil, fmt.Errorf("%w: different models (%s %.12s and %s %.12s)", ErrShards, a.Model, a.ModelSHA256, p.Model, p.ModelSHA256)
 		case p.Dataset != a.Dataset || !slices.Equal(p.Classes, a.Classes):
 			return nil, fmt.Errorf("%w: different datasets (%q and %q)", ErrShards, a.Dataset, p.Dataset)
 		case p.Output != a.Output || p.Dim != a.Dim:
 			return nil, fmt.Errorf("%w: different outputs (%s [%d] and %s [%d])", ErrShards, a.Output, a.Dim, p.Output, p.Dim)
-		case p.Preprocess.Size != a.Preprocess.Size || p.Preprocess.Channels != a.Preprocess.Channels ||
-			!slices.Equal(p.Preprocess.Mean, a.Preprocess.Mean) || !slices.Equal(p.Preprocess.Std, a.Preprocess.Std):
-			return nil, fmt.Errorf("%w: different preprocessing", ErrShards)
 		case p.Rows != len(Shard{Index: p.Shard.Index, Count: p.Shard.Count}.Indices(p.Shard.Total)):
 			return nil, fmt.Errorf("%w: shard %s has %d rows; it should have %d", ErrShards, p.Shard.Shard, p.Rows, len(p.Shard.Indices(p.Shard.Total)))
 		}

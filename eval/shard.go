@@ -58,6 +58,31 @@ type ShardInfo struct {
 	Total int `json:"total"` // examples of the whole (unsharded) run
 }
 
+// checkParts checks the parts of one sharded run before a merge: their
+// shard records (checkShards, read with info), then that each ran the first
+// part's model (name and SHA-256, from run) with its preprocessing.
+func checkParts[T any](parts []T, info func(T) *ShardInfo, run func(T) (model, sha256 string, pre Preprocess)) error {
+	infos := make([]*ShardInfo, len(parts))
+	for i, p := range parts {
+		infos[i] = info(p)
+	}
+	if err := checkShards(infos); err != nil {
+		return err
+	}
+	am, asha, apre := run(parts[0])
+	for _, p := range parts[1:] {
+		m, sha, pre := run(p)
+		switch {
+		case m != am || sha != asha:
+			return fmt.Errorf("%w: different models (%s %.12s and %s %.12s)", ErrShards, am, asha, m, sha)
+		case pre.Size != apre.Size || pre.Channels != apre.Channels ||
+			!slices.Equal(pre.Mean, apre.Mean) || !slices.Equal(pre.Std, apre.Std):
+			return fmt.Errorf("%w: different preprocessing", ErrShards)
+		}
+	}
+	return nil
+}
+
 // checkShards checks that shards are exactly 0..n-1 of one count n.
 func checkShards(infos []*ShardInfo) error {
 	if len(infos) == 0 {
@@ -99,25 +124,18 @@ func checkShards(infos []*ShardInfo) error {
 // duplicate shard (ErrShards). Timing sums the shards' times (Seconds is
 // the total of their wall times, ImagesPerSec images over that total).
 func Merge(reports []*Report) (*Report, error) {
-	infos := make([]*ShardInfo, len(reports))
-	for i, r := range reports {
-		infos[i] = r.Shard
-	}
-	if err := checkShards(infos); err != nil {
+	err := checkParts(reports, func(r *Report) *ShardInfo { return r.Shard },
+		func(r *Report) (string, string, Preprocess) { return r.Model, r.ModelSHA256, r.Preprocess })
+	if err != nil {
 		return nil, err
 	}
 	a := reports[0]
 	for _, r := range reports[1:] {
 		switch {
-		case r.Model != a.Model || r.ModelSHA256 != a.ModelSHA256:
-			return nil, fmt.Errorf("%w: different models (%s %.12s and %s %.12s)", ErrShards, a.Model, a.ModelSHA256, r.Model, r.ModelSHA256)
 		case r.Dataset != a.Dataset:
 			return nil, fmt.Errorf("%w: different datasets (%q and %q)", ErrShards, a.Dataset, r.Dataset)
 		case r.K != a.K || r.Classes != a.Classes:
 			return nil, fmt.Errorf("%w: different k or class counts (top-%d of %d and top-%d of %d)", ErrShards, a.K, a.Classes, r.K, r.Classes)
-		case r.Preprocess.Size != a.Preprocess.Size || r.Preprocess.Channels != a.Preprocess.Channels ||
-			!slices.Equal(r.Preprocess.Mean, a.Preprocess.Mean) || !slices.Equal(r.Preprocess.Std, a.Preprocess.Std):
-			return nil, fmt.Errorf("%w: different preprocessing", ErrShards)
 		case !slices.Equal(r.Labels, a.Labels):
 			return nil, fmt.Errorf("%w: different labels", ErrShards)
 		}
