@@ -58,17 +58,9 @@ func isImageFile(name string) bool {
 
 // subdirs lists the non-hidden sub-folders of dir, sorted.
 func subdirs(dir string) ([]string, error) {
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		return nil, fmt.Errorf("data: %w", err)
-	}
-	var out []string
-	for _, e := range ents {
-		if isDir(filepath.Join(dir, e.Name())) && !strings.HasPrefix(e.Name(), ".") {
-			out = append(out, e.Name())
-		}
-	}
-	return out, nil // ReadDir sorts by name
+	return entries(dir, func(e os.DirEntry) bool {
+		return isDir(filepath.Join(dir, e.Name())) && !strings.HasPrefix(e.Name(), ".")
+	})
 }
 
 func isDir(p string) bool {
@@ -78,13 +70,19 @@ func isDir(p string) bool {
 
 // imageFiles lists the image files directly in dir, sorted by name.
 func imageFiles(dir string) ([]string, error) {
+	return entries(dir, func(e os.DirEntry) bool { return !e.IsDir() && isImageFile(e.Name()) })
+}
+
+// entries lists the names of the entries of dir that keep accepts, sorted
+// by name (as os.ReadDir returns them).
+func entries(dir string, keep func(os.DirEntry) bool) ([]string, error) {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("data: %w", err)
 	}
 	var out []string
 	for _, e := range ents {
-		if !e.IsDir() && isImageFile(e.Name()) {
+		if keep(e) {
 			out = append(out, e.Name())
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"image/gif"
 	"image/jpeg"
 	"image/png"
+	"io"
 	"os"
 	"path/filepath"
 	"testing"
@@ -51,35 +52,29 @@ func quadrants(w, h int, q [4]color.RGBA) *image.RGBA {
 
 func encPNG(t testing.TB, m image.Image) []byte {
 	t.Helper()
-	var b bytes.Buffer
-	if err := png.Encode(&b, m); err != nil {
-		t.Fatal(err)
-	}
-	return b.Bytes()
+	return encoded(t, func(w io.Writer) error { return png.Encode(w, m) })
 }
 
 func encJPEG(t testing.TB, m image.Image, q int) []byte {
 	t.Helper()
-	var b bytes.Buffer
-	if err := jpeg.Encode(&b, m, &jpeg.Options{Quality: q}); err != nil {
-		t.Fatal(err)
-	}
-	return b.Bytes()
+	return encoded(t, func(w io.Writer) error { return jpeg.Encode(w, m, &jpeg.Options{Quality: q}) })
 }
 
 func encGIF(t testing.TB, m image.Image) []byte {
 	t.Helper()
-	var b bytes.Buffer
-	if err := gif.Encode(&b, m, nil); err != nil {
-		t.Fatal(err)
-	}
-	return b.Bytes()
+	return encoded(t, func(w io.Writer) error { return gif.Encode(w, m, nil) })
 }
 
 func encBMP(t testing.TB, m image.Image) []byte {
 	t.Helper()
+	return encoded(t, func(w io.Writer) error { return bmp.Encode(w, m) })
+}
+
+// encoded is what enc writes, failing t on its error.
+func encoded(t testing.TB, enc func(w io.Writer) error) []byte {
+	t.Helper()
 	var b bytes.Buffer
-	if err := bmp.Encode(&b, m); err != nil {
+	if err := enc(&b); err != nil {
 		t.Fatal(err)
 	}
 	return b.Bytes()
