@@ -347,15 +347,11 @@ func parsePyDict(s string) (map[string]any, error) {
 			return nil, fmt.Errorf("duplicate key %q", key)
 		}
 		out[key] = val
-		p.space()
-		if p.eat(',') {
-			continue
+		if more, err := p.next('}'); err != nil {
+			return nil, err
+		} else if !more {
+			break
 		}
-		p.space()
-		if !p.eat('}') {
-			return nil, fmt.Errorf("want ',' or '}' at offset %d", p.i)
-		}
-		break
 	}
 	p.space()
 	if p.i != len(p.s) {
@@ -426,6 +422,21 @@ func (p *pyParser) value() (any, error) {
 	return nil, fmt.Errorf("unexpected %q at offset %d", p.s[p.i], p.i)
 }
 
+// next reads what follows an item of a dict or tuple: a comma (more
+// reports that another item or the closing byte may follow) or the closing
+// byte itself.
+func (p *pyParser) next(closing byte) (more bool, err error) {
+	p.space()
+	if p.eat(',') {
+		return true, nil
+	}
+	p.space()
+	if !p.eat(closing) {
+		return false, fmt.Errorf("want ',' or '%c' at offset %d", closing, p.i)
+	}
+	return false, nil
+}
+
 // tuple parses "()", "(3,)" or "(3, 4)" into non-negative ints.
 func (p *pyParser) tuple() (any, error) {
 	p.i++ // '('
@@ -448,13 +459,10 @@ func (p *pyParser) tuple() (any, error) {
 		}
 		p.eat('L') // Python 2 long suffix
 		dims = append(dims, d)
-		p.space()
-		if p.eat(',') {
+		if more, err := p.next(')'); err != nil {
+			return nil, err
+		} else if more {
 			continue
-		}
-		p.space()
-		if !p.eat(')') {
-			return nil, fmt.Errorf("want ',' or ')' at offset %d", p.i)
 		}
 		if len(dims) == 1 {
 			// "(3)" is an int in Python, not a tuple; NumPy never writes it.

@@ -60,11 +60,7 @@ func TestNPYLargeArray(t *testing.T) {
 	for i := range in.Data {
 		in.Data[i] = float32(i) * 0.5
 	}
-	var buf bytes.Buffer
-	if err := WriteNPY(&buf, in); err != nil {
-		t.Fatal(err)
-	}
-	out, err := ReadNPY(&buf)
+	out, err := ReadNPY(bytes.NewReader(npyBytes(t, in)))
 	if err != nil {
 		t.Fatal(err)
 	}

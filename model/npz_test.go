@@ -203,6 +203,7 @@ func zipOf(t *testing.T, members ...rawMember) []byte {
 }
 
 func npyBytes(t *testing.T, x *nn.Tensor) []byte {
+	t.Helper()
 	var buf bytes.Buffer
 	if err := WriteNPY(&buf, x); err != nil {
 		t.Fatal(err)
