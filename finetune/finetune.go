@@ -62,38 +62,50 @@ const DefaultMaxCacheBytes = 2 << 30
 
 // Options configure Run. Rule is the recipe as it will be used: compute it
 // with HyperRuleFor (on the selected training set, see Select) and apply
-// overrides before calling Run.
+// overrides before calling Run. The settings follow one convention: a zero
+// field takes its default, a negative one turns the setting off where it
+// can be off and is invalid (ErrOptions) where it cannot.
 type Options struct {
-	Mode string    // ModeFull or ModeHead
-	Rule HyperRule // schedule, resolution, MixUp, optimiser
+	Mode string    // ModeFull or ModeHead; "": ModeFull
+	Rule HyperRule // schedule, resolution, MixUp, optimiser: values as used (see HyperRule)
 	// Batch is the logical batch; the lr is Rule.BaseLR × Batch/Rule.BatchSize.
-	// 0 means Rule.BatchSize.
-	Batch      int
-	BatchSplit int  // full mode: micro-batches per step (gradient accumulation); 0 means 1
+	// 0 means Rule.BatchSize; negative is invalid.
+	Batch int
+	// BatchSplit is full mode's number of micro-batches per step (gradient
+	// accumulation); it must divide Batch. 0 means 1; negative is invalid.
+	BatchSplit int
 	NoFlip     bool // disable the random horizontal flip (wrong for digits, text)
 	// Views is the number of augmented views of each training image whose
-	// trunk activations head mode caches (0: DefaultViews).
+	// trunk activations head mode caches. 0: DefaultViews; negative is
+	// invalid.
 	Views int
 	// ExamplesPerClass selects k examples per class (few-shot, seeded); 0
-	// uses the whole training set.
+	// (or negative: few-shot off) uses the whole training set.
 	ExamplesPerClass int
-	Seed             uint64
+	Seed             uint64 // of the selection, data order, augmentation and MixUp; 0 is a seed like any other
 	// AdaptResolution > 0 adds the train-to-test resolution adaptation step
-	// at that resolution (see the package documentation).
+	// at that resolution (at least 16; see the package documentation). 0 (the
+	// default) or negative: no adaptation.
 	AdaptResolution int
 	// AdaptSteps is the length of the adaptation schedule (0: Rule.Steps/5,
-	// at least 10); the HyperRule's shape is scaled to it.
-	AdaptSteps      int
-	CheckpointEvery int // steps between checkpoints (0: only at the end and on cancellation)
+	// at least 10); the HyperRule's shape is scaled to it. Negative is
+	// invalid.
+	AdaptSteps int
+	// CheckpointEvery is the number of steps between checkpoints; 0 (the
+	// default) or negative: only at the end and on cancellation.
+	CheckpointEvery int
 	Resume          bool
 	OutDir          string
-	EvalBatch       int // 0: 128
+	EvalBatch       int // batch of the test evaluations; 0 (or negative): 128
 	// Engine computes trunk activations in head mode and adaptation:
-	// EngineAuto (default), EngineORT or EngineNative.
-	Engine        string
-	Runtime       runtime.Options // ONNX Runtime settings for the trunk graph
-	MaxCacheBytes int64           // 0: DefaultMaxCacheBytes
-	Labels        []string        // class names for the exported model (nil: the dataset's)
+	// EngineAuto (also ""), EngineORT or EngineNative.
+	Engine  string
+	Runtime runtime.Options // ONNX Runtime settings for the trunk graph
+	// MaxCacheBytes bounds the trunk activations head training and
+	// adaptation cache (ErrCacheTooLarge beyond). 0: DefaultMaxCacheBytes;
+	// negative: no bound.
+	MaxCacheBytes int64
+	Labels        []string // class names for the exported model (nil: the dataset's)
 	// Source holds the pretrained weights; its head is replaced by a
 	// zero-initialised one for the dataset's classes.
 	Source     model.Params
@@ -105,7 +117,7 @@ type Options struct {
 	Version string // bitrun version for the ONNX metadata
 
 	Logger   *slog.Logger         // nil: discarded
-	Progress func(train.Progress) // Phase "cache", "train", "adapt-cache", "adapt", "eval"
+	Progress func(train.Progress) // Phase "cache", "train", "adapt-cache", "adapt", "eval"; nil: none
 }
 
 // DefaultViews is head mode's number of cached augmented views per image.
@@ -269,8 +281,11 @@ func newRunner(o Options, trainSet, testSet data.Dataset) (*runner, error) {
 	if o.Views < 1 {
 		return nil, fmt.Errorf("%w: views %d (want >= 1)", ErrOptions, o.Views)
 	}
-	if o.AdaptResolution != 0 && o.AdaptResolution < 16 {
-		return nil, fmt.Errorf("%w: adaptation resolution %d (want >= 16)", ErrOptions, o.AdaptResolution)
+	if o.AdaptResolution > 0 && o.AdaptResolution < 16 {
+		return nil, fmt.Errorf("%w: adaptation resolution %d (want >= 16, or 0 for none)", ErrOptions, o.AdaptResolution)
+	}
+	if o.AdaptSteps < 0 {
+		return nil, fmt.Errorf("%w: adaptation steps %d (want >= 1, or 0 for the default)", ErrOptions, o.AdaptSteps)
 	}
 	if o.AdaptSteps == 0 {
 		o.AdaptSteps = max(10, h.Steps/5)

@@ -16,7 +16,9 @@ const (
 )
 
 // HyperRule is the BiT fine-tuning recipe for one dataset. Every field may be
-// overridden after HyperRuleFor computes it.
+// overridden after HyperRuleFor computes it. It records values as used, not
+// settings with defaults: a zero Warmup, MixupAlpha or WeightDecay is none,
+// and a negative value is invalid (Run returns ErrOptions).
 type HyperRule struct {
 	Examples    int     `json:"examples"`    // training-set size the rule was computed from
 	ImageArea   int     `json:"image_area"`  // width*height of the training images

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"errors"
 	"strings"
 	"testing"
 )
@@ -40,10 +39,6 @@ func TestBenchInProcess(t *testing.T) {
 		{"train small", benchOptions{arch: "tiny", train: true, resolution: 4, batch: 1, runs: 1, streams: 1}, "--resolution 4: want 16..8192 pixels"},
 		{"channels", benchOptions{arch: "tiny", channels: 1, resolution: 16, batch: 1, runs: 1, streams: 1}, "BiT models take 3"},
 	} {
-		err := tc.o.validate()
-		var ue usageError
-		if !errors.As(err, &ue) || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("%s: %v, want a usage error with %q", tc.name, err, tc.want)
-		}
+		wantUsage(t, tc.name, tc.o.validate(), tc.want)
 	}
 }

@@ -29,6 +29,13 @@ func runE[O any, P interface {
 	}
 }
 
+// boundFlags is the read step of a command whose options are bound to its
+// flags (StringVar and the like) and take no arguments or configuration:
+// the options as the flags left them.
+func boundFlags[O any](o *O) func(*cobra.Command, []string) (O, error) {
+	return func(*cobra.Command, []string) (O, error) { return *o, nil }
+}
+
 // writeJSON prints v on w as indented JSON: the --json output of every
 // command.
 func writeJSON(w io.Writer, v any) error {

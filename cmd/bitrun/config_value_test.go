@@ -1,10 +1,9 @@
 package main
 
 import (
-	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 )
 
@@ -44,15 +43,7 @@ func TestConfigValueErrors(t *testing.T) {
 			t.Setenv(k, v)
 		}
 		_, _, err := execCLI(t, append([]string{"serve", "--onnx", model}, tc.args...)...)
-		if !errors.As(err, new(usageError)) {
-			t.Errorf("%v %v: %v, want a usage error", tc.env, tc.args, err)
-		} else {
-			for _, w := range tc.want {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("%v %v: %q lacks %q", tc.env, tc.args, err, w)
-				}
-			}
-		}
+		wantUsage(t, fmt.Sprint(tc.env, " ", tc.args), err, tc.want...)
 		for k := range tc.env {
 			os.Unsetenv(k)
 		}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -22,36 +21,9 @@ import (
 	"github.com/bitrun/bitrun/internal/ort/onnxtest"
 	"github.com/bitrun/bitrun/model"
 	"github.com/bitrun/bitrun/runtime"
-	"github.com/spf13/cobra"
-	"github.com/spf13/viper"
 )
 
 const fashionDir = "/usr/share/datasets/fashion-mnist"
-
-// execCLI runs the bitrun command line in-process and returns its stdout,
-// stderr and error.
-func execCLI(t *testing.T, args ...string) (string, string, error) {
-	t.Helper()
-	return execCLIWith(t, nil, args...)
-}
-
-// execCLIWith is execCLI with extra commands added to the root.
-func execCLIWith(t *testing.T, extra []*cobra.Command, args ...string) (string, string, error) {
-	t.Helper()
-	// Each run gets fresh configuration, as a new process would: flag
-	// bindings of earlier runs must not leak into this one.
-	cfg = viper.New()
-	root := newRoot()
-	for _, c := range extra {
-		root.AddCommand(c)
-	}
-	var out, errb bytes.Buffer
-	root.SetOut(&out)
-	root.SetErr(&errb)
-	root.SetArgs(args)
-	err := root.ExecuteContext(context.Background())
-	return out.String(), errb.String(), err
-}
 
 // requireORTCLI skips (fails under BITRUN_REQUIRE_ORT=1) without ONNX Runtime.
 func requireORTCLI(t *testing.T) {
@@ -265,17 +237,11 @@ func TestPredict(t *testing.T) {
 	}
 }
 
+// writePNG writes img as dir/imgI.png and returns the path.
 func writePNG(t *testing.T, dir string, i int, img image.Image) string {
 	t.Helper()
 	path := filepath.Join(dir, "img"+string(rune('0'+i))+".png")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if err := png.Encode(f, img); err != nil {
-		t.Fatal(err)
-	}
+	writePNGFile(t, path, img)
 	return path
 }
 

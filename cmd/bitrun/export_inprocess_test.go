@@ -58,11 +58,7 @@ func TestExportInProcess(t *testing.T) {
 	} {
 		o := base()
 		tc.edit(&o)
-		err := o.validate()
-		var ue usageError
-		if !errors.As(err, &ue) || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("%s: %v, want a usage error with %q", tc.name, err, tc.want)
-		}
+		wantUsage(t, tc.name, o.validate(), tc.want)
 	}
 	// An existing --out without --force is a state error, not a usage error.
 	o = base()

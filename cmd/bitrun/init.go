@@ -14,6 +14,7 @@ import (
 )
 
 func newInitCmd() *cobra.Command {
+	var o initOptions
 	cmd := &cobra.Command{
 		Use:   "init --arch NAME --out FILE",
 		Short: "Write freshly initialised BiT weights as an .npz checkpoint",
@@ -27,20 +28,20 @@ Weights take 4 bytes per parameter (R152x4: 3.7 GB) in memory and on disk.`,
 		Example: `  bitrun init --arch R50x1 --classes 10 --out r50x1.npz
   bitrun init --arch tiny --classes 10 --seed 7 --out tiny.npz`,
 		Args: cobra.NoArgs,
-		RunE: runE(initFlags, runInit),
+		RunE: runE(boundFlags(&o), runInit),
 	}
 	f := cmd.Flags()
-	f.String("arch", "", "architecture (R50x1, R152x4, tiny, ...)")
-	f.Int("classes", 1000, "number of head classes")
-	f.String("out", "", "output checkpoint file (.npz)")
-	f.Int64("seed", 1, "random seed")
-	f.Bool("force", false, "overwrite an existing output file")
+	f.StringVar(&o.arch, "arch", "", "architecture (R50x1, R152x4, tiny, ...)")
+	f.IntVar(&o.classes, "classes", 1000, "number of head classes")
+	f.StringVar(&o.out, "out", "", "output checkpoint file (.npz)")
+	f.Int64Var(&o.seed, "seed", 1, "random seed")
+	f.BoolVar(&o.force, "force", false, "overwrite an existing output file")
 	return cmd
 }
 
 func archList() string { return strings.Join(model.ArchNames(), ", ") }
 
-// initOptions is what init writes, read by initFlags and checked by
+// initOptions is what init writes, bound to its flags and checked by
 // validate.
 type initOptions struct {
 	arch    string
@@ -49,18 +50,6 @@ type initOptions struct {
 	seed    int64
 	force   bool
 	cfg     model.Config // the architecture, set by validate
-}
-
-// initFlags reads init's flags.
-func initFlags(cmd *cobra.Command, _ []string) (initOptions, error) {
-	f := cmd.Flags()
-	var o initOptions
-	o.arch, _ = f.GetString("arch")
-	o.classes, _ = f.GetInt("classes")
-	o.out, _ = f.GetString("out")
-	o.seed, _ = f.GetInt64("seed")
-	o.force, _ = f.GetBool("force")
-	return o, nil
 }
 
 // validate checks the flags (usage errors), resolves the architecture and

@@ -15,32 +15,6 @@ import (
 	"github.com/bitrun/bitrun/model"
 )
 
-// runCaptured runs the CLI in-process through run (so exit codes are the
-// real ones) with os.Stdout and os.Stderr captured.
-func runCaptured(t *testing.T, args ...string) (stdout, stderr string, code int) {
-	t.Helper()
-	dir := t.TempDir()
-	outF, err := os.Create(filepath.Join(dir, "stdout"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	errF, err := os.Create(filepath.Join(dir, "stderr"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	oldOut, oldErr := os.Stdout, os.Stderr
-	os.Stdout, os.Stderr = outF, errF
-	func() {
-		defer func() { os.Stdout, os.Stderr = oldOut, oldErr }()
-		code = run(args)
-	}()
-	outF.Close()
-	errF.Close()
-	o, _ := os.ReadFile(outF.Name())
-	e, _ := os.ReadFile(errF.Name())
-	return string(o), string(e), code
-}
-
 // TestInitInspectRoundTrip writes every architecture with `bitrun init` and
 // reads it back with `bitrun inspect --json`. Under -short: the small configs
 // and R50x1; otherwise every released size (R152x4 alone writes 3.7 GB).

@@ -52,6 +52,7 @@ const (
 var loadProtocols = []string{protoPredict, protoInferJSON, protoInferBinary, protoGRPC}
 
 func newLoadtestCmd() *cobra.Command {
+	var o loadOptions
 	cmd := &cobra.Command{
 		Use:   "loadtest --url URL --image FILE [flags]",
 		Short: "Measure a local bitrun server: throughput, latency percentiles, status codes",
@@ -82,25 +83,25 @@ the mean batch size the server formed during the test is shown.`,
 		Example: `  bitrun loadtest --url http://127.0.0.1:8080 --image cat.jpg --concurrency 32 --requests 2000
   bitrun loadtest --protocol grpc --grpc-addr 127.0.0.1:9001 --batch 16 --image cat.jpg --requests 100`,
 		Args: cobra.NoArgs,
-		RunE: runE(loadtestFlags, runLoadtest),
+		RunE: runE(boundFlags(&o), runLoadtest),
 	}
 	f := cmd.Flags()
-	f.String("url", "http://127.0.0.1:8080", "server base URL or predict URL (loopback only)")
-	f.String("model", "", "model name (default: the only model served)")
-	f.StringArray("image", nil, "image file sent with every request (repeat for several: a batch cycles through them)")
-	f.String("protocol", protoPredict, "predict, infer-json, infer-binary or grpc")
-	f.String("grpc-addr", "", "the server's gRPC address HOST:PORT (loopback only), for --protocol grpc")
-	f.Int("batch", 1, "images per request (1-256)")
-	f.Int("concurrency", 32, "concurrent clients (1-256)")
-	f.Int("requests", 2000, "total requests (1-100000)")
-	f.Int("top-k", 5, "top_k asked for")
-	f.Duration("timeout", 60*time.Second, "per-request timeout")
-	f.String("token-file", "", "file holding the server's bearer token")
-	f.Bool("json", false, "print JSON")
+	f.StringVar(&o.URL, "url", "http://127.0.0.1:8080", "server base URL or predict URL (loopback only)")
+	f.StringVar(&o.Model, "model", "", "model name (default: the only model served)")
+	f.StringArrayVar(&o.Images, "image", nil, "image file sent with every request (repeat for several: a batch cycles through them)")
+	f.StringVar(&o.Protocol, "protocol", protoPredict, "predict, infer-json, infer-binary or grpc")
+	f.StringVar(&o.GRPCAddr, "grpc-addr", "", "the server's gRPC address HOST:PORT (loopback only), for --protocol grpc")
+	f.IntVar(&o.Batch, "batch", 1, "images per request (1-256)")
+	f.IntVar(&o.Concurrency, "concurrency", 32, "concurrent clients (1-256)")
+	f.IntVar(&o.Requests, "requests", 2000, "total requests (1-100000)")
+	f.IntVar(&o.TopK, "top-k", 5, "top_k asked for")
+	f.DurationVar(&o.Timeout, "timeout", 60*time.Second, "per-request timeout")
+	f.StringVar(&o.TokenFile, "token-file", "", "file holding the server's bearer token")
+	f.BoolVar(&o.JSON, "json", false, "print JSON")
 	return cmd
 }
 
-// loadOptions are loadtest's settings.
+// loadOptions are loadtest's settings, bound to its flags.
 type loadOptions struct {
 	URL         string
 	Model       string // "" for the only model served
@@ -114,24 +115,6 @@ type loadOptions struct {
 	Timeout     time.Duration
 	TokenFile   string
 	JSON        bool
-}
-
-func loadtestFlags(cmd *cobra.Command, _ []string) (loadOptions, error) {
-	f := cmd.Flags()
-	var o loadOptions
-	o.URL, _ = f.GetString("url")
-	o.Model, _ = f.GetString("model")
-	o.Images, _ = f.GetStringArray("image")
-	o.Protocol, _ = f.GetString("protocol")
-	o.GRPCAddr, _ = f.GetString("grpc-addr")
-	o.Batch, _ = f.GetInt("batch")
-	o.Concurrency, _ = f.GetInt("concurrency")
-	o.Requests, _ = f.GetInt("requests")
-	o.TopK, _ = f.GetInt("top-k")
-	o.Timeout, _ = f.GetDuration("timeout")
-	o.TokenFile, _ = f.GetString("token-file")
-	o.JSON, _ = f.GetBool("json")
-	return o, nil
 }
 
 func (o *loadOptions) validate() error {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"image"
 	"image/color"
-	"image/png"
 	"os"
 	"path/filepath"
 	"strings"
@@ -148,14 +147,7 @@ func writeTestPNG(t *testing.T, path string, c color.Gray) {
 	for i := range img.Pix {
 		img.Pix[i] = c.Y
 	}
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if err := png.Encode(f, img); err != nil {
-		t.Fatal(err)
-	}
+	writePNGFile(t, path, img)
 }
 
 // TestBenchONNXResolution (issue 13): bench --onnx feeds a bitrun export at

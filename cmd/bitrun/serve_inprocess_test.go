@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/bitrun/bitrun/serve"
-	"github.com/spf13/viper"
 )
 
 // TestServeInProcess: serve runs from its options struct alone, without
@@ -65,11 +64,7 @@ func TestServeInProcess(t *testing.T) {
 	} {
 		o := base()
 		tc.edit(&o)
-		err := o.validate()
-		var ue usageError
-		if !errors.As(err, &ue) || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("%s: %v, want a usage error with %q", tc.name, err, tc.want)
-		}
+		wantUsage(t, tc.name, o.validate(), tc.want)
 	}
 	o = base()
 	o.onnx = []string{filepath.Join(dir, "missing.onnx")}
@@ -103,18 +98,7 @@ func TestServeFlagsMapStraight(t *testing.T) {
 		arg  string
 		want time.Duration
 	}{{"0", 0}, {"-1ms", -time.Millisecond}, {"20ms", 20 * time.Millisecond}} {
-		t.Setenv("XDG_CONFIG_HOME", t.TempDir())
-		cfg = viper.New()
-		cmd, _, err := newRoot().Find([]string{"serve"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := cmd.ParseFlags([]string{"--onnx", "m.onnx", "--batch-delay", tc.arg, "--max-queue", "0", "--workers", "0"}); err != nil {
-			t.Fatal(err)
-		}
-		if err := loadConfig(cmd); err != nil {
-			t.Fatal(err)
-		}
+		cmd := parsedCommand(t, "serve", "--onnx", "m.onnx", "--batch-delay", tc.arg, "--max-queue", "0", "--workers", "0")
 		o, err := serveFlags(cmd, nil)
 		if err != nil {
 			t.Fatal(err)

@@ -37,7 +37,7 @@ func newVersionCmd() *cobra.Command {
 		Use:   "version",
 		Short: "Print the bitrun version, commit, GEMM backend, JPEG decoder and ONNX Runtime version",
 		Args:  cobra.NoArgs,
-		RunE:  runE(func(*cobra.Command, []string) (versionOptions, error) { return versionOptions{}, nil }, runVersion),
+		RunE:  runE(boundFlags(new(versionOptions)), runVersion),
 	}
 }
 

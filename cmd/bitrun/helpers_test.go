@@ -1,0 +1,118 @@
+package main
+
+// Helpers shared by the command tests: the CLI run in-process, and
+// assertions and fixtures more than one test file uses.
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"image"
+	"image/png"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/viper"
+)
+
+// runCaptured runs the CLI in-process through run (so exit codes are the
+// real ones) with os.Stdout and os.Stderr captured.
+func runCaptured(t *testing.T, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	dir := t.TempDir()
+	outF, err := os.Create(filepath.Join(dir, "stdout"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	errF, err := os.Create(filepath.Join(dir, "stderr"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldOut, oldErr := os.Stdout, os.Stderr
+	os.Stdout, os.Stderr = outF, errF
+	func() {
+		defer func() { os.Stdout, os.Stderr = oldOut, oldErr }()
+		code = run(args)
+	}()
+	outF.Close()
+	errF.Close()
+	o, _ := os.ReadFile(outF.Name())
+	e, _ := os.ReadFile(errF.Name())
+	return string(o), string(e), code
+}
+
+// execCLI runs the bitrun command line in-process and returns its stdout,
+// stderr and error.
+func execCLI(t *testing.T, args ...string) (string, string, error) {
+	t.Helper()
+	return execCLIWith(t, nil, args...)
+}
+
+// execCLIWith is execCLI with extra commands added to the root.
+func execCLIWith(t *testing.T, extra []*cobra.Command, args ...string) (string, string, error) {
+	t.Helper()
+	// Each run gets fresh configuration, as a new process would: flag
+	// bindings of earlier runs must not leak into this one.
+	cfg = viper.New()
+	root := newRoot()
+	for _, c := range extra {
+		root.AddCommand(c)
+	}
+	var out, errb bytes.Buffer
+	root.SetOut(&out)
+	root.SetErr(&errb)
+	root.SetArgs(args)
+	err := root.ExecuteContext(context.Background())
+	return out.String(), errb.String(), err
+}
+
+// parsedCommand returns the command name with args parsed and the
+// configuration loaded (fresh, with no config file), as the root does
+// before the command's read step runs.
+func parsedCommand(t *testing.T, name string, args ...string) *cobra.Command {
+	t.Helper()
+	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
+	cfg = viper.New()
+	cmd, _, err := newRoot().Find([]string{name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.ParseFlags(args); err != nil {
+		t.Fatal(err)
+	}
+	if err := loadConfig(cmd); err != nil {
+		t.Fatal(err)
+	}
+	return cmd
+}
+
+// wantUsage reports an error unless err is a usage error whose message
+// holds every one of wants; label names the case.
+func wantUsage(t *testing.T, label string, err error, wants ...string) {
+	t.Helper()
+	if !errors.As(err, new(usageError)) {
+		t.Errorf("%s: %v, want a usage error", label, err)
+		return
+	}
+	for _, w := range wants {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("%s: %q lacks %q", label, err, w)
+		}
+	}
+}
+
+// writePNGFile writes img as a PNG file at path.
+func writePNGFile(t *testing.T, path string, img image.Image) {
+	t.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := png.Encode(f, img); err != nil {
+		t.Fatal(err)
+	}
+}
