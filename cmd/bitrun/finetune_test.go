@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -24,14 +23,8 @@ func TestFinetuneCommand(t *testing.T) {
 	args := []string{"finetune", "--data", ds, "--weights", src, "--train", "head", "--engine", "native",
 		"--steps", "10", "--batch", "16", "--resolution", "16", "--views", "2", "--adapt-resolution", "auto",
 		"--lr", "0.5", "--out", out, "--json", "--note", "test"}
-	stdout, stderr, code := runCaptured(t, args...)
-	if code != exitOK {
-		t.Fatalf("exit %d\nstderr: %s", code, stderr)
-	}
 	var sum finetune.Summary
-	if err := json.Unmarshal([]byte(stdout), &sum); err != nil {
-		t.Fatalf("stdout is not the summary JSON: %v\n%s", err, stdout)
-	}
+	stderr := runJSON(t, &sum, args...)
 	// The rule for 8 images of 20x20: 160->128, 500 steps; flags changed it.
 	h := sum.Run.Rule
 	if h.Steps != 10 || h.Warmup != 2 || len(h.Decays) != 3 || h.Decays[0] != 4 || h.Crop != 16 || h.Resize != 20 || h.BaseLR != 0.5 {
@@ -60,7 +53,7 @@ func TestFinetuneCommand(t *testing.T) {
 	if _, stderr, code := runCaptured(t, args...); code != exitFailure || !strings.Contains(stderr, "resume") || strings.Contains(stderr, "Usage:") {
 		t.Errorf("rerun without --resume: exit %d, stderr %q", code, stderr)
 	}
-	stdout, stderr, code = runCaptured(t, "finetune", "table", out)
+	stdout, stderr, code := runCaptured(t, "finetune", "table", out)
 	if code != exitOK || !strings.Contains(stdout, "run ") || !strings.Contains(stdout, "head (native)") {
 		t.Errorf("table: exit %d\n%s%s", code, stdout, stderr)
 	}

@@ -6,6 +6,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"image"
 	"image/png"
@@ -67,6 +68,20 @@ func execCLIWith(t *testing.T, extra []*cobra.Command, args ...string) (string, 
 	root.SetArgs(args)
 	err := root.ExecuteContext(context.Background())
 	return out.String(), errb.String(), err
+}
+
+// runJSON runs the CLI with runCaptured, fails the test unless it exits 0
+// with JSON on stdout, decodes that into v and returns stderr.
+func runJSON(t *testing.T, v any, args ...string) (stderr string) {
+	t.Helper()
+	stdout, stderr, code := runCaptured(t, args...)
+	if code != exitOK {
+		t.Fatalf("exit %d\nstderr: %s", code, stderr)
+	}
+	if err := json.Unmarshal([]byte(stdout), v); err != nil {
+		t.Fatalf("stdout is not the summary JSON: %v\n%s", err, stdout)
+	}
+	return stderr
 }
 
 // parsedCommand returns the command name with args parsed and the

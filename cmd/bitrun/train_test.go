@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"image"
 	"image/color"
 	"image/png"
@@ -52,14 +51,8 @@ func TestTrainCommand(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "run")
 	args := []string{"train", "--data", ds, "--arch", "tiny", "--steps", "3", "--batch", "4", "--batch-split", "2",
 		"--resolution", "16", "--pre-size", "20", "--flip=false", "--out", out, "--json"}
-	stdout, stderr, code := runCaptured(t, args...)
-	if code != exitOK {
-		t.Fatalf("exit %d\nstderr: %s", code, stderr)
-	}
 	var sum train.Summary
-	if err := json.Unmarshal([]byte(stdout), &sum); err != nil {
-		t.Fatalf("stdout is not the summary JSON: %v\n%s", err, stdout)
-	}
+	stderr := runJSON(t, &sum, args...)
 	if sum.Steps != 3 || sum.TestExamples != 8 || sum.Classes != 2 {
 		t.Errorf("summary: %d steps, %d test examples, %d classes; want 3, 8, 2", sum.Steps, sum.TestExamples, sum.Classes)
 	}
@@ -77,14 +70,8 @@ func TestTrainCommand(t *testing.T) {
 		t.Errorf("rerun without --resume: exit %d, stderr %q; want %d naming --resume, without usage", code, stderr, exitFailure)
 	}
 	// With --resume a finished run just re-evaluates, keeping its training figures.
-	stdout, stderr, code = runCaptured(t, append(args, "--resume")...)
-	if code != exitOK {
-		t.Fatalf("resume of a finished run: exit %d, stderr %s", code, stderr)
-	}
 	var again train.Summary
-	if err := json.Unmarshal([]byte(stdout), &again); err != nil {
-		t.Fatal(err)
-	}
+	runJSON(t, &again, append(args, "--resume")...)
 	if again.FinalLoss != sum.FinalLoss || again.TrainSeconds != sum.TrainSeconds || again.TestAccuracy != sum.TestAccuracy {
 		t.Errorf("re-evaluated summary: loss %g, train %gs, acc %g; want %g, %gs, %g",
 			again.FinalLoss, again.TrainSeconds, again.TestAccuracy, sum.FinalLoss, sum.TrainSeconds, sum.TestAccuracy)
@@ -96,7 +83,7 @@ func TestTrainCommand(t *testing.T) {
 		t.Errorf("resume with the saved settings: exit %d, stderr %s", code, stderr)
 	}
 	// ... and a setting given now that differs is listed alone, not as two structs.
-	_, stderr, code = runCaptured(t, append(short, "--batch", "2", "--batch-split", "1")...)
+	_, stderr, code := runCaptured(t, append(short, "--batch", "2", "--batch-split", "1")...)
 	if code == exitOK || !strings.Contains(stderr, "batch: 4 -> 2") || strings.Contains(stderr, "arch:") || strings.Contains(stderr, "{") {
 		t.Errorf("resume with another batch: exit %d, stderr %q; want only 'batch: 4 -> 2'", code, stderr)
 	}

@@ -125,6 +125,14 @@ func zooLogger(cmd *cobra.Command) *slog.Logger {
 	return slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: lvl}))
 }
 
+// zooCommand wires a zoo subcommand: zooFlags, validate, then run, with
+// the cache, mirror, offline and retry flags.
+func zooCommand(c *cobra.Command, run func(context.Context, zooCmdOptions, io.Writer, io.Writer) error) *cobra.Command {
+	c.RunE = runE(zooFlags, run)
+	addZooFlags(c)
+	return c
+}
+
 // zooCmdOptions is what a zoo subcommand works on, read by zooFlags (each
 // subcommand defines the flags it takes) and checked by validate.
 type zooCmdOptions struct {
@@ -173,7 +181,7 @@ func (o zooCmdOptions) validate() error {
 }
 
 func newZooListCmd() *cobra.Command {
-	cmd := &cobra.Command{
+	cmd := zooCommand(&cobra.Command{
 		Use:   "list [FILTER...]",
 		Short: "List the catalog: name, architecture, classes, resolution, size and whether it is cached",
 		Long: `List every catalog entry, or those whose name contains one of the FILTER words
@@ -182,12 +190,10 @@ func newZooListCmd() *cobra.Command {
 		Example: `  bitrun zoo list
   bitrun zoo list --cached
   bitrun zoo list R50x1 --json | jq '.[].name'`,
-		RunE: runE(zooFlags, runZooList),
-	}
+	}, runZooList)
 	cmd.Flags().Bool("json", false, "print JSON (an array of entries with their cache state)")
 	cmd.Flags().Bool("cached", false, "only models present in the cache")
 	cmd.Flags().String("group", "", "only one group: upstream, ilsvrc2012, cifar10, distilled, vtab")
-	addZooFlags(cmd)
 	return cmd
 }
 
@@ -252,7 +258,7 @@ func containsAny(name string, words []string) bool {
 }
 
 func newZooPullCmd() *cobra.Command {
-	cmd := &cobra.Command{
+	cmd := zooCommand(&cobra.Command{
 		Use:   "pull NAME...",
 		Short: "Download checkpoints into the cache (resumable, verified), optionally exporting ONNX",
 		Long: `Download each named checkpoint into the cache and print its path.
@@ -269,11 +275,9 @@ resolution, with its labels).`,
   bitrun zoo pull BiT-M-R50x1-CIFAR10 --onnx
   bitrun zoo pull BiT-S-R50x1 --sha256 3f...   # pin a digest`,
 		Args: cobra.MinimumNArgs(1),
-		RunE: runE(zooFlags, runZooPull),
-	}
+	}, runZooPull)
 	cmd.Flags().Bool("onnx", false, "also export NAME.onnx next to the checkpoint")
 	cmd.Flags().String("sha256", "", "expected SHA-256 of the file (overrides the catalog and the lock file)")
-	addZooFlags(cmd)
 	return cmd
 }
 
@@ -348,13 +352,11 @@ func exportPulled(ctx context.Context, res zoo.Result, log *slog.Logger, stderr 
 }
 
 func newZooPathCmd() *cobra.Command {
-	cmd := &cobra.Command{
+	cmd := zooCommand(&cobra.Command{
 		Use:   "path [NAME]",
 		Short: "Print the cache directory (and where that setting came from), or a cached model's file",
 		Args:  cobra.MaximumNArgs(1),
-		RunE:  runE(zooFlags, runZooPath),
-	}
-	addZooFlags(cmd)
+	}, runZooPath)
 	return cmd
 }
 
@@ -382,17 +384,15 @@ func runZooPath(_ context.Context, o zooCmdOptions, stdout, stderr io.Writer) er
 }
 
 func newZooVerifyCmd() *cobra.Command {
-	cmd := &cobra.Command{
+	cmd := zooCommand(&cobra.Command{
 		Use:   "verify [NAME...]",
 		Short: "Re-hash cached checkpoints, compare with the recorded or pinned digests and open them",
 		Long: `Verify the named models, or every cached model when no NAME is given: the
 SHA-256 must match the pinned (--sha256, catalog) or recorded digest and the
 file must open as the catalog's architecture. Prints "ok NAME SHA256" per good
 file; fails if any file is bad.`,
-		RunE: runE(zooFlags, runZooVerify),
-	}
+	}, runZooVerify)
 	cmd.Flags().String("sha256", "", "expected SHA-256 (one NAME only)")
-	addZooFlags(cmd)
 	return cmd
 }
 
@@ -435,13 +435,11 @@ func runZooVerify(ctx context.Context, o zooCmdOptions, stdout, stderr io.Writer
 }
 
 func newZooRmCmd() *cobra.Command {
-	cmd := &cobra.Command{
+	cmd := zooCommand(&cobra.Command{
 		Use:   "rm NAME...",
 		Short: "Remove cached checkpoints, partial downloads and their recorded digests",
 		Args:  cobra.MinimumNArgs(1),
-		RunE:  runE(zooFlags, runZooRm),
-	}
-	addZooFlags(cmd)
+	}, runZooRm)
 	return cmd
 }
 
@@ -459,7 +457,7 @@ func runZooRm(ctx context.Context, o zooCmdOptions, _, stderr io.Writer) error {
 }
 
 func newZooImportCmd() *cobra.Command {
-	cmd := &cobra.Command{
+	cmd := zooCommand(&cobra.Command{
 		Use:   "import FILE --name NAME",
 		Short: "Register a checkpoint copied in by hand (air-gapped sites) as a catalog model",
 		Long: `Copy FILE into the cache as catalog model NAME after checking that it opens as
@@ -467,11 +465,9 @@ NAME's architecture and class count (and matches --sha256 or a pinned digest),
 and record its digest so later uses verify against it.`,
 		Example: `  bitrun zoo import /media/usb/BiT-M-R50x1.npz --name BiT-M-R50x1`,
 		Args:    cobra.ExactArgs(1),
-		RunE:    runE(zooFlags, runZooImport),
-	}
+	}, runZooImport)
 	cmd.Flags().String("name", "", "catalog name of the model (required)")
 	cmd.Flags().String("sha256", "", "expected SHA-256 of FILE")
-	addZooFlags(cmd)
 	return cmd
 }
 
