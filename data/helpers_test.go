@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/bitrun/bitrun/internal/progjpeg"
 	"golang.org/x/image/bmp"
 )
 
@@ -181,8 +182,8 @@ func seedFiles(t testing.TB) map[string][]byte {
 		"seed-palette.gif":     encGIF(t, pal),
 		"seed-4x4.bmp":         encBMP(t, p4),
 		"seed-huge-header.png": pngHeader(50000, 50000),
-		"seed-progressive.jpg": progJPEG{w: 40, h: 40, comps: 3, dc: true, acScans: 3}.encode(),
-		"seed-bomb.jpg":        progJPEG{w: 6300, h: 6300, comps: 3, acScans: 1}.encode(),
+		"seed-progressive.jpg": progjpeg.Stream{W: 40, H: 40, Comps: 3, DC: true, ACScans: 3}.Encode(),
+		"seed-bomb.jpg":        progjpeg.Stream{W: 6300, H: 6300, Comps: 3, ACScans: 1}.Encode(),
 	}
 }
 

@@ -1,7 +1,6 @@
 package data
 
 import (
-	"bytes"
 	"errors"
 	"image"
 	"os"
@@ -10,105 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bitrun/bitrun/internal/progjpeg"
 	"github.com/bitrun/bitrun/internal/turbojpeg"
 )
-
-// progJPEG describes a hand-made progressive JPEG: a w×h frame of comps
-// components (sampling 1x1), an optional interleaved DC scan coding every
-// block as "no change" (one bit each, a flat grey image), then acScans
-// first-pass AC scans (spectral band 1-63) that skip every block with
-// end-of-band runs of 32767 blocks (15 bits each). Such scans cost a
-// decoder a walk over every block of the component for ~15 bits per 32767
-// blocks: the decode bomb of issue 12.
-type progJPEG struct {
-	w, h, comps int
-	dc          bool
-	acScans     int
-	acBand      [2]byte // spectral selection of the AC scans (default 1-63)
-}
-
-// bitWriter writes JPEG entropy-coded bits, stuffing a zero after 0xFF.
-type bitWriter struct {
-	out  []byte
-	acc  uint32
-	nacc int
-}
-
-func (bw *bitWriter) bits(v uint32, n int) {
-	for n > 0 {
-		n--
-		bw.acc = bw.acc<<1 | (v>>n)&1
-		bw.nacc++
-		if bw.nacc == 8 {
-			bw.byte(byte(bw.acc))
-			bw.acc, bw.nacc = 0, 0
-		}
-	}
-}
-
-func (bw *bitWriter) byte(b byte) {
-	bw.out = append(bw.out, b)
-	if b == 0xFF {
-		bw.out = append(bw.out, 0)
-	}
-}
-
-// flush pads the last byte with ones, as encoders do.
-func (bw *bitWriter) flush() []byte {
-	if bw.nacc > 0 {
-		bw.bits(0xFF, 8-bw.nacc)
-	}
-	return bw.out
-}
-
-func segment(marker byte, payload ...byte) []byte {
-	n := len(payload) + 2
-	return append([]byte{0xFF, marker, byte(n >> 8), byte(n)}, payload...)
-}
-
-func (p progJPEG) encode() []byte {
-	b := []byte{0xFF, 0xD8}
-	dqt := append([]byte{0x00}, bytes.Repeat([]byte{1}, 64)...)
-	b = append(b, segment(0xDB, dqt...)...)
-	sof := []byte{8, byte(p.h >> 8), byte(p.h), byte(p.w >> 8), byte(p.w), byte(p.comps)}
-	for c := range p.comps {
-		sof = append(sof, byte(c+1), 0x11, 0)
-	}
-	b = append(b, segment(0xC2, sof...)...)
-	// DC table 0: one 1-bit code, category 0. AC table 0: one 1-bit code,
-	// symbol 0xE0 (an end-of-band run of 2^14 + 14 more bits).
-	counts := make([]byte, 16)
-	counts[0] = 1
-	b = append(b, segment(0xC4, append(append([]byte{0x00}, counts...), 0x00)...)...)
-	b = append(b, segment(0xC4, append(append([]byte{0x10}, counts...), 0xE0)...)...)
-	blocks := ((p.w + 7) / 8) * ((p.h + 7) / 8)
-	if p.dc {
-		sos := []byte{byte(p.comps)}
-		for c := range p.comps {
-			sos = append(sos, byte(c+1), 0x00)
-		}
-		b = append(b, segment(0xDA, append(sos, 0, 0, 0)...)...)
-		var bw bitWriter
-		for range blocks * p.comps {
-			bw.bits(0, 1)
-		}
-		b = append(b, bw.flush()...)
-	}
-	band := p.acBand
-	if band == [2]byte{} {
-		band = [2]byte{1, 63}
-	}
-	for s := range p.acScans {
-		b = append(b, segment(0xDA, 1, byte(s%p.comps+1), 0x00, band[0], band[1], 0)...)
-		var bw bitWriter
-		for left := blocks; left > 0; left -= 32767 {
-			bw.bits(0, 1)        // the 0xE0 code
-			bw.bits(1<<14-1, 14) // run = 2^14 + (2^14-1) = 32767 blocks
-		}
-		b = append(b, bw.flush()...)
-	}
-	return append(b, 0xFF, 0xD9)
-}
 
 // heapGrowth runs f and returns how many bytes it allocated.
 func heapGrowth(f func()) uint64 {
@@ -124,7 +27,7 @@ func heapGrowth(f func()) uint64 {
 // progressive stream (DC scan plus one AC scan per component) decodes to
 // flat grey with both decoders.
 func TestJPEGCraftedProgressiveDecodes(t *testing.T) {
-	enc := progJPEG{w: 40, h: 24, comps: 3, dc: true, acScans: 3}.encode()
+	enc := progjpeg.Stream{W: 40, H: 24, Comps: 3, DC: true, ACScans: 3}.Encode()
 	for _, dec := range []string{JPEGGo, JPEGTurbo} {
 		t.Run(dec, func(t *testing.T) {
 			useJPEG(t, dec)
@@ -155,14 +58,14 @@ func TestJPEGDecodeBombs(t *testing.T) {
 	}{
 		// 6300x6300, 3 components, no DC scan: a few hundred bytes that
 		// made image/jpeg allocate ~600 MB of coefficients and pixels.
-		{"tiny frame-only", progJPEG{w: 6300, h: 6300, comps: 3, acScans: 1}.encode(), 0, "blocks for the coded data"},
+		{"tiny frame-only", progjpeg.Stream{W: 6300, H: 6300, Comps: 3, ACScans: 1}.Encode(), 0, "blocks for the coded data"},
 		// Hundreds of scans walking the whole frame.
-		{"many scans", progJPEG{w: 256, h: 256, comps: 1, dc: true, acScans: 520}.encode(), 0, "scans"},
+		{"many scans", progjpeg.Stream{W: 256, H: 256, Comps: 1, DC: true, ACScans: 520}.Encode(), 0, "scans"},
 		// Under the scan cap, but 60 walks over the frame.
-		{"many passes", progJPEG{w: 512, h: 512, comps: 1, dc: true, acScans: 60}.encode(), 0, "block visits"},
+		{"many passes", progjpeg.Stream{W: 512, H: 512, Comps: 1, DC: true, ACScans: 60}.Encode(), 0, "block visits"},
 		// Coefficients of a 4:4:4 progressive frame over the pixel cap's
 		// budget (6 bytes per allowed pixel; this one needs 12).
-		{"coefficient memory", progJPEG{w: 512, h: 512, comps: 3, dc: true, acScans: 3}.encode(), 512 * 512, "coefficient bytes"},
+		{"coefficient memory", progjpeg.Stream{W: 512, H: 512, Comps: 3, DC: true, ACScans: 3}.Encode(), 512 * 512, "coefficient bytes"},
 	} {
 		for _, dec := range []string{JPEGGo, JPEGTurbo} {
 			t.Run(tc.name+"/"+dec, func(t *testing.T) {
@@ -189,11 +92,11 @@ func TestJPEGDecodeBombs(t *testing.T) {
 	}
 	// The same streams under the bounds still decode (the tests above fail
 	// on the bound, not on the stream): fewer scans, a smaller frame.
-	for _, p := range []progJPEG{
-		{w: 512, h: 512, comps: 1, dc: true, acScans: maxJPEGPasses - 1},
-		{w: 256, h: 256, comps: 3, dc: true, acScans: 3},
+	for _, p := range []progjpeg.Stream{
+		{W: 512, H: 512, Comps: 1, DC: true, ACScans: maxJPEGPasses - 1},
+		{W: 256, H: 256, Comps: 3, DC: true, ACScans: 3},
 	} {
-		if _, err := decodeWith(t, JPEGGo, p.encode(), 512*512); err != nil {
+		if _, err := decodeWith(t, JPEGGo, p.Encode(), 512*512); err != nil {
 			t.Errorf("%+v: %v", p, err)
 		}
 	}
@@ -210,7 +113,7 @@ func decodeWith(t *testing.T, dec string, b []byte, maxPixels int) (image.Image,
 // before the DC scan is an inconsistent progression, a warning libjpeg-turbo
 // stops on and image/jpeg ignores.
 func TestJPEGTurboErrorsAreFinal(t *testing.T) {
-	enc := progJPEG{w: 8, h: 8, comps: 1, dc: false, acScans: 1}.encode()
+	enc := progjpeg.Stream{W: 8, H: 8, Comps: 1, DC: false, ACScans: 1}.Encode()
 	_, goErr := decodeWith(t, JPEGGo, enc, 0)
 	if goErr != nil {
 		t.Fatalf("image/jpeg refused the stream too (%v); the test needs one only libjpeg-turbo refuses", goErr)
@@ -250,8 +153,8 @@ func TestJPEGCostRealFiles(t *testing.T) {
 // FuzzJPEGCost: the marker walk never panics, never reads past the input,
 // and whatever passes the check is within the bounds it states.
 func FuzzJPEGCost(f *testing.F) {
-	f.Add(progJPEG{w: 40, h: 24, comps: 3, dc: true, acScans: 3}.encode())
-	f.Add(progJPEG{w: 6300, h: 6300, comps: 3, acScans: 1}.encode())
+	f.Add(progjpeg.Stream{W: 40, H: 24, Comps: 3, DC: true, ACScans: 3}.Encode())
+	f.Add(progjpeg.Stream{W: 6300, H: 6300, Comps: 3, ACScans: 1}.Encode())
 	if b, err := os.ReadFile(filepath.Join("testdata", "seed-4x4.jpg")); err == nil {
 		f.Add(b)
 	}

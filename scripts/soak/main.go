@@ -23,6 +23,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/bitrun/bitrun/internal/progjpeg"
 )
 
 func main() {
@@ -48,11 +50,11 @@ func main() {
 		run  func(ctx context.Context) string
 	}{
 		// 199 bytes claiming a 6300x6300 colour progressive frame, no DC scan.
-		{"bomb-tiny", post(hc, predict, "image/jpeg", prog{w: 6300, h: 6300, comps: 3, acScans: 1}.encode())},
+		{"bomb-tiny", post(hc, predict, "image/jpeg", progjpeg.Stream{W: 6300, H: 6300, Comps: 3, ACScans: 1}.Encode())},
 		// 520 scans over the frame (libjpeg-turbo's limit is 500).
-		{"bomb-scans", post(hc, predict, "image/jpeg", prog{w: 1024, h: 1024, comps: 1, dc: true, acScans: 520}.encode())},
+		{"bomb-scans", post(hc, predict, "image/jpeg", progjpeg.Stream{W: 1024, H: 1024, Comps: 1, DC: true, ACScans: 520}.Encode())},
 		// Within every bound: the most a progressive upload may cost here.
-		{"bomb-allowed", post(hc, predict, "image/jpeg", prog{w: 1600, h: 1600, comps: 1, dc: true, acScans: 15}.encode())},
+		{"bomb-allowed", post(hc, predict, "image/jpeg", progjpeg.Stream{W: 1600, H: 1600, Comps: 1, DC: true, ACScans: 15}.Encode())},
 		{"infer-dup-outputs", post(hc, infer, "application/json", dupOutputs(*res, 100_000))},
 		{"slow-body", func(ctx context.Context) string { return slowBody(ctx, u.Host, "/v1/models/"+*model+"/predict") }},
 		{"aborted", func(ctx context.Context) string { return aborted(u.Host, "/v1/models/"+*model+"/predict") }},
@@ -160,83 +162,4 @@ func dupOutputs(res, n int) []byte {
 		"outputs": outs,
 	})
 	return b
-}
-
-// prog is a hand-made progressive JPEG (data/jpegcost_test.go's progJPEG):
-// a w x h frame of comps components, an optional DC scan coding every
-// block as flat grey, then acScans AC scans that skip every block with
-// end-of-band runs.
-type prog struct {
-	w, h, comps int
-	dc          bool
-	acScans     int
-}
-
-type bits struct {
-	out  []byte
-	acc  uint32
-	nacc int
-}
-
-func (b *bits) put(v uint32, n int) {
-	for n > 0 {
-		n--
-		b.acc = b.acc<<1 | (v>>n)&1
-		if b.nacc++; b.nacc == 8 {
-			b.out = append(b.out, byte(b.acc))
-			if byte(b.acc) == 0xFF {
-				b.out = append(b.out, 0)
-			}
-			b.acc, b.nacc = 0, 0
-		}
-	}
-}
-
-func (b *bits) flush() []byte {
-	if b.nacc > 0 {
-		b.put(0xFF, 8-b.nacc)
-	}
-	return b.out
-}
-
-func seg(marker byte, payload ...byte) []byte {
-	n := len(payload) + 2
-	return append([]byte{0xFF, marker, byte(n >> 8), byte(n)}, payload...)
-}
-
-func (p prog) encode() []byte {
-	b := []byte{0xFF, 0xD8}
-	b = append(b, seg(0xDB, append([]byte{0}, bytes.Repeat([]byte{1}, 64)...)...)...)
-	sof := []byte{8, byte(p.h >> 8), byte(p.h), byte(p.w >> 8), byte(p.w), byte(p.comps)}
-	for c := range p.comps {
-		sof = append(sof, byte(c+1), 0x11, 0)
-	}
-	b = append(b, seg(0xC2, sof...)...)
-	counts := make([]byte, 16)
-	counts[0] = 1
-	b = append(b, seg(0xC4, append(append([]byte{0x00}, counts...), 0x00)...)...)
-	b = append(b, seg(0xC4, append(append([]byte{0x10}, counts...), 0xE0)...)...)
-	blocks := ((p.w + 7) / 8) * ((p.h + 7) / 8)
-	if p.dc {
-		sos := []byte{byte(p.comps)}
-		for c := range p.comps {
-			sos = append(sos, byte(c+1), 0)
-		}
-		b = append(b, seg(0xDA, append(sos, 0, 0, 0)...)...)
-		var w bits
-		for range blocks * p.comps {
-			w.put(0, 1)
-		}
-		b = append(b, w.flush()...)
-	}
-	for s := range p.acScans {
-		b = append(b, seg(0xDA, 1, byte(s%p.comps+1), 0, 1, 63, 0)...)
-		var w bits
-		for left := blocks; left > 0; left -= 32767 {
-			w.put(0, 1)
-			w.put(1<<14-1, 14)
-		}
-		b = append(b, w.flush()...)
-	}
-	return append(b, 0xFF, 0xD9)
 }
