@@ -19,7 +19,7 @@
 #
 # Usage: scripts/loadtest-protocols.sh [ARCH [RES]]   (after make setup)
 set -euo pipefail
-root=$(cd "$(dirname "$0")/.." && pwd)
+. "$(dirname "$0")/serve-lib.sh"
 arch=${1:-R50x1}
 res=${2:-128}
 rounds=${ROUNDS:-3}
@@ -29,22 +29,16 @@ port=${PORT:-18090}
 gport=${GRPC_PORT:-9001}
 work=${WORK:-$(mktemp -d -t bitrun-protocols-XXXXXX)}
 bin=${BITRUN:-$work/bitrun}
-export BITRUN_ORT_LIB=${BITRUN_ORT_LIB:-$root/third_party/onnxruntime/libonnxruntime.so}
-[ -x "$bin" ] || (cd "$root" && go build -o "$bin" ./cmd/bitrun)
+build_bitrun "$bin"
 py=/usr/bin/python3
-photo=$(go env GOROOT)/src/image/testdata/video-001.jpeg
 
 cd "$work"
-"$bin" init --arch "$arch" --classes 10 --out m.npz >/dev/null
-"$bin" export --weights m.npz --out m.onnx --resolution "$res" >/dev/null
+random_model "$bin" "$arch" "$res" m.npz m.onnx
 "$bin" serve --onnx m.onnx --addr "127.0.0.1:$port" --grpc-addr "127.0.0.1:$gport" 2>serve.log &
 server=$!
 trap 'kill $server 2>/dev/null; wait $server 2>/dev/null || true' EXIT
-for _ in $(seq 600); do
-  "$bin" health --url "http://127.0.0.1:$port" >/dev/null 2>&1 && break
-  sleep 0.1
-done
 url=http://127.0.0.1:$port
+wait_ready "$bin" "$url"
 
 # The server's rate, to size the runs.
 "$bin" loadtest --url "$url" --image "$photo" --concurrency "$conc" --requests $((3 * conc)) --json >calib.json

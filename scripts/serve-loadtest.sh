@@ -17,18 +17,16 @@
 #
 # Usage: scripts/serve-loadtest.sh [ARCH [RES]]   (after make build or make setup)
 set -euo pipefail
-root=$(cd "$(dirname "$0")/.." && pwd)
+. "$(dirname "$0")/serve-lib.sh"
 arch=${1:-small}
 res=${2:-64}
 rounds=${ROUNDS:-3}
 port=${PORT:-18089}
 bin=${BITRUN:-$root/bin/bitrun}
 work=${WORK:-$(mktemp -d -t bitrun-loadtest-XXXXXX)}
-export BITRUN_ORT_LIB=${BITRUN_ORT_LIB:-$root/third_party/onnxruntime/libonnxruntime.so}
-[ -x "$bin" ] || (cd "$root" && go build -o "$bin" ./cmd/bitrun)
+build_bitrun "$bin"
 command -v python3 >/dev/null || { echo "serve-loadtest: needs python3 to read JSON" >&2; exit 1; }
 
-photo=$(go env GOROOT)/src/image/testdata/video-001.jpeg
 mkdir -p "$work/mkphoto"
 cat > "$work/mkphoto/main.go" <<'GO'
 // Upscales a JPEG 4x bilinearly and writes it at quality 90.
@@ -99,18 +97,12 @@ cp "$photo" "$work/photo-150x103.jpg"
 images=${IMAGES:-"$work/photo-150x103.jpg $work/photo-600x412.jpg"}
 
 model="$work/$arch-$res.onnx"
-if [ ! -e "$model" ]; then
-  "$bin" init --arch "$arch" --classes 10 --out "$work/$arch.npz" --force >/dev/null 2>&1
-  "$bin" export --weights "$work/$arch.npz" --resolution "$res" --out "$model" --force >/dev/null 2>&1
-fi
+[ -e "$model" ] || random_model "$bin" "$arch" "$res" "$work/$arch.npz" "$model"
 
 "$bin" serve --onnx "$model" --name m --addr "127.0.0.1:$port" --log-level info ${SERVE_FLAGS:-} 2>"$work/serve.log" &
 sp=$!
 trap 'kill -TERM $sp 2>/dev/null || true' EXIT
-for _ in $(seq 100); do
-  curl -sf "http://127.0.0.1:$port/v2/health/ready" >/dev/null 2>&1 && break
-  sleep 0.2
-done
+wait_ready "$bin" "http://127.0.0.1:$port"
 workers=$(grep -o 'workers=[0-9]*' "$work/serve.log" | head -1 | cut -d= -f2)
 threads=$(grep -o 'intra_op_threads=[0-9]*' "$work/serve.log" | head -1 | cut -d= -f2)
 echo "model $arch at ${res}px; server: ${workers:-?} workers x ${threads:-?} intra-op threads; $(nproc) cores; jpeg: $("$bin" version | sed -n 's/^jpeg: //p')"

@@ -21,32 +21,26 @@
 #
 # Usage: scripts/serve-soak.sh   (after make setup; builds bin/bitrun if missing)
 set -euo pipefail
-root=$(cd "$(dirname "$0")/.." && pwd)
+. "$(dirname "$0")/serve-lib.sh"
 port=${PORT:-18090}
 duration=${DURATION:-20s}
 requests=${REQUESTS:-1500}
 workers=${WORKERS:-2}
 bin=${BITRUN:-$root/bin/bitrun}
 work=$(mktemp -d -t bitrun-soak-XXXXXX)
-export BITRUN_ORT_LIB=${BITRUN_ORT_LIB:-$root/third_party/onnxruntime/libonnxruntime.so}
 command -v python3 >/dev/null || { echo "serve-soak: needs python3 to read JSON" >&2; exit 1; }
-[ -x "$bin" ] || (cd "$root" && go build -o "$bin" ./cmd/bitrun)
+build_bitrun "$bin"
 (cd "$root" && go build -o "$work/soak" ./scripts/soak)
 
 max_in_flight=16 max_body_mib=4 max_pixels=4000000
-"$bin" init --arch tiny --classes 10 --out "$work/tiny.npz" --force >/dev/null 2>&1
-"$bin" export --weights "$work/tiny.npz" --resolution 64 --out "$work/tiny.onnx" --force >/dev/null 2>&1
+random_model "$bin" tiny 64 "$work/tiny.npz" "$work/tiny.onnx"
 "$bin" serve --onnx "$work/tiny.onnx" --name m --addr "127.0.0.1:$port" \
   --max-in-flight $max_in_flight --max-body ${max_body_mib}MiB --max-pixels $max_pixels 2>"$work/serve.log" &
 sp=$!
 trap 'kill -TERM $sp 2>/dev/null || true; wait $sp 2>/dev/null || true; rm -rf "$work"' EXIT
-for _ in $(seq 100); do
-  curl -sf "http://127.0.0.1:$port/v2/health/ready" >/dev/null 2>&1 && break
-  sleep 0.2
-done
+wait_ready "$bin" "http://127.0.0.1:$port"
 kb() { awk -v k="$1:" '$1 == k {print $2}' "/proc/$sp/status"; }
 idle=$(kb VmRSS)
-photo=$(go env GOROOT)/src/image/testdata/video-001.jpeg
 
 "$work/soak" -url "http://127.0.0.1:$port" -duration "$duration" -workers "$workers" -resolution 64 > "$work/attacks.txt" &
 ap=$!
