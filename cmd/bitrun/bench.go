@@ -90,8 +90,7 @@ presets (all, head, head+gn).`,
 		Args: cobra.NoArgs,
 		RunE: runE(benchFlags, runBench),
 	}
-	cmd.Flags().String("onnx", "", "ONNX model file (runs on ONNX Runtime: needs a cgo build and make setup)")
-	addWeightsFlags(cmd)
+	addModelFlags(cmd)
 	cmd.Flags().Int("resolution", 128, "input side in pixels (default for --onnx: the model's fixed input size, else its bitrun.resolution metadata, as predict/eval/serve; else 128)")
 	cmd.Flags().Int("channels", 0, "input channels (default: the model's input shape, else 3)")
 	cmd.Flags().Int("batch", 8, "images per run")
@@ -108,17 +107,15 @@ presets (all, head, head+gn).`,
 	bindKey(cmd, "bench.batch", "batch")
 	bindKey(cmd, "bench.runs", "runs")
 	bindKey(cmd, "bench.warmup", "warmup")
-	addORTFlags(cmd)
 	return cmd
 }
 
 // benchOptions is what bench runs, filled from flags and configuration by
 // benchFlags and checked by validate.
 type benchOptions struct {
-	onnx    string     // ONNX model (ONNX Runtime)
-	weights weightsRef // native checkpoint, resolved (a --model pulled) by runBench
-	arch    string     // native engine on fresh weights of this architecture
-	classes int        // of the --arch head
+	model   modelRef // --onnx (ONNX Runtime) or the native checkpoint, resolved (a --model pulled) by runBench
+	arch    string   // native engine on fresh weights of this architecture
+	classes int      // of the --arch head
 
 	resolution      int
 	resolutionGiven bool // --resolution given (else an ONNX model's own size wins)
@@ -133,8 +130,7 @@ type benchOptions struct {
 	gemm        bool // time the pure-Go GEMM alone
 
 	json       bool
-	cpuprofile string          // CPU profile of the timed runs
-	ort        runtime.Options // for onnx (read only with --onnx)
+	cpuprofile string // CPU profile of the timed runs
 }
 
 // benchFlags reads bench's flags and configuration; nothing is opened.
@@ -151,14 +147,8 @@ func benchFlags(cmd *cobra.Command, _ []string) (benchOptions, error) {
 	if o.warmup, err = configInt(cmd, "bench.warmup", 0, math.MaxInt); err != nil {
 		return o, err
 	}
-	o.onnx, _ = f.GetString("onnx")
-	if o.weights, err = weightsFlags(cmd); err != nil {
+	if o.model, err = modelFlags(cmd); err != nil {
 		return o, err
-	}
-	if o.onnx != "" {
-		if o.ort, err = ortOptions(cmd); err != nil {
-			return o, err
-		}
 	}
 	o.arch, _ = f.GetString("arch")
 	o.classes, _ = f.GetInt("classes")
@@ -176,25 +166,21 @@ func benchFlags(cmd *cobra.Command, _ []string) (benchOptions, error) {
 }
 
 // native reports whether o times bitrun's native engine.
-func (o benchOptions) native() bool { return !o.gemm && (o.weights.given() || o.arch != "") }
+func (o benchOptions) native() bool { return !o.gemm && (o.model.weights.given() || o.arch != "") }
 
 // validate checks o's flags against each other (usage errors).
 func (o benchOptions) validate() error {
 	switch {
 	case o.gemm:
-		if o.arch != "" || o.train || o.weights.given() || o.onnx != "" {
+		if o.arch != "" || o.train || o.model.weights.given() || o.model.onnx != "" {
 			return usagef("--gemm times the GEMM alone: no model flags")
 		}
 	case o.arch != "":
-		if o.onnx != "" || o.weights.given() {
+		if o.model.onnx != "" || o.model.weights.given() {
 			return usagef("--arch and --onnx/--weights/--model are exclusive")
 		}
-	case o.onnx != "" && o.weights.given():
-		return usagef("--onnx and --weights/--model are exclusive")
-	case o.onnx == "" && !o.weights.given():
-		return usagef("give a model: --onnx FILE, or --weights FILE / --model NAME for the native engine")
-	case o.weights.check() != nil:
-		return o.weights.check()
+	case o.model.check() != nil:
+		return o.model.check()
 	}
 	native := o.native()
 	switch {
@@ -296,7 +282,7 @@ func runBench(ctx context.Context, o benchOptions, stdout, stderr io.Writer) err
 			return ctx.Err()
 		}
 	} else if o.native() {
-		m, name, err := nativeBench(ctx, o.weights, o.arch, o.classes)
+		m, name, err := nativeBench(ctx, o.model.weights, o.arch, o.classes)
 		if err != nil {
 			return err
 		}
@@ -317,8 +303,8 @@ func runBench(ctx context.Context, o benchOptions, stdout, stderr io.Writer) err
 			r.Detail = fmt.Sprintf("training step, freeze %s; convolutions on go (%s), other products on %s", freeze, nn.KernelName(), nn.Backend().Name())
 		}
 	} else {
-		opts := o.ort.ForConcurrentRuns(streams, goruntime.NumCPU())
-		p, err := runtime.Open(o.onnx, opts)
+		opts := o.model.runtime.ForConcurrentRuns(streams, goruntime.NumCPU())
+		p, err := runtime.Open(o.model.onnx, opts)
 		if err != nil {
 			return err
 		}
@@ -347,7 +333,7 @@ func runBench(ctx context.Context, o benchOptions, stdout, stderr io.Writer) err
 		if streams > 1 {
 			threads = fmt.Sprintf("%d streams × %s, %d session(s)", streams, threads, max(opts.Sessions, 1))
 		}
-		r.Engine, r.Detail, r.Model = "onnx", fmt.Sprintf("onnxruntime %s, %s, %s", v, info.Provider, threads), o.onnx
+		r.Engine, r.Detail, r.Model = "onnx", fmt.Sprintf("onnxruntime %s, %s, %s", v, info.Provider, threads), o.model.onnx
 		step = func(ctx context.Context, x []float32) error {
 			_, err := p.Run(ctx, x, shape)
 			return err

@@ -56,28 +56,22 @@ func preprocessOverrides(cmd *cobra.Command) (eval.Overrides, error) {
 	return o, nil
 }
 
-// classifierOptions is the model flag group of predict and eval: --onnx or
-// --weights/--model, the preprocessing overrides and the ONNX Runtime flags,
-// read by classifierFlags.
+// classifierOptions is the model of predict and eval: --onnx or
+// --weights/--model with the ONNX Runtime flags, and the preprocessing
+// overrides, read by classifierFlags.
 type classifierOptions struct {
-	model   modelRef
-	pre     eval.Overrides
-	runtime runtime.Options // read with --onnx only
+	model modelRef
+	pre   eval.Overrides
 }
 
-// classifierFlags reads the model, preprocessing and ONNX Runtime flags.
+// classifierFlags reads the model and preprocessing flags.
 func classifierFlags(cmd *cobra.Command) (classifierOptions, error) {
 	var c classifierOptions
 	var err error
 	if c.model, err = modelFlags(cmd); err != nil {
 		return c, err
 	}
-	if c.pre, err = preprocessOverrides(cmd); err != nil {
-		return c, err
-	}
-	if c.model.onnx != "" {
-		c.runtime, err = ortOptions(cmd)
-	}
+	c.pre, err = preprocessOverrides(cmd)
 	return c, err
 }
 
@@ -106,7 +100,7 @@ func (c classifierOptions) open(ctx context.Context, command string, labels []st
 	if err := checkModelFile(onnxPath, "--onnx", kindONNX); err != nil {
 		return nil, "", nil, err
 	}
-	p, err := runtime.Open(onnxPath, c.runtime)
+	p, err := runtime.Open(onnxPath, c.model.runtime)
 	if err != nil {
 		return nil, "", nil, err
 	}
@@ -200,8 +194,7 @@ the unsharded run.`,
 		Args: cobra.NoArgs,
 		RunE: runE(evalFlags, runEval),
 	}
-	cmd.Flags().String("onnx", "", "ONNX model file (runs on ONNX Runtime: needs a cgo build and make setup)")
-	addWeightsFlags(cmd)
+	addModelFlags(cmd)
 	cmd.Flags().String("data", "", `dataset: IDX folder, image folder, or "mnist" (GoMNIST module data) (required)`)
 	cmd.Flags().String("split", "test", "dataset split: train, test, or all (an image folder without train/ and test/ sub-folders is split 80/20 by a hash of each file's name; all takes every image)")
 	cmd.Flags().Int("batch", eval.DefaultBatch, "images per batch")
@@ -212,7 +205,6 @@ the unsharded run.`,
 	cmd.Flags().String("shard", "", shardHelp)
 	cmd.Flags().String("report", "", `also write the JSON report to this file ("{shard}" is replaced by the shard index)`)
 	addPreprocessFlags(cmd)
-	addORTFlags(cmd)
 	bindKey(cmd, "eval.batch", "batch")
 	bindKey(cmd, "eval.top_k", "top-k")
 	cmd.AddCommand(newEvalMergeCmd())

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/bitrun/bitrun/runtime"
 	"github.com/bitrun/bitrun/zoo"
 	"github.com/spf13/cobra"
 )
@@ -74,19 +75,33 @@ func (r weightsRef) resolve(ctx context.Context) (string, error) {
 	return res.Path, nil
 }
 
+// addModelFlags adds the model flag group of a command that runs --onnx
+// FILE on ONNX Runtime (with the ORT flags) or --weights FILE / --model
+// NAME on the native engine; modelFlags reads it.
+func addModelFlags(cmd *cobra.Command) {
+	cmd.Flags().String("onnx", "", "ONNX model file (runs on ONNX Runtime: needs a cgo build and make setup)")
+	addWeightsFlags(cmd)
+	addORTFlags(cmd)
+}
+
 // modelRef is the model of a command that takes --onnx FILE or
 // --weights FILE / --model NAME for the native engine, read by modelFlags.
 type modelRef struct {
 	onnx    string // --onnx
 	weights weightsRef
+	runtime runtime.Options // ONNX Runtime settings, read with --onnx only
 }
 
-// modelFlags reads --onnx, --weights and --model.
+// modelFlags reads --onnx, --weights and --model, and the ORT flags for an
+// --onnx model.
 func modelFlags(cmd *cobra.Command) (modelRef, error) {
 	var m modelRef
 	m.onnx, _ = cmd.Flags().GetString("onnx")
 	var err error
-	m.weights, err = weightsFlags(cmd)
+	if m.weights, err = weightsFlags(cmd); err != nil || m.onnx == "" {
+		return m, err
+	}
+	m.runtime, err = ortOptions(cmd)
 	return m, err
 }
 

@@ -38,14 +38,12 @@ Results go to stdout: one block per image, or a JSON array with --json.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: runE(predictFlags, runPredict),
 	}
-	cmd.Flags().String("onnx", "", "ONNX model file (runs on ONNX Runtime: needs a cgo build and make setup)")
-	addWeightsFlags(cmd)
+	addModelFlags(cmd)
 	cmd.Flags().Int("top-k", 5, "classes to show per image")
 	cmd.Flags().Bool("json", false, "print JSON")
 	cmd.Flags().Int("batch", 8, "images per inference batch")
 	cmd.Flags().String("labels", "", "labels file (one per line or a JSON array); default: the model's bitrun.labels metadata")
 	addPreprocessFlags(cmd)
-	addORTFlags(cmd)
 	bindKey(cmd, "predict.top_k", "top-k")
 	bindKey(cmd, "predict.batch", "batch")
 	return cmd
