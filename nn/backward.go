@@ -10,99 +10,10 @@ import "fmt"
 // are deterministic: reductions run in a fixed order whatever the number of
 // cores.
 
-// convChunkFloats bounds the im2col scratch of the weight gradient: images are
-// processed in chunks whose patch matrix holds at most this many values.
+// convChunkFloats bounds the col2im scratch of a strided convolution's input
+// gradient: images are processed in chunks whose patch matrix holds at most
+// this many values.
 const convChunkFloats = 1 << 22
-
-// Conv2DBackward is the backward of Conv2DInto(y, x, w, stride, pad): from dy
-// [N,O,OH,OW] it writes dx [N,C,H,W] = conv-transpose(dy, w) and dw [O,C,KH,KW]
-// = sum over images and pixels of dy ⊗ patches(x).
-func Conv2DBackward(x, w, dy *Tensor, stride, pad int, dx, dw *Tensor, accumulate bool, a *Arena) {
-	n, c, h, wd := dims4(x)
-	o, ci, kh, kw := dims4(w)
-	oh, ow := ConvOutSize(h, kh, stride, pad), ConvOutSize(wd, kw, stride, pad)
-	if ci != c || !SameShape(dy.Shape, []int{n, o, oh, ow}) ||
-		(dx != nil && !SameShape(dx.Shape, x.Shape)) || (dw != nil && !SameShape(dw.Shape, w.Shape)) {
-		panic(fmt.Sprintf("nn: Conv2DBackward: x %v, w %v, dy %v, dx %v, dw %v", x.Shape, w.Shape, dy.Shape, dx, dw))
-	}
-	if dx == nil && dw == nil {
-		return
-	}
-	g := Backend()
-	pix, kdim := oh*ow, c*kh*kw
-	chunk := convChunk(n, kdim, o, pix)
-	m := a.Mark()
-	defer a.Release(m)
-	col := a.Get(kdim * chunk * pix) // patches for dw, then their gradient for dx
-	dyc := a.Get(o * chunk * pix)
-	var wt *Tensor
-	if dx != nil {
-		// wᵀ is materialised so that every product is NoTrans·NoTrans.
-		wt = a.Get(kdim, o)
-		transposeInto(wt.Data, w.Data, o, kdim)
-	}
-	for b0 := 0; b0 < n; b0 += chunk {
-		cn := min(chunk, n-b0)
-		ld := cn * pix
-		parallelW(cn, Workers(), func(_, i int) {
-			b := b0 + i
-			if dw != nil {
-				im2colInto(x.Data[b*c*h*wd:][:c*h*wd], c, h, wd, kh, kw, stride, pad, oh, ow, col.Data[i*pix:], ld)
-			}
-			src := dy.Data[b*o*pix:][:o*pix]
-			for oc := 0; oc < o; oc++ {
-				copy(dyc.Data[oc*ld+i*pix:][:pix], src[oc*pix:(oc+1)*pix])
-			}
-		})
-		if dw != nil {
-			beta := float32(0)
-			if accumulate || b0 > 0 {
-				beta = 1
-			}
-			g.Sgemm(false, true, o, kdim, ld, dyc.Data, ld, col.Data, ld, beta, dw.Data, kdim)
-		}
-		if dx == nil {
-			continue
-		}
-		g.Sgemm(false, false, kdim, ld, o, wt.Data, o, dyc.Data, ld, 0, col.Data, ld)
-		parallelW(cn, Workers(), func(_, i int) {
-			b := b0 + i
-			xb := dx.Data[b*c*h*wd:][:c*h*wd]
-			clear(xb)
-			col2imAdd(col.Data[i*pix:], ld, c, h, wd, kh, kw, stride, pad, oh, ow, false, xb)
-		})
-	}
-}
-
-// StandardizeWeightBackward is the backward of StandardizeWeightInto(ws, w,
-// inv): from gs, the gradient with respect to the standardised kernel ws, it
-// writes the gradient with respect to the raw kernel,
-// dw = inv * (gs - mean(gs) - ws * mean(gs*ws)) per output channel.
-func StandardizeWeightBackward(ws *Tensor, inv []float32, gs, dw *Tensor, accumulate bool) {
-	o := ws.Shape[0]
-	per := ws.Len() / o
-	if !SameShape(gs.Shape, ws.Shape) || !SameShape(dw.Shape, ws.Shape) || len(inv) != o {
-		panic(fmt.Sprintf("nn: StandardizeWeightBackward: ws %v, gs %v, dw %v, inv %d", ws.Shape, gs.Shape, dw.Shape, len(inv)))
-	}
-	parallelW(o, Workers(), func(_, i int) {
-		wr, gr, dr := ws.Data[i*per:(i+1)*per], gs.Data[i*per:(i+1)*per], dw.Data[i*per:(i+1)*per]
-		var sg, sgw float64
-		for j, g := range gr {
-			sg += float64(g)
-			sgw += float64(g) * float64(wr[j])
-		}
-		mg, mgw := sg/float64(per), sgw/float64(per)
-		s := float64(inv[i])
-		for j, g := range gr {
-			v := float32(s * (float64(g) - mg - float64(wr[j])*mgw))
-			if accumulate {
-				dr[j] += v
-			} else {
-				dr[j] = v
-			}
-		}
-	})
-}
 
 // GroupNormBackward is the backward of GroupNormInto(y, x, groups, gamma, beta,
 // mean, inv, relu): y is the op's output when relu was applied (the ReLU mask
@@ -164,42 +75,6 @@ func ReLUBackward(y, dy, dx *Tensor) {
 			dx.Data[i] = 0
 		}
 	}
-}
-
-// ZeroPadBackward writes into dx [N,C,H,W] the interior of dy [N,C,H+2p,W+2p].
-func ZeroPadBackward(dy *Tensor, p int, dx *Tensor) {
-	n, c, h, w := dims4(dx)
-	oh, ow := h+2*p, w+2*p
-	if !SameShape(dy.Shape, []int{n, c, oh, ow}) {
-		panic(fmt.Sprintf("nn: ZeroPadBackward: dy %v, pad %d, dx %v", dy.Shape, p, dx.Shape))
-	}
-	for nc := 0; nc < n*c; nc++ {
-		for y := 0; y < h; y++ {
-			copy(dx.Data[(nc*h+y)*w:][:w], dy.Data[(nc*oh+y+p)*ow+p:][:w])
-		}
-	}
-}
-
-// MaxPoolBackward is the backward of MaxPoolInto(y, x, k, stride): each output
-// gradient goes to the first maximum of its window (ties to the first in scan
-// order, as in the forward).
-func MaxPoolBackward(x, dy *Tensor, k, stride int, dx *Tensor) {
-	n, c, h, w := dims4(x)
-	oh, ow := ConvOutSize(h, k, stride, 0), ConvOutSize(w, k, stride, 0)
-	if !SameShape(dy.Shape, []int{n, c, oh, ow}) || !SameShape(dx.Shape, x.Shape) {
-		panic(fmt.Sprintf("nn: MaxPoolBackward: x %v, dy %v, dx %v", x.Shape, dy.Shape, dx.Shape))
-	}
-	parallelW(n*c, Workers(), func(_, nc int) {
-		src := x.Data[nc*h*w : (nc+1)*h*w]
-		out := dx.Data[nc*h*w : (nc+1)*h*w]
-		d := dy.Data[nc*oh*ow : (nc+1)*oh*ow]
-		clear(out)
-		for y := 0; y < oh; y++ {
-			for xo := 0; xo < ow; xo++ {
-				out[maxPoolArg(src, w, k, y*stride, xo*stride)] += d[y*ow+xo]
-			}
-		}
-	})
 }
 
 // GlobalAvgPoolBackward spreads dy [N,C] evenly over dx [N,C,H,W].

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"strings"
 	"testing"
 
 	"github.com/bitrun/bitrun/internal/gradcheck"
@@ -74,7 +73,7 @@ func checkClose(t *testing.T, what string, got []float32, want []float64, tol fl
 	}
 }
 
-func TestConv2DGrad(t *testing.T) {
+func TestConvHWIOGrad(t *testing.T) {
 	cases := []struct{ n, c, h, w, o, k, stride, pad int }{
 		{2, 3, 7, 6, 4, 3, 1, 1},
 		{2, 3, 8, 8, 4, 3, 2, 1},
@@ -82,59 +81,55 @@ func TestConv2DGrad(t *testing.T) {
 		{2, 5, 6, 6, 3, 1, 2, 0},
 		{1, 3, 11, 11, 2, 7, 2, 3}, // the root conv
 	}
-	prev := nn.Backend()
-	defer nn.SetBackend(prev)
-	for _, g := range nn.Backends() {
-		for _, tc := range cases {
-			t.Run(fmt.Sprintf("%s/k%ds%dp%d", strings.Fields(g.Name())[0], tc.k, tc.stride, tc.pad), func(t *testing.T) {
-				nn.SetBackend(g)
-				rng := rand.New(rand.NewPCG(1, uint64(tc.k*10+tc.stride)))
-				x := randT(rng, 1, tc.n, tc.c, tc.h, tc.w)
-				w := randT(rng, 0.5, tc.o, tc.c, tc.k, tc.k)
-				oh, ow := nn.ConvOutSize(tc.h, tc.k, tc.stride, tc.pad), nn.ConvOutSize(tc.w, tc.k, tc.stride, tc.pad)
-				y := nn.New(tc.n, tc.o, oh, ow)
-				var arena nn.Arena
-				nn.Conv2DInto(y, x, w, tc.stride, tc.pad, &arena)
-				ref := nn.Conv2D(x, w, tc.stride, tc.pad)
-				checkClose(t, "Conv2DInto vs Conv2D", y.Data, f64(ref.Data), 1e-5)
+	for _, tc := range cases {
+		t.Run(fmt.Sprintf("k%ds%dp%d", tc.k, tc.stride, tc.pad), func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(1, uint64(tc.k*10+tc.stride)))
+			x := randT(rng, 1, tc.n, tc.c, tc.h, tc.w)
+			w := randT(rng, 0.5, tc.k, tc.k, tc.c, tc.o) // HWIO
+			oh, ow := nn.ConvOutSize(tc.h, tc.k, tc.stride, tc.pad), nn.ConvOutSize(tc.w, tc.k, tc.stride, tc.pad)
+			y := nn.New(tc.n, tc.o, oh, ow)
+			var arena nn.Arena
+			k := nn.PrepareHWIO(w, tc.stride, tc.pad, true, &arena)
+			nn.ConvHWIOInto(y, x, k, tc.stride, tc.pad, &arena)
+			checkClose(t, "ConvHWIOInto vs Conv2D", y.Data, f64(nn.Conv2D(x, nn.HWIOToOIHW(w), tc.stride, tc.pad).Data), 1e-5)
 
-				r := randT(rng, 1, y.Shape...)
-				dx, dw := nn.New(x.Shape...), nn.New(w.Shape...)
-				nn.Conv2DBackward(x, w, r, tc.stride, tc.pad, dx, dw, false, &arena)
+			r := randT(rng, 1, y.Shape...)
+			dx, dw := nn.New(x.Shape...), nn.New(w.Shape...)
+			nn.ConvHWIOBackward(x, k, r, tc.stride, tc.pad, dx, dw, false, &arena)
 
-				x64, w64, r64 := gradcheck.From(x), gradcheck.From(w), f64(r.Data)
-				loss := func() float64 { return gradcheck.Dot(gradcheck.Conv(x64, w64, tc.stride, tc.pad), r64) }
-				checkClose(t, "Conv2DInto vs reference", y.Data, gradcheck.Conv(x64, w64, tc.stride, tc.pad).Data, 1e-4)
-				checkGrad(t, "dx", dx.Data, numeric(x64.Data, loss))
-				checkGrad(t, "dw", dw.Data, numeric(w64.Data, loss))
+			x64, w64, r64 := gradcheck.From(x), gradcheck.From(w), f64(r.Data)
+			conv := func() gradcheck.T { return gradcheck.Conv(x64, gradcheck.HWIOToOIHW(w64), tc.stride, tc.pad) }
+			loss := func() float64 { return gradcheck.Dot(conv(), r64) }
+			checkClose(t, "ConvHWIOInto vs reference", y.Data, conv().Data, 1e-4)
+			checkGrad(t, "dx", dx.Data, numeric(x64.Data, loss))
+			checkGrad(t, "dw", dw.Data, numeric(w64.Data, loss))
 
-				// accumulate adds to what is there; dx nil skips the input gradient.
-				acc := dw.Clone()
-				nn.Conv2DBackward(x, w, r, tc.stride, tc.pad, nil, acc, true, &arena)
-				for i := range acc.Data {
-					if math.Abs(float64(acc.Data[i]-2*dw.Data[i])) > 1e-4*(1+math.Abs(float64(dw.Data[i]))) {
-						t.Fatalf("accumulate: dw[%d] = %g, want %g", i, acc.Data[i], 2*dw.Data[i])
-					}
+			// accumulate adds to what is there; dx nil skips the input gradient.
+			acc := dw.Clone()
+			nn.ConvHWIOBackward(x, k, r, tc.stride, tc.pad, nil, acc, true, &arena)
+			for i := range acc.Data {
+				if math.Abs(float64(acc.Data[i]-2*dw.Data[i])) > 1e-4*(1+math.Abs(float64(dw.Data[i]))) {
+					t.Fatalf("accumulate: dw[%d] = %g, want %g", i, acc.Data[i], 2*dw.Data[i])
 				}
-			})
-		}
+			}
+		})
 	}
 }
 
-func TestStandardizeWeightGrad(t *testing.T) {
+func TestStandardizeHWIOGrad(t *testing.T) {
 	rng := rand.New(rand.NewPCG(2, 2))
-	w := randT(rng, 0.3, 4, 3, 3, 3)
+	w := randT(rng, 0.3, 3, 3, 3, 4) // HWIO
 	for i := range w.Data {
 		w.Data[i] += 0.1 // a non-zero mean per channel
 	}
 	ws, inv := nn.New(w.Shape...), make([]float32, 4)
-	nn.StandardizeWeightInto(ws, w, inv)
-	checkClose(t, "StandardizeWeightInto vs StandardizeWeight", ws.Data, f64(nn.StandardizeWeight(w).Data), 1e-6)
+	nn.StandardizeHWIOInto(ws, w, inv)
+	checkClose(t, "StandardizeHWIOInto vs StandardizeWeight", nn.HWIOToOIHW(ws).Data, f64(nn.StandardizeWeight(nn.HWIOToOIHW(w)).Data), 1e-6)
 	r := randT(rng, 1, w.Shape...)
 	dw := nn.New(w.Shape...)
-	nn.StandardizeWeightBackward(ws, inv, r, dw, false)
-	w64, r64 := gradcheck.From(w), f64(r.Data)
-	loss := func() float64 { return gradcheck.Dot(gradcheck.Standardize(w64), r64) }
+	nn.StandardizeBackwardHWIO(w, nn.StandardizationHWIO(w), r, dw, false)
+	w64, r64 := gradcheck.From(w), f64(nn.HWIOToOIHW(r).Data)
+	loss := func() float64 { return gradcheck.Dot(gradcheck.Standardize(gradcheck.HWIOToOIHW(w64)), r64) }
 	checkGrad(t, "dw", dw.Data, numeric(w64.Data, loss))
 }
 
@@ -196,39 +191,22 @@ func TestReLUGrad(t *testing.T) {
 	checkGrad(t, "dx", dx.Data, numeric(x64.Data, func() float64 { return gradcheck.Dot(gradcheck.ReLU(x64), r64) }))
 }
 
-// TestRootPadPoolGrad checks zero pad and max pool alone and composed as in
-// the BiT root (pad 1, then 3×3 stride-2 pool; the padding zeros win where the
-// conv output is negative).
+// TestRootPadPoolGrad checks the fused zero pad and max pool of the BiT root
+// (pad 1, then 3×3 stride-2 pool; the padding zeros win where the conv
+// output is negative).
 func TestRootPadPoolGrad(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 5))
 	x := randT(rng, 1, 2, 3, 8, 8)
-	var arena nn.Arena
-	p := nn.New(2, 3, 10, 10)
-	nn.ZeroPadInto(p, x, 1)
-	checkClose(t, "ZeroPadInto vs ZeroPad", p.Data, f64(nn.ZeroPad(x, 1).Data), 0)
 	y := nn.New(2, 3, 4, 4)
-	nn.MaxPoolInto(y, p, 3, 2)
-	checkClose(t, "MaxPoolInto vs MaxPool", y.Data, f64(nn.MaxPool(p, 3, 2).Data), 0)
+	nn.PadMaxPoolInto(y, x, 1, 3, 2)
+	x64 := gradcheck.From(x)
+	pool := func() gradcheck.T { return gradcheck.MaxPool(gradcheck.ZeroPad(x64, 1), 3, 2) }
+	checkClose(t, "PadMaxPoolInto vs reference", y.Data, pool().Data, 0)
 	r := randT(rng, 1, y.Shape...)
-	dp, dx := nn.New(p.Shape...), nn.New(x.Shape...)
-	nn.MaxPoolBackward(p, r, 3, 2, dp)
-	nn.ZeroPadBackward(dp, 1, dx)
-	x64, r64 := gradcheck.From(x), f64(r.Data)
-	checkGrad(t, "pad+pool dx", dx.Data, numeric(x64.Data, func() float64 {
-		return gradcheck.Dot(gradcheck.MaxPool(gradcheck.ZeroPad(x64, 1), 3, 2), r64)
-	}))
-
-	// Each op alone.
-	rp := randT(rng, 1, p.Shape...)
-	nn.ZeroPadBackward(rp, 1, dx)
-	checkGrad(t, "pad dx", dx.Data, numeric(x64.Data, func() float64 { return gradcheck.Dot(gradcheck.ZeroPad(x64, 1), f64(rp.Data)) }))
-	q := randT(rng, 1, 2, 3, 7, 7)
-	rq := randT(rng, 1, 2, 3, 3, 3)
-	dq := nn.New(q.Shape...)
-	nn.MaxPoolBackward(q, rq, 3, 2, dq)
-	q64 := gradcheck.From(q)
-	checkGrad(t, "pool dx", dq.Data, numeric(q64.Data, func() float64 { return gradcheck.Dot(gradcheck.MaxPool(q64, 3, 2), f64(rq.Data)) }))
-	_ = arena
+	dx := nn.New(x.Shape...)
+	nn.PadMaxPoolBackward(x, y, r, 1, 3, 2, dx)
+	r64 := f64(r.Data)
+	checkGrad(t, "pad+pool dx", dx.Data, numeric(x64.Data, func() float64 { return gradcheck.Dot(pool(), r64) }))
 }
 
 func TestGlobalAvgPoolLinearGrad(t *testing.T) {
@@ -253,8 +231,8 @@ func TestGlobalAvgPoolLinearGrad(t *testing.T) {
 	checkGrad(t, "db", db, numeric(b64, loss))
 }
 
-// The checkpoint-layout kernels give what the OIHW kernels give around a
-// layout change, for channel counts on and off the column blocks.
+// The checkpoint-layout standardisation against the float64 reference, for
+// channel counts on and off the column blocks; its backward accumulates.
 func TestStandardizeHWIO(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 3))
 	for _, shape := range [][]int{{3, 3, 5, 7}, {1, 1, 32, 130}, {7, 7, 3, 20}} {
@@ -263,33 +241,28 @@ func TestStandardizeHWIO(t *testing.T) {
 			for i := range w.Data {
 				w.Data[i] += 0.05
 			}
-			oihw := nn.HWIOToOIHW(w)
-			want, wantInv := nn.New(oihw.Shape...), make([]float32, shape[3])
-			nn.StandardizeWeightInto(want, oihw, wantInv)
 			ws, inv := nn.New(shape...), make([]float32, shape[3])
 			nn.StandardizeHWIOInto(ws, w, inv)
-			checkClose(t, "StandardizeHWIOInto", ws.Data, f64(nn.OIHWToHWIO(want).Data), 1e-6)
-			checkClose(t, "inv", inv, f64(wantInv), 1e-6)
+			want := gradcheck.Standardize(gradcheck.HWIOToOIHW(gradcheck.From(w)))
+			checkClose(t, "StandardizeHWIOInto", nn.HWIOToOIHW(ws).Data, want.Data, 1e-6)
 
 			gs := randT(rng, 1, shape...)
-			tmp := nn.New(oihw.Shape...)
-			nn.StandardizeWeightBackward(want, wantInv, nn.HWIOToOIHW(gs), tmp, false)
-			wantDW := nn.OIHWToHWIO(tmp)
-			dw := nn.New(shape...)
 			s := nn.StandardizationHWIO(w)
+			checkClose(t, "scale", s.Scale, f64(inv), 0)
+			dw := nn.New(shape...)
 			nn.StandardizeBackwardHWIO(w, s, gs, dw, false)
-			checkClose(t, "StandardizeBackwardHWIO", dw.Data, f64(wantDW.Data), 1e-5)
-			nn.StandardizeBackwardHWIO(w, s, gs, dw, true)
-			for i := range wantDW.Data {
-				wantDW.Data[i] *= 2
+			twice := dw.Clone()
+			nn.StandardizeBackwardHWIO(w, s, gs, twice, true)
+			for i := range dw.Data {
+				dw.Data[i] *= 2
 			}
-			checkClose(t, "accumulate", dw.Data, f64(wantDW.Data), 1e-5)
+			checkClose(t, "accumulate", twice.Data, f64(dw.Data), 1e-6)
 		})
 	}
 }
 
-// TestConvHWIO checks the checkpoint-layout convolutions against the OIHW
-// kernels (gradient-checked above) on shapes that cross every panel and
+// TestConvHWIO checks the checkpoint-layout convolutions against the float64
+// reference convolution and its backward on shapes that cross every panel and
 // image boundary: channel counts off the 6-row and 16-column panels, pixel
 // counts off the panel width, several images, every conv of a BiT unit and
 // the root.
@@ -311,7 +284,7 @@ func TestConvHWIO(t *testing.T) {
 			rng := rand.New(rand.NewPCG(5, uint64(tc.k*10+tc.stride)))
 			x := randT(rng, 1, tc.n, tc.c, tc.h, tc.w)
 			w := randT(rng, 0.5, tc.k, tc.k, tc.c, tc.o) // HWIO
-			wo := nn.HWIOToOIHW(w)
+			x64, wo := gradcheck.From(x), gradcheck.HWIOToOIHW(gradcheck.From(w))
 			oh, ow := nn.ConvOutSize(tc.h, tc.k, tc.stride, tc.pad), nn.ConvOutSize(tc.w, tc.k, tc.stride, tc.pad)
 			r := randT(rng, 1, tc.n, tc.o, oh, ow)
 			var arena nn.Arena
@@ -319,21 +292,19 @@ func TestConvHWIO(t *testing.T) {
 			k := nn.PrepareHWIO(w, tc.stride, tc.pad, true, &arena)
 			y := nn.New(tc.n, tc.o, oh, ow)
 			nn.ConvHWIOInto(y, x, k, tc.stride, tc.pad, &arena)
-			checkClose(t, "y", y.Data, f64(nn.Conv2D(x, wo, tc.stride, tc.pad).Data), 1e-4)
+			checkClose(t, "y", y.Data, gradcheck.Conv(x64, wo, tc.stride, tc.pad).Data, 1e-4)
 
-			wantDX, wantDW := nn.New(x.Shape...), nn.New(wo.Shape...)
-			nn.Conv2DBackward(x, wo, r, tc.stride, tc.pad, wantDX, wantDW, false, &arena)
+			wantDX, wantDW := gradcheck.ConvBackward(x64, wo, gradcheck.From(r), tc.stride, tc.pad)
 			dx, dw := nn.New(x.Shape...), nn.New(w.Shape...)
 			for i := range dw.Data {
 				dw.Data[i] = 1 // accumulate adds to this
 			}
 			nn.ConvHWIOBackward(x, k, r, tc.stride, tc.pad, dx, dw, true, &arena)
-			checkClose(t, "dx", dx.Data, f64(wantDX.Data), 1e-4)
-			want := nn.OIHWToHWIO(wantDW)
-			for i := range want.Data {
-				want.Data[i]++
+			checkClose(t, "dx", dx.Data, wantDX.Data, 1e-4)
+			for i := range dw.Data {
+				dw.Data[i]--
 			}
-			checkClose(t, "dw", dw.Data, f64(want.Data), 1e-4)
+			checkClose(t, "dw", nn.HWIOToOIHW(dw).Data, wantDW.Data, 1e-4)
 
 			// dx only, dw only.
 			dx2 := nn.New(x.Shape...)
@@ -341,14 +312,14 @@ func TestConvHWIO(t *testing.T) {
 			checkClose(t, "dx alone", dx2.Data, f64(dx.Data), 0)
 			dw2 := nn.New(w.Shape...)
 			nn.ConvHWIOBackward(x, nn.PrepareHWIO(w, tc.stride, tc.pad, false, &arena), r, tc.stride, tc.pad, nil, dw2, false, &arena)
-			checkClose(t, "dw alone", dw2.Data, f64(nn.OIHWToHWIO(wantDW).Data), 1e-4)
+			checkClose(t, "dw alone", nn.HWIOToOIHW(dw2).Data, wantDW.Data, 1e-4)
 		})
 	}
 }
 
 // TestPadMaxPool checks the fused pad+pool against ZeroPad then MaxPool
 // (ties and negative inputs included: the padding zeros take part) and its
-// backward against theirs.
+// backward against padPoolBackward.
 func TestPadMaxPool(t *testing.T) {
 	rng := rand.New(rand.NewPCG(9, 9))
 	for _, sh := range [][]int{{2, 3, 9, 9}, {1, 2, 16, 16}, {2, 1, 4, 5}, {1, 1, 1, 1}} {
@@ -359,23 +330,15 @@ func TestPadMaxPool(t *testing.T) {
 			}
 			x.Data[i] -= 0.3 // some windows all negative: a pad zero wins
 		}
-		p := nn.New(sh[0], sh[1], sh[2]+2, sh[3]+2)
-		nn.ZeroPadInto(p, x, 1)
-		oh, ow := nn.ConvOutSize(sh[2]+2, 3, 2, 0), nn.ConvOutSize(sh[3]+2, 3, 2, 0)
-		want := nn.New(sh[0], sh[1], oh, ow)
-		nn.MaxPoolInto(want, p, 3, 2)
+		want := gradcheck.MaxPool(gradcheck.ZeroPad(gradcheck.From(x), 1), 3, 2)
 		got := nn.New(want.Shape...)
 		nn.PadMaxPoolInto(got, x, 1, 3, 2)
-		checkClose(t, "PadMaxPoolInto", got.Data, f64(want.Data), 0)
+		checkClose(t, "PadMaxPoolInto", got.Data, want.Data, 0)
 
 		dy := randT(rng, 1, want.Shape...)
-		dp := nn.New(p.Shape...)
-		nn.MaxPoolBackward(p, dy, 3, 2, dp)
-		wantDX := nn.New(x.Shape...)
-		nn.ZeroPadBackward(dp, 1, wantDX)
 		dx := nn.New(x.Shape...)
 		nn.PadMaxPoolBackward(x, got, dy, 1, 3, 2, dx)
-		checkClose(t, "PadMaxPoolBackward", dx.Data, f64(wantDX.Data), 1e-6)
+		checkClose(t, "PadMaxPoolBackward", dx.Data, padPoolBackward(x, dy), 1e-6)
 	}
 }
 
@@ -418,4 +381,37 @@ func TestStandardizedSGD(t *testing.T) {
 			})
 		}
 	}
+}
+
+// padPoolBackward is the reference backward of the 3×3 stride-2 max pool of
+// x padded by one zero: each output's gradient goes to the first maximum of
+// its window in scan order (nowhere when that is a padding zero).
+func padPoolBackward(x, dy *nn.Tensor) []float64 {
+	h, w := x.Shape[2], x.Shape[3]
+	oh, ow := dy.Shape[2], dy.Shape[3]
+	dx := make([]float64, x.Len())
+	for plane := 0; plane < x.Shape[0]*x.Shape[1]; plane++ {
+		for y := 0; y < oh; y++ {
+			for xo := 0; xo < ow; xo++ {
+				best, at := math.Inf(-1), -1
+				for ky := 0; ky < 3; ky++ {
+					for kx := 0; kx < 3; kx++ {
+						iy, ix := 2*y-1+ky, 2*xo-1+kx
+						v, i := 0.0, -1
+						if iy >= 0 && iy < h && ix >= 0 && ix < w {
+							i = (plane*h+iy)*w + ix
+							v = float64(x.Data[i])
+						}
+						if v > best {
+							best, at = v, i
+						}
+					}
+				}
+				if at >= 0 {
+					dx[at] += float64(dy.Data[(plane*oh+y)*ow+xo])
+				}
+			}
+		}
+	}
+	return dx
 }

@@ -40,9 +40,11 @@
 // NCHW activations and gradients, so a training step builds no im2col
 // matrix, transposes no kernel and copies no gradient (an external BLAS takes
 // only plain matrices). Weight standardisation and its backward work in the
-// same layout (StandardizeHWIOInto, StandardizeBackwardHWIO). The OIHW
-// kernels Conv2DInto and Conv2DBackward run on any backend; the tests check
-// each path against the other and against float64 finite differences.
+// same layout (StandardizationHWIO, StandardizePrepareHWIO), and a step's
+// update runs the standardisation backward fused with momentum SGD
+// (StandardizedSGD: two passes over a kernel). The tests check every kernel
+// against the float64 reference of internal/gradcheck and its finite
+// differences.
 //
 // # Parallelism
 //

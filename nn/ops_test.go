@@ -364,7 +364,7 @@ func TestGlobalAvgPoolLinear(t *testing.T) {
 	})
 }
 
-// TestLayouts checks HWIO<->OIHW element by element and as a round trip.
+// TestLayouts checks HWIO->OIHW element by element.
 func TestLayouts(t *testing.T) {
 	r := rand.New(rand.NewPCG(17, 18))
 	hwio := randTensor(r, 3, 5, 4, 6) // kh=3 kw=5 in=4 out=6
@@ -381,15 +381,6 @@ func TestLayouts(t *testing.T) {
 					}
 				}
 			}
-		}
-	}
-	back := OIHWToHWIO(oihw)
-	if !SameShape(back.Shape, hwio.Shape) {
-		t.Fatalf("round trip shape %v", back.Shape)
-	}
-	for i := range back.Data {
-		if back.Data[i] != hwio.Data[i] {
-			t.Fatalf("round trip differs at %d", i)
 		}
 	}
 }

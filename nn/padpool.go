@@ -2,8 +2,8 @@ package nn
 
 import "fmt"
 
-// PadMaxPoolInto is MaxPoolInto(dst, ZeroPadInto(x, pad), k, stride) without
-// the padded copy: each output is the maximum of its window's pixels and
+// PadMaxPoolInto writes into dst the k×k, stride max pool of x padded by pad
+// zeros on each spatial side, without a padded copy: each output is the maximum of its window's pixels and
 // padding zeros (a NaN in the window gives NaN). The maximum is taken in two
 // passes per output row, down the window's rows then across its columns,
 // with no data-dependent branches.
@@ -71,9 +71,8 @@ func PadMaxPoolInto(dst, x *Tensor, pad, k, stride int) {
 // PadMaxPoolBackward is the backward of PadMaxPoolInto(y, x, pad, k, stride):
 // it writes into dx [N,C,H,W] the sum of the output gradients dy of the
 // windows whose maximum each pixel was. A window's maximum is its first
-// value equal to y in row-major scan order of the padded window, as
-// MaxPoolBackward would choose on the padded input; a gradient whose maximum
-// was a padding zero (or NaN) is dropped.
+// value equal to y in row-major scan order of the padded window; a gradient
+// whose maximum was a padding zero (or NaN) is dropped.
 func PadMaxPoolBackward(x, y, dy *Tensor, pad, k, stride int, dx *Tensor) {
 	n, c, h, w := dims4(x)
 	oh, ow := ConvOutSize(h, k, stride, pad), ConvOutSize(w, k, stride, pad)

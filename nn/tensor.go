@@ -71,34 +71,22 @@ func HWIOToOIHW(w *Tensor) *Tensor {
 	}
 	kh, kw, ci, co := w.Shape[0], w.Shape[1], w.Shape[2], w.Shape[3]
 	out := New(co, ci, kh, kw)
-	for y := 0; y < kh; y++ {
-		for x := 0; x < kw; x++ {
-			for i := 0; i < ci; i++ {
-				src := w.Data[((y*kw+x)*ci+i)*co:]
-				for o := 0; o < co; o++ {
-					out.Data[((o*ci+i)*kh+y)*kw+x] = src[o]
-				}
-			}
-		}
-	}
+	PermuteHWIO(out.Data, w.Data, kh, kw, ci, co)
 	return out
 }
 
-// OIHWToHWIO is the inverse of HWIOToOIHW.
-func OIHWToHWIO(w *Tensor) *Tensor {
-	if len(w.Shape) != 4 {
-		panic(fmt.Sprintf("nn: OIHWToHWIO: want 4-D, got %v", w.Shape))
-	}
-	co, ci, kh, kw := w.Shape[0], w.Shape[1], w.Shape[2], w.Shape[3]
-	out := New(kh, kw, ci, co)
-	for o := 0; o < co; o++ {
-		for i := 0; i < ci; i++ {
-			for y := 0; y < kh; y++ {
-				for x := 0; x < kw; x++ {
-					out.Data[((y*kw+x)*ci+i)*co+o] = w.Data[((o*ci+i)*kh+y)*kw+x]
+// PermuteHWIO writes the kernel src, kh×kw×ci×co in the checkpoint layout
+// (height, width, in, out), into dst in the (out, in, height, width) layout.
+// It serves any element type (the float64 gradient checks use it too).
+func PermuteHWIO[E any](dst, src []E, kh, kw, ci, co int) {
+	for y := 0; y < kh; y++ {
+		for x := 0; x < kw; x++ {
+			for i := 0; i < ci; i++ {
+				row := src[((y*kw+x)*ci+i)*co:][:co]
+				for o, v := range row {
+					dst[((o*ci+i)*kh+y)*kw+x] = v
 				}
 			}
 		}
 	}
-	return out
 }

@@ -120,24 +120,38 @@ func StandardizePrepareHWIO(w *Tensor, stride, pad int, dx bool, a *Arena) *HWIO
 		}
 		return r0, n, dst
 	}
-	parallelChunks(blocks, max(1, 1024/max(co, 1)), func(lo, hi int) {
-		buf := getFloats(mr * co)
+	// Groups of consecutive blocks (their rows are consecutive) are
+	// standardised into a scratch of about wsScratch values, so that each
+	// forward panel gets a run of steps per group, not mr.
+	group := max(1, wsScratch/(mr*co))
+	parallelChunks(blocks, group, func(lo, hi int) {
+		buf := getFloats(group * mr * co)
 		defer putFloats(buf)
-		scratch := (*buf)[:mr*co]
-		for b := lo; b < hi; b++ {
-			r0, n, dst := block(b)
-			for i := 0; i < n; i++ {
-				src := w.Data[(r0+i)*co:][:co]
-				colAffine(scratch[i*co:][:co], src, src, scale, zero, shift, false)
+		for g := lo; g < hi; g += group {
+			gEnd := min(hi, g+group)
+			first, _, _ := block(g)
+			last, n, _ := block(gEnd - 1)
+			scratch := (*buf)[:(last+n-first)*co]
+			for r := first; r < last+n; r++ {
+				src := w.Data[r*co:][:co]
+				colAffine(scratch[(r-first)*co:][:co], src, src, scale, zero, shift, false)
 			}
-			packTransRows(scratch, co, co, r0, r0+n, rows, k.fwd.data) // op(A) = wsᵀ: O × K
-			if dst != nil {
-				packA(false, scratch, co, 0, n, 0, co, dst) // rows of ws, mr per panel
+			packTransRows(scratch, co, co, first, last+n, rows, k.fwd.data) // op(A) = wsᵀ: O × K
+			if k.dx == nil {
+				continue
+			}
+			for b := g; b < gEnd; b++ {
+				r0, n, dst := block(b)
+				packA(false, scratch[(r0-first)*co:], co, 0, n, 0, co, dst) // rows of ws, mr per panel
 			}
 		}
 	})
 	return k
 }
+
+// wsScratch is about how many values StandardizePrepareHWIO standardises
+// at a time (in L2).
+const wsScratch = 1 << 16
 
 // wsMoments measures the per-output-channel moments of w [KH,KW,I,O] and
 // writes the affine coefficients of its standardisation, ws = w·scale +

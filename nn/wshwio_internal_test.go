@@ -25,6 +25,8 @@ func TestStandardizePrepareHWIO(t *testing.T) {
 		{[]int{3, 3, 64, 32}, 1, 1},
 		{[]int{3, 3, 64, 32}, 2, 1},
 		{[]int{1, 1, 13, 16}, 1, 0},
+		{[]int{3, 3, 40, 1100}, 1, 1}, // several scratch groups
+		{[]int{3, 3, 40, 1100}, 2, 1},
 	} {
 		t.Run(fmt.Sprint(tc.shape, tc.stride), func(t *testing.T) {
 			w := New(tc.shape...)

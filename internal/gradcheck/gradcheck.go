@@ -41,18 +41,40 @@ func (t T) at4(a, b, c, d int) int {
 
 // Conv is a direct convolution of x [N,C,H,W] with w [O,C,KH,KW].
 func Conv(x, w T, stride, pad int) T {
+	out := New(convOut(x, w, stride, pad)...)
+	convTaps(x, w, stride, pad, func(xi, wi, oi int) { out.Data[oi] += w.Data[wi] * x.Data[xi] })
+	return out
+}
+
+// ConvBackward returns the gradients of Dot(Conv(x, w, stride, pad), dy)
+// with respect to x and w.
+func ConvBackward(x, w, dy T, stride, pad int) (dx, dw T) {
+	dx, dw = New(x.Shape...), New(w.Shape...)
+	convTaps(x, w, stride, pad, func(xi, wi, oi int) {
+		dx.Data[xi] += w.Data[wi] * dy.Data[oi]
+		dw.Data[wi] += x.Data[xi] * dy.Data[oi]
+	})
+	return dx, dw
+}
+
+// convOut is the output shape of Conv.
+func convOut(x, w T, stride, pad int) []int {
+	return []int{x.Shape[0], w.Shape[0], (x.Shape[2]+2*pad-w.Shape[2])/stride + 1, (x.Shape[3]+2*pad-w.Shape[3])/stride + 1}
+}
+
+// convTaps calls f with the indices into x, w and the output of every
+// product term of the convolution.
+func convTaps(x, w T, stride, pad int, f func(xi, wi, oi int)) {
 	n, c, h, wd := x.Shape[0], x.Shape[1], x.Shape[2], x.Shape[3]
 	o, kh, kw := w.Shape[0], w.Shape[2], w.Shape[3]
-	oh, ow := (h+2*pad-kh)/stride+1, (wd+2*pad-kw)/stride+1
-	out := New(n, o, oh, ow)
+	sh := convOut(x, w, stride, pad)
+	oh, ow := sh[2], sh[3]
 	for b := 0; b < n; b++ {
 		for oc := 0; oc < o; oc++ {
-			op := out.Data[(b*o+oc)*oh*ow : (b*o+oc+1)*oh*ow]
 			for ic := 0; ic < c; ic++ {
-				xp := x.Data[(b*c+ic)*h*wd : (b*c+ic+1)*h*wd]
 				for ky := 0; ky < kh; ky++ {
 					for kx := 0; kx < kw; kx++ {
-						wv := w.Data[((oc*c+ic)*kh+ky)*kw+kx]
+						wi := ((oc*c+ic)*kh+ky)*kw + kx
 						for y := 0; y < oh; y++ {
 							iy := y*stride - pad + ky
 							if iy < 0 || iy >= h {
@@ -60,7 +82,7 @@ func Conv(x, w T, stride, pad int) T {
 							}
 							for xo := 0; xo < ow; xo++ {
 								if ix := xo*stride - pad + kx; ix >= 0 && ix < wd {
-									op[y*ow+xo] += wv * xp[iy*wd+ix]
+									f(((b*c+ic)*h+iy)*wd+ix, wi, ((b*o+oc)*oh+y)*ow+xo)
 								}
 							}
 						}
@@ -69,7 +91,6 @@ func Conv(x, w T, stride, pad int) T {
 			}
 		}
 	}
-	return out
 }
 
 // Standardize is weight standardisation per output channel of an OIHW kernel.
@@ -238,15 +259,7 @@ func Dot(a T, b []float64) float64 {
 func HWIOToOIHW(w T) T {
 	kh, kw, ci, co := w.Shape[0], w.Shape[1], w.Shape[2], w.Shape[3]
 	out := New(co, ci, kh, kw)
-	for y := 0; y < kh; y++ {
-		for x := 0; x < kw; x++ {
-			for i := 0; i < ci; i++ {
-				for o := 0; o < co; o++ {
-					out.Data[((o*ci+i)*kh+y)*kw+x] = w.Data[((y*kw+x)*ci+i)*co+o]
-				}
-			}
-		}
-	}
+	nn.PermuteHWIO(out.Data, w.Data, kh, kw, ci, co)
 	return out
 }
 
