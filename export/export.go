@@ -163,9 +163,6 @@ type plan struct {
 }
 
 func newPlan(cfg model.Config, params model.Params, opts Options) (*plan, error) {
-	if err := cfg.Validate(); err != nil {
-		return nil, fmt.Errorf("export: %w", err)
-	}
 	if err := model.Check(cfg, params); err != nil {
 		return nil, fmt.Errorf("export: %w", err)
 	}

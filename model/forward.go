@@ -21,18 +21,19 @@ type Model struct {
 
 // New checks params against cfg and returns a model.
 func New(cfg Config, params Params) (*Model, error) {
-	if err := cfg.Validate(); err != nil {
-		return nil, err
-	}
 	if err := Check(cfg, params); err != nil {
 		return nil, err
 	}
 	return &Model{Config: cfg, Params: params}, nil
 }
 
-// Check verifies that params holds exactly the keys and shapes cfg needs. The
-// error names every missing, unexpected and mis-shaped key.
+// Check verifies that cfg is valid (Config.Validate) and that params holds
+// exactly the keys and shapes it needs. The error names every missing,
+// unexpected and mis-shaped key.
 func Check(cfg Config, params Params) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
 	var missing, shape []string
 	want := map[string]bool{}
 	for _, s := range cfg.Spec() {

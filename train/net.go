@@ -85,9 +85,6 @@ type cache struct {
 // NewNet checks params against cfg and returns a Net training the parameters
 // trainable selects (nil: all of them).
 func NewNet(cfg model.Config, params model.Params, trainable Trainable) (*Net, error) {
-	if err := cfg.Validate(); err != nil {
-		return nil, fmt.Errorf("train: %w", err)
-	}
 	if err := model.Check(cfg, params); err != nil {
 		return nil, fmt.Errorf("train: %w", err)
 	}
