@@ -249,7 +249,7 @@ func trainStep(m *model.Model, freeze string, batch, res int) (func(ctx context.
 		if _, _, err := net.ForwardBackward(nn.FromData(x, batch, 3, res, res), targets, 1/float32(batch)); err != nil {
 			return err
 		}
-		if err := opt.Step(m.Params, net.Grads(), 1e-3); err != nil {
+		if err := net.Step(opt, 1e-3); err != nil {
 			return err
 		}
 		return ctx.Err()
