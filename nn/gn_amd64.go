@@ -152,3 +152,20 @@ func wsSGDRow(w, v, g0, g1, scale, shift, b, c []float32, mu, lr, wd float32) {
 	}
 	wsSGDGo(w[bulk:], v[bulk:], g0[bulk:], g1, scale[bulk:], shift[bulk:], b[bulk:], c[bulk:], mu, lr, wd)
 }
+
+//go:noescape
+func packTrans6AVX512(dst, src *float32, ldb, rows, panels, stride int)
+
+// packTransFull packs rows q0..q1-1 of a (row q at a[(q-q0)·lda]) into
+// steps q0..q1-1 of the first full panels of data (depth k); it returns how
+// many panels it packed (none without AVX-512).
+func packTransFull(a []float32, lda, m, q0, q1, k int, data []float32) int {
+	panels := m / mr
+	if !hasAVX512 || panels == 0 || q1 <= q0 {
+		return 0
+	}
+	_ = a[(q1-q0-1)*lda+panels*mr-1]
+	_ = data[(panels-1)*mr*k+q1*mr-1]
+	packTrans6AVX512(&data[q0*mr], &a[0], 4*lda, q1-q0, panels, 4*mr*k)
+	return panels
+}

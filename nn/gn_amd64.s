@@ -443,3 +443,41 @@ sgdone:
 sgddone:
 	VZEROUPPER
 	RET
+
+// func packTrans6AVX512(dst, src *float32, ldb, rows, panels, stride int)
+// For each of panels panels p (columns 6p..6p+5 of the rows×(6·panels) block
+// src, rows ldb bytes apart): copies row q's 6 values to dst + p·stride +
+// 24q bytes: the mr = 6 panels of a transposed left operand, two rows per
+// 48-byte store pair.
+TEXT ·packTrans6AVX512(SB), NOSPLIT, $0-48
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ ldb+16(FP), R8
+	MOVQ panels+32(FP), CX
+	MOVQ stride+40(FP), R9
+	MOVQ $0x3f, AX
+	KMOVW AX, K1
+	TESTQ CX, CX
+	JZ   pt6done
+
+pt6panel:
+	MOVQ SI, R10
+	MOVQ DI, R11
+	MOVQ rows+24(FP), DX
+
+pt6row:
+	VMOVUPS.Z (R10), K1, Y0
+	VMOVUPS   Y0, K1, (R11)
+	ADDQ      R8, R10
+	ADDQ      $24, R11
+	DECQ      DX
+	JNZ       pt6row
+
+	ADDQ $24, SI
+	ADDQ R9, DI
+	DECQ CX
+	JNZ  pt6panel
+
+pt6done:
+	VZEROUPPER
+	RET

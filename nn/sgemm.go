@@ -126,7 +126,7 @@ func (p *packedA) fill(trans bool, a []float32, lda int) {
 // (column q of op(A) is row q-q0 of a, m values) into steps q0..q1-1 of
 // every panel of data (depth k).
 func packTransRows(a []float32, lda, m, q0, q1, k int, data []float32) {
-	i := 0
+	i := packTransFull(a, lda, m, q0, q1, k, data) * mr
 	for ; i+mr <= m; i += mr {
 		d := data[i*k:]
 		for q := q0; q < q1; q++ {

@@ -28,3 +28,5 @@ func wsGradSums(sa, sb []float64, g0, g1, w, scale, shift []float32, rows, ld in
 func wsSGDRow(w, v, g0, g1, scale, shift, b, c []float32, mu, lr, wd float32) {
 	wsSGDGo(w, v, g0, g1, scale, shift, b, c, mu, lr, wd)
 }
+
+func packTransFull(a []float32, lda, m, q0, q1, k int, data []float32) int { return 0 }
