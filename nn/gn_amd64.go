@@ -169,3 +169,20 @@ func packTransFull(a []float32, lda, m, q0, q1, k int, data []float32) int {
 	packTrans6AVX512(&data[q0*mr], &a[0], 4*lda, q1-q0, panels, 4*mr*k)
 	return panels
 }
+
+//go:noescape
+func pack6RowsAVX512(dst, src *float32, ldb, n int)
+
+// pack6Rows interleaves the first steps of 6 rows of a (lda apart) into
+// panel (panel[6p+r] = a[r·lda+p]) and returns how many steps it packed (a
+// multiple of 8 up to n; none without AVX-512).
+func pack6Rows(panel, a []float32, lda, n int) int {
+	bulk := n &^ 7
+	if !hasAVX512 || bulk == 0 {
+		return 0
+	}
+	_ = a[5*lda+bulk-1]
+	_ = panel[mr*bulk-1]
+	pack6RowsAVX512(&panel[0], &a[0], 4*lda, bulk)
+	return bulk
+}

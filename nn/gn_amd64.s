@@ -481,3 +481,74 @@ pt6row:
 pt6done:
 	VZEROUPPER
 	RET
+
+// func pack6RowsAVX512(dst, src *float32, ldb, n int)
+// Interleaves 6 rows of src (ldb bytes apart) into n steps of 6 values,
+// dst[6p+r] = row r [p], 8 steps at a time (n a multiple of 8): an 8x8
+// transpose of the 6 rows (the last two lanes unused) and one masked 6-value
+// store per step.
+TEXT ·pack6RowsAVX512(SB), NOSPLIT, $0-32
+	MOVQ  dst+0(FP), DI
+	MOVQ  src+8(FP), SI
+	MOVQ  ldb+16(FP), R8
+	MOVQ  n+24(FP), CX
+	SHRQ  $3, CX
+	JZ    p6done
+	MOVQ  $0x3f, AX
+	KMOVW AX, K1
+	LEAQ  (SI)(R8*1), R9
+	LEAQ  (SI)(R8*2), R10
+	LEAQ  (R10)(R8*1), R11
+	LEAQ  (R10)(R8*2), R12
+	LEAQ  (R12)(R8*1), R13
+
+p6loop:
+	VMOVUPS    (SI), Y0
+	VMOVUPS    (R9), Y1
+	VMOVUPS    (R10), Y2
+	VMOVUPS    (R11), Y3
+	VMOVUPS    (R12), Y4
+	VMOVUPS    (R13), Y5
+	VUNPCKLPS  Y1, Y0, Y8
+	VUNPCKHPS  Y1, Y0, Y9
+	VUNPCKLPS  Y3, Y2, Y10
+	VUNPCKHPS  Y3, Y2, Y11
+	VUNPCKLPS  Y5, Y4, Y12
+	VUNPCKHPS  Y5, Y4, Y13
+	VSHUFPS    $0x44, Y10, Y8, Y0
+	VSHUFPS    $0xEE, Y10, Y8, Y1
+	VSHUFPS    $0x44, Y11, Y9, Y2
+	VSHUFPS    $0xEE, Y11, Y9, Y3
+	VSHUFPS    $0x44, Y12, Y12, Y4
+	VSHUFPS    $0xEE, Y12, Y12, Y5
+	VSHUFPS    $0x44, Y13, Y13, Y6
+	VSHUFPS    $0xEE, Y13, Y13, Y7
+	VPERM2F128 $0x20, Y4, Y0, Y8
+	VPERM2F128 $0x20, Y5, Y1, Y9
+	VPERM2F128 $0x20, Y6, Y2, Y10
+	VPERM2F128 $0x20, Y7, Y3, Y11
+	VPERM2F128 $0x31, Y4, Y0, Y12
+	VPERM2F128 $0x31, Y5, Y1, Y13
+	VPERM2F128 $0x31, Y6, Y2, Y14
+	VPERM2F128 $0x31, Y7, Y3, Y15
+	VMOVUPS    Y8, K1, (DI)
+	VMOVUPS    Y9, K1, 24(DI)
+	VMOVUPS    Y10, K1, 48(DI)
+	VMOVUPS    Y11, K1, 72(DI)
+	VMOVUPS    Y12, K1, 96(DI)
+	VMOVUPS    Y13, K1, 120(DI)
+	VMOVUPS    Y14, K1, 144(DI)
+	VMOVUPS    Y15, K1, 168(DI)
+	ADDQ       $32, SI
+	ADDQ       $32, R9
+	ADDQ       $32, R10
+	ADDQ       $32, R11
+	ADDQ       $32, R12
+	ADDQ       $32, R13
+	ADDQ       $192, DI
+	DECQ       CX
+	JNZ        p6loop
+
+p6done:
+	VZEROUPPER
+	RET

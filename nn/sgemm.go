@@ -374,7 +374,7 @@ func packA(trans bool, a []float32, lda, i0, mb, p0, kb int, dst []float32) {
 			r3 := a[base+3*lda:][:kb]
 			r4 := a[base+4*lda:][:kb]
 			r5 := a[base+5*lda:][:kb]
-			for p := 0; p < kb; p++ {
+			for p := pack6Rows(panel, a[base:], lda, kb); p < kb; p++ {
 				d := panel[p*mr : p*mr+mr : p*mr+mr]
 				d[0], d[1], d[2], d[3], d[4], d[5] = r0[p], r1[p], r2[p], r3[p], r4[p], r5[p]
 			}
