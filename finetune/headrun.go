@@ -10,6 +10,7 @@ import (
 	"github.com/bitrun/bitrun/data"
 	"github.com/bitrun/bitrun/internal/runfolder"
 	"github.com/bitrun/bitrun/model"
+	"github.com/bitrun/bitrun/nn"
 	"github.com/bitrun/bitrun/train"
 )
 
@@ -89,7 +90,7 @@ func (r *runner) trainHead(ctx context.Context, params model.Params, sum *Summar
 			return nil, fmt.Errorf("finetune: checkpoint: %w", err)
 		}
 		for _, name := range headNames {
-			if w[name] == nil || !sameShape(w[name].Shape, params[name].Shape) {
+			if w[name] == nil || !nn.SameShape(w[name].Shape, params[name].Shape) {
 				return nil, fmt.Errorf("%w: checkpoint lacks %s or has another shape", ErrResumeMismatch, name)
 			}
 			params[name] = w[name]
@@ -206,18 +207,6 @@ func (r *runner) adapt(ctx context.Context, params model.Params) (*AdaptSummary,
 	}
 	a.Seconds = time.Since(t0).Seconds()
 	return a, nil
-}
-
-func sameShape(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func readHeadCheckpoint(dir string) (*headCheckpoint, error) {
