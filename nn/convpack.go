@@ -103,6 +103,15 @@ func (cp *convPacker) packRow(panel []float32, p0, kb, img, y, x0 int) {
 					d[j] = row[j*cp.stride]
 				}
 			}
+		case cp.stride == 1:
+			// A segment across the left or right border: the pixels in
+			// the row, zeros for the padding.
+			row := cp.x[base+ch*hw+iy*cp.w : base+ch*hw+(iy+1)*cp.w]
+			lo, hi := max(0, -ix0), min(nr, cp.w-ix0)
+			*d = [nr]float32{}
+			if lo < hi {
+				copy(d[lo:hi], row[ix0+lo:ix0+hi])
+			}
 		default:
 			row := cp.x[base+ch*hw+iy*cp.w : base+ch*hw+(iy+1)*cp.w]
 			for j := range d {
