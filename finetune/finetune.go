@@ -486,9 +486,9 @@ func (r *runner) trainFull(ctx context.Context, params model.Params, sum *Summar
 func (r *runner) trainOptions(params model.Params) train.Options {
 	o, h := r.o, r.rec.Rule
 	return train.Options{Arch: r.cfg.Name, Steps: h.Steps, Batch: o.Batch, BatchSplit: o.BatchSplit,
-		Resolution: h.Crop, PreSize: h.Resize, Crop: true, Flip: !o.NoFlip, LR: r.rec.LR, Warmup: trainWarmup(h.Warmup),
-		Decays: append([]int{}, h.Decays...), Replacement: r.rec.Replacement, Momentum: h.Momentum,
-		WeightDecay: h.WeightDecay, MixupAlpha: h.MixupAlpha, Freeze: train.PresetAll, Seed: o.Seed,
+		Resolution: h.Crop, PreSize: h.Resize, Crop: true, Flip: !o.NoFlip, LR: r.rec.LR, Warmup: off(h.Warmup),
+		Decays: append([]int{}, h.Decays...), Replacement: r.rec.Replacement, Momentum: off(h.Momentum),
+		WeightDecay: off(h.WeightDecay), MixupAlpha: h.MixupAlpha, Freeze: train.PresetAll, Seed: o.Seed,
 		CheckpointEvery: o.CheckpointEvery, Resume: o.Resume, EvalBatch: o.EvalBatch, OutDir: o.OutDir,
 		Init: params, Logger: r.log, Progress: o.Progress}
 }
@@ -525,12 +525,12 @@ func (r *runner) schedule(h HyperRule) train.Schedule {
 	return func(s int) float64 { return h.LR(s, r.o.Batch) }
 }
 
-// trainWarmup is train.Options.Warmup for a recipe's warmup count: the
-// recipe's 0 is no warmup, which train.Options spells negative (its zero is
-// the upstream default).
-func trainWarmup(steps int) int {
-	if steps == 0 {
+// off is a rule value as train.Options takes it: the rule records values
+// as used (0: none), where train.Options reads 0 as its default and a
+// negative value as none.
+func off[T int | float64](v T) T {
+	if v == 0 {
 		return -1
 	}
-	return steps
+	return v
 }

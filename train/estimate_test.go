@@ -50,8 +50,8 @@ func TestEstimateRun(t *testing.T) {
 		t.Errorf("estimated %v for a run that took %v", e.Train, real)
 	}
 	bad := o
-	bad.Batch = 0
+	bad.Batch = -8
 	if _, err := EstimateRun(context.Background(), bad, ds, nil); err == nil {
-		t.Error("batch 0: no error")
+		t.Error("negative batch: no error")
 	}
 }

@@ -27,40 +27,43 @@ import (
 // a setting can be switched off, a negative value switches it off; each
 // field says what its zero and negative values mean.
 type Options struct {
-	Arch       string  `json:"arch"`        // "tiny", "small", "R50x1", ...
-	Steps      int     `json:"steps"`       // schedule length; 0 or negative: from Epochs
-	Epochs     float64 `json:"epochs"`      // used when Steps is 0; must then be positive
-	Batch      int     `json:"batch"`       // logical batch; must be positive
+	// Each numeric field's comment says what 0 and a negative value mean:
+	// 0 is the default (DefaultOptions spells the defaults out), negative is
+	// "none" where that means something, else an error.
+	Arch       string  `json:"arch"`        // "tiny", "small", "R50x1", ...; "": "small"
+	Steps      int     `json:"steps"`       // schedule length; 0: from Epochs; negative is an error
+	Epochs     float64 `json:"epochs"`      // used when Steps is 0; 0: 1 epoch; negative is an error
+	Batch      int     `json:"batch"`       // logical batch; 0: 128; negative is an error
 	BatchSplit int     `json:"batch_split"` // micro-batches per step (gradient accumulation); 0: 1; negative is an error
-	Resolution int     `json:"resolution"`  // train crop and eval size; must be positive
-	PreSize    int     `json:"pre_size"`    // resize before the random crop; 0: data.TrainPreSize
+	Resolution int     `json:"resolution"`  // train crop and eval size; 0: 32; else at least 16
+	PreSize    int     `json:"pre_size"`    // resize before the random crop; 0: data.TrainPreSize; negative is an error
 	Crop       bool    `json:"crop"`        // random crop (else resize straight to Resolution)
 	Flip       bool    `json:"flip"`        // random horizontal flip (wrong for digits)
-	LR         float64 `json:"lr"`          // base lr; 0 (or negative): 0.03*Batch/256
+	LR         float64 `json:"lr"`          // base lr; 0: 0.03*Batch/256; negative is an error
 	// Warmup is the number of linear warmup steps: 0 means the upstream
 	// Steps/18 (5 of 90 epochs), negative means none.
 	Warmup int `json:"warmup"`
 	// Decays are the steps where the lr is multiplied by 0.1 (sorted); nil:
-	// the upstream 1/3, 2/3 and 8/9 of the schedule. The fine-tuning
-	// HyperRule sets its own (200, 300, 400 of 500).
-	Decays []int `json:"decays,omitempty"`
+	// the upstream 1/3, 2/3 and 8/9 of the schedule; empty (not nil): none.
+	// The fine-tuning HyperRule sets its own (200, 300, 400 of 500).
+	Decays []int `json:"decays"`
 	// Replacement draws every example of a batch uniformly with replacement
 	// (a pure function of seed and position) instead of walking seeded
 	// epoch permutations: BiT's few-shot sampler when the batch exceeds the
 	// data.
 	Replacement bool    `json:"replacement,omitempty"`
-	Momentum    float64 `json:"momentum"` // SGD momentum; 0: none (DefaultOptions has 0.9)
-	// WeightDecay applies to conv and head kernels; 0: none (DefaultOptions
-	// has 1e-4).
+	Momentum    float64 `json:"momentum"` // SGD momentum; 0: 0.9; negative: none
+	// WeightDecay applies to conv and head kernels; 0: 1e-4 (the upstream
+	// recipe's); negative: none.
 	WeightDecay float64 `json:"weight_decay"`
-	MixupAlpha  float64 `json:"mixup_alpha"` // 0 (the default) or negative: no MixUp
+	MixupAlpha  float64 `json:"mixup_alpha"` // 0: none (the upstream recipe has none); negative: none
 	Freeze      string  `json:"freeze"`      // Preset name: "all", "head", "head+gn"; "": "all"
 	Seed        uint64  `json:"seed"`
 	// CheckpointEvery saves a checkpoint every N steps; 0 (the default) or
 	// negative: only on cancellation and at the end.
 	CheckpointEvery int    `json:"checkpoint_every"`
 	Resume          bool   `json:"resume"`     // continue the run in OutDir
-	EvalBatch       int    `json:"eval_batch"` // 0 (or negative): 256
+	EvalBatch       int    `json:"eval_batch"` // 0: 256; negative is an error
 	OutDir          string `json:"out_dir"`
 
 	// Init are the starting weights (nil: model.Init for the seed).
@@ -71,12 +74,31 @@ type Options struct {
 	Progress func(Progress) `json:"-"`
 }
 
+// The defaults a zero Options field takes.
+const (
+	defaultBatch       = 128
+	defaultResolution  = 32
+	defaultMomentum    = 0.9
+	defaultWeightDecay = 1e-4
+)
+
+// orDefault is v, or def when v is 0, or 0 ("none") when v is negative.
+func orDefault(v, def float64) float64 {
+	switch {
+	case v == 0:
+		return def
+	case v < 0:
+		return 0
+	}
+	return v
+}
+
 // DefaultOptions is the BiT upstream recipe: SGD momentum 0.9, lr 0.03 ×
 // batch/256, weight decay 1e-4, linear warmup, ×0.1 at 1/3, 2/3 and 8/9,
 // random crop and flip.
 func DefaultOptions() Options {
-	return Options{Arch: "small", Epochs: 1, Batch: 128, BatchSplit: 1, Resolution: 32, Crop: true, Flip: true,
-		Momentum: 0.9, WeightDecay: 1e-4, Freeze: PresetAll, Seed: 0, EvalBatch: 256}
+	return Options{Arch: "small", Epochs: 1, Batch: defaultBatch, BatchSplit: 1, Resolution: defaultResolution, Crop: true, Flip: true,
+		Momentum: defaultMomentum, WeightDecay: defaultWeightDecay, Freeze: PresetAll, Seed: 0, EvalBatch: 256}
 }
 
 // Progress reports the state of a run.
@@ -147,8 +169,26 @@ func newRunner(o Options, ds data.Dataset) (*runner, error) {
 	if o.OutDir == "" {
 		return nil, errors.New("train: no run folder (OutDir)")
 	}
+	if o.Arch == "" {
+		o.Arch = "small"
+	}
+	if o.Batch == 0 {
+		o.Batch = defaultBatch
+	}
+	if o.Resolution == 0 {
+		o.Resolution = defaultResolution
+	}
 	if o.BatchSplit == 0 {
 		o.BatchSplit = 1
+	}
+	if o.EvalBatch == 0 {
+		o.EvalBatch = 256
+	}
+	switch {
+	case o.Steps < 0 || o.Epochs < 0:
+		return nil, fmt.Errorf("train: negative schedule length (steps %d, epochs %g)", o.Steps, o.Epochs)
+	case o.LR < 0 || o.PreSize < 0 || o.EvalBatch < 0:
+		return nil, fmt.Errorf("train: negative lr %g, resize %d or eval batch %d", o.LR, o.PreSize, o.EvalBatch)
 	}
 	if o.Batch <= 0 || o.BatchSplit <= 0 || o.Batch%o.BatchSplit != 0 {
 		return nil, fmt.Errorf("train: batch %d must be a positive multiple of batch split %d", o.Batch, o.BatchSplit)
@@ -165,9 +205,6 @@ func newRunner(o Options, ds data.Dataset) (*runner, error) {
 	if o.PreSize < o.Resolution {
 		return nil, fmt.Errorf("train: resize %d smaller than crop %d", o.PreSize, o.Resolution)
 	}
-	if o.EvalBatch <= 0 {
-		o.EvalBatch = 256
-	}
 	if o.Freeze == "" {
 		o.Freeze = PresetAll
 	}
@@ -180,14 +217,15 @@ func newRunner(o Options, ds data.Dataset) (*runner, error) {
 	}
 	n := ds.Len()
 	steps := o.Steps
-	if steps <= 0 {
-		if o.Epochs <= 0 {
-			return nil, errors.New("train: give a number of steps or epochs")
+	if steps == 0 {
+		epochs := o.Epochs
+		if epochs == 0 {
+			epochs = 1
 		}
-		steps = int(math.Ceil(o.Epochs * float64(n) / float64(o.Batch)))
+		steps = int(math.Ceil(epochs * float64(n) / float64(o.Batch)))
 	}
 	o.Steps = steps
-	if o.LR <= 0 {
+	if o.LR == 0 {
 		o.LR = UpstreamLR(o.Batch)
 	}
 	// o.Warmup stays as given (0: the default, negative: none) so that
@@ -214,9 +252,11 @@ func newRunner(o Options, ds data.Dataset) (*runner, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	// Momentum and WeightDecay stay as given, like Warmup; the key holds
+	// the values used.
 	key := runKey{Arch: cfg.Name, Classes: cfg.Classes, Steps: steps, Batch: o.Batch, Resolution: o.Resolution,
-		PreSize: o.PreSize, Crop: o.Crop, Flip: o.Flip, LR: o.LR, Warmup: warmup, Momentum: o.Momentum,
-		WeightDecay: o.WeightDecay, MixupAlpha: o.MixupAlpha, Freeze: o.Freeze, Examples: n,
+		PreSize: o.PreSize, Crop: o.Crop, Flip: o.Flip, LR: o.LR, Warmup: warmup, Momentum: orDefault(o.Momentum, defaultMomentum),
+		WeightDecay: orDefault(o.WeightDecay, defaultWeightDecay), MixupAlpha: o.MixupAlpha, Freeze: o.Freeze, Examples: n,
 		Decays: decayKey(o.Decays), Replacement: o.Replacement}
 	return &runner{o: o, cfg: cfg, ds: ds, n: n, steps: steps, sched: sched, key: key, log: log, perms: map[int][]int{}}, nil
 }
@@ -390,7 +430,7 @@ func (r *runner) restore() (*trainState, error) {
 	} else if len(stale) > 0 {
 		r.log.Info("removed stale temporary files of an interrupted run", "files", stale)
 	}
-	st := &trainState{sgd: &SGD{Momentum: o.Momentum, WeightDecay: o.WeightDecay}}
+	st := &trainState{sgd: &SGD{Momentum: r.key.Momentum, WeightDecay: r.key.WeightDecay}}
 	ck, err := readCheckpoint(dir)
 	switch {
 	case err == nil && !o.Resume:

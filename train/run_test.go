@@ -192,7 +192,7 @@ func TestOverfitFashionMNIST(t *testing.T) {
 	ds := data.Subset(full, data.Shuffled(full.Len(), 1)[:64])
 	opts := DefaultOptions()
 	opts.Arch, opts.Steps, opts.Batch, opts.Resolution = "tiny", 60, 64, 32
-	opts.Crop, opts.Flip, opts.WeightDecay, opts.LR, opts.Warmup = false, false, 0, 0.05, 5
+	opts.Crop, opts.Flip, opts.WeightDecay, opts.LR, opts.Warmup = false, false, -1, 0.05, 5
 	opts.OutDir = t.TempDir()
 	sum, err := Run(context.Background(), opts, ds, ds)
 	if err != nil {
