@@ -19,7 +19,8 @@ import (
 // flags by quantizeFlags and checked by validate.
 type quantizeOptions struct {
 	in, out     string
-	zooModel    string // --model: a zoo name, resolved to its cached export after validate
+	zooModel    string // --model: a zoo name, resolved to its cached export by runQuantize
+	zoo         zoo.Options
 	data        string
 	calibSplit  string
 	evalSplit   string
@@ -88,21 +89,7 @@ and never when a step fails.`,
   bitrun quantize --model BiT-M-R50x1 --data /usr/share/datasets/fashion-mnist --out r50x1-int8.onnx \
       --calibrate entropy --limit 1000   # 21843 classes: the guard measures fp32/int8 agreement`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			opts, err := quantizeFlags(cmd)
-			if err != nil {
-				return err
-			}
-			if err := opts.validate(); err != nil {
-				return err
-			}
-			if opts.zooModel != "" { // may download: after the checks
-				if err := opts.resolveZooModel(cmd); err != nil {
-					return err
-				}
-			}
-			return runQuantize(cmd.Context(), opts, cmd.OutOrStdout(), cmd.ErrOrStderr())
-		},
+		RunE: runE(quantizeFlags, runQuantize),
 	}
 	f := cmd.Flags()
 	f.String("onnx", "", "fp32 BiT ONNX export (a file, or a run folder holding model.onnx)")
@@ -128,7 +115,7 @@ and never when a step fails.`,
 }
 
 // quantizeFlags reads the flags into options.
-func quantizeFlags(cmd *cobra.Command) (quantizeOptions, error) {
+func quantizeFlags(cmd *cobra.Command, _ []string) (quantizeOptions, error) {
 	f := cmd.Flags()
 	var o quantizeOptions
 	o.in, _ = f.GetString("onnx")
@@ -149,7 +136,12 @@ func quantizeFlags(cmd *cobra.Command) (quantizeOptions, error) {
 	o.force, _ = f.GetBool("force")
 	o.perClass, _ = f.GetBool("per-class")
 	var err error
-	o.runtime, err = ortOptions(cmd)
+	if o.runtime, err = ortOptions(cmd); err != nil {
+		return o, err
+	}
+	if o.zooModel != "" {
+		o.zoo, err = zooOptions(cmd)
+	}
 	return o, err
 }
 
@@ -198,17 +190,13 @@ func (o *quantizeOptions) validate() error {
 
 // resolveZooModel sets o.in to the cached ONNX export of the --model zoo
 // name: the checkpoint (and its label file) pulled unless offline, and
-// exported beside it when no export is there yet, as zoo pull --onnx does.
-func (o *quantizeOptions) resolveZooModel(cmd *cobra.Command) error {
-	zo, err := zooOptions(cmd)
-	if err != nil {
-		return err
-	}
-	res, err := zoo.Pull(cmd.Context(), o.zooModel, zo)
+// exported once beside it.
+func (o *quantizeOptions) resolveZooModel(ctx context.Context, stderr io.Writer) error {
+	res, err := zoo.Pull(ctx, o.zooModel, o.zoo)
 	if err != nil {
 		return offlineHint(err, o.zooModel)
 	}
-	if o.in, err = zooExportONNX(cmd, res); err != nil {
+	if o.in, err = exportPulled(ctx, res, o.zoo.Logger, stderr); err != nil {
 		return err
 	}
 	if sameFile(o.in, o.out) {
@@ -226,6 +214,11 @@ func sameFile(a, b string) bool {
 
 // runQuantize quantizes and prints the accuracy table on stdout.
 func runQuantize(ctx context.Context, o quantizeOptions, stdout, stderr io.Writer) error {
+	if o.zooModel != "" { // may download: after validate
+		if err := o.resolveZooModel(ctx, stderr); err != nil {
+			return err
+		}
+	}
 	calib, err := data.Open(o.data, o.calibSplit)
 	if err != nil {
 		return err

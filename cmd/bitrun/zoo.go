@@ -306,12 +306,6 @@ func runZooPull(ctx context.Context, o zooCmdOptions, stdout, stderr io.Writer) 
 	return nil
 }
 
-// zooExportONNX is exportPulled for a command that still reads cobra
-// inside (quantize --model), with the command's logger and stderr.
-func zooExportONNX(cmd *cobra.Command, res zoo.Result) (string, error) {
-	return exportPulled(cmd.Context(), res, zooLogger(cmd), cmd.ErrOrStderr())
-}
-
 // exportPulled writes the ONNX export of a pulled checkpoint next to it,
 // unless an export newer than the checkpoint is already there; progress
 // goes to stderr, a label file that does not fit to log.
