@@ -21,6 +21,7 @@ import (
 	"github.com/bitrun/bitrun/export"
 	"github.com/bitrun/bitrun/export/onnxpb"
 	"github.com/bitrun/bitrun/internal/ort/onnxtest"
+	"github.com/bitrun/bitrun/internal/testmodel"
 	"github.com/bitrun/bitrun/model"
 	"github.com/bitrun/bitrun/runtime"
 )
@@ -64,17 +65,10 @@ func tinyModel(t testing.TB) string {
 			tinyErr = err
 			return
 		}
-		cfg, err := model.Arch("tiny", 10)
+		cfg, params, err := testmodel.Tiny(10, 7, 0.5)
 		if err != nil {
 			tinyErr = err
 			return
-		}
-		params := model.Init(cfg, 7)
-		rng := rand.New(rand.NewPCG(7, 7))
-		for _, k := range []string{model.HeadKernel, model.HeadBias} {
-			for i := range params[k].Data {
-				params[k].Data[i] = float32(rng.NormFloat64() * 0.5)
-			}
 		}
 		tinyPath = filepath.Join(dir, "tiny.onnx")
 		_, tinyErr = export.Export(context.Background(), tinyPath, cfg, params,

@@ -30,11 +30,11 @@ import (
 	"github.com/bitrun/bitrun/eval"
 	"github.com/bitrun/bitrun/export"
 	"github.com/bitrun/bitrun/internal/servetest"
-	"github.com/bitrun/bitrun/model"
 	"github.com/bitrun/bitrun/runtime"
 	"github.com/bitrun/bitrun/serve"
 
 	"github.com/bitrun/bitrun/internal/ort/onnxtest"
+	"github.com/bitrun/bitrun/internal/testmodel"
 )
 
 const ortRes = 64
@@ -52,16 +52,9 @@ func requireORT(t testing.TB) {
 func exportTiny(t testing.TB) string {
 	t.Helper()
 	requireORT(t)
-	cfg, err := model.Arch("tiny", len(ortLabels))
+	cfg, params, err := testmodel.Tiny(len(ortLabels), 11, 1)
 	if err != nil {
 		t.Fatal(err)
-	}
-	params := model.Init(cfg, 11)
-	rng := rand.New(rand.NewPCG(11, 3))
-	for _, k := range []string{model.HeadKernel, model.HeadBias} {
-		for i := range params[k].Data {
-			params[k].Data[i] = float32(rng.NormFloat64())
-		}
 	}
 	path := filepath.Join(t.TempDir(), "tiny.onnx")
 	if _, err := export.Export(context.Background(), path, cfg, params, export.Options{Resolution: ortRes, Labels: ortLabels}); err != nil {

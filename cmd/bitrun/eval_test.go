@@ -8,7 +8,6 @@ import (
 	"image"
 	"image/png"
 	"math"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,6 +18,7 @@ import (
 	"github.com/bitrun/bitrun/eval"
 	"github.com/bitrun/bitrun/export"
 	"github.com/bitrun/bitrun/internal/ort/onnxtest"
+	"github.com/bitrun/bitrun/internal/testmodel"
 	"github.com/bitrun/bitrun/model"
 	"github.com/bitrun/bitrun/runtime"
 )
@@ -50,17 +50,10 @@ func tinyModel(t *testing.T) tinyFiles {
 		if tinyErr != nil {
 			return
 		}
-		cfg, err := model.Arch("tiny", 10)
+		cfg, params, err := testmodel.Tiny(10, 7, 0.5)
 		if err != nil {
 			tinyErr = err
 			return
-		}
-		params := model.Init(cfg, 7)
-		rng := rand.New(rand.NewPCG(7, 7))
-		for _, k := range []string{model.HeadKernel, model.HeadBias} {
-			for i := range params[k].Data {
-				params[k].Data[i] = float32(rng.NormFloat64() * 0.5)
-			}
 		}
 		if tinyErr = model.SaveNPZ(filepath.Join(tinyDir, "tiny.npz"), params); tinyErr != nil {
 			return
