@@ -2,7 +2,9 @@
 // that runs the forward keeping what the backward needs and computes the
 // gradient of every named weight (gradient accumulation over micro-batches,
 // frozen parameters by predicate or preset), SGD with momentum and weight
-// decay, learning-rate schedules (linear warmup, staircase decays: the BiT
+// decay (Net.Step applies it straight from the accumulators, each conv
+// kernel's standardisation backward fused with its update), learning-rate
+// schedules (linear warmup, staircase decays: the BiT
 // upstream recipe and the shape of the fine-tuning HyperRule), MixUp, and Run,
 // the from-scratch training loop behind `bitrun train` with its run folder
 // (metrics.jsonl, atomic checkpoints, exact resume, summary.json).
