@@ -15,7 +15,8 @@
 # It prints the attackers' answers per kind, the normal traffic's p50/p99
 # and status counts, and the server's idle and peak RSS (VmHWM) against the
 # bound documented in serve's package doc for these limits:
-#   idle RSS + 2 x max-in-flight x max-body + max-decodes x 12 B x max-pixels
+#   idle RSS + body memory (2 x max-in-flight x max-body here, under the 1 GiB
+#   --max-body-memory) + max-decodes x 12 B x max-pixels
 # (max-decodes = 2 x GOMAXPROCS). It fails when a normal request is not a
 # 200 or the peak RSS passes the bound.
 #

@@ -64,11 +64,10 @@
 //     in-flight slot is taken, so a slow client holds only the bytes it
 //     sent, never a slot. Body bytes held in memory, with their parsing
 //     copies (a multipart part, the KServe tensor data), are charged to one
-//     budget of 2 × MaxInFlight × MaxBody bytes for all requests together
-//     (8 GiB at the defaults of 256 and 16 MiB: lower MaxInFlight or MaxBody
-//     on small machines); past it a request is a 503 before its body is
-//     buffered. Parsing a KServe body costs about twice its size, hence the
-//     factor 2.
+//     budget of Config.MaxBodyMemory bytes for all requests together (1 GiB
+//     by default; at most 2 × MaxInFlight × MaxBody and at least 2 ×
+//     MaxBody); past it a request is a 503 before its body is buffered.
+//     Parsing a KServe body costs about twice its size, hence the factor 2.
 //   - Decoding: an image header is checked against Config.MaxPixels before
 //     any pixel buffer is allocated, and a JPEG's scans, coefficient memory
 //     and work are bounded from its markers (data.DecodeCostError); one

@@ -284,3 +284,34 @@ func TestOpenRefusesDevices(t *testing.T) {
 		t.Fatal("serve.Open(/dev/zero) still running after 5 s")
 	}
 }
+
+// TestBodyMemoryDefault: the body budget defaults to 1 GiB (it was 2 ×
+// MaxInFlight × MaxBody, 8 GiB at the defaults), is smaller when in-flight
+// bodies cannot reach that, negative takes the in-flight bound, and it
+// never falls below one largest body's parse (2 × MaxBody).
+func TestBodyMemoryDefault(t *testing.T) {
+	for _, tc := range []struct {
+		cfg  serve.Config
+		want int64
+	}{
+		{serve.Config{}, 1 << 30},
+		{serve.Config{MaxInFlight: 4, MaxBody: 1 << 20}, 8 << 20},
+		{serve.Config{MaxBodyMemory: -1}, 2 * 256 * 16 << 20},
+		{serve.Config{MaxBodyMemory: 1 << 20}, 32 << 20},
+		{serve.Config{MaxBodyMemory: 100 << 20, MaxBody: 1 << 20}, 100 << 20},
+	} {
+		if got := serve.ConfigWithDefaults(tc.cfg).MaxBodyMemory; got != tc.want {
+			t.Errorf("%+v: body memory %d, want %d", tc.cfg, got, tc.want)
+		}
+	}
+	// A small budget refuses a request that fits MaxBody.
+	_, _, ts := newTestServer(t, serve.Config{MaxBody: 1 << 20, MaxBodyMemory: 2 << 20, BodyTimeout: -1}, serve.Options{})
+	addr := strings.TrimPrefix(ts.URL, "http://")
+	slowBody(t, addr, 1<<20-bytesMinRead)
+	slowBody(t, addr, 1<<20-bytesMinRead)
+	time.Sleep(100 * time.Millisecond)
+	resp, b := do(t, "POST", ts.URL+"/v1/models/colors/predict", "image/png", pngBytes(solid(8, 8, color.White)), nil)
+	if resp.StatusCode != 503 || !strings.Contains(string(b), "max-body-memory") {
+		t.Fatalf("%d %s, want 503 from the body budget", resp.StatusCode, b)
+	}
+}

@@ -32,25 +32,34 @@ import (
 // that keep the server safe for untrusted clients cannot be switched off
 // and take their default for a negative value too.
 type Config struct {
-	Addr              string               // listen address; "": "127.0.0.1:8080" (loopback only)
-	MaxBody           int64                // request body cap in bytes (413 beyond); 0 or negative: 16 MiB
-	MaxPixels         int                  // per-image pixel cap, checked before decoding; 0 or negative: data.DefaultMaxPixels
-	MaxImages         int                  // images per request (multipart parts or infer batch); 0 or negative: 16
-	AuthToken         string               // when set, every route but the health probes needs "Authorization: Bearer <token>"; "": no token
-	RequestTimeout    time.Duration        // inference deadline per request (504 beyond); 0 or negative: 30s
-	ReadHeaderTimeout time.Duration        // 0 or negative: 5s
-	ReadTimeout       time.Duration        // whole request read; 0 or negative: 60s
-	WriteTimeout      time.Duration        // 0 or negative: RequestTimeout + 30s
-	IdleTimeout       time.Duration        // keep-alive idle; 0 or negative: 120s
-	DrainDelay        time.Duration        // Shutdown: time readiness reports 503 before the listener closes; 0 (the default) or negative: none
-	MaxDecodes        int                  // images decoded at once (bounds decode memory); 0 or negative: 2*GOMAXPROCS
-	MaxInFlight       int                  // predict/infer requests decoded and run at once, slots taken once the body is in (503 beyond); 0 or negative: 256
-	BodyTimeout       time.Duration        // time to receive a predict/infer body once its headers are in (408 beyond); 0: 10s; negative: ReadTimeout only
-	Logger            *slog.Logger         // one line per request; nil: discard
-	Registry          *prometheus.Registry // metrics registry; nil: a new one (served at /metrics)
-	CORSOrigins       []string             // origins allowed to call the API from a browser ("*": any); nil: none (no CORS headers)
-	Version, Commit   string               // reported by /v2 and bitrun_build_info; "": "(devel)", "unknown"
+	Addr              string        // listen address; "": "127.0.0.1:8080" (loopback only)
+	MaxBody           int64         // request body cap in bytes (413 beyond); 0 or negative: 16 MiB
+	MaxPixels         int           // per-image pixel cap, checked before decoding; 0 or negative: data.DefaultMaxPixels
+	MaxImages         int           // images per request (multipart parts or infer batch); 0 or negative: 16
+	AuthToken         string        // when set, every route but the health probes needs "Authorization: Bearer <token>"; "": no token
+	RequestTimeout    time.Duration // inference deadline per request (504 beyond); 0 or negative: 30s
+	ReadHeaderTimeout time.Duration // 0 or negative: 5s
+	ReadTimeout       time.Duration // whole request read; 0 or negative: 60s
+	WriteTimeout      time.Duration // 0 or negative: RequestTimeout + 30s
+	IdleTimeout       time.Duration // keep-alive idle; 0 or negative: 120s
+	DrainDelay        time.Duration // Shutdown: time readiness reports 503 before the listener closes; 0 (the default) or negative: none
+	MaxDecodes        int           // images decoded at once (bounds decode memory); 0 or negative: 2*GOMAXPROCS
+	MaxInFlight       int           // predict/infer requests decoded and run at once, slots taken once the body is in (503 beyond); 0 or negative: 256
+	BodyTimeout       time.Duration // time to receive a predict/infer body once its headers are in (408 beyond); 0: 10s; negative: ReadTimeout only
+	// MaxBodyMemory bounds the request body bytes (with their parsing
+	// copies) that all requests together hold in memory (503 beyond); 0:
+	// 1 GiB, or 2 × MaxInFlight × MaxBody when that is less; negative: 2 ×
+	// MaxInFlight × MaxBody. It is never below 2 × MaxBody, so that one
+	// request of the largest size can always be parsed.
+	MaxBodyMemory   int64
+	Logger          *slog.Logger         // one line per request; nil: discard
+	Registry        *prometheus.Registry // metrics registry; nil: a new one (served at /metrics)
+	CORSOrigins     []string             // origins allowed to call the API from a browser ("*": any); nil: none (no CORS headers)
+	Version, Commit string               // reported by /v2 and bitrun_build_info; "": "(devel)", "unknown"
 }
+
+// defaultBodyMemory is Config.MaxBodyMemory's default cap.
+const defaultBodyMemory = 1 << 30
 
 // DefaultConfig returns Config with every default filled in.
 func DefaultConfig() Config {
@@ -94,6 +103,14 @@ func (c Config) withDefaults() Config {
 	if c.MaxDecodes <= 0 {
 		c.MaxDecodes = 2 * runtime.GOMAXPROCS(0)
 	}
+	all := 2 * int64(c.MaxInFlight) * c.MaxBody
+	switch {
+	case c.MaxBodyMemory == 0:
+		c.MaxBodyMemory = min(defaultBodyMemory, all)
+	case c.MaxBodyMemory < 0:
+		c.MaxBodyMemory = all
+	}
+	c.MaxBodyMemory = max(c.MaxBodyMemory, 2*c.MaxBody)
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -122,7 +139,7 @@ type Server struct {
 	mux       *http.ServeMux
 	decodeSem chan struct{}
 	inFlight  chan struct{} // slots of predict/infer requests
-	bodies    *bodyBudget   // request body bytes held: 2 x MaxInFlight x MaxBody
+	bodies    *bodyBudget   // request body bytes held: Config.MaxBodyMemory
 	draining  atomic.Bool
 
 	mu   sync.Mutex
@@ -140,7 +157,7 @@ type Server struct {
 func NewServer(cfg Config, models ...*Classifier) (*Server, error) {
 	cfg = cfg.withDefaults()
 	s := &Server{cfg: cfg, mux: http.NewServeMux(), decodeSem: make(chan struct{}, cfg.MaxDecodes),
-		inFlight: make(chan struct{}, cfg.MaxInFlight), bodies: &bodyBudget{limit: 2 * int64(cfg.MaxInFlight) * cfg.MaxBody}}
+		inFlight: make(chan struct{}, cfg.MaxInFlight), bodies: &bodyBudget{limit: cfg.MaxBodyMemory}}
 	s.reg = cfg.Registry
 	if s.reg == nil {
 		s.reg = prometheus.NewRegistry()

@@ -182,7 +182,7 @@ func (b *bodyBudget) take(n int64) error {
 	}
 	if b.used.Add(n) > b.limit {
 		b.used.Add(-n)
-		return fmt.Errorf("%w: request bodies in memory would pass %s (2 x max-in-flight x max-body)", ErrQueueFull, formatBytes(b.limit))
+		return fmt.Errorf("%w: request bodies in memory would pass %s (max-body-memory)", ErrQueueFull, formatBytes(b.limit))
 	}
 	return nil
 }

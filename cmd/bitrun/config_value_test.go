@@ -38,6 +38,8 @@ func TestConfigValueErrors(t *testing.T) {
 			[]string{"--timeout", `"forever"`, "config " + conf, "not a duration"}},
 		{map[string]string{"BITRUN_SERVE_MAX_BODY": "lots"}, nil,
 			[]string{"--max-body", `"lots"`, "env BITRUN_SERVE_MAX_BODY", "not a size"}},
+		{nil, []string{"--max-body-memory", "0"},
+			[]string{"--max-body-memory", `"0"`, "flag --max-body-memory", "not a size", "1GiB"}},
 	} {
 		for k, v := range tc.env {
 			t.Setenv(k, v)

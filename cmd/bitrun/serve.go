@@ -89,7 +89,8 @@ without --auth-token-file logs a warning.`,
 	f.String("max-body", "16MiB", "request body cap (413 beyond), e.g. 16MiB, 512KiB")
 	f.String("max-pixels", "40M", "per-image pixel cap checked before decoding (413 beyond), e.g. 40M")
 	f.Int("max-images", 16, "images per request (multipart parts or infer batch)")
-	f.Int("max-in-flight", 256, "predict/infer requests decoded and run at once, slots taken once the body is in (503 beyond; bodies in memory <= 2 × this × max-body)")
+	f.Int("max-in-flight", 256, "predict/infer requests decoded and run at once, slots taken once the body is in (503 beyond)")
+	f.String("max-body-memory", "1GiB", "request body bytes (with their parsing copies) all requests together hold in memory (503 beyond; at least 2 × max-body, at most 2 × max-in-flight × max-body)")
 	f.Duration("timeout", 30*time.Second, "inference deadline per request (504 beyond)")
 	f.Duration("grace", 30*time.Second, "shutdown: how long requests in flight may take to finish")
 	f.Duration("drain-delay", 0, "shutdown: how long readiness reports 503 before the listener closes")
@@ -112,6 +113,7 @@ without --auth-token-file logs a warning.`,
 		"serve.max_pixels":      "max-pixels",
 		"serve.max_images":      "max-images",
 		"serve.max_in_flight":   "max-in-flight",
+		"serve.max_body_memory": "max-body-memory",
 		"serve.timeout":         "timeout",
 		"serve.grace":           "grace",
 		"serve.drain_delay":     "drain-delay",
@@ -193,7 +195,11 @@ func serveFlags(cmd *cobra.Command, _ []string) (serveOptions, error) {
 	if maxPixels < 1 || maxPixels > 1<<31 {
 		return o, configValueError(cmd, "serve.max_pixels", cfg.GetString("serve.max_pixels"), "is out of range", fmt.Sprintf("a count from 1 to %d", int64(1)<<31))
 	}
-	o.server = serve.Config{Addr: cfg.GetString("serve.addr"), MaxBody: maxBody, MaxPixels: int(maxPixels)}
+	bodyMemory, err := parseByteSize(cfg.GetString("serve.max_body_memory"))
+	if err != nil || bodyMemory < 1 {
+		return o, configValueError(cmd, "serve.max_body_memory", cfg.GetString("serve.max_body_memory"), "is not a size", "a size of at least 1 byte such as 1GiB")
+	}
+	o.server = serve.Config{Addr: cfg.GetString("serve.addr"), MaxBody: maxBody, MaxPixels: int(maxPixels), MaxBodyMemory: bodyMemory}
 	o.server.Version, o.server.Commit = buildVersion()
 	o.server.CORSOrigins = cfg.GetStringSlice("serve.cors_origins")
 	o.model = serve.Options{MaxPixels: int(maxPixels)}
