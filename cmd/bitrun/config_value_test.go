@@ -38,6 +38,8 @@ func TestConfigValueErrors(t *testing.T) {
 			[]string{"--timeout", `"forever"`, "config " + conf, "not a duration"}},
 		{map[string]string{"BITRUN_SERVE_MAX_BODY": "lots"}, nil,
 			[]string{"--max-body", `"lots"`, "env BITRUN_SERVE_MAX_BODY", "not a size"}},
+		{nil, []string{"--body-timeout", "2h"},
+			[]string{"--body-timeout", `"2h0m0s"`, "flag --body-timeout", "out of range"}},
 		{nil, []string{"--max-body-memory", "0"},
 			[]string{"--max-body-memory", `"0"`, "flag --max-body-memory", "not a size", "1GiB"}},
 	} {

@@ -92,6 +92,7 @@ without --auth-token-file logs a warning.`,
 	f.Int("max-in-flight", 256, "predict/infer requests decoded and run at once, slots taken once the body is in (503 beyond)")
 	f.String("max-body-memory", "1GiB", "request body bytes (with their parsing copies) all requests together hold in memory (503 beyond; at least 2 × max-body, at most 2 × max-in-flight × max-body)")
 	f.Duration("timeout", 30*time.Second, "inference deadline per request (504 beyond)")
+	f.Duration("body-timeout", 10*time.Second, "time to receive a predict/infer body once its headers are in (408 beyond; 0: 10s; negative: only the 60s read timeout)")
 	f.Duration("grace", 30*time.Second, "shutdown: how long requests in flight may take to finish")
 	f.Duration("drain-delay", 0, "shutdown: how long readiness reports 503 before the listener closes")
 	f.String("auth-token-file", "", "file holding a bearer token every route but the health probes requires")
@@ -115,6 +116,7 @@ without --auth-token-file logs a warning.`,
 		"serve.max_in_flight":   "max-in-flight",
 		"serve.max_body_memory": "max-body-memory",
 		"serve.timeout":         "timeout",
+		"serve.body_timeout":    "body-timeout",
 		"serve.grace":           "grace",
 		"serve.drain_delay":     "drain-delay",
 		"serve.auth_token_file": "auth-token-file",
@@ -229,6 +231,7 @@ func serveFlags(cmd *cobra.Command, _ []string) (serveOptions, error) {
 	}{
 		{"serve.batch_delay", -time.Minute, time.Minute, &o.model.BatchDelay},
 		{"serve.timeout", time.Nanosecond, math.MaxInt64, &o.server.RequestTimeout},
+		{"serve.body_timeout", -time.Nanosecond, time.Hour, &o.server.BodyTimeout},
 		{"serve.drain_delay", 0, math.MaxInt64, &o.server.DrainDelay},
 		{"serve.grace", time.Nanosecond, math.MaxInt64, &o.grace},
 		{"serve.repository_poll", 0, math.MaxInt64, &o.poll},
