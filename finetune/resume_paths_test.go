@@ -60,9 +60,20 @@ func TestHeadResumeRefusesPathsOutsideTheRun(t *testing.T) {
 	if _, err := Run(context.Background(), o, trainSet, testSet); !errors.Is(err, train.ErrBadCheckpoint) {
 		t.Fatalf("resume from a record naming %s: %v, want train.ErrBadCheckpoint", rel, err)
 	}
-	// A checkpoint saved over the bad record leaves the victim alone.
+	// A checkpoint saved over the bad record leaves the victim alone (and
+	// removes the genuine checkpoint's files, which its record does not
+	// name: they are put back for the resume below).
+	payload := map[string][]byte{}
+	for _, f := range []string{ck.Weights, ck.Optimizer} {
+		payload[f], _ = os.ReadFile(filepath.Join(o.OutDir, f))
+	}
 	if err := saveHeadCheckpoint(o.OutDir, 4, o.Source, nil); err != nil {
 		t.Fatal(err)
+	}
+	for f, b := range payload {
+		if err := os.WriteFile(filepath.Join(o.OutDir, f), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 	for _, f := range []string{ck.Weights, ck.Optimizer} {
 		if _, err := os.Stat(filepath.Join(victim, filepath.Base(f))); err != nil {

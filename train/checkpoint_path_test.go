@@ -89,8 +89,19 @@ func TestResumeRefusesPathsOutsideTheRun(t *testing.T) {
 		t.Fatalf("resume from a record naming ../victim: %v, want ErrBadCheckpoint", err)
 	}
 	// Saving a checkpoint after such a record does not remove its files.
+	// (It does remove the genuine checkpoint's, which its record does not
+	// name: they are put back for the resume below.)
+	payload := map[string][]byte{}
+	for _, f := range []string{ck.Weights, ck.Optimizer} {
+		payload[f], _ = os.ReadFile(filepath.Join(opts.OutDir, f))
+	}
 	if err := saveCheckpoint(opts.OutDir, Checkpoint{Step: 9, Seed: 1}, nil, nil); err != nil {
 		t.Fatal(err)
+	}
+	for f, b := range payload {
+		if err := os.WriteFile(filepath.Join(opts.OutDir, f), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 	for _, f := range []string{ck.Weights, ck.Optimizer} {
 		if _, err := os.Stat(filepath.Join(victim, filepath.Base(f))); err != nil {

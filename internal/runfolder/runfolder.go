@@ -124,8 +124,10 @@ func CheckpointName(prefix string, step int) string {
 
 // SaveCheckpoint writes files, then rec (which names them) as the run's
 // checkpoint record, then removes the files of the previous record (old)
-// that files do not reuse. Each write is atomic and the record is written
-// last, so a crash at any point leaves a complete checkpoint.
+// that files do not reuse, and any other .npz in the checkpoint folder that
+// the new record does not name (the payload of a save killed before its
+// record was written). Each write is atomic and the record is written last,
+// so a crash at any point leaves a complete checkpoint.
 func SaveCheckpoint(dir string, files []NPZ, rec any, old []string) error {
 	if err := os.MkdirAll(filepath.Join(dir, CheckpointDir), 0o755); err != nil {
 		return fmt.Errorf("runfolder: %w", err)
@@ -141,7 +143,24 @@ func SaveCheckpoint(dir string, files []NPZ, rec any, old []string) error {
 		return err
 	}
 	RemoveCheckpointFiles(dir, old, keep...)
+	removeOrphans(dir, keep)
 	return nil
+}
+
+// removeOrphans removes the regular .npz files of dir's checkpoint folder
+// that keep does not name.
+func removeOrphans(dir string, keep []string) {
+	entries, err := os.ReadDir(filepath.Join(dir, CheckpointDir))
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		name := filepath.Join(CheckpointDir, e.Name())
+		if !e.Type().IsRegular() || filepath.Ext(e.Name()) != ".npz" || slices.Contains(keep, name) {
+			continue
+		}
+		os.Remove(filepath.Join(dir, name))
+	}
 }
 
 // WriteJSON replaces path atomically with v as indented JSON.

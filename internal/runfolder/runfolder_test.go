@@ -108,7 +108,23 @@ func TestSaveCheckpoint(t *testing.T) {
 		t.Fatalf("no record: %v", err)
 	}
 	first := save(1)
+	// A save killed after its payload, before its record, left an orphan;
+	// the next save removes it (and leaves files that are not .npz alone).
+	orphan := filepath.Join(dir, CheckpointName("w", 99))
+	if err := os.WriteFile(orphan, []byte("payload"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	notes := filepath.Join(dir, CheckpointDir, "notes.txt")
+	if err := os.WriteFile(notes, []byte("mine"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	second := save(2)
+	if _, err := os.Stat(orphan); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("orphaned payload %s kept (%v)", orphan, err)
+	}
+	if err := os.Remove(notes); err != nil {
+		t.Errorf("a file that is not a checkpoint payload was removed: %v", err)
+	}
 	var got rec
 	if err := ReadCheckpoint(dir, &got); err != nil || got != second {
 		t.Fatalf("record %+v, %v; want %+v", got, err, second)
