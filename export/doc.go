@@ -32,12 +32,15 @@
 // Sqrt, Div per conv), giving the same outputs and a graph another framework
 // can fine-tune. No training-mode BatchNormalization is ever emitted.
 //
-// GroupNorm at opsets 17 to 20 is written as plain ops (Reshape [N,G,-1],
-// ReduceMean, Sub, Mul, ReduceMean, Add eps, Sqrt, Div, Reshape back to
-// Shape(x), Mul gamma [1,C,1,1], Add beta), which every runtime supports at
-// full speed. At opset 21 it is one GroupNormalization-21 node (per-channel
-// scale and bias, stash_type 1). GroupNormalization-18 (per-group affine,
-// deprecated) is never used.
+// GroupNorm at opsets 17 to 20 is written as an InstanceNormalization of
+// the [N,G,-1] view (Reshape, InstanceNormalization with unit scale, zero
+// bias and GN's epsilon, Reshape back to Shape(x), Mul gamma [1,C,1,1], Add
+// beta): the same moments and epsilon as GroupNorm, one normalisation
+// kernel instead of eight element-wise nodes (ONNX Runtime: R50x1 at 128 px
+// about 8% faster than the ReduceMean, Sub, Mul, ReduceMean, Add, Sqrt, Div
+// form), and an operator every runtime has. At opset 21 it is one
+// GroupNormalization-21 node (per-channel scale and bias, stash_type 1).
+// GroupNormalization-18 (per-group affine, deprecated) is never used.
 //
 // Initializer names follow the checkpoint keys: a folded kernel is
 // "<key>/ws" (OIHW), a raw trainable kernel is "<key>" (OIHW), GroupNorm

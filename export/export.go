@@ -19,7 +19,7 @@ import (
 
 // Opset range this package writes.
 const (
-	DefaultOpset = 17 // GroupNorm as plain ops
+	DefaultOpset = 17 // GroupNorm as InstanceNormalization of the grouped view
 	MinOpset     = 17
 	MaxOpset     = 21 // 21 and up: GroupNormalization-21
 )

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -99,11 +100,13 @@ func TestGraphStructure(t *testing.T) {
 		if ops["GroupNormalization"] != wantGN {
 			t.Errorf("%s: %d GroupNormalization nodes, want %d", name, ops["GroupNormalization"], wantGN)
 		}
-		// ReduceMean: two per plain-op GN, two per in-graph WS.
-		wantRM := 0
-		if tc.opset < 21 {
-			wantRM += 2 * numGN(cfg)
+		// Below opset 21 each GN is an InstanceNormalization of the
+		// [N,G,-1] view; ReduceMean: two per in-graph WS.
+		wantIN := numGN(cfg) - wantGN
+		if ops["InstanceNormalization"] != wantIN {
+			t.Errorf("%s: %d InstanceNormalization nodes, want %d", name, ops["InstanceNormalization"], wantIN)
 		}
+		wantRM := 0
 		if tc.trainable {
 			wantRM += 2 * convs
 		}
@@ -116,6 +119,16 @@ func TestGraphStructure(t *testing.T) {
 				// axes moved from attribute to input in opset 18.
 				if (tc.opset >= 18) != (len(n.Inputs) == 2) || (tc.opset >= 18) == (n.Attr("axes") != nil) {
 					t.Errorf("%s: ReduceMean %s inputs %v attrs %d", name, n.Name, n.Inputs, len(n.Attributes))
+				}
+			case "InstanceNormalization":
+				var scale, bias []float32
+				if t1, t2 := initializer(g, n.Inputs[1]), initializer(g, n.Inputs[2]); t1 != nil && t2 != nil {
+					scale, _ = t1.Floats()
+					bias, _ = t2.Floats()
+				}
+				if len(scale) != cfg.Groups || len(bias) != cfg.Groups || slices.ContainsFunc(scale, func(v float32) bool { return v != 1 }) ||
+					slices.ContainsFunc(bias, func(v float32) bool { return v != 0 }) || n.Attr("epsilon").F != float32(nn.GNEpsilon) {
+					t.Errorf("%s: InstanceNormalization %s: scale %v bias %v attrs %v", name, n.Name, scale, bias, n.Attributes)
 				}
 			case "GroupNormalization":
 				scale := initializer(g, n.Inputs[1])

@@ -153,13 +153,13 @@ func (b *builder) groupNorm(base, x, gammaKey, betaKey string) string {
 			onnxpb.IntAttr("stash_type", 1))
 	}
 	grouped := b.op(base+"/grouped", "Reshape", []string{x, b.int64s(fmt.Sprintf("const/gn_shape_g%d", groups), 0, groups, -1)})
-	mean := b.reduceMean(base+"/mean", grouped, 2)
-	d := b.op(base+"/centered", "Sub", []string{grouped, mean})
-	sq := b.op(base+"/squared", "Mul", []string{d, d})
-	v := b.reduceMean(base+"/var", sq, 2)
-	ve := b.op(base+"/var_eps", "Add", []string{v, b.scalar("const/gn_eps", nn.GNEpsilon)})
-	sd := b.op(base+"/std", "Sqrt", []string{ve})
-	norm := b.op(base+"/normed", "Div", []string{d, sd})
+	unit := make([]float32, 2*groups)
+	for i := range unit[:groups] {
+		unit[i] = 1
+	}
+	ones := b.constant(fmt.Sprintf("const/gn_ones_g%d", groups), onnxpb.FloatTensor("", []int64{groups}, unit[:groups]))
+	zeros := b.constant(fmt.Sprintf("const/gn_zeros_g%d", groups), onnxpb.FloatTensor("", []int64{groups}, unit[groups:]))
+	norm := b.op(base+"/normed", "InstanceNormalization", []string{grouped, ones, zeros}, onnxpb.FloatAttr("epsilon", nn.GNEpsilon))
 	shape := b.op(base+"/shape", "Shape", []string{x})
 	back := b.op(base+"/ungrouped", "Reshape", []string{norm, shape})
 	s := b.addWeight(gammaKey, []int64{1, c, 1, 1}, func() []float32 { return gamma.Data })

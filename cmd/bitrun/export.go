@@ -16,15 +16,16 @@ import (
 func newExportCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "export (--weights FILE | --model NAME) --out FILE",
-		Short: "Export a BiT checkpoint to ONNX (WS folded, GroupNorm as plain ops, dynamic batch and size)",
+		Short: "Export a BiT checkpoint to ONNX (WS folded, GroupNorm in standard ops, dynamic batch and size)",
 		Long: `Export a BiT checkpoint (.npz) to an ONNX model with bitrun's own writer.
 
 The graph takes "image" float32 [N,3,H,W] (N, H and W dynamic; pixels scaled
 to [-1,1]) and returns "logits" [N,classes], "features" [N,C] (pre-logits) and
 "probabilities" (softmax). Weight Standardization is folded into the kernels;
-GroupNorm is written as plain ops at --opset 17 (runs everywhere) or as
-GroupNormalization-21 at --opset 21. --trainable keeps the raw kernels and
-computes WS in the graph instead, for fine-tuning in another framework.
+GroupNorm is an InstanceNormalization of the grouped view at --opset 17 (runs
+everywhere) or GroupNormalization-21 at --opset 21. --trainable keeps the raw
+kernels and computes WS in the graph instead, for fine-tuning in another
+framework.
 
 Metadata (bitrun.resolution, bitrun.mean, bitrun.std, bitrun.labels, ...)
 lets predict, eval and serve preprocess images without flags.
@@ -43,7 +44,7 @@ written atomically.`,
 	f.String("out", "", "output ONNX file")
 	f.Int("resolution", export.DefaultResolution, "image side recorded in the metadata (the graph accepts any size)")
 	f.String("labels", "", "class names: one per line, or a JSON array; count must equal the checkpoint's classes")
-	f.Int("opset", export.DefaultOpset, fmt.Sprintf("ONNX opset, %d to %d (17-20: GroupNorm as plain ops; 21: GroupNormalization-21)", export.MinOpset, export.MaxOpset))
+	f.Int("opset", export.DefaultOpset, fmt.Sprintf("ONNX opset, %d to %d (17-20: GroupNorm as InstanceNormalization of the grouped view; 21: GroupNormalization-21)", export.MinOpset, export.MaxOpset))
 	f.Bool("trainable", false, "raw kernels as initializers and Weight Standardization in the graph")
 	f.String("external-data", "auto", "weights in FILE.data: auto (only over 2 GB), always, never")
 	f.Bool("force", false, "overwrite an existing output file")
@@ -104,7 +105,7 @@ func (o *exportOptions) validate() error {
 		return usagef("--external-data: %v", err)
 	}
 	if o.opset < export.MinOpset || o.opset > export.MaxOpset {
-		return usagef("--opset %d is not supported: use %d to %d (17: GroupNorm as plain ops; 21: GroupNormalization-21)",
+		return usagef("--opset %d is not supported: use %d to %d (17: GroupNorm as InstanceNormalization of the grouped view; 21: GroupNormalization-21)",
 			o.opset, export.MinOpset, export.MaxOpset)
 	}
 	if err := checkOverwrite(o.out, o.force); err != nil {
