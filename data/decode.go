@@ -156,6 +156,31 @@ func putPix(p *[]byte) {
 // decodeBytes is DecodeBytes; alloc, when not nil, provides the pixel
 // buffer of a libjpeg-turbo decode (called at most once; the contents need
 // not be zero).
+// DecodeBytesPerPixel bounds what decoding one pixel of an accepted image
+// costs in memory: progressive JPEG coefficients (8 bytes, checked by the
+// cost bound before decoding) plus the decoded pixels (4).
+const DecodeBytesPerPixel = 12
+
+// Pixels returns the pixel count an encoded image's header declares (no
+// pixel is decoded), or 0 when the format or header is not readable (the
+// decode then fails before allocating).
+func Pixels(b []byte) (n int64) {
+	f, ok := sniff(b)
+	if !ok {
+		return 0
+	}
+	defer func() {
+		if recover() != nil {
+			n = 0
+		}
+	}()
+	cfg, err := f.config(bytes.NewReader(b))
+	if err != nil || cfg.Width <= 0 || cfg.Height <= 0 {
+		return 0
+	}
+	return int64(cfg.Width) * int64(cfg.Height)
+}
+
 func decodeBytes(b []byte, maxPixels int, alloc func(n int) []byte) (img image.Image, err error) {
 	if maxPixels <= 0 {
 		maxPixels = DefaultMaxPixels

@@ -16,7 +16,8 @@
 # and status counts, and the server's idle and peak RSS (VmHWM) against the
 # bound documented in serve's package doc for these limits:
 #   idle RSS + body memory (2 x max-in-flight x max-body here, under the 1 GiB
-#   --max-body-memory) + max-decodes x 12 B x max-pixels
+#   --max-body-memory) + max-decodes x 12 B x max-pixels (under the 512 MiB
+#   --max-decode-memory)
 # (max-decodes = 2 x GOMAXPROCS). It fails when a normal request is not a
 # 200 or the peak RSS passes the bound.
 #

@@ -74,10 +74,12 @@
 //     decode costs at most about 12 bytes per allowed pixel (480 MB at the
 //     default 40M pixels, reached only by large progressive JPEGs; 4 bytes
 //     per pixel otherwise) and well under a second of CPU. At most
-//     Config.MaxDecodes images are decoded at once, so decoding memory stays
-//     under MaxDecodes × 12 × MaxPixels bytes; a request waiting for a decode
-//     slot gives up when its deadline (RequestTimeout) passes or its client
-//     goes away.
+//     Config.MaxDecodes images are decoded at once, and each decode is
+//     charged 12 bytes per pixel its header declares against
+//     Config.MaxDecodeMemory (512 MiB by default, whatever the number of
+//     cores) before it starts, so decoding memory stays under that; a
+//     request waiting for a decode slot or for room gives up when its
+//     deadline (RequestTimeout) passes or its client goes away.
 //   - Work: at most Config.MaxInFlight predict/infer requests are decoded
 //     and run at once (503 beyond), each carries at most Config.MaxImages
 //     images, and each model queues at most Options.MaxQueue preprocessed

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/bitrun/bitrun/api"
+	"github.com/bitrun/bitrun/data"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
@@ -292,12 +293,12 @@ func (s *Server) predict(rc *reqCtx, w http.ResponseWriter, r *http.Request) (er
 	lim := uploadLimits{maxBody: s.cfg.MaxBody, maxPixels: s.cfg.MaxPixels, maxImages: s.cfg.MaxImages, budget: s.bodies}
 	// Each image becomes its model input row at once; its bytes and pixels
 	// are reused for the next upload.
-	ups, err := decodeUpload(r.Header.Get("Content-Type"), bytes.NewReader(raw), int64(len(raw)), lim, func(b []byte) ([]float32, error) {
-		if err := s.decodeSlot(ctx); err != nil {
-			return nil, err
-		}
-		defer func() { <-s.decodeSem }()
-		return decodeRow(b, s.cfg.MaxPixels, c.pre)
+	ups, err := decodeUpload(r.Header.Get("Content-Type"), bytes.NewReader(raw), int64(len(raw)), lim, func(b []byte) (row []float32, err error) {
+		err = s.decoding(ctx, data.Pixels(b), func() error {
+			row, err = decodeRow(b, s.cfg.MaxPixels, c.pre)
+			return err
+		})
+		return row, err
 	})
 	if err != nil {
 		return err
@@ -326,15 +327,23 @@ func (s *Server) predict(rc *reqCtx, w http.ResponseWriter, r *http.Request) (er
 	return nil
 }
 
-// decodeSlot waits for one of the Config.MaxDecodes decode slots (give it
-// back to s.decodeSem), or until ctx ends.
-func (s *Server) decodeSlot(ctx context.Context) error {
+// decoding runs f, the decode of an image of pixels pixels, holding one of
+// the Config.MaxDecodes decode slots and its share of
+// Config.MaxDecodeMemory (data.DecodeBytesPerPixel per pixel, at most the
+// largest allowed image's); it waits for both until ctx ends.
+func (s *Server) decoding(ctx context.Context, pixels int64, f func() error) error {
 	select {
 	case s.decodeSem <- struct{}{}:
-		return nil
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+	defer func() { <-s.decodeSem }()
+	cost := data.DecodeBytesPerPixel * min(max(pixels, 0), int64(s.cfg.MaxPixels))
+	if err := s.decodeMem.take(ctx, cost); err != nil {
+		return err
+	}
+	defer s.decodeMem.give(cost)
+	return f()
 }
 
 func (s *Server) infer(rc *reqCtx, w http.ResponseWriter, r *http.Request) (err error) {

@@ -315,3 +315,22 @@ func TestBodyMemoryDefault(t *testing.T) {
 		t.Fatalf("%d %s, want 503 from the body budget", resp.StatusCode, b)
 	}
 }
+
+// TestDecodeMemoryDefault: decodes in progress are bounded in bytes (512
+// MiB by default, was only MaxDecodes × 12 × MaxPixels, which grows with the
+// cores: 1.9 GB on 2 cores, 61 GB on 64), never below one largest image.
+func TestDecodeMemoryDefault(t *testing.T) {
+	for _, tc := range []struct {
+		cfg  serve.Config
+		want int64
+	}{
+		{serve.Config{}, 512 << 20},
+		{serve.Config{MaxDecodes: 1, MaxPixels: 1000}, 12000},
+		{serve.Config{MaxDecodeMemory: 1}, 12 * 40_000_000},
+		{serve.Config{MaxDecodeMemory: -1, MaxDecodes: 3, MaxPixels: 1000}, 36000},
+	} {
+		if got := serve.ConfigWithDefaults(tc.cfg).MaxDecodeMemory; got != tc.want {
+			t.Errorf("%+v: decode memory %d, want %d", tc.cfg, got, tc.want)
+		}
+	}
+}

@@ -220,12 +220,14 @@ func (s *Server) uint8Input(ctx context.Context, in *api.Tensor, c *Classifier, 
 	p.input = make([]float32, p.rows*size)
 	per := int(h * w * ch)
 	for i := range p.rows {
-		if err := s.decodeSlot(ctx); err != nil {
+		err := s.decoding(ctx, h*w, func() error {
+			img := pixelImage(px[i*per:(i+1)*per], int(h), int(w), int(ch), layout == "NCHW")
+			data.EvalTensor(img, c.pre.Resolution, c.pre.Channels, c.pre.norm, p.input[i*size:(i+1)*size])
+			return nil
+		})
+		if err != nil {
 			return err
 		}
-		img := pixelImage(px[i*per:(i+1)*per], int(h), int(w), int(ch), layout == "NCHW")
-		data.EvalTensor(img, c.pre.Resolution, c.pre.Channels, c.pre.norm, p.input[i*size:(i+1)*size])
-		<-s.decodeSem
 	}
 	return nil
 }

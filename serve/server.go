@@ -46,6 +46,14 @@ type Config struct {
 	MaxDecodes        int           // images decoded at once (bounds decode memory); 0 or negative: 2*GOMAXPROCS
 	MaxInFlight       int           // predict/infer requests decoded and run at once, slots taken once the body is in (503 beyond); 0 or negative: 256
 	BodyTimeout       time.Duration // time to receive a predict/infer body once its headers are in (408 beyond); 0: 10s; negative: ReadTimeout only
+	// MaxDecodeMemory bounds the memory of the image decodes in progress
+	// together: each decode is charged data.DecodeBytesPerPixel (12) bytes
+	// per pixel its header declares before any pixel is decoded, and waits
+	// for room until its request's deadline; 0: 512 MiB, or MaxDecodes × 12
+	// × MaxPixels when that is less; negative: MaxDecodes × 12 × MaxPixels
+	// (the count bound alone). It is never below 12 × MaxPixels, so that
+	// the largest allowed image can be decoded.
+	MaxDecodeMemory int64
 	// MaxBodyMemory bounds the request body bytes (with their parsing
 	// copies) that all requests together hold in memory (503 beyond); 0:
 	// 1 GiB, or 2 × MaxInFlight × MaxBody when that is less; negative: 2 ×
@@ -58,8 +66,11 @@ type Config struct {
 	Version, Commit string               // reported by /v2 and bitrun_build_info; "": "(devel)", "unknown"
 }
 
-// defaultBodyMemory is Config.MaxBodyMemory's default cap.
-const defaultBodyMemory = 1 << 30
+// Default caps of Config.MaxBodyMemory and Config.MaxDecodeMemory.
+const (
+	defaultBodyMemory   = 1 << 30
+	defaultDecodeMemory = 512 << 20
+)
 
 // DefaultConfig returns Config with every default filled in.
 func DefaultConfig() Config {
@@ -103,6 +114,14 @@ func (c Config) withDefaults() Config {
 	if c.MaxDecodes <= 0 {
 		c.MaxDecodes = 2 * runtime.GOMAXPROCS(0)
 	}
+	perImage := data.DecodeBytesPerPixel * int64(c.MaxPixels)
+	switch {
+	case c.MaxDecodeMemory == 0:
+		c.MaxDecodeMemory = min(defaultDecodeMemory, int64(c.MaxDecodes)*perImage)
+	case c.MaxDecodeMemory < 0:
+		c.MaxDecodeMemory = int64(c.MaxDecodes) * perImage
+	}
+	c.MaxDecodeMemory = max(c.MaxDecodeMemory, perImage)
 	all := 2 * int64(c.MaxInFlight) * c.MaxBody
 	switch {
 	case c.MaxBodyMemory == 0:
@@ -138,6 +157,7 @@ type Server struct {
 	metrics   *metrics
 	mux       *http.ServeMux
 	decodeSem chan struct{}
+	decodeMem *waitBudget // bytes of decodes in progress: Config.MaxDecodeMemory
 	inFlight  chan struct{} // slots of predict/infer requests
 	bodies    *bodyBudget   // request body bytes held: Config.MaxBodyMemory
 	draining  atomic.Bool
@@ -156,7 +176,7 @@ type Server struct {
 // listen, and pass liveness probes, while big models load and warm up.
 func NewServer(cfg Config, models ...*Classifier) (*Server, error) {
 	cfg = cfg.withDefaults()
-	s := &Server{cfg: cfg, mux: http.NewServeMux(), decodeSem: make(chan struct{}, cfg.MaxDecodes),
+	s := &Server{cfg: cfg, mux: http.NewServeMux(), decodeSem: make(chan struct{}, cfg.MaxDecodes), decodeMem: newWaitBudget(cfg.MaxDecodeMemory),
 		inFlight: make(chan struct{}, cfg.MaxInFlight), bodies: &bodyBudget{limit: cfg.MaxBodyMemory}}
 	s.reg = cfg.Registry
 	if s.reg == nil {

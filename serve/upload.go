@@ -2,6 +2,7 @@ package serve
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -225,4 +226,44 @@ func formatBytes(n int64) string {
 		}
 	}
 	return fmt.Sprintf("%d bytes", n)
+}
+
+// waitBudget is a budget of bytes that a taker waits for (until its context
+// ends) instead of failing: Config.MaxDecodeMemory.
+type waitBudget struct {
+	mu    sync.Mutex
+	free  int64
+	freed chan struct{} // closed (and replaced) whenever bytes come back
+}
+
+func newWaitBudget(limit int64) *waitBudget {
+	return &waitBudget{free: limit, freed: make(chan struct{})}
+}
+
+// take waits until n bytes are free and takes them, or returns ctx's error.
+func (b *waitBudget) take(ctx context.Context, n int64) error {
+	for {
+		b.mu.Lock()
+		if b.free >= n {
+			b.free -= n
+			b.mu.Unlock()
+			return nil
+		}
+		freed := b.freed
+		b.mu.Unlock()
+		select {
+		case <-freed:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// give returns n bytes taken before.
+func (b *waitBudget) give(n int64) {
+	b.mu.Lock()
+	b.free += n
+	close(b.freed)
+	b.freed = make(chan struct{})
+	b.mu.Unlock()
 }

@@ -90,6 +90,7 @@ without --auth-token-file logs a warning.`,
 	f.String("max-pixels", "40M", "per-image pixel cap checked before decoding (413 beyond), e.g. 40M")
 	f.Int("max-images", 16, "images per request (multipart parts or infer batch)")
 	f.Int("max-in-flight", 256, "predict/infer requests decoded and run at once, slots taken once the body is in (503 beyond)")
+	f.String("max-decode-memory", "512MiB", "memory of the image decodes in progress together, charged 12 bytes per pixel from each header before decoding (requests wait for room; at least 12 × max-pixels)")
 	f.String("max-body-memory", "1GiB", "request body bytes (with their parsing copies) all requests together hold in memory (503 beyond; at least 2 × max-body, at most 2 × max-in-flight × max-body)")
 	f.Duration("timeout", 30*time.Second, "inference deadline per request (504 beyond)")
 	f.Duration("body-timeout", 10*time.Second, "time to receive a predict/infer body once its headers are in (408 beyond; 0: 10s; negative: only the 60s read timeout)")
@@ -103,24 +104,25 @@ without --auth-token-file logs a warning.`,
 	f.StringArray("cors-origin", nil, "origin allowed to call the API from a browser (repeatable; \"*\" for any)")
 	addORTFlags(cmd)
 	for key, flag := range map[string]string{
-		"serve.addr":            "addr",
-		"serve.grpc_addr":       "grpc-addr",
-		"serve.max_batch":       "max-batch",
-		"serve.batch_delay":     "batch-delay",
-		"serve.max_queue":       "max-queue",
-		"serve.workers":         "workers",
-		"serve.top_k":           "top-k",
-		"serve.max_body":        "max-body",
-		"serve.max_pixels":      "max-pixels",
-		"serve.max_images":      "max-images",
-		"serve.max_in_flight":   "max-in-flight",
-		"serve.max_body_memory": "max-body-memory",
-		"serve.timeout":         "timeout",
-		"serve.body_timeout":    "body-timeout",
-		"serve.grace":           "grace",
-		"serve.drain_delay":     "drain-delay",
-		"serve.auth_token_file": "auth-token-file",
-		"serve.log_format":      "log-format",
+		"serve.addr":              "addr",
+		"serve.grpc_addr":         "grpc-addr",
+		"serve.max_batch":         "max-batch",
+		"serve.batch_delay":       "batch-delay",
+		"serve.max_queue":         "max-queue",
+		"serve.workers":           "workers",
+		"serve.top_k":             "top-k",
+		"serve.max_body":          "max-body",
+		"serve.max_pixels":        "max-pixels",
+		"serve.max_images":        "max-images",
+		"serve.max_in_flight":     "max-in-flight",
+		"serve.max_body_memory":   "max-body-memory",
+		"serve.max_decode_memory": "max-decode-memory",
+		"serve.timeout":           "timeout",
+		"serve.body_timeout":      "body-timeout",
+		"serve.grace":             "grace",
+		"serve.drain_delay":       "drain-delay",
+		"serve.auth_token_file":   "auth-token-file",
+		"serve.log_format":        "log-format",
 	} {
 		bindKey(cmd, key, flag)
 	}
@@ -201,7 +203,12 @@ func serveFlags(cmd *cobra.Command, _ []string) (serveOptions, error) {
 	if err != nil || bodyMemory < 1 {
 		return o, configValueError(cmd, "serve.max_body_memory", cfg.GetString("serve.max_body_memory"), "is not a size", "a size of at least 1 byte such as 1GiB")
 	}
-	o.server = serve.Config{Addr: cfg.GetString("serve.addr"), MaxBody: maxBody, MaxPixels: int(maxPixels), MaxBodyMemory: bodyMemory}
+	decodeMemory, err := parseByteSize(cfg.GetString("serve.max_decode_memory"))
+	if err != nil || decodeMemory < 1 {
+		return o, configValueError(cmd, "serve.max_decode_memory", cfg.GetString("serve.max_decode_memory"), "is not a size", "a size of at least 1 byte such as 512MiB")
+	}
+	o.server = serve.Config{Addr: cfg.GetString("serve.addr"), MaxBody: maxBody, MaxPixels: int(maxPixels),
+		MaxBodyMemory: bodyMemory, MaxDecodeMemory: decodeMemory}
 	o.server.Version, o.server.Commit = buildVersion()
 	o.server.CORSOrigins = cfg.GetStringSlice("serve.cors_origins")
 	o.model = serve.Options{MaxPixels: int(maxPixels)}
