@@ -157,7 +157,7 @@ type Server struct {
 	metrics   *metrics
 	mux       *http.ServeMux
 	decodeSem chan struct{}
-	decodeMem *waitBudget // bytes of decodes in progress: Config.MaxDecodeMemory
+	decodeMem *waitBudget   // bytes of decodes in progress: Config.MaxDecodeMemory
 	inFlight  chan struct{} // slots of predict/infer requests
 	bodies    *bodyBudget   // request body bytes held: Config.MaxBodyMemory
 	draining  atomic.Bool
