@@ -283,6 +283,13 @@ func TestRunErrors(t *testing.T) {
 	if _, err := Run(context.Background(), colourClassifier{size: 4}, colourSet{n: 3}, Options{Batch: -1}); err == nil {
 		t.Error("negative batch accepted")
 	}
+	if _, err := Run(context.Background(), colourClassifier{size: 4}, colourSet{n: 3}, Options{K: -1}); err == nil {
+		t.Error("negative top-k accepted")
+	}
+	// A negative limit is no limit (zero = default, negative = off).
+	if r, err := Run(context.Background(), colourClassifier{size: 4}, colourSet{n: 7}, Options{Limit: -1}); err != nil || r.Images != 7 {
+		t.Errorf("negative limit: %v images, %v; want all 7", r, err)
+	}
 	// A failing image surfaces as an error naming it.
 	if _, err := Run(context.Background(), colourClassifier{size: 4}, brokenSet{colourSet{n: 20}}, Options{Batch: 4}); err == nil || !strings.Contains(err.Error(), "broken") {
 		t.Errorf("broken image: err = %v", err)

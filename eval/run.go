@@ -12,9 +12,9 @@ import (
 // Options configures Run. The zero value evaluates every example in
 // batches of DefaultBatch.
 type Options struct {
-	Batch int // examples per batch; 0 = DefaultBatch
-	Limit int // evaluate only the first Limit examples; 0 = all
-	K     int // the k of top-k accuracy; 0 = 5
+	Batch int // examples per batch; 0: DefaultBatch; negative or over 65536 is an error
+	Limit int // evaluate only the first Limit examples; 0 or negative: all
+	K     int // the k of top-k accuracy; 0: 5; negative is an error
 	// Shard, when set (Count > 0), evaluates only that 1/Count of the
 	// first Limit examples (Report.Shard records it, for Merge).
 	Shard Shard
@@ -87,12 +87,12 @@ func Run(ctx context.Context, c Classifier, ds data.Dataset, opts Options) (*Rep
 	if bs < 0 || bs > 1<<16 {
 		return nil, fmt.Errorf("eval: batch size %d out of range [1, 65536]", bs)
 	}
-	if opts.Limit < 0 {
-		return nil, fmt.Errorf("eval: negative limit %d", opts.Limit)
-	}
 	k := opts.K
 	if k == 0 {
 		k = 5
+	}
+	if k < 0 {
+		return nil, fmt.Errorf("eval: negative top-k %d", k)
 	}
 	total := ds.Len()
 	if opts.Limit > 0 && opts.Limit < total {

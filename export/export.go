@@ -93,9 +93,9 @@ func ParseExternalMode(s string) (ExternalMode, error) {
 // at opset 17 with BiT preprocessing metadata (resolution 128, mean and std
 // 0.5), no labels, and external data only when needed.
 type Options struct {
-	Opset      int          // 0 means DefaultOpset; MinOpset..MaxOpset
+	Opset      int          // 0: DefaultOpset; else MinOpset..MaxOpset (others, negative included, are ErrOpset)
 	Trainable  bool         // raw kernels as initializers, WS computed in the graph
-	Resolution int          // bitrun.resolution; 0 means DefaultResolution
+	Resolution int          // bitrun.resolution; 0: DefaultResolution; negative is ErrOptions
 	Labels     []string     // class names, len must equal the class count; nil for none
 	Mean, Std  [3]float32   // preprocessing on [0,1] pixels; zero means BiT's 0.5, 0.5
 	SourceSHA  string       // hex SHA-256 of the checkpoint; "" omits bitrun.source_sha256

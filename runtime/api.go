@@ -41,14 +41,16 @@ const (
 // default thread counts.
 type Options struct {
 	LibraryPath  string // path to libonnxruntime.so
-	Provider     string // "cpu", "cuda" or "auto"
-	IntraThreads int    // 0 = ORT default
-	InterThreads int
-	// CUDADevice is the GPU ordinal for "cuda" and "auto".
+	Provider     string // "cpu", "cuda" or "auto"; "": "cpu"
+	IntraThreads int    // threads inside one operator; 0: ONNX Runtime's default; negative is an error
+	InterThreads int    // threads running independent operators; 0: ONNX Runtime's default; negative is an error
+	// CUDADevice is the GPU ordinal for "cuda" and "auto"; 0 is the first
+	// GPU; negative is an error.
 	CUDADevice int
 	// Sessions is the number of ONNX Runtime sessions (0 or 1: one shared
-	// session). With more, each Run borrows an idle session (waiting for
-	// one when all are busy); see Predictor for when that pays.
+	// session; negative or over 256 is an error). With more, each Run
+	// borrows an idle session (waiting for one when all are busy); see
+	// Predictor for when that pays.
 	Sessions int
 	// SessionConfig holds ONNX Runtime session configuration entries, e.g.
 	// {"session.intra_op.allow_spinning": "0"} to stop idle intra-op threads
@@ -169,6 +171,9 @@ func Open(path string, opts Options) (*Predictor, error) {
 	}
 	if opts.IntraThreads < 0 || opts.InterThreads < 0 {
 		return nil, fmt.Errorf("runtime: thread counts must be >= 0, got intra %d inter %d", opts.IntraThreads, opts.InterThreads)
+	}
+	if opts.CUDADevice < 0 {
+		return nil, fmt.Errorf("runtime: CUDA device %d: want a GPU ordinal >= 0", opts.CUDADevice)
 	}
 	if opts.Sessions < 0 || opts.Sessions > 256 {
 		return nil, fmt.Errorf("runtime: sessions %d out of range [0, 256]", opts.Sessions)
