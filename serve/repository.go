@@ -291,7 +291,7 @@ func (r *Repository) scan(name string) (ModelConfig, []versionFile, error) {
 		if err != nil || !fi.Mode().IsRegular() {
 			return cfg, nil, fmt.Errorf("%w: %s/%s/%s is not a regular file", ErrRepository, name, v, file)
 		}
-		out = append(out, versionFile{version: v, path: p, id: fmt.Sprintf("%s:%d:%d", p, fi.Size(), fi.ModTime().UnixNano())})
+		out = append(out, versionFile{version: v, path: p, id: p + ":" + fileID(fi)})
 	}
 	return cfg, out, nil
 }
@@ -333,7 +333,7 @@ func (r *Repository) signature(name string) (string, error) {
 	var b strings.Builder
 	if p, err := r.resolve(name, modelConfigFile); err == nil {
 		if fi, err := os.Stat(p); err == nil {
-			fmt.Fprintf(&b, "config:%d:%d;", fi.Size(), fi.ModTime().UnixNano())
+			b.WriteString("config:" + fileID(fi) + ";")
 		}
 	}
 	for _, v := range vs {
