@@ -190,6 +190,10 @@ func ModelName(path string) string {
 	return strings.TrimSuffix(base, filepath.Ext(base))
 }
 
+// reservedName cannot name a model: GET /v2/models/stats is the KServe
+// statistics of every model, and a model of that name would be shadowed.
+const reservedName = "stats"
+
 // ValidName reports whether name may be used as a model name in URLs:
 // 1-128 characters from [A-Za-z0-9._-], not starting with a dot.
 func ValidName(name string) bool {
@@ -208,6 +212,9 @@ func newClassifier(r Runner, opts Options, path, sum string, start time.Time) (*
 	opts = opts.withDefaults()
 	if !ValidName(opts.Name) {
 		return nil, fmt.Errorf("%w: invalid model name %q (use 1-128 of A-Z a-z 0-9 . _ -)", ErrBadRequest, opts.Name)
+	}
+	if opts.Name == reservedName {
+		return nil, fmt.Errorf("%w: model name %q is reserved: /v2/models/%s is the statistics of every model; name the model otherwise", ErrBadRequest, opts.Name, reservedName)
 	}
 	info := r.Info()
 	if len(info.Outputs) == 0 {

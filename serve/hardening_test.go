@@ -334,3 +334,13 @@ func TestDecodeMemoryDefault(t *testing.T) {
 		}
 	}
 }
+
+// TestReservedModelName: a model cannot be called "stats", which GET
+// /v2/models/stats (the statistics of every model) would shadow.
+func TestReservedModelName(t *testing.T) {
+	r := newColorRunner(t, 8)
+	defer r.release()
+	if _, err := serve.New(r, serve.Options{Name: "stats"}); err == nil || !strings.Contains(err.Error(), "reserved") {
+		t.Fatalf("model named stats: %v, want a reserved-name error", err)
+	}
+}
