@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -581,6 +582,10 @@ func (s *Server) repositoryIndex(_ *reqCtx, w http.ResponseWriter, r *http.Reque
 	return nil
 }
 
+// repositoryLoad answers POST /v2/repository/models/{name}/load. A body
+// may be empty or carry empty parameters: load-time overrides ("config",
+// "file:..." in Triton) are refused rather than ignored, since the
+// repository's own files are what is loaded.
 func (s *Server) repositoryLoad(rc *reqCtx, w http.ResponseWriter, r *http.Request) error {
 	repo, err := s.repository()
 	if err != nil {
@@ -589,6 +594,26 @@ func (s *Server) repositoryLoad(rc *reqCtx, w http.ResponseWriter, r *http.Reque
 	name := r.PathValue("name")
 	if ValidName(name) {
 		rc.model = name
+	}
+	raw, release, err := s.readBody(w, r)
+	if err != nil {
+		return err
+	}
+	defer release()
+	if len(bytes.TrimSpace(raw)) > 0 {
+		var req struct {
+			Parameters map[string]json.RawMessage `json:"parameters"`
+		}
+		dec := json.NewDecoder(bytes.NewReader(raw))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&req); err != nil {
+			return bodyError("repository load request JSON", err)
+		}
+		if len(req.Parameters) > 0 {
+			keys := slices.Sorted(maps.Keys(req.Parameters))
+			return fmt.Errorf("%w: load parameters %s are not supported: the repository's own files are loaded; change %s/%s there and load again",
+				ErrBadRequest, strings.Join(keys, ", "), name, modelConfigFile)
+		}
 	}
 	res, err := repo.Load(r.Context(), name)
 	if err != nil {

@@ -253,6 +253,23 @@ func TestRepositoryLayout(t *testing.T) {
 			t.Errorf("%s: %d %s, want %d %q", tc.path, resp.StatusCode, b, tc.code, tc.msg)
 		}
 	}
+	// Load-time overrides are refused, not ignored; an empty body or empty
+	// parameters load.
+	for _, tc := range []struct {
+		body string
+		code int
+		msg  string
+	}{
+		{`{"parameters":{"config":"{\"max_batch\":1}"}}`, 400, "load parameters config are not supported"},
+		{`{"params":{}}`, 400, "unknown field"},
+		{`{"parameters":{}}`, 200, ""},
+		{``, 200, ""},
+	} {
+		resp, b := do(t, "POST", base+"/v2/repository/models/all/load", "application/json", []byte(tc.body), nil)
+		if resp.StatusCode != tc.code || !strings.Contains(string(b), tc.msg) {
+			t.Errorf("load with %s: %d %s, want %d %q", tc.body, resp.StatusCode, b, tc.code, tc.msg)
+		}
+	}
 	idx, _ := cl.RepositoryIndex(ctx, false)
 	if s := fmt.Sprint(idx); !strings.Contains(s, "{empty  UNAVAILABLE") || !strings.Contains(s, "{evil  UNAVAILABLE") {
 		t.Errorf("index %s", s)
