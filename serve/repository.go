@@ -38,8 +38,11 @@ type Repository struct {
 	srv  *Server
 	opts RepositoryOptions
 
-	mu     sync.Mutex // serialises loads and unloads
-	states map[string]*repoState
+	mu sync.Mutex // serialises loads and unloads
+
+	smu    sync.Mutex            // guards states and busy, held briefly (never across a load)
+	states map[string]*repoState // what the repository knows of each model
+	busy   map[string]string     // api.StateLoading or api.StateUnloading while a load or unload runs
 
 	stop     chan struct{}
 	done     chan struct{}
@@ -162,13 +165,18 @@ func (r *Repository) loadAll(ctx context.Context) error {
 	}
 	var errs []error
 	for _, name := range names {
-		r.mu.Lock()
+		r.smu.Lock()
+		var unloaded bool
+		var seen string
 		st := r.states[name]
-		r.mu.Unlock()
-		if st != nil && st.unloaded {
+		if st != nil {
+			unloaded, seen = st.unloaded, st.signature
+		}
+		r.smu.Unlock()
+		if unloaded {
 			continue
 		}
-		if sig, err := r.signature(name); err == nil && st != nil && sig == st.signature {
+		if sig, err := r.signature(name); err == nil && st != nil && sig == seen {
 			continue
 		}
 		if _, err := r.Load(ctx, name); err != nil {
@@ -394,6 +402,8 @@ func (cfg ModelConfig) options(base Options, name, version string) (Options, err
 func (r *Repository) Load(ctx context.Context, name string) (api.RepositoryLoad, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	sig, _ := r.signature(name)
+	r.smu.Lock()
 	st := r.states[name]
 	if st == nil {
 		st = &repoState{}
@@ -401,8 +411,13 @@ func (r *Repository) Load(ctx context.Context, name string) (api.RepositoryLoad,
 			r.states[name] = st
 		}
 	}
-	st.signature, _ = r.signature(name)
+	st.signature = sig
+	r.setBusy(name, api.StateLoading)
+	r.smu.Unlock()
 	res, err := r.load(ctx, name)
+	r.smu.Lock()
+	defer r.smu.Unlock()
+	delete(r.busy, name)
 	if err != nil {
 		st.reason = err.Error()
 		r.srv.metrics.loads.WithLabelValues(name, "error").Inc()
@@ -471,7 +486,14 @@ func (r *Repository) Unload(name string) (api.RepositoryLoad, error) {
 	if t := r.srv.table.Load(); t == nil || t.models[name] == nil {
 		return res, fmt.Errorf("%w: %q is not loaded", ErrModelNotFound, name)
 	}
-	if err := r.srv.Replace(name); err != nil {
+	r.smu.Lock()
+	r.setBusy(name, api.StateUnloading)
+	r.smu.Unlock()
+	err := r.srv.Replace(name) // waits for the requests in flight
+	r.smu.Lock()
+	defer r.smu.Unlock()
+	delete(r.busy, name)
+	if err != nil {
 		return res, err
 	}
 	st := r.states[name]
@@ -484,27 +506,35 @@ func (r *Repository) Unload(name string) (api.RepositoryLoad, error) {
 	return res, nil
 }
 
+// setBusy records that a load or unload of name runs (r.smu held).
+func (r *Repository) setBusy(name, state string) {
+	if r.busy == nil {
+		r.busy = map[string]string{}
+	}
+	r.busy[name] = state
+}
+
 // Index lists the repository's models: one READY entry per served version,
-// one UNAVAILABLE entry (with the reason) per model folder not served.
-// With readyOnly, only the READY entries.
+// one UNAVAILABLE entry (with the reason) per model folder not served, and
+// while a load runs a LOADING entry for the model (its served versions stay
+// READY), while an unload runs its versions as UNLOADING. With readyOnly,
+// only the READY entries. It answers at once, also during a long load.
 func (r *Repository) Index(readyOnly bool) []api.RepositoryModel {
 	names, _ := r.folders()
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for name := range r.states {
+	r.smu.Lock()
+	reasons := map[string]string{}
+	for name, st := range r.states {
 		if !slices.Contains(names, name) {
 			names = append(names, name)
 		}
+		reasons[name] = st.reason
 	}
-	return indexOf(r.srv.table.Load(), names, func(name string) string {
-		if st := r.states[name]; st != nil {
-			return st.reason
-		}
-		return ""
-	}, readyOnly)
+	busy := maps.Clone(r.busy)
+	r.smu.Unlock()
+	return indexOf(r.srv.table.Load(), names, func(name string) string { return reasons[name] }, busy, readyOnly)
 }
 
-func indexOf(t *modelTable, names []string, reason func(string) string, readyOnly bool) []api.RepositoryModel {
+func indexOf(t *modelTable, names []string, reason func(string) string, busy map[string]string, readyOnly bool) []api.RepositoryModel {
 	if t != nil {
 		for _, name := range t.names {
 			if !slices.Contains(names, name) {
@@ -521,13 +551,20 @@ func indexOf(t *modelTable, names []string, reason func(string) string, readyOnl
 		}
 		for _, c := range vs {
 			state := api.StateReady
-			if !c.Ready() {
+			switch {
+			case busy[name] == api.StateUnloading:
+				state = api.StateUnloading
+			case !c.Ready():
 				state = api.StateUnavailable
 			}
 			if !readyOnly || state == api.StateReady {
 				// The reason of a served model is why its last load failed.
 				out = append(out, api.RepositoryModel{Name: name, Version: c.version, State: state, Reason: reason(name)})
 			}
+		}
+		if busy[name] == api.StateLoading && !readyOnly {
+			out = append(out, api.RepositoryModel{Name: name, State: api.StateLoading})
+			continue
 		}
 		if len(vs) == 0 && !readyOnly {
 			why := reason(name)
@@ -578,7 +615,7 @@ func (s *Server) repositoryIndex(_ *reqCtx, w http.ResponseWriter, r *http.Reque
 		writeJSON(w, http.StatusOK, repo.Index(req.Ready))
 		return nil
 	}
-	writeJSON(w, http.StatusOK, indexOf(s.table.Load(), nil, func(string) string { return "" }, req.Ready))
+	writeJSON(w, http.StatusOK, indexOf(s.table.Load(), nil, func(string) string { return "" }, nil, req.Ready))
 	return nil
 }
 

@@ -293,3 +293,53 @@ func TestRepositoryLayout(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestRepositoryLoadingState: while a load runs, the index answers at once
+// and lists the model as LOADING (the versions it serves stay READY); then
+// READY. While an unload drains, its versions are UNLOADING.
+func TestRepositoryLoadingState(t *testing.T) {
+	dir := t.TempDir()
+	writeVersion(t, dir, "colors", "1")
+	gate := make(chan struct{})
+	open := func(path string, o serve.Options) (*serve.Classifier, error) {
+		if strings.Contains(path, "slow") {
+			<-gate
+		}
+		return serve.Open(path, o)
+	}
+	repo, _, _ := startRepo(t, dir, serve.RepositoryOptions{Open: open})
+	writeVersion(t, dir, "slow", "1")
+	loaded := make(chan error, 1)
+	go func() {
+		_, err := repo.Load(context.Background(), "slow")
+		loaded <- err
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		idx := make(chan []api.RepositoryModel, 1)
+		go func() { idx <- repo.Index(false) }()
+		var got []api.RepositoryModel
+		select {
+		case got = <-idx:
+		case <-time.After(2 * time.Second):
+			t.Fatal("Index blocked during a load")
+		}
+		if s := fmt.Sprint(got); strings.Contains(s, "{slow  LOADING") {
+			if !strings.Contains(s, "{colors 1 READY") {
+				t.Errorf("index during the load: %s", s)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no LOADING entry: %v", got)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	close(gate)
+	if err := <-loaded; err != nil {
+		t.Fatal(err)
+	}
+	if s := fmt.Sprint(repo.Index(true)); !strings.Contains(s, "{slow 1 READY") {
+		t.Errorf("index after the load: %s", s)
+	}
+}
