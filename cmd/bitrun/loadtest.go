@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"image/color"
 	"io"
 	"math"
 	"mime/multipart"
@@ -46,10 +47,11 @@ const (
 	protoPredict     = "predict"      // POST /v1/models/NAME/predict, the encoded image(s)
 	protoInferJSON   = "infer-json"   // POST /v2/models/NAME/infer, FP32 as JSON numbers
 	protoInferBinary = "infer-binary" // the same with the binary tensor data extension
+	protoInferUint8  = "infer-uint8"  // the same with UINT8 [N, H, W, 3] image pixels, preprocessed by the server
 	protoGRPC        = "grpc"         // inference.GRPCInferenceService/ModelInfer, raw_input_contents
 )
 
-var loadProtocols = []string{protoPredict, protoInferJSON, protoInferBinary, protoGRPC}
+var loadProtocols = []string{protoPredict, protoInferJSON, protoInferBinary, protoInferUint8, protoGRPC}
 
 func newLoadtestCmd() *cobra.Command {
 	var o loadOptions
@@ -68,6 +70,9 @@ bounded (at most 256 clients, 100000 requests, 256 images per request).
   infer-json    POST /v2/models/NAME/infer, one FP32 [N, C, H, W] input as
                 JSON numbers
   infer-binary  the same with the binary tensor data extension
+  infer-uint8   the same with the images' decoded pixels, UINT8 [N, H, W, 3]
+                (binary), which the server resizes and normalises; the
+                --image files must then share one size
   grpc          KServe v2 gRPC ModelInfer at --grpc-addr, raw_input_contents
 The infer and gRPC protocols send the images already preprocessed (FP32,
 with the model's own resolution, mean and std read from GET /v2/models/NAME,
@@ -89,7 +94,7 @@ the mean batch size the server formed during the test is shown.`,
 	f.StringVar(&o.URL, "url", "http://127.0.0.1:8080", "server base URL or predict URL (loopback only)")
 	f.StringVar(&o.Model, "model", "", "model name (default: the only model served)")
 	f.StringArrayVar(&o.Images, "image", nil, "image file sent with every request (repeat for several: a batch cycles through them)")
-	f.StringVar(&o.Protocol, "protocol", protoPredict, "predict, infer-json, infer-binary or grpc")
+	f.StringVar(&o.Protocol, "protocol", protoPredict, "predict, infer-json, infer-binary, infer-uint8 or grpc")
 	f.StringVar(&o.GRPCAddr, "grpc-addr", "", "the server's gRPC address HOST:PORT (loopback only), for --protocol grpc")
 	f.IntVar(&o.Batch, "batch", 1, "images per request (1-256)")
 	f.IntVar(&o.Concurrency, "concurrency", 32, "concurrent clients (1-256)")
@@ -427,13 +432,20 @@ func newLoadSender(ctx context.Context, hc *http.Client, o loadOptions, t loadTa
 		}
 		return s, s.close, nil
 	}
-	binary := o.Protocol == protoInferBinary
 	var tensor api.Tensor
 	outParams := api.Parameters{api.ParamClassification: k}
-	if binary {
+	switch o.Protocol {
+	case protoInferBinary:
 		tensor = api.BinaryFP32(md.Inputs[0].Name, shape, in)
 		outParams[api.ParamBinaryData] = true
-	} else {
+	case protoInferUint8:
+		px, h, w, err := loadPixels(imgs, o.Batch)
+		if err != nil {
+			return nil, nil, err
+		}
+		tensor = api.Uint8(md.Inputs[0].Name, []int64{int64(o.Batch), int64(h), int64(w), 3}, px, true)
+		outParams[api.ParamBinaryData] = true
+	default:
 		tensor = api.FP32(md.Inputs[0].Name, shape, in)
 	}
 	req := api.InferRequest{Inputs: []api.Tensor{tensor}, Outputs: []api.RequestedOutput{{Name: md.Outputs[0].Name, Parameters: outParams}}}
@@ -443,6 +455,36 @@ func newLoadSender(ctx context.Context, hc *http.Client, o loadOptions, t loadTa
 	}
 	return &inferSender{hc: hc, url: t.root + "/v2/models/" + url.PathEscape(t.model) + "/infer", token: token,
 		body: body, headerLen: headerLen, rows: o.Batch}, func() {}, nil
+}
+
+// loadPixels decodes a batch of n images, cycling through imgs, into RGB
+// pixels [n, h, w, 3]; the images must share one size.
+func loadPixels(imgs [][]byte, n int) (px []byte, h, w int, err error) {
+	one := make([][]byte, len(imgs))
+	for i, b := range imgs {
+		m, err := data.Decode(bytes.NewReader(b), 0)
+		if err != nil {
+			return nil, 0, 0, fmt.Errorf("loadtest: image %d: %w", i+1, err)
+		}
+		r := m.Bounds()
+		if i == 0 {
+			h, w = r.Dy(), r.Dx()
+		} else if r.Dy() != h || r.Dx() != w {
+			return nil, 0, 0, usagef("--protocol %s sends one UINT8 [N, H, W, 3] tensor: the --image files must share one size (image 1 is %dx%d, image %d %dx%d)",
+				protoInferUint8, w, h, i+1, r.Dx(), r.Dy())
+		}
+		one[i] = make([]byte, 0, h*w*3)
+		for y := r.Min.Y; y < r.Max.Y; y++ {
+			for x := r.Min.X; x < r.Max.X; x++ {
+				c := color.RGBAModel.Convert(m.At(x, y)).(color.RGBA)
+				one[i] = append(one[i], c.R, c.G, c.B)
+			}
+		}
+	}
+	for i := range n {
+		px = append(px, one[i%len(one)]...)
+	}
+	return px, h, w, nil
 }
 
 // loadInput is a batch of n images, cycling through imgs, with the model's

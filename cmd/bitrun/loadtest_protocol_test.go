@@ -46,8 +46,12 @@ func TestLoadtestProtocols(t *testing.T) {
 	const requests = 12
 	for _, proto := range loadProtocols {
 		for _, batch := range []int{1, 3} {
-			args := []string{"loadtest", "--url", base, "--protocol", proto, "--batch", strconv.Itoa(batch),
-				"--image", files[0], "--image", files[1], "--concurrency", "3", "--requests", strconv.Itoa(requests), "--top-k", "3", "--json"}
+			images := []string{"--image", files[0], "--image", files[1]}
+			if proto == protoInferUint8 {
+				images = images[:2] // one UINT8 tensor: images of one size
+			}
+			args := append([]string{"loadtest", "--url", base, "--protocol", proto, "--batch", strconv.Itoa(batch)},
+				append(images, "--concurrency", "3", "--requests", strconv.Itoa(requests), "--top-k", "3", "--json")...)
 			if proto == protoGRPC {
 				args = append(args, "--grpc-addr", grpcAddr)
 			}
@@ -71,6 +75,11 @@ func TestLoadtestProtocols(t *testing.T) {
 				t.Errorf("%s batch %d: report %+v", proto, batch, rep)
 			}
 		}
+	}
+	// One UINT8 tensor cannot hold images of two sizes.
+	if _, _, err := execCLI(t, "loadtest", "--url", base, "--protocol", protoInferUint8, "--batch", "2",
+		"--image", files[0], "--image", files[1], "--requests", "2"); !errors.As(err, new(usageError)) || !strings.Contains(err.Error(), "one size") {
+		t.Errorf("infer-uint8 with two image sizes: %v, want a usage error", err)
 	}
 	// The text report names the protocol and images/s.
 	out, _, err := execCLI(t, "loadtest", "--url", base, "--protocol", protoGRPC, "--grpc-addr", grpcAddr,
