@@ -96,6 +96,7 @@ the mean batch size the server formed during the test is shown.`,
 	f.StringArrayVar(&o.Images, "image", nil, "image file sent with every request (repeat for several: a batch cycles through them)")
 	f.StringVar(&o.Protocol, "protocol", protoPredict, "predict, infer-json, infer-binary, infer-uint8 or grpc")
 	f.StringVar(&o.GRPCAddr, "grpc-addr", "", "the server's gRPC address HOST:PORT (loopback only), for --protocol grpc")
+	f.IntVar(&o.GRPCConns, "grpc-conns", 1, "with --protocol grpc: HTTP/2 connections the clients' calls are spread over, round-robin (1 to --concurrency)")
 	f.IntVar(&o.Batch, "batch", 1, "images per request (1-256)")
 	f.IntVar(&o.Concurrency, "concurrency", 32, "concurrent clients (1-256)")
 	f.IntVar(&o.Requests, "requests", 2000, "total requests (1-100000)")
@@ -113,6 +114,7 @@ type loadOptions struct {
 	Images      []string
 	Protocol    string
 	GRPCAddr    string
+	GRPCConns   int // gRPC connections the clients share round-robin
 	Batch       int
 	Concurrency int
 	Requests    int
@@ -132,6 +134,10 @@ func (o *loadOptions) validate() error {
 		return usagef("--protocol grpc needs --grpc-addr HOST:PORT (bitrun serve --grpc-addr)")
 	case o.Protocol != protoGRPC && o.GRPCAddr != "":
 		return usagef("--grpc-addr is only used with --protocol grpc")
+	case o.GRPCConns < 1 || o.GRPCConns > max(o.Concurrency, 1):
+		return usagef("--grpc-conns %d: want 1 to --concurrency (%d)", o.GRPCConns, o.Concurrency)
+	case o.Protocol != protoGRPC && o.GRPCConns != 1:
+		return usagef("--grpc-conns is only used with --protocol grpc")
 	case o.Batch < 1 || o.Batch > loadMaxBatch:
 		return usagef("--batch %d: want 1 to %d", o.Batch, loadMaxBatch)
 	case o.Concurrency < 1 || o.Concurrency > loadMaxConcurrency:
@@ -421,7 +427,7 @@ func newLoadSender(ctx context.Context, hc *http.Client, o loadOptions, t loadTa
 	k := min(o.TopK, max(md.Classes, 1))
 	shape := []int64{int64(o.Batch), int64(md.Preprocessing.Channels), int64(md.Preprocessing.Resolution), int64(md.Preprocessing.Resolution)}
 	if o.Protocol == protoGRPC {
-		s, err := newGRPCSender(o.GRPCAddr, token, o.Timeout, &pb.ModelInferRequest{
+		s, err := newGRPCSender(o.GRPCAddr, o.GRPCConns, token, o.Timeout, &pb.ModelInferRequest{
 			ModelName:        t.model,
 			Inputs:           []*pb.ModelInferRequest_InferInputTensor{{Name: md.Inputs[0].Name, Datatype: "FP32", Shape: shape}},
 			RawInputContents: [][]byte{fp32LE(in)},
@@ -661,11 +667,13 @@ func inferAnswerRows(b []byte, headerLen string) int {
 	return int(r.Outputs[0].Shape[0])
 }
 
-// grpcSender calls ModelInfer over one HTTP/2 connection (the clients'
-// calls are multiplexed on it) dialled through loopbackDialer.
+// grpcSender calls ModelInfer over --grpc-conns HTTP/2 connections dialled
+// through loopbackDialer, the clients' calls taking them in turn (and
+// multiplexed on each).
 type grpcSender struct {
-	conn    *grpc.ClientConn
-	client  pb.GRPCInferenceServiceClient
+	conns   []*grpc.ClientConn
+	clients []pb.GRPCInferenceServiceClient
+	next    atomic.Uint64
 	addr    string
 	req     *pb.ModelInferRequest
 	token   string
@@ -673,19 +681,29 @@ type grpcSender struct {
 	rows    int
 }
 
-func newGRPCSender(addr, token string, timeout time.Duration, req *pb.ModelInferRequest, rows int) (*grpcSender, error) {
+func newGRPCSender(addr string, conns int, token string, timeout time.Duration, req *pb.ModelInferRequest, rows int) (*grpcSender, error) {
 	d := loopbackDialer()
-	conn, err := grpc.NewClient("passthrough:///"+addr,
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithContextDialer(func(ctx context.Context, a string) (net.Conn, error) { return d.DialContext(ctx, "tcp", a) }),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20), grpc.MaxCallSendMsgSize(64<<20)))
-	if err != nil {
-		return nil, fmt.Errorf("loadtest: --grpc-addr %s: %w", addr, err)
+	s := &grpcSender{addr: addr, req: req, token: token, timeout: timeout, rows: rows}
+	for range conns {
+		conn, err := grpc.NewClient("passthrough:///"+addr,
+			grpc.WithTransportCredentials(insecure.NewCredentials()),
+			grpc.WithContextDialer(func(ctx context.Context, a string) (net.Conn, error) { return d.DialContext(ctx, "tcp", a) }),
+			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20), grpc.MaxCallSendMsgSize(64<<20)))
+		if err != nil {
+			s.close()
+			return nil, fmt.Errorf("loadtest: --grpc-addr %s: %w", addr, err)
+		}
+		s.conns = append(s.conns, conn)
+		s.clients = append(s.clients, pb.NewGRPCInferenceServiceClient(conn))
 	}
-	return &grpcSender{conn: conn, client: pb.NewGRPCInferenceServiceClient(conn), addr: addr, req: req, token: token, timeout: timeout, rows: rows}, nil
+	return s, nil
 }
 
-func (s *grpcSender) close() { s.conn.Close() }
+func (s *grpcSender) close() {
+	for _, c := range s.conns {
+		c.Close()
+	}
+}
 
 func (s *grpcSender) target() string {
 	return "grpc://" + s.addr + "/inference.GRPCInferenceService/ModelInfer (" + s.req.GetModelName() + ")"
@@ -697,7 +715,8 @@ func (s *grpcSender) send(ctx context.Context) loadOutcome {
 	if s.token != "" {
 		ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+s.token)
 	}
-	resp, err := s.client.ModelInfer(ctx, s.req)
+	client := s.clients[(s.next.Add(1)-1)%uint64(len(s.clients))]
+	resp, err := client.ModelInfer(ctx, s.req)
 	if err != nil {
 		st, ok := status.FromError(err)
 		if !ok {

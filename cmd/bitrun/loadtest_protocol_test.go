@@ -82,7 +82,7 @@ func TestLoadtestProtocols(t *testing.T) {
 		t.Errorf("infer-uint8 with two image sizes: %v, want a usage error", err)
 	}
 	// The text report names the protocol and images/s.
-	out, _, err := execCLI(t, "loadtest", "--url", base, "--protocol", protoGRPC, "--grpc-addr", grpcAddr,
+	out, _, err := execCLI(t, "loadtest", "--url", base, "--protocol", protoGRPC, "--grpc-addr", grpcAddr, "--grpc-conns", "2",
 		"--batch", "2", "--image", files[0], "--concurrency", "2", "--requests", "4")
 	if err != nil || !strings.Contains(out, "protocol     grpc, 2 image(s)") || !strings.Contains(out, "images/s") || !strings.Contains(out, "OK: 4") {
 		t.Errorf("loadtest text: %v\n%s", err, out)
@@ -101,6 +101,9 @@ func TestLoadtestProtocolUsage(t *testing.T) {
 		{"--batch", "1000"},
 		{"--protocol", "grpc", "--grpc-addr", "192.0.2.1:9001", "--url", "http://127.0.0.1:1"},
 		{"--protocol", "grpc", "--grpc-addr", "no-port", "--url", "http://127.0.0.1:1"},
+		{"--grpc-conns", "2"},
+		{"--protocol", "grpc", "--grpc-addr", "127.0.0.1:9001", "--grpc-conns", "0", "--url", "http://127.0.0.1:1"},
+		{"--protocol", "grpc", "--grpc-addr", "127.0.0.1:9001", "--grpc-conns", "9", "--concurrency", "4", "--url", "http://127.0.0.1:1"},
 	} {
 		_, _, err := execCLI(t, append([]string{"loadtest", "--image", img}, args...)...)
 		if !errors.As(err, new(usageError)) {
