@@ -5,7 +5,7 @@ BIN      := bin/bitrun
 ORT_LIB  := $(CURDIR)/third_party/onnxruntime/libonnxruntime.so
 export BITRUN_ORT_LIB ?= $(ORT_LIB)
 # Packages whose tests run under the race detector (concurrency lives there).
-RACE_PKGS := ./nn/... ./model/... ./train/... ./runtime/... ./zoo/... ./serve/... ./internal/turbojpeg/...
+RACE_PKGS := ./nn/... ./model/... ./train/... ./runtime/... ./zoo/... ./serve/... ./quantize/... ./internal/turbojpeg/...
 FUZZTIME  ?= 10s
 # make setup installs these; their tests fail instead of skipping when missing.
 REQUIRE   := BITRUN_REQUIRE_ORT=1 BITRUN_REQUIRE_OPENBLAS=1 BITRUN_REQUIRE_TURBOJPEG=1 BITRUN_REQUIRE_CHROMIUM=1 BITRUN_REQUIRE_PODMAN=1 BITRUN_REQUIRE_PYGRPC=1
