@@ -44,14 +44,35 @@ type Options struct {
 	MaxBatch   int           // largest batch sent to the model; 0: 16; negative: 16
 	BatchDelay time.Duration // longest a queued image waits for others to join its batch; 0: 5ms; negative: no wait
 	MaxQueue   int           // images waiting per model before ErrQueueFull; 0: 64*MaxBatch (1024); negative: the same
-	Workers    int           // batches run concurrently; 0: auto (see Open), 1 for New; negative: the same as 0
-	TopK       int           // predictions Classify returns; 0: 5; negative: 5
-	MaxPixels  int           // pixel cap of ClassifyBytes; 0: data.DefaultMaxPixels; negative: the same
-	Output     string        // output to score; "": "logits" if present, else the first output
-	Labels     []string      // class names; nil: the model's bitrun.labels metadata
-	Mean, Std  []float32     // normalisation (1 or 3 values each); nil: the model's bitrun.mean/std, else BiT's
-	Runtime    runtime.Options
-	Logger     *slog.Logger // nil: discard
+	// MaxQueueMemory caps MaxQueue by the bytes the waiting images'
+	// preprocessed rows hold (4 × channels × resolution² each): 0: 256
+	// MiB; negative: MaxQueue alone. It never caps below MaxBatch rows. A
+	// 480 px model's 1024 queued rows would hold 2.8 GB.
+	MaxQueueMemory int64
+	Workers        int       // batches run concurrently; 0: auto (see Open), 1 for New; negative: the same as 0
+	TopK           int       // predictions Classify returns; 0: 5; negative: 5
+	MaxPixels      int       // pixel cap of ClassifyBytes; 0: data.DefaultMaxPixels; negative: the same
+	Output         string    // output to score; "": "logits" if present, else the first output
+	Labels         []string  // class names; nil: the model's bitrun.labels metadata
+	Mean, Std      []float32 // normalisation (1 or 3 values each); nil: the model's bitrun.mean/std, else BiT's
+	Runtime        runtime.Options
+	Logger         *slog.Logger // nil: discard
+}
+
+// defaultQueueMemory is Options.MaxQueueMemory's default.
+const defaultQueueMemory = 256 << 20
+
+// queueRows is how many preprocessed rows of size floats the model's queue
+// holds: MaxQueue, capped by MaxQueueMemory but never under MaxBatch.
+func (c *Classifier) queueRows(size int) int {
+	rows := c.opts.MaxQueue
+	if mem := c.opts.MaxQueueMemory; mem >= 0 {
+		if mem == 0 {
+			mem = defaultQueueMemory
+		}
+		rows = min(rows, max(c.opts.MaxBatch, int(mem/(4*int64(max(size, 1))))))
+	}
+	return rows
 }
 
 // DefaultOptions returns Options with every default filled in.
@@ -98,7 +119,8 @@ type Prediction = api.Prediction
 // dynamically. It is safe for concurrent use. Close releases the model.
 //
 // Resource caveat: every queued image holds its preprocessed tensor
-// (Channels*Resolution² float32s) until its batch runs; MaxQueue bounds that.
+// (Channels*Resolution² float32s) until its batch runs; MaxQueue and
+// MaxQueueMemory bound that.
 type Classifier struct {
 	name     string
 	version  string
@@ -284,7 +306,7 @@ func newClassifier(r Runner, opts Options, path, sum string, start time.Time) (*
 		}
 		c.labels = slices.Clone(opts.Labels)
 	}
-	c.b = newBatcher(r.Run, rowShape, c.opts.MaxBatch, c.fixedN, c.opts.BatchDelay, c.opts.MaxQueue, c.opts.Workers,
+	c.b = newBatcher(r.Run, rowShape, c.opts.MaxBatch, c.fixedN, c.opts.BatchDelay, c.queueRows(pre.Size()), c.opts.Workers,
 		func() batchObserver { return c })
 	c.loadTime = time.Since(start)
 	c.ready.Store(true)

@@ -83,7 +83,8 @@
 //   - Work: at most Config.MaxInFlight predict/infer requests are decoded
 //     and run at once (503 beyond), each carries at most Config.MaxImages
 //     images, and each model queues at most Options.MaxQueue preprocessed
-//     images (model input rows: 4 × channels × resolution² bytes each).
+//     images (model input rows: 4 × channels × resolution² bytes each) and
+//     at most Options.MaxQueueMemory bytes of them (256 MiB by default).
 //   - Answers: a KServe answer holds each model output at most once (an
 //     output requested twice or unknown is a 400), so its size is bounded by
 //     MaxImages × the model's outputs; it is encoded before the status is

@@ -40,6 +40,8 @@ func TestConfigValueErrors(t *testing.T) {
 			[]string{"--max-body", `"lots"`, "env BITRUN_SERVE_MAX_BODY", "not a size"}},
 		{nil, []string{"--body-timeout", "2h"},
 			[]string{"--body-timeout", `"2h0m0s"`, "flag --body-timeout", "out of range"}},
+		{nil, []string{"--max-queue-memory", "-5"},
+			[]string{"--max-queue-memory", `"-5"`, "flag --max-queue-memory", "not a size", "256MiB"}},
 		{nil, []string{"--max-decode-memory", "lots"},
 			[]string{"--max-decode-memory", `"lots"`, "flag --max-decode-memory", "not a size", "512MiB"}},
 		{nil, []string{"--max-body-memory", "0"},

@@ -84,6 +84,7 @@ without --auth-token-file logs a warning.`,
 	f.Int("max-batch", 16, "largest batch sent to a model")
 	f.Duration("batch-delay", 5*time.Millisecond, "longest an image waits for others to share its batch (0: the default 5ms; negative: no wait)")
 	f.Int("max-queue", 0, "images waiting per model before 503 (default 64 × max-batch)")
+	f.String("max-queue-memory", "256MiB", "bytes of preprocessed images waiting per model (caps --max-queue; never below --max-batch images)")
 	f.Int("workers", 0, "batches run concurrently per model (0 = auto: on the CPU with --threads 0, min(2, cores) workers splitting the cores)")
 	f.Int("top-k", 5, "predictions returned when the request has no top_k")
 	f.String("max-body", "16MiB", "request body cap (413 beyond), e.g. 16MiB, 512KiB")
@@ -109,6 +110,7 @@ without --auth-token-file logs a warning.`,
 		"serve.max_batch":         "max-batch",
 		"serve.batch_delay":       "batch-delay",
 		"serve.max_queue":         "max-queue",
+		"serve.max_queue_memory":  "max-queue-memory",
 		"serve.workers":           "workers",
 		"serve.top_k":             "top-k",
 		"serve.max_body":          "max-body",
@@ -211,7 +213,11 @@ func serveFlags(cmd *cobra.Command, _ []string) (serveOptions, error) {
 		MaxBodyMemory: bodyMemory, MaxDecodeMemory: decodeMemory}
 	o.server.Version, o.server.Commit = buildVersion()
 	o.server.CORSOrigins = cfg.GetStringSlice("serve.cors_origins")
-	o.model = serve.Options{MaxPixels: int(maxPixels)}
+	queueMemory, err := parseByteSize(cfg.GetString("serve.max_queue_memory"))
+	if err != nil || queueMemory < 1 {
+		return o, configValueError(cmd, "serve.max_queue_memory", cfg.GetString("serve.max_queue_memory"), "is not a size", "a size of at least 1 byte such as 256MiB")
+	}
+	o.model = serve.Options{MaxPixels: int(maxPixels), MaxQueueMemory: queueMemory}
 	// Every numeric setting is parsed strictly: a bad value names its key,
 	// the value, where it came from and the allowed range. Each maps
 	// straight onto its serve field (zero: the default, negative: off).
