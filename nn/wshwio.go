@@ -65,15 +65,13 @@ func rowsAffine(out, g, w []float32, a, b, c []float32, rows, cols int, acc bool
 // into inv (len O): per output channel, (w - mean) * inv with the biased
 // variance over (KH, KW, I), the moments accumulated in float64.
 func StandardizeHWIOInto(dst, w *Tensor, inv []float32) {
-	kh, kw, ci, co := dims4(w)
+	_, _, _, co := dims4(w)
 	if !SameShape(dst.Shape, w.Shape) || len(inv) != co {
 		panic(fmt.Sprintf("nn: StandardizeHWIOInto: w %v, dst %v, inv %d", w.Shape, dst.Shape, len(inv)))
 	}
-	rows := kh * kw * ci
-	coef := make([]float32, 2*co)
-	zero, shift := coef[:co], coef[co:]
-	wsMoments(w, inv, shift)
-	rowsAffine(dst.Data, w.Data, w.Data, inv, zero, shift, rows, co, false)
+	s := WS{Scale: inv, Shift: make([]float32, co)}
+	wsMoments(w, s.Scale, s.Shift)
+	s.apply(dst, w)
 }
 
 // StandardizePrepareHWIO prepares w [KH,KW,I,O] for a training step's
@@ -179,19 +177,44 @@ func StandardizeBackwardHWIO(w *Tensor, s WS, gs, dw *Tensor, accumulate bool) {
 	if !SameShape(gs.Shape, w.Shape) || !SameShape(dw.Shape, w.Shape) || len(s.Scale) != co || len(s.Shift) != co {
 		panic(fmt.Sprintf("nn: StandardizeBackwardHWIO: w %v, gs %v, dw %v, scale %d, shift %d", w.Shape, gs.Shape, dw.Shape, len(s.Scale), len(s.Shift)))
 	}
-	rows := kh * kw * ci
+	b, c := s.backwardCoefs(w, gs.Data, nil)
+	ws := New(w.Shape...)
+	s.apply(ws, w)
+	rowsAffine(dw.Data, gs.Data, ws.Data, s.Scale, b, c, kh*kw*ci, co, accumulate)
+}
+
+// apply writes the standardised kernel w·s.Scale + s.Shift into dst.
+func (s WS) apply(dst, w *Tensor) {
+	co := len(s.Scale)
+	rowsAffine(dst.Data, w.Data, w.Data, s.Scale, make([]float32, co), s.Shift, w.Len()/co, co, false)
+}
+
+// backwardCoefs returns the per-output-channel coefficients of the
+// standardisation backward, dw = gs·Scale + ws·b + c, for gs = g0 (+ g1
+// when not nil), the gradient with respect to ws = w·Scale + Shift: b =
+// -Scale·mean(gs·ws) and c = -Scale·mean(gs), the column sums taken in
+// float64 without materialising ws or gs.
+func (s WS) backwardCoefs(w *Tensor, g0, g1 []float32) (b, c []float32) {
+	co := len(s.Scale)
+	rows := w.Len() / co
 	sg, sgw := colReduce(rows, co, func(pa, pb []float64, lo, n int) {
-		wsGradSums(pa, pb, gs.Data[lo*co:], nil, w.Data[lo*co:], s.Scale, s.Shift, n, co)
+		wsGradSums(pa, pb, g0[lo*co:], rowsFrom(g1, lo*co), w.Data[lo*co:], s.Scale, s.Shift, n, co)
 	})
-	coef := make([]float32, 3*co)
-	zero, b, c := coef[:co], coef[co:2*co], coef[2*co:]
+	coef := make([]float32, 2*co)
+	b, c = coef[:co], coef[co:]
 	for j := range b {
 		sc := float64(s.Scale[j])
 		b[j], c[j] = float32(-sc*sgw[j]/float64(rows)), float32(-sc*sg[j]/float64(rows))
 	}
-	ws := New(w.Shape...)
-	rowsAffine(ws.Data, w.Data, w.Data, s.Scale, zero, s.Shift, rows, co, false)
-	rowsAffine(dw.Data, gs.Data, ws.Data, s.Scale, b, c, rows, co, accumulate)
+	return b, c
+}
+
+// rowsFrom is d[off:], or nil for a nil d (an absent second gradient).
+func rowsFrom(d []float32, off int) []float32 {
+	if d == nil {
+		return nil
+	}
+	return d[off:]
 }
 
 // WS is the weight standardisation of a kernel w [KH,KW,I,O]: ws = w·Scale
@@ -224,35 +247,19 @@ func StandardizedSGD(w, v *Tensor, s WS, g0, g1 *Tensor, momentum, lr, weightDec
 		len(s.Scale) != co || len(s.Shift) != co {
 		panic(fmt.Sprintf("nn: StandardizedSGD: w %v, v %v, g0 %v, scale %d, shift %d", w.Shape, v.Shape, g0.Shape, len(s.Scale), len(s.Shift)))
 	}
-	rows := kh * kw * ci
 	var g1d []float32
 	if g1 != nil {
 		g1d = g1.Data
 	}
-	from := func(d []float32, lo int) []float32 {
-		if d == nil {
-			return nil
-		}
-		return d[lo*co:]
-	}
-	sg, sgw := colReduce(rows, co, func(pa, pb []float64, lo, n int) {
-		wsGradSums(pa, pb, g0.Data[lo*co:], from(g1d, lo), w.Data[lo*co:], s.Scale, s.Shift, n, co)
-	})
-	coef := make([]float32, 2*co)
-	b, c := coef[:co], coef[co:]
-	for j := range b {
-		sc := float64(s.Scale[j])
-		b[j], c[j] = float32(-sc*sgw[j]/float64(rows)), float32(-sc*sg[j]/float64(rows))
-	}
-	parallelChunks(rows, max(1, 4096/max(co, 1)), func(lo, hi int) {
+	b, c := s.backwardCoefs(w, g0.Data, g1d)
+	parallelChunks(kh*kw*ci, max(1, 4096/max(co, 1)), func(lo, hi int) {
 		for r := lo; r < hi; r++ {
-			row := func(d []float32) []float32 {
-				if d == nil {
-					return nil
-				}
-				return d[r*co:][:co]
+			o := r * co
+			g1r := rowsFrom(g1d, o)
+			if g1r != nil {
+				g1r = g1r[:co]
 			}
-			wsSGDRow(row(w.Data), row(v.Data), row(g0.Data), row(g1d), s.Scale, s.Shift, b, c, momentum, lr, weightDecay)
+			wsSGDRow(w.Data[o:][:co], v.Data[o:][:co], g0.Data[o:][:co], g1r, s.Scale, s.Shift, b, c, momentum, lr, weightDecay)
 		}
 	})
 }
