@@ -1,11 +1,5 @@
 package nn
 
-import (
-	"runtime"
-	"sync"
-	"sync/atomic"
-)
-
 // Arena hands out float32 tensors that stay valid until Reset or until the
 // Release of a Mark taken before them. It reuses its buffers: a training step
 // that asks for the same sequence of shapes on every call allocates tensor
@@ -83,37 +77,4 @@ func (a *Arena) Bytes() int64 {
 		return 0
 	}
 	return a.bytes
-}
-
-// Workers is the number of goroutines the training kernels split work over.
-func Workers() int { return runtime.GOMAXPROCS(0) }
-
-// parallelW runs fn(worker, i) for i in [0, n) over at most workers
-// goroutines; worker is in [0, workers) and identifies per-goroutine scratch.
-func parallelW(n, workers int, fn func(w, i int)) {
-	if workers > n {
-		workers = n
-	}
-	if workers <= 1 {
-		for i := 0; i < n; i++ {
-			fn(0, i)
-		}
-		return
-	}
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	wg.Add(workers)
-	for w := 0; w < workers; w++ {
-		go func(w int) {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= n {
-					return
-				}
-				fn(w, i)
-			}
-		}(w)
-	}
-	wg.Wait()
 }

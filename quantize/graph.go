@@ -311,23 +311,6 @@ func (g *bitGraph) qdqModel(act map[string]qparams, head Head) *onnxpb.Model {
 	return &m
 }
 
-// dequantize returns the float values of an int8 weight initializer of a
-// QDQ model written by qdqModel (for tests and reports).
-func dequantize(q []byte, scales []float32, channels int, axisFast bool) []float32 {
-	per := len(q) / channels
-	out := make([]float32, len(q))
-	for c := range channels {
-		for j := range per {
-			k := c*per + j
-			if axisFast {
-				k = j*channels + c
-			}
-			out[k] = float32(int8(q[k])) * scales[c]
-		}
-	}
-	return out
-}
-
 func sortedKeys(m map[string]qparams) []string {
 	return slices.Sorted(maps.Keys(m)) // a deterministic file
 }

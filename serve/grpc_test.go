@@ -58,14 +58,6 @@ func grpcPixels(img image.Image) []byte {
 	return px
 }
 
-func fp32Bytes(x []float32) []byte {
-	b := make([]byte, 4*len(x))
-	for i, v := range x {
-		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(v))
-	}
-	return b
-}
-
 func float32sOf(b []byte) []float32 {
 	x := make([]float32, len(b)/4)
 	for i := range x {
