@@ -557,7 +557,7 @@ func (n *Net) Step(opt *SGD, lr float64) error {
 			from = append(from, r)
 		}
 	}
-	if len(from) == 0 || len(from) > 2 || !from[0].seen || from[0] != n {
+	if len(from) == 0 || len(from) > 2 || from[0] != n {
 		return opt.Step(n.params, n.Grads(), lr)
 	}
 	// The other parameters (GroupNorm, head: small) go through opt.Step
