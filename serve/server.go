@@ -72,6 +72,19 @@ const (
 	defaultDecodeMemory = 512 << 20
 )
 
+// memoryBound resolves a memory bound setting v: 0 is def, or the count
+// bound all when that is less; negative is all; never below one request's
+// need, least.
+func memoryBound(v, def, all, least int64) int64 {
+	switch {
+	case v == 0:
+		v = min(def, all)
+	case v < 0:
+		v = all
+	}
+	return max(v, least)
+}
+
 // DefaultConfig returns Config with every default filled in.
 func DefaultConfig() Config {
 	return Config{}.withDefaults()
@@ -115,21 +128,8 @@ func (c Config) withDefaults() Config {
 		c.MaxDecodes = 2 * runtime.GOMAXPROCS(0)
 	}
 	perImage := data.DecodeBytesPerPixel * int64(c.MaxPixels)
-	switch {
-	case c.MaxDecodeMemory == 0:
-		c.MaxDecodeMemory = min(defaultDecodeMemory, int64(c.MaxDecodes)*perImage)
-	case c.MaxDecodeMemory < 0:
-		c.MaxDecodeMemory = int64(c.MaxDecodes) * perImage
-	}
-	c.MaxDecodeMemory = max(c.MaxDecodeMemory, perImage)
-	all := 2 * int64(c.MaxInFlight) * c.MaxBody
-	switch {
-	case c.MaxBodyMemory == 0:
-		c.MaxBodyMemory = min(defaultBodyMemory, all)
-	case c.MaxBodyMemory < 0:
-		c.MaxBodyMemory = all
-	}
-	c.MaxBodyMemory = max(c.MaxBodyMemory, 2*c.MaxBody)
+	c.MaxDecodeMemory = memoryBound(c.MaxDecodeMemory, defaultDecodeMemory, int64(c.MaxDecodes)*perImage, perImage)
+	c.MaxBodyMemory = memoryBound(c.MaxBodyMemory, defaultBodyMemory, 2*int64(c.MaxInFlight)*c.MaxBody, 2*c.MaxBody)
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
