@@ -1,6 +1,7 @@
 package serve
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"testing"
@@ -34,4 +35,29 @@ func TestWaitBudget(t *testing.T) {
 	if err := b.take(ctx, 40); err != nil { // 100 - 60 held
 		t.Fatalf("what is left: %v", err)
 	}
+}
+
+// A body read into a buffer reused from the pool is charged like any
+// other: the pool's spare capacity is not free room past the budget.
+func TestReadCappedPooledBuffer(t *testing.T) {
+	big := bytes.Repeat([]byte("x"), 1<<20)
+	_, release, err := readCapped(bytes.NewReader(big), 4<<20, -1, nil) // leaves a 1 MiB+ buffer in the pool
+	if err != nil {
+		t.Fatal(err)
+	}
+	release()
+	budget := &bodyBudget{limit: 100 << 10}
+	if _, rel, err := readCapped(bytes.NewReader(big), 4<<20, -1, budget); err == nil {
+		rel()
+		t.Fatal("a 1 MiB body read within a 100 KiB budget")
+	}
+	if used := budget.used.Load(); used != 0 {
+		t.Errorf("%d bytes still charged after a refused read", used)
+	}
+	small := bytes.Repeat([]byte("y"), 10<<10)
+	b, rel, err := readCapped(bytes.NewReader(small), 4<<20, -1, budget)
+	if err != nil || !bytes.Equal(b, small) {
+		t.Fatalf("10 KiB body: %v", err)
+	}
+	rel()
 }

@@ -111,9 +111,10 @@ func decodeMultipart[T any](body io.Reader, boundary string, lim uploadLimits, d
 // readCapped reads r to the end into a pooled buffer, failing with
 // ErrBodyTooLarge past limit bytes; sizeHint (-1: unknown) presizes the
 // buffer. release returns the buffer: the bytes must not be used after it.
-// budget, when not nil, is charged the buffer's capacity as it grows (a
-// slow client holds only what it has sent); when it runs out the read fails
-// with ErrQueueFull.
+// budget, when not nil, is charged ahead of every byte read (a slow client
+// holds only what it has sent; a buffer reused from the pool is filled
+// only as far as the charge goes); when it runs out the read fails with
+// ErrQueueFull.
 func readCapped(r io.Reader, limit, sizeHint int64, budget *bodyBudget) (b []byte, release func(), err error) {
 	buf := bodyPool.Get().(*bytes.Buffer)
 	buf.Reset()
@@ -144,14 +145,16 @@ func readCapped(r io.Reader, limit, sizeHint int64, budget *bodyBudget) (b []byt
 	}
 	lr := io.LimitReader(r, limit+1)
 	for {
-		if buf.Available() < bytes.MinRead {
+		if room := charged - int64(buf.Len()); buf.Available() < bytes.MinRead || room < bytes.MinRead {
 			chunk := min(max(int64(buf.Len()), 64<<10), 4<<20)
 			if err := grow(chunk); err != nil {
 				release()
 				return nil, nil, err
 			}
 		}
-		n, err := lr.Read(buf.AvailableBuffer()[:buf.Available()])
+		// Read no further than charged: a pooled buffer may have room
+		// beyond it.
+		n, err := lr.Read(buf.AvailableBuffer()[:min(int64(buf.Available()), charged-int64(buf.Len()))])
 		buf.Write(buf.AvailableBuffer()[:n])
 		if err == io.EOF {
 			break
