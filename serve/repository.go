@@ -186,7 +186,7 @@ func (r *Repository) loadAll(ctx context.Context) error {
 	if t := r.srv.table.Load(); t != nil {
 		for _, name := range t.names {
 			if !slices.Contains(names, name) {
-				if _, err := r.Unload(name); err != nil {
+				if _, err := r.unload(name, false); err != nil {
 					errs = append(errs, err)
 				}
 			}
@@ -480,6 +480,13 @@ func (r *Repository) load(ctx context.Context, name string) (api.RepositoryLoad,
 // Unload stops serving every version of the model name (requests in flight
 // finish first); polling leaves it unloaded until Load.
 func (r *Repository) Unload(name string) (api.RepositoryLoad, error) {
+	return r.unload(name, true)
+}
+
+// unload is Unload; byAPI marks the model unloaded until the next Load
+// (polling leaves it alone), else (its folder is gone) the repository
+// forgets it, so that a folder put back is loaded again.
+func (r *Repository) unload(name string, byAPI bool) (api.RepositoryLoad, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	res := api.RepositoryLoad{Name: name, Versions: []string{}, State: api.StateUnavailable}
@@ -495,6 +502,11 @@ func (r *Repository) Unload(name string) (api.RepositoryLoad, error) {
 	delete(r.busy, name)
 	if err != nil {
 		return res, err
+	}
+	if !byAPI {
+		delete(r.states, name)
+		r.opts.Logger.Info("model unloaded: its folder is gone", "model", name)
+		return res, nil
 	}
 	st := r.states[name]
 	if st == nil {

@@ -292,6 +292,20 @@ func TestRepositoryLayout(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	// A removed folder put back is loaded again (only an unload through
+	// the API keeps a model out).
+	writeVersion(t, dir, "pick", "1")
+	deadline = time.Now().Add(10 * time.Second)
+	for {
+		models, _ := cl.Models(ctx)
+		if fmt.Sprint(models) == "[{all true [1 2 10]} {pick true [1]} {two true [10 11]}]" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("polling after the folder came back: models %v", models)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // TestRepositoryLoadingState: while a load runs, the index answers at once
