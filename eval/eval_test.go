@@ -12,6 +12,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	goruntime "runtime"
 	"strings"
 	"testing"
 
@@ -442,8 +443,72 @@ func TestMetricsRefuseNonFinite(t *testing.T) {
 		if !errors.Is(err, ErrNonFinite) || !strings.Contains(err.Error(), "example 1") {
 			t.Errorf("%v: err = %v, want ErrNonFinite naming example 1", bad, err)
 		}
-		if m.N() != 0 {
-			t.Errorf("%v: %d examples recorded from a refused batch", bad, m.N())
+		if m.N() != 0 || len(m.confusion) != 0 {
+			t.Errorf("%v: %d examples, %d confusion rows recorded from a refused batch", bad, m.N(), len(m.confusion))
 		}
+	}
+}
+
+// Merge sums shard reports, and checks a report's confusion matrix whole
+// before sizing by it: many empty rows (a small file) are refused, not
+// allocated as rows² counters.
+func TestMergeBounds(t *testing.T) {
+	var parts []*Report
+	for i := range 2 {
+		r, err := Run(context.Background(), colourClassifier{size: 4}, colourSet{n: 10}, Options{Batch: 4, Shard: Shard{Index: i, Count: 2}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		parts = append(parts, r)
+	}
+	whole, err := Merge(parts)
+	if err != nil || whole.Images != 10 {
+		t.Fatalf("merge: %v, %v", whole, err)
+	}
+	for _, rows := range []int{MaxClasses + 1, 2} {
+		bad := *parts[1]
+		bad.Confusion = make([][]int64, rows) // empty rows
+		if _, err := Merge([]*Report{parts[0], &bad}); !errors.Is(err, ErrShards) {
+			t.Errorf("%d empty confusion rows: %v, want ErrShards", rows, err)
+		}
+	}
+}
+
+// npyHead is a version 1.0 .npy header for dtype and shape (no data).
+func npyHead(dtype, shape string) []byte {
+	dict := fmt.Sprintf("{'descr': '%s', 'fortran_order': False, 'shape': %s, }", dtype, shape)
+	pad := 64 - (10+len(dict)+1)%64
+	dict += strings.Repeat(" ", pad%64) + "\n"
+	h := []byte("\x93NUMPY\x01\x00")
+	h = append(h, byte(len(dict)), byte(len(dict)>>8))
+	return append(h, dict...)
+}
+
+// A features set whose headers declare 2^31-1 rows of no data (16 GiB of
+// labels) is refused
+// before anything of that size is allocated.
+func TestReadFeaturesDeclaredRows(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "f.npy")
+	fp, lp, np, mp := FeaturePaths(path)
+	const rows = 1<<31 - 1
+	for p, b := range map[string][]byte{
+		fp: npyHead("<f4", fmt.Sprintf("(%d, 0)", rows)),
+		lp: npyHead("<i8", fmt.Sprintf("(%d,)", rows)),
+		np: []byte("a\n"),
+		mp: []byte(fmt.Sprintf(`{"model":"m","output":"features","rows":%d,"dim":0,"classes":["a"]}`, rows)),
+	} {
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var before, after goruntime.MemStats
+	goruntime.ReadMemStats(&before)
+	_, err := ReadFeatures(path)
+	goruntime.ReadMemStats(&after)
+	if err == nil || !strings.Contains(err.Error(), "labels") {
+		t.Fatalf("ReadFeatures of a 2^31-row header: %v, want an error about the labels", err)
+	}
+	if got := after.TotalAlloc - before.TotalAlloc; got > 64<<20 {
+		t.Errorf("ReadFeatures allocated %d MiB for a header's declared rows", got>>20)
 	}
 }

@@ -236,9 +236,14 @@ func ReadFeatures(path string) (*Features, error) {
 	if err != nil || h.DType != "<i8" || !slices.Equal(h.Shape, []int{f.Rows}) {
 		return nil, fmt.Errorf("eval: %s: want int64 [%d] labels (%v, %v)", lp, f.Rows, h, err)
 	}
-	lb := make([]byte, 8*f.Rows)
-	if _, err := io.ReadFull(br, lb); err != nil {
+	// Read what the file holds, not what the header declares: a header
+	// may claim rows the file does not have.
+	lb, err := io.ReadAll(io.LimitReader(br, 8*int64(f.Rows)))
+	if err != nil {
 		return nil, fmt.Errorf("eval: %s: %w", lp, err)
+	}
+	if len(lb) != 8*f.Rows {
+		return nil, fmt.Errorf("eval: %s: %d bytes of labels for %d rows: %w", lp, len(lb), f.Rows, io.ErrUnexpectedEOF)
 	}
 	f.Labels = make([]int64, f.Rows)
 	for i := range f.Labels {

@@ -128,16 +128,16 @@ func (m *Metrics) Add(logits []float32, classes int, labels []int) error {
 		}
 		maxLabel = max(maxLabel, l)
 	}
-	if n := max(classes, maxLabel+1); n > MaxClasses {
+	n := max(classes, maxLabel+1)
+	if n > MaxClasses {
 		return fmt.Errorf("eval: %d classes exceed the limit of %d", n, MaxClasses)
-	} else {
-		m.grow(n)
 	}
 	for i, v := range logits {
 		if v != v || v > math.MaxFloat32 || v < -math.MaxFloat32 {
 			return fmt.Errorf("%w: logit %v for example %d of the batch, class %d", ErrNonFinite, v, i/classes, i%classes)
 		}
 	}
+	m.grow(n) // after every check: a refused batch records nothing
 	m.classes = max(m.classes, classes)
 	for i, l := range labels {
 		row := logits[i*classes : (i+1)*classes]

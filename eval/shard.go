@@ -146,11 +146,18 @@ func Merge(reports []*Report) (*Report, error) {
 		m.n += r.Images
 		m.top1 += r.Top1Correct
 		m.topk += r.TopKCorrect
-		m.grow(len(r.Confusion))
+		// The matrix is checked whole before it is sized by it: a small
+		// file of many empty rows must not allocate rows² counters.
+		if len(r.Confusion) > MaxClasses {
+			return nil, fmt.Errorf("%w: shard %s: a confusion matrix of %d rows exceeds the limit of %d classes", ErrShards, r.Shard.Shard, len(r.Confusion), MaxClasses)
+		}
 		for i, row := range r.Confusion {
 			if len(row) != len(r.Confusion) {
 				return nil, fmt.Errorf("%w: shard %s: confusion row %d has %d columns, want %d", ErrShards, r.Shard.Shard, i, len(row), len(r.Confusion))
 			}
+		}
+		m.grow(len(r.Confusion))
+		for i, row := range r.Confusion {
 			for j, v := range row {
 				m.confusion[i][j] += v
 			}
