@@ -52,7 +52,12 @@ func bindKey(cmd *cobra.Command, key, flag string) {
 	if f == nil {
 		panic("bindKey: no flag " + flag + " on " + cmd.Name())
 	}
-	cfg.SetDefault(key, f.DefValue)
+	if sv, ok := f.Value.(pflag.SliceValue); ok {
+		// A list flag's DefValue is its text, "[]" for an empty list.
+		cfg.SetDefault(key, sv.GetSlice())
+	} else {
+		cfg.SetDefault(key, f.DefValue)
+	}
 	_ = cfg.BindEnv(append([]string{key}, envs...)...)
 	// Bind the flag of the command actually run in loadConfig: one key may be
 	// bound to flags of several commands.

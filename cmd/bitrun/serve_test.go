@@ -427,3 +427,21 @@ func TestServeWeightsAndToken(t *testing.T) {
 		t.Errorf("metadata %+v %v", md, err)
 	}
 }
+
+// A list flag left unset is an empty list: serve's CORS origins were the
+// one origin "[]" (the flag's default text), so every request with an
+// Origin header got a Vary header.
+func TestServeListFlagDefault(t *testing.T) {
+	cmd := parsedCommand(t, "serve", "--onnx", "m.onnx")
+	o, err := serveFlags(cmd, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(o.server.CORSOrigins) != 0 {
+		t.Errorf("CORS origins %q without --cors-origin, want none", o.server.CORSOrigins)
+	}
+	cmd = parsedCommand(t, "serve", "--onnx", "m.onnx", "--cors-origin", "https://a.example", "--cors-origin", "https://b.example")
+	if o, err = serveFlags(cmd, nil); err != nil || len(o.server.CORSOrigins) != 2 {
+		t.Errorf("two --cors-origin: %q, %v", o.server.CORSOrigins, err)
+	}
+}
