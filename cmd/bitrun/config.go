@@ -304,6 +304,17 @@ func configInt(cmd *cobra.Command, key string, lo, hi int) (int, error) {
 	return v, nil
 }
 
+// configByteSize reads key as a size of at least one byte ("16MiB",
+// "512KiB", a byte count); example is shown in the error.
+func configByteSize(cmd *cobra.Command, key, example string) (int64, error) {
+	raw := cfg.GetString(key)
+	v, err := parseByteSize(raw) // under 1 byte is an error there
+	if err != nil {
+		return 0, configValueError(cmd, key, raw, "is not a size", "a size of at least 1 byte such as "+example+", or a byte count")
+	}
+	return v, nil
+}
+
 // configDuration reads key as a Go duration ("250ms", "30s") in [lo, hi].
 func configDuration(cmd *cobra.Command, key string, lo, hi time.Duration) (time.Duration, error) {
 	raw := cfg.GetString(key)

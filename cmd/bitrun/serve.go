@@ -187,36 +187,30 @@ func serveFlags(cmd *cobra.Command, _ []string) (serveOptions, error) {
 	o.modelDir = cfg.GetString("serve.model_dir")
 	o.repoDir = cfg.GetString("serve.model_repository")
 
-	maxBody, err := parseByteSize(cfg.GetString("serve.max_body"))
-	if err != nil {
-		return o, configValueError(cmd, "serve.max_body", cfg.GetString("serve.max_body"), "is not a size", "a size such as 16MiB, 512KiB or a byte count")
-	}
 	maxPixels, err := parseCount(cfg.GetString("serve.max_pixels"))
 	if err != nil {
 		return o, configValueError(cmd, "serve.max_pixels", cfg.GetString("serve.max_pixels"), "is not a count", "a count such as 40M or 40000000")
 	}
-	if maxBody < 1 {
-		return o, configValueError(cmd, "serve.max_body", cfg.GetString("serve.max_body"), "is out of range", "a size of at least 1 byte")
-	}
-	if maxPixels < 1 || maxPixels > 1<<31 {
+	if maxPixels > 1<<31 {
 		return o, configValueError(cmd, "serve.max_pixels", cfg.GetString("serve.max_pixels"), "is out of range", fmt.Sprintf("a count from 1 to %d", int64(1)<<31))
 	}
-	bodyMemory, err := parseByteSize(cfg.GetString("serve.max_body_memory"))
-	if err != nil || bodyMemory < 1 {
-		return o, configValueError(cmd, "serve.max_body_memory", cfg.GetString("serve.max_body_memory"), "is not a size", "a size of at least 1 byte such as 1GiB")
+	o.server = serve.Config{Addr: cfg.GetString("serve.addr"), MaxPixels: int(maxPixels)}
+	var queueMemory int64
+	for _, c := range []struct {
+		key, example string
+		dst          *int64
+	}{
+		{"serve.max_body", "16MiB", &o.server.MaxBody},
+		{"serve.max_body_memory", "1GiB", &o.server.MaxBodyMemory},
+		{"serve.max_decode_memory", "512MiB", &o.server.MaxDecodeMemory},
+		{"serve.max_queue_memory", "256MiB", &queueMemory},
+	} {
+		if *c.dst, err = configByteSize(cmd, c.key, c.example); err != nil {
+			return o, err
+		}
 	}
-	decodeMemory, err := parseByteSize(cfg.GetString("serve.max_decode_memory"))
-	if err != nil || decodeMemory < 1 {
-		return o, configValueError(cmd, "serve.max_decode_memory", cfg.GetString("serve.max_decode_memory"), "is not a size", "a size of at least 1 byte such as 512MiB")
-	}
-	o.server = serve.Config{Addr: cfg.GetString("serve.addr"), MaxBody: maxBody, MaxPixels: int(maxPixels),
-		MaxBodyMemory: bodyMemory, MaxDecodeMemory: decodeMemory}
 	o.server.Version, o.server.Commit = buildVersion()
 	o.server.CORSOrigins = cfg.GetStringSlice("serve.cors_origins")
-	queueMemory, err := parseByteSize(cfg.GetString("serve.max_queue_memory"))
-	if err != nil || queueMemory < 1 {
-		return o, configValueError(cmd, "serve.max_queue_memory", cfg.GetString("serve.max_queue_memory"), "is not a size", "a size of at least 1 byte such as 256MiB")
-	}
 	o.model = serve.Options{MaxPixels: int(maxPixels), MaxQueueMemory: queueMemory}
 	// Every numeric setting is parsed strictly: a bad value names its key,
 	// the value, where it came from and the allowed range. Each maps
