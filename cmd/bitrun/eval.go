@@ -318,7 +318,7 @@ func runEval(ctx context.Context, o evalOptions, stdout, stderr io.Writer) error
 	}
 	rep.Dataset = fmt.Sprintf("%s (%s)", o.data, o.split)
 	// The SHA-256 of the model file: shards of different models never merge.
-	if rep.ModelSHA256, err = fileSHA256(file); err != nil {
+	if rep.ModelSHA256, err = fileSHA256(ctx, file); err != nil {
 		return err
 	}
 	if o.report != "" {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"time"
 
@@ -81,7 +82,9 @@ func exportFlags(cmd *cobra.Command, _ []string) (exportOptions, error) {
 	o.labelsFile, _ = f.GetString("labels")
 	o.trainable, _ = f.GetBool("trainable")
 	o.force, _ = f.GetBool("force")
-	o.opset = cfg.GetInt("export.opset")
+	if o.opset, err = configInt(cmd, "export.opset", math.MinInt32, math.MaxInt32); err != nil { // the range is validate's
+		return o, err
+	}
 	o.externalData = cfg.GetString("export.external_data")
 	return o, nil
 }
@@ -177,13 +180,11 @@ func runExport(ctx context.Context, o exportOptions, _, stderr io.Writer) error 
 	return nil
 }
 
-// fileSHA256 is the hex SHA-256 of the file at path.
-func fileSHA256(path string) (string, error) {
-	_, digest, err := fileDigest(context.Background(), path)
-	if err != nil {
-		return "", fmt.Errorf("export: %w", err)
-	}
-	return digest, nil
+// fileSHA256 is the hex SHA-256 of the file at path, given up when ctx is
+// done.
+func fileSHA256(ctx context.Context, path string) (string, error) {
+	_, digest, err := fileDigest(ctx, path)
+	return digest, err
 }
 
 // byteProgress reports bytes written on w when the total is large enough to

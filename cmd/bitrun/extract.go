@@ -123,7 +123,7 @@ func runExtract(ctx context.Context, opts extractOptions, _, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
-	sum, err := fileSHA256(opts.ONNX)
+	sum, err := fileSHA256(ctx, opts.ONNX)
 	if err != nil {
 		return err
 	}

@@ -405,7 +405,7 @@ func (c *finetuneOptions) prepare(ctx context.Context, stderr io.Writer) error {
 		return err
 	}
 	o.Source, o.SourcePath = src, weights
-	if o.SourceSHA, err = fileSHA256(weights); err != nil {
+	if o.SourceSHA, err = fileSHA256(ctx, weights); err != nil {
 		return err
 	}
 	o.Version, _ = buildVersion()

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/bitrun/bitrun/internal/ctxio"
 	"github.com/bitrun/bitrun/model"
 	"github.com/spf13/cobra"
 )
@@ -177,21 +178,9 @@ func fileDigest(ctx context.Context, path string) (int64, string, error) {
 	}
 	defer f.Close()
 	h := sha256.New()
-	buf := make([]byte, 1<<20)
-	var n int64
-	for {
-		if err := ctx.Err(); err != nil {
-			return 0, "", err
-		}
-		k, err := f.Read(buf)
-		h.Write(buf[:k])
-		n += int64(k)
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return 0, "", err
-		}
+	n, err := io.CopyBuffer(h, ctxio.Reader(ctx, f), make([]byte, 1<<20))
+	if err != nil {
+		return 0, "", err
 	}
 	return n, hex.EncodeToString(h.Sum(nil)), nil
 }

@@ -91,7 +91,7 @@ func TestQuantizeZooModel(t *testing.T) {
 		t.Fatal(err)
 	}
 	meta := md.Metadata()
-	if sum, err := fileSHA256(export); err != nil || meta[quantize.MetaSourceModel] != sum {
+	if sum, err := fileSHA256(t.Context(), export); err != nil || meta[quantize.MetaSourceModel] != sum {
 		t.Errorf("source digest %s, the cached export's %s (%v)", meta[quantize.MetaSourceModel], sum, err)
 	}
 	if !strings.Contains(meta[quantize.MetaAccuracy], `"guard":"agreement"`) {

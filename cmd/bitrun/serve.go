@@ -270,6 +270,9 @@ func (o *serveOptions) validate() error {
 		o.models = append(o.models, serveModel{onnx: p, name: defaultModelName(p)})
 	}
 	if o.weights.given() {
+		if err := checkResolution("--resolution", o.resolution, false); err != nil {
+			return err
+		}
 		name := o.weights.name
 		if name == "" {
 			name = defaultModelName(o.weights.file)
