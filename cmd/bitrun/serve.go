@@ -270,8 +270,10 @@ func (o *serveOptions) validate() error {
 		o.models = append(o.models, serveModel{onnx: p, name: defaultModelName(p)})
 	}
 	if o.weights.given() {
-		if err := checkResolution("--resolution", o.resolution, false); err != nil {
-			return err
+		if o.resolution != 0 { // 0: the export's default
+			if err := checkResolution("--resolution", o.resolution, false); err != nil {
+				return err
+			}
 		}
 		name := o.weights.name
 		if name == "" {
