@@ -146,16 +146,7 @@ type File struct {
 // Predict sends one encoded image (JPEG, PNG, GIF, BMP, WebP) as the raw
 // body and returns the top k classes (k <= 0: the server's default).
 func (c *Client) Predict(ctx context.Context, model string, image []byte, k int) (*PredictResponse, error) {
-	ct := http.DetectContentType(image)
-	if !strings.HasPrefix(ct, "image/") {
-		ct = "application/octet-stream"
-	}
-	var out PredictResponse
-	err := c.do(ctx, http.MethodPost, c.predictPath(model, k), ct, image, &out)
-	if err != nil {
-		return nil, err
-	}
-	return &out, nil
+	return c.PredictVersion(ctx, model, "", image, k)
 }
 
 // PredictFiles sends several images in one multipart/form-data request
@@ -176,14 +167,16 @@ func (c *Client) PredictFiles(ctx context.Context, model string, files []File, k
 		return nil, fmt.Errorf("client: %w", err)
 	}
 	var out PredictResponse
-	if err := c.do(ctx, http.MethodPost, c.predictPath(model, k), mw.FormDataContentType(), b.Bytes(), &out); err != nil {
+	if err := c.do(ctx, http.MethodPost, predictPath(model, "", k), mw.FormDataContentType(), b.Bytes(), &out); err != nil {
 		return nil, err
 	}
 	return &out, nil
 }
 
-func (c *Client) predictPath(model string, k int) string {
-	p := modelPath("/v1/models/", model, "") + "/predict"
+// predictPath is the predict route of a model (version "": the latest)
+// asking for k classes (k <= 0: the server's default).
+func predictPath(model, version string, k int) string {
+	p := modelPath("/v1/models/", model, version) + "/predict"
 	if k > 0 {
 		p += "?top_k=" + strconv.Itoa(k)
 	}
@@ -200,18 +193,15 @@ func modelPath(prefix, model, version string) string {
 	return p
 }
 
-// PredictVersion is Predict for one version of a model.
+// PredictVersion is Predict for one version of a model ("" for the
+// latest).
 func (c *Client) PredictVersion(ctx context.Context, model, version string, image []byte, k int) (*PredictResponse, error) {
 	ct := http.DetectContentType(image)
 	if !strings.HasPrefix(ct, "image/") {
 		ct = "application/octet-stream"
 	}
-	p := modelPath("/v1/models/", model, version) + "/predict"
-	if k > 0 {
-		p += "?top_k=" + strconv.Itoa(k)
-	}
 	var out PredictResponse
-	if err := c.do(ctx, http.MethodPost, p, ct, image, &out); err != nil {
+	if err := c.do(ctx, http.MethodPost, predictPath(model, version, k), ct, image, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil
