@@ -174,19 +174,6 @@ func binaryTensor(name, datatype string, shape []int64, raw []byte) Tensor {
 	return Tensor{Name: name, Datatype: datatype, Shape: shape, Raw: raw, Parameters: Parameters{ParamBinaryDataSize: len(raw)}}
 }
 
-// Elements is the number of elements the shape holds (-1 when a dimension
-// is negative or the product overflows).
-func Elements(shape []int64) int64 {
-	n := int64(1)
-	for _, d := range shape {
-		if d < 0 || d > 0 && n > math.MaxInt32/d {
-			return -1
-		}
-		n *= d
-	}
-	return n
-}
-
 // Float32s returns the data of an FP32 tensor, from Raw or Data.
 func (t *Tensor) Float32s() ([]float32, error) {
 	if t.Datatype != "FP32" {
