@@ -222,10 +222,6 @@ func readHeadCheckpoint(dir string) (*headCheckpoint, error) {
 // files (runfolder.SaveCheckpoint): a crash at any point leaves a complete
 // checkpoint.
 func saveHeadCheckpoint(dir string, step int, params, velocity model.Params) error {
-	var old []string
-	if prev, err := readHeadCheckpoint(dir); err == nil {
-		old = []string{prev.Weights, prev.Optimizer}
-	}
 	ck := headCheckpoint{Step: step, Mode: ModeHead,
 		Weights:   runfolder.CheckpointName("head", step),
 		Optimizer: runfolder.CheckpointName("head-optimizer", step),
@@ -238,7 +234,7 @@ func saveHeadCheckpoint(dir string, step int, params, velocity model.Params) err
 		velocity = model.Params{}
 	}
 	files := []runfolder.NPZ{{Name: ck.Weights, Params: head}, {Name: ck.Optimizer, Params: velocity}}
-	if err := runfolder.SaveCheckpoint(dir, files, ck, old); err != nil {
+	if err := runfolder.SaveCheckpoint(dir, files, ck); err != nil {
 		return fmt.Errorf("finetune: %w", err)
 	}
 	return nil

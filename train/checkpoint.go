@@ -83,10 +83,6 @@ type runKey struct {
 // checkpoint's files (runfolder.SaveCheckpoint): a crash at any point leaves
 // a complete checkpoint.
 func saveCheckpoint(dir string, ck Checkpoint, params, velocity model.Params) error {
-	var old []string
-	if prev, err := readCheckpoint(dir); err == nil {
-		old = []string{prev.Weights, prev.Optimizer}
-	}
 	ck.Weights = runfolder.CheckpointName("weights", ck.Step)
 	files := []runfolder.NPZ{{Name: ck.Weights, Params: params}}
 	ck.Optimizer = ""
@@ -95,7 +91,7 @@ func saveCheckpoint(dir string, ck Checkpoint, params, velocity model.Params) er
 		files = append(files, runfolder.NPZ{Name: ck.Optimizer, Params: velocity})
 	}
 	ck.RNG = "derived: data order and augmentation are pure functions of (seed, step)"
-	if err := runfolder.SaveCheckpoint(dir, files, ck, old); err != nil {
+	if err := runfolder.SaveCheckpoint(dir, files, ck); err != nil {
 		return fmt.Errorf("train: %w", err)
 	}
 	return nil

@@ -77,19 +77,6 @@ func RemoveStaleTemps(dir string) ([]string, error) {
 	return all, nil
 }
 
-// RemoveCheckpointFiles removes the files an old record named, skipping
-// any name CheckpointPath refuses and those still in use (keep).
-func RemoveCheckpointFiles(dir string, old []string, keep ...string) {
-	for _, f := range old {
-		if f == "" || slices.Contains(keep, f) {
-			continue
-		}
-		if p, err := CheckpointPath(dir, f); err == nil {
-			os.Remove(p)
-		}
-	}
-}
-
 // HasCheckpoint reports whether dir holds a checkpoint record.
 func HasCheckpoint(dir string) bool {
 	_, err := os.Stat(filepath.Join(dir, CheckpointFile))
@@ -123,12 +110,12 @@ func CheckpointName(prefix string, step int) string {
 }
 
 // SaveCheckpoint writes files, then rec (which names them) as the run's
-// checkpoint record, then removes the files of the previous record (old)
-// that files do not reuse, and any other .npz in the checkpoint folder that
-// the new record does not name (the payload of a save killed before its
-// record was written). Each write is atomic and the record is written last,
-// so a crash at any point leaves a complete checkpoint.
-func SaveCheckpoint(dir string, files []NPZ, rec any, old []string) error {
+// checkpoint record, then removes every other .npz of the checkpoint folder:
+// the previous record's files and the payload of a save killed before its
+// record was written. Nothing outside the folder is touched, whatever a
+// previous record named. Each write is atomic and the record is written
+// last, so a crash at any point leaves a complete checkpoint.
+func SaveCheckpoint(dir string, files []NPZ, rec any) error {
 	if err := os.MkdirAll(filepath.Join(dir, CheckpointDir), 0o755); err != nil {
 		return fmt.Errorf("runfolder: %w", err)
 	}
@@ -142,7 +129,6 @@ func SaveCheckpoint(dir string, files []NPZ, rec any, old []string) error {
 	if err := WriteJSON(filepath.Join(dir, CheckpointFile), rec); err != nil {
 		return err
 	}
-	RemoveCheckpointFiles(dir, old, keep...)
 	removeOrphans(dir, keep)
 	return nil
 }
