@@ -2,6 +2,7 @@ package eval
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -63,7 +64,7 @@ type Features struct {
 // Extract runs p on the examples of ds (preprocessed as pre) and keeps the
 // output opts.Output of each, in dataset order.
 func Extract(ctx context.Context, p *runtime.Predictor, pre Preprocess, ds data.Dataset, opts ExtractOptions) (*Features, error) {
-	bs := cmpOr(opts.Batch, DefaultBatch)
+	bs := cmp.Or(opts.Batch, DefaultBatch)
 	if bs < 0 || bs > 1<<16 {
 		return nil, fmt.Errorf("eval: batch size %d out of range [1, 65536]", bs)
 	}
@@ -124,13 +125,6 @@ func Extract(ctx context.Context, p *runtime.Predictor, pre Preprocess, ds data.
 	}
 	f.Rows = len(f.Labels)
 	return f, nil
-}
-
-func cmpOr(v, def int) int {
-	if v == 0 {
-		return def
-	}
-	return v
 }
 
 // FeaturePaths are the files of a features set written at path (NAME.npy):

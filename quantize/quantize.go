@@ -1,6 +1,7 @@
 package quantize
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -308,10 +309,7 @@ func Quantize(ctx context.Context, in, out string, opts Options) (*Result, error
 		return nil, err
 	}
 	// Phase 1: read and check the fp32 model.
-	if err := regfile.Check(in); err != nil {
-		return nil, fmt.Errorf("quantize: %w", err)
-	}
-	raw, err := os.ReadFile(in)
+	raw, err := regfile.ReadFile(in)
 	if err != nil {
 		return nil, fmt.Errorf("quantize: %w", err)
 	}
@@ -538,7 +536,7 @@ func calibrate(ctx context.Context, g *bitGraph, names []string, tmpDir string, 
 					}
 					if err := stats[i].add(v); err != nil {
 						mu.Lock()
-						ferr = cmpErr(ferr, err)
+						ferr = cmp.Or(ferr, err) // the first error
 						mu.Unlock()
 					}
 				}
@@ -557,14 +555,6 @@ func calibrate(ctx context.Context, g *bitGraph, names []string, tmpDir string, 
 	}
 	opts.Logger.Info("quantize: calibrated", "images", len(order), "tensors", len(names), "method", opts.Method.String(), "peak_batch_bytes", peak)
 	return stats, pre, peak, nil
-}
-
-// cmpErr keeps the first error (deterministic enough for one message).
-func cmpErr(have, err error) error {
-	if have != nil {
-		return have
-	}
-	return err
 }
 
 // guard evaluates the fp32 and int8 models on opts.Eval, one after the
