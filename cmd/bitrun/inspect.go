@@ -9,7 +9,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"text/tabwriter"
+	"time"
 
 	"github.com/bitrun/bitrun/internal/ctxio"
 	"github.com/bitrun/bitrun/model"
@@ -170,6 +172,31 @@ func inspectFile(ctx context.Context, path string, res int) (*inspectReport, err
 	return rep, nil
 }
 
+// verified holds the digests zoo.Pull verified in this process, by path
+// (verifiedDigest), so that a checkpoint of gigabytes pulled for --model is
+// not read again to hash it.
+var verified sync.Map
+
+// verifiedDigest is a file's SHA-256 as verified, with the size and
+// modification time it had then.
+type verifiedDigest struct {
+	size   int64
+	mtime  time.Time
+	sha256 string
+}
+
+func (d verifiedDigest) same(st os.FileInfo) bool {
+	return st.Size() == d.size && st.ModTime().Equal(d.mtime)
+}
+
+// rememberDigest records sum, the verified SHA-256 of the file at path as
+// it is now.
+func rememberDigest(path, sum string) {
+	if st, err := os.Stat(path); err == nil && sum != "" {
+		verified.Store(path, verifiedDigest{size: st.Size(), mtime: st.ModTime(), sha256: sum})
+	}
+}
+
 // fileDigest returns the size and hex SHA-256 of a file, giving up when ctx is done.
 func fileDigest(ctx context.Context, path string) (int64, string, error) {
 	f, err := os.Open(path)
@@ -177,6 +204,11 @@ func fileDigest(ctx context.Context, path string) (int64, string, error) {
 		return 0, "", err
 	}
 	defer f.Close()
+	if st, err := f.Stat(); err == nil {
+		if d, ok := verified.Load(path); ok && d.(verifiedDigest).same(st) {
+			return st.Size(), d.(verifiedDigest).sha256, nil
+		}
+	}
 	h := sha256.New()
 	n, err := io.CopyBuffer(h, ctxio.Reader(ctx, f), make([]byte, 1<<20))
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/bitrun/bitrun/model"
 )
@@ -207,5 +208,29 @@ func TestInspectMismatch(t *testing.T) {
 	_, stderr, code := runCaptured(t, "inspect", path)
 	if code != 1 || !strings.Contains(stderr, key) {
 		t.Errorf("exit %d, stderr %q, want 1 naming %s", code, stderr, key)
+	}
+}
+
+// fileDigest reuses a digest zoo.Pull verified for the file as it is, and
+// reads the file again once it changed.
+func TestFileDigestReusesVerified(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "w.npz")
+	if err := os.WriteFile(p, []byte("weights"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, real, err := fileDigest(t.Context(), p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rememberDigest(p, "verified-by-zoo")
+	if _, got, _ := fileDigest(t.Context(), p); got != "verified-by-zoo" {
+		t.Errorf("digest %s, want the remembered one", got)
+	}
+	later := time.Now().Add(time.Hour)
+	if err := os.Chtimes(p, later, later); err != nil {
+		t.Fatal(err)
+	}
+	if _, got, _ := fileDigest(t.Context(), p); got != real {
+		t.Errorf("digest of a changed file %s, want %s", got, real)
 	}
 }

@@ -72,6 +72,7 @@ func (r weightsRef) resolve(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("--model %s: %w", r.name, err)
 	}
+	rememberDigest(res.Path, res.SHA256)
 	return res.Path, nil
 }
 
