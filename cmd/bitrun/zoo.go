@@ -119,8 +119,8 @@ func zooOptions(cmd *cobra.Command) (zoo.Options, error) {
 // command's stderr.
 func zooLogger(cmd *cobra.Command) *slog.Logger {
 	lvl := slog.LevelWarn
-	if f := cmd.Flag("log-level"); f != nil && f.Changed {
-		_ = lvl.UnmarshalText([]byte(f.Value.String()))
+	if configSource(cmd, "log.level") != "default" { // the flag, BITRUN_LOG_LEVEL or the config file
+		_ = lvl.UnmarshalText([]byte(cfg.GetString("log.level"))) // checked by checkGlobalConfig
 	}
 	return slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: lvl}))
 }

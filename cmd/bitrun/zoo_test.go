@@ -2,10 +2,12 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -312,5 +314,19 @@ func TestZooProgressPlainLines(t *testing.T) {
 	}
 	if strings.Contains(out, "\r") {
 		t.Error("carriage returns in non-terminal output")
+	}
+}
+
+// The zoo's logger takes the log level from wherever it was set: the
+// flag, BITRUN_LOG_LEVEL or the config file (only the flag counted).
+func TestZooLoggerLevel(t *testing.T) {
+	cmd := parsedCommand(t, "zoo")
+	if zooLogger(cmd).Enabled(context.Background(), slog.LevelInfo) {
+		t.Error("info enabled by default; want warnings and errors only")
+	}
+	t.Setenv("BITRUN_LOG_LEVEL", "debug")
+	cmd = parsedCommand(t, "zoo")
+	if !zooLogger(cmd).Enabled(context.Background(), slog.LevelDebug) {
+		t.Error("BITRUN_LOG_LEVEL=debug: debug not enabled")
 	}
 }
