@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -134,10 +133,7 @@ func runExtract(ctx context.Context, opts extractOptions, _, stderr io.Writer) e
 	defer p.Close()
 	clf, err := eval.NewONNX(p, opts.Pre)
 	if err != nil {
-		if errors.Is(err, eval.ErrPreprocess) {
-			return usageError{commandPrefixed{"extract", err}}
-		}
-		return err
+		return preprocessUsage("extract", err)
 	}
 	what := "all"
 	if opts.Shard.Sharded() {
