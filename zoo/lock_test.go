@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // TestLockLeavesNoFiles (issue 13): releasing a lock removes its .lock file
@@ -26,10 +27,13 @@ func TestLockLeavesNoFiles(t *testing.T) {
 					t.Error(err)
 					return
 				}
+				// Hold the lock a moment, so that a second holder would
+				// overlap, and keep the highest count seen (CAS: a plain
+				// load-then-store could lose it).
 				n := holders.Add(1)
-				if n > most.Load() {
-					most.Store(n)
+				for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
 				}
+				time.Sleep(100 * time.Microsecond)
 				holders.Add(-1)
 				unlock()
 			}
