@@ -1,19 +1,13 @@
 package eval
 
 import (
-	"bytes"
 	"fmt"
 	"image"
 	"image/color"
-	"image/draw"
-	"image/png"
 	"math"
 	"strconv"
 
-	"github.com/bitrun/bitrun/internal/atomicfile"
-	"golang.org/x/image/font"
-	"golang.org/x/image/font/basicfont"
-	"golang.org/x/image/math/fixed"
+	"github.com/bitrun/bitrun/internal/plot"
 )
 
 // ConfusionImage renders a confusion matrix (rows true, columns predicted)
@@ -33,23 +27,15 @@ const maxLabelChars = 18
 // labels has one name per class, "index name" beside each row.
 func ConfusionImageLabels(conf [][]int64, titles []string, labels []string) *image.RGBA {
 	n := len(conf)
-	face := basicfont.Face7x13
 	l := confusionLayout(n, titles, labels)
 	cell, showCounts, named, rowNames := l.cell, l.cell >= 28, l.named, l.rowNames
-	titleH, w, h := l.titleH, l.w, l.h
-	img := image.NewRGBA(image.Rect(0, 0, w, h))
-	draw.Draw(img, img.Bounds(), image.NewUniform(color.White), image.Point{}, draw.Src)
-
-	text := func(s string, x, y int, c color.Color) { // (x, y) = baseline start
-		d := font.Drawer{Dst: img, Src: image.NewUniform(c), Face: face, Dot: fixed.P(x, y)}
-		d.DrawString(s)
-	}
-	textW := func(s string) int { return font.MeasureString(face, s).Round() }
+	img := plot.New(l.w, l.h)
+	text, textW := img.Text, plot.TextWidth
 	for i, t := range titles {
 		text(t, 8, 15+15*i, color.Black)
 	}
 	ox, oy := l.ox, l.oy
-	text("predicted", ox, titleH+11, color.Gray{0x60})
+	text("predicted", ox, l.titleH+11, color.Gray{0x60})
 	text("true", 2, oy-4, color.Gray{0x60})
 
 	step := 1 // label every step-th index so labels do not overlap
@@ -83,7 +69,7 @@ func ConfusionImageLabels(conf [][]int64, titles []string, labels []string) *ima
 			f = math.Sqrt(f)
 			c := shade(f)
 			r := image.Rect(ox+j*cell, oy+i*cell, ox+(j+1)*cell, oy+(i+1)*cell)
-			draw.Draw(img, r, image.NewUniform(c), image.Point{}, draw.Src)
+			img.Fill(r, c)
 			if showCounts && v > 0 {
 				s := strconv.FormatInt(v, 10)
 				if textW(s) <= cell-2 {
@@ -97,16 +83,8 @@ func ConfusionImageLabels(conf [][]int64, titles []string, labels []string) *ima
 		}
 	}
 	// Frame around the matrix.
-	frame := color.Gray{0x80}
-	for x := ox - 1; x <= ox+n*cell; x++ {
-		img.Set(x, oy-1, frame)
-		img.Set(x, oy+n*cell, frame)
-	}
-	for y := oy - 1; y <= oy+n*cell; y++ {
-		img.Set(ox-1, y, frame)
-		img.Set(ox+n*cell, y, frame)
-	}
-	return img
+	img.Frame(image.Rect(ox-1, oy-1, ox+n*cell, oy+n*cell), color.Gray{0x80})
+	return img.RGBA
 }
 
 // shade maps f in [0, 1] from white to dark blue.
@@ -123,11 +101,8 @@ func WriteConfusionPNG(path string, r *Report) error {
 		fmt.Sprintf("confusion matrix, %d images, top-1 %s", r.Images, pct(r.Top1)),
 		"rows: true, cols: predicted; shade = sqrt of row share",
 	}
-	var buf bytes.Buffer
-	if err := png.Encode(&buf, ConfusionImageLabels(r.Confusion, titles, r.Labels)); err != nil {
-		return fmt.Errorf("eval: encoding confusion matrix: %w", err)
-	}
-	if err := atomicfile.Write(path, buf.Bytes()); err != nil {
+	img := plot.Canvas{RGBA: ConfusionImageLabels(r.Confusion, titles, r.Labels)}
+	if err := img.WritePNG(path); err != nil {
 		return fmt.Errorf("eval: %w", err)
 	}
 	return nil

@@ -1,18 +1,11 @@
 package train
 
 import (
-	"bytes"
 	"fmt"
-	"image"
 	"image/color"
-	"image/draw"
-	"image/png"
 	"math"
 
-	"golang.org/x/image/font"
-	"golang.org/x/image/font/basicfont"
-	"golang.org/x/image/math/fixed"
-
+	"github.com/bitrun/bitrun/internal/plot"
 	"github.com/bitrun/bitrun/internal/runfolder"
 )
 
@@ -31,8 +24,7 @@ func PlotMetrics(metricsPath, pngPath string) error {
 		return fmt.Errorf("train: plot: %s holds no metrics", metricsPath)
 	}
 	const w, h, left, right, top, bottom = 800, 450, 60, 20, 30, 40
-	img := image.NewRGBA(image.Rect(0, 0, w, h))
-	draw.Draw(img, img.Bounds(), image.NewUniform(color.White), image.Point{}, draw.Src)
+	img := plot.New(w, h)
 	maxStep, maxLoss, maxLR := 1.0, 1e-9, 1e-12
 	for _, p := range pts {
 		maxStep = math.Max(maxStep, float64(p.Step))
@@ -46,12 +38,8 @@ func PlotMetrics(metricsPath, pngPath string) error {
 		return h - bottom - int(math.Min(math.Max(frac, 0), 1)*float64(h-top-bottom-1))
 	}
 	axis := color.RGBA{0x40, 0x40, 0x40, 0xff}
-	for x := left; x < w-right; x++ {
-		img.Set(x, h-bottom, axis)
-	}
-	for y := top; y <= h-bottom; y++ {
-		img.Set(left, y, axis)
-	}
+	img.Line(left, h-bottom, w-right-1, h-bottom, axis)
+	img.Line(left, top, left, h-bottom, axis)
 	series := []struct {
 		c     color.RGBA
 		value func(metricLine) float64
@@ -65,66 +53,21 @@ func PlotMetrics(metricsPath, pngPath string) error {
 		for _, p := range pts {
 			x, y := px(float64(p.Step)), py(s.value(p))
 			if prevX >= 0 {
-				line(img, prevX, prevY, x, y, s.c)
+				img.Line(prevX, prevY, x, y, s.c)
 			}
 			prevX, prevY = x, y
 		}
 	}
-	d := &font.Drawer{Dst: img, Src: image.NewUniform(axis), Face: basicfont.Face7x13}
-	text := func(x, y int, s string, c color.Color) {
-		d.Src = image.NewUniform(c)
-		d.Dot = fixed.P(x, y)
-		d.DrawString(s)
-	}
 	last := pts[len(pts)-1]
-	text(left, 18, fmt.Sprintf("loss (max %.3g, last %.3g)", maxLoss, last.Loss), series[2].c)
-	text(left+260, 18, fmt.Sprintf("batch accuracy (last %.3f)", last.BatchAcc), series[1].c)
-	text(left+500, 18, fmt.Sprintf("lr (max %.3g)", maxLR), color.RGBA{0x80, 0x80, 0x80, 0xff})
-	text(left, h-bottom+16, "0", axis)
-	text(w-right-60, h-bottom+16, fmt.Sprintf("step %d", int(maxStep)), axis)
-	text(4, top+8, "1.0", axis)
-	text(4, h-bottom, "0", axis)
-	var buf bytes.Buffer
-	if err := png.Encode(&buf, img); err != nil {
-		return fmt.Errorf("train: plot: %w", err)
-	}
-	if err := runfolder.Write(pngPath, buf.Bytes()); err != nil {
+	img.Text(fmt.Sprintf("loss (max %.3g, last %.3g)", maxLoss, last.Loss), left, 18, series[2].c)
+	img.Text(fmt.Sprintf("batch accuracy (last %.3f)", last.BatchAcc), left+260, 18, series[1].c)
+	img.Text(fmt.Sprintf("lr (max %.3g)", maxLR), left+500, 18, color.RGBA{0x80, 0x80, 0x80, 0xff})
+	img.Text("0", left, h-bottom+16, axis)
+	img.Text(fmt.Sprintf("step %d", int(maxStep)), w-right-60, h-bottom+16, axis)
+	img.Text("1.0", 4, top+8, axis)
+	img.Text("0", 4, h-bottom, axis)
+	if err := img.WritePNG(pngPath); err != nil {
 		return fmt.Errorf("train: plot: %w", err)
 	}
 	return nil
-}
-
-// line draws a straight segment (Bresenham).
-func line(img *image.RGBA, x0, y0, x1, y1 int, c color.RGBA) {
-	dx, dy := abs(x1-x0), -abs(y1-y0)
-	sx, sy := 1, 1
-	if x0 > x1 {
-		sx = -1
-	}
-	if y0 > y1 {
-		sy = -1
-	}
-	e := dx + dy
-	for {
-		img.SetRGBA(x0, y0, c)
-		if x0 == x1 && y0 == y1 {
-			return
-		}
-		e2 := 2 * e
-		if e2 >= dy {
-			e += dy
-			x0 += sx
-		}
-		if e2 <= dx {
-			e += dx
-			y0 += sy
-		}
-	}
-}
-
-func abs(x int) int {
-	if x < 0 {
-		return -x
-	}
-	return x
 }
