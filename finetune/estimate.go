@@ -121,18 +121,8 @@ func (r *runner) probeHeadStep(ctx context.Context, params model.Params, res int
 		p[name] = params[name].Clone()
 	}
 	t := newHeadTrainer(r.cfg, p, c, r.o.Batch, r.rec.Rule.MixupAlpha, true, r.o.Seed, r.schedule(r.rec.Rule), r.rec.Rule.Momentum)
-	if _, _, _, err := t.step(0); err != nil {
-		return 0, err
-	}
-	timed, n := time.Now(), 0
-	for n < 4 && (n == 0 || time.Since(timed) < 200*time.Millisecond) {
-		if err := ctx.Err(); err != nil {
-			return 0, fmt.Errorf("finetune: estimate: %w", err)
-		}
-		if _, _, _, err := t.step(n + 1); err != nil {
-			return 0, err
-		}
-		n++
-	}
-	return time.Since(timed) / time.Duration(n), nil
+	return train.TimeSteps(ctx, 200*time.Millisecond, 4, func(i int) error {
+		_, _, _, err := t.step(i)
+		return err
+	})
 }

@@ -58,16 +58,13 @@ func EstimateRun(ctx context.Context, opts Options, trainSet, testSet data.Datas
 	res, classes := r.o.Resolution, r.cfg.Classes
 	probe := &runner{o: r.o, cfg: r.cfg, ds: r.ds, n: r.n, steps: r.steps, perms: map[int][]int{}}
 	t0 := time.Now()
-	// timeSteps times steps of b images after one untimed warm-up step.
+	// timeSteps times training steps of b images.
 	timeSteps := func(b int) (time.Duration, error) {
 		x := nn.New(b, 3, res, res)
 		labels := make([]int, b)
 		targets := make([]float32, b*classes)
 		probe.o.Batch = b
-		step := func(s int) error {
-			if err := ctx.Err(); err != nil {
-				return fmt.Errorf("train: estimate: %w", err)
-			}
+		return TimeSteps(ctx, probeBudget, maxProbeSteps, func(s int) error {
 			if err := probe.trainBatch(s, x, labels); err != nil {
 				return err
 			}
@@ -79,18 +76,7 @@ func EstimateRun(ctx context.Context, opts Options, trainSet, testSet data.Datas
 			}
 			net.ZeroGrad()
 			return nil
-		}
-		if err := step(0); err != nil { // warm-up: packing, workspaces
-			return 0, err
-		}
-		timed, n := time.Now(), 0
-		for n < maxProbeSteps && (n == 0 || time.Since(timed) < probeBudget) {
-			if err := step(n + 1); err != nil {
-				return 0, err
-			}
-			n++
-		}
-		return time.Since(timed) / time.Duration(n), nil
+		})
 	}
 	// Two batch sizes separate the per-step cost (kernel packing, weight
 	// standardisation) from the per-image cost; a slow first size (a large
@@ -140,14 +126,34 @@ func ProbeForward(ctx context.Context, cfg model.Config, params model.Params, re
 		return 0, fmt.Errorf("train: estimate: %w", err)
 	}
 	x := nn.New(b, 3, res, res)
-	m.Forward(x)
-	timed, n := time.Now(), 0
-	for n < maxProbeSteps && (n == 0 || time.Since(timed) < probeBudget/2) {
-		if err := ctx.Err(); err != nil {
-			return 0, fmt.Errorf("train: estimate: %w", err)
-		}
+	per, err := TimeSteps(ctx, probeBudget/2, maxProbeSteps, func(int) error {
 		m.Forward(x)
+		return nil
+	})
+	return per / time.Duration(b), err
+}
+
+// TimeSteps times step: one untimed warm-up call, step(0) (packing,
+// workspaces), then step(1), step(2), ... until most timed calls have run
+// or budget has passed since the first of them (at least one runs). It
+// returns the mean time of a timed call, the first error a call returns, or
+// ctx's error (checked before each call) when ctx ends.
+func TimeSteps(ctx context.Context, budget time.Duration, most int, step func(i int) error) (time.Duration, error) {
+	call := func(i int) error {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("train: estimate: %w", err)
+		}
+		return step(i)
+	}
+	if err := call(0); err != nil {
+		return 0, err
+	}
+	start, n := time.Now(), 0
+	for n < max(most, 1) && (n == 0 || time.Since(start) < budget) {
+		if err := call(n + 1); err != nil {
+			return 0, err
+		}
 		n++
 	}
-	return time.Since(timed) / time.Duration(n*b), nil
+	return time.Since(start) / time.Duration(n), nil
 }

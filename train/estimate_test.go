@@ -55,3 +55,36 @@ func TestEstimateRun(t *testing.T) {
 		t.Error("negative batch: no error")
 	}
 }
+
+// TestTimeSteps: one warm-up call, then at most `most` timed calls (fewer
+// once the budget is spent, never none); errors and cancellation stop it.
+func TestTimeSteps(t *testing.T) {
+	ctx := context.Background()
+	var calls []int
+	per, err := TimeSteps(ctx, time.Hour, 3, func(i int) error {
+		calls = append(calls, i)
+		time.Sleep(time.Millisecond)
+		return nil
+	})
+	if err != nil || len(calls) != 4 || calls[0] != 0 || calls[3] != 3 || per < time.Millisecond {
+		t.Fatalf("calls %v, per %v, err %v; want 0..3 and >= 1ms", calls, per, err)
+	}
+	calls = nil
+	if _, err := TimeSteps(ctx, 0, 5, func(i int) error { calls = append(calls, i); return nil }); err != nil || len(calls) != 2 {
+		t.Errorf("zero budget: calls %v, err %v; want a warm-up and one timed call", calls, err)
+	}
+	boom := errors.New("boom")
+	if _, err := TimeSteps(ctx, time.Hour, 3, func(i int) error {
+		if i == 2 {
+			return boom
+		}
+		return nil
+	}); !errors.Is(err, boom) {
+		t.Errorf("err = %v, want boom", err)
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := TimeSteps(cctx, time.Hour, 3, func(int) error { t.Error("step ran after cancel"); return nil }); !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled: err = %v", err)
+	}
+}
