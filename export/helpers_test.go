@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/bitrun/bitrun/internal/ort/onnxtest"
+	"github.com/bitrun/bitrun/internal/testmodel"
 	"github.com/bitrun/bitrun/model"
 	"github.com/bitrun/bitrun/nn"
 	"github.com/bitrun/bitrun/runtime"
@@ -21,46 +22,13 @@ func requireORT(t testing.TB) {
 	onnxtest.Require(t, err)
 }
 
-// randomParams fills every parameter of cfg with random values: kernels
-// with a per-output-channel offset (so WS has something to remove), GN
-// affine around (1, 0), and a non-zero head (model.Init zeroes the head,
-// which would make logit parity vacuous).
+// randomParams draws kernels with a per-output-channel offset (so WS has
+// something to remove), GN affine around (1, 0), and a non-zero head
+// (model.Init zeroes the head, which would make logit parity vacuous).
 func randomParams(cfg model.Config, seed uint64) model.Params {
-	rng := rand.New(rand.NewPCG(seed, 0x6269742d65787074))
-	p := model.Params{}
-	for _, s := range cfg.Spec() {
-		t := nn.New(s.Shape...)
-		switch s.Kind {
-		case model.KindConv:
-			co := s.Shape[3]
-			offs := make([]float64, co)
-			for o := range offs {
-				offs[o] = 0.05 * rng.NormFloat64()
-			}
-			for j := range t.Data {
-				t.Data[j] = float32(0.1*rng.NormFloat64() + offs[j%co])
-			}
-		case model.KindGamma:
-			for j := range t.Data {
-				t.Data[j] = float32(1 + 0.2*rng.NormFloat64())
-			}
-		case model.KindBeta:
-			for j := range t.Data {
-				t.Data[j] = float32(0.2 * rng.NormFloat64())
-			}
-		case model.KindHead:
-			std := 1 / math.Sqrt(float64(s.Shape[2]))
-			for j := range t.Data {
-				t.Data[j] = float32(2 * std * rng.NormFloat64())
-			}
-		case model.KindHeadBias:
-			for j := range t.Data {
-				t.Data[j] = float32(0.3 * rng.NormFloat64())
-			}
-		}
-		p[s.Name] = t
-	}
-	return p
+	return testmodel.Random(cfg, seed, testmodel.Spread{
+		Conv: 0.1, ConvOffset: 0.05, Gamma: 0.2, Beta: 0.2, Head: 2, HeadBias: 0.3,
+	})
 }
 
 // randomImages returns a batch [n,3,size,size] of values in [-1, 1].

@@ -10,38 +10,10 @@ import (
 	"testing"
 
 	"github.com/bitrun/bitrun/internal/cputime"
+	"github.com/bitrun/bitrun/internal/testmodel"
 	"github.com/bitrun/bitrun/model"
 	"github.com/bitrun/bitrun/nn"
 )
-
-// randomParams fills every tensor of cfg.Spec() from a fixed seed: He-normal
-// conv kernels, GroupNorm gamma near 1 and beta near 0, a small random head.
-// (Forward speed does not depend on the values; they only need to be finite.)
-func randomParams(cfg model.Config, seed uint64) model.Params {
-	r := rand.New(rand.NewPCG(seed, 0x5eed))
-	p := model.Params{}
-	for _, s := range cfg.Spec() {
-		t := nn.New(s.Shape...)
-		switch s.Kind {
-		case model.KindConv:
-			fanIn := s.Shape[0] * s.Shape[1] * s.Shape[2]
-			std := math.Sqrt(2 / float64(fanIn))
-			for i := range t.Data {
-				t.Data[i] = float32(std * r.NormFloat64())
-			}
-		case model.KindGamma:
-			for i := range t.Data {
-				t.Data[i] = float32(1 + 0.1*r.NormFloat64())
-			}
-		default:
-			for i := range t.Data {
-				t.Data[i] = float32(0.01 * r.NormFloat64())
-			}
-		}
-		p[s.Name] = t
-	}
-	return p
-}
 
 // benchForward measures Model.Forward of arch at size×size pixels on batches
 // of batch images with GEMM backend g, and reports images/s.
@@ -50,7 +22,7 @@ func benchForward(b *testing.B, arch string, size, batch int, g nn.GEMM) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	m, err := model.New(cfg, randomParams(cfg, 1))
+	m, err := model.New(cfg, testmodel.Random(cfg, 1, testmodel.Spread{}))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -9,34 +9,15 @@ import (
 	"testing"
 
 	"github.com/bitrun/bitrun/internal/gradcheck"
+	"github.com/bitrun/bitrun/internal/testmodel"
 	"github.com/bitrun/bitrun/model"
 	"github.com/bitrun/bitrun/nn"
 )
 
-// randomParams fills every parameter of cfg with random values: He-scaled
-// kernels, gamma around 1, non-zero beta, head and bias.
+// randomParams is testmodel.Random's default spread: He-scaled kernels,
+// gamma around 1, non-zero beta, head and bias.
 func randomParams(cfg model.Config, seed uint64) model.Params {
-	rng := rand.New(rand.NewPCG(seed, 1))
-	p := model.Params{}
-	for _, s := range cfg.Spec() {
-		t := nn.New(s.Shape...)
-		for i := range t.Data {
-			r := float32(rng.NormFloat64())
-			switch s.Kind {
-			case model.KindConv:
-				fan := s.Shape[0] * s.Shape[1] * s.Shape[2]
-				t.Data[i] = r * float32(math.Sqrt(2/float64(fan)))
-			case model.KindGamma:
-				t.Data[i] = 1 + 0.2*r
-			case model.KindBeta, model.KindHeadBias:
-				t.Data[i] = 0.1 * r
-			case model.KindHead:
-				t.Data[i] = 0.1 * r
-			}
-		}
-		p[s.Name] = t
-	}
-	return p
+	return testmodel.Random(cfg, seed, testmodel.Spread{})
 }
 
 func randomInput(seed uint64, shape ...int) *nn.Tensor {
