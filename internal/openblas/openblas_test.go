@@ -15,10 +15,7 @@ import (
 // skipping (with the reason) otherwise when it is not installed.
 func openOrSkip(t *testing.T) *Lib {
 	t.Helper()
-	l, err := Open()
-	testenv.Require(t, "BITRUN_REQUIRE_OPENBLAS", "OpenBLAS", err)
-	t.Cleanup(func() { l.Close() })
-	return l
+	return testenv.Open(t, "BITRUN_REQUIRE_OPENBLAS", "OpenBLAS", Open)
 }
 
 func TestOpen(t *testing.T) {

@@ -6,6 +6,7 @@
 package testenv
 
 import (
+	"io"
 	"os"
 	"testing"
 )
@@ -22,4 +23,18 @@ func Require(t testing.TB, env, what string, err error) {
 		t.Fatalf("%s required (%s=1): %v", what, env, err)
 	}
 	t.Skipf("%s not available: %v", what, err)
+}
+
+// Open loads a component with open and gates t on the result as [Require]
+// does; what it loaded is closed when t ends, and a failing Close fails t.
+func Open[C io.Closer](t testing.TB, env, what string, open func() (C, error)) C {
+	t.Helper()
+	c, err := open()
+	Require(t, env, what, err)
+	t.Cleanup(func() {
+		if err := c.Close(); err != nil {
+			t.Errorf("closing %s: %v", what, err)
+		}
+	})
+	return c
 }

@@ -56,3 +56,31 @@ func TestRequire(t *testing.T) {
 		})
 	}
 }
+
+type closer struct{ closed int }
+
+func (c *closer) Close() error { c.closed++; return nil }
+
+// TestOpen: what Open loaded is handed back and closed once, when the test
+// that opened it ends; a load that fails is gated as Require gates it.
+func TestOpen(t *testing.T) {
+	const env = "BITRUN_REQUIRE_TESTENV_TEST"
+	c := &closer{}
+	t.Run("loaded", func(t *testing.T) {
+		got := Open(t, env, "X", func() (*closer, error) { return c, nil })
+		if got != c || c.closed != 0 {
+			t.Fatalf("Open = %p closed %d times, want %p open", got, c.closed, c)
+		}
+	})
+	if c.closed != 1 {
+		t.Errorf("closed %d times when the test ended, want 1", c.closed)
+	}
+	t.Setenv(env, "")
+	r := &recorder{TB: t}
+	r.run(func() {
+		Open(r, env, "X", func() (*closer, error) { return nil, errors.New("libx.so: cannot open") })
+	})
+	if want := "X not available: libx.so: cannot open"; r.skip != want {
+		t.Errorf("skip %q, want %q", r.skip, want)
+	}
+}

@@ -14,13 +14,10 @@ import (
 )
 
 // openOrSkip loads the library, failing when BITRUN_REQUIRE_TURBOJPEG=1 and
-// skipping otherwise when it is missing.
+// skipping (with the reason) otherwise when it is not installed.
 func openOrSkip(t *testing.T) *Lib {
 	t.Helper()
-	l, err := Open()
-	testenv.Require(t, "BITRUN_REQUIRE_TURBOJPEG", "libturbojpeg", err)
-	t.Cleanup(func() { _ = l.Close() })
-	return l
+	return testenv.Open(t, "BITRUN_REQUIRE_TURBOJPEG", "libturbojpeg", Open)
 }
 
 // gradient is a w×h image whose colour varies slowly (no chroma edges), so
