@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/bitrun/bitrun/internal/regfile"
+	"github.com/bitrun/bitrun/internal/testwait"
 )
 
 // TestFolderRefusesFIFO (issue 12, item 11): a FIFO named like an image in
@@ -37,17 +38,11 @@ func TestFolderRefusesFIFO(t *testing.T) {
 	if _, err := ds.Image(0); err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan error, 1)
-	go func() {
+	err = testwait.Returns(t, 5*time.Second, "reading the FIFO example", func() error {
 		_, err := ds.Image(1)
-		done <- err
-	}()
-	select {
-	case err := <-done:
-		if !errors.Is(err, regfile.ErrNotRegular) {
-			t.Fatalf("FIFO example: err = %v, want regfile.ErrNotRegular", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("reading the FIFO example still blocks after 5 s")
+		return err
+	})
+	if !errors.Is(err, regfile.ErrNotRegular) {
+		t.Fatalf("FIFO example: err = %v, want regfile.ErrNotRegular", err)
 	}
 }

@@ -30,6 +30,7 @@ import (
 	"github.com/bitrun/bitrun/serve"
 
 	"github.com/bitrun/bitrun/internal/testenv"
+	"github.com/bitrun/bitrun/internal/testwait"
 )
 
 func chromiumPath(t *testing.T) string {
@@ -237,17 +238,12 @@ func (b *browser) eval(t *testing.T, expr string) string {
 // waitFor polls expr until it equals want (or the test times out).
 func (b *browser) waitFor(t *testing.T, expr, want string) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		got := b.eval(t, expr)
-		if got == want {
-			return
+	testwait.Until(t, 30*time.Second, 50*time.Millisecond, func() error {
+		if got := b.eval(t, expr); got != want {
+			return fmt.Errorf("%s = %q, want %q (page error: %q)", expr, got, want, b.eval(t, `document.getElementById("error").textContent`))
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s = %q, want %q (page error: %q)", expr, got, want, b.eval(t, `document.getElementById("error").textContent`))
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // write sends one masked text frame.

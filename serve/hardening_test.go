@@ -22,6 +22,7 @@ import (
 
 	"github.com/bitrun/bitrun/internal/regfile"
 	"github.com/bitrun/bitrun/internal/servetest"
+	"github.com/bitrun/bitrun/internal/testwait"
 	"github.com/bitrun/bitrun/runtime"
 	"github.com/bitrun/bitrun/serve"
 )
@@ -270,18 +271,12 @@ func TestHugeDeclaredInputs(t *testing.T) {
 // TestOpenRefusesDevices (issue 12, item 11): serve --onnx /dev/zero is
 // refused at once (was: hashed forever).
 func TestOpenRefusesDevices(t *testing.T) {
-	done := make(chan error, 1)
-	go func() {
+	err := testwait.Returns(t, 5*time.Second, "serve.Open(/dev/zero)", func() error {
 		_, err := serve.Open("/dev/zero", serve.Options{})
-		done <- err
-	}()
-	select {
-	case err := <-done:
-		if !errors.Is(err, regfile.ErrNotRegular) {
-			t.Fatalf("err = %v, want regfile.ErrNotRegular", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("serve.Open(/dev/zero) still running after 5 s")
+		return err
+	})
+	if !errors.Is(err, regfile.ErrNotRegular) {
+		t.Fatalf("err = %v, want regfile.ErrNotRegular", err)
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/bitrun/bitrun/api"
 	"github.com/bitrun/bitrun/client"
 	"github.com/bitrun/bitrun/internal/servetest"
+	"github.com/bitrun/bitrun/internal/testwait"
 	"github.com/bitrun/bitrun/serve"
 )
 
@@ -281,31 +282,20 @@ func TestRepositoryLayout(t *testing.T) {
 	// Polling picks up a new version and a removed model.
 	writeVersion(t, dir, "two", "11")
 	os.RemoveAll(filepath.Join(dir, "pick"))
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		models, _ := cl.Models(ctx)
-		if fmt.Sprint(models) == "[{all true [1 2 10]} {two true [10 11]}]" {
-			break
+	modelsAre := func(want string) func() error {
+		return func() error {
+			models, _ := cl.Models(ctx)
+			if got := fmt.Sprint(models); got != want {
+				return fmt.Errorf("polling: models %s, want %s", got, want)
+			}
+			return nil
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("polling: models %v", models)
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
+	testwait.Until(t, 10*time.Second, 20*time.Millisecond, modelsAre("[{all true [1 2 10]} {two true [10 11]}]"))
 	// A removed folder put back is loaded again (only an unload through
 	// the API keeps a model out).
 	writeVersion(t, dir, "pick", "1")
-	deadline = time.Now().Add(10 * time.Second)
-	for {
-		models, _ := cl.Models(ctx)
-		if fmt.Sprint(models) == "[{all true [1 2 10]} {pick true [1]} {two true [10 11]}]" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("polling after the folder came back: models %v", models)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testwait.Until(t, 10*time.Second, 20*time.Millisecond, modelsAre("[{all true [1 2 10]} {pick true [1]} {two true [10 11]}]"))
 }
 
 // TestRepositoryLoadingState: while a load runs, the index answers at once
@@ -328,27 +318,21 @@ func TestRepositoryLoadingState(t *testing.T) {
 		_, err := repo.Load(context.Background(), "slow")
 		loaded <- err
 	}()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		idx := make(chan []api.RepositoryModel, 1)
-		go func() { idx <- repo.Index(false) }()
+	testwait.Until(t, 5*time.Second, 10*time.Millisecond, func() error {
 		var got []api.RepositoryModel
-		select {
-		case got = <-idx:
-		case <-time.After(2 * time.Second):
-			t.Fatal("Index blocked during a load")
+		testwait.Returns(t, 2*time.Second, "Index during a load", func() error {
+			got = repo.Index(false)
+			return nil
+		})
+		s := fmt.Sprint(got)
+		if !strings.Contains(s, "{slow  LOADING") {
+			return fmt.Errorf("no LOADING entry: %s", s)
 		}
-		if s := fmt.Sprint(got); strings.Contains(s, "{slow  LOADING") {
-			if !strings.Contains(s, "{colors 1 READY") {
-				t.Errorf("index during the load: %s", s)
-			}
-			break
+		if !strings.Contains(s, "{colors 1 READY") {
+			t.Errorf("index during the load: %s", s)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no LOADING entry: %v", got)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return nil
+	})
 	close(gate)
 	if err := <-loaded; err != nil {
 		t.Fatal(err)

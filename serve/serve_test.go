@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/bitrun/bitrun/internal/servetest"
+	"github.com/bitrun/bitrun/internal/testwait"
 	"github.com/bitrun/bitrun/serve"
 )
 
@@ -392,15 +393,15 @@ func TestQueueFull(t *testing.T) {
 	}
 }
 
+// waitFor polls cond until it holds, for 5 s at the most.
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met in 5s")
+	testwait.Until(t, 5*time.Second, 5*time.Millisecond, func() error {
+		if !cond() {
+			return errors.New("condition not met")
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // TestCancelledNeverReachModel: a request whose client leaves while it is

@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/bitrun/bitrun/internal/testwait"
 )
 
 // TestRefusesNonRegular (issue 12, item 11): a FIFO (with no writer: opening
@@ -28,19 +30,13 @@ func TestRefusesNonRegular(t *testing.T) {
 		t.Fatal(err)
 	}
 	for path, want := range map[string]string{fifo: "a named pipe", dir: "a folder", "/dev/zero": "a character device"} {
-		done := make(chan error, 1)
-		go func() {
+		err := testwait.Returns(t, 5*time.Second, "ReadFile("+path+")", func() error {
 			_, err := ReadFile(path)
-			done <- err
-		}()
-		select {
-		case err := <-done:
-			var e *Error
-			if !errors.Is(err, ErrNotRegular) || !errors.As(err, &e) || !strings.Contains(err.Error(), want) {
-				t.Errorf("%s: err = %v, want an *Error saying %s", path, err, want)
-			}
-		case <-time.After(5 * time.Second):
-			t.Fatalf("%s: still reading after 5 s", path)
+			return err
+		})
+		var e *Error
+		if !errors.Is(err, ErrNotRegular) || !errors.As(err, &e) || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: err = %v, want an *Error saying %s", path, err, want)
 		}
 		if err := Check(path); !errors.Is(err, ErrNotRegular) {
 			t.Errorf("Check(%s) = %v", path, err)
