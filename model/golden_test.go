@@ -1,7 +1,6 @@
 package model
 
 import (
-	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -91,14 +90,13 @@ func TestForwardConcurrent(t *testing.T) {
 	x := readNPYFile(t, filepath.Join("testdata", "x32.npy"))
 	want, _ := m.Forward(x)
 	var wg sync.WaitGroup
-	errs := make(chan string, 8)
-	for g := 0; g < 4; g++ {
+	for range 4 {
 		wg.Go(func() {
 			for range 5 {
 				got, _ := m.Forward(x)
 				for i := range want.Data {
 					if got.Data[i] != want.Data[i] {
-						errs <- fmt.Sprintf("logit %d: %v concurrently, %v alone", i, got.Data[i], want.Data[i])
+						t.Errorf("logit %d: %v concurrently, %v alone", i, got.Data[i], want.Data[i])
 						return
 					}
 				}
@@ -106,8 +104,4 @@ func TestForwardConcurrent(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	close(errs)
-	for e := range errs {
-		t.Error(e)
-	}
 }

@@ -121,27 +121,20 @@ func TestConv2DConcurrent(t *testing.T) {
 		jobs = append(jobs, job{x, w, Conv2D(x, w, 1, 1)})
 	}
 	var wg sync.WaitGroup
-	errs := make(chan string, len(jobs)*4)
-	for rep := 0; rep < 4; rep++ {
+	for range 4 {
 		for i, j := range jobs {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
+			wg.Go(func() {
 				got := Conv2D(j.x, j.w, 1, 1)
 				for k := range got.Data {
 					if got.Data[k] != j.want.Data[k] {
-						errs <- fmt.Sprintf("job %d: out[%d] = %g, want %g", i, k, got.Data[k], j.want.Data[k])
+						t.Errorf("job %d: out[%d] = %g, want %g", i, k, got.Data[k], j.want.Data[k])
 						return
 					}
 				}
-			}()
+			})
 		}
 	}
 	wg.Wait()
-	close(errs)
-	for e := range errs {
-		t.Error(e)
-	}
 }
 
 // TestConv2DBadShapes checks the programmer-error panics name the problem.

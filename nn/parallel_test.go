@@ -26,14 +26,12 @@ func TestParallelFor(t *testing.T) {
 	}
 	var wg sync.WaitGroup
 	var total atomic.Int64
-	for g := 0; g < 8; g++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for rep := 0; rep < 50; rep++ {
+	for range 8 {
+		wg.Go(func() {
+			for range 50 {
 				ParallelFor(17, func(i int) { total.Add(int64(i)) })
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	if want := int64(8 * 50 * (16 * 17 / 2)); total.Load() != want {

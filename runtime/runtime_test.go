@@ -115,36 +115,29 @@ func testConcurrentRun(t *testing.T, opts Options) {
 	p := openClassifier(t, c, opts)
 	const workers, runs = 12, 15
 	var wg sync.WaitGroup
-	errs := make(chan error, workers)
 	for g := range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			rng := rand.New(rand.NewPCG(uint64(g), 9))
 			for r := range runs {
 				n, hw := 1+r%4, 3+g%5
 				x := randSlice(rng, n*3*hw*hw)
 				out, err := p.Run(context.Background(), x, []int64{int64(n), 3, int64(hw), int64(hw)})
 				if err != nil {
-					errs <- err
+					t.Error(err)
 					return
 				}
 				want := c.Forward(x, n, hw, hw)
 				got := out["logits"].Data
 				for i := range want {
 					if math.Abs(float64(got[i]-want[i])) > 1e-4 {
-						errs <- fmt.Errorf("goroutine %d run %d value %d: got %v want %v", g, r, i, got[i], want[i])
+						t.Errorf("goroutine %d run %d value %d: got %v want %v", g, r, i, got[i], want[i])
 						return
 					}
 				}
 			}
-		}()
+		})
 	}
 	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Error(err)
-	}
 }
 
 func TestBadInput(t *testing.T) {

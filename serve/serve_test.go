@@ -302,30 +302,25 @@ func TestBatching(t *testing.T) {
 	}
 	const n = 48
 	var wg sync.WaitGroup
-	errs := make(chan error, n)
 	for i := range n {
 		wg.Go(func() {
 			resp, err := http.Post(ts.URL+"/v1/models/colors/predict?top_k=1", "image/png", bytes.NewReader(imgs[i%3]))
 			if err != nil {
-				errs <- err
+				t.Error(err)
 				return
 			}
 			defer resp.Body.Close()
 			var pr serve.PredictResponse
 			if err := json.NewDecoder(resp.Body).Decode(&pr); err != nil || resp.StatusCode != 200 {
-				errs <- fmt.Errorf("status %d, decode %v", resp.StatusCode, err)
+				t.Errorf("status %d, decode %v", resp.StatusCode, err)
 				return
 			}
 			if got := pr.Predictions[0].Label; got != labels[i%3] {
-				errs <- fmt.Errorf("request %d got %s, want %s", i, got, labels[i%3])
+				t.Errorf("request %d got %s, want %s", i, got, labels[i%3])
 			}
 		})
 	}
 	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Error(err)
-	}
 	sizes := r.batchSizes()
 	total, largest := 0, 0
 	for _, s := range sizes {

@@ -17,11 +17,9 @@ func TestLockLeavesNoFiles(t *testing.T) {
 	c := cache{dir: t.TempDir()}
 	var holders, most atomic.Int32
 	var wg sync.WaitGroup
-	for g := 0; g < 4; g++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; i < 50; i++ {
+	for range 4 {
+		wg.Go(func() {
+			for range 50 {
 				unlock, err := c.lock(context.Background(), "BiT-M-R50x1.npz", nil)
 				if err != nil {
 					t.Error(err)
@@ -37,7 +35,7 @@ func TestLockLeavesNoFiles(t *testing.T) {
 				holders.Add(-1)
 				unlock()
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	if most.Load() != 1 {
