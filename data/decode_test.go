@@ -13,6 +13,8 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/bitrun/bitrun/internal/testimg"
 )
 
 func TestDecodeFormats(t *testing.T) {
@@ -177,7 +179,7 @@ func TestDecodeAlphaOverWhite(t *testing.T) {
 }
 
 func TestDecodeRejectsHugeHeaderWithoutAllocating(t *testing.T) {
-	b := pngHeader(50000, 50000)
+	b := testimg.PNGHeader(50000, 50000)
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
 	_, err := Decode(bytes.NewReader(b), 0)

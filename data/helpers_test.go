@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"flag"
-	"hash/crc32"
 	"image"
 	"image/color"
 	"image/gif"
@@ -16,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/bitrun/bitrun/internal/progjpeg"
+	"github.com/bitrun/bitrun/internal/testimg"
 	"golang.org/x/image/bmp"
 )
 
@@ -122,30 +122,6 @@ func withSegment(jpg, seg []byte) []byte {
 	return append(out, jpg[2:]...)
 }
 
-// pngHeader returns a PNG signature and a valid IHDR chunk claiming w×h
-// RGBA pixels, followed by an empty IDAT and IEND.
-func pngHeader(w, h uint32) []byte {
-	var b bytes.Buffer
-	b.WriteString("\x89PNG\r\n\x1a\n")
-	chunk := func(typ string, data []byte) {
-		var l [4]byte
-		binary.BigEndian.PutUint32(l[:], uint32(len(data)))
-		b.Write(l[:])
-		td := append([]byte(typ), data...)
-		b.Write(td)
-		binary.BigEndian.PutUint32(l[:], crc32.ChecksumIEEE(td))
-		b.Write(l[:])
-	}
-	ihdr := make([]byte, 13)
-	binary.BigEndian.PutUint32(ihdr[0:], w)
-	binary.BigEndian.PutUint32(ihdr[4:], h)
-	ihdr[8], ihdr[9] = 8, 6 // 8-bit RGBA
-	chunk("IHDR", ihdr)
-	chunk("IDAT", nil)
-	chunk("IEND", nil)
-	return b.Bytes()
-}
-
 // rgbAt reads 8-bit RGB from one of Decode's result types.
 func rgbAt(m image.Image, x, y int) [3]int {
 	r, g, b, _ := m.At(x, y).RGBA()
@@ -181,7 +157,7 @@ func seedFiles(t testing.TB) map[string][]byte {
 		"seed-exif6.jpg":       withSegment(encJPEG(t, quadrants(16, 8, [4]color.RGBA{{255, 0, 0, 255}, {0, 255, 0, 255}, {0, 0, 255, 255}, {255, 255, 255, 255}}), 90), exifSegment(6, binary.BigEndian)),
 		"seed-palette.gif":     encGIF(t, pal),
 		"seed-4x4.bmp":         encBMP(t, p4),
-		"seed-huge-header.png": pngHeader(50000, 50000),
+		"seed-huge-header.png": testimg.PNGHeader(50000, 50000),
 		"seed-progressive.jpg": progjpeg.Stream{W: 40, H: 40, Comps: 3, DC: true, ACScans: 3}.Encode(),
 		"seed-bomb.jpg":        progjpeg.Stream{W: 6300, H: 6300, Comps: 3, ACScans: 1}.Encode(),
 	}

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"image"
 	"image/color"
-	"image/png"
 	"math"
 	"os"
 	"path/filepath"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/bitrun/bitrun/data"
 	"github.com/bitrun/bitrun/internal/ort/onnxtest"
+	"github.com/bitrun/bitrun/internal/testimg"
 	"github.com/bitrun/bitrun/runtime"
 )
 
@@ -336,15 +336,7 @@ func TestWriters(t *testing.T) {
 	if err := WriteConfusionPNG(path, r); err != nil {
 		t.Fatal(err)
 	}
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	img, err := png.Decode(f)
-	if err != nil {
-		t.Fatal(err)
-	}
+	img := testimg.ReadPNG(t, path)
 	// Find the darkest and lightest cell centres on the grid: the diagonal
 	// (mostly right) must be darker than an off-diagonal cell with no examples.
 	lum := func(x, y int) uint32 { r, g, b, _ := img.At(x, y).RGBA(); return r + g + b }

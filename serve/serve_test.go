@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"image/color"
 	"image/jpeg"
 	"io"
@@ -21,6 +20,7 @@ import (
 	"time"
 
 	"github.com/bitrun/bitrun/internal/servetest"
+	"github.com/bitrun/bitrun/internal/testimg"
 	"github.com/bitrun/bitrun/internal/testwait"
 	"github.com/bitrun/bitrun/serve"
 )
@@ -80,18 +80,6 @@ func jpegBytes(t *testing.T) []byte {
 }
 
 // pngHeader is a PNG signature and IHDR chunk claiming w×h pixels, no data.
-func pngHeader(w, h uint32) []byte {
-	var b bytes.Buffer
-	b.WriteString("\x89PNG\r\n\x1a\n")
-	ihdr := []byte{0, 0, 0, 13, 'I', 'H', 'D', 'R',
-		byte(w >> 24), byte(w >> 16), byte(w >> 8), byte(w), byte(h >> 24), byte(h >> 16), byte(h >> 8), byte(h),
-		8, 2, 0, 0, 0}
-	b.Write(ihdr)
-	crc := crc32.ChecksumIEEE(ihdr[4:])
-	b.Write([]byte{byte(crc >> 24), byte(crc >> 16), byte(crc >> 8), byte(crc)})
-	return b.Bytes()
-}
-
 func multipartBody(t *testing.T, files map[string][]byte, order []string) (string, []byte) {
 	t.Helper()
 	var b bytes.Buffer
@@ -137,7 +125,7 @@ func TestBadInputs(t *testing.T) {
 		{"empty body", "POST", predict, "image/jpeg", nil, auth, 400, "empty"},
 		{"truncated JPEG", "POST", predict, "image/jpeg", good[:len(good)/2], auth, 400, "jpeg"},
 		{"text as image/png", "POST", predict, "image/png", []byte("hello, I am not a picture"), auth, 400, "bad image"},
-		{"PNG header 50000x50000", "POST", predict, "image/png", pngHeader(50000, 50000), auth, 413, "max-pixels"},
+		{"PNG header 50000x50000", "POST", predict, "image/png", testimg.PNGHeader(50000, 50000), auth, 413, "max-pixels"},
 		{"body over the cap", "POST", predict, "image/jpeg", bytes.Repeat([]byte{0xFF}, 65<<10), auth, 413, "max-body limit of 64 KiB"},
 		{"too many images", "POST", predict, mpCT, mpThree, auth, 413, "max-images"},
 		{"multipart without file", "POST", predict, mpNoneCT, mpNone, auth, 400, `no part named "file"`},

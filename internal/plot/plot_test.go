@@ -3,10 +3,10 @@ package plot
 import (
 	"image"
 	"image/color"
-	"image/png"
-	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/bitrun/bitrun/internal/testimg"
 )
 
 func TestDraw(t *testing.T) {
@@ -44,15 +44,7 @@ func TestWritePNG(t *testing.T) {
 	if err := c.WritePNG(path); err != nil {
 		t.Fatal(err)
 	}
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	img, err := png.Decode(f)
-	if err != nil {
-		t.Fatal(err)
-	}
+	img := testimg.ReadPNG(t, path)
 	if img.Bounds() != c.Bounds() {
 		t.Fatalf("decoded %v, want %v", img.Bounds(), c.Bounds())
 	}
