@@ -73,8 +73,25 @@ func checkClose(t *testing.T, what string, got []float32, want []float64, tol fl
 	}
 }
 
+// convCase is a convolution of n images of c channels, h×w pixels, to o
+// channels with a k×k kernel.
+type convCase struct{ n, c, h, w, o, k, stride, pad int }
+
+func (tc convCase) String() string {
+	return fmt.Sprintf("n%dc%do%dk%ds%dp%d", tc.n, tc.c, tc.o, tc.k, tc.stride, tc.pad)
+}
+
+// draw returns an input, an HWIO kernel and an output gradient for tc,
+// drawn from rng in that order.
+func (tc convCase) draw(rng *rand.Rand) (x, w, r *nn.Tensor) {
+	x = randT(rng, 1, tc.n, tc.c, tc.h, tc.w)
+	w = randT(rng, 0.5, tc.k, tc.k, tc.c, tc.o)
+	oh, ow := nn.ConvOutSize(tc.h, tc.k, tc.stride, tc.pad), nn.ConvOutSize(tc.w, tc.k, tc.stride, tc.pad)
+	return x, w, randT(rng, 1, tc.n, tc.o, oh, ow)
+}
+
 func TestConvHWIOGrad(t *testing.T) {
-	cases := []struct{ n, c, h, w, o, k, stride, pad int }{
+	cases := []convCase{
 		{2, 3, 7, 6, 4, 3, 1, 1},
 		{2, 3, 8, 8, 4, 3, 2, 1},
 		{2, 5, 5, 5, 3, 1, 1, 0},
@@ -82,18 +99,14 @@ func TestConvHWIOGrad(t *testing.T) {
 		{1, 3, 11, 11, 2, 7, 2, 3}, // the root conv
 	}
 	for _, tc := range cases {
-		t.Run(fmt.Sprintf("k%ds%dp%d", tc.k, tc.stride, tc.pad), func(t *testing.T) {
-			rng := rand.New(rand.NewPCG(1, uint64(tc.k*10+tc.stride)))
-			x := randT(rng, 1, tc.n, tc.c, tc.h, tc.w)
-			w := randT(rng, 0.5, tc.k, tc.k, tc.c, tc.o) // HWIO
-			oh, ow := nn.ConvOutSize(tc.h, tc.k, tc.stride, tc.pad), nn.ConvOutSize(tc.w, tc.k, tc.stride, tc.pad)
-			y := nn.New(tc.n, tc.o, oh, ow)
+		t.Run(tc.String(), func(t *testing.T) {
+			x, w, r := tc.draw(rand.New(rand.NewPCG(1, uint64(tc.k*10+tc.stride))))
+			y := nn.New(r.Shape...)
 			var arena nn.Arena
 			k := nn.PrepareHWIO(w, tc.stride, tc.pad, true, &arena)
 			nn.ConvHWIOInto(y, x, k, tc.stride, tc.pad, &arena)
 			checkClose(t, "ConvHWIOInto vs Conv2D", y.Data, f64(nn.Conv2D(x, nn.HWIOToOIHW(w), tc.stride, tc.pad).Data), 1e-5)
 
-			r := randT(rng, 1, y.Shape...)
 			dx, dw := nn.New(x.Shape...), nn.New(w.Shape...)
 			nn.ConvHWIOBackward(x, k, r, tc.stride, tc.pad, dx, dw, false, &arena)
 
@@ -267,7 +280,7 @@ func TestStandardizeHWIO(t *testing.T) {
 // counts off the panel width, several images, every conv of a BiT unit and
 // the root.
 func TestConvHWIO(t *testing.T) {
-	cases := []struct{ n, c, h, w, o, k, stride, pad int }{
+	cases := []convCase{
 		{3, 20, 9, 9, 26, 3, 1, 1},
 		{3, 20, 9, 9, 26, 3, 2, 1},
 		{3, 40, 9, 7, 24, 1, 1, 0},
@@ -280,17 +293,13 @@ func TestConvHWIO(t *testing.T) {
 		{2, 8, 8, 8, 12, 3, 2, 1}, // 4x4 outputs: panels of whole output rows, stride 2
 	}
 	for _, tc := range cases {
-		t.Run(fmt.Sprintf("n%dc%do%dk%ds%dp%d", tc.n, tc.c, tc.o, tc.k, tc.stride, tc.pad), func(t *testing.T) {
-			rng := rand.New(rand.NewPCG(5, uint64(tc.k*10+tc.stride)))
-			x := randT(rng, 1, tc.n, tc.c, tc.h, tc.w)
-			w := randT(rng, 0.5, tc.k, tc.k, tc.c, tc.o) // HWIO
+		t.Run(tc.String(), func(t *testing.T) {
+			x, w, r := tc.draw(rand.New(rand.NewPCG(5, uint64(tc.k*10+tc.stride))))
 			x64, wo := gradcheck.From(x), gradcheck.HWIOToOIHW(gradcheck.From(w))
-			oh, ow := nn.ConvOutSize(tc.h, tc.k, tc.stride, tc.pad), nn.ConvOutSize(tc.w, tc.k, tc.stride, tc.pad)
-			r := randT(rng, 1, tc.n, tc.o, oh, ow)
 			var arena nn.Arena
 
 			k := nn.PrepareHWIO(w, tc.stride, tc.pad, true, &arena)
-			y := nn.New(tc.n, tc.o, oh, ow)
+			y := nn.New(r.Shape...)
 			nn.ConvHWIOInto(y, x, k, tc.stride, tc.pad, &arena)
 			checkClose(t, "y", y.Data, gradcheck.Conv(x64, wo, tc.stride, tc.pad).Data, 1e-4)
 

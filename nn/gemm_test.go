@@ -68,6 +68,20 @@ func refSgemm(transA, transB bool, m, n, k int, a []float32, lda int, b []float3
 	return want, mag
 }
 
+// storeMatrix writes the rows×cols row-major matrix src into dst with
+// leading dimension ld, transposed when trans, so that op(dst) is src.
+func storeMatrix(dst []float32, ld int, src []float32, rows, cols int, trans bool) {
+	for i := range rows {
+		for j := range cols {
+			if trans {
+				dst[j*ld+i] = src[i*cols+j]
+			} else {
+				dst[i*ld+j] = src[i*cols+j]
+			}
+		}
+	}
+}
+
 // TestSgemm checks every backend against the float64 reference for all
 // transpose combinations, odd sizes, leading dimensions wider than the
 // matrices, beta in {0, 1, -0.5}, and sizes that cross the packing blocks
@@ -121,24 +135,8 @@ func TestSgemm(t *testing.T) {
 				cs.a = randSlice(r, (ar-1)*cs.lda+ac) // padding stays random
 				cs.b = randSlice(r, (br-1)*cs.ldb+bc)
 				cs.c = randSlice(r, (m-1)*cs.ldc+n+2)
-				for i := 0; i < m; i++ {
-					for p := 0; p < k; p++ {
-						if cs.ta {
-							cs.a[p*cs.lda+i] = opA[i*k+p]
-						} else {
-							cs.a[i*cs.lda+p] = opA[i*k+p]
-						}
-					}
-				}
-				for p := 0; p < k; p++ {
-					for j := 0; j < n; j++ {
-						if cs.tb {
-							cs.b[j*cs.ldb+p] = opB[p*n+j]
-						} else {
-							cs.b[p*cs.ldb+j] = opB[p*n+j]
-						}
-					}
-				}
+				storeMatrix(cs.a, cs.lda, opA, m, k, cs.ta)
+				storeMatrix(cs.b, cs.ldb, opB, k, n, cs.tb)
 				cs.want, cs.mag = make([]float64, m*n), make([]float64, m*n)
 				for i := 0; i < m; i++ {
 					for j := 0; j < n; j++ {
