@@ -52,12 +52,7 @@ func TestResumeRefusesPathsOutsideTheRun(t *testing.T) {
 	opts.EvalBatch = 16
 	root := t.TempDir()
 	opts.OutDir = filepath.Join(root, "run")
-	ctx, cancel := context.WithCancel(context.Background())
-	opts.Progress = func(p Progress) {
-		if p.Phase == "train" && p.Step == 2 {
-			cancel()
-		}
-	}
+	ctx := interruptAt(&opts, 2)
 	if _, err := Run(ctx, opts, ds, ds); !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancelled run: %v", err)
 	}

@@ -29,6 +29,20 @@ func randomInput(seed uint64, shape ...int) *nn.Tensor {
 	return x
 }
 
+// gradsOf returns a copy of the gradients of one ForwardBackward of a Net
+// of cfg, params and tr on x and targets with loss scale scale.
+func gradsOf(t testing.TB, cfg model.Config, params model.Params, tr Trainable, x *nn.Tensor, targets []float32, scale float32) model.Params {
+	t.Helper()
+	net, err := NewNet(cfg, params, tr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := net.ForwardBackward(x, targets, scale); err != nil {
+		t.Fatal(err)
+	}
+	return net.Grads().Clone()
+}
+
 func tinyConfig(t testing.TB, classes int) model.Config {
 	cfg, err := model.Arch("tiny", classes)
 	if err != nil {
@@ -82,14 +96,7 @@ func TestNetGradCheck(t *testing.T) {
 	targets := make([]float32, 2*classes)
 	targets[1], targets[3] = 0.7, 0.3 // MixUp-style soft target
 	targets[classes+4] = 1
-	net, err := NewNet(cfg, params, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := net.ForwardBackward(x, targets, 1); err != nil {
-		t.Fatal(err)
-	}
-	grads := net.Grads()
+	grads := gradsOf(t, cfg, params, nil, x, targets, 1)
 
 	p64 := gradcheck.FromParams(params)
 	x64 := gradcheck.From(x)
@@ -174,14 +181,7 @@ func TestAccumulateAndFreeze(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		net, err := NewNet(cfg, params, tr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, _, err := net.ForwardBackward(x, targets, 0.25); err != nil {
-			t.Fatal(err)
-		}
-		g := net.Grads()
+		g := gradsOf(t, cfg, params, tr, x, targets, 0.25)
 		want := 2
 		if preset == PresetHeadGN {
 			want = 4
@@ -321,20 +321,7 @@ func TestPartialFreeze(t *testing.T) {
 	x := randomInput(7, 4, 3, 32, 32)
 	targets := make([]float32, 12)
 	_ = OneHot([]int{0, 1, 2, 0}, 3, targets)
-	grads := func(tr Trainable) model.Params {
-		net, err := NewNet(cfg, params, tr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, _, err := net.ForwardBackward(x, targets, 0.25); err != nil {
-			t.Fatal(err)
-		}
-		g := model.Params{}
-		for k, v := range net.Grads() {
-			g[k] = v.Clone()
-		}
-		return g
-	}
+	grads := func(tr Trainable) model.Params { return gradsOf(t, cfg, params, tr, x, targets, 0.25) }
 	all := grads(nil)
 	last := cfg.Units[3] - 1
 	for _, first := range []string{

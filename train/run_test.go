@@ -90,12 +90,7 @@ func TestKillAndResume(t *testing.T) {
 
 	killed := opts
 	killed.OutDir = filepath.Join(t.TempDir(), "killed")
-	ctx, cancel := context.WithCancel(context.Background())
-	killed.Progress = func(p Progress) {
-		if p.Phase == "train" && p.Step == 5 {
-			cancel()
-		}
-	}
+	ctx := interruptAt(&killed, 5)
 	if _, err := Run(ctx, killed, ds, ds); !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancelled run: err %v, want context.Canceled", err)
 	}
@@ -145,6 +140,17 @@ func TestKillAndResume(t *testing.T) {
 	if len(entries) != 2 {
 		t.Errorf("checkpoint folder holds %d files, want 2 (weights + optimizer)", len(entries))
 	}
+}
+
+// interruptAt cancels the run when it reports training step at.
+func interruptAt(o *Options, at int) context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	o.Progress = func(p Progress) {
+		if p.Phase == "train" && p.Step == at {
+			cancel()
+		}
+	}
+	return ctx
 }
 
 func checkPNG(path string) error {
