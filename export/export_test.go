@@ -74,10 +74,7 @@ func TestGraphStructure(t *testing.T) {
 		opset     int
 		trainable bool
 	}{{17, false}, {18, false}, {21, false}, {17, true}, {21, true}} {
-		m, err := Build(cfg, params, Options{Opset: tc.opset, Trainable: tc.trainable})
-		if err != nil {
-			t.Fatal(err)
-		}
+		m := build(t, cfg, params, Options{Opset: tc.opset, Trainable: tc.trainable})
 		g := m.Graph
 		ops := opCounts(g)
 		name := "opset " + strconv.Itoa(tc.opset)
@@ -190,10 +187,7 @@ func TestGraphStructure(t *testing.T) {
 // projection conv reads the ReLU of gn_a, as conv a does.
 func TestProjectionReadsPreactivation(t *testing.T) {
 	cfg := tinyConfig(t, 10)
-	m, err := Build(cfg, randomParams(cfg, 3), Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := build(t, cfg, randomParams(cfg, 3), Options{})
 	for b := 0; b < 4; b++ {
 		p := model.UnitPrefix(b, 0)
 		proj, convA := nodeByName(m.Graph, p+"/a/proj/conv"), nodeByName(m.Graph, p+"/a/conv")
@@ -213,14 +207,8 @@ func TestProjectionReadsPreactivation(t *testing.T) {
 func TestKernels(t *testing.T) {
 	cfg := tinyConfig(t, 10)
 	params := randomParams(cfg, 4)
-	folded, err := Build(cfg, params, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, err := Build(cfg, params, Options{Trainable: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	folded := build(t, cfg, params, Options{})
+	raw := build(t, cfg, params, Options{Trainable: true})
 	for _, s := range cfg.Spec() {
 		if s.Kind != model.KindConv {
 			continue
@@ -303,10 +291,7 @@ func TestMetadata(t *testing.T) {
 
 func TestDefaultsMetadata(t *testing.T) {
 	cfg := tinyConfig(t, 2)
-	m, err := Build(cfg, randomParams(cfg, 5), Options{Trainable: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := build(t, cfg, randomParams(cfg, 5), Options{Trainable: true})
 	md := m.Metadata()
 	if _, ok := md[MetaLabels]; ok {
 		t.Error("labels written without labels")
@@ -392,10 +377,7 @@ func fileSize(t testing.TB, path string) int64 {
 func TestExternalData(t *testing.T) {
 	cfg := tinyConfig(t, 10)
 	params := randomParams(cfg, 7)
-	inline, err := Build(cfg, params, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	inline := build(t, cfg, params, Options{})
 	path, res := exportFile(t, cfg, params, Options{External: ExternalAlways})
 	if res.DataPath != path+".data" || res.DataBytes != fileSize(t, res.DataPath) {
 		t.Fatalf("result %+v", res)
@@ -446,10 +428,7 @@ func TestDeterministic(t *testing.T) {
 	p2, _ := exportFile(t, cfg, params, Options{Opset: 21})
 	b1, _ := os.ReadFile(p1)
 	b2, _ := os.ReadFile(p2)
-	m, err := Build(cfg, params, Options{Opset: 21})
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := build(t, cfg, params, Options{Opset: 21})
 	b3, _ := m.Marshal()
 	if !bytes.Equal(b1, b2) || !bytes.Equal(b1, b3) {
 		t.Fatal("exports differ")

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/bitrun/bitrun/export/onnxpb"
 	"github.com/bitrun/bitrun/internal/ort/onnxtest"
 	"github.com/bitrun/bitrun/internal/testmodel"
 	"github.com/bitrun/bitrun/model"
@@ -39,6 +40,16 @@ func randomImages(n, size int, seed uint64) *nn.Tensor {
 		x.Data[i] = float32(2*rng.Float64() - 1)
 	}
 	return x
+}
+
+// build is Build, failing t on an error.
+func build(t testing.TB, cfg model.Config, params model.Params, opts Options) *onnxpb.Model {
+	t.Helper()
+	m, err := Build(cfg, params, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
 }
 
 // exportFile exports to a temporary folder and returns the model path.
