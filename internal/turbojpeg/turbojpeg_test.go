@@ -41,6 +41,16 @@ func encode(t *testing.T, m image.Image) []byte {
 	return buf.Bytes()
 }
 
+// decodeRGBA decodes the w×h JPEG enc to RGBA, failing t on an error.
+func decodeRGBA(t *testing.T, l *Lib, enc []byte, w, h int) []byte {
+	t.Helper()
+	dst := make([]byte, w*h*4)
+	if err := l.Decode(enc, FormatRGBA, dst, w, h); err != nil {
+		t.Fatal(err)
+	}
+	return dst
+}
+
 func TestDecodeRGBAMatchesSource(t *testing.T) {
 	l := openOrSkip(t)
 	src := gradient(50, 30)
@@ -52,10 +62,7 @@ func TestDecodeRGBAMatchesSource(t *testing.T) {
 	if h.Width != 50 || h.Height != 30 || h.Colorspace != YCbCr {
 		t.Fatalf("header %+v, want 50x30 YCbCr", h)
 	}
-	dst := make([]byte, 50*30*4)
-	if err := l.Decode(enc, FormatRGBA, dst, 50, 30); err != nil {
-		t.Fatal(err)
-	}
+	dst := decodeRGBA(t, l, enc, 50, 30)
 	worst := 0
 	for i := 0; i < len(dst); i += 4 {
 		if dst[i+3] != 0xFF {
@@ -125,10 +132,7 @@ func TestDecodeErrors(t *testing.T) {
 func TestConcurrentDecodes(t *testing.T) {
 	l := openOrSkip(t)
 	enc := encode(t, gradient(40, 40))
-	want := make([]byte, 40*40*4)
-	if err := l.Decode(enc, FormatRGBA, want, 40, 40); err != nil {
-		t.Fatal(err)
-	}
+	want := decodeRGBA(t, l, enc, 40, 40)
 	var wg sync.WaitGroup
 	for range 2 * idleHandles {
 		wg.Go(func() {
@@ -151,10 +155,7 @@ func TestConcurrentDecodes(t *testing.T) {
 func TestCloseIsIdempotentAndFinal(t *testing.T) {
 	l := openOrSkip(t)
 	enc := encode(t, gradient(8, 8))
-	dst := make([]byte, 8*8*4)
-	if err := l.Decode(enc, FormatRGBA, dst, 8, 8); err != nil {
-		t.Fatal(err)
-	}
+	dst := decodeRGBA(t, l, enc, 8, 8)
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
