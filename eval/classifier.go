@@ -2,7 +2,6 @@ package eval
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -10,6 +9,7 @@ import (
 
 	"github.com/bitrun/bitrun/data"
 	"github.com/bitrun/bitrun/export"
+	"github.com/bitrun/bitrun/export/meta"
 	"github.com/bitrun/bitrun/model"
 	"github.com/bitrun/bitrun/nn"
 	"github.com/bitrun/bitrun/runtime"
@@ -19,12 +19,12 @@ import (
 // worked out (neither the model nor the overrides say) or is invalid.
 var ErrPreprocess = errors.New("eval: unknown preprocessing")
 
-// Metadata keys of bitrun-exported models, as package export writes them.
+// Metadata keys of bitrun-exported models (package meta's).
 const (
-	MetaResolution = export.MetaResolution
-	MetaMean       = export.MetaMean
-	MetaStd        = export.MetaStd
-	MetaLabels     = export.MetaLabels
+	MetaResolution = meta.Resolution
+	MetaMean       = meta.Mean
+	MetaStd        = meta.Std
+	MetaLabels     = meta.Labels
 )
 
 // Preprocess is how images are turned into a classifier's input: square
@@ -61,40 +61,14 @@ type Classifier interface {
 	Name() string
 }
 
-// ParseFloats reads "a,b,c" or a JSON array of numbers.
-func ParseFloats(s string) ([]float32, error) {
-	t := strings.TrimSpace(s)
-	if strings.HasPrefix(t, "[") {
-		var v []float64
-		if err := json.Unmarshal([]byte(t), &v); err != nil {
-			return nil, fmt.Errorf("eval: numbers %q: %w", s, err)
-		}
-		out := make([]float32, len(v))
-		for i, x := range v {
-			out[i] = float32(x)
-		}
-		return out, nil
-	}
-	if t == "" {
-		return nil, fmt.Errorf("eval: empty number list")
-	}
-	parts := strings.Split(t, ",")
-	out := make([]float32, len(parts))
-	for i, p := range parts {
-		v, err := strconv.ParseFloat(strings.TrimSpace(p), 32)
-		if err != nil {
-			return nil, fmt.Errorf("eval: numbers %q: %w", s, err)
-		}
-		out[i] = float32(v)
-	}
-	return out, nil
-}
+// ParseFloats reads "a,b,c" or a JSON array of numbers (meta.ParseFloats).
+func ParseFloats(s string) ([]float32, error) { return meta.ParseFloats(s) }
 
-// ParseLabels reads a JSON array of strings or one label per line, exactly as
-// the exporter writes and reads them (export.ParseLabels), so label indices
-// agree across predict, eval, export and serve.
+// ParseLabels reads a JSON array of strings or one label per line
+// (meta.ParseLabels, as every reader does, so label indices agree across
+// predict, eval, export and serve); no labels give nil.
 func ParseLabels(s string) ([]string, error) {
-	labels, err := export.ParseLabels(s)
+	labels, err := meta.ParseLabels(s)
 	if err != nil {
 		return nil, fmt.Errorf("eval: %w", err)
 	}
@@ -107,22 +81,12 @@ func ParseLabels(s string) ([]string, error) {
 // norm builds a data.Norm from 1 or 3 values each.
 func norm(mean, std []float32) (data.Norm, error) {
 	var n data.Norm
-	expand := func(name string, v []float32, dst *[3]float32) error {
-		switch len(v) {
-		case 1:
-			*dst = [3]float32{v[0], v[0], v[0]}
-		case 3:
-			copy(dst[:], v)
-		default:
-			return fmt.Errorf("%w: %s needs 1 or 3 values, got %d", ErrPreprocess, name, len(v))
-		}
-		return nil
+	var err error
+	if n.Mean, err = meta.Triple(mean); err != nil {
+		return n, fmt.Errorf("%w: mean: %w", ErrPreprocess, err)
 	}
-	if err := expand("mean", mean, &n.Mean); err != nil {
-		return n, err
-	}
-	if err := expand("std", std, &n.Std); err != nil {
-		return n, err
+	if n.Std, err = meta.Triple(std); err != nil {
+		return n, fmt.Errorf("%w: std: %w", ErrPreprocess, err)
 	}
 	for _, s := range n.Std {
 		if !(s > 0) {

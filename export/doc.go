@@ -49,8 +49,9 @@
 // # Metadata
 //
 // producer_name is "bitrun". metadata_props (ONNX Runtime's custom metadata
-// map) holds these keys; readers that cannot import this package (runtime)
-// use the plain strings:
+// map) holds these keys (package export/meta owns the format: the keys, the
+// typed Meta and the one reader of the values, which servers import without
+// this package):
 //
 //	bitrun.arch           architecture, e.g. "R50x1", "tiny"
 //	bitrun.classes        number of classes, decimal, e.g. "10"
@@ -66,8 +67,10 @@
 //	bitrun.version        bitrun version that wrote the file
 //	bitrun.variant        "inference" (WS folded) or "trainable" (WS in the graph)
 //
-// ParseMeta turns such a map into a Meta; ParseLabels also accepts one label
-// per line, so readers may accept both forms.
+// ParseMeta (meta.Parse) turns such a map into a Meta. Readers accept more
+// than is written: mean and std as a JSON array or numbers separated by
+// commas or spaces, one value for all three channels; labels also one per
+// line.
 //
 // # Large models
 //

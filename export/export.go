@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bitrun/bitrun/export/meta"
 	"github.com/bitrun/bitrun/export/onnxpb"
 	"github.com/bitrun/bitrun/internal/atomicfile"
 	"github.com/bitrun/bitrun/model"
@@ -46,8 +47,6 @@ var (
 	// ErrTooLarge is wrapped when a model does not fit in one protobuf
 	// message and external data is disabled.
 	ErrTooLarge = errors.New("export: model exceeds the 2 GB protobuf limit")
-	// ErrMetadata is wrapped when bitrun metadata cannot be parsed.
-	ErrMetadata = errors.New("export: malformed bitrun metadata")
 )
 
 // ExternalMode chooses where the weights go.
@@ -176,7 +175,7 @@ func newPlan(cfg model.Config, params model.Params, opts Options) (*plan, error)
 	if opts.Trainable {
 		variant = "trainable"
 	}
-	meta := Meta{
+	md := meta.Meta{
 		Arch: cfg.Name, Classes: cfg.Classes, Labels: opts.Labels, Resolution: opts.Resolution,
 		Mean: opts.Mean, Std: opts.Std, Layout: "NCHW", SourceSHA: opts.SourceSHA,
 		Version: opts.Version, Variant: variant,
@@ -189,8 +188,8 @@ func newPlan(cfg model.Config, params model.Params, opts Options) (*plan, error)
 		DocString:       fmt.Sprintf("BiT %s (ResNet-v2, GroupNorm, Weight Standardization), %d classes, %s graph", cfg.Name, cfg.Classes, variant),
 		Graph:           b.g,
 	}
-	for _, k := range metaOrder {
-		if v, ok := meta[k]; ok {
+	for _, k := range meta.Order {
+		if v, ok := md[k]; ok {
 			m.MetadataProps = append(m.MetadataProps, onnxpb.StringStringEntry{Key: k, Value: v})
 		}
 	}

@@ -1,23 +1,23 @@
 package serve
 
 import (
-	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
 
 	"github.com/bitrun/bitrun/api"
 	"github.com/bitrun/bitrun/data"
+	"github.com/bitrun/bitrun/export/meta"
 	"github.com/bitrun/bitrun/runtime"
 )
 
 // Model metadata keys (ONNX metadata_props) that describe preprocessing and
 // labels; written by bitrun's exporter, optional for other models.
 const (
-	MetaResolution = "bitrun.resolution" // square input size in pixels, e.g. "128"
-	MetaMean       = "bitrun.mean"       // per-channel mean on [0,1], e.g. "[0.5,0.5,0.5]" or "0.5,0.5,0.5"
-	MetaStd        = "bitrun.std"        // per-channel std on [0,1]
-	MetaLabels     = "bitrun.labels"     // class names: JSON array or one per line
+	MetaResolution = meta.Resolution // square input size in pixels, e.g. "128"
+	MetaMean       = meta.Mean       // per-channel mean on [0,1], e.g. "[0.5,0.5,0.5]" or "0.5,0.5,0.5"
+	MetaStd        = meta.Std        // per-channel std on [0,1]
+	MetaLabels     = meta.Labels     // class names: JSON array or one per line
 )
 
 // Preprocessing is how an image becomes a model input row (the wire type
@@ -79,76 +79,30 @@ func modelPreprocessing(info runtime.Info) (prep, error) {
 		key string
 		dst *[3]float32
 	}{{MetaMean, &p.norm.Mean}, {MetaStd, &p.norm.Std}} {
-		s, ok := info.Metadata[f.key]
-		if !ok {
-			continue
-		}
-		v, err := parseFloats(s)
-		if err != nil {
-			return p, fmt.Errorf("serve: metadata %s=%q: %w", f.key, s, err)
-		}
-		switch len(v) {
-		case 1:
-			*f.dst = [3]float32{v[0], v[0], v[0]}
-		case 3:
-			*f.dst = [3]float32{v[0], v[1], v[2]}
-		default:
-			return p, fmt.Errorf("serve: metadata %s=%q has %d values; want 1 or 3", f.key, s, len(v))
+		if v, ok := info.Metadata[f.key]; ok {
+			var err error
+			if *f.dst, err = meta.ParseTriple(v); err != nil {
+				return p, fmt.Errorf("serve: metadata %s: %w", f.key, err)
+			}
 		}
 	}
-	for c, s := range p.norm.Std {
-		if !(s > 0) {
-			return p, fmt.Errorf("serve: metadata %s has a non-positive std %g for channel %d", MetaStd, s, c)
-		}
-	}
-	p.Mean = p.norm.Mean[:p.Channels:p.Channels]
-	p.Std = p.norm.Std[:p.Channels:p.Channels]
-	if p.Channels == 1 {
-		// EvalTensor reads channel 0 of the norm for gray output.
-		p.Mean, p.Std = []float32{p.norm.Mean[0]}, []float32{p.norm.Std[0]}
+	if err := p.setNorm(); err != nil {
+		return p, fmt.Errorf("serve: metadata %s: %w", MetaStd, err)
 	}
 	return p, nil
 }
 
-// parseFloats reads a JSON array of numbers or a comma/space separated list.
-func parseFloats(s string) ([]float32, error) {
-	s = strings.TrimSpace(s)
-	if strings.HasPrefix(s, "[") {
-		var v []float32
-		if err := json.Unmarshal([]byte(s), &v); err != nil {
-			return nil, err
-		}
-		return v, nil
-	}
-	var v []float32
-	for _, f := range strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' }) {
-		x, err := strconv.ParseFloat(f, 32)
-		if err != nil {
-			return nil, err
-		}
-		v = append(v, float32(x))
-	}
-	return v, nil
-}
-
 // modelLabels reads bitrun.labels (a JSON array of strings or one label per
-// line). Missing labels give nil; a count that disagrees with the class count
-// is an error.
-func modelLabels(meta map[string]string, classes int) ([]string, error) {
-	s, ok := meta[MetaLabels]
+// line, meta.ParseLabels). Missing labels give nil; a count that disagrees
+// with the class count is an error.
+func modelLabels(md map[string]string, classes int) ([]string, error) {
+	s, ok := md[MetaLabels]
 	if !ok || strings.TrimSpace(s) == "" {
 		return nil, nil
 	}
-	var labels []string
-	if t := strings.TrimSpace(s); strings.HasPrefix(t, "[") {
-		if err := json.Unmarshal([]byte(t), &labels); err != nil {
-			return nil, fmt.Errorf("serve: metadata %s is not a JSON array of strings: %w", MetaLabels, err)
-		}
-	} else {
-		labels = strings.Split(strings.TrimRight(s, "\n"), "\n")
-		for i := range labels {
-			labels[i] = strings.TrimSpace(labels[i])
-		}
+	labels, err := meta.ParseLabels(s)
+	if err != nil {
+		return nil, fmt.Errorf("serve: metadata %s: %w", MetaLabels, err)
 	}
 	if classes > 0 && len(labels) != classes {
 		return nil, fmt.Errorf("serve: metadata %s has %d labels for %d classes", MetaLabels, len(labels), classes)
@@ -164,26 +118,30 @@ func (p *prep) override(mean, std []float32) error {
 		v    []float32
 		dst  *[3]float32
 	}{{"mean", mean, &p.norm.Mean}, {"std", std, &p.norm.Std}} {
-		switch len(f.v) {
-		case 0:
+		if len(f.v) == 0 {
 			continue
-		case 1:
-			*f.dst = [3]float32{f.v[0], f.v[0], f.v[0]}
-		case 3:
-			*f.dst = [3]float32{f.v[0], f.v[1], f.v[2]}
-		default:
-			return fmt.Errorf("serve: %s has %d values; want 1 or 3", f.name, len(f.v))
+		}
+		var err error
+		if *f.dst, err = meta.Triple(f.v); err != nil {
+			return fmt.Errorf("serve: %s: %w", f.name, err)
 		}
 	}
+	if err := p.setNorm(); err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	return nil
+}
+
+// setNorm checks the normalisation's std and shows the norm in
+// Preprocessing (channel 0's values for a gray model: EvalTensor reads
+// channel 0 of the norm for gray output).
+func (p *prep) setNorm() error {
 	for c, s := range p.norm.Std {
 		if !(s > 0) {
-			return fmt.Errorf("serve: non-positive std %g for channel %d", s, c)
+			return fmt.Errorf("non-positive std %g for channel %d", s, c)
 		}
 	}
 	p.Mean = p.norm.Mean[:p.Channels:p.Channels]
 	p.Std = p.norm.Std[:p.Channels:p.Channels]
-	if p.Channels == 1 {
-		p.Mean, p.Std = []float32{p.norm.Mean[0]}, []float32{p.norm.Std[0]}
-	}
 	return nil
 }

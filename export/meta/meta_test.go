@@ -1,0 +1,109 @@
+package meta
+
+import (
+	"errors"
+	"reflect"
+	"testing"
+)
+
+func TestRoundTrip(t *testing.T) {
+	m := Meta{Arch: "R50x1", Classes: 2, Labels: []string{"cat", "dog, big"}, Resolution: 128,
+		Mean: [3]float32{0.5, 0.25, 0.125}, Std: [3]float32{0.5, 0.5, 0.5}, Layout: "NCHW",
+		SourceSHA: "ab", Version: "v1", Variant: "inference"}
+	md := m.Map()
+	if len(md) != len(Order) {
+		t.Errorf("Map has %d keys, Order %d", len(md), len(Order))
+	}
+	got, err := Parse(md)
+	if err != nil || !reflect.DeepEqual(got, m) {
+		t.Fatalf("Parse(Map(m)) = %+v, %v; want %+v", got, err, m)
+	}
+	if _, ok := (Meta{}).Map()[Labels]; ok {
+		t.Error("no labels were written as a key")
+	}
+}
+
+func TestParseValues(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want []float32
+	}{
+		{"0.5,0.25,0.125", []float32{0.5, 0.25, 0.125}},
+		{" [0.5, 0.25, 0.125] ", []float32{0.5, 0.25, 0.125}},
+		{"0.5 0.25\t0.125", []float32{0.5, 0.25, 0.125}},
+		{"0.5, 0.25 ,0.125", []float32{0.5, 0.25, 0.125}},
+		{"2", []float32{2}},
+	} {
+		got, err := ParseFloats(tc.in)
+		if err != nil || !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("ParseFloats(%q) = %v, %v; want %v", tc.in, got, err, tc.want)
+		}
+	}
+	for _, bad := range []string{"", " , ", "[", "[1,\"a\"]", "1,x", "[]"} {
+		if _, err := ParseFloats(bad); !errors.Is(err, ErrMetadata) {
+			t.Errorf("ParseFloats(%q) err = %v, want ErrMetadata", bad, err)
+		}
+	}
+	if v, err := ParseTriple("0.5"); err != nil || v != [3]float32{0.5, 0.5, 0.5} {
+		t.Errorf("ParseTriple(0.5) = %v, %v; want it for all three channels", v, err)
+	}
+	for _, bad := range []string{"1,2", "1,2,3,4"} {
+		if _, err := ParseTriple(bad); !errors.Is(err, ErrMetadata) {
+			t.Errorf("ParseTriple(%q) err = %v, want ErrMetadata", bad, err)
+		}
+	}
+}
+
+func TestParseLabels(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want []string
+	}{
+		{`["tench, Tinca tinca","goldfish"]`, []string{"tench, Tinca tinca", "goldfish"}},
+		{"tench, Tinca tinca\r\ngoldfish\n", []string{"tench, Tinca tinca", "goldfish"}},
+		{" cat \n\ndog\n\n \n", []string{"cat", "", "dog"}},
+		{"", []string{}},
+	} {
+		got, err := ParseLabels(tc.in)
+		if err != nil || !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("ParseLabels(%q) = %q, %v; want %q", tc.in, got, err, tc.want)
+		}
+	}
+	if _, err := ParseLabels(`["a",`); !errors.Is(err, ErrMetadata) {
+		t.Errorf("truncated JSON: err = %v, want ErrMetadata", err)
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	for _, md := range []map[string]string{
+		{Classes: "-1"},
+		{Resolution: "big"},
+		{Mean: "1,2"},
+		{Std: "x"},
+		{Labels: `[1]`},
+		{Classes: "3", Labels: `["a","b"]`},
+	} {
+		if _, err := Parse(md); !errors.Is(err, ErrMetadata) {
+			t.Errorf("Parse(%v) err = %v, want ErrMetadata", md, err)
+		}
+	}
+}
+
+// FuzzParse: any metadata values give a Meta or an ErrMetadata error, never a
+// panic, and labels always agree with a non-zero class count.
+func FuzzParse(f *testing.F) {
+	f.Add("10", "128", "0.5,0.5,0.5", "[0.5]", `["a","b"]`)
+	f.Add("2", "x", "1 2 3", "", "a\nb\n")
+	f.Fuzz(func(t *testing.T, classes, res, mean, std, labels string) {
+		m, err := Parse(map[string]string{Classes: classes, Resolution: res, Mean: mean, Std: std, Labels: labels})
+		if err != nil {
+			if !errors.Is(err, ErrMetadata) {
+				t.Fatalf("error outside ErrMetadata: %v", err)
+			}
+			return
+		}
+		if m.Classes != 0 && len(m.Labels) != m.Classes {
+			t.Fatalf("%d labels for %d classes accepted", len(m.Labels), m.Classes)
+		}
+	})
+}
