@@ -33,7 +33,23 @@ func runE[O any, P interface {
 // flags (StringVar and the like) and take no arguments or configuration:
 // the options as the flags left them.
 func boundFlags[O any](o *O) func(*cobra.Command, []string) (O, error) {
-	return func(*cobra.Command, []string) (O, error) { return *o, nil }
+	return bound(o, nil)
+}
+
+// bound is the read step of a command whose options are bound to its flags
+// and completed by complete from its arguments and configuration keys
+// (flag > env > config file > default, through configInt and the like): a
+// copy of the options as the flags left them, then completed. A nil
+// complete leaves them as they are.
+func bound[O any](o *O, complete func(cmd *cobra.Command, args []string, o *O) error) func(*cobra.Command, []string) (O, error) {
+	return func(cmd *cobra.Command, args []string) (O, error) {
+		v := *o
+		if complete == nil {
+			return v, nil
+		}
+		err := complete(cmd, args, &v)
+		return v, err
+	}
 }
 
 // writeJSON prints v on w as indented JSON: the --json output of every

@@ -150,8 +150,9 @@ func TestFinetuneRecipeConvention(t *testing.T) {
 
 	// The flags reach recipeFlags as given; an explicit 0, which meant
 	// "none" before the convention, is noted.
-	cmd := parsedCommand(t, "finetune", "--data", "d", "--weights", "w.npz", "--out", "o", "--warmup", "0", "--mixup-alpha", "-1")
-	o, err := finetuneFlags(cmd, nil)
+	var flags finetuneOptions
+	cmd := parsedCommandOf(t, finetuneCommand(&flags), "--data", "d", "--weights", "w.npz", "--out", "o", "--warmup", "0", "--mixup-alpha", "-1")
+	o, err := bound(&flags, finetuneFlags)(cmd, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -170,6 +170,7 @@ func isTerminal(w io.Writer) bool {
 }
 
 func newEvalCmd() *cobra.Command {
+	var o evalOptions
 	cmd := &cobra.Command{
 		Use:   "eval (--onnx FILE | --weights FILE | --model NAME) --data PATH",
 		Short: "Measure a classifier on a labelled dataset: top-1/top-5, per-class accuracy, confusion matrix, images/s",
@@ -192,18 +193,19 @@ Kubernetes Indexed Job sets it), and "{shard}" in --report is replaced by I.
 "bitrun eval merge" combines the N shard reports into exactly the report of
 the unsharded run.`,
 		Args: cobra.NoArgs,
-		RunE: runE(evalFlags, runEval),
+		RunE: runE(bound(&o, evalFlags), runEval),
 	}
 	addModelFlags(cmd)
-	cmd.Flags().String("data", "", `dataset: IDX folder, image folder, or "mnist" (GoMNIST module data) (required)`)
-	cmd.Flags().String("split", "test", "dataset split: train, test, or all (an image folder without train/ and test/ sub-folders is split 80/20 by a hash of each file's name; all takes every image)")
-	cmd.Flags().Int("batch", eval.DefaultBatch, "images per batch")
-	cmd.Flags().Int("limit", 0, "evaluate only the first N images (0 = all)")
-	cmd.Flags().Int("top-k", 5, "k of the top-k accuracy")
-	cmd.Flags().Bool("json", false, "print the report as JSON")
-	cmd.Flags().String("plot", "", "write the confusion matrix as a PNG to this file")
-	cmd.Flags().String("shard", "", shardHelp)
-	cmd.Flags().String("report", "", `also write the JSON report to this file ("{shard}" is replaced by the shard index)`)
+	f := cmd.Flags()
+	f.StringVar(&o.data, "data", "", `dataset: IDX folder, image folder, or "mnist" (GoMNIST module data) (required)`)
+	f.StringVar(&o.split, "split", "test", "dataset split: train, test, or all (an image folder without train/ and test/ sub-folders is split 80/20 by a hash of each file's name; all takes every image)")
+	f.Int("batch", eval.DefaultBatch, "images per batch") // eval.batch, read by evalFlags
+	f.IntVar(&o.limit, "limit", 0, "evaluate only the first N images (0 = all)")
+	f.Int("top-k", 5, "k of the top-k accuracy") // eval.top_k, read by evalFlags
+	f.BoolVar(&o.json, "json", false, "print the report as JSON")
+	f.StringVar(&o.plot, "plot", "", "write the confusion matrix as a PNG to this file")
+	f.StringVar(&o.shardArg, "shard", "", shardHelp)
+	f.StringVar(&o.report, "report", "", `also write the JSON report to this file ("{shard}" is replaced by the shard index)`)
 	addPreprocessFlags(cmd)
 	bindKey(cmd, "eval.batch", "batch")
 	bindKey(cmd, "eval.top_k", "top-k")
@@ -211,8 +213,8 @@ the unsharded run.`,
 	return cmd
 }
 
-// evalOptions is what eval measures, read by evalFlags and checked by
-// validate.
+// evalOptions is what eval measures: bound to eval's flags, completed by
+// evalFlags and checked by validate.
 type evalOptions struct {
 	classifier classifierOptions
 	data       string
@@ -220,38 +222,31 @@ type evalOptions struct {
 	batch      int
 	limit      int // 0: every image
 	topK       int
+	shardArg   string // --shard as given, parsed into shard
 	shard      eval.Shard
 	report     string // also write the JSON report here ("{shard}" replaced)
 	plot       string // write the confusion matrix PNG here
 	json       bool
 }
 
-// evalFlags reads eval's flags and configuration; nothing is opened.
-func evalFlags(cmd *cobra.Command, _ []string) (evalOptions, error) {
-	f := cmd.Flags()
-	var o evalOptions
-	o.data, _ = f.GetString("data")
-	o.split, _ = f.GetString("split")
-	o.limit, _ = f.GetInt("limit")
-	o.json, _ = f.GetBool("json")
-	o.plot, _ = f.GetString("plot")
-	o.report, _ = f.GetString("report")
+// evalFlags completes eval's options with its configuration keys, the
+// shard and the model flags; nothing is opened.
+func evalFlags(cmd *cobra.Command, _ []string, o *evalOptions) error {
 	var err error
 	if o.batch, err = configInt(cmd, "eval.batch", 1, 4096); err != nil {
-		return o, err
+		return err
 	}
 	if o.topK, err = configInt(cmd, "eval.top_k", 1, math.MaxInt); err != nil {
-		return o, err
+		return err
 	}
-	s, _ := f.GetString("shard")
-	if o.shard, err = parseShard(s, os.Getenv); err != nil {
-		return o, err
+	if o.shard, err = parseShard(o.shardArg, os.Getenv); err != nil {
+		return err
 	}
 	if o.report != "" {
 		o.report = shardPath(o.report, o.shard)
 	}
 	o.classifier, err = classifierFlags(cmd)
-	return o, err
+	return err
 }
 
 // validate checks the options and, before the dataset is read, the output

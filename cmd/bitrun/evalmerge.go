@@ -57,18 +57,23 @@ func (o evalMergeOptions) validate() error {
 	return nil
 }
 
+// readEvalReport reads one shard's JSON report.
+func readEvalReport(path string) (*eval.Report, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("eval merge: %w", err)
+	}
+	var r eval.Report
+	if err := json.Unmarshal(b, &r); err != nil {
+		return nil, fmt.Errorf("eval merge: %s: not an eval JSON report: %w", path, err)
+	}
+	return &r, nil
+}
+
 func runEvalMerge(_ context.Context, opts evalMergeOptions, stdout, stderr io.Writer) error {
-	reports := make([]*eval.Report, len(opts.Reports))
-	for i, path := range opts.Reports {
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return fmt.Errorf("eval merge: %w", err)
-		}
-		var r eval.Report
-		if err := json.Unmarshal(b, &r); err != nil {
-			return fmt.Errorf("eval merge: %s: not an eval JSON report: %w", path, err)
-		}
-		reports[i] = &r
+	reports, err := readShards(opts.Reports, readEvalReport)
+	if err != nil {
+		return err
 	}
 	merged, err := eval.Merge(reports)
 	if err != nil {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
 	"time"
 
 	"github.com/bitrun/bitrun/export"
@@ -15,6 +14,7 @@ import (
 )
 
 func newExportCmd() *cobra.Command {
+	var o exportOptions
 	cmd := &cobra.Command{
 		Use:   "export (--weights FILE | --model NAME) --out FILE",
 		Short: "Export a BiT checkpoint to ONNX (WS folded, GroupNorm in standard ops, dynamic batch and size)",
@@ -38,24 +38,25 @@ written atomically.`,
   bitrun export --model BiT-M-R50x1 --out r50x1.onnx --resolution 224 --opset 21
   bitrun export --weights R152x4.npz --out r152x4.onnx   # writes r152x4.onnx.data too`,
 		Args: cobra.NoArgs,
-		RunE: runE(exportFlags, runExport),
+		RunE: runE(bound(&o, exportFlags), runExport),
 	}
 	addWeightsFlags(cmd)
 	f := cmd.Flags()
-	f.String("out", "", "output ONNX file")
-	f.Int("resolution", export.DefaultResolution, "image side recorded in the metadata (the graph accepts any size)")
-	f.String("labels", "", "class names: one per line, or a JSON array; count must equal the checkpoint's classes")
+	f.StringVar(&o.out, "out", "", "output ONNX file")
+	f.IntVar(&o.resolution, "resolution", export.DefaultResolution, "image side recorded in the metadata (the graph accepts any size)")
+	f.StringVar(&o.labelsFile, "labels", "", "class names: one per line, or a JSON array; count must equal the checkpoint's classes")
+	// export.opset and export.external_data, read by exportFlags.
 	f.Int("opset", export.DefaultOpset, fmt.Sprintf("ONNX opset, %d to %d (17-20: GroupNorm as InstanceNormalization of the grouped view; 21: GroupNormalization-21)", export.MinOpset, export.MaxOpset))
-	f.Bool("trainable", false, "raw kernels as initializers and Weight Standardization in the graph")
+	f.BoolVar(&o.trainable, "trainable", false, "raw kernels as initializers and Weight Standardization in the graph")
 	f.String("external-data", "auto", "weights in FILE.data: auto (only over 2 GB), always, never")
-	f.Bool("force", false, "overwrite an existing output file")
+	f.BoolVar(&o.force, "force", false, "overwrite an existing output file")
 	bindKey(cmd, "export.opset", "opset")
 	bindKey(cmd, "export.external_data", "external-data")
 	return cmd
 }
 
-// exportOptions is what export writes, filled from flags and configuration
-// by exportFlags and checked by validate.
+// exportOptions is what export writes: bound to its flags, completed with
+// the configuration by exportFlags and checked by validate.
 type exportOptions struct {
 	weights      weightsRef // resolved (a --model pulled) by runExport, after validate
 	out          string
@@ -69,35 +70,28 @@ type exportOptions struct {
 	external     export.ExternalMode
 }
 
-// exportFlags reads the export flags and configuration keys.
-func exportFlags(cmd *cobra.Command, _ []string) (exportOptions, error) {
-	f := cmd.Flags()
-	var o exportOptions
+// exportFlags completes the export options with --weights/--model and the
+// configuration keys.
+func exportFlags(cmd *cobra.Command, _ []string, o *exportOptions) error {
 	var err error
 	if o.weights, err = weightsFlags(cmd); err != nil {
-		return o, err
+		return err
 	}
-	o.out, _ = f.GetString("out")
-	o.resolution, _ = f.GetInt("resolution")
-	o.labelsFile, _ = f.GetString("labels")
-	o.trainable, _ = f.GetBool("trainable")
-	o.force, _ = f.GetBool("force")
 	if o.opset, err = configInt(cmd, "export.opset", math.MinInt32, math.MaxInt32); err != nil { // the range is validate's
-		return o, err
+		return err
 	}
 	o.externalData = cfg.GetString("export.external_data")
-	return o, nil
+	return nil
 }
 
 // validate checks the options (bad values are usage errors), refuses an
 // existing --out without --force and reads --labels: everything a --model
 // download must not wait for.
 func (o *exportOptions) validate() error {
+	if err := o.weights.checkOne("", "", "give the weights: --weights FILE or --model NAME"); err != nil {
+		return err
+	}
 	switch {
-	case !o.weights.given():
-		return usagef("give the weights: --weights FILE or --model NAME")
-	case o.weights.check() != nil:
-		return o.weights.check()
 	case o.out == "":
 		return usagef("--out is required")
 	case checkResolution("--resolution", o.resolution, false) != nil:
@@ -114,17 +108,11 @@ func (o *exportOptions) validate() error {
 	if err := checkOverwrite(o.out, o.force); err != nil {
 		return fmt.Errorf("export: %w", err)
 	}
-	o.labels = nil
-	if o.labelsFile != "" {
-		b, err := os.ReadFile(o.labelsFile)
-		if err != nil {
-			return fmt.Errorf("export: labels: %w", err)
-		}
-		if o.labels, err = export.ParseLabels(string(b)); err != nil {
-			return usagef("--labels %s: %v", o.labelsFile, err)
-		}
+	o.labels, err = readLabels("export", o.labelsFile, export.ParseLabels)
+	if errors.Is(err, export.ErrMetadata) { // the file's text, not its reading
+		return usagef("--labels %s: %v", o.labelsFile, err)
 	}
-	return nil
+	return err
 }
 
 // runExport exports o.weights (pulling a --model first) to o.out; the

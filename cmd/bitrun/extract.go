@@ -12,22 +12,24 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// extractOptions are the settings of bitrun extract, read from flags by
-// extractFlags and checked by validate.
+// extractOptions are the settings of bitrun extract: bound to its flags,
+// completed by extractFlags and checked by validate.
 type extractOptions struct {
-	ONNX    string
-	Data    string
-	Split   string
-	Out     string // NAME.npy; "{shard}" replaced by the shard index
-	Output  string // the model output to keep
-	Batch   int
-	Limit   int
-	Shard   eval.Shard
-	Pre     eval.Overrides
-	Runtime runtime.Options
+	ONNX     string
+	Data     string
+	Split    string
+	Out      string // NAME.npy; "{shard}" replaced by the shard index
+	Output   string // the model output to keep
+	Batch    int
+	Limit    int
+	ShardArg string // --shard as given, parsed into Shard
+	Shard    eval.Shard
+	Pre      eval.Overrides
+	Runtime  runtime.Options
 }
 
 func newExtractCmd() *cobra.Command {
+	var o extractOptions
 	cmd := &cobra.Command{
 		Use:   "extract --onnx FILE --data PATH --out FEATS.npy",
 		Short: "Write a model's pre-logit features of every image of a dataset (for retrieval and linear probes)",
@@ -50,47 +52,38 @@ together row for row, exactly as the unsharded run writes them.`,
   bitrun extract --onnx m.onnx --data DIR --split all --shard 1/3 --out feats-{shard}.npy
   bitrun extract merge --out feats.npy feats-0.npy feats-1.npy feats-2.npy`,
 		Args: cobra.NoArgs,
-		RunE: runE(extractFlags, runExtract),
+		RunE: runE(bound(&o, extractFlags), runExtract),
 	}
 	f := cmd.Flags()
-	f.String("onnx", "", "ONNX model file (runs on ONNX Runtime: needs a cgo build and make setup)")
-	f.String("data", "", `dataset: IDX folder, image folder, or "mnist" (required)`)
-	f.String("split", "test", "dataset split: train, test, or all")
-	f.String("out", "", `features file NAME.npy; labels, file names and manifest go beside it ("{shard}" is replaced by the shard index) (required)`)
-	f.String("output", eval.FeaturesOutput, "model output to write")
-	f.Int("batch", eval.DefaultBatch, "images per batch")
-	f.Int("limit", 0, "only the first N images (0 = all)")
-	f.String("shard", "", shardHelp)
+	f.StringVar(&o.ONNX, "onnx", "", "ONNX model file (runs on ONNX Runtime: needs a cgo build and make setup)")
+	f.StringVar(&o.Data, "data", "", `dataset: IDX folder, image folder, or "mnist" (required)`)
+	f.StringVar(&o.Split, "split", "test", "dataset split: train, test, or all")
+	f.StringVar(&o.Out, "out", "", `features file NAME.npy; labels, file names and manifest go beside it ("{shard}" is replaced by the shard index) (required)`)
+	f.StringVar(&o.Output, "output", eval.FeaturesOutput, "model output to write")
+	f.IntVar(&o.Batch, "batch", eval.DefaultBatch, "images per batch")
+	f.IntVar(&o.Limit, "limit", 0, "only the first N images (0 = all)")
+	f.StringVar(&o.ShardArg, "shard", "", shardHelp)
 	addPreprocessFlags(cmd)
 	addORTFlags(cmd)
 	cmd.AddCommand(newExtractMergeCmd())
 	return cmd
 }
 
-// extractFlags fills extractOptions from the flags; nothing is read yet.
-func extractFlags(cmd *cobra.Command, _ []string) (extractOptions, error) {
-	var o extractOptions
-	f := cmd.Flags()
-	o.ONNX, _ = f.GetString("onnx")
-	o.Data, _ = f.GetString("data")
-	o.Split, _ = f.GetString("split")
-	o.Out, _ = f.GetString("out")
-	o.Output, _ = f.GetString("output")
-	o.Batch, _ = f.GetInt("batch")
-	o.Limit, _ = f.GetInt("limit")
-	s, _ := f.GetString("shard")
+// extractFlags completes extractOptions with the shard, the preprocessing
+// and the ONNX Runtime settings; nothing is read yet.
+func extractFlags(cmd *cobra.Command, _ []string, o *extractOptions) error {
 	var err error
-	if o.Shard, err = parseShard(s, os.Getenv); err != nil {
-		return o, err
+	if o.Shard, err = parseShard(o.ShardArg, os.Getenv); err != nil {
+		return err
 	}
 	if o.Pre, err = preprocessOverrides(cmd); err != nil {
-		return o, err
+		return err
 	}
 	if o.Runtime, err = ortOptions(cmd); err != nil {
-		return o, err
+		return err
 	}
 	o.Out = shardPath(o.Out, o.Shard)
-	return o, nil
+	return nil
 }
 
 func (o extractOptions) validate() error {
@@ -192,13 +185,9 @@ func (o extractMergeOptions) validate() error {
 }
 
 func runExtractMerge(_ context.Context, opts extractMergeOptions, _, stderr io.Writer) error {
-	parts := make([]*eval.Features, len(opts.Parts))
-	for i, path := range opts.Parts {
-		f, err := eval.ReadFeatures(path)
-		if err != nil {
-			return err
-		}
-		parts[i] = f
+	parts, err := readShards(opts.Parts, eval.ReadFeatures)
+	if err != nil {
+		return err
 	}
 	m, err := eval.MergeFeatures(parts)
 	if err != nil {

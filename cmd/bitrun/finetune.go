@@ -21,7 +21,12 @@ import (
 	"github.com/spf13/cobra"
 )
 
-func newFinetuneCmd() *cobra.Command {
+func newFinetuneCmd() *cobra.Command { return finetuneCommand(new(finetuneOptions)) }
+
+// finetuneCommand is the finetune command with its flags bound to c (the
+// tests read c).
+func finetuneCommand(c *finetuneOptions) *cobra.Command {
+	o, r := &c.o, &c.recipe
 	cmd := &cobra.Command{
 		Use:   "finetune --data PATH (--model NAME | --weights FILE) --out RUNDIR [flags]",
 		Short: "Transfer a pretrained BiT network to a dataset with the BiT-HyperRule",
@@ -78,44 +83,49 @@ Ctrl-C saves a checkpoint; --resume continues to the same result.
   bitrun finetune --data ./flowers --model BiT-M-R50x1 --train full --batch 64 --batch-split 4 --out runs/flowers
   bitrun finetune table runs/fmnist-head runs/flowers`,
 		Args: cobra.NoArgs,
-		RunE: runE(finetuneFlags, runFinetune),
+		RunE: runE(bound(c, finetuneFlags), runFinetune),
 	}
 	f := cmd.Flags()
-	f.String("data", "", `dataset folder (IDX files or one sub-folder per class), or "mnist" (GoMNIST module data)`)
 	addWeightsFlags(cmd)
-	f.String("out", "", "run folder (created)")
+	addORTFlags(cmd)
+	// The settings with a configuration key (finetune.NAME), read by
+	// finetuneFlags.
+	f.String("data", "", `dataset folder (IDX files or one sub-folder per class), or "mnist" (GoMNIST module data)`)
 	f.String("train", finetune.ModeFull, "what to train: full (every weight) or head (pre-head GroupNorm + head on cached trunk activations)")
-	f.String("resolution-rule", string(finetune.RulePaper), "large-image tier: paper (448 -> 384) or code (512 -> 480)")
-	f.Int("steps", 0, "schedule length (0: the HyperRule's); rescales warmup and decays")
-	f.Int("warmup", 0, "linear warmup steps (0: the HyperRule's, rescaled with --steps; negative: none; formerly 0 meant none and -1 the HyperRule's)")
-	f.String("decays", "", "lr x0.1 steps, comma-separated (default: the HyperRule's, rescaled with --steps)")
 	f.Int("batch", 512, "logical batch size (lr scales with batch/512)")
 	f.Int("batch-split", 1, "micro-batches per step for --train full (gradient accumulation; must divide --batch)")
-	f.Float64("lr", 0, "base learning rate at batch 512 (0: the HyperRule's 0.003)")
-	f.Int("resolution", 0, "train crop = test resolution (0: the HyperRule's)")
-	f.Int("resize", 0, "resize before the random crop (0: the HyperRule's, or 5/4 of --resolution when that is given)")
-	f.Float64("mixup-alpha", 0, "MixUp alpha (0: the HyperRule's; negative: no MixUp; formerly 0 meant none and -1 the HyperRule's)")
-	f.Float64("momentum", 0.9, "SGD momentum")
-	f.Float64("weight-decay", 0, "weight decay (the HyperRule has none)")
-	f.Bool("flip", true, "random horizontal flip (use --flip=false for digits or text)")
 	f.Int("views", finetune.DefaultViews, "--train head: augmented views cached per training image")
-	f.Int("examples-per-class", 0, "few-shot: train on K seeded examples per class (0: all)")
 	f.Uint64("seed", 0, "seed of the few-shot selection, data order, augmentation and MixUp")
-	f.String("adapt-resolution", "", `train-to-test resolution adaptation at R pixels, or "auto" (the dataset's image side); off when empty`)
-	f.Int("adapt-steps", 0, "adaptation schedule length (0: a fifth of the schedule, at least 10)")
 	f.Int("checkpoint-every", 0, "save a checkpoint every N steps (0: only on Ctrl-C and at the end)")
-	f.Bool("resume", false, "continue the run in --out from its checkpoint")
-	f.Int("eval-batch", 128, "batch size of the test evaluations")
 	f.String("engine", finetune.EngineAuto, "trunk activations for --train head and adaptation: auto, ort or native")
-	f.Int("max-cache-mb", int(finetune.DefaultMaxCacheBytes>>20), "limit of the cached trunk activations (MiB)")
-	f.String("note", "", "why the recipe was changed, recorded in hyperrule.json")
 	f.String("gemm", "", "GEMM backend: auto, go, openblas, gonum (default $BITRUN_GEMM or auto)")
-	f.Bool("json", false, "print the summary as JSON")
-	f.Bool("dry-run", false, "print the recipe and the estimated wall time (a short timed probe) and stop")
-	addORTFlags(cmd)
 	for _, name := range []string{"data", "train", "batch", "batch-split", "seed", "checkpoint-every", "engine", "gemm", "views"} {
 		bindKey(cmd, "finetune."+strings.ReplaceAll(name, "-", "_"), name)
 	}
+	// The recipe: decays, momentum and weight decay count only when given
+	// (finetuneFlags); the others are bound to their options.
+	f.IntVar(&r.steps, "steps", 0, "schedule length (0: the HyperRule's); rescales warmup and decays")
+	f.IntVar(&r.warmup, "warmup", 0, "linear warmup steps (0: the HyperRule's, rescaled with --steps; negative: none; formerly 0 meant none and -1 the HyperRule's)")
+	f.String("decays", "", "lr x0.1 steps, comma-separated (default: the HyperRule's, rescaled with --steps)")
+	f.Float64Var(&r.lr, "lr", 0, "base learning rate at batch 512 (0: the HyperRule's 0.003)")
+	f.IntVar(&r.resolution, "resolution", 0, "train crop = test resolution (0: the HyperRule's)")
+	f.IntVar(&r.resize, "resize", 0, "resize before the random crop (0: the HyperRule's, or 5/4 of --resolution when that is given)")
+	f.Float64Var(&r.mixupAlpha, "mixup-alpha", 0, "MixUp alpha (0: the HyperRule's; negative: no MixUp; formerly 0 meant none and -1 the HyperRule's)")
+	f.Float64("momentum", 0.9, "SGD momentum")
+	f.Float64("weight-decay", 0, "weight decay (the HyperRule has none)")
+	// The rest of the run.
+	f.StringVar(&o.OutDir, "out", "", "run folder (created)")
+	f.StringVar(&c.ruleName, "resolution-rule", string(finetune.RulePaper), "large-image tier: paper (448 -> 384) or code (512 -> 480)")
+	f.BoolVar(&c.flip, "flip", true, "random horizontal flip (use --flip=false for digits or text)")
+	f.IntVar(&o.ExamplesPerClass, "examples-per-class", 0, "few-shot: train on K seeded examples per class (0: all)")
+	f.StringVar(&c.adaptRes, "adapt-resolution", "", `train-to-test resolution adaptation at R pixels, or "auto" (the dataset's image side); off when empty`)
+	f.IntVar(&o.AdaptSteps, "adapt-steps", 0, "adaptation schedule length (0: a fifth of the schedule, at least 10)")
+	f.BoolVar(&o.Resume, "resume", false, "continue the run in --out from its checkpoint")
+	f.IntVar(&o.EvalBatch, "eval-batch", 128, "batch size of the test evaluations")
+	f.IntVar(&c.cacheMB, "max-cache-mb", int(finetune.DefaultMaxCacheBytes>>20), "limit of the cached trunk activations (MiB)")
+	f.StringVar(&c.note, "note", "", "why the recipe was changed, recorded in hyperrule.json")
+	f.BoolVar(&c.asJSON, "json", false, "print the summary as JSON")
+	f.BoolVar(&c.dryRun, "dry-run", false, "print the recipe and the estimated wall time (a short timed probe) and stop")
 	cmd.AddCommand(newFinetuneTableCmd())
 	return cmd
 }
@@ -156,8 +166,9 @@ func runFinetuneTable(_ context.Context, o finetuneTableOptions, stdout, _ io.Wr
 }
 
 // finetuneOptions is what the finetune command runs: the library options
-// and the command's own settings, filled from flags and configuration by
-// finetuneFlags, checked by validate and completed by prepare.
+// and the command's own settings, bound to its flags, completed from the
+// configuration by finetuneFlags, checked by validate and completed by
+// prepare.
 type finetuneOptions struct {
 	o              finetune.Options
 	dataPath       string
@@ -168,6 +179,7 @@ type finetuneOptions struct {
 	note           string // why the recipe was changed
 	adaptRes       string // --adapt-resolution: pixels, "auto" or "" (off)
 	cacheMB        int
+	flip           bool // --flip; o.NoFlip is its negation
 	asJSON, dryRun bool
 	notices        []string // printed on stderr before the run
 
@@ -192,58 +204,40 @@ type recipeFlags struct {
 	weightDecay *float64 // nil: the rule's
 }
 
-// finetuneFlags reads the flags and configuration; nothing is read from
-// disk or the network yet.
-func finetuneFlags(cmd *cobra.Command, _ []string) (finetuneOptions, error) {
+// finetuneFlags completes the options with the configuration keys, the
+// recipe flags that count only when given, the source model and the ONNX
+// Runtime settings; nothing is read from disk or the network yet.
+func finetuneFlags(cmd *cobra.Command, _ []string, c *finetuneOptions) error {
 	f := cmd.Flags()
-	c := finetuneOptions{dataPath: cfg.GetString("finetune.data")}
-	o := &c.o
-	o.OutDir, _ = f.GetString("out")
+	o, r := &c.o, &c.recipe
+	c.dataPath = cfg.GetString("finetune.data")
 	var err error
 	if o.Mode, err = configEnum(cmd, "finetune.train", finetune.ModeFull, finetune.ModeHead); err != nil {
-		return c, err
+		return err
 	}
 	if o.Batch, err = configInt(cmd, "finetune.batch", 1, math.MaxInt); err != nil {
-		return c, err
+		return err
 	}
 	if o.BatchSplit, err = configInt(cmd, "finetune.batch_split", 1, math.MaxInt); err != nil {
-		return c, err
+		return err
 	}
 	if o.Seed, err = configUint64(cmd, "finetune.seed"); err != nil {
-		return c, err
+		return err
 	}
 	if o.CheckpointEvery, err = configInt(cmd, "finetune.checkpoint_every", 0, math.MaxInt); err != nil {
-		return c, err
+		return err
 	}
 	if o.Engine, err = configEnum(cmd, "finetune.engine", finetune.EngineAuto, finetune.EngineORT, finetune.EngineNative); err != nil {
-		return c, err
+		return err
 	}
 	if o.Views, err = configInt(cmd, "finetune.views", 1, 1024); err != nil {
-		return c, err
+		return err
 	}
 	if c.gemm, err = configEnum(cmd, "finetune.gemm", gemmNames...); err != nil {
-		return c, err
+		return err
 	}
-	o.ExamplesPerClass, _ = f.GetInt("examples-per-class")
-	o.AdaptSteps, _ = f.GetInt("adapt-steps")
-	o.Resume, _ = f.GetBool("resume")
-	o.EvalBatch, _ = f.GetInt("eval-batch")
-	flip, _ := f.GetBool("flip")
-	o.NoFlip = !flip
-	c.cacheMB, _ = f.GetInt("max-cache-mb")
+	o.NoFlip = !c.flip
 	o.MaxCacheBytes = int64(c.cacheMB) << 20
-	c.asJSON, _ = f.GetBool("json")
-	c.dryRun, _ = f.GetBool("dry-run")
-	c.ruleName, _ = f.GetString("resolution-rule")
-	c.note, _ = f.GetString("note")
-	c.adaptRes, _ = f.GetString("adapt-resolution")
-	r := &c.recipe
-	r.steps, _ = f.GetInt("steps")
-	r.warmup, _ = f.GetInt("warmup")
-	r.lr, _ = f.GetFloat64("lr")
-	r.resolution, _ = f.GetInt("resolution")
-	r.resize, _ = f.GetInt("resize")
-	r.mixupAlpha, _ = f.GetFloat64("mixup-alpha")
 	if f.Changed("decays") {
 		d, _ := f.GetString("decays")
 		r.decays = &d
@@ -263,16 +257,16 @@ func finetuneFlags(cmd *cobra.Command, _ []string) (finetuneOptions, error) {
 		}
 	}
 	if c.weights, err = weightsFlags(cmd); err != nil {
-		return c, err
+		return err
 	}
 	ro, err := ortOptions(cmd)
 	if err != nil {
-		return c, err
+		return err
 	}
 	ro.Logger = nil // the trunk session's load details are noise here
 	o.Runtime = ro
 	o.Logger = cliLogger(cmd)
-	return c, nil
+	return nil
 }
 
 // validate checks the options against each other and selects the GEMM
@@ -291,10 +285,7 @@ func (c *finetuneOptions) validate() error {
 	if err := selectGEMM(c.gemm); err != nil {
 		return err
 	}
-	if !c.weights.given() {
-		return usagef("give the source model: --model NAME (zoo) or --weights FILE")
-	}
-	return c.weights.check()
+	return c.weights.checkOne("", "", "give the source model: --model NAME (zoo) or --weights FILE")
 }
 
 // selectGEMM selects the GEMM backend train and finetune --gemm name

@@ -89,11 +89,30 @@ func runJSON(t *testing.T, v any, args ...string) (stderr string) {
 // before the command's read step runs.
 func parsedCommand(t *testing.T, name string, args ...string) *cobra.Command {
 	t.Helper()
+	return parsed(t, name, nil, args)
+}
+
+// parsedCommandOf is parsedCommand for cmd, built by the test in place of
+// the root's command of its name (with its flags bound to options the
+// test reads).
+func parsedCommandOf(t *testing.T, cmd *cobra.Command, args ...string) *cobra.Command {
+	t.Helper()
+	return parsed(t, cmd.Name(), cmd, args)
+}
+
+func parsed(t *testing.T, name string, replace *cobra.Command, args []string) *cobra.Command {
+	t.Helper()
 	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
 	cfg = viper.New()
-	cmd, _, err := newRoot().Find([]string{name})
+	root := newRoot()
+	cmd, _, err := root.Find([]string{name})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if replace != nil {
+		root.RemoveCommand(cmd)
+		root.AddCommand(replace)
+		cmd = replace
 	}
 	if err := cmd.ParseFlags(args); err != nil {
 		t.Fatal(err)

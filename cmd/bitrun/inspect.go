@@ -34,6 +34,7 @@ type inspectReport struct {
 }
 
 func newInspectCmd() *cobra.Command {
+	var o inspectOptions
 	cmd := &cobra.Command{
 		Use:   "inspect [FILE]",
 		Short: "Describe a checkpoint (architecture, parameters, per-stage shapes) or an ONNX model",
@@ -50,16 +51,16 @@ normalisation, for a bitrun export).`,
 		Example: `  bitrun inspect r50x1.npz
   bitrun inspect --resolution 128 --json r50x1.npz`,
 		Args: cobra.MaximumNArgs(1),
-		RunE: runE(inspectFlags, runInspect),
+		RunE: runE(bound(&o, inspectFlags), runInspect),
 	}
-	cmd.Flags().Bool("json", false, "print JSON instead of text")
-	cmd.Flags().Int("resolution", 224, "input resolution for the output sizes and FLOPs")
+	cmd.Flags().BoolVar(&o.json, "json", false, "print JSON instead of text")
+	cmd.Flags().IntVar(&o.resolution, "resolution", 224, "input resolution for the output sizes and FLOPs")
 	addWeightsFlags(cmd)
 	return cmd
 }
 
-// inspectOptions is what inspect describes, read by inspectFlags and
-// checked by validate.
+// inspectOptions is what inspect describes: bound to its flags, completed
+// by inspectFlags and checked by validate.
 type inspectOptions struct {
 	file       string     // the FILE argument
 	weights    weightsRef // or --weights/--model
@@ -67,30 +68,23 @@ type inspectOptions struct {
 	json       bool
 }
 
-// inspectFlags reads inspect's flags and its FILE argument.
-func inspectFlags(cmd *cobra.Command, args []string) (inspectOptions, error) {
-	var o inspectOptions
+// inspectFlags completes inspect's options with its FILE argument and the
+// --weights/--model flags.
+func inspectFlags(cmd *cobra.Command, args []string, o *inspectOptions) error {
 	if len(args) == 1 {
 		o.file = args[0]
 	}
-	o.json, _ = cmd.Flags().GetBool("json")
-	o.resolution, _ = cmd.Flags().GetInt("resolution")
 	var err error
 	o.weights, err = weightsFlags(cmd)
-	return o, err
+	return err
 }
 
 func (o inspectOptions) validate() error {
 	if err := checkResolution("--resolution", o.resolution, false); err != nil {
 		return err
 	}
-	switch {
-	case o.file != "" && o.weights.given():
-		return usagef("give the checkpoint as an argument or with --weights/--model, not both")
-	case o.file == "" && !o.weights.given():
-		return usagef("no checkpoint: give FILE, --weights FILE or --model NAME")
-	}
-	return o.weights.check()
+	return o.weights.checkOne(o.file, "give the checkpoint as an argument or with --weights/--model, not both",
+		"no checkpoint: give FILE, --weights FILE or --model NAME")
 }
 
 // runInspect describes the checkpoint or ONNX model on stdout.

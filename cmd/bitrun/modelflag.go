@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 
 	"github.com/bitrun/bitrun/runtime"
 	"github.com/bitrun/bitrun/zoo"
@@ -45,6 +46,20 @@ func weightsFlags(cmd *cobra.Command) (weightsRef, error) {
 // given reports whether --weights or --model is set: what a command checks
 // its other flags against before resolve, which may download.
 func (r weightsRef) given() bool { return r.file != "" || r.name != "" }
+
+// checkOne requires the checkpoint exactly once: by alt (another flag or an
+// argument, "" when not given) or by --weights/--model, with both and
+// neither the usage errors given; then check. A command with no other way
+// passes "" for alt and both.
+func (r weightsRef) checkOne(alt, both, neither string) error {
+	switch {
+	case alt != "" && r.given():
+		return usagef("%s", both)
+	case alt == "" && !r.given():
+		return usagef("%s", neither)
+	}
+	return r.check()
+}
 
 // check refuses both flags at once and a --model that is not a zoo name
 // (usage errors).
@@ -110,13 +125,8 @@ func modelFlags(cmd *cobra.Command) (modelRef, error) {
 // a --model name is not resolved, so a usage error never waits for a
 // download.
 func (m modelRef) check() error {
-	switch {
-	case m.onnx != "" && m.weights.given():
-		return usagef("--onnx and --weights/--model are exclusive")
-	case m.onnx == "" && !m.weights.given():
-		return usagef("give a model: --onnx FILE, or --weights FILE / --model NAME for the native engine")
-	}
-	return m.weights.check()
+	return m.weights.checkOne(m.onnx, "--onnx and --weights/--model are exclusive",
+		"give a model: --onnx FILE, or --weights FILE / --model NAME for the native engine")
 }
 
 // checkFiles checks the files named by --onnx and --weights (not a --model
@@ -142,4 +152,18 @@ func (m modelRef) resolve(ctx context.Context) (onnxPath, weights string, err er
 	}
 	weights, err = m.weights.resolve(ctx)
 	return "", weights, err
+}
+
+// readLabels reads a --labels file (one label per line, or a JSON array)
+// with parse; nil when path is "". A file that cannot be read is reported
+// under command ("export: labels: ..."); parse's error is returned as it is.
+func readLabels(command, path string, parse func(string) ([]string, error)) ([]string, error) {
+	if path == "" {
+		return nil, nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("%s: labels: %w", command, err)
+	}
+	return parse(string(b))
 }

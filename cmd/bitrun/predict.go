@@ -6,7 +6,6 @@ import (
 	"image"
 	"io"
 	"math"
-	"os"
 	"strings"
 
 	"github.com/bitrun/bitrun/data"
@@ -29,6 +28,7 @@ type classScore struct {
 }
 
 func newPredictCmd() *cobra.Command {
+	var o predictOptions
 	cmd := &cobra.Command{
 		Use:   "predict (--onnx FILE | --weights FILE | --model NAME) IMAGE...",
 		Short: "Classify images and print the top-k classes with their probabilities",
@@ -36,21 +36,22 @@ func newPredictCmd() *cobra.Command {
 from the ONNX model's metadata (or --resolution/--mean/--std/--channels).
 Results go to stdout: one block per image, or a JSON array with --json.`,
 		Args: cobra.MinimumNArgs(1),
-		RunE: runE(predictFlags, runPredict),
+		RunE: runE(bound(&o, predictFlags), runPredict),
 	}
 	addModelFlags(cmd)
-	cmd.Flags().Int("top-k", 5, "classes to show per image")
-	cmd.Flags().Bool("json", false, "print JSON")
-	cmd.Flags().Int("batch", 8, "images per inference batch")
-	cmd.Flags().String("labels", "", "labels file (one per line or a JSON array); default: the model's bitrun.labels metadata")
+	f := cmd.Flags()
+	f.Int("top-k", 5, "classes to show per image") // predict.top_k, read by predictFlags
+	f.BoolVar(&o.json, "json", false, "print JSON")
+	f.Int("batch", 8, "images per inference batch") // predict.batch, read by predictFlags
+	f.StringVar(&o.labelsFile, "labels", "", "labels file (one per line or a JSON array); default: the model's bitrun.labels metadata")
 	addPreprocessFlags(cmd)
 	bindKey(cmd, "predict.top_k", "top-k")
 	bindKey(cmd, "predict.batch", "batch")
 	return cmd
 }
 
-// predictOptions is what predict classifies, read by predictFlags and
-// checked by validate.
+// predictOptions is what predict classifies: bound to its flags,
+// completed by predictFlags and checked by validate.
 type predictOptions struct {
 	classifier classifierOptions
 	images     []string
@@ -61,33 +62,26 @@ type predictOptions struct {
 	labels     []string // read from labelsFile by validate
 }
 
-// predictFlags reads predict's flags, configuration and image arguments.
-func predictFlags(cmd *cobra.Command, images []string) (predictOptions, error) {
-	o := predictOptions{images: images}
+// predictFlags completes predict's options with its configuration keys,
+// the model flags and the image arguments.
+func predictFlags(cmd *cobra.Command, images []string, o *predictOptions) error {
+	o.images = images
 	var err error
 	if o.topK, err = configInt(cmd, "predict.top_k", 1, math.MaxInt); err != nil {
-		return o, err
+		return err
 	}
 	if o.batch, err = configInt(cmd, "predict.batch", 1, 4096); err != nil {
-		return o, err
+		return err
 	}
-	o.json, _ = cmd.Flags().GetBool("json")
-	o.labelsFile, _ = cmd.Flags().GetString("labels")
 	o.classifier, err = classifierFlags(cmd)
-	return o, err
+	return err
 }
 
 // validate reads --labels and checks the model flags.
 func (o *predictOptions) validate() error {
-	o.labels = nil
-	if o.labelsFile != "" {
-		b, err := os.ReadFile(o.labelsFile)
-		if err != nil {
-			return fmt.Errorf("predict: labels: %w", err)
-		}
-		if o.labels, err = eval.ParseLabels(string(b)); err != nil {
-			return err
-		}
+	var err error
+	if o.labels, err = readLabels("predict", o.labelsFile, eval.ParseLabels); err != nil {
+		return err
 	}
 	return o.classifier.model.check()
 }

@@ -15,8 +15,8 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// quantizeOptions are the settings of bitrun quantize, filled from the
-// flags by quantizeFlags and checked by validate.
+// quantizeOptions are the settings of bitrun quantize: bound to its flags,
+// completed by quantizeFlags and checked by validate.
 type quantizeOptions struct {
 	in, out     string
 	zooModel    string // --model: a zoo name, resolved to its cached export by runQuantize
@@ -42,6 +42,7 @@ type quantizeOptions struct {
 }
 
 func newQuantizeCmd() *cobra.Command {
+	var o quantizeOptions
 	cmd := &cobra.Command{
 		Use:   "quantize (--onnx IN | --model NAME) --data DIR --out OUT",
 		Short: "Quantize a BiT ONNX export to int8 (static, QDQ) with calibration and an accuracy guard",
@@ -89,60 +90,42 @@ and never when a step fails.`,
   bitrun quantize --model BiT-M-R50x1 --data /usr/share/datasets/fashion-mnist --out r50x1-int8.onnx \
       --calibrate entropy --limit 1000   # 21843 classes: the guard measures fp32/int8 agreement`,
 		Args: cobra.NoArgs,
-		RunE: runE(quantizeFlags, runQuantize),
+		RunE: runE(bound(&o, quantizeFlags), runQuantize),
 	}
 	f := cmd.Flags()
-	f.String("onnx", "", "fp32 BiT ONNX export (a file, or a run folder holding model.onnx)")
-	f.String("model", "", "zoo model name (e.g. BiT-M-R50x1): its cached ONNX export, pulled and exported unless --offline")
-	f.String("data", "", "dataset: IDX folder or image folder (required)")
-	f.String("out", "", "output int8 ONNX file (required)")
-	f.Int("calibration", quantize.DefaultImages, "calibration images")
-	f.String("calibration-split", "train", "split the calibration images come from: train or test")
-	f.Uint64("seed", 1, "seed of the calibration image draw")
-	f.String("calibrate", "minmax", "calibration method: minmax, entropy or percentile:P (e.g. percentile:99.99)")
-	f.String("head", "float", "classifier head: float or int8")
-	f.String("guard", "auto", "what the accuracy guard measures: labels (top-1), agreement (fp32 vs int8 top-1), auto (labels when the classes match)")
-	f.String("eval-split", "test", "held-out split of the accuracy guard: train or test")
-	f.Int("limit", 0, "evaluate only the first N images of the eval split (0 = all)")
-	f.Float64("max-drop", quantize.DefaultMaxDrop, "largest top-1 drop (or disagreement, --guard agreement) in points written without --force (negative: guard off)")
-	f.Int("min-channels", quantize.DefaultMinChannels, "keep convolutions with fewer input channels float (the 3-channel root conv is faster in float; negative: quantize all)")
-	f.Int("batch", quantize.DefaultBatch, "calibration batch (bounds memory: one batch of activations)")
-	f.Bool("per-class", false, "print per-class accuracy of both models")
-	f.Bool("force", false, "write OUT even when the drop exceeds --max-drop, and overwrite an existing OUT")
+	f.StringVar(&o.in, "onnx", "", "fp32 BiT ONNX export (a file, or a run folder holding model.onnx)")
+	f.StringVar(&o.zooModel, "model", "", "zoo model name (e.g. BiT-M-R50x1): its cached ONNX export, pulled and exported unless --offline")
+	f.StringVar(&o.data, "data", "", "dataset: IDX folder or image folder (required)")
+	f.StringVar(&o.out, "out", "", "output int8 ONNX file (required)")
+	f.IntVar(&o.images, "calibration", quantize.DefaultImages, "calibration images")
+	f.StringVar(&o.calibSplit, "calibration-split", "train", "split the calibration images come from: train or test")
+	f.Uint64Var(&o.seed, "seed", 1, "seed of the calibration image draw")
+	f.StringVar(&o.method, "calibrate", "minmax", "calibration method: minmax, entropy or percentile:P (e.g. percentile:99.99)")
+	f.StringVar(&o.head, "head", "float", "classifier head: float or int8")
+	f.StringVar(&o.guard, "guard", "auto", "what the accuracy guard measures: labels (top-1), agreement (fp32 vs int8 top-1), auto (labels when the classes match)")
+	f.StringVar(&o.evalSplit, "eval-split", "test", "held-out split of the accuracy guard: train or test")
+	f.IntVar(&o.limit, "limit", 0, "evaluate only the first N images of the eval split (0 = all)")
+	f.Float64Var(&o.maxDrop, "max-drop", quantize.DefaultMaxDrop, "largest top-1 drop (or disagreement, --guard agreement) in points written without --force (negative: guard off)")
+	f.IntVar(&o.minChannels, "min-channels", quantize.DefaultMinChannels, "keep convolutions with fewer input channels float (the 3-channel root conv is faster in float; negative: quantize all)")
+	f.IntVar(&o.batch, "batch", quantize.DefaultBatch, "calibration batch (bounds memory: one batch of activations)")
+	f.BoolVar(&o.perClass, "per-class", false, "print per-class accuracy of both models")
+	f.BoolVar(&o.force, "force", false, "write OUT even when the drop exceeds --max-drop, and overwrite an existing OUT")
 	addORTFlags(cmd)
 	addZooFlagSet(cmd, false)
 	return cmd
 }
 
-// quantizeFlags reads the flags into options.
-func quantizeFlags(cmd *cobra.Command, _ []string) (quantizeOptions, error) {
-	f := cmd.Flags()
-	var o quantizeOptions
-	o.in, _ = f.GetString("onnx")
-	o.zooModel, _ = f.GetString("model")
-	o.out, _ = f.GetString("out")
-	o.data, _ = f.GetString("data")
-	o.calibSplit, _ = f.GetString("calibration-split")
-	o.evalSplit, _ = f.GetString("eval-split")
-	o.images, _ = f.GetInt("calibration")
-	o.seed, _ = f.GetUint64("seed")
-	o.method, _ = f.GetString("calibrate")
-	o.head, _ = f.GetString("head")
-	o.guard, _ = f.GetString("guard")
-	o.batch, _ = f.GetInt("batch")
-	o.minChannels, _ = f.GetInt("min-channels")
-	o.limit, _ = f.GetInt("limit")
-	o.maxDrop, _ = f.GetFloat64("max-drop")
-	o.force, _ = f.GetBool("force")
-	o.perClass, _ = f.GetBool("per-class")
+// quantizeFlags completes the options with the ONNX Runtime settings and,
+// for a --model, the zoo's.
+func quantizeFlags(cmd *cobra.Command, _ []string, o *quantizeOptions) error {
 	var err error
 	if o.runtime, err = ortOptions(cmd); err != nil {
-		return o, err
+		return err
 	}
 	if o.zooModel != "" {
 		o.zoo, err = zooOptions(cmd)
 	}
-	return o, err
+	return err
 }
 
 // validate checks the options and resolves a run folder to its model.

@@ -500,11 +500,8 @@ func exportForServe(ctx context.Context, o serveOptions, log *slog.Logger) (stri
 		resolution = runRes
 	}
 	if o.labelsFile != "" {
-		b, err := os.ReadFile(o.labelsFile)
-		if err != nil {
-			return "", nil, fmt.Errorf("serve: labels: %w", err)
-		}
-		if labels, err = export.ParseLabels(string(b)); err != nil {
+		var err error
+		if labels, err = readLabels("serve", o.labelsFile, export.ParseLabels); err != nil {
 			return "", nil, err
 		}
 	}

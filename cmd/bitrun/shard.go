@@ -44,3 +44,17 @@ func shardPath(path string, sh eval.Shard) string {
 	}
 	return strings.ReplaceAll(path, "{shard}", strconv.Itoa(sh.Index))
 }
+
+// readShards reads the output of every shard with read, in the order given:
+// the first step of eval merge and extract merge.
+func readShards[T any](paths []string, read func(path string) (*T, error)) ([]*T, error) {
+	parts := make([]*T, len(paths))
+	for i, path := range paths {
+		p, err := read(path)
+		if err != nil {
+			return nil, err
+		}
+		parts[i] = p
+	}
+	return parts, nil
+}

@@ -21,6 +21,8 @@ import (
 
 func newTrainCmd() *cobra.Command {
 	d := train.DefaultOptions()
+	c := trainOptions{o: d}
+	o := &c.o
 	cmd := &cobra.Command{
 		Use:   "train --data PATH --out RUNDIR [flags]",
 		Short: "Train a BiT network from scratch with the native engine (BiT upstream recipe)",
@@ -48,42 +50,44 @@ Progress (step, loss, lr, images/s, ETA) goes to stderr; the summary to stdout.`
       --epochs 3 --batch 128 --out /work/runs/mnist-small
   bitrun train --data mnist --flip=false --out /work/runs/mnist-small --resume`,
 		Args: cobra.NoArgs,
-		RunE: runE(trainFlags, runTrain),
+		RunE: runE(bound(&c, trainFlags), runTrain),
 	}
 	f := cmd.Flags()
+	// The settings with a configuration key (train.NAME), read by trainFlags.
 	f.String("data", "", `dataset folder, or "mnist" (GoMNIST module data)`)
 	f.String("arch", d.Arch, "architecture: tiny, small, R50x1, R101x3, ...")
-	f.Float64("epochs", d.Epochs, "schedule length in epochs (ignored when --steps is set)")
-	f.Int("steps", 0, "schedule length in steps (overrides --epochs)")
 	f.Int("batch", d.Batch, "logical batch size")
 	f.Int("batch-split", d.BatchSplit, "micro-batches per step (gradient accumulation; must divide --batch)")
 	f.Int("resolution", d.Resolution, "train crop and test size (pixels)")
-	f.Int("pre-size", 0, "resize before the random crop (0: 5/4 of --resolution, BiT's 160 for 128)")
-	f.Bool("crop", d.Crop, "random crop (recipe default)")
-	f.Bool("flip", d.Flip, "random horizontal flip (recipe default; use --flip=false for digits)")
-	f.Float64("lr", 0, "base learning rate (0: 0.03 x batch/256)")
-	f.Int("warmup", d.Warmup, "linear warmup steps (0: 1/18 of the schedule; negative: none)")
-	f.Float64("momentum", d.Momentum, "SGD momentum (0: 0.9; negative: none)")
-	f.Float64("weight-decay", d.WeightDecay, "weight decay on conv and head kernels (0: 1e-4; negative: none)")
-	f.Float64("mixup", 0, "MixUp alpha (0: off)")
-	f.String("freeze", d.Freeze, "trainable parameters: all, head, head+gn")
 	f.Uint64("seed", d.Seed, "seed of initialisation, data order and augmentation")
 	f.Int("checkpoint-every", 0, "save a checkpoint every N steps (0: only on Ctrl-C and at the end)")
-	f.Bool("resume", false, "continue the run in --out from its checkpoint")
-	f.Int("eval-batch", d.EvalBatch, "batch size of the final test evaluation")
-	f.String("out", "", "run folder (created)")
 	f.String("gemm", "", "GEMM backend: auto, go, openblas, gonum (default $BITRUN_GEMM or auto)")
-	f.Bool("json", false, "print the summary as JSON")
-	f.Bool("dry-run", false, "print the estimated wall time (a short timed probe) and stop")
 	for _, name := range []string{"data", "arch", "batch", "batch-split", "resolution", "seed", "checkpoint-every", "gemm"} {
 		bindKey(cmd, "train."+strings.ReplaceAll(name, "-", "_"), name)
 	}
+	// The others, bound to their options.
+	f.Float64Var(&o.Epochs, "epochs", d.Epochs, "schedule length in epochs (ignored when --steps is set)")
+	f.IntVar(&o.Steps, "steps", 0, "schedule length in steps (overrides --epochs)")
+	f.IntVar(&o.PreSize, "pre-size", 0, "resize before the random crop (0: 5/4 of --resolution, BiT's 160 for 128)")
+	f.BoolVar(&o.Crop, "crop", d.Crop, "random crop (recipe default)")
+	f.BoolVar(&o.Flip, "flip", d.Flip, "random horizontal flip (recipe default; use --flip=false for digits)")
+	f.Float64Var(&o.LR, "lr", 0, "base learning rate (0: 0.03 x batch/256)")
+	f.IntVar(&o.Warmup, "warmup", d.Warmup, "linear warmup steps (0: 1/18 of the schedule; negative: none)")
+	f.Float64Var(&o.Momentum, "momentum", d.Momentum, "SGD momentum (0: 0.9; negative: none)")
+	f.Float64Var(&o.WeightDecay, "weight-decay", d.WeightDecay, "weight decay on conv and head kernels (0: 1e-4; negative: none)")
+	f.Float64Var(&o.MixupAlpha, "mixup", 0, "MixUp alpha (0: off)")
+	f.StringVar(&o.Freeze, "freeze", d.Freeze, "trainable parameters: all, head, head+gn")
+	f.BoolVar(&o.Resume, "resume", false, "continue the run in --out from its checkpoint")
+	f.IntVar(&o.EvalBatch, "eval-batch", d.EvalBatch, "batch size of the final test evaluation")
+	f.StringVar(&o.OutDir, "out", "", "run folder (created)")
+	f.BoolVar(&c.asJSON, "json", false, "print the summary as JSON")
+	f.BoolVar(&c.dryRun, "dry-run", false, "print the estimated wall time (a short timed probe) and stop")
 	return cmd
 }
 
-// trainOptions is what train runs, filled from flags and configuration
-// (and, with --resume, the run's config.json) by trainFlags and checked by
-// validate.
+// trainOptions is what train runs: bound to its flags, completed from the
+// configuration (and, with --resume, the run's config.json) by trainFlags
+// and checked by validate.
 type trainOptions struct {
 	o              train.Options
 	data           string
@@ -91,63 +95,44 @@ type trainOptions struct {
 	asJSON, dryRun bool
 }
 
-// trainFlags reads train's flags and configuration; with --resume, the
-// settings not given take the run's recorded values.
-func trainFlags(cmd *cobra.Command, _ []string) (trainOptions, error) {
-	f := cmd.Flags()
-	c := trainOptions{o: train.DefaultOptions(), data: cfg.GetString("train.data")}
+// trainFlags completes train's options with the configuration keys; with
+// --resume, the settings not given take the run's recorded values.
+func trainFlags(cmd *cobra.Command, _ []string, c *trainOptions) error {
 	o := &c.o
+	c.data = cfg.GetString("train.data")
 	o.Arch = cfg.GetString("train.arch")
 	var err error
 	if o.Batch, err = configInt(cmd, "train.batch", 1, math.MaxInt); err != nil {
-		return c, err
+		return err
 	}
 	if o.BatchSplit, err = configInt(cmd, "train.batch_split", 1, math.MaxInt); err != nil {
-		return c, err
+		return err
 	}
 	if o.Resolution, err = configInt(cmd, "train.resolution", minResolution, maxResolution); err != nil {
-		return c, err
+		return err
 	}
 	if o.Seed, err = configUint64(cmd, "train.seed"); err != nil {
-		return c, err
+		return err
 	}
 	if o.CheckpointEvery, err = configInt(cmd, "train.checkpoint_every", 0, math.MaxInt); err != nil {
-		return c, err
+		return err
 	}
 	if c.gemm, err = configEnum(cmd, "train.gemm", gemmNames...); err != nil {
-		return c, err
+		return err
 	}
-	o.Epochs, _ = f.GetFloat64("epochs")
-	o.Steps, _ = f.GetInt("steps")
-	o.PreSize, _ = f.GetInt("pre-size")
-	o.Crop, _ = f.GetBool("crop")
-	o.Flip, _ = f.GetBool("flip")
-	o.LR, _ = f.GetFloat64("lr")
-	o.Warmup, _ = f.GetInt("warmup")
-	o.Momentum, _ = f.GetFloat64("momentum")
-	o.WeightDecay, _ = f.GetFloat64("weight-decay")
-	o.MixupAlpha, _ = f.GetFloat64("mixup")
-	o.Freeze, _ = f.GetString("freeze")
-	o.Resume, _ = f.GetBool("resume")
-	o.EvalBatch, _ = f.GetInt("eval-batch")
-	o.OutDir, _ = f.GetString("out")
-	c.asJSON, _ = f.GetBool("json")
-	c.dryRun, _ = f.GetBool("dry-run")
 	o.Logger = cliLogger(cmd)
 	if o.Resume {
 		given := func(flag string) bool {
-			if f.Changed(flag) {
+			if cmd.Flags().Changed(flag) {
 				return true
 			}
 			key := "train." + strings.ReplaceAll(flag, "-", "_")
 			_, bound := configKeys[key]
 			return bound && configSource(cmd, key) != "default"
 		}
-		if err := resumeDefaults(o, given); err != nil {
-			return c, err
-		}
+		return resumeDefaults(o, given)
 	}
-	return c, nil
+	return nil
 }
 
 // validate checks the options against each other and selects the GEMM

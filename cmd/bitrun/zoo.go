@@ -18,6 +18,7 @@ import (
 	"github.com/bitrun/bitrun/model"
 	"github.com/bitrun/bitrun/zoo"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 // zooCatalog is the catalog the zoo commands and --model resolve names in;
@@ -41,7 +42,89 @@ No digests are published upstream: the SHA-256 of the first complete download
 is recorded in bitrun.lock.json in the cache and every later read is verified
 against it; --sha256 pins one explicitly.`,
 	}
-	c.AddCommand(newZooListCmd(), newZooPullCmd(), newZooPathCmd(), newZooVerifyCmd(), newZooRmCmd(), newZooImportCmd())
+	// The subcommands: each with its run and the flags of its own, bound
+	// to its options (all take the cache, mirror, offline and retry flags).
+	for _, sub := range []struct {
+		cmd   *cobra.Command
+		run   func(context.Context, zooCmdOptions, io.Writer, io.Writer) error
+		flags func(*pflag.FlagSet, *zooCmdOptions) // nil: none of its own
+	}{
+		{&cobra.Command{
+			Use:   "list [FILTER...]",
+			Short: "List the catalog: name, architecture, classes, resolution, size and whether it is cached",
+			Long: `List every catalog entry, or those whose name contains one of the FILTER words
+(case-insensitive). Sizes prefixed with ~ are estimates from the architecture
+(no sizes are published); cached files show their size on disk.`,
+			Example: `  bitrun zoo list
+  bitrun zoo list --cached
+  bitrun zoo list R50x1 --json | jq '.[].name'`,
+		}, runZooList, func(f *pflag.FlagSet, o *zooCmdOptions) {
+			f.BoolVar(&o.json, "json", false, "print JSON (an array of entries with their cache state)")
+			f.BoolVar(&o.cached, "cached", false, "only models present in the cache")
+			f.StringVar(&o.group, "group", "", "only one group: upstream, ilsvrc2012, cifar10, distilled, vtab")
+		}},
+		{&cobra.Command{
+			Use:   "pull NAME...",
+			Short: "Download checkpoints into the cache (resumable, verified), optionally exporting ONNX",
+			Long: `Download each named checkpoint into the cache and print its path.
+
+Downloads resume from NAME.part after an interruption (Ctrl-C, a dropped
+connection, a restart), stalled transfers are retried with backoff, and the
+file is verified (SHA-256, then opened as a BiT checkpoint of the catalog's
+architecture) before it is moved into place. Concurrent pulls of one model
+download it once. A NAME may carry a digest: BiT-M-R50x1@sha256:HEX.
+
+--onnx also exports NAME.onnx next to the checkpoint (at the catalog's
+resolution, with its labels).`,
+			Example: `  bitrun zoo pull BiT-M-R50x1
+  bitrun zoo pull BiT-M-R50x1-CIFAR10 --onnx
+  bitrun zoo pull BiT-S-R50x1 --sha256 3f...   # pin a digest`,
+			Args: cobra.MinimumNArgs(1),
+		}, runZooPull, func(f *pflag.FlagSet, o *zooCmdOptions) {
+			f.BoolVar(&o.onnx, "onnx", false, "also export NAME.onnx next to the checkpoint")
+			f.StringVar(&o.pin, "sha256", "", "expected SHA-256 of the file (overrides the catalog and the lock file)")
+		}},
+		{&cobra.Command{
+			Use:   "path [NAME]",
+			Short: "Print the cache directory (and where that setting came from), or a cached model's file",
+			Args:  cobra.MaximumNArgs(1),
+		}, runZooPath, nil},
+		{&cobra.Command{
+			Use:   "verify [NAME...]",
+			Short: "Re-hash cached checkpoints, compare with the recorded or pinned digests and open them",
+			Long: `Verify the named models, or every cached model when no NAME is given: the
+SHA-256 must match the pinned (--sha256, catalog) or recorded digest and the
+file must open as the catalog's architecture. Prints "ok NAME SHA256" per good
+file; fails if any file is bad.`,
+		}, runZooVerify, func(f *pflag.FlagSet, o *zooCmdOptions) {
+			f.StringVar(&o.pin, "sha256", "", "expected SHA-256 (one NAME only)")
+		}},
+		{&cobra.Command{
+			Use:   "rm NAME...",
+			Short: "Remove cached checkpoints, partial downloads and their recorded digests",
+			Args:  cobra.MinimumNArgs(1),
+		}, runZooRm, nil},
+		{&cobra.Command{
+			Use:   "import FILE --name NAME",
+			Short: "Register a checkpoint copied in by hand (air-gapped sites) as a catalog model",
+			Long: `Copy FILE into the cache as catalog model NAME after checking that it opens as
+NAME's architecture and class count (and matches --sha256 or a pinned digest),
+and record its digest so later uses verify against it.`,
+			Example: `  bitrun zoo import /media/usb/BiT-M-R50x1.npz --name BiT-M-R50x1`,
+			Args:    cobra.ExactArgs(1),
+		}, runZooImport, func(f *pflag.FlagSet, o *zooCmdOptions) {
+			f.StringVar(&o.name, "name", "", "catalog name of the model (required)")
+			f.StringVar(&o.pin, "sha256", "", "expected SHA-256 of FILE")
+		}},
+	} {
+		var o zooCmdOptions
+		if sub.flags != nil {
+			sub.flags(sub.cmd.Flags(), &o)
+		}
+		sub.cmd.RunE = runE(bound(&o, zooFlags), sub.run)
+		addZooFlags(sub.cmd)
+		c.AddCommand(sub.cmd)
+	}
 	return c
 }
 
@@ -125,43 +208,32 @@ func zooLogger(cmd *cobra.Command) *slog.Logger {
 	return slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: lvl}))
 }
 
-// zooCommand wires a zoo subcommand: zooFlags, validate, then run, with
-// the cache, mirror, offline and retry flags.
-func zooCommand(c *cobra.Command, run func(context.Context, zooCmdOptions, io.Writer, io.Writer) error) *cobra.Command {
-	c.RunE = runE(zooFlags, run)
-	addZooFlags(c)
-	return c
-}
-
-// zooCmdOptions is what a zoo subcommand works on, read by zooFlags (each
-// subcommand defines the flags it takes) and checked by validate.
+// zooCmdOptions is what a zoo subcommand works on: bound to the flags the
+// subcommand takes (newZooCmd), completed by zooFlags and checked by
+// validate.
 type zooCmdOptions struct {
 	args        []string    // NAMEs (a FILTER for list, the FILE for import)
 	zoo         zoo.Options // cache, mirror, network and, with --sha256, the pinned digest
 	cacheSource string      // where the cache folder setting came from
 	importing   bool        // import: --name is required
 	name        string      // import --name
+	pin         string      // --sha256 (pull, verify, import), set as zoo.SHA256 by zooFlags
 	onnx        bool        // pull --onnx
 	json        bool        // list --json
 	cached      bool        // list --cached
 	group       string      // list --group
 }
 
-// zooFlags reads the zoo settings and the subcommand's flags and arguments.
-func zooFlags(cmd *cobra.Command, args []string) (zooCmdOptions, error) {
-	f := cmd.Flags()
-	o := zooCmdOptions{args: args, importing: cmd.Name() == "import", cacheSource: zooCacheSource(cmd)}
+// zooFlags completes a subcommand's options with its arguments and the zoo
+// settings.
+func zooFlags(cmd *cobra.Command, args []string, o *zooCmdOptions) error {
+	o.args, o.importing, o.cacheSource = args, cmd.Name() == "import", zooCacheSource(cmd)
 	var err error
 	if o.zoo, err = zooOptions(cmd); err != nil {
-		return o, err
+		return err
 	}
-	o.zoo.SHA256, _ = f.GetString("sha256")
-	o.name, _ = f.GetString("name")
-	o.onnx, _ = f.GetBool("onnx")
-	o.json, _ = f.GetBool("json")
-	o.cached, _ = f.GetBool("cached")
-	o.group, _ = f.GetString("group")
-	return o, nil
+	o.zoo.SHA256 = o.pin
+	return nil
 }
 
 // validate checks the flags a subcommand takes against its arguments.
@@ -178,23 +250,6 @@ func (o zooCmdOptions) validate() error {
 		}
 	}
 	return nil
-}
-
-func newZooListCmd() *cobra.Command {
-	cmd := zooCommand(&cobra.Command{
-		Use:   "list [FILTER...]",
-		Short: "List the catalog: name, architecture, classes, resolution, size and whether it is cached",
-		Long: `List every catalog entry, or those whose name contains one of the FILTER words
-(case-insensitive). Sizes prefixed with ~ are estimates from the architecture
-(no sizes are published); cached files show their size on disk.`,
-		Example: `  bitrun zoo list
-  bitrun zoo list --cached
-  bitrun zoo list R50x1 --json | jq '.[].name'`,
-	}, runZooList)
-	cmd.Flags().Bool("json", false, "print JSON (an array of entries with their cache state)")
-	cmd.Flags().Bool("cached", false, "only models present in the cache")
-	cmd.Flags().String("group", "", "only one group: upstream, ilsvrc2012, cifar10, distilled, vtab")
-	return cmd
 }
 
 // runZooList prints the catalog entries matching o.args on stdout.
@@ -255,30 +310,6 @@ func containsAny(name string, words []string) bool {
 		}
 	}
 	return false
-}
-
-func newZooPullCmd() *cobra.Command {
-	cmd := zooCommand(&cobra.Command{
-		Use:   "pull NAME...",
-		Short: "Download checkpoints into the cache (resumable, verified), optionally exporting ONNX",
-		Long: `Download each named checkpoint into the cache and print its path.
-
-Downloads resume from NAME.part after an interruption (Ctrl-C, a dropped
-connection, a restart), stalled transfers are retried with backoff, and the
-file is verified (SHA-256, then opened as a BiT checkpoint of the catalog's
-architecture) before it is moved into place. Concurrent pulls of one model
-download it once. A NAME may carry a digest: BiT-M-R50x1@sha256:HEX.
-
---onnx also exports NAME.onnx next to the checkpoint (at the catalog's
-resolution, with its labels).`,
-		Example: `  bitrun zoo pull BiT-M-R50x1
-  bitrun zoo pull BiT-M-R50x1-CIFAR10 --onnx
-  bitrun zoo pull BiT-S-R50x1 --sha256 3f...   # pin a digest`,
-		Args: cobra.MinimumNArgs(1),
-	}, runZooPull)
-	cmd.Flags().Bool("onnx", false, "also export NAME.onnx next to the checkpoint")
-	cmd.Flags().String("sha256", "", "expected SHA-256 of the file (overrides the catalog and the lock file)")
-	return cmd
 }
 
 // runZooPull pulls every named model and prints its path (and its export's
@@ -345,15 +376,6 @@ func exportPulled(ctx context.Context, res zoo.Result, log *slog.Logger, stderr 
 	return r.Path, nil
 }
 
-func newZooPathCmd() *cobra.Command {
-	cmd := zooCommand(&cobra.Command{
-		Use:   "path [NAME]",
-		Short: "Print the cache directory (and where that setting came from), or a cached model's file",
-		Args:  cobra.MaximumNArgs(1),
-	}, runZooPath)
-	return cmd
-}
-
 // runZooPath prints the cache folder (and where that setting came from), or
 // the file of the named cached model.
 func runZooPath(_ context.Context, o zooCmdOptions, stdout, stderr io.Writer) error {
@@ -375,19 +397,6 @@ func runZooPath(_ context.Context, o zooCmdOptions, stdout, stderr io.Writer) er
 	}
 	fmt.Fprintln(stdout, it.Path)
 	return nil
-}
-
-func newZooVerifyCmd() *cobra.Command {
-	cmd := zooCommand(&cobra.Command{
-		Use:   "verify [NAME...]",
-		Short: "Re-hash cached checkpoints, compare with the recorded or pinned digests and open them",
-		Long: `Verify the named models, or every cached model when no NAME is given: the
-SHA-256 must match the pinned (--sha256, catalog) or recorded digest and the
-file must open as the catalog's architecture. Prints "ok NAME SHA256" per good
-file; fails if any file is bad.`,
-	}, runZooVerify)
-	cmd.Flags().String("sha256", "", "expected SHA-256 (one NAME only)")
-	return cmd
 }
 
 // runZooVerify verifies the named models, or every cached one: "ok NAME
@@ -428,15 +437,6 @@ func runZooVerify(ctx context.Context, o zooCmdOptions, stdout, stderr io.Writer
 	return nil
 }
 
-func newZooRmCmd() *cobra.Command {
-	cmd := zooCommand(&cobra.Command{
-		Use:   "rm NAME...",
-		Short: "Remove cached checkpoints, partial downloads and their recorded digests",
-		Args:  cobra.MinimumNArgs(1),
-	}, runZooRm)
-	return cmd
-}
-
 // runZooRm removes the named models from the cache.
 func runZooRm(ctx context.Context, o zooCmdOptions, _, stderr io.Writer) error {
 	var errs []error
@@ -448,21 +448,6 @@ func runZooRm(ctx context.Context, o zooCmdOptions, _, stderr io.Writer) error {
 		fmt.Fprintf(stderr, "removed %s\n", name)
 	}
 	return errors.Join(errs...)
-}
-
-func newZooImportCmd() *cobra.Command {
-	cmd := zooCommand(&cobra.Command{
-		Use:   "import FILE --name NAME",
-		Short: "Register a checkpoint copied in by hand (air-gapped sites) as a catalog model",
-		Long: `Copy FILE into the cache as catalog model NAME after checking that it opens as
-NAME's architecture and class count (and matches --sha256 or a pinned digest),
-and record its digest so later uses verify against it.`,
-		Example: `  bitrun zoo import /media/usb/BiT-M-R50x1.npz --name BiT-M-R50x1`,
-		Args:    cobra.ExactArgs(1),
-	}, runZooImport)
-	cmd.Flags().String("name", "", "catalog name of the model (required)")
-	cmd.Flags().String("sha256", "", "expected SHA-256 of FILE")
-	return cmd
 }
 
 // runZooImport copies the FILE argument into the cache as model o.name.
