@@ -2,7 +2,8 @@ package model
 
 import (
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -64,11 +65,7 @@ func Arch(name string, classes int) (Config, error) {
 // sizes and the small configurations.
 func ArchNames() []string {
 	names := append([]string(nil), Released...)
-	var s []string
-	for k := range small {
-		s = append(s, k)
-	}
-	sort.Strings(s)
+	s := slices.Sorted(maps.Keys(small))
 	return append(names, s...)
 }
 

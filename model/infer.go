@@ -2,7 +2,8 @@ package model
 
 import (
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -103,11 +104,7 @@ func parseUnitKey(k string) (b, u int, ok bool) {
 // nameAndGroups names c after the small config or RDxW size it matches and
 // picks its GroupNorm group count.
 func nameAndGroups(c Config) (string, int) {
-	names := make([]string, 0, len(small))
-	for k := range small {
-		names = append(names, k)
-	}
-	sort.Strings(names)
+	names := slices.Sorted(maps.Keys(small))
 	for _, name := range names {
 		s := small[name]
 		if s.Units == c.Units && s.RootWidth == c.RootWidth && s.Widths == c.Widths {

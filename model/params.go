@@ -1,7 +1,8 @@
 package model
 
 import (
-	"sort"
+	"maps"
+	"slices"
 
 	"github.com/bitrun/bitrun/nn"
 )
@@ -13,11 +14,7 @@ type Params map[string]*nn.Tensor
 
 // Names returns the keys in sorted order.
 func (p Params) Names() []string {
-	names := make([]string, 0, len(p))
-	for k := range p {
-		names = append(names, k)
-	}
-	sort.Strings(names)
+	names := slices.Sorted(maps.Keys(p))
 	return names
 }
 

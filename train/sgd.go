@@ -2,7 +2,6 @@ package train
 
 import (
 	"fmt"
-	"sort"
 
 	"github.com/bitrun/bitrun/model"
 	"github.com/bitrun/bitrun/nn"
@@ -39,11 +38,7 @@ func DecayKernels(name string) bool {
 // Step updates params in place from grads (only the names in grads) with
 // learning rate lr. Deterministic: each element is updated independently.
 func (o *SGD) Step(params, grads model.Params, lr float64) error {
-	names := make([]string, 0, len(grads))
-	for name := range grads {
-		names = append(names, name)
-	}
-	sort.Strings(names)
+	names := grads.Names()
 	var parts []sgdPart
 	for _, name := range names {
 		w, g := params[name], grads[name]

@@ -3,10 +3,11 @@ package onnxtest
 import (
 	"encoding/binary"
 	"fmt"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 
 	"google.golang.org/protobuf/encoding/protowire"
 )
@@ -168,11 +169,7 @@ func (m Model) Marshal() []byte {
 	ob = stringField(ob, 1, "")
 	ob = varintField(ob, 2, uint64(opset))
 	b = bytesField(b, modelOpset, ob)
-	keys := make([]string, 0, len(m.Metadata))
-	for k := range m.Metadata {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
+	keys := slices.Sorted(maps.Keys(m.Metadata))
 	for _, k := range keys {
 		var eb []byte
 		eb = stringField(eb, 1, k)
