@@ -20,9 +20,7 @@
 # Usage: scripts/loadtest-protocols.sh [ARCH [RES]]   (after make setup)
 set -euo pipefail
 . "$(dirname "$0")/serve-lib.sh"
-arch=${1:-R50x1}
-res=${2:-128}
-rounds=${ROUNDS:-3}
+model_args R50x1 128 "$@"
 conc=${CONC:-16}
 secs=${SECONDS_PER_RUN:-20}
 port=${PORT:-18090}

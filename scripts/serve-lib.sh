@@ -6,6 +6,15 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 export BITRUN_ORT_LIB=${BITRUN_ORT_LIB:-$root/third_party/onnxruntime/libonnxruntime.so}
 photo=$(go env GOROOT)/src/image/testdata/video-001.jpeg
 
+# model_args DEFAULT_ARCH DEFAULT_RES [ARCH [RES]]: the model a benchmark
+# script measures, from its arguments (ARCH RES) or the defaults given, in
+# $arch and $res, and its rounds, $ROUNDS (default 3), in $rounds.
+model_args() {
+  arch=${3:-$1}
+  res=${4:-$2}
+  rounds=${ROUNDS:-3}
+}
+
 # build_bitrun BIN: builds ./cmd/bitrun as BIN unless BIN is there.
 build_bitrun() {
   [ -x "$1" ] || (cd "$root" && go build -o "$1" ./cmd/bitrun)

@@ -18,9 +18,7 @@
 # Usage: scripts/serve-loadtest.sh [ARCH [RES]]   (after make build or make setup)
 set -euo pipefail
 . "$(dirname "$0")/serve-lib.sh"
-arch=${1:-small}
-res=${2:-64}
-rounds=${ROUNDS:-3}
+model_args small 64 "$@"
 port=${PORT:-18089}
 bin=${BITRUN:-$root/bin/bitrun}
 work=${WORK:-$(mktemp -d -t bitrun-loadtest-XXXXXX)}
@@ -56,20 +54,20 @@ func main() {
 		r, g, bl, _ := src.At(b.Min.X+x, b.Min.Y+y).RGBA()
 		return float64(r >> 8), float64(g >> 8), float64(bl >> 8)
 	}
-	for y := 0; y < h; y++ {
-		sy := (float64(y)+0.5)/4 - 0.5
-		y0 := int(sy)
-		if sy < 0 {
-			y0 = -1
+	// near maps output pixel i to the source pixel at or before its centre
+	// (-1 left of the first) and the weight of the one after it.
+	near := func(i int) (int, float64) {
+		s := (float64(i)+0.5)/4 - 0.5
+		i0 := int(s)
+		if s < 0 {
+			i0 = -1
 		}
-		fy := sy - float64(y0)
+		return i0, s - float64(i0)
+	}
+	for y := 0; y < h; y++ {
+		y0, fy := near(y)
 		for x := 0; x < w; x++ {
-			sx := (float64(x)+0.5)/4 - 0.5
-			x0 := int(sx)
-			if sx < 0 {
-				x0 = -1
-			}
-			fx := sx - float64(x0)
+			x0, fx := near(x)
 			var c [3]float64
 			for _, t := range [4]struct{ dx, dy int; w float64 }{{0, 0, (1 - fx) * (1 - fy)}, {1, 0, fx * (1 - fy)}, {0, 1, (1 - fx) * fy}, {1, 1, fx * fy}} {
 				r, g, bl := at(x0+t.dx, y0+t.dy)
