@@ -304,25 +304,6 @@ func TestDefaultsMetadata(t *testing.T) {
 	}
 }
 
-func TestParseMeta(t *testing.T) {
-	for _, bad := range []map[string]string{
-		{MetaClasses: "ten"},
-		{MetaResolution: "-1"},
-		{MetaMean: "0.5,0.5"},
-		{MetaStd: "a,b,c"},
-		{MetaLabels: `["a",`},
-		{MetaClasses: "3", MetaLabels: `["a","b"]`},
-	} {
-		if _, err := ParseMeta(bad); !errors.Is(err, ErrMetadata) {
-			t.Errorf("ParseMeta(%v) = %v, want ErrMetadata", bad, err)
-		}
-	}
-	m, err := ParseMeta(map[string]string{MetaLabels: "a\r\nb, c\n\n", MetaMean: "[0.1, 0.2, 0.3]"})
-	if err != nil || !reflect.DeepEqual(m.Labels, []string{"a", "b, c"}) || m.Mean != [3]float32{0.1, 0.2, 0.3} {
-		t.Errorf("ParseMeta lines = %+v, %v", m, err)
-	}
-}
-
 func TestOptionErrors(t *testing.T) {
 	cfg := tinyConfig(t, 4)
 	params := randomParams(cfg, 6)

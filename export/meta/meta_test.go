@@ -21,6 +21,11 @@ func TestRoundTrip(t *testing.T) {
 	if _, ok := (Meta{}).Map()[Labels]; ok {
 		t.Error("no labels were written as a key")
 	}
+	// A hand-written map: labels as lines, the mean as a JSON list.
+	lines, err := Parse(map[string]string{Labels: "a\r\nb, c\n\n", Mean: "[0.1, 0.2, 0.3]"})
+	if err != nil || !reflect.DeepEqual(lines.Labels, []string{"a", "b, c"}) || lines.Mean != [3]float32{0.1, 0.2, 0.3} {
+		t.Errorf("Parse of label lines = %+v, %v", lines, err)
+	}
 }
 
 func TestParseValues(t *testing.T) {
@@ -77,10 +82,14 @@ func TestParseLabels(t *testing.T) {
 func TestParseErrors(t *testing.T) {
 	for _, md := range []map[string]string{
 		{Classes: "-1"},
+		{Classes: "ten"},
 		{Resolution: "big"},
+		{Resolution: "-1"},
 		{Mean: "1,2"},
 		{Std: "x"},
+		{Std: "a,b,c"},
 		{Labels: `[1]`},
+		{Labels: `["a",`},
 		{Classes: "3", Labels: `["a","b"]`},
 	} {
 		if _, err := Parse(md); !errors.Is(err, ErrMetadata) {
