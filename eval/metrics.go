@@ -6,6 +6,8 @@ import (
 	"math"
 	"sort"
 	"strconv"
+
+	"github.com/bitrun/bitrun/internal/finite"
 )
 
 // MaxClasses bounds the confusion matrix (classes² counters).
@@ -132,10 +134,8 @@ func (m *Metrics) Add(logits []float32, classes int, labels []int) error {
 	if n > MaxClasses {
 		return fmt.Errorf("eval: %d classes exceed the limit of %d", n, MaxClasses)
 	}
-	for i, v := range logits {
-		if v != v || v > math.MaxFloat32 || v < -math.MaxFloat32 {
-			return fmt.Errorf("%w: logit %v for example %d of the batch, class %d", ErrNonFinite, v, i/classes, i%classes)
-		}
+	if i := finite.Index(logits); i >= 0 {
+		return fmt.Errorf("%w: logit %v for example %d of the batch, class %d", ErrNonFinite, logits[i], i/classes, i%classes)
 	}
 	m.grow(n) // after every check: a refused batch records nothing
 	m.classes = max(m.classes, classes)

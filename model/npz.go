@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"os"
 	"sort"
 	"strings"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/bitrun/bitrun/internal/atomicfile"
 	"github.com/bitrun/bitrun/internal/ctxio"
+	"github.com/bitrun/bitrun/internal/finite"
 	"github.com/bitrun/bitrun/internal/regfile"
 	"github.com/bitrun/bitrun/nn"
 )
@@ -178,10 +178,8 @@ func ReadNPZ(r io.ReaderAt, size int64) (Params, error) {
 
 // checkFinite fails with ErrNonFinite at the first NaN or ±Inf of data.
 func checkFinite(key string, data []float32) error {
-	for i, v := range data {
-		if v != v || v > math.MaxFloat32 || v < -math.MaxFloat32 {
-			return fmt.Errorf("%w: parameter %q holds %v at index %d", ErrNonFinite, key, v, i)
-		}
+	if i := finite.Index(data); i >= 0 {
+		return fmt.Errorf("%w: parameter %q holds %v at index %d", ErrNonFinite, key, data[i], i)
 	}
 	return nil
 }

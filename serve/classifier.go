@@ -20,6 +20,7 @@ import (
 
 	"github.com/bitrun/bitrun/api"
 	"github.com/bitrun/bitrun/data"
+	"github.com/bitrun/bitrun/internal/finite"
 	"github.com/bitrun/bitrun/internal/regfile"
 	"github.com/bitrun/bitrun/runtime"
 )
@@ -426,10 +427,8 @@ func ranked(row []float32) []int {
 // (ties to the lower index), scored with the softmax, exactly as
 // `bitrun predict` ranks and scores.
 func (c *Classifier) topK(logits []float32, k int) ([]Prediction, error) {
-	for i, v := range logits {
-		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
-			return nil, fmt.Errorf("serve: model %s produced a non-finite logit %v for class %d", c.name, v, i)
-		}
+	if i := finite.Index(logits); i >= 0 {
+		return nil, fmt.Errorf("%w: model %s produced %v for class %d", ErrNonFinite, c.name, logits[i], i)
 	}
 	scores := Softmax(logits)
 	idx := ranked(logits)

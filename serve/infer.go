@@ -8,13 +8,13 @@ import (
 	"errors"
 	"fmt"
 	"image"
-	"math"
 	"slices"
 	"strconv"
 	"sync"
 
 	"github.com/bitrun/bitrun/api"
 	"github.com/bitrun/bitrun/data"
+	"github.com/bitrun/bitrun/internal/finite"
 )
 
 // KServe v2 inference protocol, as bitrun serves it: one input, either
@@ -300,10 +300,8 @@ func (c *Classifier) inferResponse(req *parsedInfer, outs []map[string][]float32
 			if spec.binary {
 				o.Raw = api.BinaryFP32(spec.name, nil, vals).Raw
 			} else {
-				for i, v := range vals {
-					if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
-						return resp, fmt.Errorf("%w: output %q value %d is %v", ErrNonFinite, spec.name, i, v)
-					}
+				if i := finite.Index(vals); i >= 0 {
+					return resp, fmt.Errorf("%w: output %q value %d is %v", ErrNonFinite, spec.name, i, vals[i])
 				}
 				if o.Data, err = json.Marshal(vals); err != nil {
 					return resp, fmt.Errorf("serve: encoding the infer answer: %w", err)
