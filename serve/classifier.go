@@ -2,12 +2,9 @@ package serve
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"image"
-	"io"
 	"log/slog"
 	"math"
 	"path/filepath"
@@ -20,6 +17,7 @@ import (
 
 	"github.com/bitrun/bitrun/api"
 	"github.com/bitrun/bitrun/data"
+	"github.com/bitrun/bitrun/internal/digest"
 	"github.com/bitrun/bitrun/internal/finite"
 	"github.com/bitrun/bitrun/internal/regfile"
 	"github.com/bitrun/bitrun/runtime"
@@ -323,11 +321,11 @@ func fileSHA256(path string) (string, error) {
 		return "", fmt.Errorf("serve: %w", err)
 	}
 	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
+	sum, _, err := digest.SHA256(context.Background(), f, 0, nil)
+	if err != nil {
 		return "", fmt.Errorf("serve: reading %s: %w", path, err)
 	}
-	return hex.EncodeToString(h.Sum(nil)), nil
+	return sum, nil
 }
 
 // Name is the model's name.

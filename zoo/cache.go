@@ -2,12 +2,9 @@ package zoo
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -17,6 +14,7 @@ import (
 	"github.com/gofrs/flock"
 
 	"github.com/bitrun/bitrun/internal/atomicfile"
+	"github.com/bitrun/bitrun/internal/digest"
 )
 
 // LockFileName is the file in the cache directory that records the SHA-256 of
@@ -183,27 +181,11 @@ func hashFile(ctx context.Context, path string, report func(done, total int64)) 
 	if err != nil {
 		return "", 0, fmt.Errorf("zoo: %w", err)
 	}
-	h := sha256.New()
-	buf := make([]byte, 1<<20)
-	var done int64
-	for {
-		if err := ctx.Err(); err != nil {
-			return "", 0, fmt.Errorf("zoo: hashing %s: %w", path, err)
-		}
-		n, err := f.Read(buf)
-		h.Write(buf[:n])
-		done += int64(n)
-		if report != nil && n > 0 {
-			report(done, st.Size())
-		}
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return "", 0, fmt.Errorf("zoo: reading %s: %w", path, err)
-		}
+	sum, n, err := digest.SHA256(ctx, f, st.Size(), report)
+	if err != nil {
+		return "", 0, fmt.Errorf("zoo: hashing %s: %w", path, err)
 	}
-	return hex.EncodeToString(h.Sum(nil)), done, nil
+	return sum, n, nil
 }
 
 func fileSize(path string) (int64, bool) {
