@@ -72,6 +72,7 @@ func percentile(sorted []float64, q float64) float64 {
 }
 
 func newBenchCmd() *cobra.Command {
+	var o benchOptions
 	cmd := &cobra.Command{
 		Use:   "bench (--onnx FILE | --weights FILE | --model NAME | --arch NAME) [--train]",
 		Short: "Time inference or a training step: ms/image and images/s (median, p10, p90 of repeated runs)",
@@ -88,30 +89,32 @@ checkpoint layout and an SGD update (momentum 0.9, weight decay 1e-4), the
 step that train and finetune --train full repeat. --freeze takes train's
 presets (all, head, head+gn).`,
 		Args: cobra.NoArgs,
-		RunE: runE(benchFlags, runBench),
+		RunE: runE(bound(&o, benchFlags), runBench),
 	}
-	addModelFlags(cmd)
-	cmd.Flags().Int("resolution", 128, "input side in pixels (default for --onnx: the model's fixed input size, else its bitrun.resolution metadata, as predict/eval/serve; else 128)")
-	cmd.Flags().Int("channels", 0, "input channels (default: the model's input shape, else 3)")
-	cmd.Flags().Int("batch", 8, "images per run")
-	cmd.Flags().Int("runs", 20, "timed runs")
-	cmd.Flags().Int("warmup", 3, "untimed runs first")
-	cmd.Flags().Int("streams", 1, "ONNX: runs in flight at once, each --runs long (with --threads 0 each gets cores/streams threads, like bitrun serve's workers)")
-	cmd.Flags().Bool("json", false, "print JSON")
-	cmd.Flags().String("arch", "", "native engine on freshly initialised weights of this architecture (R50x1, small, ...; see bitrun init)")
-	cmd.Flags().Int("classes", 10, "classes of the --arch head")
-	cmd.Flags().Bool("train", false, "time a native training step (forward, backward, SGD update) instead of inference")
-	cmd.Flags().String("freeze", train.PresetAll, "with --train: parameters that train (all, head, head+gn)")
-	cmd.Flags().Bool("gemm", false, "time the pure-Go GEMM on all cores instead (the peak the training step is measured against)")
-	cmd.Flags().String("cpuprofile", "", "write a CPU profile (pprof) of the timed runs to this file")
+	addModelFlags(cmd, &o.model)
+	f := cmd.Flags()
+	f.IntVar(&o.resolution, "resolution", 128, "input side in pixels (default for --onnx: the model's fixed input size, else its bitrun.resolution metadata, as predict/eval/serve; else 128)")
+	f.IntVar(&o.channels, "channels", 0, "input channels (default: the model's input shape, else 3)")
+	// bench.batch, bench.runs and bench.warmup, read by benchFlags.
+	f.Int("batch", 8, "images per run")
+	f.Int("runs", 20, "timed runs")
+	f.Int("warmup", 3, "untimed runs first")
+	f.IntVar(&o.streams, "streams", 1, "ONNX: runs in flight at once, each --runs long (with --threads 0 each gets cores/streams threads, like bitrun serve's workers)")
+	f.BoolVar(&o.json, "json", false, "print JSON")
+	f.StringVar(&o.arch, "arch", "", "native engine on freshly initialised weights of this architecture (R50x1, small, ...; see bitrun init)")
+	f.IntVar(&o.classes, "classes", 10, "classes of the --arch head")
+	f.BoolVar(&o.train, "train", false, "time a native training step (forward, backward, SGD update) instead of inference")
+	f.StringVar(&o.freeze, "freeze", train.PresetAll, "with --train: parameters that train (all, head, head+gn)")
+	f.BoolVar(&o.gemm, "gemm", false, "time the pure-Go GEMM on all cores instead (the peak the training step is measured against)")
+	f.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile (pprof) of the timed runs to this file")
 	bindKey(cmd, "bench.batch", "batch")
 	bindKey(cmd, "bench.runs", "runs")
 	bindKey(cmd, "bench.warmup", "warmup")
 	return cmd
 }
 
-// benchOptions is what bench runs, filled from flags and configuration by
-// benchFlags and checked by validate.
+// benchOptions is what bench runs: bound to its flags, completed from the
+// configuration by benchFlags and checked by validate.
 type benchOptions struct {
 	model   modelRef // --onnx (ONNX Runtime) or the native checkpoint, resolved (a --model pulled) by runBench
 	arch    string   // native engine on fresh weights of this architecture
@@ -133,36 +136,22 @@ type benchOptions struct {
 	cpuprofile string // CPU profile of the timed runs
 }
 
-// benchFlags reads bench's flags and configuration; nothing is opened.
-func benchFlags(cmd *cobra.Command, _ []string) (benchOptions, error) {
-	f := cmd.Flags()
-	var o benchOptions
+// benchFlags completes bench's options with the configuration keys, what
+// was given and the model; nothing is opened.
+func benchFlags(cmd *cobra.Command, _ []string, o *benchOptions) error {
 	var err error
 	if o.batch, err = configInt(cmd, "bench.batch", 1, 4096); err != nil {
-		return o, err
+		return err
 	}
 	if o.runs, err = configInt(cmd, "bench.runs", 1, math.MaxInt); err != nil {
-		return o, err
+		return err
 	}
 	if o.warmup, err = configInt(cmd, "bench.warmup", 0, math.MaxInt); err != nil {
-		return o, err
+		return err
 	}
-	if o.model, err = modelFlags(cmd); err != nil {
-		return o, err
-	}
-	o.arch, _ = f.GetString("arch")
-	o.classes, _ = f.GetInt("classes")
-	o.resolution, _ = f.GetInt("resolution")
-	o.resolutionGiven = f.Changed("resolution")
-	o.channels, _ = f.GetInt("channels")
-	o.streams, _ = f.GetInt("streams")
-	o.train, _ = f.GetBool("train")
-	o.freeze, _ = f.GetString("freeze")
-	o.freezeGiven = f.Changed("freeze")
-	o.gemm, _ = f.GetBool("gemm")
-	o.json, _ = f.GetBool("json")
-	o.cpuprofile, _ = f.GetString("cpuprofile")
-	return o, nil
+	o.resolutionGiven = cmd.Flags().Changed("resolution")
+	o.freezeGiven = cmd.Flags().Changed("freeze")
+	return o.model.complete(cmd)
 }
 
 // native reports whether o times bitrun's native engine.

@@ -150,9 +150,7 @@ func TestFinetuneRecipeConvention(t *testing.T) {
 
 	// The flags reach recipeFlags as given; an explicit 0, which meant
 	// "none" before the convention, is noted.
-	var flags finetuneOptions
-	cmd := parsedCommandOf(t, finetuneCommand(&flags), "--data", "d", "--weights", "w.npz", "--out", "o", "--warmup", "0", "--mixup-alpha", "-1")
-	o, err := bound(&flags, finetuneFlags)(cmd, nil)
+	o, err := readFlags(t, finetuneCommand, finetuneFlags, "--data", "d", "--weights", "w.npz", "--out", "o", "--warmup", "0", "--mixup-alpha", "-1")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -57,10 +57,7 @@ func TestConfigChecksEveryCommand(t *testing.T) {
 // command's keys (eval, predict, bench included), the log level, GEMM and
 // JPEG, each with one source; unknown keys in the file are warned about.
 func TestConfigShow(t *testing.T) {
-	conf := filepath.Join(t.TempDir(), "config.yaml")
-	if err := os.WriteFile(conf, []byte("train:\n  batch: 64\n  bacth: 3\nserv:\n  addr: x\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	conf := writeTestFile(t, t.TempDir(), "config.yaml", "train:\n  batch: 64\n  bacth: 3\nserv:\n  addr: x\n")
 	t.Setenv("BITRUN_EXPORT_OPSET", "18")
 	out, stderr, err := execCLI(t, "config", "show", "--config", conf)
 	if err != nil {

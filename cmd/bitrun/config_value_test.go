@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"os"
-	"path/filepath"
 	"testing"
 )
 
@@ -13,14 +12,8 @@ import (
 // "--max-batch 16: out of range", the default, with no source).
 func TestConfigValueErrors(t *testing.T) {
 	dir := t.TempDir()
-	model := filepath.Join(dir, "m.onnx")
-	if err := os.WriteFile(model, []byte("not really"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	conf := filepath.Join(dir, "config.yaml")
-	if err := os.WriteFile(conf, []byte("serve:\n  timeout: forever\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	model := writeTestFile(t, dir, "m.onnx", "not really")
+	conf := writeTestFile(t, dir, "config.yaml", "serve:\n  timeout: forever\n")
 	for _, tc := range []struct {
 		env  map[string]string
 		args []string

@@ -58,21 +58,21 @@ func preprocessOverrides(cmd *cobra.Command) (eval.Overrides, error) {
 
 // classifierOptions is the model of predict and eval: --onnx or
 // --weights/--model with the ONNX Runtime flags, and the preprocessing
-// overrides, read by classifierFlags.
+// overrides, completed by complete.
 type classifierOptions struct {
 	model modelRef
 	pre   eval.Overrides
 }
 
-// classifierFlags reads the model and preprocessing flags.
-func classifierFlags(cmd *cobra.Command) (classifierOptions, error) {
-	var c classifierOptions
-	var err error
-	if c.model, err = modelFlags(cmd); err != nil {
-		return c, err
+// complete completes the model (bound to the flags by addModelFlags) and
+// reads the preprocessing flags.
+func (c *classifierOptions) complete(cmd *cobra.Command) error {
+	if err := c.model.complete(cmd); err != nil {
+		return err
 	}
+	var err error
 	c.pre, err = preprocessOverrides(cmd)
-	return c, err
+	return err
 }
 
 // open opens the classifier (pulling a --model first) and returns it with
@@ -195,7 +195,7 @@ the unsharded run.`,
 		Args: cobra.NoArgs,
 		RunE: runE(bound(&o, evalFlags), runEval),
 	}
-	addModelFlags(cmd)
+	addModelFlags(cmd, &o.classifier.model)
 	f := cmd.Flags()
 	f.StringVar(&o.data, "data", "", `dataset: IDX folder, image folder, or "mnist" (GoMNIST module data) (required)`)
 	f.StringVar(&o.split, "split", "test", "dataset split: train, test, or all (an image folder without train/ and test/ sub-folders is split 80/20 by a hash of each file's name; all takes every image)")
@@ -245,8 +245,7 @@ func evalFlags(cmd *cobra.Command, _ []string, o *evalOptions) error {
 	if o.report != "" {
 		o.report = shardPath(o.report, o.shard)
 	}
-	o.classifier, err = classifierFlags(cmd)
-	return err
+	return o.classifier.complete(cmd)
 }
 
 // validate checks the options and, before the dataset is read, the output

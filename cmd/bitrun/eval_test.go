@@ -223,8 +223,7 @@ func TestPredict(t *testing.T) {
 		t.Errorf("text predict: %v\n%s", err, text)
 	}
 	// An undecodable file is an error naming it.
-	bad := filepath.Join(dir, "bad.png")
-	os.WriteFile(bad, []byte("not an image"), 0o644)
+	bad := writeTestFile(t, dir, "bad.png", "not an image")
 	if _, _, err := execCLI(t, "predict", "--onnx", m.onnx, bad); err == nil || !strings.Contains(err.Error(), "bad.png") {
 		t.Errorf("bad image: err = %v", err)
 	}

@@ -40,7 +40,7 @@ written atomically.`,
 		Args: cobra.NoArgs,
 		RunE: runE(bound(&o, exportFlags), runExport),
 	}
-	addWeightsFlags(cmd)
+	addWeightsFlags(cmd, &o.weights)
 	f := cmd.Flags()
 	f.StringVar(&o.out, "out", "", "output ONNX file")
 	f.IntVar(&o.resolution, "resolution", export.DefaultResolution, "image side recorded in the metadata (the graph accepts any size)")
@@ -70,13 +70,13 @@ type exportOptions struct {
 	external     export.ExternalMode
 }
 
-// exportFlags completes the export options with --weights/--model and the
-// configuration keys.
+// exportFlags completes the export options with the zoo settings of a
+// --model and the configuration keys.
 func exportFlags(cmd *cobra.Command, _ []string, o *exportOptions) error {
-	var err error
-	if o.weights, err = weightsFlags(cmd); err != nil {
+	if err := o.weights.complete(cmd); err != nil {
 		return err
 	}
+	var err error
 	if o.opset, err = configInt(cmd, "export.opset", math.MinInt32, math.MaxInt32); err != nil { // the range is validate's
 		return err
 	}

@@ -18,10 +18,7 @@ import (
 func TestExportInProcess(t *testing.T) {
 	m := tinyModel(t)
 	dir := t.TempDir()
-	labels := filepath.Join(dir, "labels.txt")
-	if err := os.WriteFile(labels, []byte("a\nb\nc\nd\ne\nf\ng\nh\ni\nj\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	labels := writeTestFile(t, dir, "labels.txt", "a\nb\nc\nd\ne\nf\ng\nh\ni\nj\n")
 	base := func() exportOptions {
 		return exportOptions{weights: weightsRef{file: m.npz}, out: filepath.Join(dir, "m.onnx"), resolution: 32,
 			opset: export.DefaultOpset, externalData: "auto"}

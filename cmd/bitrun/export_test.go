@@ -50,10 +50,7 @@ func tinyCheckpoint(t *testing.T, classes int) (string, model.Config, model.Para
 func TestExportCommand(t *testing.T) {
 	npz, c, params := tinyCheckpoint(t, 3)
 	dir := t.TempDir()
-	labels := filepath.Join(dir, "labels.txt")
-	if err := os.WriteFile(labels, []byte("cat\ndog\r\nbird, small\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	labels := writeTestFile(t, dir, "labels.txt", "cat\ndog\r\nbird, small\n")
 	out := filepath.Join(dir, "tiny.onnx")
 	stderr, err := runExportCLI(t, "--weights", npz, "--out", out, "--labels", labels, "--resolution", "64")
 	if err != nil {
@@ -120,8 +117,7 @@ func TestExportCommand(t *testing.T) {
 func TestExportCommandErrors(t *testing.T) {
 	npz, _, _ := tinyCheckpoint(t, 3)
 	dir := t.TempDir()
-	two := filepath.Join(dir, "two.txt")
-	os.WriteFile(two, []byte("a\nb\n"), 0o644)
+	two := writeTestFile(t, dir, "two.txt", "a\nb\n")
 	out := filepath.Join(dir, "m.onnx")
 	cases := []struct {
 		name  string

@@ -86,7 +86,7 @@ Ctrl-C saves a checkpoint; --resume continues to the same result.
 		RunE: runE(bound(c, finetuneFlags), runFinetune),
 	}
 	f := cmd.Flags()
-	addWeightsFlags(cmd)
+	addWeightsFlags(cmd, &c.weights)
 	addORTFlags(cmd)
 	// The settings with a configuration key (finetune.NAME), read by
 	// finetuneFlags.
@@ -256,7 +256,7 @@ func finetuneFlags(cmd *cobra.Command, _ []string, c *finetuneOptions) error {
 			c.notices = append(c.notices, fmt.Sprintf("bitrun: note: --%s 0 keeps the HyperRule's value; give a negative value to switch it off", name))
 		}
 	}
-	if c.weights, err = weightsFlags(cmd); err != nil {
+	if err := c.weights.complete(cmd); err != nil {
 		return err
 	}
 	ro, err := ortOptions(cmd)

@@ -12,14 +12,17 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// healthOptions is what `bitrun health` probes.
+// healthOptions is what `bitrun health` probes: bound to its flags,
+// completed by healthFlags and checked by validate.
 type healthOptions struct {
 	url     string        // the server's base URL
 	path    string        // the probed route
+	live    bool          // --live: path is the liveness route
 	timeout time.Duration // whole request
 }
 
 func newHealthCmd() *cobra.Command {
+	var o healthOptions
 	cmd := &cobra.Command{
 		Use:   "health [--url URL | --addr HOST:PORT] [--live]",
 		Short: "Probe a running bitrun serve: exit 0 when it is ready (the container image's health check)",
@@ -33,37 +36,35 @@ unspecified host (0.0.0.0, ::) probed on loopback.`,
 		Example: `  bitrun health
   bitrun health --url http://10.0.0.7:8080 --live`,
 		Args: cobra.NoArgs,
-		RunE: runE(healthFlags, runHealth),
+		RunE: runE(bound(&o, healthFlags), runHealth),
 	}
 	f := cmd.Flags()
-	f.String("url", "", "server base URL (default: http:// and serve.addr)")
-	f.String("addr", "127.0.0.1:8080", "server address host:port, as given to serve --addr")
-	f.Bool("live", false, "probe liveness (/v2/health/live) instead of readiness")
-	f.Duration("timeout", 3*time.Second, "request timeout")
+	f.StringVar(&o.url, "url", "", "server base URL (default: http:// and serve.addr)")
+	f.String("addr", "127.0.0.1:8080", "server address host:port, as given to serve --addr") // serve.addr, read by healthFlags
+	f.BoolVar(&o.live, "live", false, "probe liveness (/v2/health/live) instead of readiness")
+	f.DurationVar(&o.timeout, "timeout", 3*time.Second, "request timeout")
 	bindKey(cmd, "serve.addr", "addr")
 	return cmd
 }
 
-// healthFlags fills healthOptions from the flags and configuration.
-func healthFlags(cmd *cobra.Command, _ []string) (healthOptions, error) {
-	f := cmd.Flags()
-	opts := healthOptions{path: "/v2/health/ready"}
-	opts.url, _ = f.GetString("url")
-	opts.timeout, _ = f.GetDuration("timeout")
-	if live, _ := f.GetBool("live"); live {
-		opts.path = "/v2/health/live"
+// healthFlags completes healthOptions with the probed route and, without
+// --url, the serve.addr setting.
+func healthFlags(_ *cobra.Command, _ []string, o *healthOptions) error {
+	o.path = "/v2/health/ready"
+	if o.live {
+		o.path = "/v2/health/live"
 	}
-	if opts.url == "" {
+	if o.url == "" {
 		host, port, err := net.SplitHostPort(cfg.GetString("serve.addr"))
 		if err != nil {
-			return opts, usagef("--addr %q: %v", cfg.GetString("serve.addr"), err)
+			return usagef("--addr %q: %v", cfg.GetString("serve.addr"), err)
 		}
 		if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
 			host = "127.0.0.1"
 		}
-		opts.url = "http://" + net.JoinHostPort(host, port)
+		o.url = "http://" + net.JoinHostPort(host, port)
 	}
-	return opts, nil
+	return nil
 }
 
 func (o healthOptions) validate() error {

@@ -92,12 +92,15 @@ func parsedCommand(t *testing.T, name string, args ...string) *cobra.Command {
 	return parsed(t, name, nil, args)
 }
 
-// parsedCommandOf is parsedCommand for cmd, built by the test in place of
-// the root's command of its name (with its flags bound to options the
-// test reads).
-func parsedCommandOf(t *testing.T, cmd *cobra.Command, args ...string) *cobra.Command {
+// readFlags is the read step of a command given args: build makes it
+// with its flags bound to fresh options (finetuneCommand, serveCommand), in
+// place of the root's command of its name; the args are parsed as
+// parsedCommand does, and the options completed by complete.
+func readFlags[O any](t *testing.T, build func(*O) *cobra.Command, complete func(*cobra.Command, []string, *O) error, args ...string) (O, error) {
 	t.Helper()
-	return parsed(t, cmd.Name(), cmd, args)
+	o := new(O)
+	cmd := build(o)
+	return bound(o, complete)(parsed(t, cmd.Name(), cmd, args), nil)
 }
 
 func parsed(t *testing.T, name string, replace *cobra.Command, args []string) *cobra.Command {
@@ -149,4 +152,15 @@ func writePNGFile(t *testing.T, path string, img image.Image) {
 	if err := png.Encode(f, img); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// writeTestFile writes content to the file name in dir and returns its
+// path, failing the test when it cannot.
+func writeTestFile(t *testing.T, dir, name, content string) string {
+	t.Helper()
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }

@@ -55,7 +55,7 @@ normalisation, for a bitrun export).`,
 	}
 	cmd.Flags().BoolVar(&o.json, "json", false, "print JSON instead of text")
 	cmd.Flags().IntVar(&o.resolution, "resolution", 224, "input resolution for the output sizes and FLOPs")
-	addWeightsFlags(cmd)
+	addWeightsFlags(cmd, &o.weights)
 	return cmd
 }
 
@@ -69,14 +69,12 @@ type inspectOptions struct {
 }
 
 // inspectFlags completes inspect's options with its FILE argument and the
-// --weights/--model flags.
+// zoo settings of a --model.
 func inspectFlags(cmd *cobra.Command, args []string, o *inspectOptions) error {
 	if len(args) == 1 {
 		o.file = args[0]
 	}
-	var err error
-	o.weights, err = weightsFlags(cmd)
-	return err
+	return o.weights.complete(cmd)
 }
 
 func (o inspectOptions) validate() error {

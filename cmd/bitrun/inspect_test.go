@@ -149,10 +149,8 @@ func TestInspectText(t *testing.T) {
 
 func TestInitInspectErrors(t *testing.T) {
 	dir := t.TempDir()
-	exists := filepath.Join(dir, "exists.npz")
-	os.WriteFile(exists, []byte("x"), 0o644)
-	junk := filepath.Join(dir, "junk.npz")
-	os.WriteFile(junk, []byte("not a zip"), 0o644)
+	exists := writeTestFile(t, dir, "exists.npz", "x")
+	junk := writeTestFile(t, dir, "junk.npz", "not a zip")
 	out := filepath.Join(dir, "new.npz")
 	tests := []struct {
 		args []string

@@ -11,36 +11,34 @@ import (
 )
 
 // addWeightsFlags adds --weights FILE and --model NAME (a zoo name, resolved
-// from the cache and pulled when allowed) to a command that reads a checkpoint,
-// with the zoo's cache, mirror and --offline flags.
-func addWeightsFlags(cmd *cobra.Command) {
-	cmd.Flags().String("weights", "", "checkpoint file (.npz)")
-	cmd.Flags().String("model", "", "zoo model name (e.g. BiT-M-R50x1), resolved from the cache; pulled unless --offline")
+// from the cache and pulled when allowed), bound to r, to a command that
+// reads a checkpoint, with the zoo's cache, mirror and --offline flags.
+func addWeightsFlags(cmd *cobra.Command, r *weightsRef) {
+	cmd.Flags().StringVar(&r.file, "weights", "", "checkpoint file (.npz)")
+	cmd.Flags().StringVar(&r.name, "model", "", "zoo model name (e.g. BiT-M-R50x1), resolved from the cache; pulled unless --offline")
 	addZooFlagSet(cmd, false)
 }
 
 // weightsRef is the checkpoint a command names with --weights FILE or
-// --model NAME, read by weightsFlags. check applies the flag rules; resolve
-// gives the file, pulling a --model from the zoo when it is not cached.
+// --model NAME (addWeightsFlags), completed by complete. check applies the
+// flag rules; resolve gives the file, pulling a --model from the zoo when
+// it is not cached.
 type weightsRef struct {
 	file string      // --weights
 	name string      // --model, a zoo name
 	zoo  zoo.Options // how name is resolved (set only when name is)
 }
 
-// weightsFlags reads --weights, --model and, for a --model, the zoo
-// settings; nothing is opened or downloaded.
-func weightsFlags(cmd *cobra.Command) (weightsRef, error) {
-	var r weightsRef
-	r.file, _ = cmd.Flags().GetString("weights")
-	r.name, _ = cmd.Flags().GetString("model")
+// complete reads the zoo settings of a --model; nothing is opened or
+// downloaded.
+func (r *weightsRef) complete(cmd *cobra.Command) error {
 	if r.name == "" {
-		return r, nil
+		return nil
 	}
 	var err error
 	r.zoo, err = zooOptions(cmd)
 	r.zoo.SkipLabels = true
-	return r, err
+	return err
 }
 
 // given reports whether --weights or --model is set: what a command checks
@@ -93,32 +91,31 @@ func (r weightsRef) resolve(ctx context.Context) (string, error) {
 
 // addModelFlags adds the model flag group of a command that runs --onnx
 // FILE on ONNX Runtime (with the ORT flags) or --weights FILE / --model
-// NAME on the native engine; modelFlags reads it.
-func addModelFlags(cmd *cobra.Command) {
-	cmd.Flags().String("onnx", "", "ONNX model file (runs on ONNX Runtime: needs a cgo build and make setup)")
-	addWeightsFlags(cmd)
+// NAME on the native engine, bound to m.
+func addModelFlags(cmd *cobra.Command, m *modelRef) {
+	cmd.Flags().StringVar(&m.onnx, "onnx", "", "ONNX model file (runs on ONNX Runtime: needs a cgo build and make setup)")
+	addWeightsFlags(cmd, &m.weights)
 	addORTFlags(cmd)
 }
 
 // modelRef is the model of a command that takes --onnx FILE or
-// --weights FILE / --model NAME for the native engine, read by modelFlags.
+// --weights FILE / --model NAME for the native engine (addModelFlags),
+// completed by complete.
 type modelRef struct {
 	onnx    string // --onnx
 	weights weightsRef
 	runtime runtime.Options // ONNX Runtime settings, read with --onnx only
 }
 
-// modelFlags reads --onnx, --weights and --model, and the ORT flags for an
+// complete reads the zoo settings of a --model, and the ORT flags for an
 // --onnx model.
-func modelFlags(cmd *cobra.Command) (modelRef, error) {
-	var m modelRef
-	m.onnx, _ = cmd.Flags().GetString("onnx")
-	var err error
-	if m.weights, err = weightsFlags(cmd); err != nil || m.onnx == "" {
-		return m, err
+func (m *modelRef) complete(cmd *cobra.Command) error {
+	if err := m.weights.complete(cmd); err != nil || m.onnx == "" {
+		return err
 	}
+	var err error
 	m.runtime, err = ortOptions(cmd)
-	return m, err
+	return err
 }
 
 // check requires exactly one model and the flag rules of --weights/--model;

@@ -75,10 +75,7 @@ func TestWrongFileType(t *testing.T) {
 func TestStateErrorsAndCommands(t *testing.T) {
 	m := tinyModel(t)
 	dir := t.TempDir()
-	two := filepath.Join(dir, "two.txt")
-	if err := os.WriteFile(two, []byte("a\nb\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	two := writeTestFile(t, dir, "two.txt", "a\nb\n")
 	_, _, err := execCLI(t, "export", "--weights", m.npz, "--out", filepath.Join(dir, "m.onnx"), "--labels", two)
 	if err == nil || errors.As(err, new(usageError)) {
 		t.Errorf("export with a wrong label count: %v, want a plain error", err)
@@ -124,10 +121,7 @@ func TestEvalAndPredictChecks(t *testing.T) {
 	if !strings.Contains(stderr, "the model has 10 classes, the dataset 3") {
 		t.Errorf("no class-count warning: %q", stderr)
 	}
-	three := filepath.Join(dir, "three.txt")
-	if err := os.WriteFile(three, []byte("x\ny\nz\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	three := writeTestFile(t, dir, "three.txt", "x\ny\nz\n")
 	_, _, err = execCLI(t, "predict", "--weights", m.npz, "--resolution", "32", "--labels", three, files[0])
 	if err == nil || !strings.Contains(err.Error(), "3 labels, the model 10 classes") {
 		t.Errorf("predict --labels of 3 for 10 classes: %v", err)

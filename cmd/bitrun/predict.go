@@ -38,7 +38,7 @@ Results go to stdout: one block per image, or a JSON array with --json.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: runE(bound(&o, predictFlags), runPredict),
 	}
-	addModelFlags(cmd)
+	addModelFlags(cmd, &o.classifier.model)
 	f := cmd.Flags()
 	f.Int("top-k", 5, "classes to show per image") // predict.top_k, read by predictFlags
 	f.BoolVar(&o.json, "json", false, "print JSON")
@@ -73,8 +73,7 @@ func predictFlags(cmd *cobra.Command, images []string, o *predictOptions) error 
 	if o.batch, err = configInt(cmd, "predict.batch", 1, 4096); err != nil {
 		return err
 	}
-	o.classifier, err = classifierFlags(cmd)
-	return err
+	return o.classifier.complete(cmd)
 }
 
 // validate reads --labels and checks the model flags.

@@ -24,7 +24,11 @@ import (
 	"github.com/spf13/cobra"
 )
 
-func newServeCmd() *cobra.Command {
+func newServeCmd() *cobra.Command { return serveCommand(new(serveOptions)) }
+
+// serveCommand is the serve command with its flags bound to o (the tests
+// read o).
+func serveCommand(o *serveOptions) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "serve (--onnx FILE ... | --weights FILE | --model NAME | --model-repository DIR | --model-dir DIR) [flags]",
 		Short: "Serve image classifiers over HTTP: raw-image predict, KServe v2, Prometheus metrics",
@@ -71,14 +75,15 @@ without --auth-token-file logs a warning.`,
   curl --data-binary @cat.jpg -H 'Content-Type: image/jpeg' 'http://127.0.0.1:8080/v1/models/tiny/predict?top_k=3'
   bitrun serve --onnx a.onnx --name cats --onnx b.onnx --name dogs --max-batch 32 --log-format json`,
 		Args: cobra.NoArgs,
-		RunE: runE(serveFlags, runServe),
+		RunE: runE(bound(o, serveFlags), runServe),
 	}
 	f := cmd.Flags()
-	f.StringArray("onnx", nil, "ONNX model file (repeatable)")
-	f.StringArray("name", nil, "model name in URLs, one per model in order (default: file name without extension)")
-	addWeightsFlags(cmd)
-	f.Int("resolution", export.DefaultResolution, "with --weights/--model: image side the checkpoint is exported at (a run folder's weights default to the resolution the run recorded)")
-	f.String("labels", "", "with --weights/--model: class names file (one per line or a JSON array)")
+	f.StringArrayVar(&o.onnx, "onnx", nil, "ONNX model file (repeatable)")
+	f.StringArrayVar(&o.names, "name", nil, "model name in URLs, one per model in order (default: file name without extension)")
+	addWeightsFlags(cmd, &o.weights)
+	f.IntVar(&o.resolution, "resolution", export.DefaultResolution, "with --weights/--model: image side the checkpoint is exported at (a run folder's weights default to the resolution the run recorded)")
+	f.StringVar(&o.labelsFile, "labels", "", "with --weights/--model: class names file (one per line or a JSON array)")
+	// The rest have configuration keys, read by serveFlags.
 	f.String("addr", "127.0.0.1:8080", "listen address (host:port); port 0 picks a free one")
 	f.String("grpc-addr", "", "also serve the KServe v2 gRPC protocol (inference.GRPCInferenceService) at this address (host:port; empty: no gRPC), sharing the models, limits, token and metrics")
 	f.Int("max-batch", 16, "largest batch sent to a model")
@@ -166,20 +171,13 @@ type serveModel struct {
 	checkpoint bool   // export --weights/--model
 }
 
-// serveFlags reads every serve flag and configuration key into
-// serveOptions; a bad value is a usage error naming its key and source.
-func serveFlags(cmd *cobra.Command, _ []string) (serveOptions, error) {
-	f := cmd.Flags()
-	var o serveOptions
-	var err error
-	o.onnx, _ = f.GetStringArray("onnx")
-	o.names, _ = f.GetStringArray("name")
-	if o.weights, err = weightsFlags(cmd); err != nil {
-		return o, err
+// serveFlags completes serveOptions with every configuration key; a bad
+// value is a usage error naming its key and source.
+func serveFlags(cmd *cobra.Command, _ []string, o *serveOptions) error {
+	if err := o.weights.complete(cmd); err != nil {
+		return err
 	}
-	o.resolution, _ = f.GetInt("resolution")
-	o.resolutionSet = f.Changed("resolution")
-	o.labelsFile, _ = f.GetString("labels")
+	o.resolutionSet = cmd.Flags().Changed("resolution")
 	o.logFormat = strings.ToLower(cfg.GetString("serve.log_format"))
 	_ = o.logLevel.UnmarshalText([]byte(cfg.GetString("log.level"))) // flag, BITRUN_LOG_LEVEL or config; checked by checkGlobalConfig
 	o.authTokenFile = cfg.GetString("serve.auth_token_file")
@@ -189,10 +187,10 @@ func serveFlags(cmd *cobra.Command, _ []string) (serveOptions, error) {
 
 	maxPixels, err := parseCount(cfg.GetString("serve.max_pixels"))
 	if err != nil {
-		return o, configValueError(cmd, "serve.max_pixels", cfg.GetString("serve.max_pixels"), "is not a count", "a count such as 40M or 40000000")
+		return configValueError(cmd, "serve.max_pixels", cfg.GetString("serve.max_pixels"), "is not a count", "a count such as 40M or 40000000")
 	}
 	if maxPixels > 1<<31 {
-		return o, configValueError(cmd, "serve.max_pixels", cfg.GetString("serve.max_pixels"), "is out of range", fmt.Sprintf("a count from 1 to %d", int64(1)<<31))
+		return configValueError(cmd, "serve.max_pixels", cfg.GetString("serve.max_pixels"), "is out of range", fmt.Sprintf("a count from 1 to %d", int64(1)<<31))
 	}
 	o.server = serve.Config{Addr: cfg.GetString("serve.addr"), MaxPixels: int(maxPixels)}
 	var queueMemory int64
@@ -206,7 +204,7 @@ func serveFlags(cmd *cobra.Command, _ []string) (serveOptions, error) {
 		{"serve.max_queue_memory", "256MiB", &queueMemory},
 	} {
 		if *c.dst, err = configByteSize(cmd, c.key, c.example); err != nil {
-			return o, err
+			return err
 		}
 	}
 	o.server.Version, o.server.Commit = buildVersion()
@@ -228,7 +226,7 @@ func serveFlags(cmd *cobra.Command, _ []string) (serveOptions, error) {
 		{"serve.max_in_flight", 1, math.MaxInt, &o.server.MaxInFlight},
 	} {
 		if *c.dst, err = configInt(cmd, c.key, c.lo, c.hi); err != nil {
-			return o, err
+			return err
 		}
 	}
 	for _, c := range []struct {
@@ -244,13 +242,13 @@ func serveFlags(cmd *cobra.Command, _ []string) (serveOptions, error) {
 		{"serve.repository_poll", 0, math.MaxInt64, &o.poll},
 	} {
 		if *c.dst, err = configDuration(cmd, c.key, c.lo, c.hi); err != nil {
-			return o, err
+			return err
 		}
 	}
 	if o.model.Runtime, err = ortOptions(cmd); err != nil {
-		return o, err
+		return err
 	}
-	return o, nil
+	return nil
 }
 
 // validate checks the options as usage errors (a missing --onnx file is a

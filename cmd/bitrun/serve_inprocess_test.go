@@ -98,8 +98,7 @@ func TestServeFlagsMapStraight(t *testing.T) {
 		arg  string
 		want time.Duration
 	}{{"0", 0}, {"-1ms", -time.Millisecond}, {"20ms", 20 * time.Millisecond}} {
-		cmd := parsedCommand(t, "serve", "--onnx", "m.onnx", "--batch-delay", tc.arg, "--max-queue", "0", "--workers", "0")
-		o, err := serveFlags(cmd, nil)
+		o, err := readFlags(t, serveCommand, serveFlags, "--onnx", "m.onnx", "--batch-delay", tc.arg, "--max-queue", "0", "--workers", "0")
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -52,10 +52,8 @@ func TestParseSizes(t *testing.T) {
 
 func TestServeLoadtestUsageErrors(t *testing.T) {
 	dir := t.TempDir()
-	model := filepath.Join(dir, "m.onnx")
-	os.WriteFile(model, []byte("not really"), 0o644)
-	img := filepath.Join(dir, "x.jpg")
-	os.WriteFile(img, []byte("x"), 0o644)
+	model := writeTestFile(t, dir, "m.onnx", "not really")
+	img := writeTestFile(t, dir, "x.jpg", "x")
 	for _, args := range [][]string{
 		{"serve"},
 		{"serve", "--onnx", model, "--max-body", "lots"},
@@ -142,13 +140,11 @@ func startServeCLI(t *testing.T, args ...string) (base string, logs *syncBuffer,
 	return base, logs, stop
 }
 
+// serveReady probes the readiness of the server at base as bitrun health
+// does.
 func serveReady(base string) bool {
-	resp, err := http.Get(base + "/v2/health/ready")
-	if err != nil {
-		return false
-	}
-	resp.Body.Close()
-	return resp.StatusCode == http.StatusOK
+	o := healthOptions{url: base, path: "/v2/health/ready", timeout: 5 * time.Second}
+	return runHealth(context.Background(), o, io.Discard, io.Discard) == nil
 }
 
 // writeTestJPEGs writes n distinct JPEGs of different sizes.
@@ -432,16 +428,14 @@ func TestServeWeightsAndToken(t *testing.T) {
 // one origin "[]" (the flag's default text), so every request with an
 // Origin header got a Vary header.
 func TestServeListFlagDefault(t *testing.T) {
-	cmd := parsedCommand(t, "serve", "--onnx", "m.onnx")
-	o, err := serveFlags(cmd, nil)
+	o, err := readFlags(t, serveCommand, serveFlags, "--onnx", "m.onnx")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(o.server.CORSOrigins) != 0 {
 		t.Errorf("CORS origins %q without --cors-origin, want none", o.server.CORSOrigins)
 	}
-	cmd = parsedCommand(t, "serve", "--onnx", "m.onnx", "--cors-origin", "https://a.example", "--cors-origin", "https://b.example")
-	if o, err = serveFlags(cmd, nil); err != nil || len(o.server.CORSOrigins) != 2 {
+	if o, err = readFlags(t, serveCommand, serveFlags, "--onnx", "m.onnx", "--cors-origin", "https://a.example", "--cors-origin", "https://b.example"); err != nil || len(o.server.CORSOrigins) != 2 {
 		t.Errorf("two --cors-origin: %q, %v", o.server.CORSOrigins, err)
 	}
 }

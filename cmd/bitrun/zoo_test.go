@@ -187,10 +187,7 @@ func TestZooPathReportsSource(t *testing.T) {
 		})
 	}
 	// From the config file.
-	conf := filepath.Join(t.TempDir(), "config.yaml")
-	if err := os.WriteFile(conf, []byte("zoo:\n  cache_dir: "+dir+"\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	conf := writeTestFile(t, t.TempDir(), "config.yaml", "zoo:\n  cache_dir: "+dir+"\n")
 	out, errOut, err := execCLIWith(t, nil, "zoo", "path", "--config", conf)
 	if err != nil || out != dir+"\n" || !strings.Contains(errOut, "config "+conf) {
 		t.Fatalf("config file: out %q err %q %v", out, errOut, err)
@@ -219,15 +216,16 @@ func TestZooModelFlagResolvesAndPulls(t *testing.T) {
 	dir := t.TempDir()
 	var got string
 	probe := func() *cobra.Command {
+		var r weightsRef
 		c := &cobra.Command{Use: "probe", RunE: func(cmd *cobra.Command, _ []string) error {
-			r, err := weightsFlags(cmd)
-			if err != nil {
+			if err := r.complete(cmd); err != nil {
 				return err
 			}
+			var err error
 			got, err = r.resolve(cmd.Context())
 			return err
 		}}
-		addWeightsFlags(c)
+		addWeightsFlags(c, &r)
 		return c
 	}
 	t.Setenv("BITRUN_ZOO_BASE_URL", s.url)
