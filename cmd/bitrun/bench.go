@@ -139,14 +139,11 @@ type benchOptions struct {
 // benchFlags completes bench's options with the configuration keys, what
 // was given and the model; nothing is opened.
 func benchFlags(cmd *cobra.Command, _ []string, o *benchOptions) error {
-	var err error
-	if o.batch, err = configInt(cmd, "bench.batch", 1, 4096); err != nil {
-		return err
-	}
-	if o.runs, err = configInt(cmd, "bench.runs", 1, math.MaxInt); err != nil {
-		return err
-	}
-	if o.warmup, err = configInt(cmd, "bench.warmup", 0, math.MaxInt); err != nil {
+	if err := configInts(cmd,
+		intKey{"bench.batch", 1, 4096, &o.batch},
+		intKey{"bench.runs", 1, math.MaxInt, &o.runs},
+		intKey{"bench.warmup", 0, math.MaxInt, &o.warmup},
+	); err != nil {
 		return err
 	}
 	o.resolutionGiven = cmd.Flags().Changed("resolution")

@@ -52,6 +52,13 @@ func bound[O any](o *O, complete func(cmd *cobra.Command, args []string, o *O) e
 	}
 }
 
+// withOptions is the constructor main lists for a command built with its
+// flags bound to options it is given (so that tests can read them): the
+// command bound to fresh options.
+func withOptions[O any](build func(*O) *cobra.Command) func() *cobra.Command {
+	return func() *cobra.Command { return build(new(O)) }
+}
+
 // writeJSON prints v on w as indented JSON: the --json output of every
 // command.
 func writeJSON(w io.Writer, v any) error {

@@ -150,7 +150,7 @@ func TestFinetuneRecipeConvention(t *testing.T) {
 
 	// The flags reach recipeFlags as given; an explicit 0, which meant
 	// "none" before the convention, is noted.
-	o, err := readFlags(t, finetuneCommand, finetuneFlags, "--data", "d", "--weights", "w.npz", "--out", "o", "--warmup", "0", "--mixup-alpha", "-1")
+	o, err := readFlags(t, newFinetuneCmd, finetuneFlags, "--data", "d", "--weights", "w.npz", "--out", "o", "--warmup", "0", "--mixup-alpha", "-1")
 	if err != nil {
 		t.Fatal(err)
 	}

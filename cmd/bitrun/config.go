@@ -304,6 +304,26 @@ func configInt(cmd *cobra.Command, key string, lo, hi int) (int, error) {
 	return v, nil
 }
 
+// intKey is an integer configuration key in [lo, hi], read into dst by
+// configInts.
+type intKey struct {
+	key    string
+	lo, hi int
+	dst    *int
+}
+
+// configInts reads keys in order with configInt, stopping at the first
+// bad value.
+func configInts(cmd *cobra.Command, keys ...intKey) error {
+	for _, k := range keys {
+		var err error
+		if *k.dst, err = configInt(cmd, k.key, k.lo, k.hi); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // configByteSize reads key as a size of at least one byte ("16MiB",
 // "512KiB", a byte count); example is shown in the error.
 func configByteSize(cmd *cobra.Command, key, example string) (int64, error) {

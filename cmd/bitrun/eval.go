@@ -18,40 +18,44 @@ import (
 	"golang.org/x/term"
 )
 
-// addPreprocessFlags adds the preprocessing overrides shared by predict and eval.
-func addPreprocessFlags(cmd *cobra.Command) {
-	cmd.Flags().Int("resolution", 0, "input side in pixels (default: the model's fixed input size or its bitrun.resolution metadata; required for --weights)")
-	cmd.Flags().Int("channels", 0, "input channels, 1 or 3 (default: the model's input shape)")
-	cmd.Flags().String("mean", "", "per-channel mean on [0,1] pixels, \"r,g,b\" or one value (default: the model's bitrun.mean metadata; BiT: 0.5)")
-	cmd.Flags().String("std", "", "per-channel std on [0,1] pixels, \"r,g,b\" or one value (default: the model's bitrun.std metadata; BiT: 0.5)")
+// preprocessFlags are the preprocessing overrides of predict, eval and
+// extract as given (addPreprocessFlags); overrides checks them.
+type preprocessFlags struct {
+	resolution, channels int    // 0: the model's
+	mean, std            string // "": the model's
 }
 
-// preprocessOverrides reads the preprocessing flags (usage errors for bad
-// values).
-func preprocessOverrides(cmd *cobra.Command) (eval.Overrides, error) {
-	var o eval.Overrides
-	o.Size, _ = cmd.Flags().GetInt("resolution")
-	o.Channels, _ = cmd.Flags().GetInt("channels")
+// addPreprocessFlags adds the preprocessing overrides shared by predict,
+// eval and extract, bound to p.
+func addPreprocessFlags(cmd *cobra.Command, p *preprocessFlags) {
+	cmd.Flags().IntVar(&p.resolution, "resolution", 0, "input side in pixels (default: the model's fixed input size or its bitrun.resolution metadata; required for --weights)")
+	cmd.Flags().IntVar(&p.channels, "channels", 0, "input channels, 1 or 3 (default: the model's input shape)")
+	cmd.Flags().StringVar(&p.mean, "mean", "", "per-channel mean on [0,1] pixels, \"r,g,b\" or one value (default: the model's bitrun.mean metadata; BiT: 0.5)")
+	cmd.Flags().StringVar(&p.std, "std", "", "per-channel std on [0,1] pixels, \"r,g,b\" or one value (default: the model's bitrun.std metadata; BiT: 0.5)")
+}
+
+// overrides checks the preprocessing flags (usage errors for bad values)
+// and returns them as the classifier takes them.
+func (p preprocessFlags) overrides() (eval.Overrides, error) {
+	o := eval.Overrides{Size: p.resolution, Channels: p.channels}
 	if err := checkResolution("--resolution", o.Size, true); err != nil {
 		return o, err
 	}
 	if o.Channels != 0 && o.Channels != 1 && o.Channels != 3 {
 		return o, usagef("--channels %d: want 1 or 3", o.Channels)
 	}
-	for _, name := range []string{"mean", "std"} {
-		s, _ := cmd.Flags().GetString(name)
-		if s == "" {
+	for _, f := range []struct {
+		name, value string
+		dst         *[]float32
+	}{{"mean", p.mean, &o.Mean}, {"std", p.std, &o.Std}} {
+		if f.value == "" {
 			continue
 		}
-		v, err := eval.ParseFloats(s)
+		v, err := eval.ParseFloats(f.value)
 		if err != nil || (len(v) != 1 && len(v) != 3) {
-			return o, usagef("--%s %q: want one or three comma-separated numbers", name, s)
+			return o, usagef("--%s %q: want one or three comma-separated numbers", f.name, f.value)
 		}
-		if name == "mean" {
-			o.Mean = v
-		} else {
-			o.Std = v
-		}
+		*f.dst = v
 	}
 	return o, nil
 }
@@ -60,8 +64,9 @@ func preprocessOverrides(cmd *cobra.Command) (eval.Overrides, error) {
 // --weights/--model with the ONNX Runtime flags, and the preprocessing
 // overrides, completed by complete.
 type classifierOptions struct {
-	model modelRef
-	pre   eval.Overrides
+	model    modelRef
+	preFlags preprocessFlags // as given; checked into pre by complete
+	pre      eval.Overrides
 }
 
 // complete completes the model (bound to the flags by addModelFlags) and
@@ -71,7 +76,7 @@ func (c *classifierOptions) complete(cmd *cobra.Command) error {
 		return err
 	}
 	var err error
-	c.pre, err = preprocessOverrides(cmd)
+	c.pre, err = c.preFlags.overrides()
 	return err
 }
 
@@ -206,7 +211,7 @@ the unsharded run.`,
 	f.StringVar(&o.plot, "plot", "", "write the confusion matrix as a PNG to this file")
 	f.StringVar(&o.shardArg, "shard", "", shardHelp)
 	f.StringVar(&o.report, "report", "", `also write the JSON report to this file ("{shard}" is replaced by the shard index)`)
-	addPreprocessFlags(cmd)
+	addPreprocessFlags(cmd, &o.classifier.preFlags)
 	bindKey(cmd, "eval.batch", "batch")
 	bindKey(cmd, "eval.top_k", "top-k")
 	cmd.AddCommand(newEvalMergeCmd())
@@ -232,11 +237,8 @@ type evalOptions struct {
 // evalFlags completes eval's options with its configuration keys, the
 // shard and the model flags; nothing is opened.
 func evalFlags(cmd *cobra.Command, _ []string, o *evalOptions) error {
-	var err error
-	if o.batch, err = configInt(cmd, "eval.batch", 1, 4096); err != nil {
-		return err
-	}
-	if o.topK, err = configInt(cmd, "eval.top_k", 1, math.MaxInt); err != nil {
+	err := configInts(cmd, intKey{"eval.batch", 1, 4096, &o.batch}, intKey{"eval.top_k", 1, math.MaxInt, &o.topK})
+	if err != nil {
 		return err
 	}
 	if o.shard, err = parseShard(o.shardArg, os.Getenv); err != nil {

@@ -24,6 +24,7 @@ type extractOptions struct {
 	Limit    int
 	ShardArg string // --shard as given, parsed into Shard
 	Shard    eval.Shard
+	PreFlags preprocessFlags // as given; checked into Pre by extractFlags
 	Pre      eval.Overrides
 	Runtime  runtime.Options
 }
@@ -63,7 +64,7 @@ together row for row, exactly as the unsharded run writes them.`,
 	f.IntVar(&o.Batch, "batch", eval.DefaultBatch, "images per batch")
 	f.IntVar(&o.Limit, "limit", 0, "only the first N images (0 = all)")
 	f.StringVar(&o.ShardArg, "shard", "", shardHelp)
-	addPreprocessFlags(cmd)
+	addPreprocessFlags(cmd, &o.PreFlags)
 	addORTFlags(cmd)
 	cmd.AddCommand(newExtractMergeCmd())
 	return cmd
@@ -76,7 +77,7 @@ func extractFlags(cmd *cobra.Command, _ []string, o *extractOptions) error {
 	if o.Shard, err = parseShard(o.ShardArg, os.Getenv); err != nil {
 		return err
 	}
-	if o.Pre, err = preprocessOverrides(cmd); err != nil {
+	if o.Pre, err = o.PreFlags.overrides(); err != nil {
 		return err
 	}
 	if o.Runtime, err = ortOptions(cmd); err != nil {

@@ -21,11 +21,9 @@ import (
 	"github.com/spf13/cobra"
 )
 
-func newFinetuneCmd() *cobra.Command { return finetuneCommand(new(finetuneOptions)) }
-
-// finetuneCommand is the finetune command with its flags bound to c (the
-// tests read c).
-func finetuneCommand(c *finetuneOptions) *cobra.Command {
+// newFinetuneCmd is the finetune command with its flags bound to c (main
+// gives it fresh options, tests read them).
+func newFinetuneCmd(c *finetuneOptions) *cobra.Command {
 	o, r := &c.o, &c.recipe
 	cmd := &cobra.Command{
 		Use:   "finetune --data PATH (--model NAME | --weights FILE) --out RUNDIR [flags]",
@@ -215,10 +213,7 @@ func finetuneFlags(cmd *cobra.Command, _ []string, c *finetuneOptions) error {
 	if o.Mode, err = configEnum(cmd, "finetune.train", finetune.ModeFull, finetune.ModeHead); err != nil {
 		return err
 	}
-	if o.Batch, err = configInt(cmd, "finetune.batch", 1, math.MaxInt); err != nil {
-		return err
-	}
-	if o.BatchSplit, err = configInt(cmd, "finetune.batch_split", 1, math.MaxInt); err != nil {
+	if err := configInts(cmd, intKey{"finetune.batch", 1, math.MaxInt, &o.Batch}, intKey{"finetune.batch_split", 1, math.MaxInt, &o.BatchSplit}); err != nil {
 		return err
 	}
 	if o.Seed, err = configUint64(cmd, "finetune.seed"); err != nil {

@@ -93,7 +93,7 @@ func parsedCommand(t *testing.T, name string, args ...string) *cobra.Command {
 }
 
 // readFlags is the read step of a command given args: build makes it
-// with its flags bound to fresh options (finetuneCommand, serveCommand), in
+// with its flags bound to fresh options (newFinetuneCmd, newServeCmd), in
 // place of the root's command of its name; the args are parsed as
 // parsedCommand does, and the options completed by complete.
 func readFlags[O any](t *testing.T, build func(*O) *cobra.Command, complete func(*cobra.Command, []string, *O) error, args ...string) (O, error) {

@@ -44,7 +44,7 @@ Results go to stdout: one block per image, or a JSON array with --json.`,
 	f.BoolVar(&o.json, "json", false, "print JSON")
 	f.Int("batch", 8, "images per inference batch") // predict.batch, read by predictFlags
 	f.StringVar(&o.labelsFile, "labels", "", "labels file (one per line or a JSON array); default: the model's bitrun.labels metadata")
-	addPreprocessFlags(cmd)
+	addPreprocessFlags(cmd, &o.classifier.preFlags)
 	bindKey(cmd, "predict.top_k", "top-k")
 	bindKey(cmd, "predict.batch", "batch")
 	return cmd
@@ -66,11 +66,7 @@ type predictOptions struct {
 // the model flags and the image arguments.
 func predictFlags(cmd *cobra.Command, images []string, o *predictOptions) error {
 	o.images = images
-	var err error
-	if o.topK, err = configInt(cmd, "predict.top_k", 1, math.MaxInt); err != nil {
-		return err
-	}
-	if o.batch, err = configInt(cmd, "predict.batch", 1, 4096); err != nil {
+	if err := configInts(cmd, intKey{"predict.top_k", 1, math.MaxInt, &o.topK}, intKey{"predict.batch", 1, 4096, &o.batch}); err != nil {
 		return err
 	}
 	return o.classifier.complete(cmd)

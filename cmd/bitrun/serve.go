@@ -24,11 +24,9 @@ import (
 	"github.com/spf13/cobra"
 )
 
-func newServeCmd() *cobra.Command { return serveCommand(new(serveOptions)) }
-
-// serveCommand is the serve command with its flags bound to o (the tests
-// read o).
-func serveCommand(o *serveOptions) *cobra.Command {
+// newServeCmd is the serve command with its flags bound to o (main gives
+// it fresh options, tests read them).
+func newServeCmd(o *serveOptions) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "serve (--onnx FILE ... | --weights FILE | --model NAME | --model-repository DIR | --model-dir DIR) [flags]",
 		Short: "Serve image classifiers over HTTP: raw-image predict, KServe v2, Prometheus metrics",
@@ -213,21 +211,15 @@ func serveFlags(cmd *cobra.Command, _ []string, o *serveOptions) error {
 	// Every numeric setting is parsed strictly: a bad value names its key,
 	// the value, where it came from and the allowed range. Each maps
 	// straight onto its serve field (zero: the default, negative: off).
-	for _, c := range []struct {
-		key    string
-		lo, hi int
-		dst    *int
-	}{
-		{"serve.max_batch", 1, 4096, &o.model.MaxBatch},
-		{"serve.max_queue", 0, math.MaxInt, &o.model.MaxQueue},
-		{"serve.workers", 0, 64, &o.model.Workers},
-		{"serve.top_k", 1, math.MaxInt, &o.model.TopK},
-		{"serve.max_images", 1, 1024, &o.server.MaxImages},
-		{"serve.max_in_flight", 1, math.MaxInt, &o.server.MaxInFlight},
-	} {
-		if *c.dst, err = configInt(cmd, c.key, c.lo, c.hi); err != nil {
-			return err
-		}
+	if err := configInts(cmd,
+		intKey{"serve.max_batch", 1, 4096, &o.model.MaxBatch},
+		intKey{"serve.max_queue", 0, math.MaxInt, &o.model.MaxQueue},
+		intKey{"serve.workers", 0, 64, &o.model.Workers},
+		intKey{"serve.top_k", 1, math.MaxInt, &o.model.TopK},
+		intKey{"serve.max_images", 1, 1024, &o.server.MaxImages},
+		intKey{"serve.max_in_flight", 1, math.MaxInt, &o.server.MaxInFlight},
+	); err != nil {
+		return err
 	}
 	for _, c := range []struct {
 		key    string

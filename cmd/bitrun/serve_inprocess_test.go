@@ -98,7 +98,7 @@ func TestServeFlagsMapStraight(t *testing.T) {
 		arg  string
 		want time.Duration
 	}{{"0", 0}, {"-1ms", -time.Millisecond}, {"20ms", 20 * time.Millisecond}} {
-		o, err := readFlags(t, serveCommand, serveFlags, "--onnx", "m.onnx", "--batch-delay", tc.arg, "--max-queue", "0", "--workers", "0")
+		o, err := readFlags(t, newServeCmd, serveFlags, "--onnx", "m.onnx", "--batch-delay", tc.arg, "--max-queue", "0", "--workers", "0")
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -428,14 +428,14 @@ func TestServeWeightsAndToken(t *testing.T) {
 // one origin "[]" (the flag's default text), so every request with an
 // Origin header got a Vary header.
 func TestServeListFlagDefault(t *testing.T) {
-	o, err := readFlags(t, serveCommand, serveFlags, "--onnx", "m.onnx")
+	o, err := readFlags(t, newServeCmd, serveFlags, "--onnx", "m.onnx")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(o.server.CORSOrigins) != 0 {
 		t.Errorf("CORS origins %q without --cors-origin, want none", o.server.CORSOrigins)
 	}
-	if o, err = readFlags(t, serveCommand, serveFlags, "--onnx", "m.onnx", "--cors-origin", "https://a.example", "--cors-origin", "https://b.example"); err != nil || len(o.server.CORSOrigins) != 2 {
+	if o, err = readFlags(t, newServeCmd, serveFlags, "--onnx", "m.onnx", "--cors-origin", "https://a.example", "--cors-origin", "https://b.example"); err != nil || len(o.server.CORSOrigins) != 2 {
 		t.Errorf("two --cors-origin: %q, %v", o.server.CORSOrigins, err)
 	}
 }

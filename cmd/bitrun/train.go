@@ -101,14 +101,12 @@ func trainFlags(cmd *cobra.Command, _ []string, c *trainOptions) error {
 	o := &c.o
 	c.data = cfg.GetString("train.data")
 	o.Arch = cfg.GetString("train.arch")
-	var err error
-	if o.Batch, err = configInt(cmd, "train.batch", 1, math.MaxInt); err != nil {
-		return err
-	}
-	if o.BatchSplit, err = configInt(cmd, "train.batch_split", 1, math.MaxInt); err != nil {
-		return err
-	}
-	if o.Resolution, err = configInt(cmd, "train.resolution", minResolution, maxResolution); err != nil {
+	err := configInts(cmd,
+		intKey{"train.batch", 1, math.MaxInt, &o.Batch},
+		intKey{"train.batch_split", 1, math.MaxInt, &o.BatchSplit},
+		intKey{"train.resolution", minResolution, maxResolution, &o.Resolution},
+	)
+	if err != nil {
 		return err
 	}
 	if o.Seed, err = configUint64(cmd, "train.seed"); err != nil {
