@@ -4,6 +4,7 @@
 package testmodel
 
 import (
+	"cmp"
 	"math"
 	"math/rand/v2"
 
@@ -53,16 +54,8 @@ type Spread struct {
 	HeadBias float64
 }
 
-// std returns v under the convention of Spread's fields.
-func std(v, def float64) float64 {
-	switch {
-	case v == 0:
-		return def
-	case v < 0:
-		return 0
-	}
-	return v
-}
+// std resolves a field of Spread: zero is def, negative is none.
+func std(v, def float64) float64 { return max(cmp.Or(v, def), 0) }
 
 // Random returns a value for every tensor of cfg.Spec(), drawn from seed as
 // s says. Unlike model.Init it gives the head and GroupNorm's affine
