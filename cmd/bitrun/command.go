@@ -36,6 +36,16 @@ func boundFlags[O any](o *O) func(*cobra.Command, []string) (O, error) {
 	return bound(o, nil)
 }
 
+// boundArgs is boundFlags for a command whose arguments are bound too,
+// to *args, a field of *o (the files of eval merge, extract merge and
+// finetune table).
+func boundArgs[O any](o *O, args *[]string) func(*cobra.Command, []string) (O, error) {
+	return func(_ *cobra.Command, a []string) (O, error) {
+		*args = a
+		return *o, nil
+	}
+}
+
 // bound is the read step of a command whose options are bound to its flags
 // and completed by complete from its arguments and configuration keys
 // (flag > env > config file > default, through configInt and the like): a

@@ -34,11 +34,7 @@ the sum of the shards' times.`,
 		Example: `  bitrun eval --onnx m.onnx --data DIR --shard 0/3 --report eval-{shard}.json   # and 1/3, 2/3
   bitrun eval merge eval-0.json eval-1.json eval-2.json --json`,
 		Args: cobra.MinimumNArgs(1),
-		RunE: runE(func(_ *cobra.Command, reports []string) (evalMergeOptions, error) {
-			o := opts
-			o.Reports = reports
-			return o, nil
-		}, runEvalMerge),
+		RunE: runE(boundArgs(&opts, &opts.Reports), runEvalMerge),
 	}
 	cmd.Flags().BoolVar(&opts.JSON, "json", false, "print the merged report as JSON")
 	cmd.Flags().StringVar(&opts.Out, "out", "", "also write the merged JSON report to this file")

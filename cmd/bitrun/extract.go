@@ -165,11 +165,7 @@ shard, with its labels, file names and manifest) into the files the
 unsharded run writes, row for row. Shards of different models, datasets,
 outputs or shard counts are refused, and so is a missing or repeated shard.`,
 		Args: cobra.MinimumNArgs(1),
-		RunE: runE(func(_ *cobra.Command, parts []string) (extractMergeOptions, error) {
-			o := opts
-			o.Parts = parts
-			return o, nil
-		}, runExtractMerge),
+		RunE: runE(boundArgs(&opts, &opts.Parts), runExtractMerge),
 	}
 	cmd.Flags().StringVar(&opts.Out, "out", "", "merged features file NAME.npy (required)")
 	return cmd

@@ -129,6 +129,7 @@ Ctrl-C saves a checkpoint; --resume continues to the same result.
 }
 
 func newFinetuneTableCmd() *cobra.Command {
+	var o finetuneTableOptions
 	return &cobra.Command{
 		Use:   "table RUNDIR...",
 		Short: "Print a results table of finished fine-tuning runs",
@@ -139,9 +140,7 @@ weights (native engine), the exported model's top-1 under ONNX Runtime when
 the folder holds eval-onnx.json (bitrun eval --onnx RUNDIR/model.onnx --json),
 and the training time.`,
 		Args: cobra.MinimumNArgs(1),
-		RunE: runE(func(_ *cobra.Command, dirs []string) (finetuneTableOptions, error) {
-			return finetuneTableOptions{dirs: dirs}, nil
-		}, runFinetuneTable),
+		RunE: runE(boundArgs(&o, &o.dirs), runFinetuneTable),
 	}
 }
 
