@@ -19,10 +19,12 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/bitrun/bitrun/api"
-	"github.com/bitrun/bitrun/data"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
+
+	"github.com/bitrun/bitrun/api"
+	"github.com/bitrun/bitrun/data"
+	"github.com/bitrun/bitrun/internal/setting"
 )
 
 // Config configures a Server. The zero value is usable (DefaultConfig
@@ -76,13 +78,7 @@ const (
 // bound all when that is less; negative is all; never below one request's
 // need, least.
 func memoryBound(v, def, all, least int64) int64 {
-	switch {
-	case v == 0:
-		v = min(def, all)
-	case v < 0:
-		v = all
-	}
-	return max(v, least)
+	return max(setting.Resolve(v, min(def, all), all), least)
 }
 
 // DefaultConfig returns Config with every default filled in.

@@ -18,6 +18,7 @@ import (
 
 	"github.com/bitrun/bitrun/data"
 	"github.com/bitrun/bitrun/internal/runfolder"
+	"github.com/bitrun/bitrun/internal/setting"
 	"github.com/bitrun/bitrun/model"
 	"github.com/bitrun/bitrun/nn"
 )
@@ -81,17 +82,6 @@ const (
 	defaultMomentum    = 0.9
 	defaultWeightDecay = 1e-4
 )
-
-// orDefault is v, or def when v is 0, or 0 ("none") when v is negative.
-func orDefault(v, def float64) float64 {
-	switch {
-	case v == 0:
-		return def
-	case v < 0:
-		return 0
-	}
-	return v
-}
 
 // DefaultOptions is the BiT upstream recipe: SGD momentum 0.9, lr 0.03 ×
 // batch/256, weight decay 1e-4, linear warmup, ×0.1 at 1/3, 2/3 and 8/9,
@@ -255,8 +245,8 @@ func newRunner(o Options, ds data.Dataset) (*runner, error) {
 	// Momentum and WeightDecay stay as given, like Warmup; the key holds
 	// the values used.
 	key := runKey{Arch: cfg.Name, Classes: cfg.Classes, Steps: steps, Batch: o.Batch, Resolution: o.Resolution,
-		PreSize: o.PreSize, Crop: o.Crop, Flip: o.Flip, LR: o.LR, Warmup: warmup, Momentum: orDefault(o.Momentum, defaultMomentum),
-		WeightDecay: orDefault(o.WeightDecay, defaultWeightDecay), MixupAlpha: o.MixupAlpha, Freeze: o.Freeze, Examples: n,
+		PreSize: o.PreSize, Crop: o.Crop, Flip: o.Flip, LR: o.LR, Warmup: warmup, Momentum: setting.Resolve(o.Momentum, defaultMomentum, 0),
+		WeightDecay: setting.Resolve(o.WeightDecay, defaultWeightDecay, 0), MixupAlpha: o.MixupAlpha, Freeze: o.Freeze, Examples: n,
 		Decays: decayKey(o.Decays), Replacement: o.Replacement}
 	return &runner{o: o, cfg: cfg, ds: ds, n: n, steps: steps, sched: sched, key: key, log: log, perms: map[int][]int{}}, nil
 }

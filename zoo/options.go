@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/bitrun/bitrun/internal/setting"
 )
 
 // Options configure Pull, Verify, Import, Remove and List. The zero value is
@@ -76,26 +78,15 @@ func (o Options) withDefaults() Options {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	o.ProgressInterval = orDefault(o.ProgressInterval, 100*time.Millisecond, 0)
-	o.StallTimeout = orDefault(o.StallTimeout, 30*time.Second, math.MaxInt64)
-	o.MaxAttempts = orDefault(o.MaxAttempts, 5, math.MaxInt)
-	o.Backoff = orDefault(o.Backoff, time.Second, 0)
-	o.MaxBackoff = orDefault(o.MaxBackoff, 30*time.Second, o.Backoff)
+	o.ProgressInterval = setting.Resolve(o.ProgressInterval, 100*time.Millisecond, 0)
+	o.StallTimeout = setting.Resolve(o.StallTimeout, 30*time.Second, math.MaxInt64)
+	o.MaxAttempts = setting.Resolve(o.MaxAttempts, 5, math.MaxInt)
+	o.Backoff = setting.Resolve(o.Backoff, time.Second, 0)
+	o.MaxBackoff = setting.Resolve(o.MaxBackoff, 30*time.Second, o.Backoff)
 	if o.MaxBackoff < o.Backoff {
 		o.MaxBackoff = o.Backoff
 	}
 	return o
-}
-
-// orDefault resolves a setting: zero is def, negative is off.
-func orDefault[T int | time.Duration](v, def, off T) T {
-	switch {
-	case v == 0:
-		return def
-	case v < 0:
-		return off
-	}
-	return v
 }
 
 // cacheDir resolves the cache directory.
