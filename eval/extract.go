@@ -263,9 +263,7 @@ func ReadFeatures(path string) (*Features, error) {
 // datasets, outputs or shard counts, and a missing or duplicate shard
 // (ErrShards).
 func MergeFeatures(parts []*Features) (*Features, error) {
-	err := checkParts(parts, func(f *Features) *ShardInfo { return f.Shard },
-		func(f *Features) (string, string, Preprocess) { return f.Model, f.ModelSHA256, f.Preprocess })
-	if err != nil {
+	if err := checkParts(parts); err != nil {
 		return nil, err
 	}
 	a := parts[0]

@@ -58,25 +58,36 @@ type ShardInfo struct {
 	Total int `json:"total"` // examples of the whole (unsharded) run
 }
 
+// part is what checkParts reads of a report or a features file: its shard
+// record, and the model (name and SHA-256) and preprocessing it ran.
+type part struct {
+	shard      *ShardInfo
+	model, sha string
+	preprocess Preprocess
+}
+
+func (r *Report) part() part   { return part{r.Shard, r.Model, r.ModelSHA256, r.Preprocess} }
+func (f *Features) part() part { return part{f.Shard, f.Model, f.ModelSHA256, f.Preprocess} }
+
 // checkParts checks the parts of one sharded run before a merge: their
-// shard records (checkShards, read with info), then that each ran the first
-// part's model (name and SHA-256, from run) with its preprocessing.
-func checkParts[T any](parts []T, info func(T) *ShardInfo, run func(T) (model, sha256 string, pre Preprocess)) error {
+// shard records (checkShards), then that each ran the first part's model
+// (name and SHA-256) with its preprocessing.
+func checkParts[T interface{ part() part }](parts []T) error {
 	infos := make([]*ShardInfo, len(parts))
 	for i, p := range parts {
-		infos[i] = info(p)
+		infos[i] = p.part().shard
 	}
 	if err := checkShards(infos); err != nil {
 		return err
 	}
-	am, asha, apre := run(parts[0])
+	a := parts[0].part()
 	for _, p := range parts[1:] {
-		m, sha, pre := run(p)
+		b := p.part()
 		switch {
-		case m != am || sha != asha:
-			return fmt.Errorf("%w: different models (%s %.12s and %s %.12s)", ErrShards, am, asha, m, sha)
-		case pre.Size != apre.Size || pre.Channels != apre.Channels ||
-			!slices.Equal(pre.Mean, apre.Mean) || !slices.Equal(pre.Std, apre.Std):
+		case b.model != a.model || b.sha != a.sha:
+			return fmt.Errorf("%w: different models (%s %.12s and %s %.12s)", ErrShards, a.model, a.sha, b.model, b.sha)
+		case b.preprocess.Size != a.preprocess.Size || b.preprocess.Channels != a.preprocess.Channels ||
+			!slices.Equal(b.preprocess.Mean, a.preprocess.Mean) || !slices.Equal(b.preprocess.Std, a.preprocess.Std):
 			return fmt.Errorf("%w: different preprocessing", ErrShards)
 		}
 	}
@@ -124,9 +135,7 @@ func checkShards(infos []*ShardInfo) error {
 // duplicate shard (ErrShards). Timing sums the shards' times (Seconds is
 // the total of their wall times, ImagesPerSec images over that total).
 func Merge(reports []*Report) (*Report, error) {
-	err := checkParts(reports, func(r *Report) *ShardInfo { return r.Shard },
-		func(r *Report) (string, string, Preprocess) { return r.Model, r.ModelSHA256, r.Preprocess })
-	if err != nil {
+	if err := checkParts(reports); err != nil {
 		return nil, err
 	}
 	a := reports[0]
