@@ -186,9 +186,34 @@ func (p *Preprocess) setNorm(n data.Norm) {
 // classifier with one float32 NCHW input and an [N,classes] output.
 type ONNX struct {
 	p      *runtime.Predictor
+	owned  bool // opened by OpenONNX: Close closes p
 	pre    Preprocess
 	labels []string
 	output string
+}
+
+// OpenONNX opens the model at path with ONNX Runtime and wraps it as
+// NewONNX does. The classifier owns the session: Close it.
+func OpenONNX(path string, ro runtime.Options, o Overrides) (*ONNX, error) {
+	p, err := runtime.Open(path, ro)
+	if err != nil {
+		return nil, err
+	}
+	c, err := NewONNX(p, o)
+	if err != nil {
+		return nil, errors.Join(err, p.Close())
+	}
+	c.owned = true
+	return c, nil
+}
+
+// Close closes the session of a classifier from OpenONNX; one from NewONNX
+// leaves its predictor to the caller and Close does nothing.
+func (c *ONNX) Close() error {
+	if !c.owned {
+		return nil
+	}
+	return c.p.Close()
 }
 
 // NewONNX wraps p. Preprocessing comes from, in order: the model's fixed

@@ -423,6 +423,34 @@ func TestONNXClassifier(t *testing.T) {
 	if _, err := NewONNX(p2, Overrides{Size: 6, Mean: []float32{0.5}, Std: []float32{0.5}}); err != nil {
 		t.Errorf("bare model with overrides: %v", err)
 	}
+	// OpenONNX opens and owns the session: the same classifier, closed by
+	// Close; a model whose preprocessing is unknown is refused as by NewONNX.
+	owned, err := OpenONNX(path, runtime.Options{}, Overrides{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pre := owned.Preprocess(); pre.Size != 6 || owned.Labels()[1] != "G" {
+		t.Errorf("OpenONNX: preprocess %+v, labels %v", pre, owned.Labels())
+	}
+	if err := owned.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := owned.Logits(context.Background(), make([]float32, 3*6*6), 1); err == nil {
+		t.Error("Logits after Close succeeded: the session was not closed")
+	}
+	if _, err := OpenONNX(path2, runtime.Options{}, Overrides{}); !errors.Is(err, ErrPreprocess) {
+		t.Errorf("OpenONNX bare model: err = %v, want ErrPreprocess", err)
+	}
+	if _, err := OpenONNX(filepath.Join(t.TempDir(), "missing.onnx"), runtime.Options{}, Overrides{}); err == nil {
+		t.Error("OpenONNX of a missing file succeeded")
+	}
+	// NewONNX leaves the predictor to its owner.
+	if err := clf.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := clf.Logits(context.Background(), make([]float32, 3*6*6), 1); err != nil {
+		t.Errorf("Close of a NewONNX classifier closed the caller's predictor: %v", err)
+	}
 }
 
 // TestMetricsRefuseNonFinite (issue 12, item 6): NaN or ±Inf logits fail the

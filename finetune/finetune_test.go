@@ -339,15 +339,11 @@ func TestONNXMatchesNative(t *testing.T) {
 	if sum.Engine != "onnxruntime" {
 		t.Errorf("trunk engine %q, want onnxruntime", sum.Engine)
 	}
-	p, err := runtime.Open(sum.ONNX, runtime.Options{})
+	c, err := eval.OpenONNX(sum.ONNX, runtime.Options{}, eval.Overrides{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer p.Close()
-	c, err := eval.NewONNX(p, eval.Overrides{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	defer c.Close()
 	if c.Preprocess().Size != 20 {
 		t.Errorf("ONNX preprocessing size %d, want the test resolution 20", c.Preprocess().Size)
 	}

@@ -564,15 +564,11 @@ func calibrate(ctx context.Context, g *bitGraph, names []string, tmpDir string, 
 func guard(ctx context.Context, fp32, int8 string, mode Guard, opts Options) (*Accuracy, *eval.Report, *eval.Report, error) {
 	batch := max(opts.Batch, 16)
 	run := func(path, phase string, k int) (*eval.Report, [][]int, error) {
-		p, err := runtime.Open(path, opts.Runtime)
+		c, err := eval.OpenONNX(path, opts.Runtime, eval.Overrides{})
 		if err != nil {
 			return nil, nil, fmt.Errorf("quantize: %w", err)
 		}
-		defer p.Close()
-		c, err := eval.NewONNX(p, eval.Overrides{})
-		if err != nil {
-			return nil, nil, fmt.Errorf("quantize: %w", err)
-		}
+		defer c.Close()
 		rec := &recorder{Classifier: c, k: k}
 		progress := func(done, total int) { opts.Progress(phase, done, total) }
 		var rep *eval.Report

@@ -100,15 +100,11 @@ func (r *relabelled) Label(i int) int { return r.labels[i] }
 // predictions runs the model at path over ds and returns each top-1.
 func predictions(t *testing.T, path string, ds data.Dataset) []int {
 	t.Helper()
-	p, err := runtime.Open(path, runtime.Options{IntraThreads: 2})
+	c, err := eval.OpenONNX(path, runtime.Options{IntraThreads: 2}, eval.Overrides{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer p.Close()
-	c, err := eval.NewONNX(p, eval.Overrides{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	defer c.Close()
 	rec := &recorder{Classifier: c, k: 1}
 	if _, err := eval.Run(context.Background(), rec, ds, eval.Options{Batch: 64}); err != nil {
 		t.Fatal(err)
