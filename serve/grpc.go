@@ -86,8 +86,8 @@ func (s *Server) stopGRPC(ctx context.Context) {
 func (s *Server) grpcUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
 	start := time.Now()
 	method := path.Base(info.FullMethod)
-	s.metrics.grpcInFlight.Inc()
-	defer s.metrics.grpcInFlight.Dec()
+	s.metrics.grpc.inFlight.Inc()
+	defer s.metrics.grpc.inFlight.Dec()
 	md, _ := metadata.FromIncomingContext(ctx)
 	rc := &reqCtx{id: requestIDFrom(first(md, "x-request-id")), route: method}
 	_ = grpc.SetHeader(ctx, metadata.Pairs("x-request-id", rc.id))
@@ -107,7 +107,7 @@ func (s *Server) grpcUnary(ctx context.Context, req any, info *grpc.UnaryServerI
 	}()
 	code := codeFor(err)
 	d := time.Since(start)
-	s.metrics.grpcRequest(method, code, d)
+	s.metrics.grpc.observe(method, code.String(), d)
 	attrs := []slog.Attr{
 		slog.String("id", rc.id), slog.String("method", method), slog.String("code", code.String()),
 		slog.Float64("ms", float64(d.Microseconds())/1000),

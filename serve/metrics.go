@@ -7,7 +7,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"google.golang.org/grpc/codes"
 )
 
 // metrics are the server's Prometheus collectors, registered on its own
@@ -16,9 +15,8 @@ import (
 // per-model series carry "model" and "version" labels, and the series of a
 // version are removed when it is unloaded.
 type metrics struct {
-	requests  *prometheus.CounterVec   // route, code
-	latency   *prometheus.HistogramVec // route
-	inFlight  prometheus.Gauge
+	http      calls                    // by route
+	grpc      calls                    // by method
 	queue     *prometheus.HistogramVec // model, version
 	batch     *prometheus.HistogramVec // model, version
 	inference *prometheus.HistogramVec // model, version
@@ -26,10 +24,39 @@ type metrics struct {
 	failed    *prometheus.CounterVec   // model, version
 	loadTime  *prometheus.GaugeVec     // model, version
 	loads     *prometheus.CounterVec   // model, result
+}
 
-	grpcRequests *prometheus.CounterVec   // method, code
-	grpcLatency  *prometheus.HistogramVec // method
-	grpcInFlight prometheus.Gauge
+// calls are the metrics of one front end, HTTP or gRPC: requests by name
+// (route or method) and status code, latency by name, and the requests in
+// flight.
+type calls struct {
+	total    *prometheus.CounterVec   // name, code
+	latency  *prometheus.HistogramVec // name
+	inFlight prometheus.Gauge
+}
+
+// newCalls names a front end's metrics prefix_requests_total,
+// prefix_request_duration_seconds and prefix_requests_in_flight; one and
+// many ("HTTP request", "HTTP requests") and by (the name label) make their
+// help texts.
+func newCalls(prefix, one, many, by string, buckets []float64) calls {
+	return calls{
+		total: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: prefix + "_requests_total", Help: many + " by " + by + " and status code.",
+		}, []string{by, "code"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: prefix + "_request_duration_seconds", Help: one + " latency by " + by + ".", Buckets: buckets,
+		}, []string{by}),
+		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: prefix + "_requests_in_flight", Help: many + " being served.",
+		}),
+	}
+}
+
+// observe counts one finished call.
+func (c calls) observe(name, code string, d time.Duration) {
+	c.total.WithLabelValues(name, code).Inc()
+	c.latency.WithLabelValues(name).Observe(d.Seconds())
 }
 
 var versionLabels = []string{"model", "version"}
@@ -37,15 +64,8 @@ var versionLabels = []string{"model", "version"}
 func newMetrics(reg *prometheus.Registry, version, commit string, queued func() []*Classifier) *metrics {
 	latencyBuckets := []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}
 	m := &metrics{
-		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "bitrun_http_requests_total", Help: "HTTP requests by route and status code.",
-		}, []string{"route", "code"}),
-		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "bitrun_http_request_duration_seconds", Help: "HTTP request latency by route.", Buckets: latencyBuckets,
-		}, []string{"route"}),
-		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "bitrun_http_requests_in_flight", Help: "HTTP requests being served.",
-		}),
+		http: newCalls("bitrun_http", "HTTP request", "HTTP requests", "route", latencyBuckets),
+		grpc: newCalls("bitrun_grpc", "gRPC call", "gRPC calls", "method", latencyBuckets),
 		queue: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "bitrun_queue_duration_seconds", Help: "Time an image waited in the batching queue.", Buckets: latencyBuckets,
 		}, versionLabels),
@@ -68,15 +88,6 @@ func newMetrics(reg *prometheus.Registry, version, commit string, queued func() 
 		loads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "bitrun_model_loads_total", Help: "Model repository loads by result (ok, error); a failed load leaves the served versions as they were.",
 		}, []string{"model", "result"}),
-		grpcRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "bitrun_grpc_requests_total", Help: "gRPC calls by method and status code.",
-		}, []string{"method", "code"}),
-		grpcLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "bitrun_grpc_request_duration_seconds", Help: "gRPC call latency by method.", Buckets: latencyBuckets,
-		}, []string{"method"}),
-		grpcInFlight: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "bitrun_grpc_requests_in_flight", Help: "gRPC calls being served.",
-		}),
 	}
 	build := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "bitrun_build_info", Help: "Build information; always 1.",
@@ -86,8 +97,8 @@ func newMetrics(reg *prometheus.Registry, version, commit string, queued func() 
 		goVersion = bi.GoVersion
 	}
 	build.WithLabelValues(version, commit, goVersion).Set(1)
-	reg.MustRegister(m.requests, m.latency, m.inFlight, m.queue, m.batch, m.inference,
-		m.dropped, m.failed, m.loadTime, m.loads, m.grpcRequests, m.grpcLatency, m.grpcInFlight, build, queueCollector{queued},
+	reg.MustRegister(m.http.total, m.http.latency, m.http.inFlight, m.queue, m.batch, m.inference,
+		m.dropped, m.failed, m.loadTime, m.loads, m.grpc.total, m.grpc.latency, m.grpc.inFlight, build, queueCollector{queued},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -146,11 +157,5 @@ func (m *modelMetrics) observeBatch(size int, run time.Duration, err error) {
 func (m *modelMetrics) observeDropped() { m.dropped.Inc() }
 
 func (m *metrics) request(route string, code int, d time.Duration) {
-	m.requests.WithLabelValues(route, strconv.Itoa(code)).Inc()
-	m.latency.WithLabelValues(route).Observe(d.Seconds())
-}
-
-func (m *metrics) grpcRequest(method string, code codes.Code, d time.Duration) {
-	m.grpcRequests.WithLabelValues(method, code.String()).Inc()
-	m.grpcLatency.WithLabelValues(method).Observe(d.Seconds())
+	m.http.observe(route, strconv.Itoa(code), d)
 }

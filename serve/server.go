@@ -395,8 +395,8 @@ func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 // ServeHTTP routes the request, then logs one line and records metrics.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	s.metrics.inFlight.Inc()
-	defer s.metrics.inFlight.Dec()
+	s.metrics.http.inFlight.Inc()
+	defer s.metrics.http.inFlight.Dec()
 	rc := &reqCtx{id: requestID(r), route: "unmatched", w: &statusWriter{ResponseWriter: w}}
 	w.Header().Set("X-Request-Id", rc.id)
 	if s.cors(w, r) {
