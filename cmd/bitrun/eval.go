@@ -259,10 +259,8 @@ func (o evalOptions) validate() error {
 	case o.limit < 0:
 		return usagef("--limit %d: must be >= 0", o.limit)
 	}
-	if o.report != "" {
-		if err := checkOutputPath(o.report); err != nil {
-			return fmt.Errorf("eval: --report: %w", err)
-		}
+	if err := checkOutputFlag("eval", "--report", o.report); err != nil {
+		return err
 	}
 	if err := o.classifier.model.check(); err != nil {
 		return err
@@ -270,12 +268,7 @@ func (o evalOptions) validate() error {
 	if err := o.classifier.model.checkFiles(); err != nil {
 		return err
 	}
-	if o.plot != "" {
-		if err := checkOutputPath(o.plot); err != nil {
-			return fmt.Errorf("eval: --plot: %w", err)
-		}
-	}
-	return nil
+	return checkOutputFlag("eval", "--plot", o.plot)
 }
 
 // runEval evaluates the model on the dataset: the report to stdout (and
@@ -343,6 +336,18 @@ func writeReport(stdout, stderr io.Writer, rep *eval.Report, asJSON bool, plot s
 		return err
 	}
 	fmt.Fprintf(stderr, "confusion matrix written to %s\n", plot)
+	return nil
+}
+
+// checkOutputFlag is checkOutputPath for the file given to flag (none when
+// path is ""), its error under command ("eval: --plot: ...").
+func checkOutputFlag(command, flag, path string) error {
+	if path == "" {
+		return nil
+	}
+	if err := checkOutputPath(path); err != nil {
+		return fmt.Errorf("%s: %s: %w", command, flag, err)
+	}
 	return nil
 }
 

@@ -105,10 +105,7 @@ func (o extractOptions) validate() error {
 	if err := checkModelFile(o.ONNX, "--onnx", kindONNX); err != nil {
 		return err
 	}
-	if err := checkOutputPath(o.Out); err != nil {
-		return fmt.Errorf("extract: --out: %w", err)
-	}
-	return nil
+	return checkOutputFlag("extract", "--out", o.Out)
 }
 
 func runExtract(ctx context.Context, opts extractOptions, _, stderr io.Writer) error {

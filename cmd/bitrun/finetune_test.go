@@ -16,9 +16,7 @@ func TestFinetuneCommand(t *testing.T) {
 	ds := writeShapesFolder(t)
 	tmp := t.TempDir()
 	src := filepath.Join(tmp, "tiny.npz")
-	if _, stderr, code := runCaptured(t, "init", "--arch", "tiny", "--classes", "5", "--out", src); code != exitOK {
-		t.Fatalf("init: exit %d: %s", code, stderr)
-	}
+	initCheckpoint(t, src, "--arch", "tiny", "--classes", "5")
 	out := filepath.Join(tmp, "run")
 	args := []string{"finetune", "--data", ds, "--weights", src, "--train", "head", "--engine", "native",
 		"--steps", "10", "--batch", "16", "--resolution", "16", "--views", "2", "--adapt-resolution", "auto",

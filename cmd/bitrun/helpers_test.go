@@ -154,6 +154,16 @@ func writePNGFile(t *testing.T, path string, img image.Image) {
 	}
 }
 
+// initCheckpoint writes a freshly initialised checkpoint to path with
+// bitrun init and flags (--arch and the like), failing the test when init
+// fails.
+func initCheckpoint(t *testing.T, path string, flags ...string) {
+	t.Helper()
+	if _, stderr, code := runCaptured(t, append([]string{"init", "--out", path}, flags...)...); code != exitOK {
+		t.Fatalf("init %q: exit %d: %s", flags, code, stderr)
+	}
+}
+
 // writeTestFile writes content to the file name in dir and returns its
 // path, failing the test when it cannot.
 func writeTestFile(t *testing.T, dir, name, content string) string {

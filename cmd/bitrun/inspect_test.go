@@ -106,9 +106,7 @@ func digestOf(t *testing.T, path string) (int64, string) {
 
 func TestInspectText(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "r50.npz")
-	if _, stderr, code := runCaptured(t, "init", "--arch", "R50x1", "--out", path); code != 0 {
-		t.Fatalf("init: %d %s", code, stderr)
-	}
+	initCheckpoint(t, path, "--arch", "R50x1")
 	stdout, stderr, code := runCaptured(t, "inspect", "--resolution", "128", path)
 	if code != 0 {
 		t.Fatalf("inspect: %d %s", code, stderr)
@@ -184,9 +182,7 @@ func TestInitInspectErrors(t *testing.T) {
 		})
 	}
 	// --force overwrites; the result is a valid checkpoint.
-	if _, stderr, code := runCaptured(t, "init", "--arch", "tiny", "--out", exists, "--force"); code != 0 {
-		t.Fatalf("init --force: %d %s", code, stderr)
-	}
+	initCheckpoint(t, exists, "--arch", "tiny", "--force")
 	if _, err := model.Load(exists); err != nil {
 		t.Error(err)
 	}
