@@ -235,12 +235,21 @@ type versionFile struct {
 	id      string // size and modification time: a changed file is reloaded
 }
 
+// checkName refuses a model name the repository cannot hold (before it
+// touches a file, a state or a metric label).
+func checkName(name string) error {
+	if !ValidName(name) {
+		return fmt.Errorf("%w: invalid model name %q (use 1-128 of A-Z a-z 0-9 . _ -, not starting with a dot)", ErrRepository, name)
+	}
+	return nil
+}
+
 // scan reads a model's folder: its config and the versions its policy
 // selects.
 func (r *Repository) scan(name string) (ModelConfig, []versionFile, error) {
 	var cfg ModelConfig
-	if !ValidName(name) {
-		return cfg, nil, fmt.Errorf("%w: invalid model name %q (use 1-128 of A-Z a-z 0-9 . _ -, not starting with a dot)", ErrRepository, name)
+	if err := checkName(name); err != nil {
+		return cfg, nil, err
 	}
 	dir, err := r.resolve(name)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -400,6 +409,9 @@ func (cfg ModelConfig) options(base Options, name, version string) (Options, err
 // failure nothing changes and the error (ErrRepository, or ErrModelNotFound
 // for a missing folder) says why.
 func (r *Repository) Load(ctx context.Context, name string) (api.RepositoryLoad, error) {
+	if err := checkName(name); err != nil {
+		return api.RepositoryLoad{Name: name, State: api.StateUnavailable}, err
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	sig, _ := r.signature(name)
@@ -407,9 +419,7 @@ func (r *Repository) Load(ctx context.Context, name string) (api.RepositoryLoad,
 	st := r.states[name]
 	if st == nil {
 		st = &repoState{}
-		if ValidName(name) {
-			r.states[name] = st
-		}
+		r.states[name] = st
 	}
 	st.signature = sig
 	r.setBusy(name, api.StateLoading)
@@ -480,6 +490,9 @@ func (r *Repository) load(ctx context.Context, name string) (api.RepositoryLoad,
 // Unload stops serving every version of the model name (requests in flight
 // finish first); polling leaves it unloaded until Load.
 func (r *Repository) Unload(name string) (api.RepositoryLoad, error) {
+	if err := checkName(name); err != nil {
+		return api.RepositoryLoad{Name: name, State: api.StateUnavailable}, err
+	}
 	return r.unload(name, true)
 }
 
@@ -636,13 +649,9 @@ func (s *Server) repositoryIndex(_ *reqCtx, w http.ResponseWriter, r *http.Reque
 // "file:..." in Triton) are refused rather than ignored, since the
 // repository's own files are what is loaded.
 func (s *Server) repositoryLoad(rc *reqCtx, w http.ResponseWriter, r *http.Request) error {
-	repo, err := s.repository()
+	repo, name, err := s.repositoryModel(rc, r)
 	if err != nil {
 		return err
-	}
-	name := r.PathValue("name")
-	if ValidName(name) {
-		rc.model = name
 	}
 	raw, release, err := s.readBody(w, r)
 	if err != nil {
@@ -673,19 +682,30 @@ func (s *Server) repositoryLoad(rc *reqCtx, w http.ResponseWriter, r *http.Reque
 }
 
 func (s *Server) repositoryUnload(rc *reqCtx, w http.ResponseWriter, r *http.Request) error {
-	repo, err := s.repository()
+	repo, name, err := s.repositoryModel(rc, r)
 	if err != nil {
 		return err
 	}
-	name := r.PathValue("name")
-	if !ValidName(name) {
-		return fmt.Errorf("%w: invalid model name %q", ErrRepository, name)
-	}
-	rc.model = name
 	res, err := repo.Unload(name)
 	if err != nil {
 		return err
 	}
 	writeJSON(w, http.StatusOK, res)
 	return nil
+}
+
+// repositoryModel is the repository and the model name of a load or unload
+// request; a name the repository cannot hold is refused before the body is
+// read.
+func (s *Server) repositoryModel(rc *reqCtx, r *http.Request) (*Repository, string, error) {
+	repo, err := s.repository()
+	if err != nil {
+		return nil, "", err
+	}
+	name := r.PathValue("name")
+	if err := checkName(name); err != nil {
+		return nil, "", err
+	}
+	rc.model = name
+	return repo, name, nil
 }

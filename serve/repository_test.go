@@ -254,6 +254,12 @@ func TestRepositoryLayout(t *testing.T) {
 			t.Errorf("%s: %d %s, want %d %q", tc.path, resp.StatusCode, b, tc.code, tc.msg)
 		}
 	}
+	// A name the repository cannot hold is refused before it becomes a
+	// metric label (each distinct name would be a new series).
+	_, metrics := do(t, "GET", base+"/metrics", "", nil, nil)
+	if strings.Contains(string(metrics), `bitrun_model_loads_total{model=".`) || !strings.Contains(string(metrics), `bitrun_model_loads_total{model="empty",result="error"}`) {
+		t.Errorf("load metrics: invalid names as labels, or the failed load of empty missing:\n%s", metrics)
+	}
 	// Load-time overrides are refused, not ignored; an empty body or empty
 	// parameters load.
 	for _, tc := range []struct {
