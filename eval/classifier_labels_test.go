@@ -4,7 +4,7 @@ import (
 	"reflect"
 	"testing"
 
-	"github.com/bitrun/bitrun/export"
+	"github.com/bitrun/bitrun/export/meta"
 )
 
 // Label indices must agree with the exporter's parser: a leading blank line
@@ -19,9 +19,9 @@ func TestParseLabelsAgreesWithExport(t *testing.T) {
 		if err != nil {
 			t.Fatalf("ParseLabels(%q): %v", in, err)
 		}
-		want, err := export.ParseLabels(in)
+		want, err := meta.ParseLabels(in)
 		if err != nil {
-			t.Fatalf("export.ParseLabels(%q): %v", in, err)
+			t.Fatalf("meta.ParseLabels(%q): %v", in, err)
 		}
 		if !reflect.DeepEqual(got, want) {
 			t.Errorf("ParseLabels(%q) = %q, export gives %q", in, got, want)

@@ -49,9 +49,9 @@
 // # Metadata
 //
 // producer_name is "bitrun". metadata_props (ONNX Runtime's custom metadata
-// map) holds these keys (package export/meta owns the format: the keys, the
-// typed Meta and the one reader of the values, which servers import without
-// this package):
+// map) holds these keys, whose names, typed form (meta.Meta) and reader
+// (meta.Parse) are package export/meta's, so that servers read them without
+// importing this package:
 //
 //	bitrun.arch           architecture, e.g. "R50x1", "tiny"
 //	bitrun.classes        number of classes, decimal, e.g. "10"
@@ -67,8 +67,7 @@
 //	bitrun.version        bitrun version that wrote the file
 //	bitrun.variant        "inference" (WS folded) or "trainable" (WS in the graph)
 //
-// ParseMeta (meta.Parse) turns such a map into a Meta. Readers accept more
-// than is written: mean and std as a JSON array or numbers separated by
+// Readers accept more than is written: mean and std as a JSON array or numbers separated by
 // commas or spaces, one value for all three channels; labels also one per
 // line.
 //

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 
 	"github.com/bitrun/bitrun/export"
+	"github.com/bitrun/bitrun/export/meta"
 	"github.com/bitrun/bitrun/export/onnxpb"
 	"github.com/bitrun/bitrun/model"
 )
@@ -32,10 +33,10 @@ func ExampleExport() {
 	f, _ := os.Open(res.Path)
 	defer f.Close()
 	h, _ := onnxpb.ReadHeader(f)
-	meta, _ := export.ParseMeta(h.Metadata())
+	m, _ := meta.Parse(h.Metadata())
 	fmt.Println("producer:", h.ProducerName, "opset:", h.OpsetImport[0].Version)
-	fmt.Println("arch:", meta.Arch, "classes:", meta.Classes, "labels:", meta.Labels)
-	fmt.Println("resolution:", meta.Resolution, "mean:", meta.Mean, "std:", meta.Std, "layout:", meta.Layout)
+	fmt.Println("arch:", m.Arch, "classes:", m.Classes, "labels:", m.Labels)
+	fmt.Println("resolution:", m.Resolution, "mean:", m.Mean, "std:", m.Std, "layout:", m.Layout)
 	fmt.Println("external data:", res.DataPath != "")
 	// Output:
 	// producer: bitrun opset: 17
@@ -74,15 +75,4 @@ func ExampleBuild() {
 	// output logits [N 10]
 	// output features [N 256]
 	// output probabilities [N 10]
-}
-
-// Labels in metadata are a JSON array; ParseLabels also reads a labels file
-// with one name per line.
-func ExampleParseLabels() {
-	a, _ := export.ParseLabels(`["tench, Tinca tinca","goldfish"]`)
-	b, _ := export.ParseLabels("tench, Tinca tinca\r\ngoldfish\n")
-	fmt.Printf("%q\n%q\n", a, b)
-	// Output:
-	// ["tench, Tinca tinca" "goldfish"]
-	// ["tench, Tinca tinca" "goldfish"]
 }

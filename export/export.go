@@ -221,7 +221,7 @@ func (p *plan) external() (bool, error) {
 		return true, nil
 	case ExternalNever:
 		if !fits {
-			return false, fmt.Errorf("%w: %s needs about %d bytes inline; use external data", ErrTooLarge, p.m.Metadata()[MetaArch], p.inlineSize())
+			return false, fmt.Errorf("%w: %s needs about %d bytes inline; use external data", ErrTooLarge, p.m.Metadata()[meta.Arch], p.inlineSize())
 		}
 		return false, nil
 	}
@@ -346,7 +346,7 @@ func Export(ctx context.Context, path string, cfg model.Config, params model.Par
 	res.Duration = time.Since(start)
 	if opts.Logger != nil {
 		opts.Logger.Info("exported ONNX model", "path", path, "arch", cfg.Name, "opset", opts.Opset,
-			"variant", p.m.Metadata()[MetaVariant], "bytes", res.Bytes, "data_bytes", res.DataBytes,
+			"variant", p.m.Metadata()[meta.Variant], "bytes", res.Bytes, "data_bytes", res.DataBytes,
 			"nodes", res.Nodes, "duration", res.Duration)
 	}
 	return res, nil

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/bitrun/bitrun/export/meta"
 	"github.com/bitrun/bitrun/export/onnxpb"
 	"github.com/bitrun/bitrun/model"
 	"github.com/bitrun/bitrun/nn"
@@ -265,12 +266,12 @@ func TestMetadata(t *testing.T) {
 	if !reflect.DeepEqual(md, want) {
 		t.Errorf("metadata\n got %v\nwant %v", md, want)
 	}
-	meta, err := ParseMeta(md)
+	got, err := meta.Parse(md)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !reflect.DeepEqual(meta.Labels, labels) || meta.Resolution != 96 || meta.Classes != 3 || meta.Mean[0] != 0.485 || meta.Std[2] != 0.225 {
-		t.Errorf("ParseMeta = %+v", meta)
+	if !reflect.DeepEqual(got.Labels, labels) || got.Resolution != 96 || got.Classes != 3 || got.Mean[0] != 0.485 || got.Std[2] != 0.225 {
+		t.Errorf("meta.Parse = %+v", got)
 	}
 	if res.Bytes != fileSize(t, path) {
 		t.Errorf("Result.Bytes %d, file %d", res.Bytes, fileSize(t, path))
@@ -293,13 +294,13 @@ func TestDefaultsMetadata(t *testing.T) {
 	cfg := tinyConfig(t, 2)
 	m := build(t, cfg, randomParams(cfg, 5), Options{Trainable: true})
 	md := m.Metadata()
-	if _, ok := md[MetaLabels]; ok {
+	if _, ok := md[meta.Labels]; ok {
 		t.Error("labels written without labels")
 	}
-	if _, ok := md[MetaSourceSHA]; ok {
+	if _, ok := md[meta.SourceSHA]; ok {
 		t.Error("source digest written without one")
 	}
-	if md[MetaResolution] != "128" || md[MetaMean] != "0.5,0.5,0.5" || md[MetaStd] != "0.5,0.5,0.5" || md[MetaVariant] != "trainable" {
+	if md[meta.Resolution] != "128" || md[meta.Mean] != "0.5,0.5,0.5" || md[meta.Std] != "0.5,0.5,0.5" || md[meta.Variant] != "trainable" {
 		t.Errorf("defaults: %v", md)
 	}
 }
@@ -498,31 +499,4 @@ func TestExternalDecision(t *testing.T) {
 	if !errors.Is(err, ErrTooLarge) {
 		t.Errorf("R152x4 never: %v", err)
 	}
-}
-
-func FuzzParseMeta(f *testing.F) {
-	f.Add("3", `["a","b","c"]`, "0.5,0.5,0.5", "128")
-	f.Add("2", "a\nb\n", "[0.1, 0.2, 0.3]", "x")
-	f.Add("", "[", ",,", "-1")
-	f.Fuzz(func(t *testing.T, classes, labels, mean, res string) {
-		md := map[string]string{MetaClasses: classes, MetaLabels: labels, MetaMean: mean, MetaStd: mean, MetaResolution: res}
-		m, err := ParseMeta(md)
-		if err != nil {
-			if !errors.Is(err, ErrMetadata) {
-				t.Fatalf("error outside ErrMetadata: %v", err)
-			}
-			return
-		}
-		if m.Classes < 0 || m.Resolution < 0 || (m.Classes > 0 && m.Labels != nil && len(m.Labels) != m.Classes) {
-			t.Fatalf("accepted inconsistent metadata %+v", m)
-		}
-		// What parses survives a round trip through Map.
-		m2, err := ParseMeta(m.Map())
-		if err != nil {
-			t.Fatalf("re-parse of %v: %v", m.Map(), err)
-		}
-		if m2.Classes != m.Classes || m2.Resolution != m.Resolution || len(m2.Labels) != len(m.Labels) {
-			t.Fatalf("round trip %+v -> %+v", m, m2)
-		}
-	})
 }

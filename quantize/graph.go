@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/bitrun/bitrun/export"
+	"github.com/bitrun/bitrun/export/meta"
 	"github.com/bitrun/bitrun/export/onnxpb"
 )
 
@@ -23,7 +24,7 @@ type site struct {
 // bitGraph is a bitrun BiT export, checked and indexed for quantization.
 type bitGraph struct {
 	m        *onnxpb.Model
-	meta     export.Meta
+	meta     meta.Meta
 	convs    []site
 	head     site
 	inits    map[string]*onnxpb.Tensor
@@ -40,9 +41,9 @@ var quantOps = map[string]bool{
 // finds its convolutions and head. Errors wrap ErrNotBiT or ErrQuantized.
 func analyse(m *onnxpb.Model) (*bitGraph, error) {
 	md := m.Metadata()
-	if m.ProducerName != export.Producer || md[export.MetaArch] == "" || m.Graph == nil {
+	if m.ProducerName != export.Producer || md[meta.Arch] == "" || m.Graph == nil {
 		return nil, fmt.Errorf("%w: producer %q, %s %q: only bitrun exports (bitrun export) can be quantized",
-			ErrNotBiT, m.ProducerName, export.MetaArch, md[export.MetaArch])
+			ErrNotBiT, m.ProducerName, meta.Arch, md[meta.Arch])
 	}
 	if q := md[MetaQuantized]; q != "" {
 		return nil, fmt.Errorf("%w: metadata %s is %q", ErrQuantized, MetaQuantized, q)
@@ -52,17 +53,17 @@ func analyse(m *onnxpb.Model) (*bitGraph, error) {
 			return nil, fmt.Errorf("%w: node %q is %s", ErrQuantized, n.Name, n.OpType)
 		}
 	}
-	meta, err := export.ParseMeta(md)
+	bm, err := meta.Parse(md)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrNotBiT, err)
 	}
-	if meta.Variant != "inference" {
-		return nil, fmt.Errorf("%w: %s is %q: quantize the inference export (WS folded), not a trainable one", ErrNotBiT, export.MetaVariant, meta.Variant)
+	if bm.Variant != "inference" {
+		return nil, fmt.Errorf("%w: %s is %q: quantize the inference export (WS folded), not a trainable one", ErrNotBiT, meta.Variant, bm.Variant)
 	}
 	if m.Opset("") < 13 {
 		return nil, fmt.Errorf("%w: opset %d; per-channel QDQ needs 13 or later", ErrNotBiT, m.Opset(""))
 	}
-	g := &bitGraph{m: m, meta: meta, inits: map[string]*onnxpb.Tensor{}}
+	g := &bitGraph{m: m, meta: bm, inits: map[string]*onnxpb.Tensor{}}
 	for _, t := range m.Graph.Initializers {
 		if t.DataLocation == onnxpb.LocationExternal {
 			return nil, fmt.Errorf("%w: tensor %q has external data; only models with inline weights (under 2 GB) can be quantized", ErrUnsupported, t.Name)
@@ -107,8 +108,8 @@ func analyse(m *onnxpb.Model) (*bitGraph, error) {
 		return nil, fmt.Errorf("%w: no convolution reads %q", ErrNotBiT, export.InputImage)
 	case g.head.node == nil:
 		return nil, fmt.Errorf("%w: no Gemm head producing %q", ErrNotBiT, export.OutputLogits)
-	case int(g.head.weight.Dims[1]) != meta.Classes:
-		return nil, fmt.Errorf("%w: head has %d outputs but %s is %d", ErrNotBiT, g.head.weight.Dims[1], export.MetaClasses, meta.Classes)
+	case int(g.head.weight.Dims[1]) != bm.Classes:
+		return nil, fmt.Errorf("%w: head has %d outputs but %s is %d", ErrNotBiT, g.head.weight.Dims[1], meta.Classes, bm.Classes)
 	}
 	return g, nil
 }

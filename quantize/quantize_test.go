@@ -19,6 +19,7 @@ import (
 	"github.com/bitrun/bitrun/data"
 	"github.com/bitrun/bitrun/eval"
 	"github.com/bitrun/bitrun/export"
+	"github.com/bitrun/bitrun/export/meta"
 	"github.com/bitrun/bitrun/export/onnxpb"
 	"github.com/bitrun/bitrun/internal/ort/onnxtest"
 	"github.com/bitrun/bitrun/internal/testmodel"
@@ -253,7 +254,7 @@ func checkMeta(t *testing.T, m *onnxpb.Model, in, method string, h Head) {
 	sum := sha256.Sum256(raw)
 	want := map[string]string{
 		MetaQuantized: QuantizedValue, MetaMethod: method, MetaHead: h.String(),
-		MetaSourceModel: hex.EncodeToString(sum[:]), export.MetaResolution: "32", export.MetaArch: "tiny",
+		MetaSourceModel: hex.EncodeToString(sum[:]), meta.Resolution: "32", meta.Arch: "tiny",
 	}
 	for k, v := range want {
 		if md[k] != v {

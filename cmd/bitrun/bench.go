@@ -16,13 +16,14 @@ import (
 	"sync"
 	"time"
 
-	"github.com/bitrun/bitrun/export"
+	"github.com/spf13/cobra"
+
+	"github.com/bitrun/bitrun/export/meta"
 	"github.com/bitrun/bitrun/internal/cputime"
 	"github.com/bitrun/bitrun/model"
 	"github.com/bitrun/bitrun/nn"
 	"github.com/bitrun/bitrun/runtime"
 	"github.com/bitrun/bitrun/train"
-	"github.com/spf13/cobra"
 )
 
 // benchResult is what bench prints (also as JSON).
@@ -425,7 +426,7 @@ func onnxResolution(given bool, info runtime.Info, def int) int {
 	if len(info.Shape) == 4 && info.Shape[2] > 0 {
 		return int(info.Shape[2])
 	}
-	if v, err := strconv.Atoi(info.Metadata[export.MetaResolution]); err == nil && v >= 1 && v <= maxResolution {
+	if v, err := strconv.Atoi(info.Metadata[meta.Resolution]); err == nil && v >= 1 && v <= maxResolution {
 		return v
 	}
 	return def

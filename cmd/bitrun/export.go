@@ -8,9 +8,11 @@ import (
 	"math"
 	"time"
 
-	"github.com/bitrun/bitrun/export"
-	"github.com/bitrun/bitrun/model"
 	"github.com/spf13/cobra"
+
+	"github.com/bitrun/bitrun/export"
+	"github.com/bitrun/bitrun/export/meta"
+	"github.com/bitrun/bitrun/model"
 )
 
 func newExportCmd() *cobra.Command {
@@ -108,8 +110,8 @@ func (o *exportOptions) validate() error {
 	if err := checkOverwrite(o.out, o.force); err != nil {
 		return fmt.Errorf("export: %w", err)
 	}
-	o.labels, err = readLabels("export", o.labelsFile, export.ParseLabels)
-	if errors.Is(err, export.ErrMetadata) { // the file's text, not its reading
+	o.labels, err = readLabels("export", o.labelsFile, meta.ParseLabels)
+	if errors.Is(err, meta.ErrMetadata) { // the file's text, not its reading
 		return usagef("--labels %s: %v", o.labelsFile, err)
 	}
 	return err

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/bitrun/bitrun/export"
+	"github.com/bitrun/bitrun/export/meta"
 	"github.com/bitrun/bitrun/export/onnxpb"
 	"github.com/bitrun/bitrun/model"
 	"github.com/bitrun/bitrun/nn"
@@ -70,13 +70,13 @@ func TestExportCommand(t *testing.T) {
 	}
 	raw, _ := os.ReadFile(npz)
 	sum := sha256.Sum256(raw)
-	meta, err := export.ParseMeta(h.Metadata())
+	got, err := meta.Parse(h.Metadata())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if meta.SourceSHA != hex.EncodeToString(sum[:]) || meta.Resolution != 64 || meta.Arch != "tiny" ||
-		strings.Join(meta.Labels, "|") != "cat|dog|bird, small" || meta.Version == "" {
-		t.Errorf("metadata %+v", meta)
+	if got.SourceSHA != hex.EncodeToString(sum[:]) || got.Resolution != 64 || got.Arch != "tiny" ||
+		strings.Join(got.Labels, "|") != "cat|dog|bird, small" || got.Version == "" {
+		t.Errorf("metadata %+v", got)
 	}
 
 	// Refuses to overwrite without --force; --force with external data and opset 21.

@@ -15,13 +15,15 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/bitrun/bitrun/export"
+	"github.com/bitrun/bitrun/export/meta"
 	"github.com/bitrun/bitrun/export/onnxpb"
 	"github.com/bitrun/bitrun/finetune"
 	"github.com/bitrun/bitrun/model"
 	"github.com/bitrun/bitrun/serve"
 	"github.com/bitrun/bitrun/train"
-	"github.com/spf13/cobra"
 )
 
 // newServeCmd is the serve command with its flags bound to o (main gives
@@ -491,7 +493,7 @@ func exportForServe(ctx context.Context, o serveOptions, log *slog.Logger) (stri
 	}
 	if o.labelsFile != "" {
 		var err error
-		if labels, err = readLabels("serve", o.labelsFile, export.ParseLabels); err != nil {
+		if labels, err = readLabels("serve", o.labelsFile, meta.ParseLabels); err != nil {
 			return "", nil, err
 		}
 	}
@@ -608,7 +610,7 @@ func runFolderMeta(weights string) (int, []string) {
 	if f, err := os.Open(filepath.Join(dir, finetune.ModelFile)); err == nil {
 		defer f.Close()
 		if h, err := onnxpb.ReadHeader(f); err == nil {
-			if m, err := export.ParseMeta(h.Metadata()); err == nil {
+			if m, err := meta.Parse(h.Metadata()); err == nil {
 				return m.Resolution, m.Labels
 			}
 		}

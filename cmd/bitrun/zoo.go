@@ -14,11 +14,13 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/bitrun/bitrun/export"
-	"github.com/bitrun/bitrun/model"
-	"github.com/bitrun/bitrun/zoo"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+
+	"github.com/bitrun/bitrun/export"
+	"github.com/bitrun/bitrun/export/meta"
+	"github.com/bitrun/bitrun/model"
+	"github.com/bitrun/bitrun/zoo"
 )
 
 // zooCatalog is the catalog the zoo commands and --model resolve names in;
@@ -358,7 +360,7 @@ func exportPulled(ctx context.Context, res zoo.Result, log *slog.Logger, stderr 
 		if err != nil {
 			return "", fmt.Errorf("zoo: reading labels: %w", err)
 		}
-		if labels, err = export.ParseLabels(string(b)); err != nil || len(labels) != m.Config.Classes {
+		if labels, err = meta.ParseLabels(string(b)); err != nil || len(labels) != m.Config.Classes {
 			log.Warn("label file does not fit the model; exporting without labels",
 				"labels", res.Labels, "count", len(labels), "classes", m.Config.Classes)
 			labels = nil

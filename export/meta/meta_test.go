@@ -2,6 +2,7 @@ package meta
 
 import (
 	"errors"
+	"fmt"
 	"reflect"
 	"testing"
 )
@@ -99,10 +100,13 @@ func TestParseErrors(t *testing.T) {
 }
 
 // FuzzParse: any metadata values give a Meta or an ErrMetadata error, never a
-// panic, and labels always agree with a non-zero class count.
+// panic; labels always agree with a non-zero class count, and what parses
+// survives Map and Parse again.
 func FuzzParse(f *testing.F) {
 	f.Add("10", "128", "0.5,0.5,0.5", "[0.5]", `["a","b"]`)
 	f.Add("2", "x", "1 2 3", "", "a\nb\n")
+	f.Add("3", "128", "[0.1, 0.2, 0.3]", "0.5,0.5,0.5", `["a","b","c"]`)
+	f.Add("", "-1", ",,", "[", "[")
 	f.Fuzz(func(t *testing.T, classes, res, mean, std, labels string) {
 		m, err := Parse(map[string]string{Classes: classes, Resolution: res, Mean: mean, Std: std, Labels: labels})
 		if err != nil {
@@ -114,5 +118,26 @@ func FuzzParse(f *testing.F) {
 		if m.Classes != 0 && len(m.Labels) != m.Classes {
 			t.Fatalf("%d labels for %d classes accepted", len(m.Labels), m.Classes)
 		}
+		// What parses survives a round trip through Map.
+		m2, err := Parse(m.Map())
+		if err != nil {
+			t.Fatalf("re-parse of %v: %v", m.Map(), err)
+		}
+		// Labels by count (JSON writes invalid UTF-8 as U+FFFD); the mean
+		// unless it holds a NaN (never equal to itself).
+		if m2.Classes != m.Classes || m2.Resolution != m.Resolution || len(m2.Labels) != len(m.Labels) || (m.Mean == m.Mean && m2.Mean != m.Mean) {
+			t.Fatalf("round trip %+v -> %+v", m, m2)
+		}
 	})
+}
+
+// Labels in metadata are a JSON array; ParseLabels also reads a labels file
+// with one name per line.
+func ExampleParseLabels() {
+	a, _ := ParseLabels(`["tench, Tinca tinca","goldfish"]`)
+	b, _ := ParseLabels("tench, Tinca tinca\r\ngoldfish\n")
+	fmt.Printf("%q\n%q\n", a, b)
+	// Output:
+	// ["tench, Tinca tinca" "goldfish"]
+	// ["tench, Tinca tinca" "goldfish"]
 }
