@@ -10,12 +10,12 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
 	"github.com/bitrun/bitrun/eval"
 	"github.com/bitrun/bitrun/internal/atomicfile"
 	"github.com/bitrun/bitrun/model"
-	"github.com/bitrun/bitrun/runtime"
-	"github.com/spf13/cobra"
-	"golang.org/x/term"
 )
 
 // preprocessFlags are the preprocessing overrides of predict, eval and
@@ -105,15 +105,11 @@ func (c classifierOptions) open(ctx context.Context, command string, labels []st
 	if err := checkModelFile(onnxPath, "--onnx", kindONNX); err != nil {
 		return nil, "", nil, err
 	}
-	p, err := runtime.Open(onnxPath, c.model.runtime)
+	clf, err := eval.OpenONNX(onnxPath, c.model.runtime, c.pre)
 	if err != nil {
-		return nil, "", nil, err
+		return nil, "", nil, preprocessUsage(command, err)
 	}
-	clf, err := eval.NewONNX(p, c.pre)
-	if err != nil {
-		return nil, "", nil, errors.Join(preprocessUsage(command, err), p.Close())
-	}
-	return clf, onnxPath, p.Close, nil
+	return clf, onnxPath, clf.Close, nil
 }
 
 // preprocessUsage turns "preprocessing unknown" into a usage error: the fix

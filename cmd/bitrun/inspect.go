@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
@@ -13,9 +11,10 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/bitrun/bitrun/internal/ctxio"
-	"github.com/bitrun/bitrun/model"
 	"github.com/spf13/cobra"
+
+	"github.com/bitrun/bitrun/internal/digest"
+	"github.com/bitrun/bitrun/model"
 )
 
 // inspectReport is what `bitrun inspect` prints (as text or --json).
@@ -196,17 +195,15 @@ func fileDigest(ctx context.Context, path string) (int64, string, error) {
 		return 0, "", err
 	}
 	defer f.Close()
+	var size int64
 	if st, err := f.Stat(); err == nil {
 		if d, ok := verified.Load(path); ok && d.(verifiedDigest).same(st) {
 			return st.Size(), d.(verifiedDigest).sha256, nil
 		}
+		size = st.Size()
 	}
-	h := sha256.New()
-	n, err := io.CopyBuffer(h, ctxio.Reader(ctx, f), make([]byte, 1<<20))
-	if err != nil {
-		return 0, "", err
-	}
-	return n, hex.EncodeToString(h.Sum(nil)), nil
+	sum, n, err := digest.SHA256(ctx, f, size, nil)
+	return n, sum, err
 }
 
 func printInspect(w io.Writer, r *inspectReport) error {

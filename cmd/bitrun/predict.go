@@ -8,11 +8,13 @@ import (
 	"math"
 	"strings"
 
+	"github.com/spf13/cobra"
+
 	"github.com/bitrun/bitrun/data"
 	"github.com/bitrun/bitrun/eval"
+	"github.com/bitrun/bitrun/internal/finite"
 	"github.com/bitrun/bitrun/internal/regfile"
 	"github.com/bitrun/bitrun/serve"
-	"github.com/spf13/cobra"
 )
 
 // prediction is one image's top-k, as printed by predict --json.
@@ -116,10 +118,8 @@ func runPredict(ctx context.Context, o predictOptions, stdout, _ io.Writer) erro
 		}
 		for i, name := range names {
 			row := logits[i*classes : (i+1)*classes]
-			for c, v := range row {
-				if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
-					return fmt.Errorf("predict: %s: %w: the model answered %v for class %d (are its weights finite?)", name, eval.ErrNonFinite, v, c)
-				}
+			if c := finite.Index(row); c >= 0 {
+				return fmt.Errorf("predict: %s: %w: the model answered %v for class %d (are its weights finite?)", name, eval.ErrNonFinite, row[c], c)
 			}
 			probs := serve.Softmax(row) // the scores serve returns for the same image
 			p := prediction{Image: name}
