@@ -369,6 +369,22 @@ func configBool(cmd *cobra.Command, key string) (bool, error) {
 	return v, nil
 }
 
+// configList reads a list setting: a flag's values or a config file's list
+// as they are, a single text (an environment variable, a config string)
+// split at commas, blanks dropped.
+func configList(key string) []string {
+	if s, ok := cfg.Get(key).(string); ok {
+		var out []string
+		for _, v := range strings.Split(s, ",") {
+			if v = strings.TrimSpace(v); v != "" {
+				out = append(out, v)
+			}
+		}
+		return out
+	}
+	return cfg.GetStringSlice(key)
+}
+
 // configEnum reads key as one of allowed (case-insensitive; returned
 // lower-cased). An empty allowed value accepts the empty string.
 func configEnum(cmd *cobra.Command, key string, allowed ...string) (string, error) {

@@ -107,7 +107,7 @@ without --auth-token-file logs a warning.`,
 	f.String("model-repository", "", "serve the models of a Triton-style repository folder (DIR/NAME/VERSION/model.onnx)")
 	f.String("model-dir", "", "a folder holding one model (model.onnx or a single .onnx file, named by --name) or a model repository, as KServe mounts /mnt/models")
 	f.Duration("repository-poll", 0, "with --model-repository: rescan interval for new, changed and removed models (0: no polling)")
-	f.StringArray("cors-origin", nil, "origin allowed to call the API from a browser (repeatable; \"*\" for any)")
+	f.StringArray("cors-origin", nil, "origin allowed to call the API from a browser (repeatable, or comma-separated in BITRUN_SERVE_CORS_ORIGINS; \"*\" for any)")
 	addORTFlags(cmd)
 	for key, flag := range map[string]string{
 		"serve.addr":              "addr",
@@ -208,7 +208,7 @@ func serveFlags(cmd *cobra.Command, _ []string, o *serveOptions) error {
 		}
 	}
 	o.server.Version, o.server.Commit = buildVersion()
-	o.server.CORSOrigins = cfg.GetStringSlice("serve.cors_origins")
+	o.server.CORSOrigins = configList("serve.cors_origins")
 	o.model = serve.Options{MaxPixels: int(maxPixels), MaxQueueMemory: queueMemory}
 	// Every numeric setting is parsed strictly: a bad value names its key,
 	// the value, where it came from and the allowed range. Each maps

@@ -17,6 +17,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -437,5 +438,11 @@ func TestServeListFlagDefault(t *testing.T) {
 	}
 	if o, err = readFlags(t, newServeCmd, serveFlags, "--onnx", "m.onnx", "--cors-origin", "https://a.example", "--cors-origin", "https://b.example"); err != nil || len(o.server.CORSOrigins) != 2 {
 		t.Errorf("two --cors-origin: %q, %v", o.server.CORSOrigins, err)
+	}
+	// The environment variable holds a comma-separated list (viper split a
+	// string at white space only: "a,b" was one origin).
+	t.Setenv("BITRUN_SERVE_CORS_ORIGINS", "https://a.example, https://b.example,")
+	if o, err = readFlags(t, newServeCmd, serveFlags, "--onnx", "m.onnx"); err != nil || !slices.Equal(o.server.CORSOrigins, []string{"https://a.example", "https://b.example"}) {
+		t.Errorf("BITRUN_SERVE_CORS_ORIGINS with two origins: %q, %v", o.server.CORSOrigins, err)
 	}
 }
