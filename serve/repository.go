@@ -244,17 +244,24 @@ func checkName(name string) error {
 	return nil
 }
 
+// folder is the folder of the model name: an invalid name is ErrRepository,
+// a missing folder ErrModelNotFound.
+func (r *Repository) folder(name string) (string, error) {
+	if err := checkName(name); err != nil {
+		return "", err
+	}
+	dir, err := r.resolve(name)
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", fmt.Errorf("%w: no folder %q in the model repository", ErrModelNotFound, name)
+	}
+	return dir, err
+}
+
 // scan reads a model's folder: its config and the versions its policy
 // selects.
 func (r *Repository) scan(name string) (ModelConfig, []versionFile, error) {
 	var cfg ModelConfig
-	if err := checkName(name); err != nil {
-		return cfg, nil, err
-	}
-	dir, err := r.resolve(name)
-	if errors.Is(err, fs.ErrNotExist) {
-		return cfg, nil, fmt.Errorf("%w: no folder %q in the model repository", ErrModelNotFound, name)
-	}
+	dir, err := r.folder(name)
 	if err != nil {
 		return cfg, nil, err
 	}
@@ -409,7 +416,12 @@ func (cfg ModelConfig) options(base Options, name, version string) (Options, err
 // failure nothing changes and the error (ErrRepository, or ErrModelNotFound
 // for a missing folder) says why.
 func (r *Repository) Load(ctx context.Context, name string) (api.RepositoryLoad, error) {
+	// A name with no folder is refused before it gets a state or a metric
+	// series: any client may ask for any name.
 	if err := checkName(name); err != nil {
+		return api.RepositoryLoad{Name: name, State: api.StateUnavailable}, err
+	}
+	if _, err := r.folder(name); errors.Is(err, ErrModelNotFound) {
 		return api.RepositoryLoad{Name: name, State: api.StateUnavailable}, err
 	}
 	r.mu.Lock()

@@ -254,10 +254,12 @@ func TestRepositoryLayout(t *testing.T) {
 			t.Errorf("%s: %d %s, want %d %q", tc.path, resp.StatusCode, b, tc.code, tc.msg)
 		}
 	}
-	// A name the repository cannot hold is refused before it becomes a
-	// metric label (each distinct name would be a new series).
+	// A name the repository cannot hold, or one with no folder, is refused
+	// before it becomes a metric label or an index entry (each distinct name
+	// would be a new series and entry).
 	_, metrics := do(t, "GET", base+"/metrics", "", nil, nil)
-	if strings.Contains(string(metrics), `bitrun_model_loads_total{model=".`) || !strings.Contains(string(metrics), `bitrun_model_loads_total{model="empty",result="error"}`) {
+	if strings.Contains(string(metrics), `bitrun_model_loads_total{model=".`) || strings.Contains(string(metrics), `bitrun_model_loads_total{model="ghost"`) ||
+		!strings.Contains(string(metrics), `bitrun_model_loads_total{model="empty",result="error"}`) {
 		t.Errorf("load metrics: invalid names as labels, or the failed load of empty missing:\n%s", metrics)
 	}
 	// Load-time overrides are refused, not ignored; an empty body or empty
@@ -278,7 +280,7 @@ func TestRepositoryLayout(t *testing.T) {
 		}
 	}
 	idx, _ := cl.RepositoryIndex(ctx, false)
-	if s := fmt.Sprint(idx); !strings.Contains(s, "{empty  UNAVAILABLE") || !strings.Contains(s, "{evil  UNAVAILABLE") {
+	if s := fmt.Sprint(idx); !strings.Contains(s, "{empty  UNAVAILABLE") || !strings.Contains(s, "{evil  UNAVAILABLE") || strings.Contains(s, "ghost") {
 		t.Errorf("index %s", s)
 	}
 	if ready, _ := cl.RepositoryIndex(ctx, true); len(ready) != 6 {
