@@ -79,7 +79,8 @@ func jpegBytes(t *testing.T) []byte {
 	return b.Bytes()
 }
 
-// pngHeader is a PNG signature and IHDR chunk claiming w×h pixels, no data.
+// multipartBody is a multipart/form-data body: a "note" field, then one
+// "file" part per name of order, holding files[name].
 func multipartBody(t *testing.T, files map[string][]byte, order []string) (string, []byte) {
 	t.Helper()
 	var b bytes.Buffer

@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 )
@@ -127,33 +128,51 @@ func Parse(md map[string]string) (Meta, error) {
 	return m, nil
 }
 
-// ParseFloats reads a JSON array of numbers or a list of numbers separated
-// by commas or spaces ("0.5,0.5,0.5", "0.5 0.5 0.5"). An empty list is an
-// error.
+// ParseFloats reads a JSON array of numbers or a list of decimal numbers
+// separated by commas ("0.5,0.5,0.5", "0.5, 0.5, 0.5") or by spaces ("0.5
+// 0.5 0.5"). An empty list, an empty field ("0.5,,0.5", "0.5,"), a value
+// that is not a finite float32 (NaN, Inf, 1e39) and other spellings (hex,
+// underscores) are errors.
 func ParseFloats(s string) ([]float32, error) {
 	t := strings.TrimSpace(s)
-	var v []float32
-	if strings.HasPrefix(t, "[") {
+	bad := func(why string) error { return fmt.Errorf("%w: numbers %q: %s", ErrMetadata, s, why) }
+	var fields []string
+	switch {
+	case strings.HasPrefix(t, "["):
+		var v []float32 // JSON numbers are finite; one beyond float32 is an error
 		if err := json.Unmarshal([]byte(t), &v); err != nil {
-			return nil, fmt.Errorf("%w: numbers %q: %v", ErrMetadata, s, err)
+			return nil, bad(err.Error())
 		}
-	} else {
-		for _, f := range strings.FieldsFunc(t, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' }) {
-			x, err := strconv.ParseFloat(f, 32)
-			if err != nil {
-				return nil, fmt.Errorf("%w: numbers %q: %v", ErrMetadata, s, err)
-			}
-			v = append(v, float32(x))
+		if len(v) == 0 {
+			return nil, bad("empty list")
 		}
+		return v, nil
+	case strings.Contains(t, ","):
+		fields = strings.Split(t, ",")
+	default:
+		fields = strings.Fields(t)
 	}
-	if len(v) == 0 {
-		return nil, fmt.Errorf("%w: empty number list %q", ErrMetadata, s)
+	if len(fields) == 0 {
+		return nil, bad("empty list")
+	}
+	v := make([]float32, len(fields))
+	for i, f := range fields {
+		f = strings.TrimSpace(f)
+		if f == "" || strings.Trim(f, "0123456789.eE+-") != "" {
+			return nil, bad(fmt.Sprintf("field %d (%q) is not a decimal number", i+1, f))
+		}
+		x, err := strconv.ParseFloat(f, 32)
+		if err != nil || math.IsInf(x, 0) {
+			return nil, bad(fmt.Sprintf("field %d (%q) is not a finite float32", i+1, f))
+		}
+		v[i] = float32(x)
 	}
 	return v, nil
 }
 
 // Triple expands per-channel values: one value stands for all three
-// channels, three are taken as they are; any other count is an error.
+// channels, three are taken as they are; any other count is an error (not
+// wrapping ErrMetadata: the values may be a user's, not a model's).
 func Triple(v []float32) ([3]float32, error) {
 	switch len(v) {
 	case 1:
@@ -161,16 +180,21 @@ func Triple(v []float32) ([3]float32, error) {
 	case 3:
 		return [3]float32{v[0], v[1], v[2]}, nil
 	}
-	return [3]float32{}, fmt.Errorf("%w: %d values; want 1 or 3", ErrMetadata, len(v))
+	return [3]float32{}, fmt.Errorf("%d values; want 1 or 3", len(v))
 }
 
-// ParseTriple is ParseFloats then Triple: a mean or std value.
+// ParseTriple is ParseFloats then Triple: a mean or std value of the
+// metadata (errors wrap ErrMetadata).
 func ParseTriple(s string) ([3]float32, error) {
 	v, err := ParseFloats(s)
 	if err != nil {
 		return [3]float32{}, err
 	}
-	return Triple(v)
+	t, err := Triple(v)
+	if err != nil {
+		return t, fmt.Errorf("%w: %q: %w", ErrMetadata, s, err)
+	}
+	return t, nil
 }
 
 // ParseLabels decodes a label list: a JSON array of strings (what export

@@ -45,7 +45,7 @@ func TestParseValues(t *testing.T) {
 			t.Errorf("ParseFloats(%q) = %v, %v; want %v", tc.in, got, err, tc.want)
 		}
 	}
-	for _, bad := range []string{"", " , ", "[", "[1,\"a\"]", "1,x", "[]"} {
+	for _, bad := range []string{"", " , ", "[", "[1,\"a\"]", "1,x", "[]", "0.5,,0.5", "0.5,", "NaN", "Inf", "-inf", "1e39", "[1e39]", "1_0", "0x1p-2"} {
 		if _, err := ParseFloats(bad); !errors.Is(err, ErrMetadata) {
 			t.Errorf("ParseFloats(%q) err = %v, want ErrMetadata", bad, err)
 		}
@@ -57,6 +57,11 @@ func TestParseValues(t *testing.T) {
 		if _, err := ParseTriple(bad); !errors.Is(err, ErrMetadata) {
 			t.Errorf("ParseTriple(%q) err = %v, want ErrMetadata", bad, err)
 		}
+	}
+	// Values given by a user are counted by Triple, whose error is not
+	// about metadata.
+	if _, err := Triple([]float32{1, 2}); err == nil || errors.Is(err, ErrMetadata) {
+		t.Errorf("Triple of two values: %v, want an error outside ErrMetadata", err)
 	}
 }
 
@@ -115,8 +120,8 @@ func FuzzParse(f *testing.F) {
 			}
 			return
 		}
-		if m.Classes != 0 && len(m.Labels) != m.Classes {
-			t.Fatalf("%d labels for %d classes accepted", len(m.Labels), m.Classes)
+		if m.Classes < 0 || m.Resolution < 0 || (m.Classes != 0 && len(m.Labels) != m.Classes) {
+			t.Fatalf("accepted inconsistent metadata %+v", m)
 		}
 		// What parses survives a round trip through Map.
 		m2, err := Parse(m.Map())
