@@ -14,7 +14,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"strconv"
 	"strings"
 )
@@ -161,8 +160,8 @@ func ParseFloats(s string) ([]float32, error) {
 		if f == "" || strings.Trim(f, "0123456789.eE+-") != "" {
 			return nil, bad(fmt.Sprintf("field %d (%q) is not a decimal number", i+1, f))
 		}
-		x, err := strconv.ParseFloat(f, 32)
-		if err != nil || math.IsInf(x, 0) {
+		x, err := strconv.ParseFloat(f, 32) // beyond float32 is ErrRange; NaN and Inf are not decimal
+		if err != nil {
 			return nil, bad(fmt.Sprintf("field %d (%q) is not a finite float32", i+1, f))
 		}
 		v[i] = float32(x)
