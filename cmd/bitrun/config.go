@@ -13,6 +13,7 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
 
 	"github.com/bitrun/bitrun/data"
 	"github.com/bitrun/bitrun/nn"
@@ -371,16 +372,10 @@ func configBool(cmd *cobra.Command, key string) (bool, error) {
 
 // configList reads a list setting: a flag's values or a config file's list
 // as they are, a single text (an environment variable, a config string)
-// split at commas, blanks dropped.
+// split at commas and white space (viper split at white space only).
 func configList(key string) []string {
 	if s, ok := cfg.Get(key).(string); ok {
-		var out []string
-		for _, v := range strings.Split(s, ",") {
-			if v = strings.TrimSpace(v); v != "" {
-				out = append(out, v)
-			}
-		}
-		return out
+		return strings.FieldsFunc(s, func(r rune) bool { return r == ',' || unicode.IsSpace(r) })
 	}
 	return cfg.GetStringSlice(key)
 }

@@ -107,7 +107,7 @@ without --auth-token-file logs a warning.`,
 	f.String("model-repository", "", "serve the models of a Triton-style repository folder (DIR/NAME/VERSION/model.onnx)")
 	f.String("model-dir", "", "a folder holding one model (model.onnx or a single .onnx file, named by --name) or a model repository, as KServe mounts /mnt/models")
 	f.Duration("repository-poll", 0, "with --model-repository: rescan interval for new, changed and removed models (0: no polling)")
-	f.StringArray("cors-origin", nil, "origin allowed to call the API from a browser (repeatable, or comma-separated in BITRUN_SERVE_CORS_ORIGINS; \"*\" for any)")
+	f.StringArray("cors-origin", nil, "origin allowed to call the API from a browser (repeatable, or separated by commas or spaces in BITRUN_SERVE_CORS_ORIGINS; \"*\" for any)")
 	addORTFlags(cmd)
 	for key, flag := range map[string]string{
 		"serve.addr":              "addr",

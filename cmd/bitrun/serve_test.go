@@ -441,8 +441,10 @@ func TestServeListFlagDefault(t *testing.T) {
 	}
 	// The environment variable holds a comma-separated list (viper split a
 	// string at white space only: "a,b" was one origin).
-	t.Setenv("BITRUN_SERVE_CORS_ORIGINS", "https://a.example, https://b.example,")
-	if o, err = readFlags(t, newServeCmd, serveFlags, "--onnx", "m.onnx"); err != nil || !slices.Equal(o.server.CORSOrigins, []string{"https://a.example", "https://b.example"}) {
-		t.Errorf("BITRUN_SERVE_CORS_ORIGINS with two origins: %q, %v", o.server.CORSOrigins, err)
+	for _, env := range []string{"https://a.example, https://b.example,", "https://a.example https://b.example"} {
+		t.Setenv("BITRUN_SERVE_CORS_ORIGINS", env)
+		if o, err = readFlags(t, newServeCmd, serveFlags, "--onnx", "m.onnx"); err != nil || !slices.Equal(o.server.CORSOrigins, []string{"https://a.example", "https://b.example"}) {
+			t.Errorf("BITRUN_SERVE_CORS_ORIGINS=%q: %q, %v", env, o.server.CORSOrigins, err)
+		}
 	}
 }
