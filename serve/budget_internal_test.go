@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"mime/multipart"
 	"testing"
 	"time"
 )
@@ -60,4 +61,31 @@ func TestReadCappedPooledBuffer(t *testing.T) {
 		t.Fatalf("10 KiB body: %v", err)
 	}
 	rel()
+}
+
+// A raw image body is decoded where readBody put it: no second copy, so
+// nothing more is charged to the body budget (its bytes were charged once,
+// by readBody); a multipart part is copied out and charged.
+func TestDecodeUploadRawNoCopy(t *testing.T) {
+	body := bytes.Repeat([]byte("z"), 64<<10)
+	empty := &bodyBudget{limit: 0}
+	lim := uploadLimits{maxBody: 1 << 20, maxPixels: 1 << 20, maxImages: 4, budget: empty}
+	ups, err := decodeUpload("image/png", body, lim, func(b []byte) (bool, error) {
+		return len(b) == len(body) && &b[0] == &body[0], nil
+	})
+	if err != nil || len(ups) != 1 || !ups[0].val {
+		t.Fatalf("raw body: %v %v; want the body's own bytes decoded with nothing charged", ups, err)
+	}
+	var mp bytes.Buffer
+	mw := multipart.NewWriter(&mp)
+	w, _ := mw.CreateFormFile("file", "a.png")
+	w.Write(body)
+	mw.Close()
+	if _, err := decodeUpload(mw.FormDataContentType(), mp.Bytes(), lim, func(b []byte) (bool, error) { return true, nil }); !errors.Is(err, ErrQueueFull) {
+		t.Fatalf("multipart part with an empty budget: %v, want ErrQueueFull (the part copy is charged)", err)
+	}
+	lim.maxBody = 1 << 10
+	if _, err := decodeUpload("", body, lim, func(b []byte) (bool, error) { return true, nil }); !errors.Is(err, ErrBodyTooLarge) {
+		t.Fatalf("raw body over maxBody: %v, want ErrBodyTooLarge", err)
+	}
 }

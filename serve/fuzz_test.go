@@ -112,16 +112,19 @@ func FuzzDecodeUpload(f *testing.F) {
 	f.Add("", []byte{})
 	f.Add("multipart/form-data; boundary=x", []byte("--x\r\nContent-Disposition: form-data; name=\"file\"\r\n\r\nGIF89a\r\n--x--\r\n"))
 	f.Fuzz(func(t *testing.T, contentType string, body []byte) {
-		ups, err := decodeUpload(contentType, bytes.NewReader(body), int64(len(body)), fuzzLimits, decodeForFuzz)
+		ups, err := decodeUpload(contentType, body, fuzzLimits, decodeForFuzz)
 		checkUpload(t, ups, err)
-		// The same through http.MaxBytesReader with a cap below the body.
+		// The same read as readBody reads it, through http.MaxBytesReader
+		// with a cap below the body: the read fails with a 4xx.
 		if len(body) > 1 {
 			rec := &discardWriter{}
 			capped := http.MaxBytesReader(rec, readCloser{bytes.NewReader(body)}, int64(len(body)/2))
-			lim := fuzzLimits
-			lim.maxBody = int64(len(body) / 2)
-			ups, err := decodeUpload(contentType, capped, -1, lim, decodeForFuzz)
-			checkUpload(t, ups, err)
+			b, release, err := readCapped(capped, int64(len(body)/2), -1, nil)
+			if err == nil {
+				release()
+				t.Fatalf("a %d-byte body read under a cap of %d: %d bytes", len(body), len(body)/2, len(b))
+			}
+			checkUpload(t, nil, err)
 		}
 	})
 }
@@ -271,7 +274,7 @@ func TestFuzzSeeds(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ups, err := decodeUpload("", bytes.NewReader(b), -1, fuzzLimits, decodeForFuzz)
+		ups, err := decodeUpload("", b, fuzzLimits, decodeForFuzz)
 		if err != nil {
 			t.Errorf("%s: %v", f, err)
 			continue

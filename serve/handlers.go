@@ -1,7 +1,6 @@
 package serve
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -293,7 +292,7 @@ func (s *Server) predict(rc *reqCtx, w http.ResponseWriter, r *http.Request) (er
 	lim := uploadLimits{maxBody: s.cfg.MaxBody, maxPixels: s.cfg.MaxPixels, maxImages: s.cfg.MaxImages, budget: s.bodies}
 	// Each image becomes its model input row at once; its bytes and pixels
 	// are reused for the next upload.
-	ups, err := decodeUpload(r.Header.Get("Content-Type"), bytes.NewReader(raw), int64(len(raw)), lim, func(b []byte) (row []float32, err error) {
+	ups, err := decodeUpload(r.Header.Get("Content-Type"), raw, lim, func(b []byte) (row []float32, err error) {
 		err = s.decoding(ctx, data.Pixels(b), func() error {
 			row, err = decodeRow(b, s.cfg.MaxPixels, c.pre)
 			return err

@@ -29,14 +29,13 @@ type upload[T any] struct {
 	val  T
 }
 
-// decodeUpload reads the images of a predict request: the whole body when
-// its Content-Type is image/* or application/octet-stream (or absent), or
-// every part named "file" of a multipart/form-data body. body must already
-// be capped (http.MaxBytesReader); reading past the cap fails with
-// ErrBodyTooLarge. decode is called for each image's bytes, which it must not
-// keep: their buffer is reused. sizeHint (the Content-Length, or -1) sizes
-// the read buffer of a raw body.
-func decodeUpload[T any](contentType string, body io.Reader, sizeHint int64, lim uploadLimits, decode func([]byte) (T, error)) ([]upload[T], error) {
+// decodeUpload reads the images of a predict request from its body (read
+// and capped by readBody): the whole body when its Content-Type is image/*
+// or application/octet-stream (or absent), decoded where it lies, or every
+// part named "file" of a multipart/form-data body, each copied out (charged
+// to lim.budget) and decoded. decode is called for each image's bytes,
+// which it must not keep.
+func decodeUpload[T any](contentType string, body []byte, lim uploadLimits, decode func([]byte) (T, error)) ([]upload[T], error) {
 	mediaType, params := "", map[string]string(nil)
 	if contentType != "" {
 		var err error
@@ -47,18 +46,16 @@ func decodeUpload[T any](contentType string, body io.Reader, sizeHint int64, lim
 	}
 	switch {
 	case mediaType == "", mediaType == "application/octet-stream", strings.HasPrefix(mediaType, "image/"):
-		b, release, err := readCapped(body, lim.maxBody, sizeHint, lim.budget)
-		if err != nil {
-			return nil, err
+		if int64(len(body)) > lim.maxBody {
+			return nil, tooLarge(lim.maxBody)
 		}
-		defer release()
-		v, err := decode(b)
+		v, err := decode(body)
 		if err != nil {
 			return nil, err
 		}
 		return []upload[T]{{val: v}}, nil
 	case mediaType == "multipart/form-data":
-		return decodeMultipart(body, params["boundary"], lim, decode)
+		return decodeMultipart(bytes.NewReader(body), params["boundary"], lim, decode)
 	}
 	return nil, fmt.Errorf("%w: %q; send the image as image/* or application/octet-stream, or as multipart/form-data with a \"file\" part",
 		ErrUnsupportedMedia, mediaType)
