@@ -150,6 +150,7 @@ type serveOptions struct {
 	resolution    int           // export resolution of --weights/--model
 	resolutionSet bool          // --resolution given: a run folder's recorded resolution does not apply
 	labelsFile    string        // --labels for --weights/--model
+	labels        []string      // read from labelsFile by validate, before any download or export
 	modelDir      string        // --model-dir (KServe's /mnt/models)
 	repoDir       string        // --model-repository, or a --model-dir holding a repository after validate
 	poll          time.Duration // --repository-poll; 0: no polling
@@ -272,6 +273,14 @@ func (o *serveOptions) validate() error {
 			name = defaultModelName(o.weights.file)
 		}
 		o.models = append(o.models, serveModel{name: name, checkpoint: true})
+		if o.labelsFile != "" {
+			var err error
+			if o.labels, err = readLabels("serve", o.labelsFile, meta.ParseLabels); err != nil {
+				return err
+			}
+		}
+	} else if o.labelsFile != "" {
+		return usagef("--labels %s: labels go with --weights/--model (an ONNX model carries its own: export it with --labels)", o.labelsFile)
 	}
 	if o.modelDir != "" {
 		if o.repoDir != "" || len(o.models) > 0 {
@@ -491,11 +500,8 @@ func exportForServe(ctx context.Context, o serveOptions, log *slog.Logger) (stri
 	if !o.resolutionSet && runRes > 0 {
 		resolution = runRes
 	}
-	if o.labelsFile != "" {
-		var err error
-		if labels, err = readLabels("serve", o.labelsFile, meta.ParseLabels); err != nil {
-			return "", nil, err
-		}
+	if o.labels != nil {
+		labels = o.labels
 	}
 	m, err := model.Load(weights)
 	if err != nil {

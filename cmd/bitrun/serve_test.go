@@ -448,3 +448,29 @@ func TestServeListFlagDefault(t *testing.T) {
 		}
 	}
 }
+
+// serve reads --labels while it checks its options, before any download or
+// export (it was read after the checkpoint was resolved and loaded), and
+// refuses --labels without --weights/--model (it was ignored).
+func TestServeLabelsChecked(t *testing.T) {
+	dir := t.TempDir()
+	ckpt := filepath.Join(dir, "tiny.npz")
+	initCheckpoint(t, ckpt, "--arch", "tiny", "--classes", "2")
+	labels := writeTestFile(t, dir, "labels.txt", "cat\ndog\n")
+	o, err := readFlags(t, newServeCmd, serveFlags, "--weights", ckpt, "--labels", labels)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := o.validate(); err != nil || !slices.Equal(o.labels, []string{"cat", "dog"}) {
+		t.Fatalf("validate: %v, labels %q", err, o.labels)
+	}
+	o, _ = readFlags(t, newServeCmd, serveFlags, "--weights", ckpt, "--labels", filepath.Join(dir, "missing.txt"))
+	if err := o.validate(); err == nil || !strings.Contains(err.Error(), "missing.txt") {
+		t.Errorf("missing labels file: validate gave %v", err)
+	}
+	o, _ = readFlags(t, newServeCmd, serveFlags, "--onnx", ckpt, "--labels", labels)
+	var ue usageError
+	if err := o.validate(); !errors.As(err, &ue) || !strings.Contains(err.Error(), "--labels") {
+		t.Errorf("--labels with --onnx: %v, want a usage error", err)
+	}
+}
