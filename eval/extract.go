@@ -161,7 +161,7 @@ func WriteFeatures(path string, f *Features) error {
 	}
 	err := errors.Join(
 		write(fp, func(w io.Writer) error { return model.WriteNPY(w, nn.FromData(f.Data, f.Rows, f.Dim)) }),
-		write(lp, func(w io.Writer) error { return writeInt64NPY(w, f.Labels) }),
+		write(lp, func(w io.Writer) error { return model.WriteNPYInt64(w, f.Labels) }),
 		write(np, func(w io.Writer) error {
 			for _, name := range f.Files {
 				if _, err := io.WriteString(w, name+"\n"); err != nil {
@@ -178,22 +178,6 @@ func WriteFeatures(path string, f *Features) error {
 		return fmt.Errorf("eval: writing features: %w", err)
 	}
 	return nil
-}
-
-// writeInt64NPY writes v as a 1-D .npy array of little-endian int64
-// (model.WriteNPY writes float32 only).
-func writeInt64NPY(w io.Writer, v []int64) error {
-	dict := fmt.Sprintf("{'descr': '<i8', 'fortran_order': False, 'shape': (%d,), }", len(v))
-	pad := (64 - (10+len(dict)+1)%64) % 64
-	hdr := append([]byte("\x93NUMPY\x01\x00"), 0, 0)
-	binary.LittleEndian.PutUint16(hdr[8:], uint16(len(dict)+pad+1))
-	hdr = append(append(append(hdr, dict...), strings.Repeat(" ", pad)...), '\n')
-	b := make([]byte, 8*len(v))
-	for i, x := range v {
-		binary.LittleEndian.PutUint64(b[8*i:], uint64(x))
-	}
-	_, err := w.Write(append(hdr, b...))
-	return err
 }
 
 // ReadFeatures reads a features set written by WriteFeatures.

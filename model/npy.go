@@ -228,9 +228,10 @@ func readNPYData(r io.Reader, h NPYHeader, avail int64) (*nn.Tensor, error) {
 	return nn.FromData(data, shape...), nil
 }
 
-// npyHeaderBytes returns the full header (magic to newline) for a float32 array
-// of the given shape: version 1.0 unless the dict needs more than 65535 bytes.
-func npyHeaderBytes(shape []int) []byte {
+// npyHeaderBytes returns the full header (magic to newline) for an array of
+// dtype descr ("<f4", "<i8") and the given shape: version 1.0 unless the
+// dict needs more than 65535 bytes.
+func npyHeaderBytes(descr string, shape []int) []byte {
 	var dims strings.Builder
 	dims.WriteByte('(')
 	for i, d := range shape {
@@ -243,7 +244,7 @@ func npyHeaderBytes(shape []int) []byte {
 		dims.WriteByte(',')
 	}
 	dims.WriteByte(')')
-	dict := fmt.Sprintf("{'descr': '%s', 'fortran_order': False, 'shape': %s, }", npyDType, dims.String())
+	dict := fmt.Sprintf("{'descr': '%s', 'fortran_order': False, 'shape': %s, }", descr, dims.String())
 	pre := 10
 	if len(dict)+1+10 > math.MaxUint16+10 {
 		pre = 12
@@ -278,9 +279,23 @@ func WriteNPY(w io.Writer, t *nn.Tensor) error {
 	return nil
 }
 
+// WriteNPYInt64 writes v as a 1-D .npy array of little-endian int64 (labels,
+// indices).
+func WriteNPYInt64(w io.Writer, v []int64) error {
+	b := npyHeaderBytes("<i8", []int{len(v)})
+	b = slices.Grow(b, 8*len(v))
+	for _, x := range v {
+		b = binary.LittleEndian.AppendUint64(b, uint64(x))
+	}
+	if _, err := w.Write(b); err != nil {
+		return fmt.Errorf("model: npy: %w", err)
+	}
+	return nil
+}
+
 // writeNPY writes a checked tensor and returns the writer's errors as they are.
 func writeNPY(w io.Writer, t *nn.Tensor) error {
-	if _, err := w.Write(npyHeaderBytes(t.Shape)); err != nil {
+	if _, err := w.Write(npyHeaderBytes(npyDType, t.Shape)); err != nil {
 		return err
 	}
 	buf := make([]byte, min(4*len(t.Data), readChunk))

@@ -203,3 +203,25 @@ func TestWriteNPYRejectsBadTensor(t *testing.T) {
 		}
 	}
 }
+
+// WriteNPYInt64 writes a 1-D int64 array whose header ReadNPYHeader reads
+// back (descr <i8, the length as the shape) followed by the values.
+func TestWriteNPYInt64(t *testing.T) {
+	v := []int64{0, -1, 1 << 40, 7}
+	var b bytes.Buffer
+	if err := WriteNPYInt64(&b, v); err != nil {
+		t.Fatal(err)
+	}
+	h, err := ReadNPYHeader(&b)
+	if err != nil || h.DType != "<i8" || len(h.Shape) != 1 || h.Shape[0] != len(v) || h.HeaderLen%64 != 0 {
+		t.Fatalf("header %+v, %v", h, err)
+	}
+	if b.Len() != 8*len(v) {
+		t.Fatalf("%d data bytes, want %d", b.Len(), 8*len(v))
+	}
+	for i, want := range v {
+		if got := int64(binary.LittleEndian.Uint64(b.Bytes()[8*i:])); got != want {
+			t.Errorf("value %d = %d, want %d", i, got, want)
+		}
+	}
+}
