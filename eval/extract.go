@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"cmp"
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -209,23 +208,8 @@ func ReadFeatures(path string) (*Features, error) {
 		return nil, fmt.Errorf("eval: %w", err)
 	}
 	defer lr.Close()
-	br := bufio.NewReader(lr)
-	h, err := model.ReadNPYHeader(br)
-	if err != nil || h.DType != "<i8" || !slices.Equal(h.Shape, []int{f.Rows}) {
-		return nil, fmt.Errorf("eval: %s: want int64 [%d] labels (%v, %v)", lp, f.Rows, h, err)
-	}
-	// Read what the file holds, not what the header declares: a header
-	// may claim rows the file does not have.
-	lb, err := io.ReadAll(io.LimitReader(br, 8*int64(f.Rows)))
-	if err != nil {
-		return nil, fmt.Errorf("eval: %s: %w", lp, err)
-	}
-	if len(lb) != 8*f.Rows {
-		return nil, fmt.Errorf("eval: %s: %d bytes of labels for %d rows: %w", lp, len(lb), f.Rows, io.ErrUnexpectedEOF)
-	}
-	f.Labels = make([]int64, f.Rows)
-	for i := range f.Labels {
-		f.Labels[i] = int64(binary.LittleEndian.Uint64(lb[8*i:]))
+	if f.Labels, err = model.ReadNPYInt64(lr, f.Rows); err != nil {
+		return nil, fmt.Errorf("eval: %s: labels: %w", lp, err)
 	}
 	nb, err := os.ReadFile(np)
 	if err != nil {

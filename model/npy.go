@@ -293,6 +293,32 @@ func WriteNPYInt64(w io.Writer, v []int64) error {
 	return nil
 }
 
+// ReadNPYInt64 reads a 1-D .npy array of little-endian int64 of exactly n
+// values (WriteNPYInt64's format). Only what the file holds is read and at
+// most n values are allocated, whatever its header claims.
+func ReadNPYInt64(r io.Reader, n int) ([]int64, error) {
+	br := bufio.NewReader(r)
+	h, err := readNPYHeader(br)
+	if err == nil && (h.DType != "<i8" || len(h.Shape) != 1 || h.Shape[0] != n) {
+		err = npyErr("want int64 [%d], the array is %s %v", n, h.DType, h.Shape)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: npy: %w", ErrFormat, err)
+	}
+	b, err := io.ReadAll(io.LimitReader(br, 8*int64(n)))
+	if err != nil {
+		return nil, fmt.Errorf("model: npy: %w", err)
+	}
+	if len(b) != 8*n {
+		return nil, fmt.Errorf("%w: npy: %d bytes of data for %d int64 values: %w", ErrFormat, len(b), n, io.ErrUnexpectedEOF)
+	}
+	v := make([]int64, n)
+	for i := range v {
+		v[i] = int64(binary.LittleEndian.Uint64(b[8*i:]))
+	}
+	return v, nil
+}
+
 // writeNPY writes a checked tensor and returns the writer's errors as they are.
 func writeNPY(w io.Writer, t *nn.Tensor) error {
 	if _, err := w.Write(npyHeaderBytes(npyDType, t.Shape)); err != nil {

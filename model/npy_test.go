@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 
@@ -222,6 +223,37 @@ func TestWriteNPYInt64(t *testing.T) {
 	for i, want := range v {
 		if got := int64(binary.LittleEndian.Uint64(b.Bytes()[8*i:])); got != want {
 			t.Errorf("value %d = %d, want %d", i, got, want)
+		}
+	}
+}
+
+// ReadNPYInt64 reads WriteNPYInt64's arrays back and refuses another dtype,
+// another length and a truncated file with ErrFormat.
+func TestReadNPYInt64(t *testing.T) {
+	v := []int64{3, -4, 1 << 50}
+	var b bytes.Buffer
+	if err := WriteNPYInt64(&b, v); err != nil {
+		t.Fatal(err)
+	}
+	full := b.Bytes()
+	if got, err := ReadNPYInt64(bytes.NewReader(full), 3); err != nil || !slices.Equal(got, v) {
+		t.Fatalf("round trip: %v, %v", got, err)
+	}
+	var f32 bytes.Buffer
+	if err := WriteNPY(&f32, nn.FromData([]float32{1, 2, 3}, 3)); err != nil {
+		t.Fatal(err)
+	}
+	for name, tc := range map[string]struct {
+		b []byte
+		n int
+	}{
+		"float32 array": {f32.Bytes(), 3},
+		"other length":  {full, 4},
+		"truncated":     {full[:len(full)-5], 3},
+		"not npy":       {[]byte("hello"), 3},
+	} {
+		if _, err := ReadNPYInt64(bytes.NewReader(tc.b), tc.n); !errors.Is(err, ErrFormat) {
+			t.Errorf("%s: err = %v, want ErrFormat", name, err)
 		}
 	}
 }
