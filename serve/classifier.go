@@ -20,6 +20,7 @@ import (
 	"github.com/bitrun/bitrun/internal/digest"
 	"github.com/bitrun/bitrun/internal/finite"
 	"github.com/bitrun/bitrun/internal/regfile"
+	"github.com/bitrun/bitrun/internal/topk"
 	"github.com/bitrun/bitrun/runtime"
 )
 
@@ -401,26 +402,6 @@ func (c *Classifier) infer(ctx context.Context, x []float32) (map[string][]float
 	return out, nil
 }
 
-// ranked is the indices of row from the largest value down, ties to the
-// lower index: the order of both predictions (topK) and the classification
-// extension (classify).
-func ranked(row []float32) []int {
-	idx := make([]int, len(row))
-	for i := range idx {
-		idx[i] = i
-	}
-	slices.SortStableFunc(idx, func(a, b int) int {
-		switch {
-		case row[a] > row[b]:
-			return -1
-		case row[a] < row[b]:
-			return 1
-		}
-		return a - b
-	})
-	return idx
-}
-
 // topK turns one row of logits into the k best predictions: ranked by logit
 // (ties to the lower index), scored with the softmax, exactly as
 // `bitrun predict` ranks and scores.
@@ -429,10 +410,9 @@ func (c *Classifier) topK(logits []float32, k int) ([]Prediction, error) {
 		return nil, fmt.Errorf("%w: model %s produced %v for class %d", ErrNonFinite, c.name, logits[i], i)
 	}
 	scores := Softmax(logits)
-	idx := ranked(logits)
-	k = min(k, len(idx))
-	preds := make([]Prediction, k)
-	for i, j := range idx[:k] {
+	idx := topk.Indices(logits, k)
+	preds := make([]Prediction, len(idx))
+	for i, j := range idx {
 		preds[i] = Prediction{Index: j, Score: scores[j], Label: c.label(j)}
 	}
 	return preds, nil

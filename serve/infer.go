@@ -15,6 +15,7 @@ import (
 	"github.com/bitrun/bitrun/api"
 	"github.com/bitrun/bitrun/data"
 	"github.com/bitrun/bitrun/internal/finite"
+	"github.com/bitrun/bitrun/internal/topk"
 )
 
 // KServe v2 inference protocol, as bitrun serves it: one input, either
@@ -319,9 +320,9 @@ func (c *Classifier) inferResponse(req *parsedInfer, outs []map[string][]float32
 // classify formats the top n entries of one output row as Triton's
 // classification extension does: "value:index:label".
 func (c *Classifier) classify(row []float32, n int) []string {
-	idx := ranked(row)
-	out := make([]string, min(n, len(idx)))
-	for i, j := range idx[:len(out)] {
+	idx := topk.Indices(row, n)
+	out := make([]string, len(idx))
+	for i, j := range idx {
 		out[i] = strconv.FormatFloat(float64(row[j]), 'f', 6, 32) + ":" + strconv.Itoa(j) + ":" + c.label(j)
 	}
 	return out
