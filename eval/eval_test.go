@@ -21,29 +21,6 @@ import (
 	"github.com/bitrun/bitrun/runtime"
 )
 
-func TestTopK(t *testing.T) {
-	nan := float32(math.NaN())
-	cases := []struct {
-		scores []float32
-		k      int
-		want   []int
-	}{
-		{[]float32{0.1, 0.5, 0.3}, 1, []int{1}},
-		{[]float32{0.1, 0.5, 0.3}, 2, []int{1, 2}},
-		{[]float32{0.1, 0.5, 0.3}, 5, []int{1, 2, 0}},
-		{[]float32{2, 2, 1, 2}, 2, []int{0, 1}}, // ties: lower index first
-		{[]float32{nan, 1, 0}, 3, []int{1, 2, 0}},
-		{[]float32{1}, 0, nil},
-		// long enough to take the partial-selection path
-		{[]float32{0, 9, 1, 8, 2, 7, 3, 6, 4, 5, 0, 0, 0, 0, 0, 0, 0, 9}, 2, []int{1, 17}},
-	}
-	for _, tc := range cases {
-		if got := TopK(tc.scores, tc.k); fmt.Sprint(got) != fmt.Sprint(tc.want) {
-			t.Errorf("TopK(%v, %d) = %v, want %v", tc.scores, tc.k, got, tc.want)
-		}
-	}
-}
-
 func TestMetrics(t *testing.T) {
 	// 3 classes, k=2. Rows: scores for 5 examples.
 	logits := []float32{
