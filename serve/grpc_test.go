@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http/httptest"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -18,7 +19,6 @@ import (
 	"github.com/bitrun/bitrun/api"
 	pb "github.com/bitrun/bitrun/api/inferencepb"
 	"github.com/bitrun/bitrun/data"
-	"github.com/bitrun/bitrun/eval"
 	"github.com/bitrun/bitrun/runtime"
 	"github.com/bitrun/bitrun/serve"
 	"google.golang.org/grpc"
@@ -366,5 +366,17 @@ func TestORTGRPCMatchesHTTP(t *testing.T) {
 }
 
 // rankOf is the index of row's j-th largest value (ties to the lower index),
-// by eval's ranking rather than the server's.
-func rankOf(row []float32, j int) int { return eval.TopK(row, j+1)[j] }
+// by the tests' own ranking rather than the server's.
+func rankOf(row []float32, j int) int { return refRanking(row)[j] }
+
+// refRanking is the indices of row from the largest value down, ties to the
+// lower index: a plain stable sort, independent of internal/topk (which
+// the server and eval share), for the tests to check the server against.
+func refRanking(row []float32) []int {
+	idx := make([]int, len(row))
+	for i := range idx {
+		idx[i] = i
+	}
+	sort.SliceStable(idx, func(a, b int) bool { return row[idx[a]] > row[idx[b]] })
+	return idx
+}

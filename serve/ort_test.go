@@ -27,7 +27,6 @@ import (
 	"github.com/bitrun/bitrun/api"
 	"github.com/bitrun/bitrun/client"
 	"github.com/bitrun/bitrun/data"
-	"github.com/bitrun/bitrun/eval"
 	"github.com/bitrun/bitrun/export"
 	"github.com/bitrun/bitrun/internal/servetest"
 	"github.com/bitrun/bitrun/runtime"
@@ -105,7 +104,7 @@ func reference(t testing.TB, p *runtime.Predictor, img []byte, k int) []client.P
 		t.Fatal(err)
 	}
 	logits := outs["logits"].Data
-	idx := eval.TopK(logits, len(logits))
+	idx := refRanking(logits)
 	var sum float64
 	mx := float64(logits[idx[0]])
 	for _, v := range logits {
