@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/bitrun/bitrun/api"
+	"github.com/bitrun/bitrun/internal/regfile"
 )
 
 // Repository serves the models of a folder laid out as Triton's model
@@ -176,7 +177,7 @@ func (r *Repository) loadAll(ctx context.Context) error {
 		if unloaded {
 			continue
 		}
-		if sig, err := r.signature(name); err == nil && st != nil && sig == seen {
+		if st != nil && r.signature(name) == seen {
 			continue
 		}
 		if _, err := r.Load(ctx, name); err != nil {
@@ -192,7 +193,24 @@ func (r *Repository) loadAll(ctx context.Context) error {
 			}
 		}
 	}
+	r.forgetGone(names)
 	return errors.Join(errs...)
+}
+
+// forgetGone drops the state of every model whose folder is not among
+// names and that is not served (a served one is unloaded first), so that
+// the index does not list a removed folder whose load had failed.
+func (r *Repository) forgetGone(names []string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	t := r.srv.table.Load()
+	r.smu.Lock()
+	defer r.smu.Unlock()
+	for name := range r.states {
+		if !slices.Contains(names, name) && (t == nil || t.models[name] == nil) {
+			delete(r.states, name)
+		}
+	}
 }
 
 // folders lists the model folders of the repository (valid names only).
@@ -266,7 +284,7 @@ func (r *Repository) scan(name string) (ModelConfig, []versionFile, error) {
 		return cfg, nil, err
 	}
 	if p, err := r.resolve(name, modelConfigFile); err == nil {
-		b, err := os.ReadFile(p)
+		b, err := regfile.ReadFile(p) // a FIFO named config.json must not block the load
 		if err != nil {
 			return cfg, nil, fmt.Errorf("%w: %s/%s: %w", ErrRepository, name, modelConfigFile, err)
 		}
@@ -353,8 +371,14 @@ func (p *VersionPolicy) pick(all []string) ([]string, error) {
 }
 
 // signature identifies the files a load of the model would read.
-func (r *Repository) signature(name string) (string, error) {
+func (r *Repository) signature(name string) string {
 	_, vs, err := r.scan(name)
+	return r.signatureOf(name, vs, err)
+}
+
+// signatureOf is the signature of what a scan of the model found (its
+// versions, or its error).
+func (r *Repository) signatureOf(name string, vs []versionFile, err error) string {
 	var b strings.Builder
 	if p, err := r.resolve(name, modelConfigFile); err == nil {
 		if fi, err := os.Stat(p); err == nil {
@@ -367,7 +391,7 @@ func (r *Repository) signature(name string) (string, error) {
 	if err != nil {
 		b.WriteString("error:" + err.Error())
 	}
-	return b.String(), nil
+	return b.String()
 }
 
 // options are the classifier options of one version.
@@ -421,12 +445,14 @@ func (r *Repository) Load(ctx context.Context, name string) (api.RepositoryLoad,
 	if err := checkName(name); err != nil {
 		return api.RepositoryLoad{Name: name, State: api.StateUnavailable}, err
 	}
-	if _, err := r.folder(name); errors.Is(err, ErrModelNotFound) {
-		return api.RepositoryLoad{Name: name, State: api.StateUnavailable}, err
-	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	sig, _ := r.signature(name)
+	// One scan: the signature recorded is of the files loaded.
+	cfg, vs, scanErr := r.scan(name)
+	if errors.Is(scanErr, ErrModelNotFound) {
+		return api.RepositoryLoad{Name: name, State: api.StateUnavailable}, scanErr
+	}
+	sig := r.signatureOf(name, vs, scanErr)
 	r.smu.Lock()
 	st := r.states[name]
 	if st == nil {
@@ -436,7 +462,7 @@ func (r *Repository) Load(ctx context.Context, name string) (api.RepositoryLoad,
 	st.signature = sig
 	r.setBusy(name, api.StateLoading)
 	r.smu.Unlock()
-	res, err := r.load(ctx, name)
+	res, err := r.load(ctx, name, cfg, vs, scanErr)
 	r.smu.Lock()
 	defer r.smu.Unlock()
 	delete(r.busy, name)
@@ -452,11 +478,12 @@ func (r *Repository) Load(ctx context.Context, name string) (api.RepositoryLoad,
 	return res, nil
 }
 
-func (r *Repository) load(ctx context.Context, name string) (api.RepositoryLoad, error) {
+// load serves the versions vs of a scan of the model (cfg its config;
+// scanErr, when not nil, fails the load).
+func (r *Repository) load(ctx context.Context, name string, cfg ModelConfig, vs []versionFile, scanErr error) (api.RepositoryLoad, error) {
 	res := api.RepositoryLoad{Name: name, State: api.StateUnavailable}
-	cfg, vs, err := r.scan(name)
-	if err != nil {
-		return res, err
+	if scanErr != nil {
+		return res, scanErr
 	}
 	current := map[string]*Classifier{}
 	if t := r.srv.table.Load(); t != nil {

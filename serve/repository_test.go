@@ -300,6 +300,14 @@ func TestRepositoryLayout(t *testing.T) {
 		}
 	}
 	testwait.Until(t, 10*time.Second, 20*time.Millisecond, modelsAre("[{all true [1 2 10]} {two true [10 11]}]"))
+	// A removed folder whose load had failed leaves the index too.
+	os.RemoveAll(filepath.Join(dir, "empty"))
+	testwait.Until(t, 10*time.Second, 20*time.Millisecond, func() error {
+		if idx, _ := cl.RepositoryIndex(ctx, false); strings.Contains(fmt.Sprint(idx), "{empty ") {
+			return fmt.Errorf("index still lists the removed folder empty: %+v", idx)
+		}
+		return nil
+	})
 	// A removed folder put back is loaded again (only an unload through
 	// the API keeps a model out).
 	writeVersion(t, dir, "pick", "1")
