@@ -557,7 +557,14 @@ func (n *Net) Step(opt *SGD, lr float64) error {
 			from = append(from, r)
 		}
 	}
-	if len(from) == 0 || len(from) > 2 || from[0] != n {
+	if len(from) > 2 {
+		// The fused update reads at most two accumulators: more replicas
+		// (machines with more cores) are first added into this Net's, in
+		// the order Grads adds them.
+		n.gatherReplicas()
+		from = from[:1]
+	}
+	if len(from) == 0 || from[0] != n {
 		return opt.Step(n.params, n.Grads(), lr)
 	}
 	// The other parameters (GroupNorm, head: small) go through opt.Step

@@ -342,8 +342,9 @@ func TestPartialFreeze(t *testing.T) {
 }
 
 // Net.Step gives to the bit what SGD.Step over Net.Grads gives, over
-// steps with one or two replicas, micro-batches, weight decay and frozen
-// presets; and so do the momentum buffers.
+// steps with one, two, three or four replicas (beyond two they are gathered
+// first), micro-batches, weight decay and frozen presets; and so do the
+// momentum buffers.
 func TestNetStep(t *testing.T) {
 	cfg := tinyConfig(t, 4)
 	x := randomInput(6, 4, 3, 32, 32)
@@ -355,7 +356,7 @@ func TestNetStep(t *testing.T) {
 		preset string
 		procs  int
 		micro  int
-	}{{PresetAll, 2, 1}, {PresetAll, 1, 1}, {PresetAll, 2, 2}, {PresetAll, 3, 1}, {PresetHeadGN, 2, 1}} {
+	}{{PresetAll, 2, 1}, {PresetAll, 1, 1}, {PresetAll, 2, 2}, {PresetAll, 3, 1}, {PresetAll, 4, 1}, {PresetHeadGN, 2, 1}} {
 		t.Run(fmt.Sprint(tc), func(t *testing.T) {
 			defer goruntime.GOMAXPROCS(goruntime.GOMAXPROCS(tc.procs))
 			tr, err := Preset(tc.preset)
