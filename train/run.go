@@ -220,12 +220,7 @@ func newRunner(o Options, ds data.Dataset) (*runner, error) {
 	}
 	// o.Warmup stays as given (0: the default, negative: none) so that
 	// config.json resumes the same way; warmup is the resolved count.
-	warmup := 0
-	if o.Warmup == 0 {
-		warmup = steps / 18
-	} else if o.Warmup > 0 {
-		warmup = o.Warmup
-	}
+	warmup := setting.Resolve(o.Warmup, steps/18, 0)
 	sched, err := UpstreamSchedule(o.LR, steps, warmup)
 	if err != nil {
 		return nil, err

@@ -4,10 +4,10 @@
 package testmodel
 
 import (
-	"cmp"
 	"math"
 	"math/rand/v2"
 
+	"github.com/bitrun/bitrun/internal/setting"
 	"github.com/bitrun/bitrun/model"
 	"github.com/bitrun/bitrun/nn"
 )
@@ -54,9 +54,6 @@ type Spread struct {
 	HeadBias float64
 }
 
-// std resolves a field of Spread: zero is def, negative is none.
-func std(v, def float64) float64 { return max(cmp.Or(v, def), 0) }
-
 // Random returns a value for every tensor of cfg.Spec(), drawn from seed as
 // s says. Unlike model.Init it gives the head and GroupNorm's affine
 // non-trivial values, so that a test comparing two forwards or checking a
@@ -71,21 +68,21 @@ func Random(cfg model.Config, seed uint64, s Spread) model.Params {
 		switch sp.Kind {
 		case model.KindConv:
 			fanIn := sp.Shape[0] * sp.Shape[1] * sp.Shape[2]
-			dev = std(s.Conv, math.Sqrt(2/float64(fanIn)))
-			if o := std(s.ConvOffset, 0); o > 0 {
+			dev = setting.Resolve(s.Conv, math.Sqrt(2/float64(fanIn)), 0)
+			if o := setting.Resolve(s.ConvOffset, 0, 0); o > 0 {
 				offs = make([]float64, sp.Shape[3])
 				for i := range offs {
 					offs[i] = o * rng.NormFloat64()
 				}
 			}
 		case model.KindGamma:
-			mean, dev = 1, std(s.Gamma, 0.2)
+			mean, dev = 1, setting.Resolve(s.Gamma, 0.2, 0)
 		case model.KindBeta:
-			dev = std(s.Beta, 0.1)
+			dev = setting.Resolve(s.Beta, 0.1, 0)
 		case model.KindHead:
-			dev = std(s.Head, 1.6) / math.Sqrt(float64(sp.Shape[2]))
+			dev = setting.Resolve(s.Head, 1.6, 0) / math.Sqrt(float64(sp.Shape[2]))
 		case model.KindHeadBias:
-			dev = std(s.HeadBias, 0.1)
+			dev = setting.Resolve(s.HeadBias, 0.1, 0)
 		}
 		for i := range t.Data {
 			v := mean + dev*rng.NormFloat64()
