@@ -10,6 +10,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"image"
 	"image/color"
@@ -28,6 +29,7 @@ import (
 
 	pb "github.com/bitrun/bitrun/api/inferencepb"
 	"github.com/bitrun/bitrun/client"
+	"github.com/bitrun/bitrun/internal/testenv"
 )
 
 // systemPython is Debian's interpreter, whose dist-packages hold
@@ -49,11 +51,8 @@ func requirePyGRPC(t *testing.T) string {
 	if len(missing) == 0 {
 		return protoc
 	}
-	msg := "missing " + strings.Join(missing, ", ") + "; make setup installs python3-grpcio, python3-protobuf and protobuf-compiler"
-	if os.Getenv("BITRUN_REQUIRE_PYGRPC") == "1" {
-		t.Fatal("Python gRPC client required (BITRUN_REQUIRE_PYGRPC=1): " + msg)
-	}
-	t.Skip(msg)
+	testenv.Require(t, "BITRUN_REQUIRE_PYGRPC", "Python gRPC client",
+		errors.New("missing "+strings.Join(missing, ", ")+"; make setup installs python3-grpcio, python3-protobuf and protobuf-compiler"))
 	return ""
 }
 
