@@ -10,10 +10,10 @@ import (
 // Arena) and save the statistics the matching backward kernels need (the
 // convolutions are in convtrain.go, the root's pad and pool in padpool.go).
 
-// convChunk is the number of images whose patch matrix and output fit in
-// about convChunkFloats values.
-func convChunk(n, kdim, o, pix int) int {
-	return max(1, min(n, convChunkFloats/max(1, (kdim+o)*pix)))
+// convChunk is the number of images whose patch matrix (kdim rows of pix
+// values each) fits in about convChunkFloats values.
+func convChunk(n, kdim, pix int) int {
+	return max(1, min(n, convChunkFloats/max(1, kdim*pix)))
 }
 
 // col2imAdd is the adjoint of im2col: it adds every patch value of col

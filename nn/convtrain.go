@@ -25,8 +25,8 @@ import "fmt"
 type HWIOKernel struct {
 	W *Tensor
 	// WS is the standardisation the kernel was made with
-	// (StandardizePrepareHWIO: W is then the standardised kernel); zero for
-	// PrepareHWIO.
+	// (StandardizePrepareHWIO: W is then the raw kernel and the packed
+	// operands are of W·Scale + Shift); zero for PrepareHWIO.
 	WS WS
 
 	fwd *packedA // Wᵀ (O × K): the forward
@@ -115,7 +115,7 @@ func ConvHWIOBackward(x *Tensor, k *HWIOKernel, dy *Tensor, stride, pad int, dx,
 	}
 	m := a.Mark()
 	defer a.Release(m)
-	chunk := convChunk(n, kd, 0, pix)
+	chunk := convChunk(n, kd, pix)
 	dcol := a.Get(kd * chunk * pix)
 	for b0 := 0; b0 < n; b0 += chunk {
 		cn := min(chunk, n-b0)
