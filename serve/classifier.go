@@ -20,6 +20,7 @@ import (
 	"github.com/bitrun/bitrun/internal/digest"
 	"github.com/bitrun/bitrun/internal/finite"
 	"github.com/bitrun/bitrun/internal/regfile"
+	"github.com/bitrun/bitrun/internal/setting"
 	"github.com/bitrun/bitrun/internal/topk"
 	"github.com/bitrun/bitrun/runtime"
 )
@@ -63,13 +64,11 @@ type Options struct {
 const defaultQueueMemory = 256 << 20
 
 // queueRows is how many preprocessed rows of size floats the model's queue
-// holds: MaxQueue, capped by MaxQueueMemory but never under MaxBatch.
+// holds: MaxQueue, capped by MaxQueueMemory (resolved by withDefaults) but
+// never under MaxBatch.
 func (c *Classifier) queueRows(size int) int {
 	rows := c.opts.MaxQueue
-	if mem := c.opts.MaxQueueMemory; mem >= 0 {
-		if mem == 0 {
-			mem = defaultQueueMemory
-		}
+	if mem := c.opts.MaxQueueMemory; mem > 0 {
 		rows = min(rows, max(c.opts.MaxBatch, int(mem/(4*int64(max(size, 1))))))
 	}
 	return rows
@@ -77,7 +76,7 @@ func (c *Classifier) queueRows(size int) int {
 
 // DefaultOptions returns Options with every default filled in.
 func DefaultOptions() Options {
-	return Options{MaxBatch: 16, BatchDelay: 5 * time.Millisecond, MaxQueue: 1024, TopK: 5, MaxPixels: data.DefaultMaxPixels}
+	return Options{MaxBatch: 16, BatchDelay: 5 * time.Millisecond, MaxQueue: 1024, MaxQueueMemory: defaultQueueMemory, TopK: 5, MaxPixels: data.DefaultMaxPixels}
 }
 
 func (o Options) withDefaults() Options {
@@ -94,6 +93,7 @@ func (o Options) withDefaults() Options {
 	if o.MaxQueue <= 0 {
 		o.MaxQueue = 64 * o.MaxBatch
 	}
+	o.MaxQueueMemory = setting.Resolve(o.MaxQueueMemory, d.MaxQueueMemory, -1)
 	if o.Workers <= 0 {
 		o.Workers = 1
 	}

@@ -14,7 +14,7 @@ func TestQueueRows(t *testing.T) {
 		{-1, 3 * 480 * 480, 1024}, // no byte cap
 		{1, 3 * 480 * 480, 16},    // never below MaxBatch
 	} {
-		c := &Classifier{opts: Options{MaxQueue: 1024, MaxBatch: 16, MaxQueueMemory: tc.mem}}
+		c := &Classifier{opts: Options{MaxQueue: 1024, MaxBatch: 16, MaxQueueMemory: tc.mem}.withDefaults()}
 		if got := c.queueRows(tc.size); got != tc.want {
 			t.Errorf("memory %d, rows of %d floats: %d rows, want %d", tc.mem, tc.size, got, tc.want)
 		}
