@@ -214,6 +214,9 @@ func (r *Repository) forgetGone(names []string) {
 }
 
 // folders lists the model folders of the repository (valid names only).
+// A symlinked folder is listed even when it leads outside the repository:
+// its load then fails with that reason, and the index keeps reporting it
+// as unavailable rather than forgetting it at the next poll.
 func (r *Repository) folders() ([]string, error) {
 	ents, err := os.ReadDir(r.root)
 	if err != nil {
@@ -224,10 +227,8 @@ func (r *Repository) folders() ([]string, error) {
 		if !ValidName(e.Name()) {
 			continue
 		}
-		if p, err := r.resolve(e.Name()); err == nil {
-			if fi, err := os.Stat(p); err == nil && fi.IsDir() {
-				out = append(out, e.Name())
-			}
+		if fi, err := os.Stat(filepath.Join(r.root, e.Name())); err == nil && fi.IsDir() {
+			out = append(out, e.Name())
 		}
 	}
 	return out, nil
