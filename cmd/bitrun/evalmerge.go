@@ -43,14 +43,10 @@ the sum of the shards' times.`,
 }
 
 func (o evalMergeOptions) validate() error {
-	for _, p := range []struct{ flag, path string }{{"--out", o.Out}, {"--plot", o.Plot}} {
-		if p.path != "" {
-			if err := checkOutputPath(p.path); err != nil {
-				return usagef("%s: %v", p.flag, err)
-			}
-		}
+	if err := checkOutputFlag("eval merge", "--out", o.Out); err != nil {
+		return err
 	}
-	return nil
+	return checkOutputFlag("eval merge", "--plot", o.Plot)
 }
 
 // readEvalReport reads one shard's JSON report.

@@ -111,9 +111,6 @@ func (o *exportOptions) validate() error {
 		return fmt.Errorf("export: %w", err)
 	}
 	o.labels, err = readLabels("export", o.labelsFile, meta.ParseLabels)
-	if errors.Is(err, meta.ErrMetadata) { // the file's text, not its reading
-		return usagef("--labels %s: %v", o.labelsFile, err)
-	}
 	return err
 }
 

@@ -118,6 +118,7 @@ func TestExportCommandErrors(t *testing.T) {
 	npz, _, _ := tinyCheckpoint(t, 3)
 	dir := t.TempDir()
 	two := writeTestFile(t, dir, "two.txt", "a\nb\n")
+	bad := writeTestFile(t, dir, "bad.json", `["a", 1]`)
 	out := filepath.Join(dir, "m.onnx")
 	cases := []struct {
 		name  string
@@ -133,6 +134,7 @@ func TestExportCommandErrors(t *testing.T) {
 		{"resolution", []string{"--weights", npz, "--out", out, "--resolution", "0"}, true, "--resolution"},
 		{"missing weights", []string{"--weights", filepath.Join(dir, "nope.npz"), "--out", out}, false, "nope.npz"},
 		{"missing labels", []string{"--weights", npz, "--out", out, "--labels", filepath.Join(dir, "nope.txt")}, false, "nope.txt"},
+		{"malformed labels", []string{"--weights", npz, "--out", out, "--labels", bad}, false, "--labels " + bad + ": "}, // the file's text: a state error too
 	}
 	for _, c := range cases {
 		_, err := runExportCLI(t, c.args...)

@@ -172,10 +172,7 @@ func (o extractMergeOptions) validate() error {
 	if o.Out == "" || filepath.Ext(o.Out) != ".npy" {
 		return usagef("--out %q: want a NAME.npy file", o.Out)
 	}
-	if err := checkOutputPath(o.Out); err != nil {
-		return usagef("--out: %v", err)
-	}
-	return nil
+	return checkOutputFlag("extract merge", "--out", o.Out)
 }
 
 func runExtractMerge(_ context.Context, opts extractMergeOptions, _, stderr io.Writer) error {

@@ -152,15 +152,19 @@ func (m modelRef) resolve(ctx context.Context) (onnxPath, weights string, err er
 }
 
 // readLabels reads a --labels file (one label per line, or a JSON array)
-// with parse; nil when path is "". A file that cannot be read is reported
-// under command ("export: labels: ..."); parse's error is returned as it is.
+// with parse; nil when path is "". A file that cannot be read or parsed is
+// a state error (exit 1, no usage text) in every command, reported as
+// "export: --labels F: ...".
 func readLabels(command, path string, parse func(string) ([]string, error)) ([]string, error) {
 	if path == "" {
 		return nil, nil
 	}
 	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("%s: labels: %w", command, err)
+	if err == nil {
+		var labels []string
+		if labels, err = parse(string(b)); err == nil {
+			return labels, nil
+		}
 	}
-	return parse(string(b))
+	return nil, fmt.Errorf("%s: --labels %s: %w", command, path, err)
 }

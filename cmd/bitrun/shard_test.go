@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -129,6 +130,20 @@ func TestShardedEvalAndExtract(t *testing.T) {
 	} {
 		if _, _, err := execCLI(t, tc.args...); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%v: %v, want an error with %q", tc.args, err, tc.want)
+		}
+	}
+	// An output that cannot be written is a state error in the merge
+	// commands, as in eval and extract (no usage text, exit 1).
+	nowhere := filepath.Join(dir, "no-such-folder", "m.npy")
+	for _, args := range [][]string{
+		{"eval", "merge", "--out", nowhere, shards[0], shards[1], shards[2]},
+		{"eval", "merge", "--plot", nowhere, shards[0], shards[1], shards[2]},
+		{"extract", "merge", "--out", nowhere, parts[0], parts[1], parts[2]},
+	} {
+		_, _, err := execCLI(t, args...)
+		var ue usageError
+		if err == nil || errors.As(err, &ue) || !strings.Contains(err.Error(), " merge: --") || !strings.Contains(err.Error(), "no-such-folder") {
+			t.Errorf("%v: %v, want a state error naming the flag and the folder", args, err)
 		}
 	}
 	for _, bad := range []string{"3/3", "-1/2", "x", "2/0"} {
