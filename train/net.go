@@ -54,14 +54,21 @@ type Net struct {
 	first int            // position of the first trainable parameter
 	specs []model.ParamSpec
 
-	// Prepared for the current forward (arena-backed).
-	kern map[string]*nn.HWIOKernel // standardised kernels (checkpoint layout), packed for the step
-	head *nn.Tensor                // head kernel viewed as [C, classes]
-	c    cache                     // activations of the last forward
-	gacc map[string]*nn.Tensor     // gradient accumulators (conv: w.r.t. the standardised kernel)
-	grad model.Params              // finalised gradients, checkpoint layout
-	seen bool                      // accumulators hold a micro-batch
-	conv map[string]bool           // trainable conv kernels (gacc holds the standardised kernel's gradient)
+	// Standardised kernels (checkpoint layout), packed for the products,
+	// each in its own arena and kept while the Net knows its parameters
+	// unchanged (packed): Step repacks what it updates while the new
+	// values are in cache, a frozen kernel is packed once, and ZeroGrad
+	// after any other update drops them all.
+	kern    map[string]*nn.HWIOKernel
+	karena  map[string]*nn.Arena
+	packed  map[string]bool
+	stepped bool                  // the last Step repacked the kernels it updated
+	head    *nn.Tensor            // head kernel viewed as [C, classes]
+	c       cache                 // activations of the last forward
+	gacc    map[string]*nn.Tensor // gradient accumulators (conv: w.r.t. the standardised kernel)
+	grad    model.Params          // finalised gradients, checkpoint layout
+	seen    bool                  // accumulators hold a micro-batch
+	conv    map[string]bool       // trainable conv kernels (gacc holds the standardised kernel's gradient)
 
 	replicas []*Net // batch-parallel helpers (replica i+1), made on first use
 }
@@ -92,7 +99,8 @@ func NewNet(cfg model.Config, params model.Params, trainable Trainable) (*Net, e
 		trainable = func(string) bool { return true }
 	}
 	n := &Net{cfg: cfg, params: params, trainable: trainable, pos: map[string]int{},
-		kern: map[string]*nn.HWIOKernel{}, gacc: map[string]*nn.Tensor{},
+		kern: map[string]*nn.HWIOKernel{}, karena: map[string]*nn.Arena{}, packed: map[string]bool{},
+		gacc: map[string]*nn.Tensor{},
 		grad: model.Params{}, conv: map[string]bool{}}
 	n.specs = cfg.Spec()
 	n.first = len(n.specs)
@@ -128,9 +136,13 @@ func (n *Net) Params() model.Params { return n.params }
 // Trainable reports whether the named parameter gets gradients.
 func (n *Net) Trainable(name string) bool { _, ok := n.gacc[name]; return ok }
 
-// ArenaBytes is the activation and scratch memory the Net holds.
+// ArenaBytes is the activation, scratch and packed-kernel memory the Net
+// holds.
 func (n *Net) ArenaBytes() int64 {
 	b := n.arena.Bytes()
+	for _, a := range n.karena {
+		b += a.Bytes()
+	}
 	for _, r := range n.replicas {
 		b += r.arena.Bytes()
 	}
@@ -155,28 +167,46 @@ func (n *Net) Forward(x *nn.Tensor) (*nn.Tensor, error) {
 	return n.c.logits, nil
 }
 
-// prepare standardises every kernel and packs it for the step's products
-// (once per step, shared by the replicas).
+// prepare standardises and packs every kernel not already packed from its
+// current values (shared by the replicas).
 func (n *Net) prepare() {
-	a := &n.arena
 	for _, s := range n.specs {
 		if s.Kind == model.KindHead {
 			k := n.params[s.Name]
 			n.head = k.Reshape(k.Shape[2], k.Shape[3])
 		}
 	}
-	pack := func(key string, stride, pad int) {
-		n.kern[key] = nn.StandardizePrepareHWIO(n.params[key], stride, pad, key != model.RootKernel && n.needDx(key), a)
+	n.eachConv(func(key string, stride, pad int) {
+		if !n.packed[key] {
+			n.pack(key, stride, pad)
+		}
+	})
+}
+
+// pack standardises kernel key and packs it into its own arena.
+func (n *Net) pack(key string, stride, pad int) {
+	a := n.karena[key]
+	if a == nil {
+		a = &nn.Arena{}
+		n.karena[key] = a
 	}
-	pack(model.RootKernel, 2, 3)
+	a.Reset()
+	n.kern[key] = nn.StandardizePrepareHWIO(n.params[key], stride, pad, key != model.RootKernel && n.needDx(key), a)
+	n.packed[key] = true
+}
+
+// eachConv calls f with every conv kernel's name, stride and padding, in
+// the order of the forward.
+func (n *Net) eachConv(f func(key string, stride, pad int)) {
+	f(model.RootKernel, 2, 3)
 	for b := 0; b < 4; b++ {
 		for u := 0; u < n.cfg.Units[b]; u++ {
 			stride := unitStride(b, u)
-			pack(model.ConvKey(b, u, "a"), 1, 0)
-			pack(model.ConvKey(b, u, "b"), stride, 1)
-			pack(model.ConvKey(b, u, "c"), 1, 0)
+			f(model.ConvKey(b, u, "a"), 1, 0)
+			f(model.ConvKey(b, u, "b"), stride, 1)
+			f(model.ConvKey(b, u, "c"), 1, 0)
 			if n.cfg.HasProj(b, u) {
-				pack(model.ConvKey(b, u, "a/proj"), stride, 0)
+				f(model.ConvKey(b, u, "a/proj"), stride, 0)
 			}
 		}
 	}
@@ -496,8 +526,15 @@ func (n *Net) unitBackward(dout *nn.Tensor, b, u int) *nn.Tensor {
 
 // ZeroGrad clears the gradient accumulators. (They are not written: the
 // next micro-batch's backward overwrites them instead of adding, as every
-// backward writes the gradient of every trainable parameter.)
+// backward writes the gradient of every trainable parameter.) Unless the
+// last update was Step's, it also drops the packed kernels: the
+// parameters may have changed (an optimiser over Grads, new values), and
+// the next forward standardises and packs them again.
 func (n *Net) ZeroGrad() {
+	if !n.stepped {
+		clear(n.packed)
+	}
+	n.stepped = false
 	n.seen = false
 	for _, r := range n.replicas {
 		r.seen = false
@@ -565,6 +602,7 @@ func (n *Net) Step(opt *SGD, lr float64) error {
 		from = from[:1]
 	}
 	if len(from) == 0 || from[0] != n {
+		n.stepped = false
 		return opt.Step(n.params, n.Grads(), lr)
 	}
 	// The other parameters (GroupNorm, head: small) go through opt.Step
@@ -585,6 +623,7 @@ func (n *Net) Step(opt *SGD, lr float64) error {
 	}
 	sort.Strings(convs)
 	type kernelStep struct {
+		name         string
 		w, v, g0, g1 *nn.Tensor
 		s            nn.WS
 		mu, wd       float32
@@ -596,17 +635,25 @@ func (n *Net) Step(opt *SGD, lr float64) error {
 		if err != nil {
 			return err
 		}
-		steps[i] = kernelStep{w: w, v: v, g0: n.gacc[name], s: n.kern[name].WS, mu: mu, wd: wd}
+		steps[i] = kernelStep{name: name, w: w, v: v, g0: n.gacc[name], s: n.kern[name].WS, mu: mu, wd: wd}
 		if len(from) == 2 {
 			steps[i].g1 = from[1].gacc[name]
 		}
 	}
+	n.stepped = false
 	if err := opt.Step(n.params, rest, lr); err != nil {
 		return err
 	}
+	// Each kernel is standardised and packed for the next forward right
+	// after its update, while its new values are in cache (the next
+	// forward then reads the packing only); the others stay packed.
+	where := map[string][2]int{}
+	n.eachConv(func(key string, stride, pad int) { where[key] = [2]int{stride, pad} })
 	for _, k := range steps {
 		nn.StandardizedSGD(k.w, k.v, k.s, k.g0, k.g1, k.mu, float32(lr), k.wd)
+		n.pack(k.name, where[k.name][0], where[k.name][1])
 	}
+	n.stepped = true
 	return nil
 }
 

@@ -403,3 +403,51 @@ func TestNetStep(t *testing.T) {
 		})
 	}
 }
+
+// The packed kernels are reused only while they match the parameters:
+// Step repacks exactly the kernels it updates (a frozen one keeps its
+// packing across steps), and ZeroGrad after any other change of the
+// parameters makes the next forward pack every kernel again.
+func TestNetKeepsPackedKernels(t *testing.T) {
+	cfg := tinyConfig(t, 4)
+	x := randomInput(6, 2, 3, 32, 32)
+	targets := make([]float32, 2*4)
+	if err := OneHot([]int{0, 3}, 4, targets); err != nil {
+		t.Fatal(err)
+	}
+	tr, err := Preset(PresetHeadGN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	params := randomParams(cfg, 5)
+	n, _ := NewNet(cfg, params, tr)
+	run := func() {
+		t.Helper()
+		if _, _, err := n.ForwardBackward(x, targets, 0.5); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run()
+	key := model.ConvKey(0, 0, "b")
+	k0 := n.kern[key]
+	if err := n.Step(DefaultSGD(), 0.1); err != nil {
+		t.Fatal(err)
+	}
+	n.ZeroGrad()
+	run()
+	if n.kern[key] != k0 {
+		t.Errorf("frozen kernel %s packed again after Step", key)
+	}
+	// Another optimiser changes a kernel: the next forward must see it.
+	params[key].Data[0] += 1
+	n.ZeroGrad()
+	run()
+	if n.kern[key] == k0 {
+		t.Fatalf("kernel %s not packed again after the parameters changed", key)
+	}
+	fresh, _ := NewNet(cfg, params, tr)
+	fresh.prepare()
+	if !slices.Equal(n.kern[key].WS.Scale, fresh.kern[key].WS.Scale) || !slices.Equal(n.kern[key].WS.Shift, fresh.kern[key].WS.Shift) {
+		t.Errorf("kernel %s: standardisation differs from a fresh Net's", key)
+	}
+}
