@@ -75,7 +75,8 @@ func (r weightsRef) check() error {
 
 // resolve returns the checkpoint path; "" with a nil error when neither
 // flag was given. A --model name is looked up in the cache (verified against
-// its recorded digest) and pulled when missing, unless offline; progress goes
+// its recorded digest) and pulled when missing, unless offline (a pull that
+// fails for want of a network says how to go on without one); progress goes
 // to the zoo options' writer.
 func (r weightsRef) resolve(ctx context.Context) (string, error) {
 	if err := r.check(); err != nil || r.name == "" {
@@ -83,7 +84,7 @@ func (r weightsRef) resolve(ctx context.Context) (string, error) {
 	}
 	res, err := zoo.Pull(ctx, r.name, r.zoo)
 	if err != nil {
-		return "", fmt.Errorf("--model %s: %w", r.name, err)
+		return "", offlineHint(fmt.Errorf("--model %s: %w", r.name, err), r.name)
 	}
 	rememberDigest(res.Path, res.SHA256)
 	return res.Path, nil

@@ -234,6 +234,10 @@ func TestZooModelFlagResolvesAndPulls(t *testing.T) {
 	if !errors.Is(err, zoo.ErrOffline) || s.requests.Load() != 0 {
 		t.Fatalf("offline --model: %v (%d requests)", err, s.requests.Load())
 	}
+	// It says how to go on without a network, as zoo pull does.
+	if !strings.Contains(err.Error(), "--base-url") || !strings.Contains(err.Error(), "bitrun zoo import FILE --name test-tiny") {
+		t.Errorf("offline --model: %v, want the offline hint", err)
+	}
 	// Online: pulled, progress on stderr, nothing on stdout.
 	out, _, err := execCLIWith(t, []*cobra.Command{probe()}, "probe", "--model", "test-tiny", "--cache-dir", dir)
 	if err != nil || got != filepath.Join(dir, "test", "tiny.npz") || out != "" {
