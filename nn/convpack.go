@@ -160,6 +160,19 @@ func (cp *convPacker) packAny(panel []float32, p0, kb, q0, nn int) {
 	}
 	hw := cp.h * cp.w
 	ch, ky, kx := cp.tap(p0)
+	if kb <= kcMax {
+		// Each row's tap (byte offset of its offsets in tbl) and channel
+		// start, for one gather per row where the machine has it.
+		var rows [2 * kcMax]int32
+		c, y, x := ch, ky, kx
+		for p := 0; p < kb; p++ {
+			rows[2*p], rows[2*p+1] = int32((y*cp.kw+x)*nr*4), int32(c*hw)
+			cp.next(&c, &y, &x)
+		}
+		if gatherRows(panel, cp.x, tbl[:], rows[:2*kb]) {
+			return
+		}
+	}
 	for p := 0; p < kb; p++ {
 		d := (*[nr]float32)(panel[p*nr:])
 		offs := (*[nr]int32)(tbl[(ky*cp.kw+kx)*nr:])

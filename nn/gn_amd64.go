@@ -186,3 +186,20 @@ func pack6Rows(panel, a []float32, lda, n int) int {
 	pack6RowsAVX512(&panel[0], &a[0], 4*lda, bulk)
 	return bulk
 }
+
+//go:noescape
+func gatherRowsAVX512(dst, x *float32, tbl *int32, rows *int32, n int)
+
+// gatherRows packs len(rows)/2 panel rows of nr values with one masked
+// gather each (see gatherRowsAVX512); false, with nothing written, where
+// AVX-512 is missing. Every offset base+off[j] with off[j] >= 0 must lie in
+// x.
+func gatherRows(panel, x []float32, tbl, rows []int32) bool {
+	n := len(rows) / 2
+	if !hasAVX512 || n == 0 {
+		return false
+	}
+	_ = panel[n*nr-1]
+	gatherRowsAVX512(&panel[0], &x[0], &tbl[0], &rows[0], n)
+	return true
+}

@@ -552,3 +552,36 @@ p6loop:
 p6done:
 	VZEROUPPER
 	RET
+
+// func gatherRowsAVX512(dst, x *float32, tbl *int32, rows *int32, n int)
+// For each of n panel rows p (rows holds two int32 per row: the byte offset
+// of its tap's 16 offsets in tbl, and its channel's first element in x):
+// dst[16p+j] = x[base+off[j]] where off[j] >= 0, else 0. One masked gather
+// per row.
+TEXT ·gatherRowsAVX512(SB), NOSPLIT, $0-40
+	MOVQ  dst+0(FP), DI
+	MOVQ  x+8(FP), SI
+	MOVQ  tbl+16(FP), R8
+	MOVQ  rows+24(FP), R9
+	MOVQ  n+32(FP), CX
+	TESTQ CX, CX
+	JZ    grdone
+
+grloop:
+	MOVLQSX   (R9), AX
+	MOVLQSX   4(R9), BX
+	VMOVDQU32 (R8)(AX*1), Z1
+	VPMOVD2M  Z1, K1
+	KNOTW     K1, K1
+	LEAQ      (SI)(BX*4), DX
+	VPXORD    Z2, Z2, Z2
+	VPGATHERDD (DX)(Z1*4), K1, Z2
+	VMOVDQU32 Z2, (DI)
+	ADDQ      $64, DI
+	ADDQ      $8, R9
+	DECQ      CX
+	JNZ       grloop
+
+grdone:
+	VZEROUPPER
+	RET

@@ -32,3 +32,5 @@ func wsSGDRow(w, v, g0, g1, scale, shift, b, c []float32, mu, lr, wd float32) {
 func packTransFull(a []float32, lda, m, q0, q1, k int, data []float32) int { return 0 }
 
 func pack6Rows(panel, a []float32, lda, n int) int { return 0 }
+
+func gatherRows(panel, x []float32, tbl, rows []int32) bool { return false }
