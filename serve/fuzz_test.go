@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	goruntime "runtime"
 	"strings"
 	"testing"
 
@@ -192,6 +193,22 @@ func TestParseNumbers(t *testing.T) {
 		if (err == nil) != tc.ok {
 			t.Errorf("parseNumbers(%s, %d): err %v, want ok=%v", tc.in, tc.want, err, tc.ok)
 		}
+	}
+}
+
+// A shape that declares far more values than the JSON text holds (an
+// 84-byte UINT8 request for 16 images of 40M pixels) is refused before
+// anything of the declared size is allocated.
+func TestParseNumbersDeclaredSize(t *testing.T) {
+	var before, after goruntime.MemStats
+	goruntime.ReadMemStats(&before)
+	_, err := parseNumbers([]byte(`[1]`), 16*6000*6666*3)
+	goruntime.ReadMemStats(&after)
+	if err == nil || !strings.Contains(err.Error(), "hold at most 1 values") {
+		t.Errorf("err %v, want the text's capacity named", err)
+	}
+	if grew := after.TotalAlloc - before.TotalAlloc; grew > 1<<20 {
+		t.Errorf("allocated %d bytes for a 3-byte array", grew)
 	}
 }
 
