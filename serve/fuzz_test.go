@@ -204,8 +204,8 @@ func TestParseNumbersDeclaredSize(t *testing.T) {
 	goruntime.ReadMemStats(&before)
 	_, err := parseNumbers([]byte(`[1]`), 16*6000*6666*3)
 	goruntime.ReadMemStats(&after)
-	if err == nil || !strings.Contains(err.Error(), "hold at most 1 values") {
-		t.Errorf("err %v, want the text's capacity named", err)
+	if err == nil || !strings.Contains(err.Error(), "1 values; the shape needs") {
+		t.Errorf("err %v, want the count found and needed", err)
 	}
 	if grew := after.TotalAlloc - before.TotalAlloc; grew > 1<<20 {
 		t.Errorf("allocated %d bytes for a 3-byte array", grew)

@@ -331,16 +331,13 @@ func (c *Classifier) classify(row []float32, n int) []string {
 // parseNumbers reads a JSON array of numbers, flat or nested (row-major),
 // holding exactly want values, without building an interface tree. It
 // allocates only for values the text can hold (n numbers take at least
-// 2n+1 bytes), so a large shape declared over little data costs nothing.
+// 2n+1 bytes), not for a shape's declared size.
 func parseNumbers(raw json.RawMessage, want int) ([]float32, error) {
 	s := bytes.TrimSpace(raw)
 	if len(s) == 0 || s[0] != '[' {
 		return nil, fmt.Errorf("want a JSON array of numbers")
 	}
-	if most := (len(s) - 1) / 2; want > most {
-		return nil, fmt.Errorf("%d bytes of JSON hold at most %d values; the shape needs %d", len(s), most, want)
-	}
-	out := make([]float32, 0, want)
+	out := make([]float32, 0, min(want, (len(s)-1)/2))
 	depth := 0
 	expectValue := true // after '[' or ','
 	for i := 0; i < len(s); {
