@@ -73,6 +73,9 @@ func (r *runner) trainHead(ctx context.Context, params model.Params, sum *Summar
 		if ck.Mode != ModeHead {
 			return nil, fmt.Errorf("%w: checkpoint of a %q run", ErrResumeMismatch, ck.Mode)
 		}
+		if err := runfolder.CheckStep(dir, ck.Step, h.Steps); err != nil {
+			return nil, fmt.Errorf("finetune: %w", err)
+		}
 		wp, err := runfolder.CheckpointPath(dir, ck.Weights)
 		if err != nil {
 			return nil, fmt.Errorf("finetune: %w", err)

@@ -103,6 +103,20 @@ func TestResumeRefusesPathsOutsideTheRun(t *testing.T) {
 			t.Errorf("victim file removed: %v", err)
 		}
 	}
+	// A step outside the run (a damaged record) is refused before the
+	// metrics are trimmed to it or data is indexed by it.
+	metrics, _ := os.ReadFile(filepath.Join(opts.OutDir, MetricsFile))
+	for _, step := range []int{-3, opts.Steps + 1} {
+		damaged := good
+		damaged.Step = step
+		writeRecord(t, opts.OutDir, damaged)
+		if _, err := Run(context.Background(), opts, ds, ds); !errors.Is(err, ErrBadCheckpoint) || !strings.Contains(err.Error(), "completed steps") {
+			t.Errorf("resume from step %d: %v, want ErrBadCheckpoint", step, err)
+		}
+		if now, _ := os.ReadFile(filepath.Join(opts.OutDir, MetricsFile)); len(metrics) == 0 || string(now) != string(metrics) {
+			t.Errorf("resume from step %d changed %s: %d bytes -> %d", step, MetricsFile, len(metrics), len(now))
+		}
+	}
 	// The genuine record resumes, and stale temporary files go.
 	writeRecord(t, opts.OutDir, good)
 	stale := []string{

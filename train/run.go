@@ -425,6 +425,9 @@ func (r *runner) restore() (*trainState, error) {
 			return nil, fmt.Errorf("%w: %s (the checkpoint's value -> the value given now)", ErrResumeMismatch,
 				strings.Join(keyDiff(ck.Run, ck.Seed, r.key, o.Seed), ", "))
 		}
+		if err := runfolder.CheckStep(dir, ck.Step, r.steps); err != nil {
+			return nil, fmt.Errorf("train: %w", err)
+		}
 		st.params, st.sgd.Velocity, err = loadCheckpoint(dir, ck)
 		if err != nil {
 			return nil, err

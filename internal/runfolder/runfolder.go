@@ -16,13 +16,16 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/bitrun/bitrun/internal/atomicfile"
+	"github.com/bitrun/bitrun/internal/regfile"
 	"github.com/bitrun/bitrun/model"
 )
 
@@ -35,8 +38,8 @@ const (
 
 // ErrBadCheckpoint is wrapped when checkpoint.json names a file that is not
 // a plain file name inside the run's checkpoint folder (a path leading out of
-// the run folder, a link, a FIFO): such a record is refused, and nothing it
-// names is read or removed.
+// the run folder, a link, a FIFO), or a step outside the run: such a record
+// is refused, and nothing it names is read or removed.
 var ErrBadCheckpoint = errors.New("train: bad checkpoint record")
 
 // CheckpointPath resolves name, a file named by a checkpoint record, inside
@@ -83,17 +86,48 @@ func HasCheckpoint(dir string) bool {
 	return !errors.Is(err, fs.ErrNotExist)
 }
 
-// ReadCheckpoint decodes dir's checkpoint record into rec. Without one the
-// error wraps fs.ErrNotExist.
+// ReadCheckpoint decodes dir's checkpoint record into rec. Its "step"
+// (completed steps) must be a count, 0 or more: anything else is a damaged
+// record (ErrBadCheckpoint), refused before a resume touches the metrics or
+// indexes data by it; whether the step lies within the run is the caller's
+// check (CheckStep). Without a record the error wraps fs.ErrNotExist.
 func ReadCheckpoint(dir string, rec any) error {
-	b, err := os.ReadFile(filepath.Join(dir, CheckpointFile))
+	f, err := regfile.Open(filepath.Join(dir, CheckpointFile))
 	if err != nil {
 		return fmt.Errorf("runfolder: %w", err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxRecord+1))
+	if err != nil {
+		return fmt.Errorf("runfolder: %w", err)
+	}
+	if len(b) > maxRecord {
+		return fmt.Errorf("%w: %s is over %d KiB", ErrBadCheckpoint, filepath.Join(dir, CheckpointFile), maxRecord>>10)
 	}
 	if err := json.Unmarshal(b, rec); err != nil {
 		return fmt.Errorf("runfolder: %s: %w", CheckpointFile, err)
 	}
-	return nil
+	var at struct {
+		Step *int `json:"step"`
+	}
+	if json.Unmarshal(b, &at) != nil || at.Step == nil {
+		return fmt.Errorf("%w: %s has no step: restore it or start a new run folder", ErrBadCheckpoint, filepath.Join(dir, CheckpointFile))
+	}
+	return CheckStep(dir, *at.Step, -1)
+}
+
+// CheckStep refuses a checkpoint record's step below 0 or, when steps >= 0,
+// beyond the run's steps (ErrBadCheckpoint).
+func CheckStep(dir string, step, steps int) error {
+	if step >= 0 && (steps < 0 || step <= steps) {
+		return nil
+	}
+	want := "0 or more"
+	if steps >= 0 {
+		want = "0 to " + strconv.Itoa(steps)
+	}
+	return fmt.Errorf("%w: %s: step %d, want %s completed steps: the record is damaged; restore it or start a new run folder",
+		ErrBadCheckpoint, filepath.Join(dir, CheckpointFile), step, want)
 }
 
 // NPZ is one file of a checkpoint: Params saved as .npz at Name, a path
@@ -164,6 +198,18 @@ func Write(path string, b []byte) error {
 	}
 	return nil
 }
+
+// The bounds of a metrics.jsonl read back (resume, plots): about 1.7M
+// steps of about 150 bytes, and lines far longer than any Metric.
+const (
+	MaxMetricsBytes = 256 << 20
+	maxMetricLine   = 1 << 20
+	maxRecord       = 1 << 20 // checkpoint.json: a few hundred bytes
+)
+
+// ErrMetrics is wrapped when a run's metrics.jsonl cannot be read back
+// whole: not a regular file, over MaxMetricsBytes, a line over the limit.
+var ErrMetrics = errors.New("runfolder: unreadable metrics")
 
 // Metric is one line of metrics.jsonl: the state after a training step.
 type Metric struct {
@@ -236,14 +282,19 @@ func ReadMetrics(path string) ([]Metric, error) {
 // readMetrics returns the metric lines of path up to step upTo (all when
 // upTo < 0) and their raw bytes.
 func readMetrics(path string, upTo int) ([]Metric, []byte, error) {
-	b, err := os.ReadFile(path)
+	f, err := regfile.Open(path) // a FIFO does not block the resume
 	if err != nil {
 		return nil, nil, fmt.Errorf("runfolder: %w", err)
 	}
+	defer f.Close()
+	if st, err := f.Stat(); err != nil || st.Size() > MaxMetricsBytes {
+		return nil, nil, fmt.Errorf("%w: %s is over %d MiB (%v): move it aside to resume or plot",
+			ErrMetrics, path, MaxMetricsBytes>>20, err)
+	}
 	var ms []Metric
 	var raw bytes.Buffer
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	sc.Buffer(make([]byte, 1<<16), 1<<24)
+	sc := bufio.NewScanner(io.LimitReader(f, MaxMetricsBytes))
+	sc.Buffer(make([]byte, 1<<16), maxMetricLine)
 	for sc.Scan() {
 		var m struct {
 			Metric
@@ -256,6 +307,11 @@ func readMetrics(path string, upTo int) ([]Metric, []byte, error) {
 		ms = append(ms, m.Metric)
 		raw.Write(sc.Bytes())
 		raw.WriteByte('\n')
+	}
+	if err := sc.Err(); err != nil {
+		// A line past the limit (bufio.ErrTooLong) or a read error: the
+		// lines after it are unknown, so nothing is trimmed or plotted.
+		return nil, nil, fmt.Errorf("%w: %s after %d metric lines: %w (lines hold at most %d KiB)", ErrMetrics, path, len(ms), err, maxMetricLine>>10)
 	}
 	return ms, raw.Bytes(), nil
 }

@@ -6,8 +6,10 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
+	"syscall"
 	"testing"
 
+	"github.com/bitrun/bitrun/internal/regfile"
 	"github.com/bitrun/bitrun/model"
 	"github.com/bitrun/bitrun/nn"
 )
@@ -155,5 +157,63 @@ func TestRemoveStaleTemps(t *testing.T) {
 		if _, err := os.Stat(f); os.IsNotExist(err) != gone {
 			t.Errorf("%s: removed %v, want %v", f, !gone, gone)
 		}
+	}
+}
+
+// TestMetricsUnreadable: a line over the limit, a file over
+// MaxMetricsBytes or a FIFO is an error (ErrMetrics, or regfile's), and
+// the resume leaves the file as it was instead of trimming it to the lines
+// before the long one.
+func TestMetricsUnreadable(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, MetricsFile)
+	long := `{"step":1}` + "\n" + `{"step":2,"pad":"` + strings.Repeat("x", maxMetricLine) + `"}` + "\n" + `{"step":3}` + "\n"
+	if err := os.WriteFile(path, []byte(long), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := OpenMetrics(dir, 3); !errors.Is(err, ErrMetrics) || !strings.Contains(err.Error(), "after 1 metric lines") {
+		t.Errorf("resume over a long line: %v, want ErrMetrics", err)
+	}
+	if b, _ := os.ReadFile(path); string(b) != long {
+		t.Errorf("metrics rewritten: %d bytes, was %d", len(b), len(long))
+	}
+	if _, err := ReadMetrics(path); !errors.Is(err, ErrMetrics) {
+		t.Errorf("read over a long line: %v", err)
+	}
+	if err := os.Truncate(path, MaxMetricsBytes+1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReadMetrics(path); !errors.Is(err, ErrMetrics) {
+		t.Errorf("read of a file over %d bytes: %v", MaxMetricsBytes, err)
+	}
+	os.Remove(path)
+	if err := syscall.Mkfifo(path, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := OpenMetrics(dir, 3); !errors.Is(err, regfile.ErrNotRegular) {
+		t.Errorf("resume over a FIFO: %v", err)
+	}
+}
+
+// TestReadCheckpointStep: a record's step must be a count (0 or more), and
+// CheckStep also bounds it by the run's steps.
+func TestReadCheckpointStep(t *testing.T) {
+	dir := t.TempDir()
+	var rec struct {
+		Step int `json:"step"`
+	}
+	for body, ok := range map[string]bool{`{"step":3}`: true, `{"step":0}`: true, `{"step":-3}`: false, `{"weights":"x"}`: false, `{"step":"3"}`: false} {
+		if err := os.WriteFile(filepath.Join(dir, CheckpointFile), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := ReadCheckpoint(dir, &rec); (err == nil) != ok || (!ok && !errors.Is(err, ErrBadCheckpoint) && !strings.Contains(err.Error(), "cannot unmarshal")) {
+			t.Errorf("%s: %v, want ok=%v", body, err, ok)
+		}
+	}
+	if err := CheckStep(dir, 5, 4); !errors.Is(err, ErrBadCheckpoint) || !strings.Contains(err.Error(), "want 0 to 4") {
+		t.Errorf("step 5 of 4: %v", err)
+	}
+	if err := CheckStep(dir, 4, 4); err != nil {
+		t.Errorf("step 4 of 4: %v", err)
 	}
 }
