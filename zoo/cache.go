@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"time"
@@ -43,6 +44,9 @@ func (c cache) lockPath(file string) string {
 // locks afresh (the holder of the file at the path is the only holder).
 func (c cache) lock(ctx context.Context, file string, onWait func()) (func(), error) {
 	p := c.lockPath(file)
+	if err := c.checkFolders(lockDirName + "/lock"); err != nil {
+		return nil, err
+	}
 	waited := false
 	for {
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
@@ -194,6 +198,34 @@ func fileSize(path string) (int64, bool) {
 		return 0, false
 	}
 	return st.Size(), true
+}
+
+// checkFolders fails with ErrUnsafeCache when a folder between the cache
+// directory and file ("" for none) exists as anything but a folder: a
+// symbolic link there would lead downloads, imports and removals out of
+// the cache. (The cache directory itself may be a link: the user chose it.)
+func (c cache) checkFolders(file string) error {
+	if file == "" {
+		return nil
+	}
+	dir := c.dir
+	for _, part := range strings.Split(path.Dir(file), "/") {
+		if part == "." {
+			continue
+		}
+		dir = filepath.Join(dir, part)
+		st, err := os.Lstat(dir)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil // made as a folder when needed
+		}
+		if err != nil {
+			return fmt.Errorf("zoo: %w", err)
+		}
+		if !st.IsDir() {
+			return fmt.Errorf("%w: %s is %v, not a folder; remove it (bitrun does not follow links in its cache)", ErrUnsafeCache, dir, st.Mode().Type())
+		}
+	}
+	return nil
 }
 
 // checkRegular fails with ErrUnsafeCache when path exists and is not a

@@ -52,7 +52,13 @@ func newPuller(name string, opts Options) (*puller, Ref, error) {
 	if err != nil {
 		return nil, Ref{}, err
 	}
-	return &puller{o: o, c: cache{dir: dir}, e: e}, ref, nil
+	c := cache{dir: dir}
+	for _, f := range []string{e.File, e.Labels} {
+		if err := c.checkFolders(f); err != nil {
+			return nil, Ref{}, err
+		}
+	}
+	return &puller{o: o, c: c, e: e}, ref, nil
 }
 
 // report sends a progress report, throttled unless force.

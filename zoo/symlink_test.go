@@ -46,3 +46,43 @@ func TestCacheDoesNotFollowLinks(t *testing.T) {
 		})
 	}
 }
+
+// TestCacheRefusesLinkedFolders: a folder of the cache (an entry's folder,
+// or the lock folder) replaced by a symbolic link to another place makes
+// pull, import and rm fail with ErrUnsafeCache, and nothing is written to
+// or removed from the place it points to (a pull wrote the checkpoint
+// there and rm deleted it, found by a security review).
+func TestCacheRefusesLinkedFolders(t *testing.T) {
+	data := tinyBytes(t)
+	for _, linked := range []string{"test", lockDirName} {
+		t.Run(linked, func(t *testing.T) {
+			s := newServer(t, map[string][]byte{testFile: data})
+			dir, outside := t.TempDir(), t.TempDir()
+			victim := filepath.Join(outside, "tiny.npz")
+			if err := os.WriteFile(victim, []byte("precious"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink(outside, filepath.Join(dir, linked)); err != nil {
+				t.Fatal(err)
+			}
+			opts := s.opts(t, dir)
+			if _, err := Pull(context.Background(), "test-tiny", opts); !errors.Is(err, ErrUnsafeCache) {
+				t.Errorf("pull: %v, want ErrUnsafeCache", err)
+			}
+			src := filepath.Join(t.TempDir(), "tiny.npz")
+			if err := os.WriteFile(src, data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := Import(context.Background(), src, "test-tiny", opts); !errors.Is(err, ErrUnsafeCache) {
+				t.Errorf("import: %v, want ErrUnsafeCache", err)
+			}
+			if err := Remove(context.Background(), "test-tiny", opts); !errors.Is(err, ErrUnsafeCache) {
+				t.Errorf("rm: %v, want ErrUnsafeCache", err)
+			}
+			ents, _ := os.ReadDir(outside)
+			if b, _ := os.ReadFile(victim); string(b) != "precious" || len(ents) != 1 {
+				t.Errorf("the linked folder changed: %d entries, victim %q", len(ents), b[:min(len(b), 16)])
+			}
+		})
+	}
+}
