@@ -68,6 +68,13 @@
 //     by default; at most 2 × MaxInFlight × MaxBody and at least 2 ×
 //     MaxBody); past it a request is a 503 before its body is buffered.
 //     Parsing a KServe body costs about twice its size, hence the factor 2.
+//   - gRPC: grpc-go buffers a message whole, at the size its prefix
+//     declares (at most MaxBody), before any handler runs. So each call
+//     reserves MaxBody of the same body budget until its message is in
+//     (ResourceExhausted when there is no room: 64 calls receiving at once
+//     with the defaults), the handler then charges what it parses as an
+//     HTTP body, and a call ends within BodyTimeout + RequestTimeout even
+//     when its client stalls. Idle connections close after IdleTimeout.
 //   - Decoding: an image header is checked against Config.MaxPixels before
 //     any pixel buffer is allocated, and a JPEG's scans, coefficient memory
 //     and work are bounded from its markers (data.DecodeCostError); one

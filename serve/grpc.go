@@ -9,15 +9,18 @@ import (
 	"math"
 	"net"
 	"path"
+	"sync"
 	"time"
 
 	"github.com/bitrun/bitrun/api"
 	pb "github.com/bitrun/bitrun/api/inferencepb"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
+	"google.golang.org/grpc/tap"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -46,6 +49,8 @@ func (s *Server) ServeGRPC(l net.Listener) error {
 	gs := grpc.NewServer(
 		grpc.MaxRecvMsgSize(int(min(s.cfg.MaxBody, math.MaxInt32))),
 		grpc.ConnectionTimeout(s.cfg.ReadHeaderTimeout),
+		grpc.InTapHandle(s.grpcReceive),
+		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: s.cfg.IdleTimeout}),
 		grpc.UnaryInterceptor(s.grpcUnary),
 	)
 	pb.RegisterGRPCInferenceServiceServer(gs, grpcService{s: s})
@@ -81,9 +86,40 @@ func (s *Server) stopGRPC(ctx context.Context) {
 	}
 }
 
+// grpcReceive admits a new call before its message arrives. grpc-go
+// buffers a message whole, at the size its 5-byte prefix declares (up to
+// MaxBody), before any handler runs, so a client that declares a large
+// message and stalls would hold that memory outside every budget. Each call
+// therefore reserves MaxBody of the body budget (Config.MaxBodyMemory)
+// until its message is in (grpcUnary releases it; the handler then charges
+// what it parses) or the call ends, and is refused ResourceExhausted when
+// the budget has no room; and a call must end within the body timeout
+// (ReadTimeout when that is off) plus RequestTimeout, stalled or not.
+func (s *Server) grpcReceive(ctx context.Context, _ *tap.Info) (context.Context, error) {
+	if err := s.bodies.take(s.cfg.MaxBody); err != nil {
+		return nil, status.Error(codes.ResourceExhausted, err.Error())
+	}
+	receive := s.cfg.BodyTimeout
+	if receive <= 0 {
+		receive = s.cfg.ReadTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, receive+s.cfg.RequestTimeout)
+	var once sync.Once
+	release := func() { once.Do(func() { s.bodies.give(s.cfg.MaxBody) }) }
+	context.AfterFunc(ctx, func() { release(); cancel() }) // the call ended or timed out
+	return context.WithValue(ctx, grpcReservation{}, release), nil
+}
+
+// grpcReservation keys the release of a call's grpcReceive reservation.
+type grpcReservation struct{}
+
 // grpcUnary is the middleware of every gRPC call: authentication, the
-// error's status code, metrics and one log line, as ServeHTTP does.
+// error's status code, metrics and one log line, as ServeHTTP does. The
+// message is in by now, so the call's receive reservation is released.
 func (s *Server) grpcUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
+	if release, ok := ctx.Value(grpcReservation{}).(func()); ok {
+		release()
+	}
 	start := time.Now()
 	method := path.Base(info.FullMethod)
 	s.metrics.grpc.inFlight.Inc()

@@ -2,12 +2,16 @@ package serve_test
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/binary"
+	"fmt"
 	"image"
 	"image/color"
 	"image/draw"
+	"io"
 	"math"
 	"net"
+	"net/http"
 	"net/http/httptest"
 	"slices"
 	"sort"
@@ -16,16 +20,19 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bitrun/bitrun/api"
-	pb "github.com/bitrun/bitrun/api/inferencepb"
-	"github.com/bitrun/bitrun/data"
-	"github.com/bitrun/bitrun/runtime"
-	"github.com/bitrun/bitrun/serve"
+	"golang.org/x/net/http2"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+
+	"github.com/bitrun/bitrun/api"
+	pb "github.com/bitrun/bitrun/api/inferencepb"
+	"github.com/bitrun/bitrun/data"
+	"github.com/bitrun/bitrun/internal/testwait"
+	"github.com/bitrun/bitrun/runtime"
+	"github.com/bitrun/bitrun/serve"
 )
 
 // startGRPC serves srv's gRPC protocol on a loopback port and returns a
@@ -379,4 +386,76 @@ func refRanking(row []float32) []int {
 	}
 	sort.SliceStable(idx, func(a, b int) bool { return row[idx[a]] > row[idx[b]] })
 	return idx
+}
+
+// stallGRPC opens a ModelInfer call on addr with a raw HTTP/2 client that
+// declares a message of n bytes, sends a few of them and then nothing: what
+// grpc-go buffers at the declared size before any handler runs. The call's
+// response (or error) is sent on the returned channel when it ends.
+func stallGRPC(t *testing.T, addr string, n uint32) <-chan error {
+	t.Helper()
+	tr := &http2.Transport{AllowHTTP: true, DialTLSContext: func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, network, addr)
+	}}
+	t.Cleanup(tr.CloseIdleConnections)
+	pr, pw := io.Pipe()
+	t.Cleanup(func() { pw.Close() })
+	req, err := http.NewRequest("POST", "http://"+addr+"/inference.GRPCInferenceService/ModelInfer", pr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/grpc")
+	req.Header.Set("TE", "trailers")
+	go func() {
+		prefix := []byte{0, 0, 0, 0, 0}
+		binary.BigEndian.PutUint32(prefix[1:], n)
+		pw.Write(append(prefix, make([]byte, 100)...)) // then stall
+	}()
+	done := make(chan error, 1)
+	go func() {
+		resp, err := tr.RoundTrip(req)
+		if err == nil {
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			err = fmt.Errorf("grpc-status %q%q", resp.Header.Get("Grpc-Status"), resp.Trailer.Get("Grpc-Status"))
+		}
+		done <- err
+	}()
+	return done
+}
+
+// TestGRPCStalledMessages (found by a security review): calls that declare
+// a large message and stall hold the body budget (Config.MaxBodyMemory),
+// not memory outside it: with room for two, a third call is refused
+// ResourceExhausted before anything is buffered; the stalled calls end
+// once the body and request timeouts pass, and their room comes back.
+func TestGRPCStalledMessages(t *testing.T) {
+	const maxBody = 1 << 20
+	srv, _, _ := newTestServer(t, serve.Config{MaxBody: maxBody, MaxBodyMemory: 2 * maxBody,
+		BodyTimeout: 200 * time.Millisecond, RequestTimeout: 200 * time.Millisecond}, serve.Options{BatchDelay: -1})
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.ServeGRPC(l)
+	conn, err := grpc.NewClient(l.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	cl := pb.NewGRPCInferenceServiceClient(conn)
+	first, second := stallGRPC(t, l.Addr().String(), maxBody-1), stallGRPC(t, l.Addr().String(), maxBody-1)
+	waitFor(t, func() bool {
+		_, err := cl.ServerLive(context.Background(), &pb.ServerLiveRequest{})
+		return status.Code(err) == codes.ResourceExhausted && strings.Contains(err.Error(), "max-body-memory")
+	})
+	for _, c := range []<-chan error{first, second} {
+		if err := testwait.Returns(t, 10*time.Second, "a stalled gRPC call", func() error { return <-c }); err == nil {
+			t.Error("stalled call: no error")
+		}
+	}
+	testwait.Until(t, 10*time.Second, 20*time.Millisecond, func() error {
+		_, err := cl.ServerLive(context.Background(), &pb.ServerLiveRequest{})
+		return err
+	})
 }
