@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/bitrun/bitrun/runtime"
@@ -52,6 +53,7 @@ type batcher struct {
 	ctx     context.Context // parent of every run; cancelled by abort
 	cancel  context.CancelFunc
 	queue   chan *job
+	forming atomic.Int64 // jobs taken off queue into batches that have not run yet
 	mu      sync.RWMutex // guards closed against sends on a closed queue
 	closed  bool
 	workers sync.WaitGroup
@@ -106,8 +108,9 @@ func (b *batcher) submit(ctx context.Context, x []float32) (map[string][]float32
 	}
 }
 
-// queued is the number of jobs waiting.
-func (b *batcher) queued() int { return len(b.queue) }
+// queued is the number of jobs waiting: in the queue, or in a batch that
+// is still collecting company.
+func (b *batcher) queued() int { return len(b.queue) + int(b.forming.Load()) }
 
 // close stops accepting jobs, lets the workers finish every queued job and
 // waits for them. Idempotent.
@@ -191,9 +194,7 @@ func (b *batcher) admit(batch []*job, j *job) []*job {
 		}
 		return batch
 	}
-	if o := b.observer(); o != nil {
-		o.observeQueue(time.Since(j.enqueued))
-	}
+	b.forming.Add(1)
 	return append(batch, j)
 }
 
@@ -207,15 +208,21 @@ func (b *batcher) observer() batchObserver {
 // runBatch runs the jobs as one batch and answers each; buf is reused
 // between batches and returned.
 func (b *batcher) runBatch(batch []*job, buf []float32) []float32 {
-	// Callers that left while the batch was forming are dropped here too.
+	b.forming.Add(-int64(len(batch)))
+	// Callers that left while the batch was forming are dropped here too;
+	// the others' wait (queue and batch forming) ends now.
+	o := b.observer()
 	live := batch[:0]
 	for _, j := range batch {
 		if err := j.ctx.Err(); err != nil {
 			j.res <- jobResult{err: err}
-			if o := b.observer(); o != nil {
+			if o != nil {
 				o.observeDropped()
 			}
 			continue
+		}
+		if o != nil {
+			o.observeQueue(time.Since(j.enqueued))
 		}
 		live = append(live, j)
 	}

@@ -15,6 +15,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -150,7 +151,7 @@ func slowBody(t *testing.T, addr string, n int) net.Conn {
 // normal request still gets through with --max-in-flight 1; a body that
 // does not arrive within BodyTimeout is a 408.
 func TestSlowBodiesHoldNoSlot(t *testing.T) {
-	_, _, ts := newTestServer(t, serve.Config{MaxInFlight: 1, BodyTimeout: 700 * time.Millisecond}, serve.Options{BatchDelay: -1})
+	_, _, ts := newTestServer(t, serve.Config{MaxInFlight: 1, BodyTimeout: 2 * time.Second}, serve.Options{BatchDelay: -1})
 	addr := strings.TrimPrefix(ts.URL, "http://")
 	img := pngBytes(solid(8, 8, color.White))
 	slow := slowBody(t, addr, len(img))
@@ -158,15 +159,19 @@ func TestSlowBodiesHoldNoSlot(t *testing.T) {
 		slowBody(t, addr, len(img))
 	}
 	time.Sleep(100 * time.Millisecond) // the slow requests are in their handlers
-	start := time.Now()
 	resp, b := do(t, "POST", ts.URL+"/v1/models/colors/predict", "image/png", img, nil)
 	if resp.StatusCode != 200 {
 		t.Fatalf("normal request behind 4 slow bodies: %d %s", resp.StatusCode, b)
 	}
-	if d := time.Since(start); d > 500*time.Millisecond {
-		t.Errorf("normal request took %v behind slow bodies", d)
+	// Had a slow body held the one slot, the normal request would have
+	// waited for its 408; the slow client has heard nothing yet. (An
+	// order of events, not a wall-clock bound: a loaded CI machine can be
+	// slow without failing this.)
+	slow.SetReadDeadline(time.Now().Add(10 * time.Millisecond))
+	if n, err := slow.Read(make([]byte, 1)); n != 0 || !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("the slow client was answered (%d bytes, %v) before the normal request", n, err)
 	}
-	slow.SetReadDeadline(time.Now().Add(5 * time.Second))
+	slow.SetReadDeadline(time.Now().Add(10 * time.Second))
 	sr, err := http.ReadResponse(bufio.NewReader(slow), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -184,15 +189,26 @@ func TestBodyBudget(t *testing.T) {
 	const maxBody = 1 << 20
 	_, _, ts := newTestServer(t, serve.Config{MaxInFlight: 1, MaxBody: maxBody, BodyTimeout: -1}, serve.Options{})
 	addr := strings.TrimPrefix(ts.URL, "http://")
-	// Two announced 1 MiB bodies reserve the 2 MiB budget...
+	// Two announced 1 MiB bodies reserve the 2 MiB budget, so a third is
+	// refused at once.
 	slowBody(t, addr, maxBody-bytesMinRead)
 	slowBody(t, addr, maxBody-bytesMinRead)
-	time.Sleep(100 * time.Millisecond)
-	// ...so a third is refused at once.
-	resp, b := do(t, "POST", ts.URL+"/v1/models/colors/predict", "image/png", pngBytes(solid(8, 8, color.White)), nil)
-	if resp.StatusCode != 503 || !strings.Contains(string(b), "request bodies in memory") {
-		t.Fatalf("%d %s, want 503 from the body budget", resp.StatusCode, b)
-	}
+	budgetRefuses(t, ts.URL, "request bodies in memory")
+}
+
+// budgetRefuses waits until a small predict request to url is refused 503
+// by the body budget with a message holding want: the slow bodies sent
+// before it reserve the budget once the server has read their headers.
+func budgetRefuses(t *testing.T, url, want string) {
+	t.Helper()
+	img := pngBytes(solid(8, 8, color.White))
+	testwait.Until(t, 10*time.Second, 20*time.Millisecond, func() error {
+		resp, b := do(t, "POST", url+"/v1/models/colors/predict", "image/png", img, nil)
+		if resp.StatusCode != 503 || !strings.Contains(string(b), want) {
+			return fmt.Errorf("%d %s, want 503 from the body budget", resp.StatusCode, b)
+		}
+		return nil
+	})
 }
 
 // bytesMinRead is bytes.MinRead: readCapped presizes Content-Length plus it.
@@ -304,11 +320,7 @@ func TestBodyMemoryDefault(t *testing.T) {
 	addr := strings.TrimPrefix(ts.URL, "http://")
 	slowBody(t, addr, 1<<20-bytesMinRead)
 	slowBody(t, addr, 1<<20-bytesMinRead)
-	time.Sleep(100 * time.Millisecond)
-	resp, b := do(t, "POST", ts.URL+"/v1/models/colors/predict", "image/png", pngBytes(solid(8, 8, color.White)), nil)
-	if resp.StatusCode != 503 || !strings.Contains(string(b), "max-body-memory") {
-		t.Fatalf("%d %s, want 503 from the body budget", resp.StatusCode, b)
-	}
+	budgetRefuses(t, ts.URL, "max-body-memory")
 }
 
 // TestDecodeMemoryDefault: decodes in progress are bounded in bytes (512

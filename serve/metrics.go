@@ -67,7 +67,7 @@ func newMetrics(reg *prometheus.Registry, version, commit string, queued func() 
 		http: newCalls("bitrun_http", "HTTP request", "HTTP requests", "route", latencyBuckets),
 		grpc: newCalls("bitrun_grpc", "gRPC call", "gRPC calls", "method", latencyBuckets),
 		queue: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "bitrun_queue_duration_seconds", Help: "Time an image waited in the batching queue.", Buckets: latencyBuckets,
+			Name: "bitrun_queue_duration_seconds", Help: "Time an image waited for its batch to run (in the queue and while the batch formed).", Buckets: latencyBuckets,
 		}, versionLabels),
 		batch: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "bitrun_batch_size", Help: "Images per batch sent to the model.",
@@ -103,7 +103,7 @@ func newMetrics(reg *prometheus.Registry, version, commit string, queued func() 
 	return m
 }
 
-var queueDesc = prometheus.NewDesc("bitrun_queue_images", "Images waiting in the batching queue.", versionLabels, nil)
+var queueDesc = prometheus.NewDesc("bitrun_queue_images", "Images waiting for their batch to run (queued, or in a batch still forming).", versionLabels, nil)
 
 // queueCollector reports the queue length of every served model version
 // at scrape time.

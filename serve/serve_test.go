@@ -14,6 +14,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -374,6 +376,48 @@ func TestQueueFull(t *testing.T) {
 		if code := <-results; code != 200 {
 			t.Errorf("queued request got %d", code)
 		}
+	}
+}
+
+// TestQueueMetricsCountFormingBatch: images collected into a batch that
+// waits for company are still waiting: the queue gauge counts them, and the
+// queue-time histogram measures until their batch runs (it counted only the
+// channel, so both read about zero while a 1 s batch delay passed).
+func TestQueueMetricsCountFormingBatch(t *testing.T) {
+	_, _, ts := newTestServer(t, serve.Config{}, serve.Options{MaxBatch: 8, BatchDelay: time.Second})
+	img := pngBytes(solid(8, 8, color.RGBA{G: 255, A: 255}))
+	codes := make(chan int, 3)
+	for range 3 {
+		go func() {
+			resp, err := http.Post(ts.URL+"/v1/models/colors/predict", "image/png", bytes.NewReader(img))
+			if err != nil {
+				codes <- -1
+				return
+			}
+			resp.Body.Close()
+			codes <- resp.StatusCode
+		}()
+	}
+	waitFor(t, func() bool {
+		_, b := do(t, "GET", ts.URL+"/metrics", "", nil, nil)
+		return strings.Contains(string(b), `bitrun_queue_images{model="colors",version="1"} 3`)
+	})
+	for range 3 {
+		if code := <-codes; code != 200 {
+			t.Fatalf("request got %d", code)
+		}
+	}
+	_, b := do(t, "GET", ts.URL+"/metrics", "", nil, nil)
+	m := regexp.MustCompile(`bitrun_queue_duration_seconds_sum\{model="colors",version="1"\} (\S+)`).FindSubmatch(b)
+	if m == nil {
+		t.Fatalf("no queue duration sum in\n%s", b)
+	}
+	// The first image waited the whole delay: a lower bound only.
+	if sum, err := strconv.ParseFloat(string(m[1]), 64); err != nil || sum < 0.9 {
+		t.Errorf("queue time sum %s s for three images behind a 1 s batch delay", m[1])
+	}
+	if !strings.Contains(string(b), `bitrun_queue_images{model="colors",version="1"} 0`) {
+		t.Error("queue gauge not back to 0")
 	}
 }
 

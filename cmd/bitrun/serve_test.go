@@ -25,6 +25,8 @@ import (
 	"time"
 
 	"github.com/spf13/viper"
+
+	"github.com/bitrun/bitrun/internal/testwait"
 )
 
 func TestParseSizes(t *testing.T) {
@@ -285,7 +287,7 @@ func TestServeSIGTERM(t *testing.T) {
 	files := writeTestJPEGs(t, 1)
 	img, _ := os.ReadFile(files[0])
 	args, _ := json.Marshal([]string{"serve", "--onnx", m.onnx, "--addr", "127.0.0.1:0", "--log-format", "json",
-		"--max-batch", "64", "--batch-delay", "400ms", "--drain-delay", "300ms", "--grace", "10s"})
+		"--max-batch", "64", "--batch-delay", "1500ms", "--drain-delay", "1s", "--grace", "10s"})
 	cmd := exec.Command(os.Args[0], "-test.run=^TestServeHelperProcess$")
 	cmd.Env = append(os.Environ(), "BITRUN_SERVE_HELPER=1", "BITRUN_SERVE_ARGS="+string(args))
 	stderr, err := cmd.StderrPipe()
@@ -333,24 +335,38 @@ func TestServeSIGTERM(t *testing.T) {
 			codes <- resp.StatusCode
 		}()
 	}
-	time.Sleep(150 * time.Millisecond) // queued: the batch waits 400ms for company
+	// All six wait in the queue (the batch waits 1.5 s for company) before
+	// the signal: a request that came after it would rightly be refused.
+	queued := regexp.MustCompile(`(?m)^bitrun_queue_images\{[^}]*\} 6$`)
+	testwait.Until(t, 10*time.Second, 20*time.Millisecond, func() error {
+		resp, err := http.Get(base + "/metrics")
+		if err != nil {
+			return err
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if !queued.Match(b) {
+			return fmt.Errorf("not 6 images queued yet")
+		}
+		return nil
+	})
 	start := time.Now()
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	// During the drain delay the listener is open and readiness says 503.
-	saw503 := false
-	for time.Since(start) < 250*time.Millisecond && !saw503 {
+	// During the drain delay (1 s) the listener is open and readiness says
+	// 503.
+	testwait.Until(t, 5*time.Second, 10*time.Millisecond, func() error {
 		resp, err := http.Get(base + "/v2/health/ready")
-		if err == nil {
-			saw503 = resp.StatusCode == http.StatusServiceUnavailable
-			resp.Body.Close()
+		if err != nil {
+			return fmt.Errorf("readiness did not turn 503 after SIGTERM before the listener closed: %w", err)
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	if !saw503 {
-		t.Error("readiness did not turn 503 after SIGTERM")
-	}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusServiceUnavailable {
+			return fmt.Errorf("readiness %d after SIGTERM, want 503", resp.StatusCode)
+		}
+		return nil
+	})
 	for range inflight {
 		if code := <-codes; code != 200 {
 			t.Errorf("in-flight request got %d, want 200", code)
