@@ -97,6 +97,7 @@ func TestConvHWIOGrad(t *testing.T) {
 		{2, 5, 5, 5, 3, 1, 1, 0},
 		{2, 5, 6, 6, 3, 1, 2, 0},
 		{1, 3, 11, 11, 2, 7, 2, 3}, // the root conv
+		{1, 2, 3, 1, 2, 7, 1, 3},   // one pixel wide: whole output runs in the padding (the scalar dW packer panicked)
 	}
 	for _, tc := range cases {
 		t.Run(tc.String(), func(t *testing.T) {

@@ -206,8 +206,10 @@ func (cp *convPacker) rowSeg(r, q0, cnt int, out []float32, step int) {
 				d[t*step] = 0
 			}
 			if st == 1 {
-				for t, v := range row[ix0+lo : ix0+hi] {
-					d[(lo+t)*step] = v
+				if lo < hi { // else the whole run is padding, maybe past the row's start
+					for t, v := range row[ix0+lo : ix0+hi] {
+						d[(lo+t)*step] = v
+					}
 				}
 			} else {
 				for t := lo; t < hi; t++ {
@@ -228,11 +230,15 @@ func (cp *convPacker) rowSeg(r, q0, cnt int, out []float32, step int) {
 type patchRows struct{ cp convPacker }
 
 func (t *patchRows) panels(i0, mb, p0, kb int, dst []float32) ([]float32, int) {
+	var g panelGather
 	for ir := 0; ir < mb; ir += mr {
 		mm := min(mr, mb-ir)
 		panel := dst[ir*kb : ir*kb+mr*kb]
 		if mm == mr && t.cp.pointwise {
 			t.cp.packRowsPointwise(i0+ir, p0, kb, panel)
+			continue
+		}
+		if g.pack(&t.cp, i0+ir, mm, p0, kb, panel) {
 			continue
 		}
 		if ch, _, _ := t.cp.tap(i0 + ir); mm == mr && t.cp.hwc && ch+mr <= t.cp.c {
@@ -247,6 +253,77 @@ func (t *patchRows) panels(i0, mb, p0, kb int, dst []float32) ([]float32, int) {
 		}
 	}
 	return dst, mr * kb
+}
+
+// panelGather packs A panels of the im2col matrix with one masked gather
+// per 16 values (gatherPanel), where the machine has them: for kernels
+// wider than 1x1, whose rows read each column at its own offset. The
+// columns' offsets are worked out once for all panels of a block.
+type panelGather struct {
+	cols  [48 * kcMax / 16]int32 // per group of 16 columns: image offset, first input row, first input column
+	ready bool
+	off   bool // no gathers (missing, a block deeper than kcMax, or a tensor too large for int32 offsets)
+}
+
+// pack packs rows r0..r0+mm-1 over columns p0..p0+kb-1 into panel; false
+// when it cannot (the caller packs the panel another way).
+func (g *panelGather) pack(cp *convPacker, r0, mm, p0, kb int, panel []float32) bool {
+	if g.off {
+		return false
+	}
+	if !g.ready {
+		if !hasGather || kb > kcMax || len(cp.x) >= 1<<31-1 {
+			g.off = true
+			return false
+		}
+		cp.gatherCols(p0, kb, g.cols[:])
+		g.ready = true
+	}
+	var rows [3 * mr * 16]int32
+	var ch, ky, kx [mr]int32
+	for r := range mr {
+		if r < mm {
+			c, y, x := cp.tap(r0 + r)
+			ch[r], ky[r], kx[r] = int32(c*cp.h*cp.w+y*cp.w+x), int32(y), int32(x)
+		} else {
+			ky[r] = 1 << 30 // outside every image: a zero row
+		}
+	}
+	for v := range mr * 16 {
+		r := v % mr
+		rows[v], rows[mr*16+v], rows[2*mr*16+v] = ch[r], ky[r], kx[r]
+	}
+	full := kb / 16
+	gatherPanel(panel, cp.x, g.cols[:], rows[:], full, cp.h, cp.w)
+	if tail := kb - 16*full; tail > 0 {
+		var last [16 * mr]float32
+		gatherPanel(last[:], cp.x, g.cols[48*full:], rows[:], 1, cp.h, cp.w)
+		copy(panel[16*full*mr:kb*mr], last[:tail*mr])
+	}
+	return true
+}
+
+// gatherCols writes gatherPanel's column table for columns p0..p0+kb-1
+// into cols: per group of 16, each column's image offset moved to its first
+// input row and column (y·stride-pad, x·stride-pad, which may be
+// negative), then those rows, then those columns; columns past kb read as
+// outside.
+func (cp *convPacker) gatherCols(p0, kb int, cols []int32) {
+	groups := (kb + 15) / 16
+	for g := range groups {
+		for j := range 16 {
+			cols[48*g+16+j] = 1 << 30
+		}
+	}
+	img, p := p0/cp.pix, p0%cp.pix
+	y, xo := p/cp.ow, p%cp.ow
+	for q := range kb {
+		iy, ix := y*cp.stride-cp.pad, xo*cp.stride-cp.pad
+		g, j := q/16, q%16
+		cols[48*g+j] = int32(img*cp.chw + iy*cp.w + ix)
+		cols[48*g+16+j], cols[48*g+32+j] = int32(iy), int32(ix)
+		img, y, xo = cp.advance(img, y, xo, 1)
+	}
 }
 
 // patchCols is the im2col matrix of a batch transposed, as a right operand:

@@ -203,3 +203,23 @@ func gatherRows(panel, x []float32, tbl, rows []int32) bool {
 	gatherRowsAVX512(&panel[0], &x[0], &tbl[0], &rows[0], n)
 	return true
 }
+
+//go:noescape
+func gatherPanelAVX512(dst, x *float32, cols, rows *int32, groups, h, w int)
+
+// gatherPanel packs an A panel of mr rows over 16·groups steps with masked
+// gathers (see gatherPanelAVX512 for cols and rows); false, with nothing
+// written, where AVX-512 is missing. Every in-bounds index must lie in x.
+func gatherPanel(panel, x []float32, cols, rows []int32, groups, h, w int) bool {
+	if !hasAVX512 || groups == 0 {
+		return false
+	}
+	_ = panel[groups*16*mr-1]
+	_ = cols[groups*48-1]
+	_ = rows[3*mr*16-1]
+	gatherPanelAVX512(&panel[0], &x[0], &cols[0], &rows[0], groups, h, w)
+	return true
+}
+
+// hasGather reports whether gatherRows and gatherPanel run here.
+var hasGather = hasAVX512

@@ -585,3 +585,164 @@ grloop:
 grdone:
 	VZEROUPPER
 	RET
+
+// Lane permutations of gatherPanelAVX512: output vector k of a group of 16
+// steps holds panel values 16k..16k+15, value v being step v/6, row v%6.
+DATA gpperm<>+0(SB)/4, $0
+DATA gpperm<>+4(SB)/4, $0
+DATA gpperm<>+8(SB)/4, $0
+DATA gpperm<>+12(SB)/4, $0
+DATA gpperm<>+16(SB)/4, $0
+DATA gpperm<>+20(SB)/4, $0
+DATA gpperm<>+24(SB)/4, $1
+DATA gpperm<>+28(SB)/4, $1
+DATA gpperm<>+32(SB)/4, $1
+DATA gpperm<>+36(SB)/4, $1
+DATA gpperm<>+40(SB)/4, $1
+DATA gpperm<>+44(SB)/4, $1
+DATA gpperm<>+48(SB)/4, $2
+DATA gpperm<>+52(SB)/4, $2
+DATA gpperm<>+56(SB)/4, $2
+DATA gpperm<>+60(SB)/4, $2
+DATA gpperm<>+64(SB)/4, $2
+DATA gpperm<>+68(SB)/4, $2
+DATA gpperm<>+72(SB)/4, $3
+DATA gpperm<>+76(SB)/4, $3
+DATA gpperm<>+80(SB)/4, $3
+DATA gpperm<>+84(SB)/4, $3
+DATA gpperm<>+88(SB)/4, $3
+DATA gpperm<>+92(SB)/4, $3
+DATA gpperm<>+96(SB)/4, $4
+DATA gpperm<>+100(SB)/4, $4
+DATA gpperm<>+104(SB)/4, $4
+DATA gpperm<>+108(SB)/4, $4
+DATA gpperm<>+112(SB)/4, $4
+DATA gpperm<>+116(SB)/4, $4
+DATA gpperm<>+120(SB)/4, $5
+DATA gpperm<>+124(SB)/4, $5
+DATA gpperm<>+128(SB)/4, $5
+DATA gpperm<>+132(SB)/4, $5
+DATA gpperm<>+136(SB)/4, $5
+DATA gpperm<>+140(SB)/4, $5
+DATA gpperm<>+144(SB)/4, $6
+DATA gpperm<>+148(SB)/4, $6
+DATA gpperm<>+152(SB)/4, $6
+DATA gpperm<>+156(SB)/4, $6
+DATA gpperm<>+160(SB)/4, $6
+DATA gpperm<>+164(SB)/4, $6
+DATA gpperm<>+168(SB)/4, $7
+DATA gpperm<>+172(SB)/4, $7
+DATA gpperm<>+176(SB)/4, $7
+DATA gpperm<>+180(SB)/4, $7
+DATA gpperm<>+184(SB)/4, $7
+DATA gpperm<>+188(SB)/4, $7
+DATA gpperm<>+192(SB)/4, $8
+DATA gpperm<>+196(SB)/4, $8
+DATA gpperm<>+200(SB)/4, $8
+DATA gpperm<>+204(SB)/4, $8
+DATA gpperm<>+208(SB)/4, $8
+DATA gpperm<>+212(SB)/4, $8
+DATA gpperm<>+216(SB)/4, $9
+DATA gpperm<>+220(SB)/4, $9
+DATA gpperm<>+224(SB)/4, $9
+DATA gpperm<>+228(SB)/4, $9
+DATA gpperm<>+232(SB)/4, $9
+DATA gpperm<>+236(SB)/4, $9
+DATA gpperm<>+240(SB)/4, $10
+DATA gpperm<>+244(SB)/4, $10
+DATA gpperm<>+248(SB)/4, $10
+DATA gpperm<>+252(SB)/4, $10
+DATA gpperm<>+256(SB)/4, $10
+DATA gpperm<>+260(SB)/4, $10
+DATA gpperm<>+264(SB)/4, $11
+DATA gpperm<>+268(SB)/4, $11
+DATA gpperm<>+272(SB)/4, $11
+DATA gpperm<>+276(SB)/4, $11
+DATA gpperm<>+280(SB)/4, $11
+DATA gpperm<>+284(SB)/4, $11
+DATA gpperm<>+288(SB)/4, $12
+DATA gpperm<>+292(SB)/4, $12
+DATA gpperm<>+296(SB)/4, $12
+DATA gpperm<>+300(SB)/4, $12
+DATA gpperm<>+304(SB)/4, $12
+DATA gpperm<>+308(SB)/4, $12
+DATA gpperm<>+312(SB)/4, $13
+DATA gpperm<>+316(SB)/4, $13
+DATA gpperm<>+320(SB)/4, $13
+DATA gpperm<>+324(SB)/4, $13
+DATA gpperm<>+328(SB)/4, $13
+DATA gpperm<>+332(SB)/4, $13
+DATA gpperm<>+336(SB)/4, $14
+DATA gpperm<>+340(SB)/4, $14
+DATA gpperm<>+344(SB)/4, $14
+DATA gpperm<>+348(SB)/4, $14
+DATA gpperm<>+352(SB)/4, $14
+DATA gpperm<>+356(SB)/4, $14
+DATA gpperm<>+360(SB)/4, $15
+DATA gpperm<>+364(SB)/4, $15
+DATA gpperm<>+368(SB)/4, $15
+DATA gpperm<>+372(SB)/4, $15
+DATA gpperm<>+376(SB)/4, $15
+DATA gpperm<>+380(SB)/4, $15
+GLOBL gpperm<>(SB), RODATA|NOPTR, $384
+
+// func gatherPanelAVX512(dst, x *float32, cols, rows *int32, groups, h, w int)
+// Packs an A panel of 6 rows over 16·groups steps (columns) with masked
+// gathers: dst[6t+r] = x[cb[t]+off[r]] when 0 <= cy[t]+ky[r] < h and
+// 0 <= cx[t]+kx[r] < w, else 0. cols holds, per group of 16 steps, the
+// 16 cb, then the 16 cy, then the 16 cx; rows holds the lane patterns of
+// off, ky and kx for the 6 output vectors (3 × 6 × 16 int32: off for
+// vector k at 64k bytes, ky at 384+64k, kx at 768+64k).
+TEXT ·gatherPanelAVX512(SB), NOSPLIT, $0-56
+	MOVQ         dst+0(FP), DI
+	MOVQ         x+8(FP), SI
+	MOVQ         cols+16(FP), R8
+	MOVQ         rows+24(FP), R9
+	MOVQ         groups+32(FP), CX
+	VPBROADCASTD h+40(FP), Z30
+	VPBROADCASTD w+48(FP), Z31
+	LEAQ         gpperm<>(SB), R10
+	VMOVDQU32    (R10), Z20
+	VMOVDQU32    64(R10), Z21
+	VMOVDQU32    128(R10), Z22
+	VMOVDQU32    192(R10), Z23
+	VMOVDQU32    256(R10), Z24
+	VMOVDQU32    320(R10), Z25
+	TESTQ        CX, CX
+	JZ           gpdone
+
+gpgroup:
+	VMOVDQU32 (R8), Z10
+	VMOVDQU32 64(R8), Z11
+	VMOVDQU32 128(R8), Z12
+
+#define GPVEC(perm, k) \
+	VPERMD     Z10, perm, Z0; \
+	VPERMD     Z11, perm, Z1; \
+	VPERMD     Z12, perm, Z2; \
+	VPADDD     (384+64*k)(R9), Z1, Z1; \
+	VPADDD     (768+64*k)(R9), Z2, Z2; \
+	VPADDD     (64*k)(R9), Z0, Z0; \
+	VPCMPUD    $1, Z30, Z1, K1; \
+	VPCMPUD    $1, Z31, Z2, K2; \
+	KANDW      K1, K2, K1; \
+	VPXORD     Z3, Z3, Z3; \
+	VPGATHERDD (SI)(Z0*4), K1, Z3; \
+	VMOVDQU32  Z3, (64*k)(DI)
+
+	GPVEC(Z20, 0)
+	GPVEC(Z21, 1)
+	GPVEC(Z22, 2)
+	GPVEC(Z23, 3)
+	GPVEC(Z24, 4)
+	GPVEC(Z25, 5)
+#undef GPVEC
+
+	ADDQ $192, R8
+	ADDQ $384, DI
+	DECQ CX
+	JNZ  gpgroup
+
+gpdone:
+	VZEROUPPER
+	RET

@@ -34,3 +34,7 @@ func packTransFull(a []float32, lda, m, q0, q1, k int, data []float32) int { ret
 func pack6Rows(panel, a []float32, lda, n int) int { return 0 }
 
 func gatherRows(panel, x []float32, tbl, rows []int32) bool { return false }
+
+func gatherPanel(panel, x []float32, cols, rows []int32, groups, h, w int) bool { return false }
+
+var hasGather = false

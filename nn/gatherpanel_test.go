@@ -1,0 +1,62 @@
+package nn
+
+import (
+	"math/rand/v2"
+	"slices"
+	"testing"
+)
+
+// TestPanelGatherMatchesScalar: the gathered A panels of the im2col matrix
+// (the weight gradient's left operand) hold exactly the values the scalar
+// packers write, over random kernels, strides, paddings, channel orders,
+// partial panels and column ranges that start and end mid-row and
+// mid-image.
+func TestPanelGatherMatchesScalar(t *testing.T) {
+	if !hasGather {
+		t.Skip("no AVX-512 gathers on this machine: the scalar packers are the only path")
+	}
+	r := rand.New(rand.NewPCG(41, 42))
+	for it := 0; it < 300; it++ {
+		k := []int{1, 3, 3, 7}[r.IntN(4)]
+		stride, pad := 1+r.IntN(2), r.IntN(k/2+2)
+		if k == 1 && stride == 1 && pad == 0 {
+			pad = 1 // the 1x1 stride-1 packer is not a gather path
+		}
+		n, c := 1+r.IntN(3), 1+r.IntN(13)
+		h, w := k+r.IntN(9), k+r.IntN(9)
+		x := make([]float32, n*c*h*w)
+		for i := range x {
+			x[i] = float32(i + 1)
+		}
+		oh, ow := ConvOutSize(h, k, stride, pad), ConvOutSize(w, k, stride, pad)
+		cp := newConvPacker(x, c, h, w, k, k, stride, pad, oh, ow)
+		cp.hwc = r.IntN(2) == 0
+		rows, cols := k*k*c, n*oh*ow
+		i0 := r.IntN(rows)
+		mb := 1 + r.IntN(rows-i0)
+		p0 := r.IntN(cols)
+		kb := 1 + r.IntN(min(kcMax, cols-p0))
+		pr := patchRows{cp}
+		size := (mb + mr - 1) / mr * mr * kb
+		got := make([]float32, size+64)
+		for i := range got {
+			got[i] = -1
+		}
+		pr.panels(i0, mb, p0, kb, got)
+		hasGather = false
+		want := make([]float32, size+64)
+		for i := range want {
+			want[i] = -1
+		}
+		pr.panels(i0, mb, p0, kb, want)
+		hasGather = true
+		if !slices.Equal(got, want) {
+			for i := range got {
+				if got[i] != want[i] {
+					t.Fatalf("k%d s%d p%d n%d c%d %dx%d hwc %v rows %d+%d cols %d+%d: value %d = %v, scalar %v",
+						k, stride, pad, n, c, h, w, cp.hwc, i0, mb, p0, kb, i, got[i], want[i])
+				}
+			}
+		}
+	}
+}
