@@ -160,9 +160,12 @@ func (cp *convPacker) packAny(panel []float32, p0, kb, q0, nn int) {
 	}
 	hw := cp.h * cp.w
 	ch, ky, kx := cp.tap(p0)
-	if kb <= kcMax {
+	if kb <= kcMax && p0+kb <= khw*cp.c && len(cp.x) < 1<<31-1 &&
+		(q0+nn-1)/cp.pix < len(cp.x)/cp.chw {
 		// Each row's tap (byte offset of its offsets in tbl) and channel
-		// start, for one gather per row where the machine has it.
+		// start, for one gather per row where the machine has it. (The
+		// conditions keep every gathered index inside x, as the scalar
+		// loop's bounds checks would.)
 		var rows [2 * kcMax]int32
 		c, y, x := ch, ky, kx
 		for p := 0; p < kb; p++ {

@@ -271,8 +271,13 @@ func (g *panelGather) pack(cp *convPacker, r0, mm, p0, kb int, panel []float32) 
 	if g.off {
 		return false
 	}
+	if r0+mm > cp.kh*cp.kw*cp.c {
+		return false // a row past the matrix: the scalar packer reports it
+	}
 	if !g.ready {
-		if !hasGather || kb > kcMax || len(cp.x) >= 1<<31-1 {
+		// Every gathered index stays inside x: columns of whole images in
+		// it, rows of its channels (checked above), offsets that fit int32.
+		if !hasGather || kb > kcMax || len(cp.x) >= 1<<31-1 || (p0+kb-1)/cp.pix >= len(cp.x)/cp.chw {
 			g.off = true
 			return false
 		}
