@@ -65,10 +65,7 @@ func (cp *convPacker) packB(p0, kb, j0, nb int, dst []float32) {
 			// 1x1: row ch is the image plane itself.
 			src := cp.x[img*cp.chw+q:]
 			hw := cp.h * cp.w
-			for p := 0; p < kb; p++ {
-				v := *(*[nr]float32)(src[(p0+p)*hw:])
-				*(*[nr]float32)(panel[p*nr:]) = v
-			}
+			copyRows16(panel, src[p0*hw:], hw, kb)
 		case nn == nr && q%cp.ow+nr <= cp.ow:
 			cp.packRow(panel, p0, kb, img, q/cp.ow, q%cp.ow)
 		default:

@@ -223,3 +223,21 @@ func gatherPanel(panel, x []float32, cols, rows []int32, groups, h, w int) bool 
 
 // hasGather reports whether gatherRows and gatherPanel run here.
 var hasGather = hasAVX512
+
+//go:noescape
+func copyRows16AVX512(dst, src *float32, ld, n int)
+
+// copyRows16 copies the first 16 values of n rows of src (ld apart) to
+// dst, one row after another.
+func copyRows16(dst, src []float32, ld, n int) {
+	if n == 0 {
+		return
+	}
+	_ = src[(n-1)*ld+15]
+	_ = dst[16*n-1]
+	if hasAVX512 {
+		copyRows16AVX512(&dst[0], &src[0], 4*ld, n)
+		return
+	}
+	copyRows16Go(dst, src, ld, n)
+}

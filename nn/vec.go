@@ -137,3 +137,10 @@ func wsSGDGo(w, v, g0, g1, scale, shift, b, c []float32, mu, lr, wd float32) {
 		w[j] = wj - lr*v[j]
 	}
 }
+
+// copyRows16Go is copyRows16 in Go.
+func copyRows16Go(dst, src []float32, ld, n int) {
+	for p := range n {
+		*(*[16]float32)(dst[16*p:]) = *(*[16]float32)(src[p*ld:])
+	}
+}

@@ -38,3 +38,5 @@ func gatherRows(panel, x []float32, tbl, rows []int32) bool { return false }
 func gatherPanel(panel, x []float32, cols, rows []int32, groups, h, w int) bool { return false }
 
 var hasGather = false
+
+func copyRows16(dst, src []float32, ld, n int) { copyRows16Go(dst, src, ld, n) }
