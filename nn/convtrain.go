@@ -374,7 +374,7 @@ func (cp *convPacker) packRowsPointwise(ch0, p0, kb int, panel []float32) {
 		r3 := cp.x[base+3*hw:][:run]
 		r4 := cp.x[base+4*hw:][:run]
 		r5 := cp.x[base+5*hw:][:run]
-		for j := 0; j < run; j++ {
+		for j := pack6Rows(d, cp.x[base:], hw, run); j < run; j++ {
 			s := d[j*mr : j*mr+mr : j*mr+mr]
 			s[0], s[1], s[2], s[3], s[4], s[5] = r0[j], r1[j], r2[j], r3[j], r4[j], r5[j]
 		}
