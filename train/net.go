@@ -43,7 +43,12 @@ func Preset(name string) (Trainable, error) {
 // backward needs from the last forward in an arena that is reused from call to
 // call, and accumulates gradients (of the trainable parameters only) until
 // ZeroGrad. Params are shared, not copied: an optimiser updates them in place
-// between logical steps. A Net is not safe for concurrent use.
+// between logical steps. The Net keeps each conv kernel standardised and
+// packed while it knows the kernel unchanged (Step repacks what it updates;
+// a frozen kernel is packed once), so a caller that changes parameters any
+// other way (an optimiser over Grads, clipping, new weights) calls
+// Invalidate before the next forward; ZeroGrad does it too unless the last
+// update was Step's. A Net is not safe for concurrent use.
 type Net struct {
 	cfg       model.Config
 	params    model.Params
@@ -130,8 +135,17 @@ func NewNet(cfg model.Config, params model.Params, trainable Trainable) (*Net, e
 // Config is the network's architecture.
 func (n *Net) Config() model.Config { return n.cfg }
 
-// Params are the weights the Net reads (shared with the caller).
+// Params are the weights the Net reads (shared with the caller: after
+// changing them in place other than through Step, call Invalidate).
 func (n *Net) Params() model.Params { return n.params }
+
+// Invalidate drops every standardised and packed kernel: the next forward
+// standardises and packs them from the current parameters. Call it after
+// changing parameters other than through Step.
+func (n *Net) Invalidate() {
+	clear(n.packed)
+	n.stepped = false
+}
 
 // Trainable reports whether the named parameter gets gradients.
 func (n *Net) Trainable(name string) bool { _, ok := n.gacc[name]; return ok }
@@ -527,12 +541,12 @@ func (n *Net) unitBackward(dout *nn.Tensor, b, u int) *nn.Tensor {
 // ZeroGrad clears the gradient accumulators. (They are not written: the
 // next micro-batch's backward overwrites them instead of adding, as every
 // backward writes the gradient of every trainable parameter.) Unless the
-// last update was Step's, it also drops the packed kernels: the
-// parameters may have changed (an optimiser over Grads, new values), and
-// the next forward standardises and packs them again.
+// last update was Step's, it also drops the packed kernels (Invalidate):
+// an optimiser over Grads may have changed the parameters. After a Step,
+// a change of the parameters made before ZeroGrad needs Invalidate.
 func (n *Net) ZeroGrad() {
 	if !n.stepped {
-		clear(n.packed)
+		n.Invalidate()
 	}
 	n.stepped = false
 	n.seen = false
@@ -602,7 +616,8 @@ func (n *Net) Step(opt *SGD, lr float64) error {
 		from = from[:1]
 	}
 	if len(from) == 0 || from[0] != n {
-		n.stepped = false
+		// Every kernel may move (momentum, weight decay): none stays packed.
+		n.Invalidate()
 		return opt.Step(n.params, n.Grads(), lr)
 	}
 	// The other parameters (GroupNorm, head: small) go through opt.Step

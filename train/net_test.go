@@ -451,3 +451,50 @@ func TestNetKeepsPackedKernels(t *testing.T) {
 		t.Errorf("kernel %s: standardisation differs from a fresh Net's", key)
 	}
 }
+
+// Forwards after the updates a Net cannot see through Step's fused path
+// match a fresh Net over the same parameters, to the bit: Step's fallback
+// (no gradients since ZeroGrad, so SGD.Step over Grads moves every kernel
+// by momentum and weight decay), and a change made after Step followed by
+// Invalidate (found in review: both forwards used the kernels packed
+// before the change).
+func TestNetForwardSeesEveryUpdate(t *testing.T) {
+	cfg := tinyConfig(t, 4)
+	x := randomInput(6, 2, 3, 32, 32)
+	targets := make([]float32, 2*4)
+	if err := OneHot([]int{0, 3}, 4, targets); err != nil {
+		t.Fatal(err)
+	}
+	params := randomParams(cfg, 5)
+	n, _ := NewNet(cfg, params, nil)
+	opt := &SGD{Momentum: 0.9, WeightDecay: 1e-2}
+	matchesFresh := func(what string) {
+		t.Helper()
+		got, err := n.Forward(x)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fresh, _ := NewNet(cfg, params, nil)
+		want, _ := fresh.Forward(x)
+		if !slices.Equal(got.Data, want.Data) {
+			t.Errorf("%s: logits %v, a fresh Net %v", what, got.Data, want.Data)
+		}
+	}
+	if _, _, err := n.ForwardBackward(x, targets, 0.5); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Step(opt, 0.1); err != nil {
+		t.Fatal(err)
+	}
+	n.ZeroGrad()
+	matchesFresh("after Step")
+	if err := n.Step(opt, 0.1); err != nil { // nothing accumulated: the fallback
+		t.Fatal(err)
+	}
+	matchesFresh("after Step's fallback")
+	for _, w := range params {
+		w.Data[0] *= 1.5
+	}
+	n.Invalidate()
+	matchesFresh("after a change and Invalidate")
+}

@@ -287,9 +287,12 @@ func readMetrics(path string, upTo int) ([]Metric, []byte, error) {
 		return nil, nil, fmt.Errorf("runfolder: %w", err)
 	}
 	defer f.Close()
-	if st, err := f.Stat(); err != nil || st.Size() > MaxMetricsBytes {
-		return nil, nil, fmt.Errorf("%w: %s is over %d MiB (%v): move it aside to resume or plot",
-			ErrMetrics, path, MaxMetricsBytes>>20, err)
+	st, err := f.Stat()
+	if err != nil {
+		return nil, nil, fmt.Errorf("runfolder: %w", err)
+	}
+	if st.Size() > MaxMetricsBytes {
+		return nil, nil, fmt.Errorf("%w: %s is over %d MiB: move it aside to resume or plot", ErrMetrics, path, MaxMetricsBytes>>20)
 	}
 	var ms []Metric
 	var raw bytes.Buffer
