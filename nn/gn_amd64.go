@@ -196,7 +196,7 @@ func gatherRowsAVX512(dst, x *float32, tbl *int32, rows *int32, n int)
 // x.
 func gatherRows(panel, x []float32, tbl, rows []int32) bool {
 	n := len(rows) / 2
-	if !hasAVX512 || n == 0 {
+	if !hasGather || n == 0 {
 		return false
 	}
 	_ = panel[n*nr-1]
@@ -211,7 +211,7 @@ func gatherPanelAVX512(dst, x *float32, cols, rows *int32, groups, h, w int)
 // gathers (see gatherPanelAVX512 for cols and rows); false, with nothing
 // written, where AVX-512 is missing. Every in-bounds index must lie in x.
 func gatherPanel(panel, x []float32, cols, rows []int32, groups, h, w int) bool {
-	if !hasAVX512 || groups == 0 {
+	if !hasGather || groups == 0 {
 		return false
 	}
 	_ = panel[groups*16*mr-1]
