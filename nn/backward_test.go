@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/bitrun/bitrun/internal/gradcheck"
@@ -424,4 +425,41 @@ func padPoolBackward(x, dy *nn.Tensor) []float64 {
 		}
 	}
 	return dx
+}
+
+// StandardizedSGDPrepare gives to the bit what StandardizedSGD followed by
+// StandardizePrepareHWIO gives: the updated kernel and velocity, the new
+// standardisation, and products with the packed operands (shapes with
+// column tails past 16 and row counts that are not multiples of 4 or of
+// the row chunks).
+func TestStandardizedSGDPrepare(t *testing.T) {
+	rng := rand.New(rand.NewPCG(6, 6))
+	for _, shape := range [][]int{{3, 3, 5, 7}, {1, 1, 37, 20}, {3, 3, 64, 48}, {1, 1, 300, 16}} {
+		t.Run(fmt.Sprint(shape), func(t *testing.T) {
+			w := randT(rng, 0.2, shape...)
+			v := randT(rng, 0.1, shape...)
+			g0, g1 := randT(rng, 1, shape...), randT(rng, 1, shape...)
+			w2, v2 := w.Clone(), v.Clone()
+			const mu, lr, wd = 0.9, 0.05, 1e-3
+			var a, a2 nn.Arena
+			k := nn.StandardizePrepareHWIO(w, 1, shape[0]/2, true, &a)
+			nn.StandardizedSGD(w, v, k.WS, g0, g1, mu, lr, wd)
+			want := nn.StandardizePrepareHWIO(w, 1, shape[0]/2, true, &a)
+			k2 := nn.StandardizePrepareHWIO(w2, 1, shape[0]/2, true, &a2)
+			got := nn.StandardizedSGDPrepare(w2, v2, k2.WS, g0, g1, mu, lr, wd, 1, shape[0]/2, true, &a2)
+			if !slices.Equal(w.Data, w2.Data) || !slices.Equal(v.Data, v2.Data) {
+				t.Fatal("updated kernel or velocity differs")
+			}
+			if !slices.Equal(got.WS.Scale, want.WS.Scale) || !slices.Equal(got.WS.Shift, want.WS.Shift) {
+				t.Fatalf("standardisation %v %v, want %v %v", got.WS.Scale, got.WS.Shift, want.WS.Scale, want.WS.Shift)
+			}
+			x := randT(rng, 1, 2, shape[2], 6, 6)
+			y, y2 := nn.New(2, shape[3], 6, 6), nn.New(2, shape[3], 6, 6)
+			nn.ConvHWIOInto(y, x, want, 1, shape[0]/2, nil)
+			nn.ConvHWIOInto(y2, x, got, 1, shape[0]/2, nil)
+			if !slices.Equal(y.Data, y2.Data) {
+				t.Error("products with the packed kernels differ")
+			}
+		})
+	}
 }

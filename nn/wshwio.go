@@ -17,14 +17,21 @@ const wsChunks = 8
 // colMoments returns, per column j of the rows×cols matrix w, Σ w and Σ w²
 // over the rows, in float64 (wsGradSums with a unit scale: w·1 + 0 is w).
 func colMoments(w []float32, rows, cols int) (sum, ssq []float64) {
-	unit := make([]float32, 2*cols)
-	one, zero := unit[:cols], unit[cols:]
-	for j := range one {
-		one[j] = 1
-	}
+	one, zero := unitAffine(cols)
 	return colReduce(rows, cols, func(pa, pb []float64, lo, n int) {
 		wsGradSums(pa, pb, w[lo*cols:], nil, w[lo*cols:], one, zero, n, cols)
 	})
+}
+
+// unitAffine returns cols ones and cols zeros: the scale and shift under
+// which wsGradSums sums a matrix's own values and squares.
+func unitAffine(cols int) (one, zero []float32) {
+	unit := make([]float32, 2*cols)
+	one, zero = unit[:cols], unit[cols:]
+	for j := range one {
+		one[j] = 1
+	}
+	return one, zero
 }
 
 // colReduce returns two float64 sums per column of a rows×cols matrix:
@@ -82,11 +89,17 @@ func StandardizeHWIOInto(dst, w *Tensor, inv []float32) {
 // mr rows, each standardised into a small scratch and packed into both
 // operands while in cache. k.W is w itself. Packed panels come from a.
 func StandardizePrepareHWIO(w *Tensor, stride, pad int, dx bool, a *Arena) *HWIOKernel {
+	return prepareStandardized(w, stride, pad, dx, a, func(scale, shift []float32) { wsMoments(w, scale, shift) })
+}
+
+// prepareStandardized is StandardizePrepareHWIO with the standardisation's
+// coefficients written by measure.
+func prepareStandardized(w *Tensor, stride, pad int, dx bool, a *Arena, measure func(scale, shift []float32)) *HWIOKernel {
 	kh, kw, ci, co := dims4(w)
 	rows, taps := kh*kw*ci, kh*kw
 	coef := a.Get(3 * co).Data
 	scale, zero, shift := coef[:co], coef[co:2*co], coef[2*co:]
-	wsMoments(w, scale, shift)
+	measure(scale, shift)
 	clear(zero)
 	k := &HWIOKernel{W: w, WS: WS{Scale: scale, Shift: shift}, fwd: &packedA{data: a.Get(packedLen(co, rows)).Data, m: co, k: rows}}
 	// Blocks of rows [r0, r0+n) with where their input-gradient panel goes.
@@ -158,7 +171,13 @@ func wsMoments(w *Tensor, scale, shift []float32) {
 	kh, kw, ci, co := dims4(w)
 	rows := kh * kw * ci
 	sum, ssq := colMoments(w.Data, rows, co)
-	for j := range scale[:co] {
+	wsFromMoments(sum, ssq, rows, scale, shift)
+}
+
+// wsFromMoments writes the standardisation coefficients of columns whose
+// rows values sum to sum and whose squares sum to ssq.
+func wsFromMoments(sum, ssq []float64, rows int, scale, shift []float32) {
+	for j := range scale {
 		mean := sum[j] / float64(rows)
 		variance := max(0, ssq[j]/float64(rows)-mean*mean)
 		s := 1 / math.Sqrt(variance+WSEpsilon)
@@ -242,24 +261,62 @@ func StandardizationHWIO(w *Tensor) WS {
 // materialising ws, g0+g1 or dw: the first takes the column sums the
 // standardisation backward needs, the second updates w and v.
 func StandardizedSGD(w, v *Tensor, s WS, g0, g1 *Tensor, momentum, lr, weightDecay float32) {
+	rows, co, g1d := checkSGD("StandardizedSGD", w, v, s, g0, g1)
+	b, c := s.backwardCoefs(w, g0.Data, g1d)
+	parallelChunks(rows, max(1, 4096/max(co, 1)), func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			wsSGDRows(w, v, g0.Data, g1d, s, b, c, r, 1, momentum, lr, weightDecay)
+		}
+	})
+}
+
+// checkSGD panics unless the operands of a standardised SGD step (op) fit w
+// [KH,KW,I,O]; it returns w's rows and columns and g1's values (nil for a
+// nil g1).
+func checkSGD(op string, w, v *Tensor, s WS, g0, g1 *Tensor) (rows, co int, g1d []float32) {
 	kh, kw, ci, co := dims4(w)
 	if !SameShape(v.Shape, w.Shape) || !SameShape(g0.Shape, w.Shape) || (g1 != nil && !SameShape(g1.Shape, w.Shape)) ||
 		len(s.Scale) != co || len(s.Shift) != co {
-		panic(fmt.Sprintf("nn: StandardizedSGD: w %v, v %v, g0 %v, scale %d, shift %d", w.Shape, v.Shape, g0.Shape, len(s.Scale), len(s.Shift)))
+		panic(fmt.Sprintf("nn: %s: w %v, v %v, g0 %v, scale %d, shift %d", op, w.Shape, v.Shape, g0.Shape, len(s.Scale), len(s.Shift)))
 	}
-	var g1d []float32
 	if g1 != nil {
 		g1d = g1.Data
 	}
+	return kh * kw * ci, co, g1d
+}
+
+// wsSGDRows runs StandardizedSGD's update over rows r..r+n-1.
+func wsSGDRows(w, v *Tensor, g0, g1 []float32, s WS, b, c []float32, r, n int, momentum, lr, weightDecay float32) {
+	co := len(s.Scale)
+	for ; n > 0; r, n = r+1, n-1 {
+		o := r * co
+		g1r := rowsFrom(g1, o)
+		if g1r != nil {
+			g1r = g1r[:co]
+		}
+		wsSGDRow(w.Data[o:][:co], v.Data[o:][:co], g0[o:][:co], g1r, s.Scale, s.Shift, b, c, momentum, lr, weightDecay)
+	}
+}
+
+// StandardizedSGDPrepare is StandardizedSGD followed by
+// StandardizePrepareHWIO(w, stride, pad, dx, a) of the updated kernel, to
+// the bit, with the new standardisation's moments taken in the update pass
+// while each block of updated rows is in cache (one read of w fewer). s may
+// live in a (reset by the caller): it is read only before anything is
+// taken from a.
+func StandardizedSGDPrepare(w, v *Tensor, s WS, g0, g1 *Tensor, momentum, lr, weightDecay float32, stride, pad int, dx bool, a *Arena) *HWIOKernel {
+	rows, co, g1d := checkSGD("StandardizedSGDPrepare", w, v, s, g0, g1)
 	b, c := s.backwardCoefs(w, g0.Data, g1d)
-	parallelChunks(kh*kw*ci, max(1, 4096/max(co, 1)), func(lo, hi int) {
-		for r := lo; r < hi; r++ {
-			o := r * co
-			g1r := rowsFrom(g1d, o)
-			if g1r != nil {
-				g1r = g1r[:co]
-			}
-			wsSGDRow(w.Data[o:][:co], v.Data[o:][:co], g0.Data[o:][:co], g1r, s.Scale, s.Shift, b, c, momentum, lr, weightDecay)
+	// The moments' row chunks and order are colMoments' (colReduce, blocks
+	// of wsGradSums), so the sums are the bits a separate pass would take.
+	one, zero := unitAffine(co)
+	const block = 4
+	sum, ssq := colReduce(rows, co, func(pa, pb []float64, lo, n int) {
+		for r := lo; r < lo+n; r += block {
+			m := min(block, lo+n-r)
+			wsSGDRows(w, v, g0.Data, g1d, s, b, c, r, m, momentum, lr, weightDecay)
+			wsGradSums(pa, pb, w.Data[r*co:], nil, w.Data[r*co:], one, zero, m, co)
 		}
 	})
+	return prepareStandardized(w, stride, pad, dx, a, func(scale, shift []float32) { wsFromMoments(sum, ssq, rows, scale, shift) })
 }

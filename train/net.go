@@ -199,15 +199,23 @@ func (n *Net) prepare() {
 
 // pack standardises kernel key and packs it into its own arena.
 func (n *Net) pack(key string, stride, pad int) {
+	n.kern[key] = nn.StandardizePrepareHWIO(n.params[key], stride, pad, n.packDx(key), n.kernArena(key))
+	n.packed[key] = true
+}
+
+// kernArena is kernel key's arena, reset.
+func (n *Net) kernArena(key string) *nn.Arena {
 	a := n.karena[key]
 	if a == nil {
 		a = &nn.Arena{}
 		n.karena[key] = a
 	}
 	a.Reset()
-	n.kern[key] = nn.StandardizePrepareHWIO(n.params[key], stride, pad, key != model.RootKernel && n.needDx(key), a)
-	n.packed[key] = true
+	return a
 }
+
+// packDx reports whether kernel key is packed for the input gradient too.
+func (n *Net) packDx(key string) bool { return key != model.RootKernel && n.needDx(key) }
 
 // eachConv calls f with every conv kernel's name, stride and padding, in
 // the order of the forward.
@@ -659,14 +667,19 @@ func (n *Net) Step(opt *SGD, lr float64) error {
 	if err := opt.Step(n.params, rest, lr); err != nil {
 		return err
 	}
-	// Each kernel is standardised and packed for the next forward right
-	// after its update, while its new values are in cache (the next
-	// forward then reads the packing only); the others stay packed.
+	// Each kernel is standardised and packed for the next forward with its
+	// update: the new moments are taken while the updated rows are in
+	// cache (the next forward then reads the packing only); the others
+	// stay packed.
 	where := map[string][2]int{}
 	n.eachConv(func(key string, stride, pad int) { where[key] = [2]int{stride, pad} })
 	for _, k := range steps {
-		nn.StandardizedSGD(k.w, k.v, k.s, k.g0, k.g1, k.mu, float32(lr), k.wd)
-		n.pack(k.name, where[k.name][0], where[k.name][1])
+		// The arena holds k.s, which the update reads before anything is
+		// taken from it.
+		stride, pad := where[k.name][0], where[k.name][1]
+		n.kern[k.name] = nn.StandardizedSGDPrepare(k.w, k.v, k.s, k.g0, k.g1, k.mu, float32(lr), k.wd,
+			stride, pad, n.packDx(k.name), n.kernArena(k.name))
+		n.packed[k.name] = true
 	}
 	n.stepped = true
 	return nil
