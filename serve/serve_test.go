@@ -449,7 +449,7 @@ func TestCancelledNeverReachModel(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	second := make(chan error, 1)
 	go func() { _, err := c.Classify(ctx, img); second <- err }()
-	time.Sleep(20 * time.Millisecond) // let it queue
+	waitFor(t, func() bool { return c.Queued() == 1 }) // it is queued
 	cancel()
 	if err := <-second; !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancelled call returned %v", err)
