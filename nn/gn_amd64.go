@@ -241,3 +241,18 @@ func copyRows16(dst, src []float32, ld, n int) {
 	}
 	copyRows16Go(dst, src, ld, n)
 }
+
+//go:noescape
+func rowSpansAVX512(dst, x *float32, rows *uint64, n int)
+
+// rowSpans packs len(rows) stride-2 panel rows of 16 values with masked
+// loads (see rowSpansAVX512); false, with nothing written, where AVX-512
+// is missing. Every unmasked lane must lie in x.
+func rowSpans(panel, x []float32, rows []uint64) bool {
+	if !hasGather || len(rows) == 0 {
+		return false
+	}
+	_ = panel[16*len(rows)-1]
+	rowSpansAVX512(&panel[0], &x[0], &rows[0], len(rows))
+	return true
+}

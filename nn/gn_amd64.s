@@ -776,3 +776,57 @@ crloop:
 crdone:
 	VZEROUPPER
 	RET
+
+// Even lanes of a pair of vectors (VPERMT2PS indices): stride-2 panel rows.
+DATA evenlanes<>+0(SB)/4, $0
+DATA evenlanes<>+4(SB)/4, $2
+DATA evenlanes<>+8(SB)/4, $4
+DATA evenlanes<>+12(SB)/4, $6
+DATA evenlanes<>+16(SB)/4, $8
+DATA evenlanes<>+20(SB)/4, $10
+DATA evenlanes<>+24(SB)/4, $12
+DATA evenlanes<>+28(SB)/4, $14
+DATA evenlanes<>+32(SB)/4, $16
+DATA evenlanes<>+36(SB)/4, $18
+DATA evenlanes<>+40(SB)/4, $20
+DATA evenlanes<>+44(SB)/4, $22
+DATA evenlanes<>+48(SB)/4, $24
+DATA evenlanes<>+52(SB)/4, $26
+DATA evenlanes<>+56(SB)/4, $28
+DATA evenlanes<>+60(SB)/4, $30
+GLOBL evenlanes<>(SB), RODATA|NOPTR, $64
+
+// func rowSpansAVX512(dst, x *float32, rows *uint64, n int)
+// Packs n panel rows of 16 values from every other input value. rows[p]
+// holds the row's first input offset in x (low 32 bits, signed) and a mask
+// of input lanes (high 32 bits): dst[16p+j] = x[off+2j] where bit 2j is
+// set, 0 elsewhere. Two masked loads and a permute per row; masked-out
+// lanes are not read.
+TEXT ·rowSpansAVX512(SB), NOSPLIT, $0-32
+	MOVQ      dst+0(FP), DI
+	MOVQ      x+8(FP), SI
+	MOVQ      rows+16(FP), R8
+	MOVQ      n+24(FP), CX
+	LEAQ      evenlanes<>(SB), R10
+	VMOVDQU32 (R10), Z5
+	TESTQ     CX, CX
+	JZ        rsdone
+
+rsloop:
+	MOVQ      (R8), AX
+	MOVLQSX   AX, BX
+	SHRQ      $32, AX
+	KMOVD     AX, K1
+	KSHIFTRD  $16, K1, K2
+	VMOVUPS.Z (SI)(BX*4), K1, Z0
+	VMOVUPS.Z 64(SI)(BX*4), K2, Z1
+	VPERMT2PS Z1, Z5, Z0
+	VMOVUPS   Z0, (DI)
+	ADDQ      $8, R8
+	ADDQ      $64, DI
+	DECQ      CX
+	JNZ       rsloop
+
+rsdone:
+	VZEROUPPER
+	RET

@@ -40,3 +40,5 @@ func gatherPanel(panel, x []float32, cols, rows []int32, groups, h, w int) bool 
 var hasGather = false
 
 func copyRows16(dst, src []float32, ld, n int) { copyRows16Go(dst, src, ld, n) }
+
+func rowSpans(panel, x []float32, rows []uint64) bool { return false }
