@@ -816,8 +816,9 @@ rsloop:
 	MOVQ      (R8), AX
 	MOVLQSX   AX, BX
 	SHRQ      $32, AX
-	KMOVD     AX, K1
-	KSHIFTRD  $16, K1, K2
+	KMOVW     AX, K1
+	SHRQ      $16, AX
+	KMOVW     AX, K2
 	VMOVUPS.Z (SI)(BX*4), K1, Z0
 	VMOVUPS.Z 64(SI)(BX*4), K2, Z1
 	VPERMT2PS Z1, Z5, Z0
