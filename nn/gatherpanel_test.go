@@ -63,9 +63,9 @@ func TestPanelGatherMatchesScalar(t *testing.T) {
 
 // TestPackBMatchesScalar: the right operand's panels (packAny's gathers,
 // packRow's masked loads, the 1x1 copies) hold exactly the values the
-// scalar packers write, over random kernels, strides, paddings, image
-// sizes from 1 to 40 pixels wide and column ranges that start and end
-// mid-row and mid-image.
+// scalar packers write, over random kernels, strides, paddings, both row
+// orders, images from smaller than the kernel to 40 pixels wide and column
+// ranges that start and end mid-row and mid-image.
 func TestPackBMatchesScalar(t *testing.T) {
 	if !hasGather {
 		t.Skip("no AVX-512 gathers on this machine: the scalar packers are the only path")
@@ -75,13 +75,14 @@ func TestPackBMatchesScalar(t *testing.T) {
 		k := []int{1, 1, 3, 3, 5, 7}[r.IntN(6)]
 		stride, pad := 1+r.IntN(3), r.IntN(k/2+2)
 		n, c := 1+r.IntN(3), 1+r.IntN(9)
-		h, w := k+r.IntN(12), k+r.IntN(40)
+		h, w := max(1, k-2*pad)+r.IntN(12), max(1, k-2*pad)+r.IntN(40) // down to the padded kernel's size
 		x := make([]float32, n*c*h*w)
 		for i := range x {
 			x[i] = float32(i + 1)
 		}
 		oh, ow := ConvOutSize(h, k, stride, pad), ConvOutSize(w, k, stride, pad)
 		cp := newConvPacker(x, c, h, w, k, k, stride, pad, oh, ow)
+		cp.hwc = r.IntN(2) == 0
 		rows, cols := k*k*c, n*oh*ow
 		p0 := r.IntN(rows)
 		kb := 1 + r.IntN(min(kcMax, rows-p0))
@@ -90,9 +91,9 @@ func TestPackBMatchesScalar(t *testing.T) {
 		size := (nb + nr - 1) / nr * nr * kb
 		got, want := make([]float32, size), make([]float32, size)
 		cp.packB(p0, kb, j0, nb, got)
-		hasGather = false
+		hasGather, hasAVX512 = false, false
 		cp.packB(p0, kb, j0, nb, want)
-		hasGather = true
+		hasGather, hasAVX512 = true, true
 		for i := range got {
 			if got[i] != want[i] {
 				t.Fatalf("k%d s%d p%d n%d c%d %dx%d rows %d+%d cols %d+%d: value %d = %v, scalar %v",

@@ -39,6 +39,10 @@ func gatherPanel(panel, x []float32, cols, rows []int32, groups, h, w int) bool 
 
 var hasGather = false
 
+// hasAVX512 is false without the amd64 assembly (tests switch the
+// assembly paths off through it where they exist).
+var hasAVX512 = false
+
 func copyRows16(dst, src []float32, ld, n int) { copyRows16Go(dst, src, ld, n) }
 
 func rowSpans(panel, x []float32, rows []uint64) bool { return false }
