@@ -3,7 +3,9 @@
 // gradient of every named weight (gradient accumulation over micro-batches,
 // frozen parameters by predicate or preset), SGD with momentum and weight
 // decay (Net.Step applies it straight from the accumulators, each conv
-// kernel's standardisation backward fused with its update), learning-rate
+// kernel's standardisation backward fused with its update and its next
+// standardisation and packing; a Net keeps the packed kernels between steps,
+// so parameters changed other than through Step need Net.Invalidate), learning-rate
 // schedules (linear warmup, staircase decays: the BiT
 // upstream recipe and the shape of the fine-tuning HyperRule), MixUp, and Run,
 // the from-scratch training loop behind `bitrun train` with its run folder
@@ -17,7 +19,8 @@
 //
 // Resources: a Net holds every activation of a micro-batch (roughly 3× the
 // inference activations; R50x1 at 128×128 needs about 60 MB per image) plus
-// one gradient buffer and one momentum buffer per trainable parameter. The
+// one gradient buffer and one momentum buffer per trainable parameter, and
+// every conv kernel's standardised packings (about twice the kernels). The
 // package never prints; Run reports through Options.Logger and
 // Options.Progress.
 package train
