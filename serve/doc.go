@@ -75,6 +75,9 @@
 //     with the defaults), the handler then charges what it parses as an
 //     HTTP body, and a call ends within BodyTimeout + RequestTimeout even
 //     when its client stalls. Idle connections close after IdleTimeout.
+//     The health probes (ServerLive, ServerReady) get 4 slots of their own
+//     past a full budget (at most 4 × MaxBody more), so a busy server
+//     still answers them.
 //   - Decoding: an image header is checked against Config.MaxPixels before
 //     any pixel buffer is allocated, and a JPEG's scans, coefficient memory
 //     and work are bounded from its markers (data.DecodeCostError); one

@@ -94,10 +94,22 @@ func (s *Server) stopGRPC(ctx context.Context) {
 // until its message is in (grpcUnary releases it; the handler then charges
 // what it parses) or the call ends, and is refused ResourceExhausted when
 // the budget has no room; and a call must end within the body timeout
-// (ReadTimeout when that is off) plus RequestTimeout, stalled or not.
-func (s *Server) grpcReceive(ctx context.Context, _ *tap.Info) (context.Context, error) {
-	if err := s.bodies.take(s.cfg.MaxBody); err != nil {
+// (ReadTimeout when that is off) plus RequestTimeout, stalled or not. The
+// health probes (grpcPublic) are admitted past a full budget through
+// grpcProbeSlots slots of their own, so a busy server still answers them.
+func (s *Server) grpcReceive(ctx context.Context, info *tap.Info) (context.Context, error) {
+	var release func()
+	if err := s.bodies.take(s.cfg.MaxBody); err == nil {
+		release = func() { s.bodies.give(s.cfg.MaxBody) }
+	} else if !grpcPublic[path.Base(info.FullMethodName)] {
 		return nil, status.Error(codes.ResourceExhausted, err.Error())
+	} else {
+		select {
+		case s.probes <- struct{}{}:
+			release = func() { <-s.probes }
+		default:
+			return nil, status.Error(codes.ResourceExhausted, err.Error())
+		}
 	}
 	receive := s.cfg.BodyTimeout
 	if receive <= 0 {
@@ -105,10 +117,15 @@ func (s *Server) grpcReceive(ctx context.Context, _ *tap.Info) (context.Context,
 	}
 	ctx, cancel := context.WithTimeout(ctx, receive+s.cfg.RequestTimeout)
 	var once sync.Once
-	release := func() { once.Do(func() { s.bodies.give(s.cfg.MaxBody) }) }
-	context.AfterFunc(ctx, func() { release(); cancel() }) // the call ended or timed out
-	return context.WithValue(ctx, grpcReservation{}, release), nil
+	releaseOnce := func() { once.Do(release) }
+	context.AfterFunc(ctx, func() { releaseOnce(); cancel() }) // the call ended or timed out
+	return context.WithValue(ctx, grpcReservation{}, releaseOnce), nil
 }
+
+// grpcProbeSlots is how many gRPC health calls may be received at once
+// past a full body budget: at most grpcProbeSlots × MaxBody bytes beyond
+// Config.MaxBodyMemory.
+const grpcProbeSlots = 4
 
 // grpcReservation keys the release of a call's grpcReceive reservation.
 type grpcReservation struct{}

@@ -394,13 +394,19 @@ func refRanking(row []float32) []int {
 // response (or error) is sent on the returned channel when it ends.
 func stallGRPC(t *testing.T, addr string, n uint32) <-chan error {
 	t.Helper()
+	return stallGRPCMethod(t, addr, "ModelInfer", n)
+}
+
+// stallGRPCMethod is stallGRPC for another method of the service.
+func stallGRPCMethod(t *testing.T, addr, method string, n uint32) <-chan error {
+	t.Helper()
 	tr := &http2.Transport{AllowHTTP: true, DialTLSContext: func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
 		return (&net.Dialer{}).DialContext(ctx, network, addr)
 	}}
 	t.Cleanup(tr.CloseIdleConnections)
 	pr, pw := io.Pipe()
 	t.Cleanup(func() { pw.Close() })
-	req, err := http.NewRequest("POST", "http://"+addr+"/inference.GRPCInferenceService/ModelInfer", pr)
+	req, err := http.NewRequest("POST", "http://"+addr+"/inference.GRPCInferenceService/"+method, pr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -427,8 +433,9 @@ func stallGRPC(t *testing.T, addr string, n uint32) <-chan error {
 // TestGRPCStalledMessages (found by a security review): calls that declare
 // a large message and stall hold the body budget (Config.MaxBodyMemory),
 // not memory outside it: with room for two, a third call is refused
-// ResourceExhausted before anything is buffered; the stalled calls end
-// once the body and request timeouts pass, and their room comes back.
+// ResourceExhausted before anything is buffered, while the health probes
+// still answer (slots of their own); the stalled calls end once the body
+// and request timeouts pass, and their room comes back.
 func TestGRPCStalledMessages(t *testing.T) {
 	const maxBody = 1 << 20
 	srv, _, _ := newTestServer(t, serve.Config{MaxBody: maxBody, MaxBodyMemory: 2 * maxBody,
@@ -446,10 +453,23 @@ func TestGRPCStalledMessages(t *testing.T) {
 	cl := pb.NewGRPCInferenceServiceClient(conn)
 	first, second := stallGRPC(t, l.Addr().String(), maxBody-1), stallGRPC(t, l.Addr().String(), maxBody-1)
 	waitFor(t, func() bool {
-		_, err := cl.ServerLive(context.Background(), &pb.ServerLiveRequest{})
+		_, err := cl.ServerMetadata(context.Background(), &pb.ServerMetadataRequest{})
 		return status.Code(err) == codes.ResourceExhausted && strings.Contains(err.Error(), "max-body-memory")
 	})
-	for _, c := range []<-chan error{first, second} {
+	if _, err := cl.ServerLive(context.Background(), &pb.ServerLiveRequest{}); err != nil {
+		t.Errorf("liveness probe with the body budget full: %v", err)
+	}
+	// The probes' own slots are bounded too: stalled probes take them all,
+	// and the next probe is refused.
+	var probes []<-chan error
+	for range 4 {
+		probes = append(probes, stallGRPCMethod(t, l.Addr().String(), "ServerLive", maxBody-1))
+	}
+	waitFor(t, func() bool {
+		_, err := cl.ServerLive(context.Background(), &pb.ServerLiveRequest{})
+		return status.Code(err) == codes.ResourceExhausted
+	})
+	for _, c := range append([]<-chan error{first, second}, probes...) {
 		if err := testwait.Returns(t, 10*time.Second, "a stalled gRPC call", func() error { return <-c }); err == nil {
 			t.Error("stalled call: no error")
 		}

@@ -156,6 +156,7 @@ type Server struct {
 	decodeMem *waitBudget   // bytes of decodes in progress: Config.MaxDecodeMemory
 	inFlight  chan struct{} // slots of predict/infer requests
 	bodies    *bodyBudget   // request body bytes held: Config.MaxBodyMemory
+	probes    chan struct{} // gRPC health calls admitted past a full body budget (grpcProbeSlots)
 	draining  atomic.Bool
 
 	mu   sync.Mutex
@@ -173,7 +174,7 @@ type Server struct {
 func NewServer(cfg Config, models ...*Classifier) (*Server, error) {
 	cfg = cfg.withDefaults()
 	s := &Server{cfg: cfg, mux: http.NewServeMux(), decodeSem: make(chan struct{}, cfg.MaxDecodes), decodeMem: newWaitBudget(cfg.MaxDecodeMemory),
-		inFlight: make(chan struct{}, cfg.MaxInFlight), bodies: &bodyBudget{limit: cfg.MaxBodyMemory}}
+		inFlight: make(chan struct{}, cfg.MaxInFlight), bodies: &bodyBudget{limit: cfg.MaxBodyMemory}, probes: make(chan struct{}, grpcProbeSlots)}
 	s.reg = cfg.Registry
 	if s.reg == nil {
 		s.reg = prometheus.NewRegistry()
