@@ -351,18 +351,9 @@ func TestQueueFull(t *testing.T) {
 	img := pngBytes(solid(8, 8, color.RGBA{G: 255, A: 255}))
 	url := ts.URL + "/v1/models/colors/predict"
 	results := make(chan int, 2)
-	post := func() {
-		resp, err := http.Post(url, "image/png", bytes.NewReader(img))
-		if err != nil {
-			results <- -1
-			return
-		}
-		resp.Body.Close()
-		results <- resp.StatusCode
-	}
-	go post()
-	<-r.started // the first request is in the model, held
-	go post()   // the second waits in the queue (capacity 1)
+	go postPNG(url, img, results)
+	<-r.started                   // the first request is in the model, held
+	go postPNG(url, img, results) // the second waits in the queue (capacity 1)
 	waitFor(t, func() bool {
 		_, b := do(t, "GET", ts.URL+"/metrics", "", nil, nil)
 		return strings.Contains(string(b), `bitrun_queue_images{model="colors",version="1"} 1`)
@@ -388,15 +379,7 @@ func TestQueueMetricsCountFormingBatch(t *testing.T) {
 	img := pngBytes(solid(8, 8, color.RGBA{G: 255, A: 255}))
 	codes := make(chan int, 3)
 	for range 3 {
-		go func() {
-			resp, err := http.Post(ts.URL+"/v1/models/colors/predict", "image/png", bytes.NewReader(img))
-			if err != nil {
-				codes <- -1
-				return
-			}
-			resp.Body.Close()
-			codes <- resp.StatusCode
-		}()
+		go postPNG(ts.URL+"/v1/models/colors/predict", img, codes)
 	}
 	waitFor(t, func() bool {
 		_, b := do(t, "GET", ts.URL+"/metrics", "", nil, nil)
@@ -419,6 +402,19 @@ func TestQueueMetricsCountFormingBatch(t *testing.T) {
 	if !strings.Contains(string(b), `bitrun_queue_images{model="colors",version="1"} 0`) {
 		t.Error("queue gauge not back to 0")
 	}
+}
+
+// postPNG posts img to url as a PNG and sends the status code to codes (-1
+// when the request fails); for requests a test runs in the background.
+func postPNG(url string, img []byte, codes chan<- int) {
+	resp, err := http.Post(url, "image/png", bytes.NewReader(img))
+	if err != nil {
+		codes <- -1
+		return
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	codes <- resp.StatusCode
 }
 
 // waitFor polls cond until it holds, for 5 s at the most.
@@ -514,17 +510,9 @@ func TestGracefulShutdown(t *testing.T) {
 	r.hold()
 	const inflight = 3
 	codes := make(chan int, inflight)
+	img := pngBytes(solid(8, 8, color.White))
 	for range inflight {
-		go func() {
-			resp, err := http.Post(base+"/v1/models/colors/predict", "image/png", bytes.NewReader(pngBytes(solid(8, 8, color.White))))
-			if err != nil {
-				codes <- -1
-				return
-			}
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			codes <- resp.StatusCode
-		}()
+		go postPNG(base+"/v1/models/colors/predict", img, codes)
 	}
 	<-r.started // one batch is in the model, the rest are queued
 	waitFor(t, func() bool {
@@ -691,15 +679,7 @@ func TestMaxInFlight(t *testing.T) {
 	r.hold()
 	img := pngBytes(solid(8, 8, color.White))
 	first := make(chan int, 1)
-	go func() {
-		resp, err := http.Post(ts.URL+"/v1/models/colors/predict", "image/png", bytes.NewReader(img))
-		if err != nil {
-			first <- -1
-			return
-		}
-		resp.Body.Close()
-		first <- resp.StatusCode
-	}()
+	go postPNG(ts.URL+"/v1/models/colors/predict", img, first)
 	<-r.started
 	resp, body := do(t, "POST", ts.URL+"/v1/models/colors/predict", "image/png", img, nil)
 	if resp.StatusCode != 503 || !strings.Contains(string(body), "max-in-flight") {
