@@ -24,14 +24,8 @@ func TestPanelGatherMatchesScalar(t *testing.T) {
 		}
 		n, c := 1+r.IntN(3), 1+r.IntN(13)
 		h, w := k+r.IntN(9), k+r.IntN(9)
-		x := make([]float32, n*c*h*w)
-		for i := range x {
-			x[i] = float32(i + 1)
-		}
-		oh, ow := ConvOutSize(h, k, stride, pad), ConvOutSize(w, k, stride, pad)
-		cp := newConvPacker(x, c, h, w, k, k, stride, pad, oh, ow)
-		cp.hwc = r.IntN(2) == 0
-		rows, cols := k*k*c, n*oh*ow
+		cp := numberedPacker(r, n, c, h, w, k, stride, pad)
+		rows, cols := k*k*c, n*cp.pix
 		i0 := r.IntN(rows)
 		mb := 1 + r.IntN(rows-i0)
 		p0 := r.IntN(cols)
@@ -76,14 +70,8 @@ func TestPackBMatchesScalar(t *testing.T) {
 		stride, pad := 1+r.IntN(3), r.IntN(k/2+2)
 		n, c := 1+r.IntN(3), 1+r.IntN(9)
 		h, w := max(1, k-2*pad)+r.IntN(12), max(1, k-2*pad)+r.IntN(40) // down to the padded kernel's size
-		x := make([]float32, n*c*h*w)
-		for i := range x {
-			x[i] = float32(i + 1)
-		}
-		oh, ow := ConvOutSize(h, k, stride, pad), ConvOutSize(w, k, stride, pad)
-		cp := newConvPacker(x, c, h, w, k, k, stride, pad, oh, ow)
-		cp.hwc = r.IntN(2) == 0
-		rows, cols := k*k*c, n*oh*ow
+		cp := numberedPacker(r, n, c, h, w, k, stride, pad)
+		rows, cols := k*k*c, n*cp.pix
 		p0 := r.IntN(rows)
 		kb := 1 + r.IntN(min(kcMax, rows-p0))
 		j0 := r.IntN(cols)
@@ -101,4 +89,17 @@ func TestPackBMatchesScalar(t *testing.T) {
 			}
 		}
 	}
+}
+
+// numberedPacker is a packer over n images [c,h,w] whose values number
+// their positions from 1 (so a value out of place shows), a k×k kernel,
+// and a row order drawn from r.
+func numberedPacker(r *rand.Rand, n, c, h, w, k, stride, pad int) convPacker {
+	x := make([]float32, n*c*h*w)
+	for i := range x {
+		x[i] = float32(i + 1)
+	}
+	cp := newConvPacker(x, c, h, w, k, k, stride, pad, ConvOutSize(h, k, stride, pad), ConvOutSize(w, k, stride, pad))
+	cp.hwc = r.IntN(2) == 0
+	return cp
 }

@@ -410,11 +410,7 @@ func TestNetStep(t *testing.T) {
 // parameters makes the next forward pack every kernel again.
 func TestNetKeepsPackedKernels(t *testing.T) {
 	cfg := tinyConfig(t, 4)
-	x := randomInput(6, 2, 3, 32, 32)
-	targets := make([]float32, 2*4)
-	if err := OneHot([]int{0, 3}, 4, targets); err != nil {
-		t.Fatal(err)
-	}
+	x, targets := twoExamples(t)
 	tr, err := Preset(PresetHeadGN)
 	if err != nil {
 		t.Fatal(err)
@@ -460,11 +456,7 @@ func TestNetKeepsPackedKernels(t *testing.T) {
 // before the change).
 func TestNetForwardSeesEveryUpdate(t *testing.T) {
 	cfg := tinyConfig(t, 4)
-	x := randomInput(6, 2, 3, 32, 32)
-	targets := make([]float32, 2*4)
-	if err := OneHot([]int{0, 3}, 4, targets); err != nil {
-		t.Fatal(err)
-	}
+	x, targets := twoExamples(t)
 	params := randomParams(cfg, 5)
 	n, _ := NewNet(cfg, params, nil)
 	opt := &SGD{Momentum: 0.9, WeightDecay: 1e-2}
@@ -497,4 +489,15 @@ func TestNetForwardSeesEveryUpdate(t *testing.T) {
 	}
 	n.Invalidate()
 	matchesFresh("after a change and Invalidate")
+}
+
+// twoExamples is a batch of two random 32x32 images labelled 0 and 3 of 4
+// classes, and its one-hot targets.
+func twoExamples(t *testing.T) (*nn.Tensor, []float32) {
+	t.Helper()
+	targets := make([]float32, 2*4)
+	if err := OneHot([]int{0, 3}, 4, targets); err != nil {
+		t.Fatal(err)
+	}
+	return randomInput(6, 2, 3, 32, 32), targets
 }
