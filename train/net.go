@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	goruntime "runtime"
-	"sort"
 
 	"github.com/bitrun/bitrun/model"
 	"github.com/bitrun/bitrun/nn"
@@ -632,10 +631,8 @@ func (n *Net) Step(opt *SGD, lr float64) error {
 	// with their gathered gradients; the kernels' state is checked before
 	// anything is written.
 	rest := model.Params{}
-	var convs []string
 	for name, g := range n.grad {
 		if n.conv[name] {
-			convs = append(convs, name)
 			continue
 		}
 		copy(g.Data, n.gacc[name].Data)
@@ -644,24 +641,32 @@ func (n *Net) Step(opt *SGD, lr float64) error {
 		}
 		rest[name] = g
 	}
-	sort.Strings(convs)
 	type kernelStep struct {
 		name         string
+		stride, pad  int
 		w, v, g0, g1 *nn.Tensor
 		s            nn.WS
 		mu, wd       float32
 	}
-	steps := make([]kernelStep, len(convs))
-	for i, name := range convs {
+	var steps []kernelStep // the trainable kernels, in the forward's order
+	var err error
+	n.eachConv(func(name string, stride, pad int) {
+		if !n.conv[name] || err != nil {
+			return
+		}
 		w := n.params[name]
-		v, mu, wd, err := opt.state(name, w)
-		if err != nil {
-			return err
+		var k kernelStep
+		if k.v, k.mu, k.wd, err = opt.state(name, w); err != nil {
+			return
 		}
-		steps[i] = kernelStep{name: name, w: w, v: v, g0: n.gacc[name], s: n.kern[name].WS, mu: mu, wd: wd}
+		k.name, k.stride, k.pad, k.w, k.g0, k.s = name, stride, pad, w, n.gacc[name], n.kern[name].WS
 		if len(from) == 2 {
-			steps[i].g1 = from[1].gacc[name]
+			k.g1 = from[1].gacc[name]
 		}
+		steps = append(steps, k)
+	})
+	if err != nil {
+		return err
 	}
 	n.stepped = false
 	if err := opt.Step(n.params, rest, lr); err != nil {
@@ -671,14 +676,11 @@ func (n *Net) Step(opt *SGD, lr float64) error {
 	// update: the new moments are taken while the updated rows are in
 	// cache (the next forward then reads the packing only); the others
 	// stay packed.
-	where := map[string][2]int{}
-	n.eachConv(func(key string, stride, pad int) { where[key] = [2]int{stride, pad} })
 	for _, k := range steps {
 		// The arena holds k.s, which the update reads before anything is
 		// taken from it.
-		stride, pad := where[k.name][0], where[k.name][1]
 		n.kern[k.name] = nn.StandardizedSGDPrepare(k.w, k.v, k.s, k.g0, k.g1, k.mu, float32(lr), k.wd,
-			stride, pad, n.packDx(k.name), n.kernArena(k.name))
+			k.stride, k.pad, n.packDx(k.name), n.kernArena(k.name))
 		n.packed[k.name] = true
 	}
 	n.stepped = true
