@@ -193,22 +193,28 @@ func TestBodyBudget(t *testing.T) {
 	// refused at once.
 	slowBody(t, addr, maxBody-bytesMinRead)
 	slowBody(t, addr, maxBody-bytesMinRead)
-	budgetRefuses(t, ts.URL, "request bodies in memory")
+	budgetRefuses(t, ts.URL, 2*maxBody, "request bodies in memory")
 }
 
-// budgetRefuses waits until a small predict request to url is refused 503
-// by the body budget with a message holding want: the slow bodies sent
-// before it reserve the budget once the server has read their headers.
-func budgetRefuses(t *testing.T, url, want string) {
+// budgetRefuses waits until the slow bodies sent before it hold the whole
+// body budget of held bytes (bitrun_request_body_bytes: the server reserves
+// them once it has read their headers), then checks that a small predict
+// request to url is refused 503 by the budget with a message holding want.
+// (Probing with requests instead would compete with the slow bodies for
+// the budget and could turn one of them away.)
+func budgetRefuses(t *testing.T, url string, held int64, want string) {
 	t.Helper()
-	img := pngBytes(solid(8, 8, color.White))
-	testwait.Until(t, 10*time.Second, 20*time.Millisecond, func() error {
-		resp, b := do(t, "POST", url+"/v1/models/colors/predict", "image/png", img, nil)
-		if resp.StatusCode != 503 || !strings.Contains(string(b), want) {
-			return fmt.Errorf("%d %s, want 503 from the body budget", resp.StatusCode, b)
+	gauge := fmt.Sprintf("\nbitrun_request_body_bytes %g\n", float64(held))
+	testwait.Until(t, 10*time.Second, 10*time.Millisecond, func() error {
+		if _, b := do(t, "GET", url+"/metrics", "", nil, nil); !strings.Contains(string(b), gauge) {
+			return fmt.Errorf("the slow bodies do not hold %d bytes yet", held)
 		}
 		return nil
 	})
+	resp, b := do(t, "POST", url+"/v1/models/colors/predict", "image/png", pngBytes(solid(8, 8, color.White)), nil)
+	if resp.StatusCode != 503 || !strings.Contains(string(b), want) {
+		t.Fatalf("%d %s, want 503 from the body budget", resp.StatusCode, b)
+	}
 }
 
 // bytesMinRead is bytes.MinRead: readCapped presizes Content-Length plus it.
@@ -320,7 +326,7 @@ func TestBodyMemoryDefault(t *testing.T) {
 	addr := strings.TrimPrefix(ts.URL, "http://")
 	slowBody(t, addr, 1<<20-bytesMinRead)
 	slowBody(t, addr, 1<<20-bytesMinRead)
-	budgetRefuses(t, ts.URL, "max-body-memory")
+	budgetRefuses(t, ts.URL, 2<<20, "max-body-memory")
 }
 
 // TestDecodeMemoryDefault: decodes in progress are bounded in bytes (512

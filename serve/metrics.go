@@ -61,7 +61,7 @@ func (c calls) observe(name, code string, d time.Duration) {
 
 var versionLabels = []string{"model", "version"}
 
-func newMetrics(reg *prometheus.Registry, version, commit string, queued func() []*Classifier) *metrics {
+func newMetrics(reg *prometheus.Registry, version, commit string, queued func() []*Classifier, bodies *bodyBudget) *metrics {
 	latencyBuckets := []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}
 	m := &metrics{
 		http: newCalls("bitrun_http", "HTTP request", "HTTP requests", "route", latencyBuckets),
@@ -99,6 +99,10 @@ func newMetrics(reg *prometheus.Registry, version, commit string, queued func() 
 	build.WithLabelValues(version, commit, goVersion).Set(1)
 	reg.MustRegister(m.http.total, m.http.latency, m.http.inFlight, m.queue, m.batch, m.inference,
 		m.dropped, m.failed, m.loadTime, m.loads, m.grpc.total, m.grpc.latency, m.grpc.inFlight, build, queueCollector{queued},
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "bitrun_request_body_bytes",
+			Help: "Request body bytes held in memory with their parsing copies and gRPC receive reservations, charged to max-body-memory.",
+		}, func() float64 { return float64(bodies.used.Load()) }),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

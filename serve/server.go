@@ -179,7 +179,7 @@ func NewServer(cfg Config, models ...*Classifier) (*Server, error) {
 	if s.reg == nil {
 		s.reg = prometheus.NewRegistry()
 	}
-	s.metrics = newMetrics(s.reg, cfg.Version, cfg.Commit, s.Models)
+	s.metrics = newMetrics(s.reg, cfg.Version, cfg.Commit, s.Models, s.bodies)
 	s.routes()
 	if len(models) > 0 {
 		if err := s.Add(models...); err != nil {
