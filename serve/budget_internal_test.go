@@ -4,9 +4,16 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"mime/multipart"
 	"testing"
 	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/grpc/tap"
+
+	"github.com/bitrun/bitrun/internal/testwait"
 )
 
 // A waitBudget taker waits for bytes given back, and gives up when its
@@ -88,4 +95,58 @@ func TestDecodeUploadRawNoCopy(t *testing.T) {
 	if _, err := decodeUpload("", body, lim, func(b []byte) (bool, error) { return true, nil }); !errors.Is(err, ErrBodyTooLarge) {
 		t.Fatalf("raw body over maxBody: %v, want ErrBodyTooLarge", err)
 	}
+}
+
+// With the body budget full, gRPC health calls are admitted through
+// grpcProbeSlots slots of their own and no more; other calls are refused;
+// a call's slot (or reservation) comes back when its stream ends.
+func TestGRPCProbeSlots(t *testing.T) {
+	s, err := NewServer(Config{MaxBody: 1 << 20, MaxBodyMemory: 2 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	code := func(err error) codes.Code { return status.Code(err) }
+	receive := func(method string) (context.CancelFunc, error) {
+		ctx, end := context.WithCancel(context.Background()) // the stream's context
+		_, err := s.grpcReceive(ctx, &tap.Info{FullMethodName: "/inference.GRPCInferenceService/" + method})
+		return end, err
+	}
+	var ends []context.CancelFunc
+	for range 2 { // fill the budget
+		end, err := receive("ModelInfer")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ends = append(ends, end)
+	}
+	if _, err := receive("ServerMetadata"); code(err) != codes.ResourceExhausted {
+		t.Fatalf("a call with the budget full: %v", err)
+	}
+	for i := range grpcProbeSlots {
+		end, err := receive([]string{"ServerLive", "ServerReady"}[i%2])
+		if err != nil {
+			t.Fatalf("health call %d with the budget full: %v", i, err)
+		}
+		ends = append(ends, end)
+	}
+	if _, err := receive("ServerLive"); code(err) != codes.ResourceExhausted {
+		t.Fatalf("a health call past its %d slots: %v", grpcProbeSlots, err)
+	}
+	ends[len(ends)-1]() // a health call ends: its slot comes back
+	testwait.Until(t, 5*time.Second, time.Millisecond, func() error {
+		end, err := receive("ServerReady")
+		if err == nil {
+			ends[len(ends)-1] = end
+		}
+		return err
+	})
+	for _, end := range ends {
+		end()
+	}
+	testwait.Until(t, 5*time.Second, time.Millisecond, func() error {
+		if used := s.bodies.used.Load(); used != 0 || len(s.probes) != 0 {
+			return fmt.Errorf("%d bytes and %d probe slots still held after every stream ended", used, len(s.probes))
+		}
+		return nil
+	})
 }

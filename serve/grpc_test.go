@@ -394,19 +394,13 @@ func refRanking(row []float32) []int {
 // response (or error) is sent on the returned channel when it ends.
 func stallGRPC(t *testing.T, addr string, n uint32) <-chan error {
 	t.Helper()
-	return stallGRPCMethod(t, addr, "ModelInfer", n)
-}
-
-// stallGRPCMethod is stallGRPC for another method of the service.
-func stallGRPCMethod(t *testing.T, addr, method string, n uint32) <-chan error {
-	t.Helper()
 	tr := &http2.Transport{AllowHTTP: true, DialTLSContext: func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
 		return (&net.Dialer{}).DialContext(ctx, network, addr)
 	}}
 	t.Cleanup(tr.CloseIdleConnections)
 	pr, pw := io.Pipe()
 	t.Cleanup(func() { pw.Close() })
-	req, err := http.NewRequest("POST", "http://"+addr+"/inference.GRPCInferenceService/"+method, pr)
+	req, err := http.NewRequest("POST", "http://"+addr+"/inference.GRPCInferenceService/ModelInfer", pr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -434,12 +428,13 @@ func stallGRPCMethod(t *testing.T, addr, method string, n uint32) <-chan error {
 // a large message and stall hold the body budget (Config.MaxBodyMemory),
 // not memory outside it: with room for two, a third call is refused
 // ResourceExhausted before anything is buffered, while the health probes
-// still answer (slots of their own); the stalled calls end once the body
-// and request timeouts pass, and their room comes back.
+// still answer (slots of their own, bounded: TestGRPCProbeSlots); the
+// stalled calls end once the body and request timeouts pass, and their
+// room comes back.
 func TestGRPCStalledMessages(t *testing.T) {
 	const maxBody = 1 << 20
-	srv, _, _ := newTestServer(t, serve.Config{MaxBody: maxBody, MaxBodyMemory: 2 * maxBody,
-		BodyTimeout: 200 * time.Millisecond, RequestTimeout: 200 * time.Millisecond}, serve.Options{BatchDelay: -1})
+	srv, _, ts := newTestServer(t, serve.Config{MaxBody: maxBody, MaxBodyMemory: 2 * maxBody,
+		BodyTimeout: time.Second, RequestTimeout: time.Second}, serve.Options{BatchDelay: -1})
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -452,24 +447,21 @@ func TestGRPCStalledMessages(t *testing.T) {
 	defer conn.Close()
 	cl := pb.NewGRPCInferenceServiceClient(conn)
 	first, second := stallGRPC(t, l.Addr().String(), maxBody-1), stallGRPC(t, l.Addr().String(), maxBody-1)
+	// Wait until both reserve the budget before probing it (a probe would
+	// compete with them for it).
+	held := fmt.Sprintf("\nbitrun_request_body_bytes %g\n", float64(2*maxBody))
 	waitFor(t, func() bool {
-		_, err := cl.ServerMetadata(context.Background(), &pb.ServerMetadataRequest{})
-		return status.Code(err) == codes.ResourceExhausted && strings.Contains(err.Error(), "max-body-memory")
+		_, b := do(t, "GET", ts.URL+"/metrics", "", nil, nil)
+		return strings.Contains(string(b), held)
 	})
+	if _, err := cl.ServerMetadata(context.Background(), &pb.ServerMetadataRequest{}); status.Code(err) != codes.ResourceExhausted ||
+		!strings.Contains(err.Error(), "max-body-memory") {
+		t.Fatalf("a call with the budget full: %v, want ResourceExhausted", err)
+	}
 	if _, err := cl.ServerLive(context.Background(), &pb.ServerLiveRequest{}); err != nil {
 		t.Errorf("liveness probe with the body budget full: %v", err)
 	}
-	// The probes' own slots are bounded too: stalled probes take them all,
-	// and the next probe is refused.
-	var probes []<-chan error
-	for range 4 {
-		probes = append(probes, stallGRPCMethod(t, l.Addr().String(), "ServerLive", maxBody-1))
-	}
-	waitFor(t, func() bool {
-		_, err := cl.ServerLive(context.Background(), &pb.ServerLiveRequest{})
-		return status.Code(err) == codes.ResourceExhausted
-	})
-	for _, c := range append([]<-chan error{first, second}, probes...) {
+	for _, c := range []<-chan error{first, second} {
 		if err := testwait.Returns(t, 10*time.Second, "a stalled gRPC call", func() error { return <-c }); err == nil {
 			t.Error("stalled call: no error")
 		}
